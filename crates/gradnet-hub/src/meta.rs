@@ -1,0 +1,247 @@
+//! Model repositories, versions and files, kept in redb.
+
+use gradnet_types::request::check_name;
+use gradnet_types::{ContentId, ModelRef};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::blobs::{BlobInfo, Manifest};
+use crate::error::{HubError, Result};
+use crate::version::Version;
+use crate::Hub;
+
+pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
+pub(crate) const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("repos");
+pub(crate) const VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("versions");
+pub(crate) const FILES: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("files");
+pub(crate) const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const BYTES_STORED: &str = "bytes_stored";
+
+/// What a client sends to create a repository.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub task: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub owner: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Repo {
+    pub name: String,
+    pub description: String,
+    pub task: String,
+    pub license: String,
+    pub tags: Vec<String>,
+    pub owner: String,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    #[serde(rename = "versionString")]
+    pub version: String,
+    pub notes: String,
+    pub is_major: bool,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub cid: ContentId,
+    pub size: u64,
+    pub uploaded_at_ms: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn invalid(e: impl ToString) -> HubError {
+    HubError::Invalid(e.to_string())
+}
+
+impl Hub {
+    pub(crate) fn create_tables(&self) -> Result<()> {
+        let tx = self.db().begin_write()?;
+        tx.open_table(BLOBS)?;
+        tx.open_table(REPOS)?;
+        tx.open_table(VERSIONS)?;
+        tx.open_table(FILES)?;
+        tx.open_table(COUNTERS)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn put_manifest(&self, m: &Manifest) -> Result<()> {
+        let tx = self.db().begin_write()?;
+        {
+            let mut blobs = tx.open_table(BLOBS)?;
+            if blobs.get(m.cid.as_bytes().as_slice())?.is_none() {
+                blobs.insert(m.cid.as_bytes().as_slice(), m.encode().as_slice())?;
+                let mut counters = tx.open_table(COUNTERS)?;
+                let stored = counters.get(BYTES_STORED)?.map(|g| g.value()).unwrap_or(0);
+                counters.insert(BYTES_STORED, stored + m.size)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn manifest(&self, cid: &ContentId) -> Result<Manifest> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let g = t.get(cid.as_bytes().as_slice())?.ok_or_else(|| HubError::NotFound(format!("blob {cid}")))?;
+        Manifest::decode(*cid, g.value())
+    }
+
+    pub fn has_blob(&self, cid: &ContentId) -> Result<bool> {
+        let tx = self.db().begin_read()?;
+        Ok(tx.open_table(BLOBS)?.get(cid.as_bytes().as_slice())?.is_some())
+    }
+
+    /// Total size of distinct blobs stored.
+    pub fn bytes_stored(&self) -> Result<u64> {
+        let tx = self.db().begin_read()?;
+        Ok(tx.open_table(COUNTERS)?.get(BYTES_STORED)?.map(|g| g.value()).unwrap_or(0))
+    }
+
+    pub fn create_repo(&self, spec: RepoSpec) -> Result<Repo> {
+        check_name(&spec.name).map_err(invalid)?;
+        let repo = Repo {
+            name: spec.name,
+            description: spec.description,
+            task: spec.task,
+            license: spec.license,
+            tags: spec.tags,
+            owner: spec.owner,
+            created_at_ms: now_ms(),
+        };
+        let tx = self.db().begin_write()?;
+        {
+            let mut t = tx.open_table(REPOS)?;
+            if t.get(repo.name.as_str())?.is_some() {
+                return Err(HubError::AlreadyExists(format!("model repository `{}`", repo.name)));
+            }
+            t.insert(repo.name.as_str(), serde_json::to_vec(&repo)?.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(repo)
+    }
+
+    pub fn repo(&self, name: &str) -> Result<Repo> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(REPOS)?;
+        let g = t.get(name)?.ok_or_else(|| HubError::NotFound(format!("model repository `{name}`")))?;
+        Ok(serde_json::from_slice(g.value())?)
+    }
+
+    pub fn list_repos(&self) -> Result<Vec<Repo>> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(REPOS)?;
+        t.iter()?.map(|r| Ok(serde_json::from_slice(r?.1.value())?)).collect()
+    }
+
+    /// Versions of a repository, oldest first.
+    pub fn list_versions(&self, repo: &str) -> Result<Vec<VersionInfo>> {
+        self.repo(repo)?;
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(VERSIONS)?;
+        let mut out: Vec<VersionInfo> = t
+            .range((repo, "")..)?
+            .map_while(|r| match r {
+                Ok((k, v)) if k.value().0 == repo => Some(serde_json::from_slice(v.value()).map_err(HubError::from)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e.into())),
+            })
+            .collect::<Result<_>>()?;
+        out.sort_by_key(|v| Version::parse(&v.version));
+        Ok(out)
+    }
+
+    pub fn create_version(&self, repo: &str, notes: String, is_major: bool) -> Result<VersionInfo> {
+        let _guard = self.version_lock();
+        let last = self.list_versions(repo)?.last().and_then(|v| Version::parse(&v.version));
+        let info = VersionInfo {
+            version: Version::next(last, is_major).to_string(),
+            notes,
+            is_major,
+            created_at_ms: now_ms(),
+        };
+        let tx = self.db().begin_write()?;
+        tx.open_table(VERSIONS)?.insert((repo, info.version.as_str()), serde_json::to_vec(&info)?.as_slice())?;
+        tx.commit()?;
+        Ok(info)
+    }
+
+    fn check_version(&self, repo: &str, version: &str) -> Result<()> {
+        self.repo(repo)?;
+        let tx = self.db().begin_read()?;
+        if tx.open_table(VERSIONS)?.get((repo, version))?.is_none() {
+            return Err(HubError::NotFound(format!("version `{version}` of model repository `{repo}`")));
+        }
+        Ok(())
+    }
+
+    /// Records an uploaded blob as `file` of a version (replacing an earlier one).
+    pub fn add_file(&self, repo: &str, version: &str, file: &str, blob: BlobInfo) -> Result<FileEntry> {
+        check_name(file).map_err(invalid)?;
+        self.check_version(repo, version)?;
+        let entry = FileEntry { name: file.to_string(), cid: blob.cid, size: blob.size, uploaded_at_ms: now_ms() };
+        let tx = self.db().begin_write()?;
+        tx.open_table(FILES)?.insert((repo, version, file), serde_json::to_vec(&entry)?.as_slice())?;
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    pub fn list_files(&self, repo: &str, version: &str) -> Result<Vec<FileEntry>> {
+        self.check_version(repo, version)?;
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(FILES)?;
+        t.range((repo, version, "")..)?
+            .map_while(|r| match r {
+                Ok((k, v)) if k.value().0 == repo && k.value().1 == version => {
+                    Some(serde_json::from_slice(v.value()).map_err(HubError::from))
+                }
+                Ok(_) => None,
+                Err(e) => Some(Err(e.into())),
+            })
+            .collect()
+    }
+
+    /// The content id a model reference names.
+    pub fn resolve(&self, r: &ModelRef) -> Result<ContentId> {
+        match r {
+            ModelRef::Cid(c) => {
+                if !self.has_blob(c)? {
+                    return Err(HubError::NotFound(format!("model {c}")));
+                }
+                Ok(*c)
+            }
+            ModelRef::Path { repo, version, file } => {
+                let version = match version {
+                    Some(v) => v.clone(),
+                    None => self
+                        .list_versions(repo)?
+                        .pop()
+                        .ok_or_else(|| HubError::NotFound(format!("any version of model repository `{repo}`")))?
+                        .version,
+                };
+                self.list_files(repo, &version)?
+                    .into_iter()
+                    .find(|f| f.name == *file)
+                    .map(|f| f.cid)
+                    .ok_or_else(|| HubError::NotFound(format!("file `{file}` in `{repo}@{version}`")))
+            }
+        }
+    }
+}

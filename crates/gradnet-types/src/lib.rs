@@ -1,0 +1,20 @@
+//! gradnet's shared vocabulary: content ids, tensors and their JSON encodings,
+//! inference modes, requests, receipts and node keys.
+
+pub mod cid;
+pub mod error;
+pub mod json;
+pub mod keys;
+pub mod mode;
+pub mod receipt;
+pub mod request;
+pub mod tensor;
+
+pub use cid::ContentId;
+pub use error::TensorError;
+pub use json::{JsonInputs, OutputFormat};
+pub use keys::NodeKey;
+pub use mode::InferenceMode;
+pub use receipt::{Receipt, ReceiptBody, RuntimeId};
+pub use request::{InferRequest, ModelRef};
+pub use tensor::{DType, NamedTensors, Tensor, TensorData};
