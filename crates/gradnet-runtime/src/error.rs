@@ -1,0 +1,19 @@
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The model cannot be parsed or compiled (a client error about the model).
+    #[error("model cannot be loaded: {0}")]
+    Unloadable(String),
+    /// The inputs do not fit the model's declared inputs.
+    #[error("{0}")]
+    BadInput(String),
+    /// The model failed while running on valid inputs.
+    #[error("inference failed: {0}")]
+    Execution(String),
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// tract errors carry a chain of context; keep all of it in one line.
+pub(crate) fn chain(e: &tract_onnx::prelude::TractError) -> String {
+    format!("{e:#}").replace('\n', " ")
+}

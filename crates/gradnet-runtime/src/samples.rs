@@ -1,0 +1,163 @@
+//! Small ONNX models built in code, with deterministic weights: an MLP, a CNN
+//! and a two-input model with mixed dtypes. Tests, the demo fallback and the
+//! benchmarks use them; nothing here is downloaded.
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+
+/// A dimension in a declared shape.
+pub enum D {
+    N(i64),
+    Sym(&'static str),
+}
+
+fn value_info(name: &str, dt: DataType, dims: &[D]) -> pb::ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| pb::tensor_shape_proto::Dimension {
+            value: Some(match d {
+                D::N(n) => DimValue::DimValue(*n),
+                D::Sym(s) => DimValue::DimParam(s.to_string()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: dt as i32,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn floats(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
+    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Float as i32, float_data: data, ..Default::default() }
+}
+
+fn ints(name: &str, dims: &[i64], data: Vec<i64>) -> pb::TensorProto {
+    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Int64 as i32, int64_data: data, ..Default::default() }
+}
+
+fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: outputs[0].into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+}
+
+fn model(
+    nodes: Vec<pb::NodeProto>,
+    init: Vec<pb::TensorProto>,
+    inputs: Vec<pb::ValueInfoProto>,
+    outputs: Vec<pb::ValueInfoProto>,
+) -> Vec<u8> {
+    pb::ModelProto {
+        ir_version: 8,
+        producer_name: "gradnet-samples".into(),
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        graph: Some(pb::GraphProto {
+            name: "sample".into(),
+            node: nodes,
+            initializer: init,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Deterministic weights in [-scale, scale).
+pub fn weights(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// `x: f32[N, inputs]` → Gemm → Relu → Gemm → `y: f32[N, outputs]`.
+pub fn mlp(inputs: usize, hidden: usize, outputs: usize, seed: u64) -> Vec<u8> {
+    let (i, h, o) = (inputs as i64, hidden as i64, outputs as i64);
+    model(
+        vec![
+            node("Gemm", &["x", "w1", "b1"], &["h"], vec![attr_int("transB", 1)]),
+            node("Relu", &["h"], &["hr"], vec![]),
+            node("Gemm", &["hr", "w2", "b2"], &["y"], vec![attr_int("transB", 1)]),
+        ],
+        vec![
+            floats("w1", &[h, i], weights(hidden * inputs, seed, (1.0 / inputs as f32).sqrt())),
+            floats("b1", &[h], weights(hidden, seed + 1, 0.1)),
+            floats("w2", &[o, h], weights(outputs * hidden, seed + 2, (1.0 / hidden as f32).sqrt())),
+            floats("b2", &[o], weights(outputs, seed + 3, 0.1)),
+        ],
+        vec![value_info("x", DataType::Float, &[D::Sym("N"), D::N(i)])],
+        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(o)])],
+    )
+}
+
+/// `image: f32[N, 1, 28, 28]` → Conv 3x3 (8) → Relu → MaxPool 2x2 → Flatten →
+/// Gemm → `logits: f32[N, 10]`.
+pub fn cnn(seed: u64) -> Vec<u8> {
+    let flat = 8 * 13 * 13;
+    model(
+        vec![
+            node("Conv", &["image", "k", "kb"], &["c"], vec![attr_ints("kernel_shape", &[3, 3])]),
+            node("Relu", &["c"], &["cr"], vec![]),
+            node("MaxPool", &["cr"], &["p"], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]),
+            node("Flatten", &["p"], &["f"], vec![attr_int("axis", 1)]),
+            node("Gemm", &["f", "w", "b"], &["logits"], vec![attr_int("transB", 1)]),
+        ],
+        vec![
+            floats("k", &[8, 1, 3, 3], weights(72, seed, 0.33)),
+            floats("kb", &[8], weights(8, seed + 1, 0.1)),
+            floats("w", &[10, flat], weights(10 * flat as usize, seed + 2, (1.0 / flat as f32).sqrt())),
+            floats("b", &[10], weights(10, seed + 3, 0.1)),
+        ],
+        vec![value_info("image", DataType::Float, &[D::Sym("N"), D::N(1), D::N(28), D::N(28)])],
+        vec![value_info("logits", DataType::Float, &[D::Sym("N"), D::N(10)])],
+    )
+}
+
+/// Two inputs of different dtypes sharing the dim `N`:
+/// `x: f32[N, 2]`, `k: i64[N]` → `y = 2x: f32[N, 2]`, `k1 = k + 1: i64[N]`.
+pub fn two_inputs() -> Vec<u8> {
+    model(
+        vec![node("Mul", &["x", "two"], &["y"], vec![]), node("Add", &["k", "one"], &["k1"], vec![])],
+        vec![floats("two", &[], vec![2.0]), ints("one", &[], vec![1])],
+        vec![
+            value_info("x", DataType::Float, &[D::Sym("N"), D::N(2)]),
+            value_info("k", DataType::Int64, &[D::Sym("N")]),
+        ],
+        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(2)]), value_info("k1", DataType::Int64, &[D::Sym("N")])],
+    )
+}

@@ -1,0 +1,101 @@
+use gradnet_runtime::{samples, Dim, OnnxRuntime, RuntimeConfig, RuntimeError};
+use gradnet_types::json::parse_inputs;
+use gradnet_types::request::output_hash;
+use gradnet_types::{ContentId, TensorData};
+use serde_json::json;
+
+fn rt(threads: usize) -> OnnxRuntime {
+    OnnxRuntime::new(RuntimeConfig { threads, cache_bytes: 256 << 20 })
+}
+
+fn batch(n: usize, width: usize) -> serde_json::Value {
+    let w = samples::weights(n * width, 7, 1.0);
+    json!(w.chunks(width).map(|r| r.to_vec()).collect::<Vec<_>>())
+}
+
+#[test]
+fn mlp_runs_and_matches_a_hand_computation() {
+    let bytes = samples::mlp(4, 8, 3, 1);
+    let r = rt(1);
+    let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
+    assert_eq!(m.signature.inputs[0].shape, Some(vec![Dim::Named("N".into()), Dim::Fixed(4)]));
+    let x = [0.5f32, -1.0, 0.25, 2.0];
+    let (_, out) = r.infer(&m, &parse_inputs(&json!({"x": [x]})).unwrap()).unwrap();
+    // the same computation by hand
+    let w1 = samples::weights(32, 1, 0.5);
+    let b1 = samples::weights(8, 2, 0.1);
+    let w2 = samples::weights(24, 3, (1.0f32 / 8.0).sqrt());
+    let b2 = samples::weights(3, 4, 0.1);
+    let h: Vec<f32> = (0..8).map(|j| (b1[j] + (0..4).map(|i| x[i] * w1[j * 4 + i]).sum::<f32>()).max(0.0)).collect();
+    let y: Vec<f32> = (0..3).map(|k| b2[k] + (0..8).map(|j| h[j] * w2[k * 8 + j]).sum::<f32>()).collect();
+    let TensorData::F32(got) = out["y"].data() else { panic!() };
+    assert_eq!(out["y"].shape(), &[1, 3]);
+    for (a, b) in got.iter().zip(&y) {
+        assert!((a - b).abs() < 1e-5, "{got:?} vs {y:?}");
+    }
+}
+
+#[test]
+fn inputs_are_checked_before_running() {
+    let bytes = samples::two_inputs();
+    let r = rt(1);
+    let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
+    let run = |v: serde_json::Value| r.infer(&m, &parse_inputs(&v).unwrap()).map(|(_, o)| o);
+    let ok = run(json!({"x": [[1.0, 2.0], [3.0, 4.0]], "k": [5, 6]})).unwrap();
+    assert_eq!(ok["k1"].data(), &TensorData::I64(vec![6, 7]));
+    assert_eq!(ok["y"].data(), &TensorData::F32(vec![2.0, 4.0, 6.0, 8.0]));
+    let err = |v| match run(v) {
+        Err(RuntimeError::BadInput(m)) => m,
+        other => panic!("expected a bad-input error, got {:?}", other.map(|_| ())),
+    };
+    assert!(err(json!({"x": [[1.0, 2.0]]})).contains("missing input `k`"));
+    assert!(err(json!({"x": [[1.0, 2.0]], "k": [1], "z": [1]})).contains("unknown input `z`"));
+    assert!(err(json!({"x": [[1.0, 2.0, 3.0]], "k": [1]})).contains("expects 2 at axis 1"));
+    assert!(err(json!({"x": [1.0, 2.0], "k": [1]})).contains("rank"));
+    assert!(err(json!({"x": [[1.0, 2.0]], "k": [1.5]})).contains("cannot be represented as i64"));
+    assert!(err(json!({"x": [["a", "b"]], "k": [1]})).contains("expected f32 values, got strings"));
+    assert!(err(json!({"x": [[1.0, 2.0]], "k": [1, 2]})).contains("dimension `N` is"));
+}
+
+#[test]
+fn corrupt_models_are_unloadable() {
+    let r = rt(1);
+    let mut bytes = samples::mlp(4, 8, 3, 1);
+    bytes.truncate(bytes.len() / 2);
+    assert!(matches!(r.load(ContentId::of(&bytes), &bytes), Err(RuntimeError::Unloadable(_))));
+    let junk = b"definitely not protobuf \xff\xff\xff".to_vec();
+    assert!(matches!(r.load(ContentId::of(&junk), &junk), Err(RuntimeError::Unloadable(_))));
+}
+
+/// Same input → same output bits, across runs, batch layouts of the cache and
+/// thread counts.
+#[test]
+fn outputs_are_bit_identical_across_runs_and_threads() {
+    let img = samples::weights(2 * 28 * 28, 9, 1.0);
+    let images = json!(img.chunks(28 * 28).map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()]).collect::<Vec<_>>());
+    for (bytes, name, input) in [(samples::mlp(64, 256, 10, 3), "x", batch(4, 64)), (samples::cnn(5), "image", images)] {
+        let cid = ContentId::of(&bytes);
+        let inputs = parse_inputs(&json!({ name: input })).unwrap();
+        let mut hashes = vec![];
+        for threads in [1, 2, 4] {
+            let r = rt(threads);
+            let m = r.load(cid, &bytes).unwrap();
+            for _ in 0..2 {
+                hashes.push(output_hash(&r.infer(&m, &inputs).unwrap().1));
+            }
+        }
+        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
+    }
+}
+
+#[test]
+fn plans_are_cached_per_shape() {
+    let bytes = samples::mlp(4, 8, 3, 1);
+    let r = rt(1);
+    let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
+    for n in [1, 1, 2, 1, 2] {
+        r.infer(&m, &parse_inputs(&json!({"x": batch(n, 4)})).unwrap()).unwrap();
+    }
+    let s = r.cache_stats();
+    assert_eq!((s.hits, s.misses), (3, 2));
+}
