@@ -1,1 +1,121 @@
+//! gradnet's HTTP API: the model hub (`/api/v0/...`), inference
+//! (`/v1/infer`), `/health` and Prometheus `/metrics`.
 
+pub mod error;
+pub mod metrics;
+mod routes;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use gradnet_hub::{Hub, HubConfig};
+use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_types::NodeKey;
+use tokio::sync::Semaphore;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest JSON request body (inference inputs), in bytes.
+    pub max_request_bytes: usize,
+    /// Inferences that run at once.
+    pub workers: usize,
+    /// Inferences admitted to wait for a worker; beyond it requests get 429.
+    pub queue_depth: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { max_request_bytes: 32 << 20, workers: 2, queue_depth: 64 }
+    }
+}
+
+/// Everything a node serves from, shared by all handlers.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub hub: Hub,
+    pub runtime: Arc<OnnxRuntime>,
+    pub key: Arc<NodeKey>,
+    pub metrics: Metrics,
+    pub config: ApiConfig,
+    /// Permits for admitted requests (running + queued).
+    admission: Arc<Semaphore>,
+    /// Permits for running inferences.
+    workers: Arc<Semaphore>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(hub: Hub, runtime: OnnxRuntime, key: NodeKey, config: ApiConfig) -> Self {
+        let workers = config.workers.max(1);
+        AppState(Arc::new(Inner {
+            hub,
+            runtime: Arc::new(runtime),
+            key: Arc::new(key),
+            metrics: Metrics::new(),
+            admission: Arc::new(Semaphore::new(workers + config.queue_depth)),
+            workers: Arc::new(Semaphore::new(workers)),
+            config,
+        }))
+    }
+
+    /// Opens a node's state under `data_dir`: `hub/` and `node.key` (created
+    /// on first use).
+    pub fn open(data_dir: &Path, hub: HubConfig, runtime: RuntimeConfig, api: ApiConfig) -> Result<Self, OpenError> {
+        let key = NodeKey::load_or_create(&data_dir.join("node.key"))?;
+        let hub = Hub::open(&data_dir.join("hub"), hub)?;
+        Ok(Self::new(hub, OnnxRuntime::new(runtime), key, api))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("node key: {0}")]
+    Key(#[from] gradnet_types::keys::KeyError),
+    #[error("hub: {0}")]
+    Hub(#[from] gradnet_hub::HubError),
+}
+
+pub fn router(state: AppState) -> Router {
+    let upload_limit = axum::extract::DefaultBodyLimit::disable();
+    let json_limit = axum::extract::DefaultBodyLimit::max(state.config.max_request_bytes);
+    Router::new()
+        .route("/health", get(routes::node::health))
+        .route("/metrics", get(routes::node::metrics))
+        .route("/api/v0/models", post(routes::hub::create_repo).get(routes::hub::list_repos))
+        .route("/api/v0/models/{name}", get(routes::hub::get_repo))
+        .route("/api/v0/models/{name}/versions", post(routes::hub::create_version).get(routes::hub::list_versions))
+        .route(
+            "/api/v0/models/{name}/versions/{ver}/files",
+            post(routes::hub::upload).layer(upload_limit).get(routes::hub::list_files),
+        )
+        .route("/api/v0/blobs/{cid}", get(routes::hub::download))
+        .route("/api/v0/signature/{*model}", get(routes::infer::signature))
+        .route("/v1/infer", post(routes::infer::infer))
+        .layer(json_limit)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,1 +1,40 @@
-fn main(){}
+//! The `gradnet` binary: node, hub client, inference client, receipts, demo.
+
+mod cli;
+mod client;
+mod commands;
+mod config;
+
+use anyhow::Result;
+use clap::Parser;
+
+use cli::{Cli, Command, KeysCmd, NodeCmd, ReceiptCmd};
+use client::Client;
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let client = Client::new(&cli.node);
+    match cli.command {
+        Command::Node(NodeCmd::Start(args)) => commands::node::start(config::NodeConfig::resolve(&args)?).await,
+        Command::Model(cmd) => commands::model::run(&client, cmd).await,
+        Command::Infer(args) => commands::infer::run(&client, args).await,
+        Command::Receipt(ReceiptCmd::Verify { file, signer }) => {
+            println!("{}", commands::receipt::verify_file(&file, signer.as_deref())?);
+            Ok(())
+        }
+        Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),
+        Command::Demo(args) => commands::demo::run(args).await,
+    }
+}

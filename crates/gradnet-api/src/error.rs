@@ -1,0 +1,112 @@
+//! The one error shape every endpoint answers with:
+//! `{"error": {"code": "...", "message": "..."}}` and a fitting status.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gradnet_hub::HubError;
+use gradnet_runtime::RuntimeError;
+use gradnet_types::TensorError;
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Attached to error responses so the metrics layer can count them by code.
+#[derive(Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+    pub fn bad_request(code: &'static str, m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+    }
+    pub fn overloaded() -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "the node is at capacity and its queue is full; retry shortly")
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = self.code, message = %self.message, "request failed");
+        }
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r.extensions_mut().insert(ErrorCode(self.code));
+        r
+    }
+}
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        let m = e.to_string();
+        match e {
+            HubError::NotFound(_) => Self::not_found(m),
+            HubError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, "already_exists", m),
+            HubError::Invalid(_) => Self::bad_request("invalid_request", m),
+            HubError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            HubError::Corrupt { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt", m),
+            HubError::Io(_) | HubError::Db(_) => Self::internal(m),
+        }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> Self {
+        let m = e.to_string();
+        match e {
+            RuntimeError::BadInput(_) => Self::bad_request("invalid_tensor", m),
+            RuntimeError::Unloadable(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "model_unloadable", m),
+            RuntimeError::Execution(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m),
+        }
+    }
+}
+
+impl From<TensorError> for ApiError {
+    fn from(e: TensorError) -> Self {
+        Self::bad_request("invalid_tensor", e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body is larger than the limit"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", r.body_text()),
+            _ => Self::bad_request("invalid_json", r.body_text()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(format!("worker task failed: {e}"))
+    }
+}
+
+/// `Json<T>` whose rejections use gradnet's error shape.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(ApiJson(v))
+    }
+}

@@ -1,0 +1,167 @@
+//! Hub REST: repositories, versions, streamed uploads, ranged downloads.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gradnet_hub::{FileEntry, Repo, RepoSpec, VersionInfo};
+use gradnet_types::ContentId;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiJson};
+use crate::AppState;
+
+pub async fn create_repo(State(s): State<AppState>, ApiJson(spec): ApiJson<RepoSpec>) -> Result<impl IntoResponse, ApiError> {
+    let repo = s.hub.create_repo(spec)?;
+    Ok((StatusCode::CREATED, Json(repo)))
+}
+
+pub async fn list_repos(State(s): State<AppState>) -> Result<Json<Vec<Repo>>, ApiError> {
+    Ok(Json(s.hub.list_repos()?))
+}
+
+pub async fn get_repo(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+    let repo = s.hub.repo(&name)?;
+    let versions = s.hub.list_versions(&name)?;
+    Ok(Json(json!({"repo": repo, "versions": versions})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVersion {
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    is_major: bool,
+}
+
+pub async fn create_version(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    ApiJson(v): ApiJson<NewVersion>,
+) -> Result<impl IntoResponse, ApiError> {
+    let info = s.hub.create_version(&name, v.notes, v.is_major)?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+pub async fn list_versions(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<VersionInfo>>, ApiError> {
+    Ok(Json(s.hub.list_versions(&name)?))
+}
+
+pub async fn list_files(
+    State(s): State<AppState>,
+    Path((name, ver)): Path<(String, String)>,
+) -> Result<Json<Vec<FileEntry>>, ApiError> {
+    Ok(Json(s.hub.list_files(&name, &ver)?))
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    /// File name to store under; defaults to the multipart part's file name.
+    name: Option<String>,
+}
+
+/// Streams the first file part of a multipart body into the hub. A `.onnx`
+/// file must parse as ONNX, or it is refused (422) and not listed.
+pub async fn upload(
+    State(s): State<AppState>,
+    Path((name, ver)): Path<(String, String)>,
+    Query(q): Query<UploadQuery>,
+    headers: HeaderMap,
+    mut mp: Multipart,
+) -> Result<impl IntoResponse, ApiError> {
+    s.hub.list_files(&name, &ver)?; // 404 before reading a byte
+    let limit = s.hub.config().max_blob_size;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit + 64 * 1024) {
+        return Err(gradnet_hub::HubError::TooLarge { limit }.into());
+    }
+    let cut = |e: axum::extract::multipart::MultipartError| ApiError::bad_request("upload_failed", format!("upload was cut off or malformed: {e}"));
+    let mut field = loop {
+        match mp.next_field().await.map_err(cut)? {
+            Some(f) if f.file_name().is_some() || f.name() == Some("file") => break f,
+            Some(_) => continue,
+            None => return Err(ApiError::bad_request("upload_failed", "multipart body has no file part")),
+        }
+    };
+    let file = q
+        .name
+        .or_else(|| field.file_name().map(str::to_owned))
+        .ok_or_else(|| ApiError::bad_request("upload_failed", "no file name: set the part's filename or ?name="))?;
+    gradnet_types::request::check_name(&file).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    let mut w = s.hub.writer()?;
+    while let Some(chunk) = field.chunk().await.map_err(cut)? {
+        w.write(&chunk).await?;
+    }
+    let blob = w.finish().await?;
+    if file.ends_with(".onnx") {
+        let bytes = s.hub.read_all(&blob.cid).await?;
+        let rt = s.runtime.clone();
+        tokio::task::spawn_blocking(move || rt.load(blob.cid, &bytes)).await??;
+    }
+    let entry = s.hub.add_file(&name, &ver, &file, blob)?;
+    Ok((StatusCode::CREATED, Json(entry)))
+}
+
+/// `GET /api/v0/blobs/{cid}`, with single-range `Range: bytes=...` support.
+pub async fn download(State(s): State<AppState>, Path(cid): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let cid: ContentId = cid.parse().map_err(|e| ApiError::bad_request("invalid_cid", format!("invalid content id: {e}")))?;
+    let size = s.hub.manifest(&cid)?.size;
+    let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
+        None => None,
+        Some(r) => Some(parse_range(r, size).ok_or_else(|| {
+            let mut e = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", format!("cannot serve range `{r}` of a {size}-byte blob"));
+            e.message.push_str("; use bytes=START-END, bytes=START- or bytes=-SUFFIX");
+            e
+        })?),
+    };
+    let (start, end) = range.unwrap_or((0, size));
+    let (_, stream) = s.hub.read_range(&cid, start, end).await?;
+    let mut resp = Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, format!("\"{cid}\""));
+    resp = match range {
+        Some(_) => resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.max(1) - 1)),
+        None => resp.status(StatusCode::OK),
+    };
+    resp.body(Body::from_stream(stream)).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Parses one byte range into a half-open `start..end` within `size`.
+fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().ok()?, size),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
+    };
+    (start < end && start < size).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 10)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 100)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 100)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 100)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=5-2", 100), None);
+        assert_eq!(parse_range("bytes=0-1,4-5", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

@@ -1,0 +1,3 @@
+pub mod hub;
+pub mod infer;
+pub mod node;

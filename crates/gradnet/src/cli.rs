@@ -1,0 +1,175 @@
+//! Command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gradnet", version, about = "gradnet: verifiable AI inference — model hub, inference node and CLI")]
+pub struct Cli {
+    /// Node API to talk to (client commands).
+    #[arg(long, global = true, env = "GRADNET_NODE", default_value = "http://127.0.0.1:7700")]
+    pub node: String,
+    /// Log filter, e.g. `info` or `gradnet_api=debug`.
+    #[arg(long, global = true, env = "GRADNET_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Model hub: repositories, versions, files.
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Run a model on a node and print the outputs and the signed receipt.
+    Infer(InferArgs),
+    /// Receipts.
+    #[command(subcommand)]
+    Receipt(ReceiptCmd),
+    /// Node keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Start a node on a temporary data dir, upload a real model, run it, verify the receipt.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Start a node: hub, inference and HTTP API.
+    Start(NodeArgs),
+}
+
+/// Node settings; each flag overrides `GRADNET_*` from the environment, which
+/// overrides the config file, which overrides the defaults.
+#[derive(Args, Clone, Default)]
+pub struct NodeArgs {
+    /// TOML config file.
+    #[arg(long, env = "GRADNET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the hub and the node key live [default: ~/.gradnet].
+    #[arg(long, env = "GRADNET_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the HTTP API [default: 127.0.0.1:7700].
+    #[arg(long, env = "GRADNET_LISTEN")]
+    pub listen: Option<String>,
+    /// Threads per inference [default: 1].
+    #[arg(long, env = "GRADNET_THREADS")]
+    pub threads: Option<usize>,
+    /// Inferences running at once [default: 2].
+    #[arg(long, env = "GRADNET_WORKERS")]
+    pub workers: Option<usize>,
+    /// Inferences waiting for a worker before new ones get 429 [default: 64].
+    #[arg(long, env = "GRADNET_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+    /// Largest file the hub accepts, in bytes [default: 4 GiB].
+    #[arg(long, env = "GRADNET_MAX_BLOB_SIZE")]
+    pub max_blob_size: Option<u64>,
+    /// Largest inference request body, in bytes [default: 32 MiB].
+    #[arg(long, env = "GRADNET_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Memory budget for parsed models and compiled plans, in bytes [default: 2 GiB].
+    #[arg(long, env = "GRADNET_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
+}
+
+#[derive(Subcommand)]
+pub enum ModelCmd {
+    /// Create a model repository.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        task: String,
+        #[arg(long, default_value = "")]
+        license: String,
+        /// Repeat for several tags.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long, default_value = "")]
+        owner: String,
+    },
+    /// Create a new version (1.00, then 1.01 … or 2.00 with --major).
+    Version {
+        name: String,
+        #[arg(long, default_value = "")]
+        notes: String,
+        #[arg(long)]
+        major: bool,
+    },
+    /// Upload a file into a version, with a progress bar.
+    Upload {
+        name: String,
+        version: String,
+        file: PathBuf,
+        /// Store under this file name instead of the local one.
+        #[arg(long = "as")]
+        store_as: Option<String>,
+    },
+    /// List repositories.
+    Ls,
+    /// List the files of a version.
+    Files { name: String, version: String },
+    /// Download a file by content id or `repo@version/file`, checking its hash.
+    Download {
+        model: String,
+        /// Output path [default: the file name or the content id].
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct InferArgs {
+    /// Content id or `repo@version/file`.
+    #[arg(long)]
+    pub model: String,
+    /// Inputs as JSON, or `@file` to read them from a file.
+    #[arg(long)]
+    pub input: String,
+    /// VANILLA, QUORUM, ZKML or TEE.
+    #[arg(long, default_value = "VANILLA")]
+    pub mode: String,
+    /// Output encoding: plain or fixed_point.
+    #[arg(long, default_value = "plain")]
+    pub format: String,
+    /// Also write the whole response (outputs + receipt) here, for `receipt verify`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum ReceiptCmd {
+    /// Check a receipt offline: signature, and the output hash when the file is
+    /// a whole inference response.
+    Verify {
+        file: PathBuf,
+        /// Require this signer (hex public key).
+        #[arg(long)]
+        signer: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Generate an ed25519 node key.
+    New {
+        /// Write the secret seed here (never overwritten); without it only the public key is printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address for the demo node's API.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// Exit after the demo instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
+}

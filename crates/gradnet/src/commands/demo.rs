@@ -1,0 +1,132 @@
+//! `gradnet demo`: a node on a temporary data dir, a real model uploaded to
+//! its hub, one inference through the HTTP API, the receipt verified offline,
+//! and the curl commands to do the same by hand.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::cli::DemoArgs;
+use crate::client::Client;
+use crate::commands::{node, receipt};
+use crate::config::NodeConfig;
+
+const DEMO_MODEL: &str = "ppocr-mobile-v2-cls.onnx";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The demo model from `models/`, running `scripts/fetch-models` if it is missing.
+fn find_model() -> Option<PathBuf> {
+    let dirs: Vec<PathBuf> = std::env::var_os("GRADNET_MODELS_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("models"), repo_root().join("models")])
+        .collect();
+    let found = || dirs.iter().map(|d| d.join(DEMO_MODEL)).find(|p| p.is_file());
+    if let Some(p) = found() {
+        return Some(p);
+    }
+    for script in [PathBuf::from("scripts/fetch-models"), repo_root().join("scripts/fetch-models")] {
+        if script.is_file() {
+            eprintln!("fetching the demo model with {} …", script.display());
+            let ok = std::process::Command::new("python3").arg(&script).args(["--only", DEMO_MODEL]).status();
+            if ok.is_ok_and(|s| s.success()) {
+                return found();
+            }
+        }
+    }
+    None
+}
+
+/// A synthetic 48x192 text line (dark strokes on white), normalised the way
+/// PaddleOCR feeds its classifier: (pixel/255 - 0.5) / 0.5.
+fn text_line_image() -> Value {
+    let (h, w) = (48, 192);
+    let px = |y: usize, x: usize| -> f32 {
+        let ink = (14..34).contains(&y) && (x % 16) < 9 && (8..184).contains(&x) && !((y + x) % 7 == 0);
+        let v: f32 = if ink { 20.0 } else { 245.0 };
+        (v / 255.0 - 0.5) / 0.5
+    };
+    let channel: Vec<Vec<f32>> = (0..h).map(|y| (0..w).map(|x| px(y, x)).collect()).collect();
+    json!([[channel.clone(), channel.clone(), channel]])
+}
+
+pub async fn run(args: DemoArgs) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("gradnet-demo-").tempdir()?;
+    let mut cfg = NodeConfig::resolve(&Default::default())?;
+    cfg.data_dir = tmp.path().join("node");
+    cfg.listen = args.listen.clone();
+    let (state, listener) = match node::open(&cfg).await {
+        Ok(x) => x,
+        Err(_) => {
+            eprintln!("{} is busy; using a free port", cfg.listen);
+            cfg.listen = "127.0.0.1:0".into();
+            node::open(&cfg).await?
+        }
+    };
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gradnet_api::serve(listener, state, async move {
+        tokio::select! { _ = stop_rx => {}, _ = node::shutdown_signal() => {} }
+    }));
+    println!("● node up at {base} (data dir {})", cfg.data_dir.display());
+
+    let c = Client::new(&base);
+    let (path, repo, input, input_name) = match find_model() {
+        Some(p) => (p, "ppocr-cls", text_line_image(), "x"),
+        None => {
+            eprintln!("models/ is missing and could not be fetched; using a CNN generated in code instead");
+            let p = tmp.path().join("sample-cnn.onnx");
+            std::fs::write(&p, gradnet_runtime::samples::cnn(1))?;
+            let img = gradnet_runtime::samples::weights(28 * 28, 2, 1.0);
+            let rows: Vec<Vec<f32>> = img.chunks(28).map(|r| r.to_vec()).collect();
+            (p, "sample-cnn", json!([[rows]]), "image")
+        }
+    };
+    let file = path.file_name().and_then(|n| n.to_str()).context("model file name")?.to_string();
+    let _: Value = c.post("/api/v0/models", &json!({"name": repo, "description": "PaddleOCR text direction classifier (0° / 180°)", "task": "image-classification", "license": "Apache-2.0", "tags": ["ocr", "demo"]})).await?;
+    let v: Value = c.post(&format!("/api/v0/models/{repo}/versions"), &json!({"notes": "demo upload", "is_major": false})).await?;
+    let version = v["versionString"].as_str().unwrap_or("1.00").to_string();
+    let up = c.upload(repo, &version, &path, &file, false).await?;
+    println!("● uploaded {} ({} bytes) as {repo}@{version}/{file}\n  content id {}", path.display(), up["size"], up["cid"].as_str().unwrap_or(""));
+
+    let model = format!("{repo}@{version}/{file}");
+    let request = json!({"model": model, "inputs": {input_name: input}, "mode": "VANILLA"});
+    let started = std::time::Instant::now();
+    let resp: Value = c.post("/v1/infer", &request).await?;
+    println!("● inference in {:.1} ms; outputs:", started.elapsed().as_secs_f64() * 1e3);
+    println!("{}", serde_json::to_string_pretty(&resp["outputs"])?);
+    println!("● receipt:\n{}", serde_json::to_string_pretty(&resp["receipt"])?);
+
+    let saved = tmp.path().join("response.json");
+    std::fs::write(&saved, serde_json::to_vec_pretty(&resp)?)?;
+    let report = receipt::verify_file(&saved, None)?;
+    println!("● receipt verified offline:\n  {}", report.replace('\n', "\n  "));
+
+    let req_file = tmp.path().join("request.json");
+    std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
+    println!("\nTry it yourself:");
+    println!("  curl -s {base}/api/v0/models");
+    println!("  curl -s {base}/api/v0/signature/{model}");
+    println!("  curl -s -H 'content-type: application/json' --data @{} {base}/v1/infer", req_file.display());
+    println!("  gradnet --node {base} infer --model {model} --input @{} --save out.json && gradnet receipt verify out.json", input_file(&tmp, input_name, &request)?.display());
+    println!("  curl -s {base}/metrics");
+
+    if args.once {
+        let _ = stop_tx.send(());
+    } else {
+        println!("\nServing until Ctrl-C …");
+    }
+    server.await??;
+    Ok(())
+}
+
+fn input_file(tmp: &tempfile::TempDir, name: &str, request: &Value) -> Result<PathBuf> {
+    let p = tmp.path().join("inputs.json");
+    std::fs::write(&p, serde_json::to_vec(&json!({name: request["inputs"][name]}))?)?;
+    Ok(p)
+}

@@ -1,0 +1,27 @@
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::cli::InferArgs;
+use crate::client::Client;
+
+/// Reads `--input`: inline JSON or `@path`.
+pub fn read_input(s: &str) -> Result<Value> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+        None => s.to_string(),
+    };
+    serde_json::from_str(&text).context("--input is not valid JSON")
+}
+
+pub async fn run(c: &Client, a: InferArgs) -> Result<()> {
+    let inputs = read_input(&a.input)?;
+    let r: Value = c
+        .post("/v1/infer", &json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format}))
+        .await?;
+    if let Some(path) = &a.save {
+        std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
+        eprintln!("response saved to {}", path.display());
+    }
+    println!("{}", serde_json::to_string_pretty(&r)?);
+    Ok(())
+}

@@ -1,0 +1,6 @@
+pub mod demo;
+pub mod infer;
+pub mod keys;
+pub mod model;
+pub mod node;
+pub mod receipt;

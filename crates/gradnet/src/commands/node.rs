@@ -1,0 +1,32 @@
+use anyhow::{Context, Result};
+use gradnet_api::AppState;
+
+use crate::config::NodeConfig;
+
+/// Opens the node's state and binds its listener.
+pub async fn open(cfg: &NodeConfig) -> Result<(AppState, tokio::net::TcpListener)> {
+    let state = AppState::open(&cfg.data_dir, cfg.hub.clone(), cfg.runtime.clone(), cfg.api.clone())
+        .with_context(|| format!("opening data dir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    Ok((state, listener))
+}
+
+pub async fn start(cfg: NodeConfig) -> Result<()> {
+    let (state, listener) = open(&cfg).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), node = %state.key.public_hex(), threads = cfg.runtime.threads, workers = cfg.api.workers, "node listening");
+    // a line for scripts and tests to wait on
+    println!("gradnet node listening on http://{addr}");
+    gradnet_api::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("node stopped");
+    Ok(())
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

@@ -1,0 +1,53 @@
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use gradnet_types::json::parse_inputs;
+use gradnet_types::request::output_hash;
+use gradnet_types::{ContentId, DType, NamedTensors, Receipt};
+use serde_json::Value;
+
+/// Rebuilds the typed outputs of an inference response (`outputs` in either
+/// encoding plus `output_types`) and hashes them as the node did.
+pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
+    let outputs = parse_inputs(&resp["outputs"]).context("response `outputs`")?;
+    let types = resp["output_types"].as_object().context("response has no `output_types`")?;
+    let mut typed = NamedTensors::new();
+    for (name, t) in outputs {
+        let info = types.get(&name).with_context(|| format!("no output_types entry for `{name}`"))?;
+        let dtype: DType = serde_json::from_value(info["dtype"].clone())?;
+        let tensor = t.to_tensor(&name, dtype)?;
+        let shape: Vec<usize> = serde_json::from_value(info["shape"].clone())?;
+        // an empty or scalar tensor's JSON form does not carry its full shape
+        let tensor = if tensor.shape() == shape { tensor } else { gradnet_types::Tensor::new(shape, tensor.into_data())? };
+        typed.insert(name, tensor);
+    }
+    Ok(output_hash(&typed))
+}
+
+/// Verifies a receipt file or a saved inference response; returns a report.
+pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text).context("not JSON")?;
+    let (receipt_json, response) = match v.get("receipt") {
+        Some(r) => (r.clone(), Some(&v)),
+        None => (v.clone(), None),
+    };
+    let receipt: Receipt = serde_json::from_value(receipt_json).context("not a gradnet receipt")?;
+    match signer {
+        Some(s) => receipt.verify_from(s)?,
+        None => receipt.verify()?,
+    }
+    let mut report = format!(
+        "signature: valid (node {})\nmodel: {}\nrequest: {}\noutput: {}\nruntime: {} {}\nmode: {}",
+        receipt.body.node, receipt.body.model, receipt.body.request_hash, receipt.body.output_hash,
+        receipt.body.runtime.name, receipt.body.runtime.version, receipt.body.mode
+    );
+    if let Some(resp) = response {
+        receipt.check_output(response_output_hash(resp)?)?;
+        report.push_str("\noutputs: match the signed output hash");
+        if resp.get("model").and_then(Value::as_str).is_some_and(|m| m != receipt.body.model.to_string()) {
+            bail!("response names model {} but the receipt signs {}", resp["model"], receipt.body.model);
+        }
+    }
+    Ok(report)
+}

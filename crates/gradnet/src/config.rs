@@ -1,0 +1,90 @@
+//! Node configuration: defaults, then a TOML file, then `GRADNET_*`
+//! environment variables and flags (clap reads both into `NodeArgs`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use gradnet_api::ApiConfig;
+use gradnet_hub::HubConfig;
+use gradnet_runtime::RuntimeConfig;
+use serde::Deserialize;
+
+use crate::cli::NodeArgs;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub threads: Option<usize>,
+    pub workers: Option<usize>,
+    pub queue_depth: Option<usize>,
+    pub max_blob_size: Option<u64>,
+    pub max_request_bytes: Option<usize>,
+    pub cache_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub hub: HubConfig,
+    pub runtime: RuntimeConfig,
+    pub api: ApiConfig,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".gradnet")
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
+}
+
+impl NodeConfig {
+    pub fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
+        let file = match &args.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let hub = HubConfig::default();
+        let rt = RuntimeConfig::default();
+        let api = ApiConfig::default();
+        Ok(NodeConfig {
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(default_data_dir),
+            listen: args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".into()),
+            hub: HubConfig { max_blob_size: args.max_blob_size.or(file.max_blob_size).unwrap_or(hub.max_blob_size) },
+            runtime: RuntimeConfig {
+                threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),
+                cache_bytes: args.cache_bytes.or(file.cache_bytes).unwrap_or(rt.cache_bytes),
+            },
+            api: ApiConfig {
+                max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(api.max_request_bytes),
+                workers: args.workers.or(file.workers).unwrap_or(api.workers).max(1),
+                queue_depth: args.queue_depth.or(file.queue_depth).unwrap_or(api.queue_depth),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gradnet.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nthreads = 2\nworkers = 3\n").unwrap();
+        let args = NodeArgs { config: Some(path.clone()), workers: Some(5), ..Default::default() };
+        let c = NodeConfig::resolve(&args).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9000");
+        assert_eq!(c.runtime.threads, 2);
+        assert_eq!(c.api.workers, 5);
+        assert_eq!(c.api.queue_depth, ApiConfig::default().queue_depth);
+        std::fs::write(&path, "listn = 1").unwrap();
+        let e = NodeConfig::resolve(&args).unwrap_err();
+        assert!(format!("{e:#}").contains("listn"), "{e:#}");
+    }
+}
