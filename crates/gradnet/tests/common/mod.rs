@@ -1,0 +1,134 @@
+//! Helpers for tests that run the real `gradnet` binary on loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
+
+/// A node process; killed when dropped.
+pub struct Node {
+    pub child: Child,
+    pub url: String,
+}
+
+impl Node {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Node {
+        let mut child = Command::new(BIN)
+            .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("GRADNET_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gradnet");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("gradnet node listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("node did not start");
+        Node { child, url }
+    }
+
+    /// Stops the node with SIGTERM and waits for it (a clean shutdown).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).arg("--node").arg(&self.url).args(args).env("GRADNET_LOG", "warn").output().expect("run gradnet")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("GRADNET_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+/// A real model from `scripts/fetch-models`; a clear failure if it is missing.
+pub fn real_model(name: &str) -> PathBuf {
+    let p = models_dir().join(name);
+    assert!(p.is_file(), "{} is missing: run scripts/fetch-models (scripts/test does)", p.display());
+    p
+}
+
+pub async fn post(url: &str, body: Value) -> (u16, Value) {
+    let r = http().post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Creates `repo`, a version, and uploads `bytes` as `file`; returns (model ref, cid).
+pub async fn publish(base: &str, repo: &str, file: &str, bytes: Vec<u8>) -> (String, String) {
+    let (s, _) = post(&format!("{base}/api/v0/models"), json!({"name": repo, "task": "test"})).await;
+    assert_eq!(s, 201);
+    let (s, v) = post(&format!("{base}/api/v0/models/{repo}/versions"), json!({"notes": "", "is_major": false})).await;
+    assert_eq!(s, 201);
+    let ver = v["versionString"].as_str().unwrap().to_string();
+    let (s, up) = upload(base, repo, &ver, file, bytes).await;
+    assert_eq!(s, 201, "{up}");
+    (format!("{repo}@{ver}/{file}"), up["cid"].as_str().unwrap().to_string())
+}
+
+pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(file.to_string());
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let r = http().post(format!("{base}/api/v0/models/{repo}/versions/{ver}/files")).multipart(form).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A text-like image `[1, 3, h, w]` that Python builds bit-identically (see
+/// scripts/make-fixtures): integer pixels, then (p/255 - 0.5)/0.5 in f32.
+pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(3 * h * w);
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
+                let p = if ink { 20 + (x * y + c * 7) % 40 } else { 235 + (x + y + c) % 20 };
+                v.push((p as f32 / 255.0 - 0.5) / 0.5);
+            }
+        }
+    }
+    v
+}
+
+pub fn nest(data: &[f32], shape: &[usize]) -> Value {
+    if shape.is_empty() {
+        return json!(data[0]);
+    }
+    let stride: usize = shape[1..].iter().product();
+    Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
+}
+
+pub fn flatten(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|e| flatten(e, out)),
+        Value::Number(n) => out.push(n.as_f64().unwrap()),
+        other => panic!("unexpected {other}"),
+    }
+}
