@@ -1,7 +1,7 @@
 //! Model repositories, versions and files, kept in redb.
 
 use gradnet_types::request::check_name;
-use gradnet_types::{ContentId, ModelRef};
+use gradnet_types::{now_ms, ContentId, ModelRef};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -60,10 +60,6 @@ pub struct FileEntry {
     pub cid: ContentId,
     pub size: u64,
     pub uploaded_at_ms: u64,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn invalid(e: impl ToString) -> HubError {

@@ -112,9 +112,11 @@ pub async fn download(State(s): State<AppState>, Path(cid): Path<String>, header
     let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
         None => None,
         Some(r) => Some(parse_range(r, size).ok_or_else(|| {
-            let mut e = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable", format!("cannot serve range `{r}` of a {size}-byte blob"));
-            e.message.push_str("; use bytes=START-END, bytes=START- or bytes=-SUFFIX");
-            e
+            ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("cannot serve range `{r}` of a {size}-byte blob; use bytes=START-END, bytes=START- or bytes=-SUFFIX"),
+            )
         })?),
     };
     let (start, end) = range.unwrap_or((0, size));

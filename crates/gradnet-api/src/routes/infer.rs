@@ -12,7 +12,7 @@ use gradnet_runtime::Model;
 use gradnet_types::json::{parse_inputs, Encoded};
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::{output_hash, request_hash};
-use gradnet_types::{ContentId, DType, InferRequest, InferenceMode, ModelRef, Receipt, ReceiptBody};
+use gradnet_types::{now_ms, ContentId, DType, InferRequest, InferenceMode, ModelRef, Receipt, ReceiptBody};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiJson};
@@ -107,8 +107,4 @@ pub async fn signature(State(s): State<AppState>, Path(model): Path<String>) -> 
     let cid = resolve(&s, &model)?;
     let m = load(&s, cid).await?;
     Ok(Json(serde_json::json!({"model": cid, "signature": m.signature})).into_response())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
