@@ -32,7 +32,11 @@ pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
         for y in 0..h {
             for x in 0..w {
                 let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
-                let p = if ink { 20 + (x * y + c * 7) % 40 } else { 235 + (x + y + c) % 20 };
+                let p = if ink {
+                    20 + (x * y + c * 7) % 40
+                } else {
+                    235 + (x + y + c) % 20
+                };
                 v.push((p as f32 / 255.0 - 0.5) / 0.5);
             }
         }
@@ -45,7 +49,11 @@ pub fn nest(data: &[f32], shape: &[usize]) -> Value {
         return json!(data[0]);
     }
     let stride: usize = shape[1..].iter().product();
-    Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
+    Value::Array(
+        (0..shape[0])
+            .map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..]))
+            .collect(),
+    )
 }
 
 pub fn models_dir() -> std::path::PathBuf {
@@ -58,7 +66,15 @@ pub fn models_dir() -> std::path::PathBuf {
 pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
         .unwrap_or(0.0)
         / 1024.0
 }

@@ -17,47 +17,99 @@ use serde_json::json;
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::open(dir.path(), HubConfig::default()).unwrap();
-    let state = AppState::new(hub.clone(), OnnxRuntime::new(RuntimeConfig::default()), NodeKey::generate(), ApiConfig::default());
+    let state = AppState::new(
+        hub.clone(),
+        OnnxRuntime::new(RuntimeConfig::default()),
+        NodeKey::generate(),
+        ApiConfig::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(gradnet_api::serve(listener, state.clone(), std::future::pending()));
+    tokio::spawn(gradnet_api::serve(
+        listener,
+        state.clone(),
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
 
-    let det = std::fs::read(gradnet_bench::models_dir().join("ppocr-v4-det.onnx")).expect("run scripts/fetch-models");
+    let det = std::fs::read(gradnet_bench::models_dir().join("ppocr-v4-det.onnx"))
+        .expect("run scripts/fetch-models");
     let cases = [
-        ("PP-OCRv4 det 1x3x320x320", det, "x", gradnet_bench::nest(&gradnet_bench::pattern_image(320, 320), &[1, 3, 320, 320]), 30),
-        ("MLP 784-128-10, batch 1", gradnet_runtime::samples::mlp(784, 128, 10, 7), "x", gradnet_bench::nest(&gradnet_runtime::samples::weights(784, 1, 1.0), &[1, 784]), 3000),
+        (
+            "PP-OCRv4 det 1x3x320x320",
+            det,
+            "x",
+            gradnet_bench::nest(&gradnet_bench::pattern_image(320, 320), &[1, 3, 320, 320]),
+            30,
+        ),
+        (
+            "MLP 784-128-10, batch 1",
+            gradnet_runtime::samples::mlp(784, 128, 10, 7),
+            "x",
+            gradnet_bench::nest(&gradnet_runtime::samples::weights(784, 1, 1.0), &[1, 784]),
+            3000,
+        ),
     ];
     for (label, bytes, name, input, iters) in cases {
         let cid = hub.put_bytes(&bytes).await.unwrap().cid;
         let rt: Arc<OnnxRuntime> = state.runtime.clone();
         let model = rt.load(cid, &bytes).unwrap();
-        let typed = model.signature.check(&parse_inputs(&json!({ name: input.clone() })).unwrap()).unwrap();
-        let body = serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": { name: input }})).unwrap();
-        let (mut local, mut remote) = (vec![], vec![]);
-        for i in 0..iters + 5 {
-            let s = Instant::now();
-            let m = model.clone();
-            let t = typed.clone();
-            let r = rt.clone();
-            tokio::task::spawn_blocking(move || r.run(&m, &t).unwrap()).await.unwrap();
-            let l = s.elapsed().as_secs_f64() * 1e3;
-            let s = Instant::now();
-            let resp = client.post(format!("{base}/v1/infer")).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.bytes().await.unwrap();
-            let h = s.elapsed().as_secs_f64() * 1e3;
-            if i >= 5 {
-                local.push(l);
-                remote.push(h);
+        let typed = model
+            .signature
+            .check(&parse_inputs(&json!({ name: input.clone() })).unwrap())
+            .unwrap();
+        for (encoding, body) in [
+            (
+                "JSON arrays",
+                json!({"model": cid.to_string(), "inputs": { name: input }}),
+            ),
+            (
+                "base64",
+                json!({"model": cid.to_string(), "inputs": { name: base64(&typed[name]) }, "output_format": "base64"}),
+            ),
+        ] {
+            let body = serde_json::to_vec(&body).unwrap();
+            let (mut local, mut remote) = (vec![], vec![]);
+            for i in 0..iters + 5 {
+                let s = Instant::now();
+                let m = model.clone();
+                let t = typed.clone();
+                let r = rt.clone();
+                tokio::task::spawn_blocking(move || r.run(&m, &t).unwrap())
+                    .await
+                    .unwrap();
+                let l = s.elapsed().as_secs_f64() * 1e3;
+                let s = Instant::now();
+                let resp = client
+                    .post(format!("{base}/v1/infer"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+                let h = s.elapsed().as_secs_f64() * 1e3;
+                if i >= 5 {
+                    local.push(l);
+                    remote.push(h);
+                }
             }
-        }
-        let (l, h) = (gradnet_bench::median(local), gradnet_bench::median(remote));
-        println!(
-            "{label}: in-process {l:.3} ms, HTTP {h:.3} ms, ratio {:.3}x, added {:.0} µs per request (request body {} KiB)",
+            let (l, h) = (gradnet_bench::median(local), gradnet_bench::median(remote));
+            println!(
+            "{label}, {encoding}: in-process {l:.3} ms, HTTP {h:.3} ms, ratio {:.3}x, added {:.0} µs per request (request body {} KiB)",
             h / l,
             (h - l) * 1e3,
             body.len() / 1024
         );
+        }
     }
+}
+
+fn base64(t: &gradnet_types::Tensor) -> serde_json::Value {
+    let gradnet_types::TensorData::F32(v) = t.data() else {
+        panic!("f32 inputs")
+    };
+    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    json!({"dtype": "f32", "shape": t.shape(), "b64": data_encoding::BASE64.encode(&raw)})
 }

@@ -15,7 +15,10 @@ use gradnet_types::{ContentId, NodeKey};
 fn write_file(path: &std::path::Path, mb: usize) -> ContentId {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut h = blake3::Hasher::new();
-    let block: Vec<u8> = gradnet_runtime::samples::weights(1 << 18, 3, 1.0).iter().flat_map(|x| x.to_le_bytes()).collect();
+    let block: Vec<u8> = gradnet_runtime::samples::weights(1 << 18, 3, 1.0)
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
     for i in 0..mb {
         let mut b = block.clone();
         b[..8].copy_from_slice(&(i as u64).to_le_bytes());
@@ -28,15 +31,36 @@ fn write_file(path: &std::path::Path, mb: usize) -> ContentId {
 
 #[tokio::main]
 async fn main() {
-    let mb: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(500);
-    let dir = tempfile::tempdir_in(std::env::var("GRADNET_BENCH_DIR").unwrap_or_else(|_| "target".into())).unwrap();
+    let mb: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(500);
+    let dir = tempfile::tempdir_in(
+        std::env::var("GRADNET_BENCH_DIR").unwrap_or_else(|_| "target".into()),
+    )
+    .unwrap();
     let src = dir.path().join("big.bin");
     let cid = write_file(&src, mb);
     let size = (mb << 20) as f64;
 
-    let hub = Hub::open(&dir.path().join("hub"), HubConfig { max_blob_size: 8 << 30 }).unwrap();
-    let state = AppState::new(hub.clone(), OnnxRuntime::new(RuntimeConfig::default()), NodeKey::generate(), ApiConfig::default());
-    hub.create_repo(gradnet_hub::RepoSpec { name: "big".into(), ..Default::default() }).unwrap();
+    let hub = Hub::open(
+        &dir.path().join("hub"),
+        HubConfig {
+            max_blob_size: 8 << 30,
+        },
+    )
+    .unwrap();
+    let state = AppState::new(
+        hub.clone(),
+        OnnxRuntime::new(RuntimeConfig::default()),
+        NodeKey::generate(),
+        ApiConfig::default(),
+    );
+    hub.create_repo(gradnet_hub::RepoSpec {
+        name: "big".into(),
+        ..Default::default()
+    })
+    .unwrap();
     hub.create_version("big", String::new(), false).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -71,7 +95,10 @@ async fn main() {
             .unwrap();
         assert_eq!(r.status(), 201);
         let up = s.elapsed().as_secs_f64();
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["cid"], cid.to_string());
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["cid"],
+            cid.to_string()
+        );
         // (a second upload of the same bytes does the same work: chunks are
         // written, hashed and fsynced before the store sees they exist)
         let up_rss = gradnet_bench::peak_rss_mib() - base_rss;
@@ -79,8 +106,13 @@ async fn main() {
         // download through the API into a file, fsynced
         let dst = dir.path().join(format!("down{round}.bin"));
         let s = Instant::now();
-        let r = client.get(format!("{base}/api/v0/blobs/{cid}")).send().await.unwrap();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&dst).unwrap());
+        let r = client
+            .get(format!("{base}/api/v0/blobs/{cid}"))
+            .send()
+            .await
+            .unwrap();
+        let mut out =
+            std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&dst).unwrap());
         let mut body = r.bytes_stream();
         while let Some(c) = body.next().await {
             out.write_all(&c.unwrap()).unwrap();
@@ -102,7 +134,11 @@ async fn main() {
             rss
         );
     }
-    let best = |i: usize| rows.iter().map(|r| [r.0, r.1, r.2][i]).fold(f64::MAX, f64::min);
+    let best = |i: usize| {
+        rows.iter()
+            .map(|r| [r.0, r.1, r.2][i])
+            .fold(f64::MAX, f64::min)
+    };
     println!(
         "{mb} MB file: upload {:.2}x and download {:.2}x of plain copy speed (best of 2); peak RSS growth {:.0} MiB",
         best(0) / best(1),

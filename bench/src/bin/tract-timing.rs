@@ -9,7 +9,13 @@ use serde_json::json;
 
 fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let (path, name, shape, iters, threads) = (&a[1], &a[2], &a[3], a[4].parse().unwrap(), a[5].parse().unwrap());
+    let (path, name, shape, iters, threads) = (
+        &a[1],
+        &a[2],
+        &a[3],
+        a[4].parse().unwrap(),
+        a[5].parse().unwrap(),
+    );
     let shape: Vec<usize> = shape.split(',').map(|d| d.parse().unwrap()).collect();
     let bytes = std::fs::read(path).unwrap();
     let n: usize = shape.iter().product();
@@ -18,9 +24,15 @@ fn main() {
     } else {
         gradnet_runtime::samples::weights(n, 42, 1.0)
     };
-    let rt = OnnxRuntime::new(RuntimeConfig { threads, cache_bytes: 1 << 30 });
+    let rt = OnnxRuntime::new(RuntimeConfig {
+        threads,
+        cache_bytes: 1 << 30,
+    });
     let model = rt.load(ContentId::of(&bytes), &bytes).unwrap();
-    let inputs = model.signature.check(&parse_inputs(&json!({ name: gradnet_bench::nest(&data, &shape) })).unwrap()).unwrap();
+    let inputs = model
+        .signature
+        .check(&parse_inputs(&json!({ name: gradnet_bench::nest(&data, &shape) })).unwrap())
+        .unwrap();
     let ms = gradnet_bench::median_ms(3, iters, || {
         rt.run(&model, &inputs).unwrap();
     });

@@ -22,7 +22,11 @@ pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(code: &'static str, m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, m)
@@ -31,7 +35,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", m)
     }
     pub fn overloaded() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "the node is at capacity and its queue is full; retry shortly")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "overloaded",
+            "the node is at capacity and its queue is full; retry shortly",
+        )
     }
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
@@ -45,8 +53,11 @@ impl IntoResponse for ApiError {
         }
         let body = json!({"error": {"code": self.code, "message": self.message}});
         let mut r = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::TOO_MANY_REQUESTS || self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            || self.status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         r.extensions_mut().insert(ErrorCode(self.code));
         r
@@ -61,7 +72,9 @@ impl From<HubError> for ApiError {
             HubError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, "already_exists", m),
             HubError::Invalid(_) => Self::bad_request("invalid_request", m),
             HubError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
-            HubError::Corrupt { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt", m),
+            HubError::Corrupt { .. } => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt", m)
+            }
             HubError::Io(_) | HubError::Db(_) => Self::internal(m),
         }
     }
@@ -72,8 +85,12 @@ impl From<RuntimeError> for ApiError {
         let m = e.to_string();
         match e {
             RuntimeError::BadInput(_) => Self::bad_request("invalid_tensor", m),
-            RuntimeError::Unloadable(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "model_unloadable", m),
-            RuntimeError::Execution(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m),
+            RuntimeError::Unloadable(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "model_unloadable", m)
+            }
+            RuntimeError::Execution(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m)
+            }
         }
     }
 }
@@ -87,8 +104,16 @@ impl From<TensorError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body is larger than the limit"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", r.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "request body is larger than the limit",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                r.body_text(),
+            ),
             _ => Self::bad_request("invalid_json", r.body_text()),
         }
     }

@@ -31,7 +31,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_request_bytes: 32 << 20, workers: 2, queue_depth: 64 }
+        ApiConfig {
+            max_request_bytes: 32 << 20,
+            workers: 2,
+            queue_depth: 64,
+        }
     }
 }
 
@@ -74,7 +78,12 @@ impl AppState {
 
     /// Opens a node's state under `data_dir`: `hub/` and `node.key` (created
     /// on first use).
-    pub fn open(data_dir: &Path, hub: HubConfig, runtime: RuntimeConfig, api: ApiConfig) -> Result<Self, OpenError> {
+    pub fn open(
+        data_dir: &Path,
+        hub: HubConfig,
+        runtime: RuntimeConfig,
+        api: ApiConfig,
+    ) -> Result<Self, OpenError> {
         let key = NodeKey::load_or_create(&data_dir.join("node.key"))?;
         let hub = Hub::open(&data_dir.join("hub"), hub)?;
         Ok(Self::new(hub, OnnxRuntime::new(runtime), key, api))
@@ -95,18 +104,29 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::node::health))
         .route("/metrics", get(routes::node::metrics))
-        .route("/api/v0/models", post(routes::hub::create_repo).get(routes::hub::list_repos))
+        .route(
+            "/api/v0/models",
+            post(routes::hub::create_repo).get(routes::hub::list_repos),
+        )
         .route("/api/v0/models/{name}", get(routes::hub::get_repo))
-        .route("/api/v0/models/{name}/versions", post(routes::hub::create_version).get(routes::hub::list_versions))
+        .route(
+            "/api/v0/models/{name}/versions",
+            post(routes::hub::create_version).get(routes::hub::list_versions),
+        )
         .route(
             "/api/v0/models/{name}/versions/{ver}/files",
-            post(routes::hub::upload).layer(upload_limit).get(routes::hub::list_files),
+            post(routes::hub::upload)
+                .layer(upload_limit)
+                .get(routes::hub::list_files),
         )
         .route("/api/v0/blobs/{cid}", get(routes::hub::download))
         .route("/api/v0/signature/{*model}", get(routes::infer::signature))
         .route("/v1/infer", post(routes::infer::infer))
         .layer(json_limit)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -117,5 +137,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

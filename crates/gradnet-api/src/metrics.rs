@@ -7,7 +7,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::error::ErrorCode;
@@ -29,20 +30,42 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("gradnet".into()), None).expect("registry");
-        let requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests by route and status"), &["route", "status"]).unwrap();
-        let buckets = vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )
+        .unwrap();
+        let buckets = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0, 10.0,
+        ];
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route").buckets(buckets),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(buckets),
             &["route"],
         )
         .unwrap();
-        let errors = IntCounterVec::new(Opts::new("http_errors_total", "Error responses by error code"), &["code"]).unwrap();
+        let errors = IntCounterVec::new(
+            Opts::new("http_errors_total", "Error responses by error code"),
+            &["code"],
+        )
+        .unwrap();
         let inferences = IntCounter::new("inferences_total", "Inferences completed").unwrap();
         let inflight = IntGauge::new("inference_running", "Inferences running now").unwrap();
-        let queued = IntGauge::new("inference_queued", "Inferences admitted and waiting for a worker").unwrap();
-        let cache_hits = IntGauge::new("plan_cache_hits_total", "Compiled-plan cache hits").unwrap();
-        let cache_misses = IntGauge::new("plan_cache_misses_total", "Compiled-plan cache misses").unwrap();
-        let bytes_stored = IntGauge::new("hub_bytes_stored", "Bytes of distinct blobs in the hub").unwrap();
+        let queued = IntGauge::new(
+            "inference_queued",
+            "Inferences admitted and waiting for a worker",
+        )
+        .unwrap();
+        let cache_hits =
+            IntGauge::new("plan_cache_hits_total", "Compiled-plan cache hits").unwrap();
+        let cache_misses =
+            IntGauge::new("plan_cache_misses_total", "Compiled-plan cache misses").unwrap();
+        let bytes_stored =
+            IntGauge::new("hub_bytes_stored", "Bytes of distinct blobs in the hub").unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -56,16 +79,30 @@ impl Metrics {
         ] {
             registry.register(c).expect("metric names are unique");
         }
-        Metrics { registry, requests, latency, errors, inferences, inflight, queued, cache_hits, cache_misses, bytes_stored }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            errors,
+            inferences,
+            inflight,
+            queued,
+            cache_hits,
+            cache_misses,
+            bytes_stored,
+        }
     }
 
     pub fn render(&self, state: &AppState) -> String {
         let s = state.runtime.cache_stats();
         self.cache_hits.set(s.hits as i64);
         self.cache_misses.set(s.misses as i64);
-        self.bytes_stored.set(state.hub.bytes_stored().unwrap_or(0) as i64);
+        self.bytes_stored
+            .set(state.hub.bytes_stored().unwrap_or(0) as i64);
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut out).expect("text encoding");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding");
         String::from_utf8(out).expect("utf-8")
     }
 }
@@ -78,12 +115,20 @@ impl Default for Metrics {
 
 /// Middleware: counts and times every request under its route template.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
     let resp = next.run(req).await;
     let m = &state.metrics;
-    m.latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
-    m.requests.with_label_values(&[&route, resp.status().as_str()]).inc();
+    m.latency
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    m.requests
+        .with_label_values(&[&route, resp.status().as_str()])
+        .inc();
     if let Some(ErrorCode(code)) = resp.extensions().get::<ErrorCode>() {
         m.errors.with_label_values(&[code]).inc();
     }

@@ -35,7 +35,10 @@ impl Manifest {
     }
 
     pub(crate) fn decode(cid: ContentId, b: &[u8]) -> Result<Manifest> {
-        let bad = || HubError::Corrupt { cid, detail: "manifest is malformed".into() };
+        let bad = || HubError::Corrupt {
+            cid,
+            detail: "manifest is malformed".into(),
+        };
         if b.len() < 16 || (b.len() - 16) % 32 != 0 {
             return Err(bad());
         }
@@ -123,22 +126,36 @@ impl BlobWriter {
         let staging = self.staging.clone();
         self.pending = Some(tokio::task::spawn_blocking(move || {
             let mut hasher = hasher;
-            hasher.update(&chunk);
-            let hash = *blake3::hash(&chunk).as_bytes();
-            let path = staging.join(hex::encode(hash));
-            write_synced(&path, &chunk)?;
-            Ok((hasher, hash))
+            // the blob's hash and the chunk's (hash, write, fsync) run side by side
+            let stored = std::thread::scope(|s| {
+                let chunk = &chunk;
+                let store = s.spawn(move || -> std::io::Result<[u8; 32]> {
+                    let hash = *blake3::hash(chunk).as_bytes();
+                    write_synced(&staging.join(hex::encode(hash)), chunk)?;
+                    Ok(hash)
+                });
+                hasher.update(chunk);
+                store
+                    .join()
+                    .map_err(|_| std::io::Error::other("chunk writer panicked"))
+            })?;
+            Ok((hasher, stored?))
         }));
         Ok(())
     }
 
     async fn settle(&mut self) -> Result<blake3::Hasher> {
         if let Some(p) = self.pending.take() {
-            let (hasher, hash) = p.await.map_err(|e| HubError::Io(std::io::Error::other(e)))??;
+            let (hasher, hash) = p
+                .await
+                .map_err(|e| HubError::Io(std::io::Error::other(e)))??;
             self.chunks.push(hash);
             return Ok(hasher);
         }
-        Ok(self.hasher.take().expect("hasher is present when nothing is pending"))
+        Ok(self
+            .hasher
+            .take()
+            .expect("hasher is present when nothing is pending"))
     }
 
     pub async fn finish(mut self) -> Result<BlobInfo> {
@@ -147,7 +164,11 @@ impl BlobWriter {
         }
         let hasher = self.settle().await?;
         let cid = ContentId::from_hash(hasher.finalize());
-        let manifest = Manifest { cid, size: self.size, chunks: std::mem::take(&mut self.chunks) };
+        let manifest = Manifest {
+            cid,
+            size: self.size,
+            chunks: std::mem::take(&mut self.chunks),
+        };
         let hub = self.hub.clone();
         let staging = self.staging.clone();
         tokio::task::spawn_blocking(move || {
@@ -165,7 +186,10 @@ impl BlobWriter {
         })
         .await
         .map_err(|e| HubError::Io(std::io::Error::other(e)))??;
-        Ok(BlobInfo { cid, size: self.size })
+        Ok(BlobInfo {
+            cid,
+            size: self.size,
+        })
     }
 }
 
@@ -190,9 +214,15 @@ impl Hub {
         let len = m.chunk_len(i);
         let cid = m.cid;
         let data = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-            let data = std::fs::read(&path).map_err(|e| HubError::Corrupt { cid, detail: format!("chunk {i}: {e}") })?;
+            let data = std::fs::read(&path).map_err(|e| HubError::Corrupt {
+                cid,
+                detail: format!("chunk {i}: {e}"),
+            })?;
             if data.len() != len || *blake3::hash(&data).as_bytes() != want {
-                return Err(HubError::Corrupt { cid, detail: format!("chunk {i} does not match its hash") });
+                return Err(HubError::Corrupt {
+                    cid,
+                    detail: format!("chunk {i} does not match its hash"),
+                });
             }
             Ok(data)
         })
@@ -215,12 +245,23 @@ impl Hub {
     ) -> Result<(Manifest, impl Stream<Item = Result<Bytes>> + Send + 'static)> {
         let m = self.manifest(cid)?;
         if start > end || end > m.size {
-            return Err(HubError::Invalid(format!("range {start}..{end} is outside 0..{}", m.size)));
+            return Err(HubError::Invalid(format!(
+                "range {start}..{end} is outside 0..{}",
+                m.size
+            )));
         }
         let cs = CHUNK_SIZE as u64;
         let first = (start / cs) as usize;
-        let last = if end == start { first } else { ((end - 1) / cs) as usize + 1 };
-        let first_bytes = if start < end { Some(self.read_chunk(&m, first).await?) } else { None };
+        let last = if end == start {
+            first
+        } else {
+            ((end - 1) / cs) as usize + 1
+        };
+        let first_bytes = if start < end {
+            Some(self.read_chunk(&m, first).await?)
+        } else {
+            None
+        };
         let hub = self.clone();
         let man = m.clone();
         let stream = futures::stream::try_unfold((first, first_bytes), move |(i, ready)| {
@@ -252,7 +293,10 @@ impl Hub {
         }
         if ContentId::of(&out) != *cid {
             tracing::error!(%cid, "blob manifest does not hash to its id");
-            return Err(HubError::Corrupt { cid: *cid, detail: "content does not hash to its id".into() });
+            return Err(HubError::Corrupt {
+                cid: *cid,
+                detail: "content does not hash to its id".into(),
+            });
         }
         Ok(out)
     }

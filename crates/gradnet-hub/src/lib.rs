@@ -22,7 +22,9 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { max_blob_size: 4 << 30 }
+        HubConfig {
+            max_blob_size: 4 << 30,
+        }
     }
 }
 
@@ -44,7 +46,12 @@ impl Hub {
         // uploads that were cut off leave staging folders behind
         let _ = std::fs::remove_dir_all(dir.join("staging"));
         let db = redb::Database::create(dir.join("meta.redb"))?;
-        let hub = Hub(Arc::new(Inner { dir: dir.to_path_buf(), db, config, version_lock: Mutex::new(()) }));
+        let hub = Hub(Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            db,
+            config,
+            version_lock: Mutex::new(()),
+        }));
         hub.create_tables()?;
         Ok(hub)
     }
@@ -59,8 +66,16 @@ impl Hub {
     }
 
     pub fn writer_with_limit(&self, limit: u64) -> Result<BlobWriter> {
-        let staging = self.0.dir.join("staging").join(format!("{:016x}", rand_id()));
-        BlobWriter::new(self.clone(), staging, limit.min(self.0.config.max_blob_size))
+        let staging = self
+            .0
+            .dir
+            .join("staging")
+            .join(format!("{:016x}", rand_id()));
+        BlobWriter::new(
+            self.clone(),
+            staging,
+            limit.min(self.0.config.max_blob_size),
+        )
     }
 
     pub(crate) fn db(&self) -> &redb::Database {
@@ -72,13 +87,21 @@ impl Hub {
     }
 
     pub(crate) fn version_lock(&self) -> MutexGuard<'_, ()> {
-        self.0.version_lock.lock().unwrap_or_else(|p| p.into_inner())
+        self.0
+            .version_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 
 fn rand_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.finish()
 }

@@ -96,19 +96,28 @@ impl Hub {
     pub fn manifest(&self, cid: &ContentId) -> Result<Manifest> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(BLOBS)?;
-        let g = t.get(cid.as_bytes().as_slice())?.ok_or_else(|| HubError::NotFound(format!("blob {cid}")))?;
+        let g = t
+            .get(cid.as_bytes().as_slice())?
+            .ok_or_else(|| HubError::NotFound(format!("blob {cid}")))?;
         Manifest::decode(*cid, g.value())
     }
 
     pub fn has_blob(&self, cid: &ContentId) -> Result<bool> {
         let tx = self.db().begin_read()?;
-        Ok(tx.open_table(BLOBS)?.get(cid.as_bytes().as_slice())?.is_some())
+        Ok(tx
+            .open_table(BLOBS)?
+            .get(cid.as_bytes().as_slice())?
+            .is_some())
     }
 
     /// Total size of distinct blobs stored.
     pub fn bytes_stored(&self) -> Result<u64> {
         let tx = self.db().begin_read()?;
-        Ok(tx.open_table(COUNTERS)?.get(BYTES_STORED)?.map(|g| g.value()).unwrap_or(0))
+        Ok(tx
+            .open_table(COUNTERS)?
+            .get(BYTES_STORED)?
+            .map(|g| g.value())
+            .unwrap_or(0))
     }
 
     pub fn create_repo(&self, spec: RepoSpec) -> Result<Repo> {
@@ -126,7 +135,10 @@ impl Hub {
         {
             let mut t = tx.open_table(REPOS)?;
             if t.get(repo.name.as_str())?.is_some() {
-                return Err(HubError::AlreadyExists(format!("model repository `{}`", repo.name)));
+                return Err(HubError::AlreadyExists(format!(
+                    "model repository `{}`",
+                    repo.name
+                )));
             }
             t.insert(repo.name.as_str(), serde_json::to_vec(&repo)?.as_slice())?;
         }
@@ -137,14 +149,18 @@ impl Hub {
     pub fn repo(&self, name: &str) -> Result<Repo> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
-        let g = t.get(name)?.ok_or_else(|| HubError::NotFound(format!("model repository `{name}`")))?;
+        let g = t
+            .get(name)?
+            .ok_or_else(|| HubError::NotFound(format!("model repository `{name}`")))?;
         Ok(serde_json::from_slice(g.value())?)
     }
 
     pub fn list_repos(&self) -> Result<Vec<Repo>> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
-        t.iter()?.map(|r| Ok(serde_json::from_slice(r?.1.value())?)).collect()
+        t.iter()?
+            .map(|r| Ok(serde_json::from_slice(r?.1.value())?))
+            .collect()
     }
 
     /// Versions of a repository, oldest first.
@@ -155,7 +171,9 @@ impl Hub {
         let mut out: Vec<VersionInfo> = t
             .range((repo, "")..)?
             .map_while(|r| match r {
-                Ok((k, v)) if k.value().0 == repo => Some(serde_json::from_slice(v.value()).map_err(HubError::from)),
+                Ok((k, v)) if k.value().0 == repo => {
+                    Some(serde_json::from_slice(v.value()).map_err(HubError::from))
+                }
                 Ok(_) => None,
                 Err(e) => Some(Err(e.into())),
             })
@@ -166,7 +184,10 @@ impl Hub {
 
     pub fn create_version(&self, repo: &str, notes: String, is_major: bool) -> Result<VersionInfo> {
         let _guard = self.version_lock();
-        let last = self.list_versions(repo)?.last().and_then(|v| Version::parse(&v.version));
+        let last = self
+            .list_versions(repo)?
+            .last()
+            .and_then(|v| Version::parse(&v.version));
         let info = VersionInfo {
             version: Version::next(last, is_major).to_string(),
             notes,
@@ -174,7 +195,10 @@ impl Hub {
             created_at_ms: now_ms(),
         };
         let tx = self.db().begin_write()?;
-        tx.open_table(VERSIONS)?.insert((repo, info.version.as_str()), serde_json::to_vec(&info)?.as_slice())?;
+        tx.open_table(VERSIONS)?.insert(
+            (repo, info.version.as_str()),
+            serde_json::to_vec(&info)?.as_slice(),
+        )?;
         tx.commit()?;
         Ok(info)
     }
@@ -183,18 +207,34 @@ impl Hub {
         self.repo(repo)?;
         let tx = self.db().begin_read()?;
         if tx.open_table(VERSIONS)?.get((repo, version))?.is_none() {
-            return Err(HubError::NotFound(format!("version `{version}` of model repository `{repo}`")));
+            return Err(HubError::NotFound(format!(
+                "version `{version}` of model repository `{repo}`"
+            )));
         }
         Ok(())
     }
 
     /// Records an uploaded blob as `file` of a version (replacing an earlier one).
-    pub fn add_file(&self, repo: &str, version: &str, file: &str, blob: BlobInfo) -> Result<FileEntry> {
+    pub fn add_file(
+        &self,
+        repo: &str,
+        version: &str,
+        file: &str,
+        blob: BlobInfo,
+    ) -> Result<FileEntry> {
         check_name(file).map_err(invalid)?;
         self.check_version(repo, version)?;
-        let entry = FileEntry { name: file.to_string(), cid: blob.cid, size: blob.size, uploaded_at_ms: now_ms() };
+        let entry = FileEntry {
+            name: file.to_string(),
+            cid: blob.cid,
+            size: blob.size,
+            uploaded_at_ms: now_ms(),
+        };
         let tx = self.db().begin_write()?;
-        tx.open_table(FILES)?.insert((repo, version, file), serde_json::to_vec(&entry)?.as_slice())?;
+        tx.open_table(FILES)?.insert(
+            (repo, version, file),
+            serde_json::to_vec(&entry)?.as_slice(),
+        )?;
         tx.commit()?;
         Ok(entry)
     }
@@ -223,20 +263,31 @@ impl Hub {
                 }
                 Ok(*c)
             }
-            ModelRef::Path { repo, version, file } => {
+            ModelRef::Path {
+                repo,
+                version,
+                file,
+            } => {
                 let version = match version {
                     Some(v) => v.clone(),
-                    None => self
-                        .list_versions(repo)?
-                        .pop()
-                        .ok_or_else(|| HubError::NotFound(format!("any version of model repository `{repo}`")))?
-                        .version,
+                    None => {
+                        self.list_versions(repo)?
+                            .pop()
+                            .ok_or_else(|| {
+                                HubError::NotFound(format!(
+                                    "any version of model repository `{repo}`"
+                                ))
+                            })?
+                            .version
+                    }
                 };
                 self.list_files(repo, &version)?
                     .into_iter()
                     .find(|f| f.name == *file)
                     .map(|f| f.cid)
-                    .ok_or_else(|| HubError::NotFound(format!("file `{file}` in `{repo}@{version}`")))
+                    .ok_or_else(|| {
+                        HubError::NotFound(format!("file `{file}` in `{repo}@{version}`"))
+                    })
             }
         }
     }

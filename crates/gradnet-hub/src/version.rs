@@ -15,17 +15,29 @@ impl Version {
 
     pub fn parse(s: &str) -> Option<Version> {
         let (a, b) = s.split_once('.')?;
-        if b.len() < 2 || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()) || (a.len() > 1 && a.starts_with('0')) {
+        if b.len() < 2
+            || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+            || (a.len() > 1 && a.starts_with('0'))
+        {
             return None;
         }
-        Some(Version { major: a.parse().ok()?, minor: b.parse().ok()? })
+        Some(Version {
+            major: a.parse().ok()?,
+            minor: b.parse().ok()?,
+        })
     }
 
     pub fn next(prev: Option<Version>, is_major: bool) -> Version {
         match prev {
             None => Version::FIRST,
-            Some(v) if is_major => Version { major: v.major + 1, minor: 0 },
-            Some(v) => Version { major: v.major, minor: v.minor + 1 },
+            Some(v) if is_major => Version {
+                major: v.major + 1,
+                minor: 0,
+            },
+            Some(v) => Version {
+                major: v.major,
+                minor: v.minor + 1,
+            },
         }
     }
 }

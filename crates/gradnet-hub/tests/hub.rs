@@ -15,7 +15,13 @@ fn data(n: usize) -> Vec<u8> {
 }
 
 fn open(dir: &std::path::Path) -> Hub {
-    Hub::open(dir, HubConfig { max_blob_size: 64 << 20 }).unwrap()
+    Hub::open(
+        dir,
+        HubConfig {
+            max_blob_size: 64 << 20,
+        },
+    )
+    .unwrap()
 }
 
 async fn range(hub: &Hub, cid: &ContentId, a: u64, b: u64) -> Vec<u8> {
@@ -39,10 +45,24 @@ async fn blobs_round_trip_in_chunks_and_ranges() {
     assert_eq!(hub.manifest(&info.cid).unwrap().chunks.len(), 3);
     assert_eq!(hub.read_all(&info.cid).await.unwrap(), bytes);
     let n = bytes.len() as u64;
-    for (a, b) in [(0, n), (0, 1), (5, 5), (CHUNK_SIZE as u64 - 3, CHUNK_SIZE as u64 + 7), (n - 10, n), (1, 2 * CHUNK_SIZE as u64)] {
-        assert_eq!(range(&hub, &info.cid, a, b).await, &bytes[a as usize..b as usize], "{a}..{b}");
+    for (a, b) in [
+        (0, n),
+        (0, 1),
+        (5, 5),
+        (CHUNK_SIZE as u64 - 3, CHUNK_SIZE as u64 + 7),
+        (n - 10, n),
+        (1, 2 * CHUNK_SIZE as u64),
+    ] {
+        assert_eq!(
+            range(&hub, &info.cid, a, b).await,
+            &bytes[a as usize..b as usize],
+            "{a}..{b}"
+        );
     }
-    assert!(matches!(hub.read_range(&info.cid, 10, n + 1).await, Err(HubError::Invalid(_))));
+    assert!(matches!(
+        hub.read_range(&info.cid, 10, n + 1).await,
+        Err(HubError::Invalid(_))
+    ));
     // storing it again dedups
     let again = hub.put_bytes(&bytes).await.unwrap();
     assert_eq!(again, info);
@@ -66,7 +86,10 @@ async fn corrupt_chunks_are_never_served() {
     let mut c = std::fs::read(&path).unwrap();
     c[7] ^= 1;
     std::fs::write(&path, c).unwrap();
-    assert!(matches!(hub.read_all(&info.cid).await, Err(HubError::Corrupt { .. })));
+    assert!(matches!(
+        hub.read_all(&info.cid).await,
+        Err(HubError::Corrupt { .. })
+    ));
     // the first chunk is intact and may be read; the stream fails before the second's bytes
     let (_, s) = hub.read_range(&info.cid, 0, info.size).await.unwrap();
     let parts: Vec<_> = s.collect::<Vec<_>>().await;
@@ -74,10 +97,17 @@ async fn corrupt_chunks_are_never_served() {
     assert!(matches!(parts[1], Err(HubError::Corrupt { .. })));
     assert_eq!(parts.len(), 2);
     // a range that starts in the bad chunk fails before anything is returned
-    assert!(matches!(hub.read_range(&info.cid, CHUNK_SIZE as u64, info.size).await, Err(HubError::Corrupt { .. })));
+    assert!(matches!(
+        hub.read_range(&info.cid, CHUNK_SIZE as u64, info.size)
+            .await,
+        Err(HubError::Corrupt { .. })
+    ));
     // a missing chunk file too
     std::fs::remove_file(&path).unwrap();
-    assert!(matches!(hub.read_all(&info.cid).await, Err(HubError::Corrupt { .. })));
+    assert!(matches!(
+        hub.read_all(&info.cid).await,
+        Err(HubError::Corrupt { .. })
+    ));
 }
 
 use futures::StreamExt;
@@ -85,17 +115,35 @@ use futures::StreamExt;
 #[tokio::test]
 async fn limits_and_abandoned_uploads_leave_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let hub = Hub::open(dir.path(), HubConfig { max_blob_size: 1000 }).unwrap();
+    let hub = Hub::open(
+        dir.path(),
+        HubConfig {
+            max_blob_size: 1000,
+        },
+    )
+    .unwrap();
     let mut w = hub.writer().unwrap();
     w.write(&[0; 600]).await.unwrap();
-    assert!(matches!(w.write(&[0; 600]).await, Err(HubError::TooLarge { limit: 1000 })));
+    assert!(matches!(
+        w.write(&[0; 600]).await,
+        Err(HubError::TooLarge { limit: 1000 })
+    ));
     drop(w);
     let big = open(dir.path().join("b").as_path());
     let mut w = big.writer().unwrap();
     w.write(&data(CHUNK_SIZE * 2)).await.unwrap();
     drop(w); // a cut-off upload
-    assert_eq!(std::fs::read_dir(dir.path().join("b/staging")).unwrap().count(), 0);
-    assert_eq!(walk(&dir.path().join("b/chunks")), 0, "no chunk of an unfinished upload is kept");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("b/staging"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        walk(&dir.path().join("b/chunks")),
+        0,
+        "no chunk of an unfinished upload is kept"
+    );
     assert_eq!(big.bytes_stored().unwrap(), 0);
 }
 
@@ -119,27 +167,70 @@ async fn repositories_versions_files_survive_restart() {
     let cid;
     {
         let hub = open(dir.path());
-        let spec = RepoSpec { name: "mnist".into(), description: "digits".into(), tags: vec!["vision".into()], ..Default::default() };
+        let spec = RepoSpec {
+            name: "mnist".into(),
+            description: "digits".into(),
+            tags: vec!["vision".into()],
+            ..Default::default()
+        };
         hub.create_repo(spec.clone()).unwrap();
-        assert!(matches!(hub.create_repo(spec), Err(HubError::AlreadyExists(_))));
-        assert!(matches!(hub.create_repo(RepoSpec { name: "../x".into(), ..Default::default() }), Err(HubError::Invalid(_))));
-        assert_eq!(hub.create_version("mnist", "first".into(), false).unwrap().version, "1.00");
-        assert_eq!(hub.create_version("mnist", "fix".into(), false).unwrap().version, "1.01");
-        assert_eq!(hub.create_version("mnist", "new arch".into(), true).unwrap().version, "2.00");
-        assert!(matches!(hub.create_version("nope", String::new(), false), Err(HubError::NotFound(_))));
+        assert!(matches!(
+            hub.create_repo(spec),
+            Err(HubError::AlreadyExists(_))
+        ));
+        assert!(matches!(
+            hub.create_repo(RepoSpec {
+                name: "../x".into(),
+                ..Default::default()
+            }),
+            Err(HubError::Invalid(_))
+        ));
+        assert_eq!(
+            hub.create_version("mnist", "first".into(), false)
+                .unwrap()
+                .version,
+            "1.00"
+        );
+        assert_eq!(
+            hub.create_version("mnist", "fix".into(), false)
+                .unwrap()
+                .version,
+            "1.01"
+        );
+        assert_eq!(
+            hub.create_version("mnist", "new arch".into(), true)
+                .unwrap()
+                .version,
+            "2.00"
+        );
+        assert!(matches!(
+            hub.create_version("nope", String::new(), false),
+            Err(HubError::NotFound(_))
+        ));
         let info = hub.put_bytes(b"onnx bytes").await.unwrap();
         cid = info.cid;
         hub.add_file("mnist", "1.01", "model.onnx", info).unwrap();
-        assert!(matches!(hub.add_file("mnist", "9.00", "model.onnx", info), Err(HubError::NotFound(_))));
+        assert!(matches!(
+            hub.add_file("mnist", "9.00", "model.onnx", info),
+            Err(HubError::NotFound(_))
+        ));
         let r: ModelRef = "mnist@1.01/model.onnx".parse().unwrap();
         assert_eq!(hub.resolve(&r).unwrap(), cid);
         let latest: ModelRef = "mnist/model.onnx".parse().unwrap();
-        assert!(matches!(hub.resolve(&latest), Err(HubError::NotFound(_))), "2.00 has no file");
+        assert!(
+            matches!(hub.resolve(&latest), Err(HubError::NotFound(_))),
+            "2.00 has no file"
+        );
     }
     let hub = open(dir.path());
     assert_eq!(hub.list_repos().unwrap().len(), 1);
     assert_eq!(hub.repo("mnist").unwrap().tags, vec!["vision".to_string()]);
-    let versions: Vec<_> = hub.list_versions("mnist").unwrap().into_iter().map(|v| v.version).collect();
+    let versions: Vec<_> = hub
+        .list_versions("mnist")
+        .unwrap()
+        .into_iter()
+        .map(|v| v.version)
+        .collect();
     assert_eq!(versions, ["1.00", "1.01", "2.00"]);
     let files = hub.list_files("mnist", "1.01").unwrap();
     assert_eq!(files.len(), 1);

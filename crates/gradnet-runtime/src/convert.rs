@@ -11,7 +11,9 @@ pub(crate) fn to_tract(t: &Tensor) -> TractResult<TTensor> {
         TensorData::I32(v) => TTensor::from_shape(s, v),
         TensorData::I64(v) => TTensor::from_shape(s, v),
         TensorData::Bool(v) => TTensor::from_shape(s, v),
-        TensorData::String(v) => Ok(tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(s, v.clone())?.into()),
+        TensorData::String(v) => {
+            Ok(tract_onnx::prelude::tract_ndarray::ArrayD::from_shape_vec(s, v.clone())?.into())
+        }
     }
 }
 
@@ -47,13 +49,28 @@ pub(crate) fn from_tract(t: &TTensor) -> TractResult<Tensor> {
         D::U64 => TensorData::I64(
             collect::<u64>(t)?
                 .into_iter()
-                .map(|v| i64::try_from(v).map_err(|_| tract_onnx::tract_hir::internal::format_err!("u64 output {v} exceeds i64")))
+                .map(|v| {
+                    i64::try_from(v).map_err(|_| {
+                        tract_onnx::tract_hir::internal::format_err!("u64 output {v} exceeds i64")
+                    })
+                })
                 .collect::<TractResult<_>>()?,
         ),
         D::TDim => TensorData::I64(
-            collect::<TDim>(t)?.iter().map(|d| d.to_i64().map_err(|e| tract_onnx::tract_hir::internal::format_err!("symbolic output dim {d}: {e:?}"))).collect::<TractResult<_>>()?,
+            collect::<TDim>(t)?
+                .iter()
+                .map(|d| {
+                    d.to_i64().map_err(|e| {
+                        tract_onnx::tract_hir::internal::format_err!(
+                            "symbolic output dim {d}: {e:?}"
+                        )
+                    })
+                })
+                .collect::<TractResult<_>>()?,
         ),
-        other => tract_onnx::tract_hir::internal::bail!("output of type {other:?} is not supported"),
+        other => {
+            tract_onnx::tract_hir::internal::bail!("output of type {other:?} is not supported")
+        }
     };
     Ok(Tensor::new(t.shape().to_vec(), data)?)
 }

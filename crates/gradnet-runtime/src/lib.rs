@@ -31,7 +31,10 @@ pub use signature::{Dim, Signature, TensorSpec};
 pub const TRACT_VERSION: &str = "0.23.9";
 
 pub fn runtime_id() -> RuntimeId {
-    RuntimeId { name: "tract".into(), version: TRACT_VERSION.into() }
+    RuntimeId {
+        name: "tract".into(),
+        version: TRACT_VERSION.into(),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +47,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        RuntimeConfig { threads: 1, cache_bytes: 2 << 30 }
+        RuntimeConfig {
+            threads: 1,
+            cache_bytes: 2 << 30,
+        }
     }
 }
 
@@ -98,11 +104,22 @@ pub struct OnnxRuntime {
 
 impl OnnxRuntime {
     pub fn new(config: RuntimeConfig) -> Self {
-        let executor = if config.threads > 1 { Executor::multithread(config.threads) } else { Executor::SingleThread };
+        let executor = if config.threads > 1 {
+            Executor::multithread(config.threads)
+        } else {
+            Executor::SingleThread
+        };
         // a third of the budget for parsed models, the rest for plans
         let models = Cache::with_weighter(1024, config.cache_bytes / 3, ByBytes);
-        let plans = Cache::with_weighter(1024, config.cache_bytes - config.cache_bytes / 3, ByBytes);
-        OnnxRuntime { executor, models, plans, hits: AtomicU64::new(0), misses: AtomicU64::new(0) }
+        let plans =
+            Cache::with_weighter(1024, config.cache_bytes - config.cache_bytes / 3, ByBytes);
+        OnnxRuntime {
+            executor,
+            models,
+            plans,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
     }
 
     /// A model already parsed, if it is in the cache.
@@ -117,9 +134,16 @@ impl OnnxRuntime {
         }
         let proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
-            .map_err(|e| RuntimeError::Unloadable(format!("not a valid ONNX file: {}", error::chain(&e))))?;
+            .map_err(|e| {
+                RuntimeError::Unloadable(format!("not a valid ONNX file: {}", error::chain(&e)))
+            })?;
         let signature = Signature::from_proto(&proto)?;
-        let model = Arc::new(Model { cid, signature, proto, bytes: bytes.len() as u64 });
+        let model = Arc::new(Model {
+            cid,
+            signature,
+            proto,
+            bytes: bytes.len() as u64,
+        });
         self.models.insert(cid, model.clone());
         Ok(model)
     }
@@ -141,12 +165,22 @@ impl OnnxRuntime {
             .outputs
             .iter()
             .zip(outputs.iter())
-            .map(|(spec, t)| Ok((spec.name.clone(), convert::from_tract(t).map_err(|e| RuntimeError::Execution(error::chain(&e)))?)))
+            .map(|(spec, t)| {
+                Ok((
+                    spec.name.clone(),
+                    convert::from_tract(t)
+                        .map_err(|e| RuntimeError::Execution(error::chain(&e)))?,
+                ))
+            })
             .collect()
     }
 
     /// Checks JSON inputs against the model and runs it.
-    pub fn infer(&self, model: &Model, inputs: &JsonInputs) -> Result<(NamedTensors, NamedTensors)> {
+    pub fn infer(
+        &self,
+        model: &Model,
+        inputs: &JsonInputs,
+    ) -> Result<(NamedTensors, NamedTensors)> {
         let typed = model.signature.check(inputs)?;
         let out = self.run(model, &typed)?;
         Ok((typed, out))
@@ -155,16 +189,21 @@ impl OnnxRuntime {
     fn plan(&self, model: &Model, inputs: &NamedTensors) -> Result<Plan> {
         let key = PlanKey {
             cid: model.cid,
-            shapes: model.signature.inputs.iter().map(|s| inputs[&s.name].shape().to_vec()).collect(),
+            shapes: model
+                .signature
+                .inputs
+                .iter()
+                .map(|s| inputs[&s.name].shape().to_vec())
+                .collect(),
         };
         if let Some((p, _)) = self.plans.get(&key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(p);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let (plan, _) = self
-            .plans
-            .get_or_insert_with(&key, || self.compile(model, inputs).map(|p| (p, model.bytes)))?;
+        let (plan, _) = self.plans.get_or_insert_with(&key, || {
+            self.compile(model, inputs).map(|p| (p, model.bytes))
+        })?;
         Ok(plan)
     }
 
@@ -172,19 +211,28 @@ impl OnnxRuntime {
     /// dimension is known.
     fn compile(&self, model: &Model, inputs: &NamedTensors) -> Result<Plan> {
         let unloadable = |e: TractError| RuntimeError::Unloadable(error::chain(&e));
-        let mut m = tract_onnx::onnx().model_for_proto_model(&model.proto).map_err(unloadable)?;
+        let mut m = tract_onnx::onnx()
+            .model_for_proto_model(&model.proto)
+            .map_err(unloadable)?;
         for (i, spec) in model.signature.inputs.iter().enumerate() {
             let t = &inputs[&spec.name];
             let dt = convert::datum_type(t.dtype());
-            m.set_input_fact(i, InferenceFact::dt_shape(dt, t.shape())).map_err(unloadable)?;
+            m.set_input_fact(i, InferenceFact::dt_shape(dt, t.shape()))
+                .map_err(unloadable)?;
         }
         let started = std::time::Instant::now();
-        let plan = m.into_optimized().and_then(|m| m.into_runnable()).map_err(unloadable)?;
+        let plan = m
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(unloadable)?;
         tracing::info!(model = %model.cid, ms = started.elapsed().as_millis() as u64, "compiled plan");
         Ok(plan)
     }
 
     pub fn cache_stats(&self) -> CacheStats {
-        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
     }
 }

@@ -38,14 +38,31 @@ fn value_info(name: &str, dt: DataType, dims: &[D]) -> pb::ValueInfoProto {
 }
 
 fn floats(name: &str, dims: &[i64], data: Vec<f32>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Float as i32, float_data: data, ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Float as i32,
+        float_data: data,
+        ..Default::default()
+    }
 }
 
 fn ints(name: &str, dims: &[i64], data: Vec<i64>) -> pb::TensorProto {
-    pb::TensorProto { name: name.into(), dims: dims.to_vec(), data_type: DataType::Int64 as i32, int64_data: data, ..Default::default() }
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int64 as i32,
+        int64_data: data,
+        ..Default::default()
+    }
 }
 
-fn node(op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<pb::AttributeProto>) -> pb::NodeProto {
+fn node(
+    op: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
     pb::NodeProto {
         op_type: op.into(),
         name: outputs[0].into(),
@@ -66,7 +83,12 @@ fn attr_ints(name: &str, v: &[i64]) -> pb::AttributeProto {
 }
 
 fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
 }
 
 fn model(
@@ -78,7 +100,10 @@ fn model(
     pb::ModelProto {
         ir_version: 8,
         producer_name: "gradnet-samples".into(),
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: 13 }],
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
         graph: Some(pb::GraphProto {
             name: "sample".into(),
             node: nodes,
@@ -110,14 +135,32 @@ pub fn mlp(inputs: usize, hidden: usize, outputs: usize, seed: u64) -> Vec<u8> {
     let (i, h, o) = (inputs as i64, hidden as i64, outputs as i64);
     model(
         vec![
-            node("Gemm", &["x", "w1", "b1"], &["h"], vec![attr_int("transB", 1)]),
+            node(
+                "Gemm",
+                &["x", "w1", "b1"],
+                &["h"],
+                vec![attr_int("transB", 1)],
+            ),
             node("Relu", &["h"], &["hr"], vec![]),
-            node("Gemm", &["hr", "w2", "b2"], &["y"], vec![attr_int("transB", 1)]),
+            node(
+                "Gemm",
+                &["hr", "w2", "b2"],
+                &["y"],
+                vec![attr_int("transB", 1)],
+            ),
         ],
         vec![
-            floats("w1", &[h, i], weights(hidden * inputs, seed, (1.0 / inputs as f32).sqrt())),
+            floats(
+                "w1",
+                &[h, i],
+                weights(hidden * inputs, seed, (1.0 / inputs as f32).sqrt()),
+            ),
             floats("b1", &[h], weights(hidden, seed + 1, 0.1)),
-            floats("w2", &[o, h], weights(outputs * hidden, seed + 2, (1.0 / hidden as f32).sqrt())),
+            floats(
+                "w2",
+                &[o, h],
+                weights(outputs * hidden, seed + 2, (1.0 / hidden as f32).sqrt()),
+            ),
             floats("b2", &[o], weights(outputs, seed + 3, 0.1)),
         ],
         vec![value_info("x", DataType::Float, &[D::Sym("N"), D::N(i)])],
@@ -131,20 +174,50 @@ pub fn cnn(seed: u64) -> Vec<u8> {
     let flat = 8 * 13 * 13;
     model(
         vec![
-            node("Conv", &["image", "k", "kb"], &["c"], vec![attr_ints("kernel_shape", &[3, 3])]),
+            node(
+                "Conv",
+                &["image", "k", "kb"],
+                &["c"],
+                vec![attr_ints("kernel_shape", &[3, 3])],
+            ),
             node("Relu", &["c"], &["cr"], vec![]),
-            node("MaxPool", &["cr"], &["p"], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]),
+            node(
+                "MaxPool",
+                &["cr"],
+                &["p"],
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            ),
             node("Flatten", &["p"], &["f"], vec![attr_int("axis", 1)]),
-            node("Gemm", &["f", "w", "b"], &["logits"], vec![attr_int("transB", 1)]),
+            node(
+                "Gemm",
+                &["f", "w", "b"],
+                &["logits"],
+                vec![attr_int("transB", 1)],
+            ),
         ],
         vec![
             floats("k", &[8, 1, 3, 3], weights(72, seed, 0.33)),
             floats("kb", &[8], weights(8, seed + 1, 0.1)),
-            floats("w", &[10, flat], weights(10 * flat as usize, seed + 2, (1.0 / flat as f32).sqrt())),
+            floats(
+                "w",
+                &[10, flat],
+                weights(10 * flat as usize, seed + 2, (1.0 / flat as f32).sqrt()),
+            ),
             floats("b", &[10], weights(10, seed + 3, 0.1)),
         ],
-        vec![value_info("image", DataType::Float, &[D::Sym("N"), D::N(1), D::N(28), D::N(28)])],
-        vec![value_info("logits", DataType::Float, &[D::Sym("N"), D::N(10)])],
+        vec![value_info(
+            "image",
+            DataType::Float,
+            &[D::Sym("N"), D::N(1), D::N(28), D::N(28)],
+        )],
+        vec![value_info(
+            "logits",
+            DataType::Float,
+            &[D::Sym("N"), D::N(10)],
+        )],
     )
 }
 
@@ -152,12 +225,18 @@ pub fn cnn(seed: u64) -> Vec<u8> {
 /// `x: f32[N, 2]`, `k: i64[N]` → `y = 2x: f32[N, 2]`, `k1 = k + 1: i64[N]`.
 pub fn two_inputs() -> Vec<u8> {
     model(
-        vec![node("Mul", &["x", "two"], &["y"], vec![]), node("Add", &["k", "one"], &["k1"], vec![])],
+        vec![
+            node("Mul", &["x", "two"], &["y"], vec![]),
+            node("Add", &["k", "one"], &["k1"], vec![]),
+        ],
         vec![floats("two", &[], vec![2.0]), ints("one", &[], vec![1])],
         vec![
             value_info("x", DataType::Float, &[D::Sym("N"), D::N(2)]),
             value_info("k", DataType::Int64, &[D::Sym("N")]),
         ],
-        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(2)]), value_info("k1", DataType::Int64, &[D::Sym("N")])],
+        vec![
+            value_info("y", DataType::Float, &[D::Sym("N"), D::N(2)]),
+            value_info("k1", DataType::Int64, &[D::Sym("N")]),
+        ],
     )
 }

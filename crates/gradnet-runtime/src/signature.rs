@@ -48,9 +48,19 @@ pub struct TensorSpec {
 
 impl fmt::Display for TensorSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = self.dtype.map_or("unsupported".to_string(), |d| d.to_string());
+        let d = self
+            .dtype
+            .map_or("unsupported".to_string(), |d| d.to_string());
         match &self.shape {
-            Some(s) => write!(f, "{}: {d}[{}]", self.name, s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+            Some(s) => write!(
+                f,
+                "{}: {d}[{}]",
+                self.name,
+                s.iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             None => write!(f, "{}: {d}[any shape]", self.name),
         }
     }
@@ -88,7 +98,9 @@ fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
                 .iter()
                 .map(|d| match &d.value {
                     Some(DimValue::DimValue(n)) if *n >= 0 => Dim::Fixed(*n as u64),
-                    Some(DimValue::DimParam(p)) if !p.is_empty() && p != "?" => Dim::Named(p.clone()),
+                    Some(DimValue::DimParam(p)) if !p.is_empty() && p != "?" => {
+                        Dim::Named(p.clone())
+                    }
                     _ => Dim::Any,
                 })
                 .collect()
@@ -98,37 +110,65 @@ fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
 
 impl Signature {
     pub fn from_proto(model: &pb::ModelProto) -> Result<Signature> {
-        let g = model.graph.as_ref().ok_or_else(|| RuntimeError::Unloadable("the ONNX file has no graph".into()))?;
-        let init: std::collections::HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs: Vec<TensorSpec> = g.input.iter().filter(|i| !init.contains(i.name.as_str())).map(spec).collect();
+        let g = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| RuntimeError::Unloadable("the ONNX file has no graph".into()))?;
+        let init: std::collections::HashSet<&str> =
+            g.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<TensorSpec> = g
+            .input
+            .iter()
+            .filter(|i| !init.contains(i.name.as_str()))
+            .map(spec)
+            .collect();
         if let Some(bad) = inputs.iter().find(|i| i.dtype.is_none()) {
             return Err(RuntimeError::Unloadable(format!(
                 "input `{}` has an element type gradnet does not accept (f32, f64, i32, i64, bool, string)",
                 bad.name
             )));
         }
-        Ok(Signature { inputs, outputs: g.output.iter().map(spec).collect() })
+        Ok(Signature {
+            inputs,
+            outputs: g.output.iter().map(spec).collect(),
+        })
     }
 
     fn expected(&self) -> String {
-        self.inputs.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")
+        self.inputs
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Converts JSON inputs to the declared dtypes and checks names, ranks,
     /// fixed dims and that each named dim has one size across all inputs.
     pub fn check(&self, inputs: &JsonInputs) -> Result<NamedTensors> {
         let bad = |m: String| RuntimeError::BadInput(m);
-        if let Some(extra) = inputs.keys().find(|k| !self.inputs.iter().any(|i| &i.name == *k)) {
-            return Err(bad(format!("unknown input `{extra}`; the model takes: {}", self.expected())));
+        if let Some(extra) = inputs
+            .keys()
+            .find(|k| !self.inputs.iter().any(|i| &i.name == *k))
+        {
+            return Err(bad(format!(
+                "unknown input `{extra}`; the model takes: {}",
+                self.expected()
+            )));
         }
         let mut named: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
         let mut out = NamedTensors::new();
         for spec in &self.inputs {
-            let j = inputs
-                .get(&spec.name)
-                .ok_or_else(|| bad(format!("missing input `{}`; the model takes: {}", spec.name, self.expected())))?;
+            let j = inputs.get(&spec.name).ok_or_else(|| {
+                bad(format!(
+                    "missing input `{}`; the model takes: {}",
+                    spec.name,
+                    self.expected()
+                ))
+            })?;
             let dtype = spec.dtype.expect("checked at load");
-            let t = j.to_tensor(&spec.name, dtype).map_err(|e| bad(e.to_string()))?;
+            let t = j
+                .to_tensor(&spec.name, dtype)
+                .map_err(|e| bad(e.to_string()))?;
             if let Some(dims) = &spec.shape {
                 let shape = t.shape();
                 if shape.len() != dims.len() {

@@ -5,7 +5,10 @@ use gradnet_types::{ContentId, TensorData};
 use serde_json::json;
 
 fn rt(threads: usize) -> OnnxRuntime {
-    OnnxRuntime::new(RuntimeConfig { threads, cache_bytes: 256 << 20 })
+    OnnxRuntime::new(RuntimeConfig {
+        threads,
+        cache_bytes: 256 << 20,
+    })
 }
 
 fn batch(n: usize, width: usize) -> serde_json::Value {
@@ -18,17 +21,28 @@ fn mlp_runs_and_matches_a_hand_computation() {
     let bytes = samples::mlp(4, 8, 3, 1);
     let r = rt(1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
-    assert_eq!(m.signature.inputs[0].shape, Some(vec![Dim::Named("N".into()), Dim::Fixed(4)]));
+    assert_eq!(
+        m.signature.inputs[0].shape,
+        Some(vec![Dim::Named("N".into()), Dim::Fixed(4)])
+    );
     let x = [0.5f32, -1.0, 0.25, 2.0];
-    let (_, out) = r.infer(&m, &parse_inputs(&json!({"x": [x]})).unwrap()).unwrap();
+    let (_, out) = r
+        .infer(&m, &parse_inputs(&json!({"x": [x]})).unwrap())
+        .unwrap();
     // the same computation by hand
     let w1 = samples::weights(32, 1, 0.5);
     let b1 = samples::weights(8, 2, 0.1);
     let w2 = samples::weights(24, 3, (1.0f32 / 8.0).sqrt());
     let b2 = samples::weights(3, 4, 0.1);
-    let h: Vec<f32> = (0..8).map(|j| (b1[j] + (0..4).map(|i| x[i] * w1[j * 4 + i]).sum::<f32>()).max(0.0)).collect();
-    let y: Vec<f32> = (0..3).map(|k| b2[k] + (0..8).map(|j| h[j] * w2[k * 8 + j]).sum::<f32>()).collect();
-    let TensorData::F32(got) = out["y"].data() else { panic!() };
+    let h: Vec<f32> = (0..8)
+        .map(|j| (b1[j] + (0..4).map(|i| x[i] * w1[j * 4 + i]).sum::<f32>()).max(0.0))
+        .collect();
+    let y: Vec<f32> = (0..3)
+        .map(|k| b2[k] + (0..8).map(|j| h[j] * w2[k * 8 + j]).sum::<f32>())
+        .collect();
+    let TensorData::F32(got) = out["y"].data() else {
+        panic!()
+    };
     assert_eq!(out["y"].shape(), &[1, 3]);
     for (a, b) in got.iter().zip(&y) {
         assert!((a - b).abs() < 1e-5, "{got:?} vs {y:?}");
@@ -62,9 +76,15 @@ fn corrupt_models_are_unloadable() {
     let r = rt(1);
     let mut bytes = samples::mlp(4, 8, 3, 1);
     bytes.truncate(bytes.len() / 2);
-    assert!(matches!(r.load(ContentId::of(&bytes), &bytes), Err(RuntimeError::Unloadable(_))));
+    assert!(matches!(
+        r.load(ContentId::of(&bytes), &bytes),
+        Err(RuntimeError::Unloadable(_))
+    ));
     let junk = b"definitely not protobuf \xff\xff\xff".to_vec();
-    assert!(matches!(r.load(ContentId::of(&junk), &junk), Err(RuntimeError::Unloadable(_))));
+    assert!(matches!(
+        r.load(ContentId::of(&junk), &junk),
+        Err(RuntimeError::Unloadable(_))
+    ));
 }
 
 /// Same input → same output bits, across runs, batch layouts of the cache and
@@ -72,8 +92,14 @@ fn corrupt_models_are_unloadable() {
 #[test]
 fn outputs_are_bit_identical_across_runs_and_threads() {
     let img = samples::weights(2 * 28 * 28, 9, 1.0);
-    let images = json!(img.chunks(28 * 28).map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()]).collect::<Vec<_>>());
-    for (bytes, name, input) in [(samples::mlp(64, 256, 10, 3), "x", batch(4, 64)), (samples::cnn(5), "image", images)] {
+    let images = json!(img
+        .chunks(28 * 28)
+        .map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()])
+        .collect::<Vec<_>>());
+    for (bytes, name, input) in [
+        (samples::mlp(64, 256, 10, 3), "x", batch(4, 64)),
+        (samples::cnn(5), "image", images),
+    ] {
         let cid = ContentId::of(&bytes);
         let inputs = parse_inputs(&json!({ name: input })).unwrap();
         let mut hashes = vec![];
@@ -94,7 +120,8 @@ fn plans_are_cached_per_shape() {
     let r = rt(1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     for n in [1, 1, 2, 1, 2] {
-        r.infer(&m, &parse_inputs(&json!({"x": batch(n, 4)})).unwrap()).unwrap();
+        r.infer(&m, &parse_inputs(&json!({"x": batch(n, 4)})).unwrap())
+            .unwrap();
     }
     let s = r.cache_stats();
     assert_eq!((s.hits, s.misses), (3, 2));

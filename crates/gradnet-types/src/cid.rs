@@ -64,7 +64,10 @@ impl FromStr for ContentId {
         if body.len() != ENCODED_LEN {
             return Err(CidError::Length(s.len()));
         }
-        if !body.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
+        if !body
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+        {
             return Err(CidError::Alphabet);
         }
         let bytes = BASE32_NOPAD
@@ -105,11 +108,23 @@ mod tests {
         assert_eq!(s.len(), 54);
         assert!(s.starts_with("b3"));
         assert_eq!(s.parse::<ContentId>().unwrap(), id);
-        assert_eq!(s.to_uppercase().parse::<ContentId>().unwrap_err(), CidError::Prefix);
+        assert_eq!(
+            s.to_uppercase().parse::<ContentId>().unwrap_err(),
+            CidError::Prefix
+        );
         let upper_body = format!("b3{}", s[2..].to_uppercase());
-        assert_eq!(upper_body.parse::<ContentId>().unwrap_err(), CidError::Alphabet);
-        assert_eq!(s[..53].parse::<ContentId>().unwrap_err(), CidError::Length(53));
-        assert!(matches!(format!("{s}a").parse::<ContentId>(), Err(CidError::Length(55))));
+        assert_eq!(
+            upper_body.parse::<ContentId>().unwrap_err(),
+            CidError::Alphabet
+        );
+        assert_eq!(
+            s[..53].parse::<ContentId>().unwrap_err(),
+            CidError::Length(53)
+        );
+        assert!(matches!(
+            format!("{s}a").parse::<ContentId>(),
+            Err(CidError::Length(55))
+        ));
         // a different final character that only changes the spare bits
         let mut alt = s.clone();
         let last = alt.pop().unwrap();

@@ -9,13 +9,20 @@ pub enum TensorError {
     #[error("tensor `{name}`: {msg}")]
     Malformed { name: String, msg: String },
     #[error("tensor `{name}`: value {value} cannot be represented as {dtype}")]
-    NotRepresentable { name: String, value: String, dtype: DType },
+    NotRepresentable {
+        name: String,
+        value: String,
+        dtype: DType,
+    },
     #[error("inputs must be a JSON object of named tensors (`{{\"x\": [[0.1, 0.2]]}}`) or the fixed-point form (`{{\"numbers\": [...], \"strings\": [...]}}`)")]
     NotAnObject,
 }
 
 impl TensorError {
     pub fn malformed(name: &str, msg: impl Into<String>) -> Self {
-        TensorError::Malformed { name: name.to_string(), msg: msg.into() }
+        TensorError::Malformed {
+            name: name.to_string(),
+            msg: msg.into(),
+        }
     }
 }

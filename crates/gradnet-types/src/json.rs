@@ -28,7 +28,10 @@ pub enum Num {
     Int(i128),
     Float(f64),
     /// `value * 10^-decimals`
-    Fixed { value: i128, decimals: i32 },
+    Fixed {
+        value: i128,
+        decimals: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +39,8 @@ pub enum Values {
     Numbers(Vec<Num>),
     Bools(Vec<bool>),
     Strings(Vec<String>),
+    /// Little-endian values of one dtype, sent base64-encoded.
+    Binary(DType, Vec<u8>),
 }
 
 /// A tensor parsed from JSON whose dtype is not fixed yet.
@@ -54,6 +59,9 @@ pub enum OutputFormat {
     #[default]
     Plain,
     FixedPoint,
+    /// Each numeric tensor as `{"dtype", "shape", "b64"}` (little-endian
+    /// values, base64): no decimal formatting, the fast path for big tensors.
+    Base64,
 }
 
 /// Parses either encoding; the fixed-point form is recognised by its top-level
@@ -64,18 +72,26 @@ pub fn parse_inputs(v: &Value) -> Result<JsonInputs, TensorError> {
     if is_fixed_point_form(obj) {
         return parse_fixed_point(obj);
     }
-    obj.iter().map(|(name, v)| Ok((name.clone(), parse_plain(name, v)?))).collect()
+    obj.iter()
+        .map(|(name, v)| Ok((name.clone(), parse_plain(name, v)?)))
+        .collect()
 }
 
 fn is_fixed_point_form(obj: &serde_json::Map<String, Value>) -> bool {
     !obj.is_empty()
         && obj.iter().all(|(k, v)| {
             (k == "numbers" || k == "strings")
-                && v.as_array().is_some_and(|a| a.iter().all(|e| e.get("name").is_some_and(Value::is_string)))
+                && v.as_array().is_some_and(|a| {
+                    a.iter()
+                        .all(|e| e.get("name").is_some_and(Value::is_string))
+                })
         })
 }
 
 fn parse_plain(name: &str, v: &Value) -> Result<JsonTensor, TensorError> {
+    if let Some(obj) = v.as_object() {
+        return parse_binary(name, obj);
+    }
     let mut shape = Vec::new();
     let mut cur = v;
     while let Value::Array(a) = cur {
@@ -87,7 +103,107 @@ fn parse_plain(name: &str, v: &Value) -> Result<JsonTensor, TensorError> {
     }
     let mut leaves = Vec::with_capacity(shape.iter().product());
     collect_leaves(name, v, &shape, 0, &mut leaves)?;
-    Ok(JsonTensor { shape, values: leaves_to_values(name, leaves)? })
+    Ok(JsonTensor {
+        shape,
+        values: leaves_to_values(name, leaves)?,
+    })
+}
+
+/// `{"dtype": "f32", "shape": [2, 2], "b64": "..."}`: raw little-endian values.
+fn parse_binary(
+    name: &str,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<JsonTensor, TensorError> {
+    let bad = |m: &str| TensorError::malformed(name, m.to_string());
+    let dtype: DType = obj
+        .get("dtype")
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+        .ok_or_else(|| {
+            bad("a binary tensor needs `dtype` (f32, f64, i32, i64 or bool), `shape` and `b64`")
+        })?;
+    let width =
+        binary_width(dtype).ok_or_else(|| bad("string tensors cannot be sent in binary form"))?;
+    let shape = parse_shape(
+        name,
+        obj.get("shape")
+            .ok_or_else(|| bad("a binary tensor needs `shape`"))?,
+    )?;
+    let text = obj
+        .get("b64")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("a binary tensor needs `b64`, a base64 string"))?;
+    let bytes = data_encoding::BASE64
+        .decode(text.as_bytes())
+        .map_err(|e| bad(&format!("`b64` is not valid base64: {e}")))?;
+    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count.and_then(|c| c.checked_mul(width)) != Some(bytes.len()) {
+        return Err(bad(&format!(
+            "`b64` holds {} bytes, but {dtype} values of shape {shape:?} take {}",
+            bytes.len(),
+            count.unwrap_or(0) * width
+        )));
+    }
+    Ok(JsonTensor {
+        shape,
+        values: Values::Binary(dtype, bytes),
+    })
+}
+
+fn binary_width(d: DType) -> Option<usize> {
+    match d {
+        DType::F32 | DType::I32 => Some(4),
+        DType::F64 | DType::I64 => Some(8),
+        DType::Bool => Some(1),
+        DType::String => None,
+    }
+}
+
+fn decode_binary(name: &str, dtype: DType, b: &[u8]) -> Result<TensorData, TensorError> {
+    fn le<const N: usize, T>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
+        b.chunks_exact(N)
+            .map(|c| f(c.try_into().expect("exact chunk")))
+            .collect()
+    }
+    Ok(match dtype {
+        DType::F32 => TensorData::F32(le(b, f32::from_le_bytes)),
+        DType::F64 => TensorData::F64(le(b, f64::from_le_bytes)),
+        DType::I32 => TensorData::I32(le(b, i32::from_le_bytes)),
+        DType::I64 => TensorData::I64(le(b, i64::from_le_bytes)),
+        DType::Bool => TensorData::Bool(
+            b.iter()
+                .map(|&x| match x {
+                    0 => Ok(false),
+                    1 => Ok(true),
+                    _ => Err(TensorError::malformed(
+                        name,
+                        format!("bool bytes must be 0 or 1, found {x}"),
+                    )),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        DType::String => unreachable!("refused when parsed"),
+    })
+}
+
+fn encode_binary(d: &TensorData) -> Option<String> {
+    let mut out = Vec::new();
+    match d {
+        TensorData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
+        TensorData::String(_) => return None,
+    }
+    Some(data_encoding::BASE64.encode(&out))
 }
 
 fn collect_leaves<'a>(
@@ -102,13 +218,23 @@ fn collect_leaves<'a>(
             if a.len() != n {
                 return Err(TensorError::malformed(
                     name,
-                    format!("ragged array: length {} at depth {depth}, expected {n}", a.len()),
+                    format!(
+                        "ragged array: length {} at depth {depth}, expected {n}",
+                        a.len()
+                    ),
                 ));
             }
-            a.iter().try_for_each(|e| collect_leaves(name, e, shape, depth + 1, out))
+            a.iter()
+                .try_for_each(|e| collect_leaves(name, e, shape, depth + 1, out))
         }
-        (Value::Array(_), None) => Err(TensorError::malformed(name, format!("ragged array: too deep at depth {depth}"))),
-        (_, Some(_)) => Err(TensorError::malformed(name, format!("ragged array: a scalar at depth {depth}"))),
+        (Value::Array(_), None) => Err(TensorError::malformed(
+            name,
+            format!("ragged array: too deep at depth {depth}"),
+        )),
+        (_, Some(_)) => Err(TensorError::malformed(
+            name,
+            format!("ragged array: a scalar at depth {depth}"),
+        )),
         (leaf, None) => {
             out.push(leaf);
             Ok(())
@@ -138,7 +264,10 @@ fn leaves_to_values(name: &str, leaves: Vec<&Value>) -> Result<Values, TensorErr
             .map(Values::Strings),
         Some(other) => Err(TensorError::malformed(
             name,
-            format!("values must be numbers, booleans or strings, found {}", kind(other)),
+            format!(
+                "values must be numbers, booleans or strings, found {}",
+                kind(other)
+            ),
         )),
     }
 }
@@ -154,7 +283,13 @@ fn json_number(n: &serde_json::Number) -> Num {
 }
 
 fn mixed(name: &str, v: &Value) -> TensorError {
-    TensorError::malformed(name, format!("all values must have one type; found {} among them", kind(v)))
+    TensorError::malformed(
+        name,
+        format!(
+            "all values must have one type; found {} among them",
+            kind(v)
+        ),
+    )
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -170,20 +305,32 @@ fn kind(v: &Value) -> &'static str {
 
 fn parse_fixed_point(obj: &serde_json::Map<String, Value>) -> Result<JsonInputs, TensorError> {
     let mut out = JsonInputs::new();
-    for t in obj.get("numbers").and_then(Value::as_array).into_iter().flatten() {
+    for t in obj
+        .get("numbers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = t["name"].as_str().unwrap_or_default().to_string();
-        let vals = t
-            .get("values")
-            .and_then(Value::as_array)
-            .ok_or_else(|| TensorError::malformed(&name, "fixed-point tensor needs a `values` array"))?;
-        let nums = vals.iter().map(|v| fixed_number(&name, v)).collect::<Result<Vec<_>, _>>()?;
+        let vals = t.get("values").and_then(Value::as_array).ok_or_else(|| {
+            TensorError::malformed(&name, "fixed-point tensor needs a `values` array")
+        })?;
+        let nums = vals
+            .iter()
+            .map(|v| fixed_number(&name, v))
+            .collect::<Result<Vec<_>, _>>()?;
         let shape = match t.get("shape") {
             Some(s) => parse_shape(&name, s)?,
             None => vec![nums.len()],
         };
         insert_unique(&mut out, name, shape, Values::Numbers(nums))?;
     }
-    for t in obj.get("strings").and_then(Value::as_array).into_iter().flatten() {
+    for t in obj
+        .get("strings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = t["name"].as_str().unwrap_or_default().to_string();
         let vals = t
             .get("values")
@@ -202,16 +349,28 @@ fn parse_fixed_point(obj: &serde_json::Map<String, Value>) -> Result<JsonInputs,
     Ok(out)
 }
 
-fn insert_unique(out: &mut JsonInputs, name: String, shape: Vec<usize>, values: Values) -> Result<(), TensorError> {
+fn insert_unique(
+    out: &mut JsonInputs,
+    name: String,
+    shape: Vec<usize>,
+    values: Values,
+) -> Result<(), TensorError> {
     let len = match &values {
         Values::Numbers(v) => v.len(),
         Values::Bools(v) => v.len(),
         Values::Strings(v) => v.len(),
+        Values::Binary(..) => unreachable!("fixed-point tensors are never binary"),
     };
     if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(len) {
-        return Err(TensorError::malformed(&name, format!("shape {shape:?} does not hold {len} values")));
+        return Err(TensorError::malformed(
+            &name,
+            format!("shape {shape:?} does not hold {len} values"),
+        ));
     }
-    if out.insert(name.clone(), JsonTensor { shape, values }).is_some() {
+    if out
+        .insert(name.clone(), JsonTensor { shape, values })
+        .is_some()
+    {
         return Err(TensorError::malformed(&name, "given more than once"));
     }
     Ok(())
@@ -219,26 +378,45 @@ fn insert_unique(out: &mut JsonInputs, name: String, shape: Vec<usize>, values: 
 
 fn parse_shape(name: &str, v: &Value) -> Result<Vec<usize>, TensorError> {
     v.as_array()
-        .ok_or_else(|| TensorError::malformed(name, "`shape` must be an array of non-negative integers"))?
+        .ok_or_else(|| {
+            TensorError::malformed(name, "`shape` must be an array of non-negative integers")
+        })?
         .iter()
         .map(|d| {
             d.as_u64()
                 .and_then(|d| usize::try_from(d).ok())
-                .ok_or_else(|| TensorError::malformed(name, "`shape` must be an array of non-negative integers"))
+                .ok_or_else(|| {
+                    TensorError::malformed(
+                        name,
+                        "`shape` must be an array of non-negative integers",
+                    )
+                })
         })
         .collect()
 }
 
 fn fixed_number(name: &str, v: &Value) -> Result<Num, TensorError> {
-    let bad = || TensorError::malformed(name, format!("expected {{\"value\": int, \"decimals\": int}}, got {v}"));
+    let bad = || {
+        TensorError::malformed(
+            name,
+            format!("expected {{\"value\": int, \"decimals\": int}}, got {v}"),
+        )
+    };
     let value = match v.get("value").ok_or_else(bad)? {
-        Value::Number(n) => n.as_i64().map(i128::from).or(n.as_u64().map(i128::from)).ok_or_else(bad)?,
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or(n.as_u64().map(i128::from))
+            .ok_or_else(bad)?,
         // values beyond 64 bits travel as strings; OpenGradient's are int128
         Value::String(s) => s.parse::<i128>().map_err(|_| bad())?,
         _ => return Err(bad()),
     };
     let decimals = v.get("decimals").and_then(Value::as_i64).ok_or_else(bad)?;
-    let decimals = i32::try_from(decimals).ok().filter(|d| d.abs() <= 400).ok_or_else(bad)?;
+    let decimals = i32::try_from(decimals)
+        .ok()
+        .filter(|d| d.abs() <= 400)
+        .ok_or_else(bad)?;
     Ok(Num::Fixed { value, decimals })
 }
 
@@ -248,15 +426,25 @@ impl JsonTensor {
     pub fn to_tensor(&self, name: &str, dtype: DType) -> Result<Tensor, TensorError> {
         let data = match (&self.values, dtype) {
             (Values::Numbers(v), DType::F32) => TensorData::F32(v.iter().map(num_to_f32).collect()),
-            (Values::Numbers(v), DType::F64) => TensorData::F64(v.iter().map(num_to_float).collect()),
+            (Values::Numbers(v), DType::F64) => {
+                TensorData::F64(v.iter().map(num_to_float).collect())
+            }
             (Values::Numbers(v), DType::I32) => TensorData::I32(
                 v.iter()
-                    .map(|n| num_to_int(n).and_then(|i| i32::try_from(i).ok()).ok_or_else(|| unrep(name, n, dtype)))
+                    .map(|n| {
+                        num_to_int(n)
+                            .and_then(|i| i32::try_from(i).ok())
+                            .ok_or_else(|| unrep(name, n, dtype))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             (Values::Numbers(v), DType::I64) => TensorData::I64(
                 v.iter()
-                    .map(|n| num_to_int(n).and_then(|i| i64::try_from(i).ok()).ok_or_else(|| unrep(name, n, dtype)))
+                    .map(|n| {
+                        num_to_int(n)
+                            .and_then(|i| i64::try_from(i).ok())
+                            .ok_or_else(|| unrep(name, n, dtype))
+                    })
                     .collect::<Result<_, _>>()?,
             ),
             (Values::Numbers(v), DType::Bool) => TensorData::Bool(
@@ -268,9 +456,20 @@ impl JsonTensor {
                     })
                     .collect::<Result<_, _>>()?,
             ),
+            (Values::Binary(given, bytes), _) if *given == dtype => {
+                decode_binary(name, dtype, bytes)?
+            }
+            (Values::Binary(given, _), _) => {
+                return Err(TensorError::malformed(
+                    name,
+                    format!("expected {dtype} values, got binary {given}"),
+                ))
+            }
             (Values::Bools(v), DType::Bool) => TensorData::Bool(v.clone()),
             (Values::Strings(v), DType::String) => TensorData::String(v.clone()),
-            (Values::Strings(v), DType::F32 | DType::F64) if v.iter().all(|s| non_finite(s).is_some()) => {
+            (Values::Strings(v), DType::F32 | DType::F64)
+                if v.iter().all(|s| non_finite(s).is_some()) =>
+            {
                 let f: Vec<f64> = v.iter().filter_map(|s| non_finite(s)).collect();
                 if dtype == DType::F32 {
                     TensorData::F32(f.into_iter().map(|x| x as f32).collect())
@@ -284,8 +483,12 @@ impl JsonTensor {
                     Values::Numbers(_) => "numbers",
                     Values::Bools(_) => "booleans",
                     Values::Strings(_) => "strings",
+                    Values::Binary(..) => unreachable!("matched above"),
                 };
-                return Err(TensorError::malformed(name, format!("expected {dtype} values, got {given}")));
+                return Err(TensorError::malformed(
+                    name,
+                    format!("expected {dtype} values, got {given}"),
+                ));
             }
         };
         Tensor::new(self.shape.clone(), data)
@@ -298,7 +501,11 @@ fn unrep(name: &str, n: &Num, dtype: DType) -> TensorError {
         Num::Float(f) => f.to_string(),
         Num::Fixed { value, decimals } => format!("{value}e{}", -decimals),
     };
-    TensorError::NotRepresentable { name: name.to_string(), value, dtype }
+    TensorError::NotRepresentable {
+        name: name.to_string(),
+        value,
+        dtype,
+    }
 }
 
 fn non_finite(s: &str) -> Option<f64> {
@@ -315,7 +522,9 @@ fn num_to_float(n: &Num) -> f64 {
     match *n {
         Num::Int(i) => i as f64,
         Num::Float(f) => f,
-        Num::Fixed { value, decimals } => format!("{value}e{}", -(decimals as i64)).parse().unwrap_or(f64::NAN),
+        Num::Fixed { value, decimals } => format!("{value}e{}", -(decimals as i64))
+            .parse()
+            .unwrap_or(f64::NAN),
     }
 }
 
@@ -324,7 +533,9 @@ fn num_to_f32(n: &Num) -> f32 {
     match *n {
         Num::Int(i) => i.to_string().parse().unwrap_or(f32::NAN),
         Num::Float(f) => f as f32,
-        Num::Fixed { value, decimals } => format!("{value}e{}", -(decimals as i64)).parse().unwrap_or(f32::NAN),
+        Num::Fixed { value, decimals } => format!("{value}e{}", -(decimals as i64))
+            .parse()
+            .unwrap_or(f32::NAN),
     }
 }
 
@@ -352,7 +563,9 @@ pub fn float_to_fixed(x: f64, shortest: &str) -> Option<(i128, i32)> {
     // `shortest` is Rust's `{:e}` form: "-1.2345e-7"
     let (mantissa, exp) = shortest.split_once('e')?;
     let exp: i32 = exp.parse().ok()?;
-    let (neg, mantissa) = mantissa.strip_prefix('-').map_or((false, mantissa), |m| (true, m));
+    let (neg, mantissa) = mantissa
+        .strip_prefix('-')
+        .map_or((false, mantissa), |m| (true, m));
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let mut digits = format!("{int}{frac}");
     let mut decimals = frac.len() as i32 - exp;
@@ -392,7 +605,34 @@ impl Serialize for Encoded<'_> {
         match self.1 {
             OutputFormat::Plain => Plain(self.0).serialize(s),
             OutputFormat::FixedPoint => FixedPoint(self.0).serialize(s),
+            OutputFormat::Base64 => Base64(self.0).serialize(s),
         }
+    }
+}
+
+/// Serializes numeric tensors as `{"dtype", "shape", "b64"}` (strings stay plain).
+pub struct Base64<'a>(pub &'a NamedTensors);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, t) in self.0 {
+            match encode_binary(t.data()) {
+                Some(b64) => m.serialize_entry(
+                    name,
+                    &serde_json::json!({"dtype": t.dtype(), "shape": t.shape(), "b64": b64}),
+                )?,
+                None => m.serialize_entry(
+                    name,
+                    &Nested {
+                        shape: t.shape(),
+                        data: t.data(),
+                        offset: 0,
+                    },
+                )?,
+            }
+        }
+        m.end()
     }
 }
 
@@ -400,7 +640,14 @@ impl Serialize for Plain<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (name, t) in self.0 {
-            m.serialize_entry(name, &Nested { shape: t.shape(), data: t.data(), offset: 0 })?;
+            m.serialize_entry(
+                name,
+                &Nested {
+                    shape: t.shape(),
+                    data: t.data(),
+                    offset: 0,
+                },
+            )?;
         }
         m.end()
     }
@@ -420,7 +667,11 @@ impl Serialize for Nested<'_> {
         let stride: usize = rest.iter().product();
         let mut seq = s.serialize_seq(Some(n))?;
         for i in 0..n {
-            seq.serialize_element(&Nested { shape: rest, data: self.data, offset: self.offset + i * stride })?;
+            seq.serialize_element(&Nested {
+                shape: rest,
+                data: self.data,
+                offset: self.offset + i * stride,
+            })?;
         }
         seq.end()
     }
@@ -451,10 +702,23 @@ fn non_finite_name(x: f64) -> &'static str {
 
 impl Serialize for FixedPoint<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let (strings, numbers): (Vec<_>, Vec<_>) = self.0.iter().partition(|(_, t)| t.dtype() == DType::String);
+        let (strings, numbers): (Vec<_>, Vec<_>) =
+            self.0.iter().partition(|(_, t)| t.dtype() == DType::String);
         let mut st = s.serialize_struct("ModelOutput", 2)?;
-        st.serialize_field("numbers", &numbers.iter().map(|(n, t)| FixedTensor(n, t)).collect::<Vec<_>>())?;
-        st.serialize_field("strings", &strings.iter().map(|(n, t)| StringTensor(n, t)).collect::<Vec<_>>())?;
+        st.serialize_field(
+            "numbers",
+            &numbers
+                .iter()
+                .map(|(n, t)| FixedTensor(n, t))
+                .collect::<Vec<_>>(),
+        )?;
+        st.serialize_field(
+            "strings",
+            &strings
+                .iter()
+                .map(|(n, t)| StringTensor(n, t))
+                .collect::<Vec<_>>(),
+        )?;
         st.end()
     }
 }
@@ -466,8 +730,14 @@ impl Serialize for FixedTensor<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let t = self.1;
         let fixed: Vec<Fixed> = match t.data() {
-            TensorData::F32(v) => v.iter().map(|&x| Fixed::from_float(f32_fixed(x), x as f64)).collect(),
-            TensorData::F64(v) => v.iter().map(|&x| Fixed::from_float(f64_fixed(x), x)).collect(),
+            TensorData::F32(v) => v
+                .iter()
+                .map(|&x| Fixed::from_float(f32_fixed(x), x as f64))
+                .collect(),
+            TensorData::F64(v) => v
+                .iter()
+                .map(|&x| Fixed::from_float(f64_fixed(x), x))
+                .collect(),
             TensorData::I32(v) => v.iter().map(|&x| Fixed::Exact(x as i128, 0)).collect(),
             TensorData::I64(v) => v.iter().map(|&x| Fixed::Exact(x as i128, 0)).collect(),
             TensorData::Bool(v) => v.iter().map(|&x| Fixed::Exact(x as i128, 0)).collect(),
@@ -483,7 +753,9 @@ impl Serialize for FixedTensor<'_> {
 
 impl Serialize for StringTensor<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let TensorData::String(v) = self.1.data() else { unreachable!("only string tensors") };
+        let TensorData::String(v) = self.1.data() else {
+            unreachable!("only string tensors")
+        };
         let mut st = s.serialize_struct("StringTensor", 3)?;
         st.serialize_field("name", self.0)?;
         st.serialize_field("values", v)?;
@@ -540,6 +812,7 @@ pub fn infer_dtypes(inputs: &JsonInputs) -> Result<NamedTensors, TensorError> {
                 Values::Numbers(_) => DType::F32,
                 Values::Bools(_) => DType::Bool,
                 Values::Strings(_) => DType::String,
+                Values::Binary(d, _) => *d,
             };
             Ok((name.clone(), t.to_tensor(name, dtype)?))
         })
@@ -553,7 +826,10 @@ mod tests {
 
     fn typed(v: Value, dtypes: &[(&str, DType)]) -> Result<NamedTensors, TensorError> {
         let parsed = parse_inputs(&v)?;
-        dtypes.iter().map(|(n, d)| Ok((n.to_string(), parsed[*n].to_tensor(n, *d)?))).collect()
+        dtypes
+            .iter()
+            .map(|(n, d)| Ok((n.to_string(), parsed[*n].to_tensor(n, *d)?)))
+            .collect()
     }
 
     #[test]
@@ -569,17 +845,35 @@ mod tests {
 
     #[test]
     fn ragged_mixed_and_bad_values_are_refused() {
-        assert!(parse_inputs(&json!({"x": [[1, 2], [3]]})).unwrap_err().to_string().contains("ragged"));
-        assert!(parse_inputs(&json!({"x": [[1, 2], 3]})).unwrap_err().to_string().contains("ragged"));
-        assert!(parse_inputs(&json!({"x": [1, "a"]})).unwrap_err().to_string().contains("one type"));
-        assert!(parse_inputs(&json!({"x": [null]})).unwrap_err().to_string().contains("null"));
-        assert_eq!(parse_inputs(&json!([1, 2])).unwrap_err(), TensorError::NotAnObject);
+        assert!(parse_inputs(&json!({"x": [[1, 2], [3]]}))
+            .unwrap_err()
+            .to_string()
+            .contains("ragged"));
+        assert!(parse_inputs(&json!({"x": [[1, 2], 3]}))
+            .unwrap_err()
+            .to_string()
+            .contains("ragged"));
+        assert!(parse_inputs(&json!({"x": [1, "a"]}))
+            .unwrap_err()
+            .to_string()
+            .contains("one type"));
+        assert!(parse_inputs(&json!({"x": [null]}))
+            .unwrap_err()
+            .to_string()
+            .contains("null"));
+        assert_eq!(
+            parse_inputs(&json!([1, 2])).unwrap_err(),
+            TensorError::NotAnObject
+        );
         let e = typed(json!({"x": [1.5]}), &[("x", DType::I64)]).unwrap_err();
         assert!(matches!(e, TensorError::NotRepresentable { .. }), "{e}");
         let e = typed(json!({"x": [3000000000i64]}), &[("x", DType::I32)]).unwrap_err();
         assert!(matches!(e, TensorError::NotRepresentable { .. }), "{e}");
         let e = typed(json!({"x": ["a"]}), &[("x", DType::F32)]).unwrap_err();
-        assert!(e.to_string().contains("expected f32 values, got strings"), "{e}");
+        assert!(
+            e.to_string().contains("expected f32 values, got strings"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -593,11 +887,20 @@ mod tests {
         let i = typed(v, &[("x", DType::I64)]).unwrap_err();
         assert!(matches!(i, TensorError::NotRepresentable { .. }));
         let ints = json!({"numbers": [{"name": "x", "values": [{"value": 1200, "decimals": 2}, {"value": 3, "decimals": -2}]}]});
-        assert_eq!(typed(ints, &[("x", DType::I64)]).unwrap()["x"].data(), &TensorData::I64(vec![12, 300]));
+        assert_eq!(
+            typed(ints, &[("x", DType::I64)]).unwrap()["x"].data(),
+            &TensorData::I64(vec![12, 300])
+        );
         let bad = json!({"numbers": [{"name": "x", "values": [1.5]}]});
-        assert!(parse_inputs(&bad).unwrap_err().to_string().contains("decimals"));
+        assert!(parse_inputs(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("decimals"));
         let bad_shape = json!({"numbers": [{"name": "x", "values": [{"value": 1, "decimals": 0}], "shape": [2]}]});
-        assert!(parse_inputs(&bad_shape).unwrap_err().to_string().contains("shape"));
+        assert!(parse_inputs(&bad_shape)
+            .unwrap_err()
+            .to_string()
+            .contains("shape"));
     }
 
     #[test]
@@ -613,7 +916,17 @@ mod tests {
     /// Every encoding reads back to the same bits, for many awkward floats.
     #[test]
     fn both_encodings_round_trip_bit_exactly() {
-        let mut vals = vec![0.1f32, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, 1e-45, 3.4028235e38, 16777217.0, -7.5e-12];
+        let mut vals = vec![
+            0.1f32,
+            -0.0,
+            1.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+            1e-45,
+            3.4028235e38,
+            16777217.0,
+            -7.5e-12,
+        ];
         let mut x: u32 = 0x1234_5678;
         for _ in 0..2000 {
             x ^= x << 13;
@@ -626,30 +939,86 @@ mod tests {
         }
         let n = vals.len();
         let mut tensors = NamedTensors::new();
-        tensors.insert("x".into(), Tensor::new(vec![n], TensorData::F32(vals.clone())).unwrap());
-        tensors.insert("i".into(), Tensor::new(vec![2], TensorData::I64(vec![i64::MIN, i64::MAX])).unwrap());
-        for fmt in [OutputFormat::Plain, OutputFormat::FixedPoint] {
+        tensors.insert(
+            "x".into(),
+            Tensor::new(vec![n], TensorData::F32(vals.clone())).unwrap(),
+        );
+        tensors.insert(
+            "i".into(),
+            Tensor::new(vec![2], TensorData::I64(vec![i64::MIN, i64::MAX])).unwrap(),
+        );
+        for fmt in [
+            OutputFormat::Plain,
+            OutputFormat::FixedPoint,
+            OutputFormat::Base64,
+        ] {
             let text = serde_json::to_string(&Encoded(&tensors, fmt)).unwrap();
             let back = parse_inputs(&serde_json::from_str(&text).unwrap()).unwrap();
             let x = back["x"].to_tensor("x", DType::F32).unwrap();
-            let TensorData::F32(got) = x.data() else { panic!() };
+            let TensorData::F32(got) = x.data() else {
+                panic!()
+            };
             for (a, b) in vals.iter().zip(got) {
                 // an integer value has no sign of zero: -0.0 comes back as 0.0
-                let a = if fmt == OutputFormat::FixedPoint && *a == 0.0 { 0.0 } else { *a };
-                assert_eq!(a.to_bits(), b.to_bits(), "{fmt:?}: {a:e} came back as {b:e}");
+                let a = if fmt == OutputFormat::FixedPoint && *a == 0.0 {
+                    0.0
+                } else {
+                    *a
+                };
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{fmt:?}: {a:e} came back as {b:e}"
+                );
             }
             assert_eq!(back["i"].to_tensor("i", DType::I64).unwrap(), tensors["i"]);
         }
     }
 
     #[test]
+    fn binary_tensors_are_checked() {
+        let ok = json!({"x": {"dtype": "i32", "shape": [2], "b64": data_encoding::BASE64.encode(&[1, 0, 0, 0, 255, 255, 255, 255])}});
+        let t = typed(ok, &[("x", DType::I32)]).unwrap();
+        assert_eq!(t["x"].data(), &TensorData::I32(vec![1, -1]));
+        let short = json!({"x": {"dtype": "f32", "shape": [2], "b64": "AAAAAA=="}});
+        assert!(parse_inputs(&short)
+            .unwrap_err()
+            .to_string()
+            .contains("holds 4 bytes"));
+        let wrong = json!({"x": {"dtype": "f64", "shape": [1], "b64": "AAAAAAAAAAA="}});
+        assert!(typed(wrong, &[("x", DType::F32)])
+            .unwrap_err()
+            .to_string()
+            .contains("got binary f64"));
+        let junk = json!({"x": {"dtype": "f32", "shape": [1], "b64": "!!"}});
+        assert!(parse_inputs(&junk)
+            .unwrap_err()
+            .to_string()
+            .contains("base64"));
+        let strings = json!({"x": {"dtype": "string", "shape": [1], "b64": ""}});
+        assert!(parse_inputs(&strings)
+            .unwrap_err()
+            .to_string()
+            .contains("string"));
+    }
+
+    #[test]
     fn non_finite_values_travel_as_names() {
         let mut t = NamedTensors::new();
-        t.insert("x".into(), Tensor::new(vec![3], TensorData::F32(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY])).unwrap());
+        t.insert(
+            "x".into(),
+            Tensor::new(
+                vec![3],
+                TensorData::F32(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY]),
+            )
+            .unwrap(),
+        );
         let text = serde_json::to_string(&Plain(&t)).unwrap();
         assert_eq!(text, r#"{"x":["NaN","Infinity","-Infinity"]}"#);
         let back = parse_inputs(&serde_json::from_str(&text).unwrap()).unwrap();
-        let TensorData::F32(v) = back["x"].to_tensor("x", DType::F32).unwrap().into_data() else { panic!() };
+        let TensorData::F32(v) = back["x"].to_tensor("x", DType::F32).unwrap().into_data() else {
+            panic!()
+        };
         assert!(v[0].is_nan() && v[1] == f32::INFINITY && v[2] == f32::NEG_INFINITY);
     }
 }

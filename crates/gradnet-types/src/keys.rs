@@ -7,7 +7,10 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("key file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("key file {0}: expected 64 hex characters (a 32-byte ed25519 seed)")]
     Format(String),
     #[error("public key must be 64 hex characters of a valid ed25519 point")]
@@ -43,7 +46,10 @@ impl NodeKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         let seed: [u8; 32] = hex::decode(text.trim())
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -54,7 +60,10 @@ impl NodeKey {
     /// Writes the seed with owner-only permissions; never overwrites a key.
     pub fn save_new(&self, path: &Path) -> Result<(), KeyError> {
         use std::io::Write;
-        let io = |source| KeyError::Io { path: path.display().to_string(), source };
+        let io = |source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
@@ -80,10 +89,17 @@ impl NodeKey {
 
 /// Checks a hex ed25519 signature by a hex public key.
 pub fn verify_hex(public_hex: &str, msg: &[u8], sig_hex: &str) -> Result<(), KeyError> {
-    let pk: [u8; 32] = hex::decode(public_hex).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::PublicKey)?;
+    let pk: [u8; 32] = hex::decode(public_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(KeyError::PublicKey)?;
     let pk = VerifyingKey::from_bytes(&pk).map_err(|_| KeyError::PublicKey)?;
-    let sig: [u8; 64] = hex::decode(sig_hex).ok().and_then(|b| b.try_into().ok()).ok_or(KeyError::SignatureFormat)?;
-    pk.verify_strict(msg, &Signature::from_bytes(&sig)).map_err(|_| KeyError::BadSignature)
+    let sig: [u8; 64] = hex::decode(sig_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(KeyError::SignatureFormat)?;
+    pk.verify_strict(msg, &Signature::from_bytes(&sig))
+        .map_err(|_| KeyError::BadSignature)
 }
 
 #[cfg(test)]
@@ -95,9 +111,18 @@ mod tests {
         let k = NodeKey::generate();
         let sig = k.sign(b"m");
         verify_hex(&k.public_hex(), b"m", &sig).unwrap();
-        assert!(matches!(verify_hex(&k.public_hex(), b"n", &sig), Err(KeyError::BadSignature)));
-        assert!(matches!(verify_hex("zz", b"m", &sig), Err(KeyError::PublicKey)));
-        assert!(matches!(verify_hex(&k.public_hex(), b"m", "00"), Err(KeyError::SignatureFormat)));
+        assert!(matches!(
+            verify_hex(&k.public_hex(), b"n", &sig),
+            Err(KeyError::BadSignature)
+        ));
+        assert!(matches!(
+            verify_hex("zz", b"m", &sig),
+            Err(KeyError::PublicKey)
+        ));
+        assert!(matches!(
+            verify_hex(&k.public_hex(), b"m", "00"),
+            Err(KeyError::SignatureFormat)
+        ));
         let dir = std::env::temp_dir().join(format!("gradnet-key-{}", std::process::id()));
         let path = dir.join("node.key");
         let _ = std::fs::remove_file(&path);

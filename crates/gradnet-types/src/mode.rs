@@ -74,7 +74,9 @@ impl Serialize for InferenceMode {
 
 impl<'de> Deserialize<'de> for InferenceMode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -88,7 +90,10 @@ mod tests {
             assert_eq!(m.name().parse::<InferenceMode>().unwrap(), m);
             assert_eq!(InferenceMode::from_abi_code(m.abi_code()), Some(m));
         }
-        assert_eq!("zkml".parse::<InferenceMode>().unwrap(), InferenceMode::Zkml);
+        assert_eq!(
+            "zkml".parse::<InferenceMode>().unwrap(),
+            InferenceMode::Zkml
+        );
         assert!("FAST".parse::<InferenceMode>().is_err());
         assert_eq!(InferenceMode::from_abi_code(9), None);
     }

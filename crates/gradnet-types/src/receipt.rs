@@ -53,7 +53,10 @@ pub enum ReceiptError {
     #[error("receipt was signed by {got}, expected {want}")]
     WrongNode { got: String, want: String },
     #[error("output hash mismatch: receipt says {receipt}, outputs hash to {actual}")]
-    OutputHash { receipt: ContentId, actual: ContentId },
+    OutputHash {
+        receipt: ContentId,
+        actual: ContentId,
+    },
 }
 
 impl ReceiptBody {
@@ -65,7 +68,10 @@ impl ReceiptBody {
 
     pub fn sign(self, key: &NodeKey) -> Receipt {
         let signature = key.sign(&self.signing_bytes());
-        Receipt { body: self, signature }
+        Receipt {
+            body: self,
+            signature,
+        }
     }
 }
 
@@ -82,7 +88,10 @@ impl Receipt {
     /// As [`Receipt::verify`], and the signer must be `node`.
     pub fn verify_from(&self, node: &str) -> Result<(), ReceiptError> {
         if !self.body.node.eq_ignore_ascii_case(node) {
-            return Err(ReceiptError::WrongNode { got: self.body.node.clone(), want: node.to_string() });
+            return Err(ReceiptError::WrongNode {
+                got: self.body.node.clone(),
+                want: node.to_string(),
+            });
         }
         self.verify()
     }
@@ -90,7 +99,10 @@ impl Receipt {
     /// Checks that `actual` (the hash of outputs in hand) is what was signed.
     pub fn check_output(&self, actual: ContentId) -> Result<(), ReceiptError> {
         if actual != self.body.output_hash {
-            return Err(ReceiptError::OutputHash { receipt: self.body.output_hash, actual });
+            return Err(ReceiptError::OutputHash {
+                receipt: self.body.output_hash,
+                actual,
+            });
         }
         Ok(())
     }
@@ -108,7 +120,10 @@ mod tests {
             model: ContentId::of(b"model"),
             output_hash: ContentId::of(b"out"),
             mode: InferenceMode::Vanilla,
-            runtime: RuntimeId { name: "tract".into(), version: "0.23.9".into() },
+            runtime: RuntimeId {
+                name: "tract".into(),
+                version: "0.23.9".into(),
+            },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000,
         }
@@ -126,16 +141,25 @@ mod tests {
 
         let mut t = r.clone();
         t.body.output_hash = ContentId::of(b"other");
-        assert!(matches!(t.verify(), Err(ReceiptError::Signature(KeyError::BadSignature))));
+        assert!(matches!(
+            t.verify(),
+            Err(ReceiptError::Signature(KeyError::BadSignature))
+        ));
         let mut t = r.clone();
         t.body.timestamp_ms += 1;
         assert!(t.verify().is_err());
         let other = NodeKey::generate();
-        assert!(matches!(r.verify_from(&other.public_hex()), Err(ReceiptError::WrongNode { .. })));
+        assert!(matches!(
+            r.verify_from(&other.public_hex()),
+            Err(ReceiptError::WrongNode { .. })
+        ));
         let mut t = r.clone();
         t.body.node = other.public_hex();
         assert!(t.verify().is_err());
         assert!(r.check_output(ContentId::of(b"out")).is_ok());
-        assert!(matches!(r.check_output(ContentId::of(b"x")), Err(ReceiptError::OutputHash { .. })));
+        assert!(matches!(
+            r.check_output(ContentId::of(b"x")),
+            Err(ReceiptError::OutputHash { .. })
+        ));
     }
 }

@@ -30,7 +30,11 @@ pub struct InferRequest {
 pub enum ModelRef {
     Cid(ContentId),
     /// `version` is `None` for the latest.
-    Path { repo: String, version: Option<String>, file: String },
+    Path {
+        repo: String,
+        version: Option<String>,
+        file: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +52,8 @@ pub fn check_name(s: &str) -> Result<(), ModelRefError> {
     let ok = !s.is_empty()
         && s.len() <= 100
         && !s.starts_with(['.', '-'])
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -62,7 +67,9 @@ impl FromStr for ModelRef {
         if ContentId::looks_like(s) {
             return Ok(ModelRef::Cid(s.parse()?));
         }
-        let (head, file) = s.split_once('/').ok_or_else(|| ModelRefError::Shape(s.to_string()))?;
+        let (head, file) = s
+            .split_once('/')
+            .ok_or_else(|| ModelRefError::Shape(s.to_string()))?;
         let (repo, version) = match head.split_once('@') {
             Some((r, v)) if v.is_empty() || v == "latest" => (r, None),
             Some((r, v)) => (r, Some(v.to_string())),
@@ -70,7 +77,11 @@ impl FromStr for ModelRef {
         };
         check_name(repo)?;
         check_name(file)?;
-        Ok(ModelRef::Path { repo: repo.to_string(), version, file: file.to_string() })
+        Ok(ModelRef::Path {
+            repo: repo.to_string(),
+            version,
+            file: file.to_string(),
+        })
     }
 }
 
@@ -78,8 +89,16 @@ impl fmt::Display for ModelRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ModelRef::Cid(c) => write!(f, "{c}"),
-            ModelRef::Path { repo, version: Some(v), file } => write!(f, "{repo}@{v}/{file}"),
-            ModelRef::Path { repo, version: None, file } => write!(f, "{repo}/{file}"),
+            ModelRef::Path {
+                repo,
+                version: Some(v),
+                file,
+            } => write!(f, "{repo}@{v}/{file}"),
+            ModelRef::Path {
+                repo,
+                version: None,
+                file,
+            } => write!(f, "{repo}/{file}"),
         }
     }
 }
@@ -110,22 +129,44 @@ mod tests {
         assert_eq!(c.to_string().parse::<ModelRef>().unwrap(), ModelRef::Cid(c));
         assert_eq!(
             "mnist@1.00/model.onnx".parse::<ModelRef>().unwrap(),
-            ModelRef::Path { repo: "mnist".into(), version: Some("1.00".into()), file: "model.onnx".into() }
+            ModelRef::Path {
+                repo: "mnist".into(),
+                version: Some("1.00".into()),
+                file: "model.onnx".into()
+            }
         );
         assert_eq!(
             "mnist/model.onnx".parse::<ModelRef>().unwrap(),
-            ModelRef::Path { repo: "mnist".into(), version: None, file: "model.onnx".into() }
+            ModelRef::Path {
+                repo: "mnist".into(),
+                version: None,
+                file: "model.onnx".into()
+            }
         );
-        assert!(matches!("mnist".parse::<ModelRef>(), Err(ModelRefError::Shape(_))));
-        assert!(matches!("a@1.00/../x".parse::<ModelRef>(), Err(ModelRefError::Name(_))));
-        assert!(matches!("b3aaaa".parse::<ModelRef>(), Err(ModelRefError::Shape(_))));
+        assert!(matches!(
+            "mnist".parse::<ModelRef>(),
+            Err(ModelRefError::Shape(_))
+        ));
+        assert!(matches!(
+            "a@1.00/../x".parse::<ModelRef>(),
+            Err(ModelRefError::Name(_))
+        ));
+        assert!(matches!(
+            "b3aaaa".parse::<ModelRef>(),
+            Err(ModelRefError::Shape(_))
+        ));
         let bad_cid = format!("b3{}", "1".repeat(52));
-        assert!(matches!(bad_cid.parse::<ModelRef>(), Err(ModelRefError::Cid(_))));
+        assert!(matches!(
+            bad_cid.parse::<ModelRef>(),
+            Err(ModelRefError::Cid(_))
+        ));
     }
 
     #[test]
     fn request_json_rejects_unknown_fields() {
-        let e = serde_json::from_str::<InferRequest>(r#"{"model":"m/x","inputs":{},"mdoe":"VANILLA"}"#).unwrap_err();
+        let e =
+            serde_json::from_str::<InferRequest>(r#"{"model":"m/x","inputs":{},"mdoe":"VANILLA"}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("mdoe"));
         let r: InferRequest = serde_json::from_str(r#"{"model":"m/x","inputs":{}}"#).unwrap();
         assert_eq!(r.mode, InferenceMode::Vanilla);

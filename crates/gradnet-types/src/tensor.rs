@@ -100,7 +100,10 @@ impl Tensor {
         let want = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         match want {
             Some(n) if n == data.len() => Ok(Tensor { shape, data }),
-            _ => Err(TensorError::ShapeMismatch { shape, len: data.len() }),
+            _ => Err(TensorError::ShapeMismatch {
+                shape,
+                len: data.len(),
+            }),
         }
     }
 
@@ -135,10 +138,18 @@ pub fn encode_canonical(tensors: &NamedTensors, out: &mut Vec<u8>) {
             put_u64(out, d as u64);
         }
         match &t.data {
-            TensorData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
-            TensorData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
-            TensorData::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::F32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
+            TensorData::F64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
+            TensorData::I32(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            TensorData::I64(v) => v
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             TensorData::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
             TensorData::String(v) => v.iter().for_each(|s| put_bytes(out, s.as_bytes())),
         }
@@ -177,14 +188,29 @@ mod tests {
     #[test]
     fn hash_depends_on_bits_not_order_of_insertion() {
         let mut a = NamedTensors::new();
-        a.insert("x".into(), Tensor::new(vec![1], TensorData::F32(vec![0.0])).unwrap());
-        a.insert("y".into(), Tensor::new(vec![1], TensorData::I64(vec![1])).unwrap());
+        a.insert(
+            "x".into(),
+            Tensor::new(vec![1], TensorData::F32(vec![0.0])).unwrap(),
+        );
+        a.insert(
+            "y".into(),
+            Tensor::new(vec![1], TensorData::I64(vec![1])).unwrap(),
+        );
         let mut b = NamedTensors::new();
-        b.insert("y".into(), Tensor::new(vec![1], TensorData::I64(vec![1])).unwrap());
-        b.insert("x".into(), Tensor::new(vec![1], TensorData::F32(vec![0.0])).unwrap());
+        b.insert(
+            "y".into(),
+            Tensor::new(vec![1], TensorData::I64(vec![1])).unwrap(),
+        );
+        b.insert(
+            "x".into(),
+            Tensor::new(vec![1], TensorData::F32(vec![0.0])).unwrap(),
+        );
         assert_eq!(hash_tensors("t", &a), hash_tensors("t", &b));
         let mut c = a.clone();
-        c.insert("x".into(), Tensor::new(vec![1], TensorData::F32(vec![-0.0])).unwrap());
+        c.insert(
+            "x".into(),
+            Tensor::new(vec![1], TensorData::F32(vec![-0.0])).unwrap(),
+        );
         assert_ne!(hash_tensors("t", &a), hash_tensors("t", &c));
         assert_ne!(hash_tensors("t", &a), hash_tensors("u", &a));
     }

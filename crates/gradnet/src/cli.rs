@@ -5,10 +5,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gradnet", version, about = "gradnet: verifiable AI inference — model hub, inference node and CLI")]
+#[command(
+    name = "gradnet",
+    version,
+    about = "gradnet: verifiable AI inference — model hub, inference node and CLI"
+)]
 pub struct Cli {
     /// Node API to talk to (client commands).
-    #[arg(long, global = true, env = "GRADNET_NODE", default_value = "http://127.0.0.1:7700")]
+    #[arg(
+        long,
+        global = true,
+        env = "GRADNET_NODE",
+        default_value = "http://127.0.0.1:7700"
+    )]
     pub node: String,
     /// Log filter, e.g. `info` or `gradnet_api=debug`.
     #[arg(long, global = true, env = "GRADNET_LOG", default_value = "info")]
@@ -134,7 +143,7 @@ pub struct InferArgs {
     /// VANILLA, QUORUM, ZKML or TEE.
     #[arg(long, default_value = "VANILLA")]
     pub mode: String,
-    /// Output encoding: plain or fixed_point.
+    /// Output encoding: plain, fixed_point or base64.
     #[arg(long, default_value = "plain")]
     pub format: String,
     /// Also write the whole response (outputs + receipt) here, for `receipt verify`.

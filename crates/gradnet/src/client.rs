@@ -16,9 +16,11 @@ pub struct Client {
 fn bar(len: u64, msg: String) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     pb.set_message(msg);
     pb
@@ -26,7 +28,10 @@ fn bar(len: u64, msg: String) -> ProgressBar {
 
 impl Client {
     pub fn new(base: &str) -> Self {
-        Client { base: base.trim_end_matches('/').to_string(), http: reqwest::Client::new() }
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -40,14 +45,24 @@ impl Client {
         }
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
-        match serde_json::from_str::<Value>(&text).ok().and_then(|v| v.get("error").cloned()) {
-            Some(e) => bail!("{} ({status}): {}", e["code"].as_str().unwrap_or("error"), e["message"].as_str().unwrap_or("")),
+        match serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").cloned())
+        {
+            Some(e) => bail!(
+                "{} ({status}): {}",
+                e["code"].as_str().unwrap_or("error"),
+                e["message"].as_str().unwrap_or("")
+            ),
             None => bail!("node answered {status}: {text}"),
         }
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
-        let r = req.send().await.with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
         Ok(self.check(r).await?.json().await?)
     }
 
@@ -60,19 +75,33 @@ impl Client {
     }
 
     /// Streams a file up as multipart, with a progress bar on stderr.
-    pub async fn upload(&self, repo: &str, version: &str, file: &Path, name: &str, quiet: bool) -> Result<Value> {
-        let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+    pub async fn upload(
+        &self,
+        repo: &str,
+        version: &str,
+        file: &Path,
+        name: &str,
+        quiet: bool,
+    ) -> Result<Value> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata().await?.len();
-        let pb = if quiet { ProgressBar::hidden() } else { bar(len, format!("upload {name}")) };
+        let pb = if quiet {
+            ProgressBar::hidden()
+        } else {
+            bar(len, format!("upload {name}"))
+        };
         let pb2 = pb.clone();
         let stream = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).inspect(move |c| {
             if let Ok(c) = c {
                 pb2.inc(c.len() as u64)
             }
         });
-        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
-            .file_name(name.to_string())
-            .mime_str("application/octet-stream")?;
+        let part =
+            reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(stream), len)
+                .file_name(name.to_string())
+                .mime_str("application/octet-stream")?;
         let form = reqwest::multipart::Form::new().part("file", part);
         let url = self.url(&format!("/api/v0/models/{repo}/versions/{version}/files"));
         let out = self.send(self.http.post(url).multipart(form)).await;
@@ -81,14 +110,29 @@ impl Client {
     }
 
     /// Downloads a blob to `out` (via a `.part` file), checking its content id.
-    pub async fn download(&self, cid: &gradnet_types::ContentId, out: &Path, quiet: bool) -> Result<u64> {
+    pub async fn download(
+        &self,
+        cid: &gradnet_types::ContentId,
+        out: &Path,
+        quiet: bool,
+    ) -> Result<u64> {
         use tokio::io::AsyncWriteExt;
-        let r = self.http.get(self.url(&format!("/api/v0/blobs/{cid}"))).send().await?;
+        let r = self
+            .http
+            .get(self.url(&format!("/api/v0/blobs/{cid}")))
+            .send()
+            .await?;
         let r = self.check(r).await?;
         let len = r.content_length().unwrap_or(0);
-        let pb = if quiet { ProgressBar::hidden() } else { bar(len, format!("download {}", out.display())) };
+        let pb = if quiet {
+            ProgressBar::hidden()
+        } else {
+            bar(len, format!("download {}", out.display()))
+        };
         let part = out.with_extension("part");
-        let mut f = tokio::fs::File::create(&part).await.with_context(|| format!("creating {}", part.display()))?;
+        let mut f = tokio::fs::File::create(&part)
+            .await
+            .with_context(|| format!("creating {}", part.display()))?;
         let mut hasher = blake3::Hasher::new();
         let mut n = 0u64;
         let mut body = r.bytes_stream();
@@ -104,7 +148,9 @@ impl Client {
         let got = gradnet_types::ContentId::from_hash(hasher.finalize());
         if got != *cid {
             let _ = tokio::fs::remove_file(&part).await;
-            return Err(anyhow!("downloaded bytes hash to {got}, not {cid}; discarded"));
+            return Err(anyhow!(
+                "downloaded bytes hash to {got}, not {cid}; discarded"
+            ));
         }
         tokio::fs::rename(&part, out).await?;
         Ok(n)

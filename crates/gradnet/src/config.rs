@@ -34,11 +34,15 @@ pub struct NodeConfig {
 }
 
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".gradnet")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".gradnet")
 }
 
 pub fn load_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
 }
 
@@ -52,17 +56,39 @@ impl NodeConfig {
         let rt = RuntimeConfig::default();
         let api = ApiConfig::default();
         Ok(NodeConfig {
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(default_data_dir),
-            listen: args.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".into()),
-            hub: HubConfig { max_blob_size: args.max_blob_size.or(file.max_blob_size).unwrap_or(hub.max_blob_size) },
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(default_data_dir),
+            listen: args
+                .listen
+                .clone()
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:7700".into()),
+            hub: HubConfig {
+                max_blob_size: args
+                    .max_blob_size
+                    .or(file.max_blob_size)
+                    .unwrap_or(hub.max_blob_size),
+            },
             runtime: RuntimeConfig {
                 threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),
-                cache_bytes: args.cache_bytes.or(file.cache_bytes).unwrap_or(rt.cache_bytes),
+                cache_bytes: args
+                    .cache_bytes
+                    .or(file.cache_bytes)
+                    .unwrap_or(rt.cache_bytes),
             },
             api: ApiConfig {
-                max_request_bytes: args.max_request_bytes.or(file.max_request_bytes).unwrap_or(api.max_request_bytes),
+                max_request_bytes: args
+                    .max_request_bytes
+                    .or(file.max_request_bytes)
+                    .unwrap_or(api.max_request_bytes),
                 workers: args.workers.or(file.workers).unwrap_or(api.workers).max(1),
-                queue_depth: args.queue_depth.or(file.queue_depth).unwrap_or(api.queue_depth),
+                queue_depth: args
+                    .queue_depth
+                    .or(file.queue_depth)
+                    .unwrap_or(api.queue_depth),
             },
         })
     }
@@ -76,8 +102,16 @@ mod tests {
     fn flags_override_file_override_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gradnet.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nthreads = 2\nworkers = 3\n").unwrap();
-        let args = NodeArgs { config: Some(path.clone()), workers: Some(5), ..Default::default() };
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nthreads = 2\nworkers = 3\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            config: Some(path.clone()),
+            workers: Some(5),
+            ..Default::default()
+        };
         let c = NodeConfig::resolve(&args).unwrap();
         assert_eq!(c.listen, "127.0.0.1:9000");
         assert_eq!(c.runtime.threads, 2);

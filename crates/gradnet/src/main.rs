@@ -14,7 +14,9 @@ use client::Client;
 fn main() {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -27,11 +29,16 @@ fn main() {
 async fn run(cli: Cli) -> Result<()> {
     let client = Client::new(&cli.node);
     match cli.command {
-        Command::Node(NodeCmd::Start(args)) => commands::node::start(config::NodeConfig::resolve(&args)?).await,
+        Command::Node(NodeCmd::Start(args)) => {
+            commands::node::start(config::NodeConfig::resolve(&args)?).await
+        }
         Command::Model(cmd) => commands::model::run(&client, cmd).await,
         Command::Infer(args) => commands::infer::run(&client, args).await,
         Command::Receipt(ReceiptCmd::Verify { file, signer }) => {
-            println!("{}", commands::receipt::verify_file(&file, signer.as_deref())?);
+            println!(
+                "{}",
+                commands::receipt::verify_file(&file, signer.as_deref())?
+            );
             Ok(())
         }
         Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),

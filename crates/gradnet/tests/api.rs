@@ -17,82 +17,205 @@ async fn publish_download_infer_verify_and_restart() {
     assert_eq!(model, "mlp@1.00/model.onnx");
 
     // listings
-    let repos: Vec<Value> = http().get(format!("{base}/api/v0/models")).send().await.unwrap().json().await.unwrap();
+    let repos: Vec<Value> = http()
+        .get(format!("{base}/api/v0/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(repos.len(), 1);
     assert_eq!(repos[0]["name"], "mlp");
-    let files: Vec<Value> = http().get(format!("{base}/api/v0/models/mlp/versions/1.00/files")).send().await.unwrap().json().await.unwrap();
+    let files: Vec<Value> = http()
+        .get(format!("{base}/api/v0/models/mlp/versions/1.00/files"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(files[0]["cid"], cid.as_str());
     assert_eq!(files[0]["size"], bytes.len());
-    let (s, v2) = post(&format!("{base}/api/v0/models/mlp/versions"), json!({"notes": "big change", "is_major": true})).await;
+    let (s, v2) = post(
+        &format!("{base}/api/v0/models/mlp/versions"),
+        json!({"notes": "big change", "is_major": true}),
+    )
+    .await;
     assert_eq!((s, v2["versionString"].as_str()), (201, Some("2.00")));
 
     // download: identical bytes, and ranges
-    let r = http().get(format!("{base}/api/v0/blobs/{cid}")).send().await.unwrap();
+    let r = http()
+        .get(format!("{base}/api/v0/blobs/{cid}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["accept-ranges"], "bytes");
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
-    let r = http().get(format!("{base}/api/v0/blobs/{cid}")).header("range", "bytes=10-19").send().await.unwrap();
+    let r = http()
+        .get(format!("{base}/api/v0/blobs/{cid}"))
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
-    assert_eq!(r.headers()["content-range"], format!("bytes 10-19/{}", bytes.len()));
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 10-19/{}", bytes.len())
+    );
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes[10..20]);
-    let r = http().get(format!("{base}/api/v0/blobs/{cid}")).header("range", "bytes=-5").send().await.unwrap();
+    let r = http()
+        .get(format!("{base}/api/v0/blobs/{cid}"))
+        .header("range", "bytes=-5")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes[bytes.len() - 5..]);
-    let r = http().get(format!("{base}/api/v0/blobs/{cid}")).header("range", format!("bytes={}-", bytes.len())).send().await.unwrap();
+    let r = http()
+        .get(format!("{base}/api/v0/blobs/{cid}"))
+        .header("range", format!("bytes={}-", bytes.len()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
 
     // the signature endpoint
-    let sig: Value = http().get(format!("{base}/api/v0/signature/{model}")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(sig["signature"]["inputs"][0], json!({"name": "x", "dtype": "f32", "shape": ["N", 4]}));
+    let sig: Value = http()
+        .get(format!("{base}/api/v0/signature/{model}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        sig["signature"]["inputs"][0],
+        json!({"name": "x", "dtype": "f32", "shape": ["N", 4]})
+    );
 
     // inference by path and by content id give the same signed result
     let x = json!({"x": [[0.5, -1.0, 0.25, 2.0], [1.0, 1.0, 1.0, 1.0]]});
-    let (s, a) = post(&format!("{base}/v1/infer"), json!({"model": model, "inputs": x})).await;
+    let (s, a) = post(
+        &format!("{base}/v1/infer"),
+        json!({"model": model, "inputs": x}),
+    )
+    .await;
     assert_eq!(s, 200, "{a}");
-    let (_, b) = post(&format!("{base}/v1/infer"), json!({"model": cid, "inputs": x, "mode": "VANILLA"})).await;
+    let (_, b) = post(
+        &format!("{base}/v1/infer"),
+        json!({"model": cid, "inputs": x, "mode": "VANILLA"}),
+    )
+    .await;
     assert_eq!(a["receipt"]["output_hash"], b["receipt"]["output_hash"]);
     assert_eq!(a["receipt"]["request_hash"], b["receipt"]["request_hash"]);
     assert_eq!(a["receipt"]["model"], cid.as_str());
-    assert_eq!(a["output_types"]["y"], json!({"dtype": "f32", "shape": [2, 3]}));
-    let health: Value = http().get(format!("{base}/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        a["output_types"]["y"],
+        json!({"dtype": "f32", "shape": [2, 3]})
+    );
+    let health: Value = http()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(a["receipt"]["node"], health["node"]);
 
     // the fixed-point form of the same inputs is the same request
     let fixed = json!({"numbers": [{"name": "x", "shape": [2, 4], "values": [
         {"value": 5, "decimals": 1}, {"value": -1, "decimals": 0}, {"value": 25, "decimals": 2}, {"value": 2, "decimals": 0},
         {"value": 1, "decimals": 0}, {"value": 1, "decimals": 0}, {"value": 1, "decimals": 0}, {"value": 1, "decimals": 0}]}]});
-    let (s, c) = post(&format!("{base}/v1/infer"), json!({"model": model, "inputs": fixed, "output_format": "fixed_point"})).await;
+    let (s, c) = post(
+        &format!("{base}/v1/infer"),
+        json!({"model": model, "inputs": fixed, "output_format": "fixed_point"}),
+    )
+    .await;
     assert_eq!(s, 200, "{c}");
     assert_eq!(c["receipt"]["request_hash"], a["receipt"]["request_hash"]);
     assert_eq!(c["receipt"]["output_hash"], a["receipt"]["output_hash"]);
     assert_eq!(c["outputs"]["numbers"][0]["name"], "y");
 
-    // both responses verify offline, the fixed-point one included
-    for (i, resp) in [&a, &c].iter().enumerate() {
+    // and so is the binary (base64) form, answered in binary
+    let raw: Vec<u8> = [0.5f32, -1.0, 0.25, 2.0, 1.0, 1.0, 1.0, 1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let b64 =
+        json!({"x": {"dtype": "f32", "shape": [2, 4], "b64": data_encoding::BASE64.encode(&raw)}});
+    let (s, e) = post(
+        &format!("{base}/v1/infer"),
+        json!({"model": model, "inputs": b64, "output_format": "base64"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["receipt"]["request_hash"], a["receipt"]["request_hash"]);
+    assert_eq!(e["outputs"]["y"]["dtype"], "f32");
+
+    // every response verifies offline, whatever its encoding
+    for (i, resp) in [&a, &c, &e].iter().enumerate() {
         let f = dir.path().join(format!("resp{i}.json"));
         std::fs::write(&f, serde_json::to_vec(resp).unwrap()).unwrap();
         let out = node.cli(&["receipt", "verify", f.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("outputs: match"));
     }
 
     // metrics
-    let m = http().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("gradnet_http_requests_total{route=\"/v1/infer\",status=\"200\"} 3"), "{m}");
-    assert!(m.contains("gradnet_http_errors_total{code=\"range_not_satisfiable\"} 1"), "{m}");
+    let m = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("gradnet_http_requests_total{route=\"/v1/infer\",status=\"200\"} 4"),
+        "{m}"
+    );
+    assert!(
+        m.contains("gradnet_http_errors_total{code=\"range_not_satisfiable\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("gradnet_http_request_duration_seconds_bucket"));
-    assert!(m.contains("gradnet_plan_cache_hits_total 2"), "{m}");
+    assert!(m.contains("gradnet_plan_cache_hits_total 3"), "{m}");
     assert!(m.contains(&format!("gradnet_hub_bytes_stored {}", bytes.len())));
 
     // restart on the same data dir: everything is still there, same key
     node.stop();
     let node = Node::start(dir.path(), &[]);
-    let files: Vec<Value> = http().get(format!("{}/api/v0/models/mlp/versions/1.00/files", node.url)).send().await.unwrap().json().await.unwrap();
+    let files: Vec<Value> = http()
+        .get(format!(
+            "{}/api/v0/models/mlp/versions/1.00/files",
+            node.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(files[0]["cid"], cid.as_str());
-    let (s, d) = post(&format!("{}/v1/infer", node.url), json!({"model": model, "inputs": x})).await;
+    let (s, d) = post(
+        &format!("{}/v1/infer", node.url),
+        json!({"model": model, "inputs": x}),
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(d["receipt"]["output_hash"], a["receipt"]["output_hash"]);
     assert_eq!(d["receipt"]["node"], a["receipt"]["node"]);
-    let r = http().get(format!("{}/api/v0/blobs/{cid}", node.url)).send().await.unwrap();
+    let r = http()
+        .get(format!("{}/api/v0/blobs/{cid}", node.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
 }
 
@@ -104,20 +227,40 @@ async fn overload_is_refused_not_queued() {
     let node = Node::start(dir.path(), &["--workers", "1", "--queue-depth", "0"]);
     let bytes = std::fs::read(real_model("ppocr-v4-det.onnx")).unwrap();
     let (model, _) = publish(&node.url, "det", "det.onnx", bytes).await;
-    let body = json!({"model": model, "inputs": {"x": nest(&pattern_image(320, 320), &[1, 3, 320, 320])}});
+    let body =
+        json!({"model": model, "inputs": {"x": nest(&pattern_image(320, 320), &[1, 3, 320, 320])}});
     // warm the plan so every request below costs the same
-    assert_eq!(post(&format!("{}/v1/infer", node.url), body.clone()).await.0, 200);
+    assert_eq!(
+        post(&format!("{}/v1/infer", node.url), body.clone())
+            .await
+            .0,
+        200
+    );
     let reqs = (0..6).map(|_| {
         let url = format!("{}/v1/infer", node.url);
         let body = body.clone();
         tokio::spawn(async move {
             let r = http().post(url).json(&body).send().await.unwrap();
-            (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string()), r.json::<Value>().await.unwrap())
+            (
+                r.status().as_u16(),
+                r.headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                r.json::<Value>().await.unwrap(),
+            )
         })
     });
-    let results = futures::future::join_all(reqs).await.into_iter().map(Result::unwrap).collect::<Vec<_>>();
+    let results = futures::future::join_all(reqs)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
     let refused: Vec<_> = results.iter().filter(|r| r.0 == 429).collect();
-    assert!(!refused.is_empty(), "some of 6 concurrent requests must be refused: {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        !refused.is_empty(),
+        "some of 6 concurrent requests must be refused: {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     assert!(results.iter().all(|r| r.0 == 200 || r.0 == 429));
     for r in &refused {
         assert_eq!(r.1.as_deref(), Some("1"));

@@ -6,7 +6,11 @@ use common::*;
 use gradnet_runtime::samples;
 
 fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -18,9 +22,29 @@ fn cli_publish_list_download_infer_verify() {
     let bytes = samples::cnn(3);
     std::fs::write(&model, &bytes).unwrap();
 
-    ok(node.cli(&["model", "create", "digits", "--description", "a CNN", "--task", "classification", "--tag", "vision"]));
-    assert_eq!(ok(node.cli(&["model", "version", "digits", "--notes", "first"])).trim(), "1.00");
-    let up: serde_json::Value = serde_json::from_str(&ok(node.cli(&["model", "upload", "digits", "1.00", model.to_str().unwrap()]))).unwrap();
+    ok(node.cli(&[
+        "model",
+        "create",
+        "digits",
+        "--description",
+        "a CNN",
+        "--task",
+        "classification",
+        "--tag",
+        "vision",
+    ]));
+    assert_eq!(
+        ok(node.cli(&["model", "version", "digits", "--notes", "first"])).trim(),
+        "1.00"
+    );
+    let up: serde_json::Value = serde_json::from_str(&ok(node.cli(&[
+        "model",
+        "upload",
+        "digits",
+        "1.00",
+        model.to_str().unwrap(),
+    ])))
+    .unwrap();
     let cid = gradnet_types::ContentId::of(&bytes).to_string();
     assert_eq!(up["cid"], cid.as_str());
     assert!(ok(node.cli(&["model", "ls"])).starts_with("digits\tclassification\ta CNN"));
@@ -28,38 +52,86 @@ fn cli_publish_list_download_infer_verify() {
     assert_eq!(files.trim(), format!("cnn.onnx\t{}\t{cid}", bytes.len()));
 
     let out = dir.path().join("back.onnx");
-    ok(node.cli(&["model", "download", "digits@1.00/cnn.onnx", "-o", out.to_str().unwrap()]));
+    ok(node.cli(&[
+        "model",
+        "download",
+        "digits@1.00/cnn.onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
     let out2 = dir.path().join("by-cid.onnx");
     ok(node.cli(&["model", "download", &cid, "--out", out2.to_str().unwrap()]));
     assert_eq!(std::fs::read(&out2).unwrap(), bytes);
 
-    let img: Vec<Vec<f32>> = samples::weights(28 * 28, 4, 1.0).chunks(28).map(|r| r.to_vec()).collect();
+    let img: Vec<Vec<f32>> = samples::weights(28 * 28, 4, 1.0)
+        .chunks(28)
+        .map(|r| r.to_vec())
+        .collect();
     let input = dir.path().join("in.json");
-    std::fs::write(&input, serde_json::to_vec(&serde_json::json!({"image": [[img]]})).unwrap()).unwrap();
+    std::fs::write(
+        &input,
+        serde_json::to_vec(&serde_json::json!({"image": [[img]]})).unwrap(),
+    )
+    .unwrap();
     let saved = dir.path().join("resp.json");
     let printed: serde_json::Value = serde_json::from_str(&ok(node.cli(&[
-        "infer", "--model", "digits/cnn.onnx", "--input", &format!("@{}", input.display()), "--save", saved.to_str().unwrap(),
+        "infer",
+        "--model",
+        "digits/cnn.onnx",
+        "--input",
+        &format!("@{}", input.display()),
+        "--save",
+        saved.to_str().unwrap(),
     ])))
     .unwrap();
-    assert_eq!(printed["output_types"]["logits"]["shape"], serde_json::json!([1, 10]));
+    assert_eq!(
+        printed["output_types"]["logits"]["shape"],
+        serde_json::json!([1, 10])
+    );
     let report = ok(node.cli(&["receipt", "verify", saved.to_str().unwrap()]));
-    assert!(report.contains("signature: valid") && report.contains("outputs: match"), "{report}");
+    assert!(
+        report.contains("signature: valid") && report.contains("outputs: match"),
+        "{report}"
+    );
     // the receipt alone verifies too
     let receipt = dir.path().join("receipt.json");
     std::fs::write(&receipt, serde_json::to_vec(&printed["receipt"]).unwrap()).unwrap();
-    ok(node.cli(&["receipt", "verify", receipt.to_str().unwrap(), "--signer", printed["receipt"]["node"].as_str().unwrap()]));
+    ok(node.cli(&[
+        "receipt",
+        "verify",
+        receipt.to_str().unwrap(),
+        "--signer",
+        printed["receipt"]["node"].as_str().unwrap(),
+    ]));
 
     // errors reach the user as the node's code and message, with a failing exit
-    let bad = node.cli(&["infer", "--model", "digits/cnn.onnx", "--input", "{\"image\": [1]}"]);
+    let bad = node.cli(&[
+        "infer",
+        "--model",
+        "digits/cnn.onnx",
+        "--input",
+        "{\"image\": [1]}",
+    ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_tensor"));
 
     let key = dir.path().join("k.key");
     let public = ok(node.cli(&["keys", "new", "--out", key.to_str().unwrap()]));
     assert_eq!(public.trim().len(), 64);
-    assert!(!node.cli(&["keys", "new", "--out", key.to_str().unwrap()]).status.success(), "never overwrites a key");
-    for sub in [&["--help"][..], &["model", "upload", "--help"], &["node", "start", "--help"], &["infer", "--help"]] {
+    assert!(
+        !node
+            .cli(&["keys", "new", "--out", key.to_str().unwrap()])
+            .status
+            .success(),
+        "never overwrites a key"
+    );
+    for sub in [
+        &["--help"][..],
+        &["model", "upload", "--help"],
+        &["node", "start", "--help"],
+        &["infer", "--help"],
+    ] {
         assert!(ok(node.cli(sub)).contains("Usage"));
     }
 }
@@ -73,6 +145,12 @@ fn demo_runs_once() {
         .output()
         .unwrap();
     let text = ok(out);
-    assert!(text.contains("receipt verified offline") && text.contains("outputs: match"), "{text}");
-    assert!(text.contains("ppocr-cls@1.00/ppocr-mobile-v2-cls.onnx"), "the demo uses the real model: {text}");
+    assert!(
+        text.contains("receipt verified offline") && text.contains("outputs: match"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ppocr-cls@1.00/ppocr-mobile-v2-cls.onnx"),
+        "the demo uses the real model: {text}"
+    );
 }

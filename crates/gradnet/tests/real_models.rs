@@ -19,42 +19,73 @@ async fn check_against_onnxruntime(node: &Node, file: &str, fixture: &Value) -> 
     let (model, cid) = publish(&node.url, repo, file, bytes.clone()).await;
     assert_eq!(cid, gradnet_types::ContentId::of(&bytes).to_string());
     let f = &fixture[file];
-    let (h, w) = (f["input_hw"][0].as_u64().unwrap() as usize, f["input_hw"][1].as_u64().unwrap() as usize);
+    let (h, w) = (
+        f["input_hw"][0].as_u64().unwrap() as usize,
+        f["input_hw"][1].as_u64().unwrap() as usize,
+    );
     let input = nest(&pattern_image(h, w), &[1, 3, h, w]);
-    let (s, r) = post(&format!("{}/v1/infer", node.url), json!({"model": model, "inputs": {"x": input}})).await;
+    let (s, r) = post(
+        &format!("{}/v1/infer", node.url),
+        json!({"model": model, "inputs": {"x": input}}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     let out_name = f["output"].as_str().unwrap();
-    let shape: Vec<u64> = serde_json::from_value(r["output_types"][out_name]["shape"].clone()).unwrap();
+    let shape: Vec<u64> =
+        serde_json::from_value(r["output_types"][out_name]["shape"].clone()).unwrap();
     assert_eq!(json!(shape), f["shape"]);
     let mut vals = vec![];
     flatten(&r["outputs"][out_name], &mut vals);
     let sum: f64 = vals.iter().sum();
     let want_sum = f["sum"].as_f64().unwrap();
-    assert!((sum - want_sum).abs() <= 1e-4 * want_sum.abs().max(1.0), "{file}: sum {sum} vs onnxruntime {want_sum}");
+    assert!(
+        (sum - want_sum).abs() <= 1e-4 * want_sum.abs().max(1.0),
+        "{file}: sum {sum} vs onnxruntime {want_sum}"
+    );
     let mut worst = 0f64;
     for (i, v) in f["samples"].as_object().unwrap() {
         let i: usize = i.parse().unwrap();
         worst = worst.max((vals[i] - v.as_f64().unwrap()).abs());
     }
-    assert!(worst <= ABS_TOL, "{file}: max abs difference from onnxruntime {worst}");
+    assert!(
+        worst <= ABS_TOL,
+        "{file}: max abs difference from onnxruntime {worst}"
+    );
     if let Some(argmax) = f.get("argmax") {
         let classes = shape[2] as usize;
         let got: Vec<usize> = vals
             .chunks(classes)
-            .map(|row| row.iter().enumerate().fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0)
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f64::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+                    .0
+            })
             .collect();
-        assert_eq!(json!(got), *argmax, "{file}: recognised characters differ from onnxruntime's");
+        assert_eq!(
+            json!(got),
+            *argmax,
+            "{file}: recognised characters differ from onnxruntime's"
+        );
     }
     // same request again: the same output bits
-    let (_, again) = post(&format!("{}/v1/infer", node.url), json!({"model": model, "inputs": {"x": nest(&pattern_image(h, w), &[1, 3, h, w])}})).await;
+    let (_, again) = post(
+        &format!("{}/v1/infer", node.url),
+        json!({"model": model, "inputs": {"x": nest(&pattern_image(h, w), &[1, 3, h, w])}}),
+    )
+    .await;
     assert_eq!(again["receipt"]["output_hash"], r["receipt"]["output_hash"]);
-    assert_eq!(again["receipt"]["request_hash"], r["receipt"]["request_hash"]);
+    assert_eq!(
+        again["receipt"]["request_hash"],
+        r["receipt"]["request_hash"]
+    );
     r["receipt"]["output_hash"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
 async fn ppocr_det_and_rec_match_onnxruntime_and_are_deterministic_across_threads() {
-    let fixture: Value = serde_json::from_str(include_str!("fixtures/ppocr-onnxruntime.json")).unwrap();
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/ppocr-onnxruntime.json")).unwrap();
     let mut hashes = vec![];
     for threads in ["1", "2"] {
         let dir = tempfile::tempdir().unwrap();
@@ -63,5 +94,8 @@ async fn ppocr_det_and_rec_match_onnxruntime_and_are_deterministic_across_thread
         let rec = check_against_onnxruntime(&node, "ppocr-v4-rec.onnx", &fixture).await;
         hashes.push((det, rec));
     }
-    assert_eq!(hashes[0], hashes[1], "1 and 2 threads must give bit-identical outputs");
+    assert_eq!(
+        hashes[0], hashes[1],
+        "1 and 2 threads must give bit-identical outputs"
+    );
 }

@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiJson};
 use crate::AppState;
 
-pub async fn create_repo(State(s): State<AppState>, ApiJson(spec): ApiJson<RepoSpec>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_repo(
+    State(s): State<AppState>,
+    ApiJson(spec): ApiJson<RepoSpec>,
+) -> Result<impl IntoResponse, ApiError> {
     let repo = s.hub.create_repo(spec)?;
     Ok((StatusCode::CREATED, Json(repo)))
 }
@@ -22,7 +25,10 @@ pub async fn list_repos(State(s): State<AppState>) -> Result<Json<Vec<Repo>>, Ap
     Ok(Json(s.hub.list_repos()?))
 }
 
-pub async fn get_repo(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn get_repo(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let repo = s.hub.repo(&name)?;
     let versions = s.hub.list_versions(&name)?;
     Ok(Json(json!({"repo": repo, "versions": versions})))
@@ -46,7 +52,10 @@ pub async fn create_version(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
-pub async fn list_versions(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Vec<VersionInfo>>, ApiError> {
+pub async fn list_versions(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<VersionInfo>>, ApiError> {
     Ok(Json(s.hub.list_versions(&name)?))
 }
 
@@ -74,23 +83,41 @@ pub async fn upload(
 ) -> Result<impl IntoResponse, ApiError> {
     s.hub.list_files(&name, &ver)?; // 404 before reading a byte
     let limit = s.hub.config().max_blob_size;
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit + 64 * 1024) {
         return Err(gradnet_hub::HubError::TooLarge { limit }.into());
     }
-    let cut = |e: axum::extract::multipart::MultipartError| ApiError::bad_request("upload_failed", format!("upload was cut off or malformed: {e}"));
+    let cut = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(
+            "upload_failed",
+            format!("upload was cut off or malformed: {e}"),
+        )
+    };
     let mut field = loop {
         match mp.next_field().await.map_err(cut)? {
             Some(f) if f.file_name().is_some() || f.name() == Some("file") => break f,
             Some(_) => continue,
-            None => return Err(ApiError::bad_request("upload_failed", "multipart body has no file part")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "upload_failed",
+                    "multipart body has no file part",
+                ))
+            }
         }
     };
     let file = q
         .name
         .or_else(|| field.file_name().map(str::to_owned))
-        .ok_or_else(|| ApiError::bad_request("upload_failed", "no file name: set the part's filename or ?name="))?;
-    gradnet_types::request::check_name(&file).map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "upload_failed",
+                "no file name: set the part's filename or ?name=",
+            )
+        })?;
+    gradnet_types::request::check_name(&file)
+        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
     let mut w = s.hub.writer()?;
     while let Some(chunk) = field.chunk().await.map_err(cut)? {
         w.write(&chunk).await?;
@@ -106,8 +133,14 @@ pub async fn upload(
 }
 
 /// `GET /api/v0/blobs/{cid}`, with single-range `Range: bytes=...` support.
-pub async fn download(State(s): State<AppState>, Path(cid): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let cid: ContentId = cid.parse().map_err(|e| ApiError::bad_request("invalid_cid", format!("invalid content id: {e}")))?;
+pub async fn download(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let cid: ContentId = cid
+        .parse()
+        .map_err(|e| ApiError::bad_request("invalid_cid", format!("invalid content id: {e}")))?;
     let size = s.hub.manifest(&cid)?.size;
     let range = match headers.get(header::RANGE).map(|v| v.to_str().unwrap_or("")) {
         None => None,
@@ -127,10 +160,14 @@ pub async fn download(State(s): State<AppState>, Path(cid): Path<String>, header
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::ETAG, format!("\"{cid}\""));
     resp = match range {
-        Some(_) => resp.status(StatusCode::PARTIAL_CONTENT).header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.max(1) - 1)),
+        Some(_) => resp.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", end.max(1) - 1),
+        ),
         None => resp.status(StatusCode::OK),
     };
-    resp.body(Body::from_stream(stream)).map_err(|e| ApiError::internal(e.to_string()))
+    resp.body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Parses one byte range into a half-open `start..end` within `size`.
@@ -146,7 +183,10 @@ fn parse_range(h: &str, size: u64) -> Option<(u64, u64)> {
             (size.saturating_sub(n), size)
         }
         (a, "") => (a.parse().ok()?, size),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.saturating_add(1).min(size),
+        ),
     };
     (start < end && start < size).then_some((start, end))
 }

@@ -12,7 +12,9 @@ use gradnet_runtime::Model;
 use gradnet_types::json::{parse_inputs, Encoded};
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::{output_hash, request_hash};
-use gradnet_types::{now_ms, ContentId, DType, InferRequest, InferenceMode, ModelRef, Receipt, ReceiptBody};
+use gradnet_types::{
+    now_ms, ContentId, DType, InferRequest, InferenceMode, ModelRef, Receipt, ReceiptBody,
+};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiJson};
@@ -35,7 +37,11 @@ struct InferResponse<'a> {
 }
 
 fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
-    let r: ModelRef = model.parse().map_err(|e: gradnet_types::request::ModelRefError| ApiError::bad_request("invalid_model", e.to_string()))?;
+    let r: ModelRef = model
+        .parse()
+        .map_err(|e: gradnet_types::request::ModelRefError| {
+            ApiError::bad_request("invalid_model", e.to_string())
+        })?;
     Ok(s.hub.resolve(&r)?)
 }
 
@@ -49,7 +55,10 @@ async fn load(s: &AppState, cid: ContentId) -> Result<Arc<Model>, ApiError> {
     Ok(tokio::task::spawn_blocking(move || rt.load(cid, &bytes)).await??)
 }
 
-pub async fn infer(State(s): State<AppState>, ApiJson(req): ApiJson<InferRequest>) -> Result<Response, ApiError> {
+pub async fn infer(
+    State(s): State<AppState>,
+    ApiJson(req): ApiJson<InferRequest>,
+) -> Result<Response, ApiError> {
     if req.mode != InferenceMode::Vanilla {
         return Err(ApiError::bad_request(
             "unsupported_mode",
@@ -59,7 +68,11 @@ pub async fn infer(State(s): State<AppState>, ApiJson(req): ApiJson<InferRequest
     let inputs = parse_inputs(&req.inputs)?;
     let cid = resolve(&s, &req.model)?;
     // admission: running + queued is bounded; beyond it, refuse at once
-    let _admitted = s.admission.clone().try_acquire_owned().map_err(|_| ApiError::overloaded())?;
+    let _admitted = s
+        .admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::overloaded())?;
     let model = load(&s, cid).await?;
     let typed = model.signature.check(&inputs)?;
     s.metrics.queued.inc();
@@ -95,7 +108,18 @@ pub async fn infer(State(s): State<AppState>, ApiJson(req): ApiJson<InferRequest
     let body = InferResponse {
         model: cid,
         outputs: Encoded(&outputs, req.output_format),
-        output_types: outputs.iter().map(|(n, t)| (n.as_str(), TypeInfo { dtype: t.dtype(), shape: t.shape() })).collect(),
+        output_types: outputs
+            .iter()
+            .map(|(n, t)| {
+                (
+                    n.as_str(),
+                    TypeInfo {
+                        dtype: t.dtype(),
+                        shape: t.shape(),
+                    },
+                )
+            })
+            .collect(),
         receipt,
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -103,7 +127,10 @@ pub async fn infer(State(s): State<AppState>, ApiJson(req): ApiJson<InferRequest
 }
 
 /// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs.
-pub async fn signature(State(s): State<AppState>, Path(model): Path<String>) -> Result<Response, ApiError> {
+pub async fn signature(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Response, ApiError> {
     let cid = resolve(&s, &model)?;
     let m = load(&s, cid).await?;
     Ok(Json(serde_json::json!({"model": cid, "signature": m.signature})).into_response())

@@ -16,5 +16,8 @@ pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render(&s))
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(&s),
+    )
 }

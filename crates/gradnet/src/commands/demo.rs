@@ -25,14 +25,24 @@ fn find_model() -> Option<PathBuf> {
         .into_iter()
         .chain([PathBuf::from("models"), repo_root().join("models")])
         .collect();
-    let found = || dirs.iter().map(|d| d.join(DEMO_MODEL)).find(|p| p.is_file());
+    let found = || {
+        dirs.iter()
+            .map(|d| d.join(DEMO_MODEL))
+            .find(|p| p.is_file())
+    };
     if let Some(p) = found() {
         return Some(p);
     }
-    for script in [PathBuf::from("scripts/fetch-models"), repo_root().join("scripts/fetch-models")] {
+    for script in [
+        PathBuf::from("scripts/fetch-models"),
+        repo_root().join("scripts/fetch-models"),
+    ] {
         if script.is_file() {
             eprintln!("fetching the demo model with {} …", script.display());
-            let ok = std::process::Command::new("python3").arg(&script).args(["--only", DEMO_MODEL]).status();
+            let ok = std::process::Command::new("python3")
+                .arg(&script)
+                .args(["--only", DEMO_MODEL])
+                .status();
             if ok.is_ok_and(|s| s.success()) {
                 return found();
             }
@@ -46,7 +56,8 @@ fn find_model() -> Option<PathBuf> {
 fn text_line_image() -> Value {
     let (h, w) = (48, 192);
     let px = |y: usize, x: usize| -> f32 {
-        let ink = (14..34).contains(&y) && (x % 16) < 9 && (8..184).contains(&x) && !((y + x) % 7 == 0);
+        let ink =
+            (14..34).contains(&y) && (x % 16) < 9 && (8..184).contains(&x) && !((y + x) % 7 == 0);
         let v: f32 = if ink { 20.0 } else { 245.0 };
         (v / 255.0 - 0.5) / 0.5
     };
@@ -87,32 +98,58 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             (p, "sample-cnn", json!([[rows]]), "image")
         }
     };
-    let file = path.file_name().and_then(|n| n.to_str()).context("model file name")?.to_string();
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("model file name")?
+        .to_string();
     let _: Value = c.post("/api/v0/models", &json!({"name": repo, "description": "PaddleOCR text direction classifier (0° / 180°)", "task": "image-classification", "license": "Apache-2.0", "tags": ["ocr", "demo"]})).await?;
-    let v: Value = c.post(&format!("/api/v0/models/{repo}/versions"), &json!({"notes": "demo upload", "is_major": false})).await?;
+    let v: Value = c
+        .post(
+            &format!("/api/v0/models/{repo}/versions"),
+            &json!({"notes": "demo upload", "is_major": false}),
+        )
+        .await?;
     let version = v["versionString"].as_str().unwrap_or("1.00").to_string();
     let up = c.upload(repo, &version, &path, &file, false).await?;
-    println!("● uploaded {} ({} bytes) as {repo}@{version}/{file}\n  content id {}", path.display(), up["size"], up["cid"].as_str().unwrap_or(""));
+    println!(
+        "● uploaded {} ({} bytes) as {repo}@{version}/{file}\n  content id {}",
+        path.display(),
+        up["size"],
+        up["cid"].as_str().unwrap_or("")
+    );
 
     let model = format!("{repo}@{version}/{file}");
     let request = json!({"model": model, "inputs": {input_name: input}, "mode": "VANILLA"});
     let started = std::time::Instant::now();
     let resp: Value = c.post("/v1/infer", &request).await?;
-    println!("● inference in {:.1} ms; outputs:", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "● inference in {:.1} ms; outputs:",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     println!("{}", serde_json::to_string_pretty(&resp["outputs"])?);
-    println!("● receipt:\n{}", serde_json::to_string_pretty(&resp["receipt"])?);
+    println!(
+        "● receipt:\n{}",
+        serde_json::to_string_pretty(&resp["receipt"])?
+    );
 
     let saved = tmp.path().join("response.json");
     std::fs::write(&saved, serde_json::to_vec_pretty(&resp)?)?;
     let report = receipt::verify_file(&saved, None)?;
-    println!("● receipt verified offline:\n  {}", report.replace('\n', "\n  "));
+    println!(
+        "● receipt verified offline:\n  {}",
+        report.replace('\n', "\n  ")
+    );
 
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
     println!("\nTry it yourself:");
     println!("  curl -s {base}/api/v0/models");
     println!("  curl -s {base}/api/v0/signature/{model}");
-    println!("  curl -s -H 'content-type: application/json' --data @{} {base}/v1/infer", req_file.display());
+    println!(
+        "  curl -s -H 'content-type: application/json' --data @{} {base}/v1/infer",
+        req_file.display()
+    );
     println!("  gradnet --node {base} infer --model {model} --input @{} --save out.json && gradnet receipt verify out.json", input_file(&tmp, input_name, &request)?.display());
     println!("  curl -s {base}/metrics");
 
@@ -127,6 +164,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 fn input_file(tmp: &tempfile::TempDir, name: &str, request: &Value) -> Result<PathBuf> {
     let p = tmp.path().join("inputs.json");
-    std::fs::write(&p, serde_json::to_vec(&json!({name: request["inputs"][name]}))?)?;
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&json!({name: request["inputs"][name]}))?,
+    )?;
     Ok(p)
 }

@@ -16,7 +16,10 @@ pub fn read_input(s: &str) -> Result<Value> {
 pub async fn run(c: &Client, a: InferArgs) -> Result<()> {
     let inputs = read_input(&a.input)?;
     let r: Value = c
-        .post("/v1/infer", &json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format}))
+        .post(
+            "/v1/infer",
+            &json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format}),
+        )
         .await?;
     if let Some(path) = &a.save {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;

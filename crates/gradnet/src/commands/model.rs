@@ -9,34 +9,72 @@ use crate::client::Client;
 
 pub async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
     match cmd {
-        ModelCmd::Create { name, description, task, license, tags, owner } => {
+        ModelCmd::Create {
+            name,
+            description,
+            task,
+            license,
+            tags,
+            owner,
+        } => {
             let r: Value = c
                 .post("/api/v0/models", &json!({"name": name, "description": description, "task": task, "license": license, "tags": tags, "owner": owner}))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
         ModelCmd::Version { name, notes, major } => {
-            let r: Value = c.post(&format!("/api/v0/models/{name}/versions"), &json!({"notes": notes, "is_major": major})).await?;
+            let r: Value = c
+                .post(
+                    &format!("/api/v0/models/{name}/versions"),
+                    &json!({"notes": notes, "is_major": major}),
+                )
+                .await?;
             println!("{}", r["versionString"].as_str().unwrap_or_default());
         }
-        ModelCmd::Upload { name, version, file, store_as } => {
+        ModelCmd::Upload {
+            name,
+            version,
+            file,
+            store_as,
+        } => {
             let fname = match store_as {
                 Some(n) => n,
-                None => file.file_name().and_then(|n| n.to_str()).context("file has no usable name; pass --as")?.to_string(),
+                None => file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("file has no usable name; pass --as")?
+                    .to_string(),
             };
             let r = c.upload(&name, &version, &file, &fname, false).await?;
-            println!("{}", serde_json::to_string_pretty(&json!({"cid": r["cid"], "size": r["size"], "name": r["name"]}))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"cid": r["cid"], "size": r["size"], "name": r["name"]})
+                )?
+            );
         }
         ModelCmd::Ls => {
             let repos: Vec<Value> = c.get("/api/v0/models").await?;
             for r in repos {
-                println!("{}\t{}\t{}", r["name"].as_str().unwrap_or(""), r["task"].as_str().unwrap_or(""), r["description"].as_str().unwrap_or(""));
+                println!(
+                    "{}\t{}\t{}",
+                    r["name"].as_str().unwrap_or(""),
+                    r["task"].as_str().unwrap_or(""),
+                    r["description"].as_str().unwrap_or("")
+                );
             }
         }
         ModelCmd::Files { name, version } => {
-            let files: Vec<Value> = c.get(&format!("/api/v0/models/{name}/versions/{version}/files")).await?;
+            let files: Vec<Value> = c
+                .get(&format!("/api/v0/models/{name}/versions/{version}/files"))
+                .await?;
             for f in files {
-                println!("{}\t{}\t{}", f["name"].as_str().unwrap_or(""), f["size"], f["cid"].as_str().unwrap_or(""));
+                println!(
+                    "{}\t{}\t{}",
+                    f["name"].as_str().unwrap_or(""),
+                    f["size"],
+                    f["cid"].as_str().unwrap_or("")
+                );
             }
         }
         ModelCmd::Download { model, out } => {
@@ -53,16 +91,28 @@ pub async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
 async fn resolve(c: &Client, model: &str) -> Result<(ContentId, String)> {
     match model.parse::<ModelRef>()? {
         ModelRef::Cid(cid) => Ok((cid, cid.to_string())),
-        ModelRef::Path { repo, version, file } => {
+        ModelRef::Path {
+            repo,
+            version,
+            file,
+        } => {
             let version = match version {
                 Some(v) => v,
                 None => {
                     let vs: Vec<Value> = c.get(&format!("/api/v0/models/{repo}/versions")).await?;
-                    vs.last().and_then(|v| v["versionString"].as_str()).context("repository has no versions")?.to_string()
+                    vs.last()
+                        .and_then(|v| v["versionString"].as_str())
+                        .context("repository has no versions")?
+                        .to_string()
                 }
             };
-            let files: Vec<Value> = c.get(&format!("/api/v0/models/{repo}/versions/{version}/files")).await?;
-            let f = files.iter().find(|f| f["name"] == file.as_str()).with_context(|| format!("no file `{file}` in {repo}@{version}"))?;
+            let files: Vec<Value> = c
+                .get(&format!("/api/v0/models/{repo}/versions/{version}/files"))
+                .await?;
+            let f = files
+                .iter()
+                .find(|f| f["name"] == file.as_str())
+                .with_context(|| format!("no file `{file}` in {repo}@{version}"))?;
             Ok((f["cid"].as_str().unwrap_or_default().parse()?, file))
         }
     }

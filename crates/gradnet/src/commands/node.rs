@@ -5,9 +5,16 @@ use crate::config::NodeConfig;
 
 /// Opens the node's state and binds its listener.
 pub async fn open(cfg: &NodeConfig) -> Result<(AppState, tokio::net::TcpListener)> {
-    let state = AppState::open(&cfg.data_dir, cfg.hub.clone(), cfg.runtime.clone(), cfg.api.clone())
-        .with_context(|| format!("opening data dir {}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let state = AppState::open(
+        &cfg.data_dir,
+        cfg.hub.clone(),
+        cfg.runtime.clone(),
+        cfg.api.clone(),
+    )
+    .with_context(|| format!("opening data dir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
     Ok((state, listener))
 }
 
@@ -24,7 +31,8 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
 
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},

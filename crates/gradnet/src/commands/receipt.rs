@@ -10,15 +10,23 @@ use serde_json::Value;
 /// encoding plus `output_types`) and hashes them as the node did.
 pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
     let outputs = parse_inputs(&resp["outputs"]).context("response `outputs`")?;
-    let types = resp["output_types"].as_object().context("response has no `output_types`")?;
+    let types = resp["output_types"]
+        .as_object()
+        .context("response has no `output_types`")?;
     let mut typed = NamedTensors::new();
     for (name, t) in outputs {
-        let info = types.get(&name).with_context(|| format!("no output_types entry for `{name}`"))?;
+        let info = types
+            .get(&name)
+            .with_context(|| format!("no output_types entry for `{name}`"))?;
         let dtype: DType = serde_json::from_value(info["dtype"].clone())?;
         let tensor = t.to_tensor(&name, dtype)?;
         let shape: Vec<usize> = serde_json::from_value(info["shape"].clone())?;
         // an empty or scalar tensor's JSON form does not carry its full shape
-        let tensor = if tensor.shape() == shape { tensor } else { gradnet_types::Tensor::new(shape, tensor.into_data())? };
+        let tensor = if tensor.shape() == shape {
+            tensor
+        } else {
+            gradnet_types::Tensor::new(shape, tensor.into_data())?
+        };
         typed.insert(name, tensor);
     }
     Ok(output_hash(&typed))
@@ -26,7 +34,8 @@ pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
 
 /// Verifies a receipt file or a saved inference response; returns a report.
 pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: Value = serde_json::from_str(&text).context("not JSON")?;
     let (receipt_json, response) = match v.get("receipt") {
         Some(r) => (r.clone(), Some(&v)),
@@ -37,7 +46,8 @@ pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
         Some(s) => receipt.verify_from(s)?,
         None => receipt.verify()?,
     }
-    let mut report = format!(
+    let mut report =
+        format!(
         "signature: valid (node {})\nmodel: {}\nrequest: {}\noutput: {}\nruntime: {} {}\nmode: {}",
         receipt.body.node, receipt.body.model, receipt.body.request_hash, receipt.body.output_hash,
         receipt.body.runtime.name, receipt.body.runtime.version, receipt.body.mode
@@ -45,8 +55,16 @@ pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     if let Some(resp) = response {
         receipt.check_output(response_output_hash(resp)?)?;
         report.push_str("\noutputs: match the signed output hash");
-        if resp.get("model").and_then(Value::as_str).is_some_and(|m| m != receipt.body.model.to_string()) {
-            bail!("response names model {} but the receipt signs {}", resp["model"], receipt.body.model);
+        if resp
+            .get("model")
+            .and_then(Value::as_str)
+            .is_some_and(|m| m != receipt.body.model.to_string())
+        {
+            bail!(
+                "response names model {} but the receipt signs {}",
+                resp["model"],
+                receipt.body.model
+            );
         }
     }
     Ok(report)

@@ -36,18 +36,29 @@ impl Node {
                 }
             }
         });
-        let url = rx.recv_timeout(Duration::from_secs(60)).expect("node did not start");
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("node did not start");
         Node { child, url }
     }
 
     /// Stops the node with SIGTERM and waits for it (a clean shutdown).
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(BIN).arg("--node").arg(&self.url).args(args).env("GRADNET_LOG", "warn").output().expect("run gradnet")
+        Command::new(BIN)
+            .arg("--node")
+            .arg(&self.url)
+            .args(args)
+            .env("GRADNET_LOG", "warn")
+            .output()
+            .expect("run gradnet")
     }
 }
 
@@ -71,7 +82,11 @@ pub fn models_dir() -> PathBuf {
 /// A real model from `scripts/fetch-models`; a clear failure if it is missing.
 pub fn real_model(name: &str) -> PathBuf {
     let p = models_dir().join(name);
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-models (scripts/test does)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-models (scripts/test does)",
+        p.display()
+    );
     p
 }
 
@@ -83,20 +98,36 @@ pub async fn post(url: &str, body: Value) -> (u16, Value) {
 
 /// Creates `repo`, a version, and uploads `bytes` as `file`; returns (model ref, cid).
 pub async fn publish(base: &str, repo: &str, file: &str, bytes: Vec<u8>) -> (String, String) {
-    let (s, _) = post(&format!("{base}/api/v0/models"), json!({"name": repo, "task": "test"})).await;
+    let (s, _) = post(
+        &format!("{base}/api/v0/models"),
+        json!({"name": repo, "task": "test"}),
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, v) = post(&format!("{base}/api/v0/models/{repo}/versions"), json!({"notes": "", "is_major": false})).await;
+    let (s, v) = post(
+        &format!("{base}/api/v0/models/{repo}/versions"),
+        json!({"notes": "", "is_major": false}),
+    )
+    .await;
     assert_eq!(s, 201);
     let ver = v["versionString"].as_str().unwrap().to_string();
     let (s, up) = upload(base, repo, &ver, file, bytes).await;
     assert_eq!(s, 201, "{up}");
-    (format!("{repo}@{ver}/{file}"), up["cid"].as_str().unwrap().to_string())
+    (
+        format!("{repo}@{ver}/{file}"),
+        up["cid"].as_str().unwrap().to_string(),
+    )
 }
 
 pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8>) -> (u16, Value) {
     let part = reqwest::multipart::Part::bytes(bytes).file_name(file.to_string());
     let form = reqwest::multipart::Form::new().part("file", part);
-    let r = http().post(format!("{base}/api/v0/models/{repo}/versions/{ver}/files")).multipart(form).send().await.unwrap();
+    let r = http()
+        .post(format!("{base}/api/v0/models/{repo}/versions/{ver}/files"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     let s = r.status().as_u16();
     (s, r.json().await.unwrap_or(Value::Null))
 }
@@ -109,7 +140,11 @@ pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
         for y in 0..h {
             for x in 0..w {
                 let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
-                let p = if ink { 20 + (x * y + c * 7) % 40 } else { 235 + (x + y + c) % 20 };
+                let p = if ink {
+                    20 + (x * y + c * 7) % 40
+                } else {
+                    235 + (x + y + c) % 20
+                };
                 v.push((p as f32 / 255.0 - 0.5) / 0.5);
             }
         }
@@ -122,7 +157,11 @@ pub fn nest(data: &[f32], shape: &[usize]) -> Value {
         return json!(data[0]);
     }
     let stride: usize = shape[1..].iter().product();
-    Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
+    Value::Array(
+        (0..shape[0])
+            .map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..]))
+            .collect(),
+    )
 }
 
 pub fn flatten(v: &Value, out: &mut Vec<f64>) {
