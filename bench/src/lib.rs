@@ -2,8 +2,6 @@
 
 use std::time::Instant;
 
-use serde_json::{json, Value};
-
 /// Median of `iters` timed runs of `f`, in milliseconds, after `warmup` runs.
 pub fn median_ms(warmup: usize, iters: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
@@ -25,36 +23,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The same text-like image the integration tests and scripts/make-fixtures use.
-pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(3 * h * w);
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
-                let p = if ink {
-                    20 + (x * y + c * 7) % 40
-                } else {
-                    235 + (x + y + c) % 20
-                };
-                v.push((p as f32 / 255.0 - 0.5) / 0.5);
-            }
-        }
-    }
-    v
-}
-
-pub fn nest(data: &[f32], shape: &[usize]) -> Value {
-    if shape.is_empty() {
-        return json!(data[0]);
-    }
-    let stride: usize = shape[1..].iter().product();
-    Value::Array(
-        (0..shape[0])
-            .map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..]))
-            .collect(),
-    )
-}
+pub use gradnet_runtime::samples::{nest, pattern_image};
 
 pub fn models_dir() -> std::path::PathBuf {
     std::env::var_os("GRADNET_MODELS_DIR")

@@ -132,37 +132,7 @@ pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
-/// A text-like image `[1, 3, h, w]` that Python builds bit-identically (see
-/// scripts/make-fixtures): integer pixels, then (p/255 - 0.5)/0.5 in f32.
-pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(3 * h * w);
-    for c in 0..3 {
-        for y in 0..h {
-            for x in 0..w {
-                let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
-                let p = if ink {
-                    20 + (x * y + c * 7) % 40
-                } else {
-                    235 + (x + y + c) % 20
-                };
-                v.push((p as f32 / 255.0 - 0.5) / 0.5);
-            }
-        }
-    }
-    v
-}
-
-pub fn nest(data: &[f32], shape: &[usize]) -> Value {
-    if shape.is_empty() {
-        return json!(data[0]);
-    }
-    let stride: usize = shape[1..].iter().product();
-    Value::Array(
-        (0..shape[0])
-            .map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..]))
-            .collect(),
-    )
-}
+pub use gradnet_runtime::samples::{nest, pattern_image};
 
 pub fn flatten(v: &Value, out: &mut Vec<f64>) {
     match v {
