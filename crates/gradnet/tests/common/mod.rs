@@ -132,6 +132,7 @@ pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+#[allow(unused_imports)]
 pub use gradnet_runtime::samples::{nest, pattern_image};
 
 pub fn flatten(v: &Value, out: &mut Vec<f64>) {
