@@ -5,6 +5,7 @@
 //! against its hash before handing out a byte of it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -73,7 +74,7 @@ pub(crate) fn chunk_path(dir: &Path, hash: &[u8; 32]) -> PathBuf {
 /// writer that was not finished leaves nothing behind.
 pub struct BlobWriter {
     hub: Hub,
-    staging: PathBuf,
+    staging: Arc<StagingDir>,
     buf: Vec<u8>,
     size: u64,
     limit: u64,
@@ -87,7 +88,7 @@ impl BlobWriter {
         std::fs::create_dir_all(&staging)?;
         Ok(BlobWriter {
             hub,
-            staging,
+            staging: Arc::new(StagingDir(staging)),
             buf: Vec::with_capacity(CHUNK_SIZE),
             size: 0,
             limit,
@@ -193,9 +194,20 @@ impl BlobWriter {
     }
 }
 
-impl Drop for BlobWriter {
+/// An upload's private folder. The writer and its in-flight chunk task each
+/// hold it, so it goes only after the last chunk write has ended (a task still
+/// writing when the writer is dropped would otherwise leave a file behind).
+struct StagingDir(PathBuf);
+
+impl StagingDir {
+    fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for StagingDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
