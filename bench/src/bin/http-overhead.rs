@@ -19,7 +19,7 @@ async fn main() {
     let hub = Hub::open(dir.path(), HubConfig::default()).unwrap();
     let state = AppState::new(
         hub.clone(),
-        OnnxRuntime::new(RuntimeConfig::default()),
+        OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
         NodeKey::generate(),
         ApiConfig::default(),
     );

@@ -52,7 +52,7 @@ async fn main() {
     .unwrap();
     let state = AppState::new(
         hub.clone(),
-        OnnxRuntime::new(RuntimeConfig::default()),
+        OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
         NodeKey::generate(),
         ApiConfig::default(),
     );

@@ -91,6 +91,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Execution(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m)
             }
+            RuntimeError::Unavailable(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", m)
+            }
         }
     }
 }

@@ -86,7 +86,7 @@ impl AppState {
     ) -> Result<Self, OpenError> {
         let key = NodeKey::load_or_create(&data_dir.join("node.key"))?;
         let hub = Hub::open(&data_dir.join("hub"), hub)?;
-        Ok(Self::new(hub, OnnxRuntime::new(runtime), key, api))
+        Ok(Self::new(hub, OnnxRuntime::new(runtime)?, key, api))
     }
 }
 
@@ -96,6 +96,8 @@ pub enum OpenError {
     Key(#[from] gradnet_types::keys::KeyError),
     #[error("hub: {0}")]
     Hub(#[from] gradnet_hub::HubError),
+    #[error("{0}")]
+    Runtime(#[from] gradnet_runtime::RuntimeError),
 }
 
 pub fn router(state: AppState) -> Router {

@@ -133,7 +133,7 @@ async fn limits_and_abandoned_uploads_leave_nothing() {
     let mut w = big.writer().unwrap();
     w.write(&data(CHUNK_SIZE * 2)).await.unwrap();
     drop(w); // a cut-off upload
-    // the chunk write in flight finishes on its own thread; its folder goes then
+             // the chunk write in flight finishes on its own thread; its folder goes then
     let staging = dir.path().join("b/staging");
     for _ in 0..500 {
         if std::fs::read_dir(&staging).unwrap().count() == 0 {

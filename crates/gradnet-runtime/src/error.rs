@@ -9,6 +9,9 @@ pub enum RuntimeError {
     /// The model failed while running on valid inputs.
     #[error("inference failed: {0}")]
     Execution(String),
+    /// The configured engine cannot be started (e.g. its library is missing).
+    #[error("runtime unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

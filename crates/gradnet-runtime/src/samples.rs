@@ -249,7 +249,11 @@ pub fn pattern_image(h: usize, w: usize) -> Vec<f32> {
         for y in 0..h {
             for x in 0..w {
                 let ink = (14..34).contains(&(y % 48)) && x % 16 < 9 && (x * 3 + y * 5) % 11 != 0;
-                let p = if ink { 20 + (x * y + c * 7) % 40 } else { 235 + (x + y + c) % 20 };
+                let p = if ink {
+                    20 + (x * y + c * 7) % 40
+                } else {
+                    235 + (x + y + c) % 20
+                };
                 v.push((p as f32 / 255.0 - 0.5) / 0.5);
             }
         }
@@ -263,5 +267,9 @@ pub fn nest(data: &[f32], shape: &[usize]) -> serde_json::Value {
         return serde_json::json!(data[0]);
     }
     let stride: usize = shape[1..].iter().product();
-    serde_json::Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
+    serde_json::Value::Array(
+        (0..shape[0])
+            .map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..]))
+            .collect(),
+    )
 }

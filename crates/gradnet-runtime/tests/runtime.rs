@@ -1,14 +1,40 @@
-use gradnet_runtime::{samples, Dim, OnnxRuntime, RuntimeConfig, RuntimeError};
+use std::path::PathBuf;
+
+use gradnet_runtime::{samples, Backend, Dim, OnnxRuntime, RuntimeConfig, RuntimeError};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::output_hash;
 use gradnet_types::{ContentId, TensorData};
 use serde_json::json;
 
 fn rt(threads: usize) -> OnnxRuntime {
+    with(Backend::Tract, threads)
+}
+
+fn with(backend: Backend, threads: usize) -> OnnxRuntime {
     OnnxRuntime::new(RuntimeConfig {
         threads,
         cache_bytes: 256 << 20,
+        backend,
     })
+    .unwrap()
+}
+
+/// The ONNX Runtime library `scripts/fetch-models` puts next to the models.
+fn onnxruntime() -> Backend {
+    let dir = std::env::var_os("GRADNET_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    let library = dir.join(gradnet_runtime::ONNXRUNTIME_LIBRARY_FILE);
+    assert!(
+        library.is_file(),
+        "{} is missing: run scripts/fetch-models",
+        library.display()
+    );
+    Backend::OnnxRuntime { library }
+}
+
+fn backends() -> [Backend; 2] {
+    [Backend::Tract, onnxruntime()]
 }
 
 fn batch(n: usize, width: usize) -> serde_json::Value {
@@ -18,8 +44,13 @@ fn batch(n: usize, width: usize) -> serde_json::Value {
 
 #[test]
 fn mlp_runs_and_matches_a_hand_computation() {
+    for backend in backends() {
+        mlp_matches_hand_computation(with(backend, 1));
+    }
+}
+
+fn mlp_matches_hand_computation(r: OnnxRuntime) {
     let bytes = samples::mlp(4, 8, 3, 1);
-    let r = rt(1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     assert_eq!(
         m.signature.inputs[0].shape,
@@ -45,14 +76,23 @@ fn mlp_runs_and_matches_a_hand_computation() {
     };
     assert_eq!(out["y"].shape(), &[1, 3]);
     for (a, b) in got.iter().zip(&y) {
-        assert!((a - b).abs() < 1e-5, "{got:?} vs {y:?}");
+        assert!(
+            (a - b).abs() < 1e-5,
+            "{}: {got:?} vs {y:?}",
+            r.runtime_id().name
+        );
     }
 }
 
 #[test]
 fn inputs_are_checked_before_running() {
+    for backend in backends() {
+        inputs_checked(with(backend, 1));
+    }
+}
+
+fn inputs_checked(r: OnnxRuntime) {
     let bytes = samples::two_inputs();
-    let r = rt(1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     let run = |v: serde_json::Value| r.infer(&m, &parse_inputs(&v).unwrap()).map(|(_, o)| o);
     let ok = run(json!({"x": [[1.0, 2.0], [3.0, 4.0]], "k": [5, 6]})).unwrap();
@@ -73,7 +113,12 @@ fn inputs_are_checked_before_running() {
 
 #[test]
 fn corrupt_models_are_unloadable() {
-    let r = rt(1);
+    for backend in backends() {
+        corrupt_unloadable(with(backend, 1));
+    }
+}
+
+fn corrupt_unloadable(r: OnnxRuntime) {
     let mut bytes = samples::mlp(4, 8, 3, 1);
     bytes.truncate(bytes.len() / 2);
     assert!(matches!(
@@ -102,15 +147,21 @@ fn outputs_are_bit_identical_across_runs_and_threads() {
     ] {
         let cid = ContentId::of(&bytes);
         let inputs = parse_inputs(&json!({ name: input })).unwrap();
-        let mut hashes = vec![];
-        for threads in [1, 2, 4] {
-            let r = rt(threads);
-            let m = r.load(cid, &bytes).unwrap();
-            for _ in 0..2 {
-                hashes.push(output_hash(&r.infer(&m, &inputs).unwrap().1));
+        for backend in backends() {
+            let mut hashes = vec![];
+            for threads in [1, 2, 4] {
+                let r = with(backend.clone(), threads);
+                let m = r.load(cid, &bytes).unwrap();
+                for _ in 0..2 {
+                    hashes.push(output_hash(&r.infer(&m, &inputs).unwrap().1));
+                }
             }
+            assert!(
+                hashes.windows(2).all(|w| w[0] == w[1]),
+                "{}: {hashes:?}",
+                backend.name()
+            );
         }
-        assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
     }
 }
 
@@ -125,4 +176,55 @@ fn plans_are_cached_per_shape() {
     }
     let s = r.cache_stats();
     assert_eq!((s.hits, s.misses), (3, 2));
+}
+
+/// The two engines agree to float tolerance, give the same dtypes and shapes,
+/// and say who they are.
+#[test]
+fn engines_agree_and_name_themselves() {
+    let bytes = samples::cnn(5);
+    let cid = ContentId::of(&bytes);
+    let img = samples::weights(3 * 28 * 28, 11, 1.0);
+    let images = json!(img
+        .chunks(28 * 28)
+        .map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()])
+        .collect::<Vec<_>>());
+    let inputs = parse_inputs(&json!({ "image": images })).unwrap();
+    let [a, b] = backends().map(|b| with(b, 1));
+    assert_eq!(a.runtime_id().name, "tract");
+    assert_eq!(b.runtime_id().name, "onnxruntime");
+    assert_eq!(b.runtime_id().version, "1.32.0");
+    let run = |r: &OnnxRuntime| r.infer(&r.load(cid, &bytes).unwrap(), &inputs).unwrap().1;
+    let (x, y) = (run(&a), run(&b));
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+    for (name, t) in &x {
+        assert_eq!(t.shape(), y[name].shape());
+        let (TensorData::F32(p), TensorData::F32(q)) = (t.data(), y[name].data()) else {
+            panic!("{name}: {:?} vs {:?}", t.dtype(), y[name].dtype())
+        };
+        let max = p
+            .iter()
+            .zip(q)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0f32, f32::max);
+        assert!(max < 1e-4, "{name}: max diff {max}");
+    }
+}
+
+#[test]
+fn missing_onnxruntime_library_is_a_clear_error() {
+    let err = OnnxRuntime::new(RuntimeConfig {
+        backend: Backend::OnnxRuntime {
+            library: "/nonexistent/libonnxruntime.so".into(),
+        },
+        ..RuntimeConfig::default()
+    })
+    .err()
+    .expect("a missing library cannot start");
+    assert!(matches!(err, RuntimeError::Unavailable(_)), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/libonnxruntime.so"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("scripts/fetch-models"), "{err}");
 }

@@ -83,6 +83,22 @@ pub struct NodeArgs {
     /// Memory budget for parsed models and compiled plans, in bytes [default: 2 GiB].
     #[arg(long, env = "GRADNET_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
+    /// Engine for ONNX models; receipts name it [default: tract].
+    #[arg(long, env = "GRADNET_BACKEND", value_enum)]
+    pub backend: Option<BackendName>,
+    /// ONNX Runtime shared library for `--backend onnxruntime`
+    /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
+    #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    /// tract: pure Rust, no external library.
+    Tract,
+    /// ONNX Runtime: faster on convolutional models; needs its shared library.
+    Onnxruntime,
 }
 
 #[derive(Subcommand)]

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use gradnet_api::ApiConfig;
 use gradnet_hub::HubConfig;
-use gradnet_runtime::RuntimeConfig;
+use gradnet_runtime::{Backend, RuntimeConfig};
 use serde::Deserialize;
 
-use crate::cli::NodeArgs;
+use crate::cli::{BackendName, NodeArgs};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +22,8 @@ pub struct FileConfig {
     pub max_blob_size: Option<u64>,
     pub max_request_bytes: Option<usize>,
     pub cache_bytes: Option<u64>,
+    pub backend: Option<BackendName>,
+    pub onnxruntime_lib: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +40,18 @@ pub fn default_data_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
         .join(".gradnet")
+}
+
+/// `ORT_DYLIB_PATH` (the variable `ort` users know), else the library that
+/// `scripts/fetch-models` puts next to the models.
+pub fn default_onnxruntime_lib() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("GRADNET_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models"))
+        .join(gradnet_runtime::ONNXRUNTIME_LIBRARY_FILE)
 }
 
 pub fn load_file(path: &Path) -> Result<FileConfig> {
@@ -78,6 +92,16 @@ impl NodeConfig {
                     .cache_bytes
                     .or(file.cache_bytes)
                     .unwrap_or(rt.cache_bytes),
+                backend: match args.backend.or(file.backend) {
+                    None | Some(BackendName::Tract) => Backend::Tract,
+                    Some(BackendName::Onnxruntime) => Backend::OnnxRuntime {
+                        library: args
+                            .onnxruntime_lib
+                            .clone()
+                            .or(file.onnxruntime_lib)
+                            .unwrap_or_else(default_onnxruntime_lib),
+                    },
+                },
             },
             api: ApiConfig {
                 max_request_bytes: args

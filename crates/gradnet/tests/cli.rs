@@ -154,3 +154,33 @@ fn demo_runs_once() {
         "the demo uses the real model: {text}"
     );
 }
+
+#[test]
+fn a_node_that_cannot_start_its_engine_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--backend",
+            "onnxruntime",
+            "--onnxruntime-lib",
+            "/nonexistent/libort.so",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/libort.so"), "{err}");
+    assert!(err.contains("scripts/fetch-models"), "{err}");
+    let out = std::process::Command::new(BIN)
+        .args(["node", "start", "--backend", "torch"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("tract") && err.contains("onnxruntime"),
+        "{err}"
+    );
+}

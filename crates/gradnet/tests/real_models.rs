@@ -13,7 +13,14 @@ use serde_json::{json, Value};
 /// room for other CPUs' kernels while still catching any real divergence.
 const ABS_TOL: f64 = 1e-4;
 
-async fn check_against_onnxruntime(node: &Node, file: &str, fixture: &Value) -> String {
+/// `exact`: the node runs the same onnxruntime build the fixture came from,
+/// so every sampled value must match to the bit.
+async fn check_against_onnxruntime(
+    node: &Node,
+    file: &str,
+    fixture: &Value,
+    exact: bool,
+) -> String {
     let bytes = std::fs::read(real_model(file)).unwrap();
     let repo = file.trim_end_matches(".onnx");
     let (model, cid) = publish(&node.url, repo, file, bytes.clone()).await;
@@ -30,6 +37,11 @@ async fn check_against_onnxruntime(node: &Node, file: &str, fixture: &Value) -> 
     )
     .await;
     assert_eq!(s, 200, "{r}");
+    let engine = if exact { "onnxruntime" } else { "tract" };
+    assert_eq!(
+        r["receipt"]["runtime"]["name"], engine,
+        "receipts name the engine"
+    );
     let out_name = f["output"].as_str().unwrap();
     let shape: Vec<u64> =
         serde_json::from_value(r["output_types"][out_name]["shape"].clone()).unwrap();
@@ -45,7 +57,14 @@ async fn check_against_onnxruntime(node: &Node, file: &str, fixture: &Value) -> 
     let mut worst = 0f64;
     for (i, v) in f["samples"].as_object().unwrap() {
         let i: usize = i.parse().unwrap();
-        worst = worst.max((vals[i] - v.as_f64().unwrap()).abs());
+        let want = v.as_f64().unwrap();
+        worst = worst.max((vals[i] - want).abs());
+        if exact {
+            assert_eq!(
+                vals[i] as f32, want as f32,
+                "{file}[{i}]: onnxruntime engine differs from Python onnxruntime"
+            );
+        }
     }
     assert!(
         worst <= ABS_TOL,
@@ -86,16 +105,36 @@ async fn check_against_onnxruntime(node: &Node, file: &str, fixture: &Value) -> 
 async fn ppocr_det_and_rec_match_onnxruntime_and_are_deterministic_across_threads() {
     let fixture: Value =
         serde_json::from_str(include_str!("fixtures/ppocr-onnxruntime.json")).unwrap();
-    let mut hashes = vec![];
-    for threads in ["1", "2"] {
-        let dir = tempfile::tempdir().unwrap();
-        let node = Node::start(dir.path(), &["--threads", threads]);
-        let det = check_against_onnxruntime(&node, "ppocr-v4-det.onnx", &fixture).await;
-        let rec = check_against_onnxruntime(&node, "ppocr-v4-rec.onnx", &fixture).await;
-        hashes.push((det, rec));
+    let library = models_dir().join("libonnxruntime.so.1.32.0");
+    let library = library.to_str().unwrap();
+    for (engine, flags) in [
+        ("tract", vec![]),
+        (
+            "onnxruntime",
+            vec!["--backend", "onnxruntime", "--onnxruntime-lib", library],
+        ),
+    ] {
+        let mut hashes = vec![];
+        for threads in ["1", "2"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = vec!["--threads", threads];
+            args.extend(&flags);
+            let node = Node::start(dir.path(), &args);
+            let health: Value = reqwest::get(format!("{}/health", node.url))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(health["runtime"]["name"], engine);
+            let exact = engine == "onnxruntime";
+            let det = check_against_onnxruntime(&node, "ppocr-v4-det.onnx", &fixture, exact).await;
+            let rec = check_against_onnxruntime(&node, "ppocr-v4-rec.onnx", &fixture, exact).await;
+            hashes.push((det, rec));
+        }
+        assert_eq!(
+            hashes[0], hashes[1],
+            "{engine}: 1 and 2 threads must give bit-identical outputs"
+        );
     }
-    assert_eq!(
-        hashes[0], hashes[1],
-        "1 and 2 threads must give bit-identical outputs"
-    );
 }

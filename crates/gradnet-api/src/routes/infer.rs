@@ -100,7 +100,7 @@ pub async fn infer(
         model: cid,
         output_hash: output_hash(&outputs),
         mode: req.mode,
-        runtime: gradnet_runtime::runtime_id(),
+        runtime: s.runtime.runtime_id(),
         node: s.key.public_hex(),
         timestamp_ms: now_ms(),
     }

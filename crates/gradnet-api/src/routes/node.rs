@@ -11,7 +11,7 @@ pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "node": s.key.public_hex(),
-        "runtime": gradnet_runtime::runtime_id(),
+        "runtime": s.runtime.runtime_id(),
     }))
 }
 

@@ -1,8 +1,9 @@
-//! Times tract on one model and input for `bench/runtime-vs-onnxruntime`:
-//! prints `{"median_ms": ...}` for `--iters` runs after a warm-up.
-//! Usage: tract-timing MODEL.onnx INPUT_NAME d0,d1,... ITERS THREADS [mlp]
+//! Times gradnet's runtime on one model and input for
+//! `bench/runtime-vs-onnxruntime`: prints `{"median_ms": ...}` for ITERS runs
+//! after a warm-up.
+//! Usage: runtime-timing MODEL.onnx INPUT_NAME d0,d1,... ITERS THREADS tract|ONNXRUNTIME_LIB
 
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{Backend, OnnxRuntime, RuntimeConfig};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::ContentId;
 use serde_json::json;
@@ -24,10 +25,18 @@ fn main() {
     } else {
         gradnet_runtime::samples::weights(n, 42, 1.0)
     };
+    let backend = match a[6].as_str() {
+        "tract" => Backend::Tract,
+        library => Backend::OnnxRuntime {
+            library: library.into(),
+        },
+    };
     let rt = OnnxRuntime::new(RuntimeConfig {
         threads,
         cache_bytes: 1 << 30,
-    });
+        backend,
+    })
+    .unwrap();
     let model = rt.load(ContentId::of(&bytes), &bytes).unwrap();
     let inputs = model
         .signature
