@@ -138,3 +138,52 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
         Ok(ApiJson(v))
     }
 }
+
+/// A JSON request body kept as bytes, so handlers can deserialize types that
+/// borrow from it (no copy of large base64 tensors). Checks the content type
+/// and the size limit as `axum::Json` does.
+pub struct JsonBody(pub bytes::Bytes);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| {
+                m.type_() == "application"
+                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+            });
+        if !json {
+            return Err(Self::Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = bytes::Bytes::from_request(req, state)
+            .await
+            .map_err(|r| match r.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Self::Rejection::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "request body is larger than the limit",
+                ),
+                _ => Self::Rejection::bad_request("invalid_body", r.body_text()),
+            })?;
+        Ok(JsonBody(bytes))
+    }
+}
+
+impl JsonBody {
+    pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
+        serde_json::from_slice(&self.0).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("Failed to deserialize the JSON body into the target type: {e}"),
+            )
+        })
+    }
+}

@@ -13,13 +13,16 @@
 //! both encodings round-trip exactly (but for the sign of zero, which an
 //! integer `value` cannot carry).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::ser::{SerializeMap, SerializeSeq, SerializeStruct};
 use serde::{Deserialize, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::TensorError;
+use crate::le;
 use crate::tensor::{DType, NamedTensors, Tensor, TensorData};
 
 /// A number as the client wrote it.
@@ -39,8 +42,9 @@ pub enum Values {
     Numbers(Vec<Num>),
     Bools(Vec<bool>),
     Strings(Vec<String>),
-    /// Little-endian values of one dtype, sent base64-encoded.
-    Binary(DType, Vec<u8>),
+    /// Values of the dtype the client named, decoded from base64
+    /// little-endian bytes.
+    Binary(TensorData),
 }
 
 /// A tensor parsed from JSON whose dtype is not fixed yet.
@@ -114,96 +118,87 @@ fn parse_binary(
     name: &str,
     obj: &serde_json::Map<String, Value>,
 ) -> Result<JsonTensor, TensorError> {
+    binary_tensor(
+        name,
+        obj.get("dtype").cloned(),
+        obj.get("shape"),
+        obj.get("b64").map(|t| t.as_str()),
+    )
+}
+
+/// Builds a binary tensor from its fields; `b64` is `Some(None)` when present
+/// but not a string.
+fn binary_tensor(
+    name: &str,
+    dtype: Option<Value>,
+    shape: Option<&Value>,
+    b64: Option<Option<&str>>,
+) -> Result<JsonTensor, TensorError> {
     let bad = |m: &str| TensorError::malformed(name, m.to_string());
-    let dtype: DType = obj
-        .get("dtype")
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
+    let dtype: DType = dtype
+        .and_then(|d| serde_json::from_value(d).ok())
         .ok_or_else(|| {
             bad("a binary tensor needs `dtype` (f32, f64, i32, i64 or bool), `shape` and `b64`")
         })?;
-    let width =
-        binary_width(dtype).ok_or_else(|| bad("string tensors cannot be sent in binary form"))?;
     let shape = parse_shape(
         name,
-        obj.get("shape")
-            .ok_or_else(|| bad("a binary tensor needs `shape`"))?,
+        shape.ok_or_else(|| bad("a binary tensor needs `shape`"))?,
     )?;
-    let text = obj
-        .get("b64")
-        .and_then(Value::as_str)
+    let text = b64
+        .flatten()
         .ok_or_else(|| bad("a binary tensor needs `b64`, a base64 string"))?;
-    let bytes = data_encoding::BASE64
-        .decode(text.as_bytes())
-        .map_err(|e| bad(&format!("`b64` is not valid base64: {e}")))?;
-    let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-    if count.and_then(|c| c.checked_mul(width)) != Some(bytes.len()) {
-        return Err(bad(&format!(
-            "`b64` holds {} bytes, but {dtype} values of shape {shape:?} take {}",
-            bytes.len(),
-            count.unwrap_or(0) * width
-        )));
-    }
+    let count = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad(&format!("shape {shape:?} is too large")))?;
+    let data = le::from_base64(dtype, count, text.as_bytes())
+        .map_err(|e| bad(&format!("{e} (shape {shape:?})")))?;
     Ok(JsonTensor {
         shape,
-        values: Values::Binary(dtype, bytes),
+        values: Values::Binary(data),
     })
 }
 
-fn binary_width(d: DType) -> Option<usize> {
-    match d {
-        DType::F32 | DType::I32 => Some(4),
-        DType::F64 | DType::I64 => Some(8),
-        DType::Bool => Some(1),
-        DType::String => None,
+/// [`parse_inputs`] on the request's raw text. Binary tensors are decoded
+/// straight from the request body (no intermediate JSON tree or string copy);
+/// the other forms go through [`parse_inputs`].
+pub fn parse_inputs_raw(raw: &RawValue) -> Result<JsonInputs, TensorError> {
+    let fields: BTreeMap<String, &RawValue> =
+        serde_json::from_str(raw.get()).map_err(|_| TensorError::NotAnObject)?;
+    let tree = |r: &RawValue| -> Value {
+        serde_json::from_str(r.get()).expect("a raw value is valid JSON")
+    };
+    let fixed_point_keys =
+        !fields.is_empty() && fields.keys().all(|k| k == "numbers" || k == "strings");
+    if fixed_point_keys {
+        return parse_inputs(&tree(raw));
     }
+    let mut out = JsonInputs::new();
+    for (name, r) in fields {
+        let t = if r.get().starts_with('{') {
+            let obj: BTreeMap<String, &RawValue> =
+                serde_json::from_str(r.get()).expect("an object");
+            let b64 = obj.get("b64").map(|t| string_of(t));
+            binary_tensor(
+                &name,
+                obj.get("dtype").map(|d| tree(d)),
+                obj.get("shape").map(|d| tree(d)).as_ref(),
+                b64.as_ref().map(|t| t.as_deref()),
+            )?
+        } else {
+            parse_plain(&name, &tree(r))?
+        };
+        out.insert(name, t);
+    }
+    Ok(out)
 }
 
-fn decode_binary(name: &str, dtype: DType, b: &[u8]) -> Result<TensorData, TensorError> {
-    fn le<const N: usize, T>(b: &[u8], f: fn([u8; N]) -> T) -> Vec<T> {
-        b.chunks_exact(N)
-            .map(|c| f(c.try_into().expect("exact chunk")))
-            .collect()
-    }
-    Ok(match dtype {
-        DType::F32 => TensorData::F32(le(b, f32::from_le_bytes)),
-        DType::F64 => TensorData::F64(le(b, f64::from_le_bytes)),
-        DType::I32 => TensorData::I32(le(b, i32::from_le_bytes)),
-        DType::I64 => TensorData::I64(le(b, i64::from_le_bytes)),
-        DType::Bool => TensorData::Bool(
-            b.iter()
-                .map(|&x| match x {
-                    0 => Ok(false),
-                    1 => Ok(true),
-                    _ => Err(TensorError::malformed(
-                        name,
-                        format!("bool bytes must be 0 or 1, found {x}"),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-        ),
-        DType::String => unreachable!("refused when parsed"),
-    })
-}
-
-fn encode_binary(d: &TensorData) -> Option<String> {
-    let mut out = Vec::new();
-    match d {
-        TensorData::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
-        TensorData::String(_) => return None,
-    }
-    Some(data_encoding::BASE64.encode(&out))
+/// A JSON string, borrowed from the request when it has no escapes.
+fn string_of(r: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<&str>(r.get())
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(r.get()).map(Cow::Owned))
+        .ok()
 }
 
 fn collect_leaves<'a>(
@@ -456,13 +451,11 @@ impl JsonTensor {
                     })
                     .collect::<Result<_, _>>()?,
             ),
-            (Values::Binary(given, bytes), _) if *given == dtype => {
-                decode_binary(name, dtype, bytes)?
-            }
-            (Values::Binary(given, _), _) => {
+            (Values::Binary(d), _) if d.dtype() == dtype => d.clone(),
+            (Values::Binary(d), _) => {
                 return Err(TensorError::malformed(
                     name,
-                    format!("expected {dtype} values, got binary {given}"),
+                    format!("expected {dtype} values, got binary {}", d.dtype()),
                 ))
             }
             (Values::Bools(v), DType::Bool) => TensorData::Bool(v.clone()),
@@ -610,6 +603,49 @@ impl Serialize for Encoded<'_> {
     }
 }
 
+impl Encoded<'_> {
+    /// Appends the tensors as JSON. Base64 text needs no escaping, so it is
+    /// encoded straight into `out` rather than through a serializer that
+    /// would scan every byte of it again.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        if self.1 != OutputFormat::Base64 {
+            return serde_json::to_writer(out, self);
+        }
+        out.push(b'{');
+        for (i, (name, t)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, name)?;
+            out.push(b':');
+            let Some(bytes) = le::le_bytes(t.data()) else {
+                serde_json::to_writer(&mut *out, &nested(t))?;
+                continue;
+            };
+            out.extend_from_slice(b"{\"dtype\":");
+            serde_json::to_writer(&mut *out, &t.dtype())?;
+            out.extend_from_slice(b",\"shape\":");
+            serde_json::to_writer(&mut *out, t.shape())?;
+            out.extend_from_slice(b",\"b64\":\"");
+            let start = out.len();
+            out.resize(start + base64_simd::STANDARD.encoded_length(bytes.len()), 0);
+            let _ = base64_simd::STANDARD
+                .encode(&bytes, base64_simd::Out::from_slice(&mut out[start..]));
+            out.extend_from_slice(b"\"}");
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn nested(t: &Tensor) -> Nested<'_> {
+    Nested {
+        shape: t.shape(),
+        data: t.data(),
+        offset: 0,
+    }
+}
+
 /// Serializes numeric tensors as `{"dtype", "shape", "b64"}` (strings stay plain).
 pub struct Base64<'a>(pub &'a NamedTensors);
 
@@ -617,19 +653,12 @@ impl Serialize for Base64<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (name, t) in self.0 {
-            match encode_binary(t.data()) {
+            match le::to_base64(t.data()) {
                 Some(b64) => m.serialize_entry(
                     name,
                     &serde_json::json!({"dtype": t.dtype(), "shape": t.shape(), "b64": b64}),
                 )?,
-                None => m.serialize_entry(
-                    name,
-                    &Nested {
-                        shape: t.shape(),
-                        data: t.data(),
-                        offset: 0,
-                    },
-                )?,
+                None => m.serialize_entry(name, &nested(t))?,
             }
         }
         m.end()
@@ -812,7 +841,7 @@ pub fn infer_dtypes(inputs: &JsonInputs) -> Result<NamedTensors, TensorError> {
                 Values::Numbers(_) => DType::F32,
                 Values::Bools(_) => DType::Bool,
                 Values::Strings(_) => DType::String,
-                Values::Binary(d, _) => *d,
+                Values::Binary(d) => d.dtype(),
             };
             Ok((name.clone(), t.to_tensor(name, dtype)?))
         })
@@ -823,6 +852,17 @@ pub fn infer_dtypes(inputs: &JsonInputs) -> Result<NamedTensors, TensorError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every test input goes through both parsers, which must agree on the
+    /// result and on the error.
+    fn parse_inputs(v: &Value) -> Result<JsonInputs, TensorError> {
+        let tree = super::parse_inputs(v);
+        let text = serde_json::to_string(v).unwrap();
+        let raw: Box<RawValue> = serde_json::from_str(&text).unwrap();
+        let fast = parse_inputs_raw(&raw);
+        assert_eq!(format!("{tree:?}"), format!("{fast:?}"), "{text}");
+        tree
+    }
 
     fn typed(v: Value, dtypes: &[(&str, DType)]) -> Result<NamedTensors, TensorError> {
         let parsed = parse_inputs(&v)?;
@@ -953,6 +993,13 @@ mod tests {
             OutputFormat::Base64,
         ] {
             let text = serde_json::to_string(&Encoded(&tensors, fmt)).unwrap();
+            let mut written = vec![];
+            Encoded(&tensors, fmt).write_json(&mut written).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<Value>(&written).unwrap(),
+                serde_json::from_str::<Value>(&text).unwrap(),
+                "{fmt:?}: the direct writer and the serializer agree"
+            );
             let back = parse_inputs(&serde_json::from_str(&text).unwrap()).unwrap();
             let x = back["x"].to_tensor("x", DType::F32).unwrap();
             let TensorData::F32(got) = x.data() else {
@@ -1000,6 +1047,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("string"));
+    }
+
+    #[test]
+    fn base64_output_keeps_strings_plain() {
+        let mut t = NamedTensors::new();
+        let mut put = |n: &str, d| {
+            t.insert(n.into(), Tensor::new(vec![2], d).unwrap());
+        };
+        put("a\"b", TensorData::String(vec!["x".into(), "\"y\"".into()]));
+        put("n", TensorData::Bool(vec![true, false]));
+        let mut out = vec![];
+        Encoded(&t, OutputFormat::Base64)
+            .write_json(&mut out)
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"a\"b": ["x", "\"y\""], "n": {"dtype": "bool", "shape": [2], "b64": "AQA="}})
+        );
     }
 
     #[test]

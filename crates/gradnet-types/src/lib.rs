@@ -5,6 +5,7 @@ pub mod cid;
 pub mod error;
 pub mod json;
 pub mod keys;
+pub mod le;
 pub mod mode;
 pub mod receipt;
 pub mod request;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::cid::{CidError, ContentId};
 use crate::json::OutputFormat;
 use crate::mode::InferenceMode;
-use crate::tensor::{encode_canonical, hash_tensors, put_bytes, NamedTensors};
+use crate::tensor::{hash_tensors, put_bytes, write_canonical, NamedTensors};
 
 /// `POST /v1/infer` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,6 +21,21 @@ pub struct InferRequest {
     #[serde(default)]
     pub mode: InferenceMode,
     /// Encoding of `outputs` in the response.
+    #[serde(default)]
+    pub output_format: OutputFormat,
+}
+
+/// The node's view of an [`InferRequest`] body: `inputs` stays raw text,
+/// borrowed from the body, until [`crate::json::parse_inputs_raw`] reads it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferRequestRef<'a> {
+    #[serde(borrow)]
+    pub model: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub inputs: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    pub mode: InferenceMode,
     #[serde(default)]
     pub output_format: OutputFormat,
 }
@@ -106,12 +121,16 @@ impl fmt::Display for ModelRef {
 /// The hash that names a request: model, mode and the inputs after conversion
 /// to the model's dtypes, so both JSON encodings of one input give one hash.
 pub fn request_hash(model: &ContentId, mode: InferenceMode, inputs: &NamedTensors) -> ContentId {
-    let mut buf = Vec::new();
-    put_bytes(&mut buf, b"gradnet/infer-request/v1");
-    put_bytes(&mut buf, model.as_bytes());
-    buf.push(mode.abi_code());
-    encode_canonical(inputs, &mut buf);
-    ContentId::of(&buf)
+    let mut head = Vec::new();
+    put_bytes(&mut head, b"gradnet/infer-request/v1");
+    put_bytes(&mut head, model.as_bytes());
+    head.push(mode.abi_code());
+    let mut h = blake3::Hasher::new();
+    h.update(&head);
+    write_canonical(inputs, &mut |b| {
+        h.update(b);
+    });
+    ContentId::from_hash(h.finalize())
 }
 
 /// The hash of a result's outputs, as receipts carry it.

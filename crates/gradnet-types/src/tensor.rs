@@ -129,39 +129,44 @@ pub type NamedTensors = BTreeMap<String, Tensor>;
 /// rank, dims, values (little-endian; floats by their exact bits; strings
 /// length-prefixed). All lengths are u64 little-endian.
 pub fn encode_canonical(tensors: &NamedTensors, out: &mut Vec<u8>) {
-    put_u64(out, tensors.len() as u64);
+    write_canonical(tensors, &mut |b| out.extend_from_slice(b));
+}
+
+/// [`encode_canonical`] into any sink (a hasher needs no buffer); numeric
+/// values go out as one slice per tensor.
+pub fn write_canonical(tensors: &NamedTensors, sink: &mut dyn FnMut(&[u8])) {
+    sink(&(tensors.len() as u64).to_le_bytes());
     for (name, t) in tensors {
-        put_bytes(out, name.as_bytes());
-        out.push(t.dtype().code());
-        put_u64(out, t.shape.len() as u64);
+        sink(&(name.len() as u64).to_le_bytes());
+        sink(name.as_bytes());
+        sink(&[t.dtype().code()]);
+        sink(&(t.shape.len() as u64).to_le_bytes());
         for &d in &t.shape {
-            put_u64(out, d as u64);
+            sink(&(d as u64).to_le_bytes());
         }
-        match &t.data {
-            TensorData::F32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
-            TensorData::F64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_bits().to_le_bytes())),
-            TensorData::I32(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::I64(v) => v
-                .iter()
-                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-            TensorData::Bool(v) => v.iter().for_each(|&x| out.push(x as u8)),
-            TensorData::String(v) => v.iter().for_each(|s| put_bytes(out, s.as_bytes())),
+        match crate::le::le_bytes(&t.data) {
+            Some(bytes) => sink(&bytes),
+            None => {
+                if let TensorData::String(v) = &t.data {
+                    for s in v {
+                        sink(&(s.len() as u64).to_le_bytes());
+                        sink(s.as_bytes());
+                    }
+                }
+            }
         }
     }
 }
 
 /// BLAKE3 of a domain tag followed by the canonical encoding.
 pub fn hash_tensors(domain: &str, tensors: &NamedTensors) -> ContentId {
-    let mut buf = Vec::new();
-    put_bytes(&mut buf, domain.as_bytes());
-    encode_canonical(tensors, &mut buf);
-    ContentId::of(&buf)
+    let mut h = blake3::Hasher::new();
+    h.update(&(domain.len() as u64).to_le_bytes());
+    h.update(domain.as_bytes());
+    write_canonical(tensors, &mut |b| {
+        h.update(b);
+    });
+    ContentId::from_hash(h.finalize())
 }
 
 pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
@@ -176,6 +181,32 @@ pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Receipts from every node and version must agree on these bytes.
+    #[test]
+    fn canonical_hashes_are_pinned() {
+        let mut t = NamedTensors::new();
+        let mut put = |n: &str, shape: Vec<usize>, d| {
+            t.insert(n.into(), Tensor::new(shape, d).unwrap());
+        };
+        put("b", vec![2], TensorData::F32(vec![1.5, -0.0]));
+        put(
+            "a",
+            vec![1, 2],
+            TensorData::String(vec!["x".into(), "yz".into()]),
+        );
+        put("c", vec![3], TensorData::Bool(vec![true, false, true]));
+        put("d", vec![], TensorData::I64(vec![-7]));
+        assert_eq!(
+            hash_tensors("t", &t).to_string(),
+            "b3j5xbxcdcwbzx5s3erlk6g4lflq64qlp42hyzbwznjj3sjvhqfrpa"
+        );
+        let cid = ContentId::of(b"m");
+        assert_eq!(
+            crate::request::request_hash(&cid, crate::InferenceMode::Vanilla, &t).to_string(),
+            "b3ux2pwpcflbk3covsmi7ch4qxfdxrnar2ahpgcfxnvvigtb3a32aa"
+        );
+    }
 
     #[test]
     fn shape_must_match_len() {

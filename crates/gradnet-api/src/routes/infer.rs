@@ -9,15 +9,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gradnet_runtime::Model;
-use gradnet_types::json::{parse_inputs, Encoded};
+use gradnet_types::json::{parse_inputs_raw, Encoded};
 use gradnet_types::receipt::RECEIPT_VERSION;
-use gradnet_types::request::{output_hash, request_hash};
-use gradnet_types::{
-    now_ms, ContentId, DType, InferRequest, InferenceMode, ModelRef, Receipt, ReceiptBody,
-};
+use gradnet_types::request::{output_hash, request_hash, InferRequestRef};
+use gradnet_types::{now_ms, ContentId, DType, InferenceMode, ModelRef, Receipt, ReceiptBody};
 use serde::Serialize;
 
-use crate::error::{ApiError, ApiJson};
+use crate::error::{ApiError, JsonBody};
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -26,14 +24,27 @@ struct TypeInfo<'a> {
     shape: &'a [usize],
 }
 
-#[derive(Serialize)]
-struct InferResponse<'a> {
+/// The response: `{model, outputs, output_types, receipt}`. `output_types`
+/// gives each output's dtype and shape, so the outputs can be re-encoded and
+/// their hash checked against the receipt. Written piece by piece so that
+/// base64 outputs go straight into the body (see [`Encoded::write_json`]).
+fn response_json(
     model: ContentId,
-    outputs: Encoded<'a>,
-    /// dtype and shape of each output, so the outputs can be re-encoded and
-    /// their hash checked against the receipt.
-    output_types: BTreeMap<&'a str, TypeInfo<'a>>,
-    receipt: Receipt,
+    outputs: Encoded<'_>,
+    output_types: &BTreeMap<&str, TypeInfo<'_>>,
+    receipt: &Receipt,
+) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"model\":");
+    serde_json::to_writer(&mut out, &model)?;
+    out.extend_from_slice(b",\"outputs\":");
+    outputs.write_json(&mut out)?;
+    out.extend_from_slice(b",\"output_types\":");
+    serde_json::to_writer(&mut out, output_types)?;
+    out.extend_from_slice(b",\"receipt\":");
+    serde_json::to_writer(&mut out, receipt)?;
+    out.push(b'}');
+    Ok(out)
 }
 
 fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
@@ -55,17 +66,15 @@ async fn load(s: &AppState, cid: ContentId) -> Result<Arc<Model>, ApiError> {
     Ok(tokio::task::spawn_blocking(move || rt.load(cid, &bytes)).await??)
 }
 
-pub async fn infer(
-    State(s): State<AppState>,
-    ApiJson(req): ApiJson<InferRequest>,
-) -> Result<Response, ApiError> {
+pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let req: InferRequestRef<'_> = body.parse()?;
     if req.mode != InferenceMode::Vanilla {
         return Err(ApiError::bad_request(
             "unsupported_mode",
             format!("mode {} is settled through the chain's inference precompile; a single node answers VANILLA requests", req.mode),
         ));
     }
-    let inputs = parse_inputs(&req.inputs)?;
+    let inputs = parse_inputs_raw(req.inputs)?;
     let cid = resolve(&s, &req.model)?;
     // admission: running + queued is bounded; beyond it, refuse at once
     let _admitted = s
@@ -84,19 +93,25 @@ pub async fn infer(
     let running = s.metrics.inflight.clone();
     // the permit moves into the task: a client that disconnects does not free
     // a worker that is still computing
-    let (typed, outputs) = tokio::task::spawn_blocking(move || {
-        let _worker = worker;
-        running.inc();
-        let out = rt.run(&m, &typed);
-        running.dec();
-        out.map(|o| (typed, o))
-    })
-    .await??;
+    let typed = Arc::new(typed);
+    let task = tokio::task::spawn_blocking({
+        let typed = typed.clone();
+        move || {
+            let _worker = worker;
+            running.inc();
+            let out = rt.run(&m, &typed);
+            running.dec();
+            out
+        }
+    });
+    // hashed while the model runs: the request hash needs only the inputs
+    let request_hash = request_hash(&cid, req.mode, &typed);
+    let outputs = task.await??;
     s.metrics.inferences.inc();
     let receipt = ReceiptBody {
         version: RECEIPT_VERSION,
         kind: "onnx".into(),
-        request_hash: request_hash(&cid, req.mode, &typed),
+        request_hash,
         model: cid,
         output_hash: output_hash(&outputs),
         mode: req.mode,
@@ -105,24 +120,25 @@ pub async fn infer(
         timestamp_ms: now_ms(),
     }
     .sign(&s.key);
-    let body = InferResponse {
-        model: cid,
-        outputs: Encoded(&outputs, req.output_format),
-        output_types: outputs
-            .iter()
-            .map(|(n, t)| {
-                (
-                    n.as_str(),
-                    TypeInfo {
-                        dtype: t.dtype(),
-                        shape: t.shape(),
-                    },
-                )
-            })
-            .collect(),
-        receipt,
-    };
-    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal(e.to_string()))?;
+    let output_types: BTreeMap<&str, TypeInfo<'_>> = outputs
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.as_str(),
+                TypeInfo {
+                    dtype: t.dtype(),
+                    shape: t.shape(),
+                },
+            )
+        })
+        .collect();
+    let bytes = response_json(
+        cid,
+        Encoded(&outputs, req.output_format),
+        &output_types,
+        &receipt,
+    )
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
