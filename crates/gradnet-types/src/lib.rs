@@ -4,6 +4,7 @@
 pub mod cid;
 pub mod error;
 pub mod json;
+pub mod json_body;
 pub mod keys;
 pub mod le;
 pub mod mode;

@@ -25,15 +25,15 @@ pub struct InferRequest {
     pub output_format: OutputFormat,
 }
 
-/// The node's view of an [`InferRequest`] body: `inputs` stays raw text,
-/// borrowed from the body, until [`crate::json::parse_inputs_raw`] reads it.
+/// The node's view of an [`InferRequest`] body, read in one pass: base64
+/// tensors stay borrowed from the body (see [`crate::json_body`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InferRequestRef<'a> {
     #[serde(borrow)]
     pub model: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    pub inputs: &'a serde_json::value::RawValue,
+    pub inputs: crate::json_body::BodyInputs<'a>,
     #[serde(default)]
     pub mode: InferenceMode,
     #[serde(default)]

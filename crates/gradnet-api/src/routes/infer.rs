@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gradnet_runtime::Model;
-use gradnet_types::json::{parse_inputs_raw, Encoded};
+use gradnet_types::json::Encoded;
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::{output_hash, request_hash, InferRequestRef};
 use gradnet_types::{now_ms, ContentId, DType, InferenceMode, ModelRef, Receipt, ReceiptBody};
@@ -74,7 +74,7 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
             format!("mode {} is settled through the chain's inference precompile; a single node answers VANILLA requests", req.mode),
         ));
     }
-    let inputs = parse_inputs_raw(req.inputs)?;
+    let inputs = req.inputs.parse()?;
     let cid = resolve(&s, &req.model)?;
     // admission: running + queued is bounded; beyond it, refuse at once
     let _admitted = s
