@@ -40,7 +40,7 @@ async fn main() {
             det,
             "x",
             gradnet_bench::nest(&gradnet_bench::pattern_image(320, 320), &[1, 3, 320, 320]),
-            30,
+            80,
         ),
         (
             "MLP 784-128-10, batch 1",
