@@ -58,18 +58,27 @@ async fn main() {
             .signature
             .check(&parse_inputs(&json!({ name: input.clone() })).unwrap())
             .unwrap();
-        for (encoding, body) in [
+        let raw = raw_bytes(&typed[name]);
+        let binary_header = serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": { name: {"dtype": "f32", "shape": typed[name].shape(), "binary_data_size": raw.len()} }, "output_format": "binary"})).unwrap();
+        for (encoding, body, header_len) in [
             (
                 "JSON arrays",
-                json!({"model": cid.to_string(), "inputs": { name: input }}),
+                serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": { name: input }})).unwrap(),
+                None,
             ),
             (
                 "base64",
-                json!({"model": cid.to_string(), "inputs": { name: base64(&typed[name]) }, "output_format": "base64"}),
+                serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": { name: base64(&typed[name]) }, "output_format": "base64"})).unwrap(),
+                None,
+            ),
+            (
+                "binary",
+                [&binary_header[..], &raw[..]].concat(),
+                Some(binary_header.len()),
             ),
         ] {
             // Bytes: resending the same body costs the client no copy
-            let body = bytes::Bytes::from(serde_json::to_vec(&body).unwrap());
+            let body = bytes::Bytes::from(body);
             let (mut local, mut remote) = (vec![], vec![]);
             for i in 0..iters + 5 {
                 let s = Instant::now();
@@ -81,13 +90,14 @@ async fn main() {
                     .unwrap();
                 let l = s.elapsed().as_secs_f64() * 1e3;
                 let s = Instant::now();
-                let resp = client
-                    .post(format!("{base}/v1/infer"))
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
+                let req = client.post(format!("{base}/v1/infer"));
+                let req = match header_len {
+                    None => req.header("content-type", "application/json"),
+                    Some(n) => req
+                        .header("content-type", "application/octet-stream")
+                        .header("inference-header-content-length", n),
+                };
+                let resp = req.body(body.clone()).send().await.unwrap();
                 assert_eq!(resp.status(), 200);
                 resp.bytes().await.unwrap();
                 let h = s.elapsed().as_secs_f64() * 1e3;
@@ -107,10 +117,14 @@ async fn main() {
     }
 }
 
-fn base64(t: &gradnet_types::Tensor) -> serde_json::Value {
+fn raw_bytes(t: &gradnet_types::Tensor) -> Vec<u8> {
     let gradnet_types::TensorData::F32(v) = t.data() else {
         panic!("f32 inputs")
     };
-    let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn base64(t: &gradnet_types::Tensor) -> serde_json::Value {
+    let raw = raw_bytes(t);
     json!({"dtype": "f32", "shape": t.shape(), "b64": data_encoding::BASE64.encode(&raw)})
 }

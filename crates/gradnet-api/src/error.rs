@@ -139,28 +139,53 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
+/// Header giving the length of the JSON part of a binary body (KServe's
+/// binary tensor extension); the tensors' raw bytes follow it.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
 /// A JSON request body kept as bytes, so handlers can deserialize types that
 /// borrow from it (no copy of large base64 tensors). Checks the content type
-/// and the size limit as `axum::Json` does.
-pub struct JsonBody(pub bytes::Bytes);
+/// and the size limit as `axum::Json` does. A body with the
+/// `Inference-Header-Content-Length` header is a JSON header followed by a
+/// binary section.
+pub struct JsonBody {
+    bytes: bytes::Bytes,
+    json_len: usize,
+    binary: bool,
+}
 
 impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
     type Rejection = ApiError;
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let json = req
+        let header_len = match req.headers().get(HEADER_LENGTH) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_body",
+                            "`Inference-Header-Content-Length` must be a byte count",
+                        )
+                    })?,
+            ),
+        };
+        let mime = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok())
-            .is_some_and(|m| {
-                m.type_() == "application"
-                    && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
-            });
-        if !json {
+            .and_then(|v| v.parse::<mime::Mime>().ok());
+        let json = mime.as_ref().is_some_and(|m| {
+            m.type_() == "application"
+                && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
+        let octets = mime.as_ref().is_some_and(|m| *m == mime::APPLICATION_OCTET_STREAM);
+        if !(json || octets && header_len.is_some()) {
             return Err(Self::Rejection::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                "Expected request with `Content-Type: application/json`",
+                "Expected request with `Content-Type: application/json`, or `application/octet-stream` with `Inference-Header-Content-Length`",
             ));
         }
         let bytes = bytes::Bytes::from_request(req, state)
@@ -173,17 +198,37 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
                 ),
                 _ => Self::Rejection::bad_request("invalid_body", r.body_text()),
             })?;
-        Ok(JsonBody(bytes))
+        let json_len = header_len.unwrap_or(bytes.len());
+        if json_len > bytes.len() {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                format!(
+                    "`Inference-Header-Content-Length` is {json_len} but the body has {} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(JsonBody {
+            bytes,
+            json_len,
+            binary: header_len.is_some(),
+        })
     }
 }
 
 impl JsonBody {
+    /// Deserializes the JSON part.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.0).map_err(|e| {
+        serde_json::from_slice(&self.bytes[..self.json_len]).map_err(|e| {
             ApiError::bad_request(
                 "invalid_json",
                 format!("Failed to deserialize the JSON body into the target type: {e}"),
             )
         })
+    }
+
+    /// The binary section after the JSON header, if the body has one.
+    pub fn binary(&self) -> Option<&[u8]> {
+        self.binary.then(|| &self.bytes[self.json_len..])
     }
 }

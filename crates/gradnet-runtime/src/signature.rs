@@ -145,6 +145,11 @@ impl Signature {
     /// Converts JSON inputs to the declared dtypes and checks names, ranks,
     /// fixed dims and that each named dim has one size across all inputs.
     pub fn check(&self, inputs: &JsonInputs) -> Result<NamedTensors> {
+        self.check_owned(inputs.clone())
+    }
+
+    /// [`Signature::check`], moving binary tensors' values instead of copying them.
+    pub fn check_owned(&self, mut inputs: JsonInputs) -> Result<NamedTensors> {
         let bad = |m: String| RuntimeError::BadInput(m);
         if let Some(extra) = inputs
             .keys()
@@ -158,7 +163,7 @@ impl Signature {
         let mut named: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
         let mut out = NamedTensors::new();
         for spec in &self.inputs {
-            let j = inputs.get(&spec.name).ok_or_else(|| {
+            let j = inputs.remove(&spec.name).ok_or_else(|| {
                 bad(format!(
                     "missing input `{}`; the model takes: {}",
                     spec.name,
@@ -167,7 +172,7 @@ impl Signature {
             })?;
             let dtype = spec.dtype.expect("checked at load");
             let t = j
-                .to_tensor(&spec.name, dtype)
+                .into_tensor(&spec.name, dtype)
                 .map_err(|e| bad(e.to_string()))?;
             if let Some(dims) = &spec.shape {
                 let shape = t.shape();

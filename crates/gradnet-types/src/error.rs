@@ -16,6 +16,9 @@ pub enum TensorError {
     },
     #[error("inputs must be a JSON object of named tensors (`{{\"x\": [[0.1, 0.2]]}}`) or the fixed-point form (`{{\"numbers\": [...], \"strings\": [...]}}`)")]
     NotAnObject,
+    /// The binary section after a request's JSON header does not fit the inputs.
+    #[error("binary body: {0}")]
+    BinarySection(String),
 }
 
 impl TensorError {

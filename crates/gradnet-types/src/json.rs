@@ -64,6 +64,11 @@ pub enum OutputFormat {
     /// Each numeric tensor as `{"dtype", "shape", "b64"}` (little-endian
     /// values, base64): no decimal formatting, the fast path for big tensors.
     Base64,
+    /// Each numeric tensor as `{"dtype", "shape", "binary_data_size"}`, its
+    /// little-endian bytes following the JSON header in the response body
+    /// (length in `Inference-Header-Content-Length`), as KServe's binary
+    /// tensor extension does.
+    Binary,
 }
 
 /// Parses either encoding; the fixed-point form is recognised by its top-level
@@ -116,21 +121,34 @@ fn parse_binary(
     name: &str,
     obj: &serde_json::Map<String, Value>,
 ) -> Result<JsonTensor, TensorError> {
-    binary_tensor(
-        name,
-        obj.get("dtype").cloned(),
-        obj.get("shape"),
-        obj.get("b64").map(|t| t.as_str()),
-    )
+    let values = match obj.get("b64") {
+        Some(t) => Payload::Base64(t.as_str()),
+        None if obj.contains_key("binary_data_size") => {
+            return Err(TensorError::malformed(
+                name,
+                "`binary_data_size` needs a binary request body (with the `Inference-Header-Content-Length` header)",
+            ))
+        }
+        None => Payload::Missing,
+    };
+    binary_tensor(name, obj.get("dtype").cloned(), obj.get("shape"), values)
 }
 
-/// Builds a binary tensor from its fields; `b64` is `Some(None)` when present
-/// but not a string.
+/// Where a binary tensor's values are.
+pub(crate) enum Payload<'a> {
+    /// `b64`; `None` when it is not a string.
+    Base64(Option<&'a str>),
+    /// Raw little-endian bytes from a binary request body.
+    Raw(&'a [u8]),
+    Missing,
+}
+
+/// Builds a binary tensor from its fields.
 pub(crate) fn binary_tensor(
     name: &str,
     dtype: Option<Value>,
     shape: Option<&Value>,
-    b64: Option<Option<&str>>,
+    values: Payload<'_>,
 ) -> Result<JsonTensor, TensorError> {
     let bad = |m: &str| TensorError::malformed(name, m.to_string());
     let dtype: DType = dtype
@@ -142,15 +160,18 @@ pub(crate) fn binary_tensor(
         name,
         shape.ok_or_else(|| bad("a binary tensor needs `shape`"))?,
     )?;
-    let text = b64
-        .flatten()
-        .ok_or_else(|| bad("a binary tensor needs `b64`, a base64 string"))?;
     let count = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| bad(&format!("shape {shape:?} is too large")))?;
-    let data = le::from_base64(dtype, count, text.as_bytes())
-        .map_err(|e| bad(&format!("{e} (shape {shape:?})")))?;
+    let data = match values {
+        Payload::Base64(Some(text)) => le::from_base64(dtype, count, text.as_bytes()),
+        Payload::Raw(bytes) => le::from_le_bytes(dtype, count, bytes),
+        Payload::Base64(None) | Payload::Missing => {
+            return Err(bad("a binary tensor needs `b64`, a base64 string"))
+        }
+    }
+    .map_err(|e| bad(&format!("{e} (shape {shape:?})")))?;
     Ok(JsonTensor {
         shape,
         values: Values::Binary(data),
@@ -372,6 +393,14 @@ fn fixed_number(name: &str, v: &Value) -> Result<Num, TensorError> {
 }
 
 impl JsonTensor {
+    /// [`JsonTensor::to_tensor`], moving binary values rather than copying.
+    pub fn into_tensor(self, name: &str, dtype: DType) -> Result<Tensor, TensorError> {
+        match self.values {
+            Values::Binary(d) if d.dtype() == dtype => Tensor::new(self.shape, d),
+            _ => self.to_tensor(name, dtype),
+        }
+    }
+
     /// Converts to `dtype`. Decimal numbers round to the nearest float; numbers
     /// that an integer or boolean dtype cannot hold exactly are refused.
     pub fn to_tensor(&self, name: &str, dtype: DType) -> Result<Tensor, TensorError> {
@@ -554,7 +583,8 @@ impl Serialize for Encoded<'_> {
         match self.1 {
             OutputFormat::Plain => Plain(self.0).serialize(s),
             OutputFormat::FixedPoint => FixedPoint(self.0).serialize(s),
-            OutputFormat::Base64 => Base64(self.0).serialize(s),
+            // a serializer has nowhere to put raw bytes
+            OutputFormat::Base64 | OutputFormat::Binary => Base64(self.0).serialize(s),
         }
     }
 }
@@ -564,7 +594,8 @@ impl Encoded<'_> {
     /// encoded straight into `out` rather than through a serializer that
     /// would scan every byte of it again.
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        if self.1 != OutputFormat::Base64 {
+        // JSON has nowhere to put raw bytes: binary falls back to base64 here
+        if !matches!(self.1, OutputFormat::Base64 | OutputFormat::Binary) {
             return serde_json::to_writer(out, self);
         }
         out.push(b'{');
@@ -590,6 +621,34 @@ impl Encoded<'_> {
             out.extend_from_slice(b"\"}");
         }
         out.push(b'}');
+        Ok(())
+    }
+}
+
+impl Encoded<'_> {
+    /// The binary form: JSON into `header` (numeric tensors as `{"dtype",
+    /// "shape", "binary_data_size"}`, strings plain), their bytes into `data`
+    /// in the same order.
+    pub fn write_binary(&self, header: &mut Vec<u8>, data: &mut Vec<u8>) -> serde_json::Result<()> {
+        header.push(b'{');
+        for (i, (name, t)) in self.0.iter().enumerate() {
+            if i > 0 {
+                header.push(b',');
+            }
+            serde_json::to_writer(&mut *header, name)?;
+            header.push(b':');
+            let Some(bytes) = le::le_bytes(t.data()) else {
+                serde_json::to_writer(&mut *header, &nested(t))?;
+                continue;
+            };
+            header.extend_from_slice(b"{\"dtype\":");
+            serde_json::to_writer(&mut *header, &t.dtype())?;
+            header.extend_from_slice(b",\"shape\":");
+            serde_json::to_writer(&mut *header, t.shape())?;
+            header.extend_from_slice(format!(",\"binary_data_size\":{}}}", bytes.len()).as_bytes());
+            data.extend_from_slice(&bytes);
+        }
+        header.push(b'}');
         Ok(())
     }
 }

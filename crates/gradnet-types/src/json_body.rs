@@ -11,7 +11,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::Value;
 
 use crate::error::TensorError;
-use crate::json::{binary_tensor, parse_inputs, parse_plain, JsonInputs};
+use crate::json::{binary_tensor, parse_inputs, parse_plain, JsonInputs, Payload};
 
 /// The `inputs` of a request, as read from its body.
 #[derive(Debug)]
@@ -29,12 +29,21 @@ pub enum Field<'a> {
         dtype: Option<Value>,
         shape: Option<Value>,
         b64: Option<Option<Cow<'a, str>>>,
+        /// Bytes this tensor takes in the body's binary section.
+        binary_data_size: Option<Value>,
     },
     Tree(Value),
 }
 
 impl BodyInputs<'_> {
     pub fn parse(self) -> Result<JsonInputs, TensorError> {
+        self.parse_with(None)
+    }
+
+    /// Parses the inputs of a request that may carry a binary section after
+    /// its JSON header: tensors with `binary_data_size` take their bytes from
+    /// it, one after another in the order they are named.
+    pub fn parse_with(self, binary: Option<&[u8]>) -> Result<JsonInputs, TensorError> {
         let BodyInputs::Tensors(fields) = self else {
             return Err(TensorError::NotAnObject);
         };
@@ -54,18 +63,58 @@ impl BodyInputs<'_> {
             return parse_inputs(&Value::Object(obj));
         }
         let mut out = JsonInputs::new();
+        let mut rest = binary.unwrap_or_default();
         for (name, f) in fields {
             let t = match f {
-                Field::Binary { dtype, shape, b64 } => binary_tensor(
-                    &name,
+                Field::Binary {
                     dtype,
-                    shape.as_ref(),
-                    b64.as_ref().map(|t| t.as_deref()),
-                )?,
+                    shape,
+                    b64,
+                    binary_data_size,
+                } => {
+                    let payload = match (b64.as_ref(), binary_data_size) {
+                        (Some(_), Some(_)) => {
+                            return Err(TensorError::malformed(
+                                &name,
+                                "give either `b64` or `binary_data_size`, not both",
+                            ))
+                        }
+                        (Some(t), None) => Payload::Base64(t.as_deref()),
+                        (None, Some(size)) => {
+                            if binary.is_none() {
+                                return Err(TensorError::malformed(
+                                    &name,
+                                    "`binary_data_size` needs a binary request body (with the `Inference-Header-Content-Length` header)",
+                                ));
+                            }
+                            let size = size.as_u64().and_then(|s| usize::try_from(s).ok());
+                            let Some(size) = size.filter(|&s| s <= rest.len()) else {
+                                return Err(TensorError::malformed(
+                                    &name,
+                                    format!(
+                                        "`binary_data_size` must be a byte count within the {} bytes of binary data left",
+                                        rest.len()
+                                    ),
+                                ));
+                            };
+                            let (mine, tail) = rest.split_at(size);
+                            rest = tail;
+                            Payload::Raw(mine)
+                        }
+                        (None, None) => Payload::Missing,
+                    };
+                    binary_tensor(&name, dtype, shape.as_ref(), payload)?
+                }
                 Field::Tree(v) => parse_plain(&name, &v)?,
             };
             // as in a JSON tree, the last of repeated names wins
             out.insert(name, t);
+        }
+        if !rest.is_empty() {
+            return Err(TensorError::BinarySection(format!(
+                "{} bytes of binary data are not claimed by any input's `binary_data_size`",
+                rest.len()
+            )));
         }
         Ok(out)
     }
@@ -122,18 +171,24 @@ impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
                 f.write_str("a tensor")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                let (mut dtype, mut shape, mut b64) = (None, None, None);
+                let (mut dtype, mut shape, mut b64, mut size) = (None, None, None, None);
                 while let Some(k) = m.next_key::<Cow<'de, str>>()? {
                     match &*k {
                         "dtype" => dtype = Some(m.next_value()?),
                         "shape" => shape = Some(m.next_value()?),
                         "b64" => b64 = Some(m.next_value::<MaybeStr<'a>>()?.0),
+                        "binary_data_size" => size = Some(m.next_value()?),
                         _ => {
                             m.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(Field::Binary { dtype, shape, b64 })
+                Ok(Field::Binary {
+                    dtype,
+                    shape,
+                    b64,
+                    binary_data_size: size,
+                })
             }
             fn visit_seq<S: SeqAccess<'de>>(self, s: S) -> Result<Self::Value, S::Error> {
                 Value::deserialize(de::value::SeqAccessDeserializer::new(s)).map(Field::Tree)

@@ -68,6 +68,39 @@ pub fn from_base64(dtype: DType, count: usize, text: &[u8]) -> Result<TensorData
     })
 }
 
+/// `count` values of `dtype` from raw little-endian bytes.
+pub fn from_le_bytes(dtype: DType, count: usize, bytes: &[u8]) -> Result<TensorData, String> {
+    let w = width(dtype).ok_or("string tensors cannot be sent in binary form")?;
+    if count.checked_mul(w) != Some(bytes.len()) {
+        return Err(format!(
+            "`binary_data_size` is {} bytes, but {count} {dtype} values take {}",
+            bytes.len(),
+            count.saturating_mul(w)
+        ));
+    }
+    fn copy<T: Pod + ToLe>(bytes: &[u8], count: usize) -> Vec<T> {
+        let mut v = vec![T::zeroed(); count];
+        bytemuck::cast_slice_mut(&mut v).copy_from_slice(bytes);
+        if cfg!(target_endian = "big") {
+            v.iter_mut().for_each(|x| *x = x.from_le());
+        }
+        v
+    }
+    Ok(match dtype {
+        DType::F32 => TensorData::F32(copy(bytes, count)),
+        DType::F64 => TensorData::F64(copy(bytes, count)),
+        DType::I32 => TensorData::I32(copy(bytes, count)),
+        DType::I64 => TensorData::I64(copy(bytes, count)),
+        DType::Bool => {
+            if let Some(x) = bytes.iter().find(|&&x| x > 1) {
+                return Err(format!("bool bytes must be 0 or 1, found {x}"));
+            }
+            TensorData::Bool(bytes.iter().map(|&x| x == 1).collect())
+        }
+        DType::String => unreachable!("no width"),
+    })
+}
+
 fn decode<T: Pod + ToLe>(text: &[u8], count: usize) -> Result<Vec<T>, String> {
     let mut v = vec![T::zeroed(); count];
     base64_simd::STANDARD

@@ -9,13 +9,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gradnet_runtime::Model;
-use gradnet_types::json::Encoded;
+use gradnet_types::json::{Encoded, OutputFormat};
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::{output_hash, request_hash, InferRequestRef};
 use gradnet_types::{now_ms, ContentId, DType, InferenceMode, ModelRef, Receipt, ReceiptBody};
 use serde::Serialize;
 
-use crate::error::{ApiError, JsonBody};
+use crate::error::{ApiError, JsonBody, HEADER_LENGTH};
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -27,18 +27,23 @@ struct TypeInfo<'a> {
 /// The response: `{model, outputs, output_types, receipt}`. `output_types`
 /// gives each output's dtype and shape, so the outputs can be re-encoded and
 /// their hash checked against the receipt. Written piece by piece so that
-/// base64 outputs go straight into the body (see [`Encoded::write_json`]).
+/// base64 outputs go straight into the body (see [`Encoded::write_json`]);
+/// binary outputs' bytes go into `data`, to follow the JSON.
 fn response_json(
     model: ContentId,
     outputs: Encoded<'_>,
     output_types: &BTreeMap<&str, TypeInfo<'_>>,
     receipt: &Receipt,
+    data: &mut Vec<u8>,
 ) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(b"{\"model\":");
     serde_json::to_writer(&mut out, &model)?;
     out.extend_from_slice(b",\"outputs\":");
-    outputs.write_json(&mut out)?;
+    match outputs.1 {
+        OutputFormat::Binary => outputs.write_binary(&mut out, data)?,
+        _ => outputs.write_json(&mut out)?,
+    }
     out.extend_from_slice(b",\"output_types\":");
     serde_json::to_writer(&mut out, output_types)?;
     out.extend_from_slice(b",\"receipt\":");
@@ -74,7 +79,7 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
             format!("mode {} is settled through the chain's inference precompile; a single node answers VANILLA requests", req.mode),
         ));
     }
-    let inputs = req.inputs.parse()?;
+    let inputs = req.inputs.parse_with(body.binary())?;
     let cid = resolve(&s, &req.model)?;
     // admission: running + queued is bounded; beyond it, refuse at once
     let _admitted = s
@@ -83,7 +88,7 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
         .try_acquire_owned()
         .map_err(|_| ApiError::overloaded())?;
     let model = load(&s, cid).await?;
-    let typed = model.signature.check(&inputs)?;
+    let typed = model.signature.check_owned(inputs)?;
     s.metrics.queued.inc();
     let worker = s.workers.clone().acquire_owned().await;
     s.metrics.queued.dec();
@@ -132,14 +137,31 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
             )
         })
         .collect();
-    let bytes = response_json(
+    let mut data = Vec::new();
+    let mut bytes = response_json(
         cid,
         Encoded(&outputs, req.output_format),
         &output_types,
         &receipt,
+        &mut data,
     )
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    if req.output_format != OutputFormat::Binary {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response());
+    }
+    let json_len = bytes.len();
+    bytes.extend_from_slice(&data);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static(HEADER_LENGTH),
+                json_len.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs.
