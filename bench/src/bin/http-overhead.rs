@@ -2,13 +2,14 @@
 //! interleaved request by request, on PP-OCRv4 det and a small MLP.
 //! The in-process side runs the runtime on already-typed tensors; the HTTP
 //! side pays for JSON encoding, the request, parsing, checks and the receipt.
+//! Usage: http-overhead [ONNXRUNTIME_LIB] (default engine: tract)
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use gradnet_api::{ApiConfig, AppState};
 use gradnet_hub::{Hub, HubConfig};
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{Backend, OnnxRuntime, RuntimeConfig};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::NodeKey;
 use serde_json::json;
@@ -17,9 +18,20 @@ use serde_json::json;
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::open(dir.path(), HubConfig::default()).unwrap();
+    let backend = match std::env::args().nth(1) {
+        None => Backend::Tract,
+        Some(library) => Backend::OnnxRuntime {
+            library: library.into(),
+        },
+    };
+    println!("engine: {}", backend.name());
     let state = AppState::new(
         hub.clone(),
-        OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+        OnnxRuntime::new(RuntimeConfig {
+            backend,
+            ..RuntimeConfig::default()
+        })
+        .unwrap(),
         NodeKey::generate(),
         ApiConfig::default(),
     );

@@ -180,7 +180,9 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
             m.type_() == "application"
                 && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
         });
-        let octets = mime.as_ref().is_some_and(|m| *m == mime::APPLICATION_OCTET_STREAM);
+        let octets = mime
+            .as_ref()
+            .is_some_and(|m| *m == mime::APPLICATION_OCTET_STREAM);
         if !(json || octets && header_len.is_some()) {
             return Err(Self::Rejection::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

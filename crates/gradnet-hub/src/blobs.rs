@@ -40,7 +40,7 @@ impl Manifest {
             cid,
             detail: "manifest is malformed".into(),
         };
-        if b.len() < 16 || (b.len() - 16) % 32 != 0 {
+        if b.len() < 16 || !(b.len() - 16).is_multiple_of(32) {
             return Err(bad());
         }
         let size = u64::from_le_bytes(b[..8].try_into().unwrap());
@@ -70,6 +70,9 @@ pub(crate) fn chunk_path(dir: &Path, hash: &[u8; 32]) -> PathBuf {
     dir.join(&h[..2]).join(h)
 }
 
+/// A chunk being stored: gives back the blob hasher and the chunk's hash.
+type ChunkTask = JoinHandle<Result<(blake3::Hasher, [u8; 32])>>;
+
 /// Streams a blob in; [`BlobWriter::finish`] makes it visible. Dropping a
 /// writer that was not finished leaves nothing behind.
 pub struct BlobWriter {
@@ -80,7 +83,7 @@ pub struct BlobWriter {
     limit: u64,
     chunks: Vec<[u8; 32]>,
     hasher: Option<blake3::Hasher>,
-    pending: Option<JoinHandle<Result<(blake3::Hasher, [u8; 32])>>>,
+    pending: Option<ChunkTask>,
 }
 
 impl BlobWriter {

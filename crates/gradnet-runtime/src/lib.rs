@@ -53,7 +53,7 @@ pub struct Model {
 }
 
 enum Body {
-    Tract(engines::tract::Parsed),
+    Tract(Box<engines::tract::Parsed>),
     OnnxRuntime(engines::onnxruntime::Sessions),
 }
 
@@ -139,7 +139,7 @@ impl OnnxRuntime {
         let proto = engines::tract::parse(bytes)?;
         let signature = Signature::from_proto(&proto)?;
         let body = match &self.engine {
-            Engine::Tract(_) => Body::Tract(engines::tract::Parsed { proto }),
+            Engine::Tract(_) => Body::Tract(Box::new(engines::tract::Parsed { proto })),
             Engine::OnnxRuntime(e) => Body::OnnxRuntime(e.load(bytes)?),
         };
         let model = Arc::new(Model {

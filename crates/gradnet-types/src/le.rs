@@ -82,7 +82,7 @@ pub fn from_le_bytes(dtype: DType, count: usize, bytes: &[u8]) -> Result<TensorD
         let mut v = vec![T::zeroed(); count];
         bytemuck::cast_slice_mut(&mut v).copy_from_slice(bytes);
         if cfg!(target_endian = "big") {
-            v.iter_mut().for_each(|x| *x = x.from_le());
+            v.iter_mut().for_each(|x| *x = x.to_le());
         }
         v
     }
@@ -110,7 +110,7 @@ fn decode<T: Pod + ToLe>(text: &[u8], count: usize) -> Result<Vec<T>, String> {
         )
         .map_err(|_| base64_error(text))?;
     if cfg!(target_endian = "big") {
-        v.iter_mut().for_each(|x| *x = x.from_le());
+        v.iter_mut().for_each(|x| *x = x.to_le());
     }
     Ok(v)
 }
@@ -130,10 +130,8 @@ pub fn to_base64(d: &TensorData) -> Option<String> {
 
 /// Byte order fix-ups for big-endian machines (no-ops on little-endian).
 trait ToLe: Sized {
+    /// Swaps to (or, being its own inverse, from) little-endian order.
     fn to_le(self) -> Self;
-    fn from_le(self) -> Self {
-        self.to_le()
-    }
     fn into_bytes(self) -> Vec<u8>;
 }
 

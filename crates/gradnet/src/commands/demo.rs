@@ -56,8 +56,10 @@ fn find_model() -> Option<PathBuf> {
 fn text_line_image() -> Value {
     let (h, w) = (48, 192);
     let px = |y: usize, x: usize| -> f32 {
-        let ink =
-            (14..34).contains(&y) && (x % 16) < 9 && (8..184).contains(&x) && !((y + x) % 7 == 0);
+        let ink = (14..34).contains(&y)
+            && (x % 16) < 9
+            && (8..184).contains(&x)
+            && !(y + x).is_multiple_of(7);
         let v: f32 = if ink { 20.0 } else { 245.0 };
         (v / 255.0 - 0.5) / 0.5
     };
