@@ -9,6 +9,9 @@ pub enum RuntimeError {
     /// The model failed while running on valid inputs.
     #[error("inference failed: {0}")]
     Execution(String),
+    /// Prompt and completion do not fit the model's context window.
+    #[error("{0}")]
+    ContextLength(String),
     /// The configured engine cannot be started (e.g. its library is missing).
     #[error("runtime unavailable: {0}")]
     Unavailable(String),

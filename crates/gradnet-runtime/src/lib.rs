@@ -6,6 +6,7 @@
 
 mod engines;
 mod error;
+pub mod llm;
 pub mod samples;
 mod signature;
 

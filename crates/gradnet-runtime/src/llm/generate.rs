@@ -1,0 +1,250 @@
+//! The decoding loop: prefill, then one token at a time, with seeded
+//! sampling, stop tokens, stop strings (text that might begin one is held
+//! back until it cannot), and text streamed out as it becomes valid UTF-8.
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::LogitsProcessor;
+use serde::{Deserialize, Serialize};
+
+use super::{LlmModel, Session};
+use crate::error::{Result, RuntimeError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    /// 0 is greedy (bit-reproducible); above 0 samples with `seed`.
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub seed: u64,
+    pub stop: Vec<String>,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        SamplingParams {
+            max_tokens: 256,
+            temperature: 1.0,
+            top_p: None,
+            seed: 0,
+            stop: vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop token or stop string.
+    Stop,
+    /// `max_tokens` reached.
+    Length,
+    /// The caller stopped listening (a client that went away).
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub text: String,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+}
+
+impl LlmModel {
+    /// Generates from `prompt` (token ids). `on_text` receives each piece of
+    /// text as it is settled and returns false to stop early.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        params: &SamplingParams,
+        mut on_text: impl FnMut(&str) -> bool,
+    ) -> Result<Generated> {
+        let exec = |e: candle_core::Error| RuntimeError::Execution(e.to_string());
+        if prompt.is_empty() {
+            return Err(RuntimeError::BadInput("the prompt is empty".into()));
+        }
+        self.check_fits(prompt.len(), params.max_tokens)?;
+        let mut session = self.session();
+        let temperature = (params.temperature > 0.0).then_some(params.temperature);
+        let mut sampler = LogitsProcessor::new(params.seed, temperature, params.top_p);
+        let mut text = TextStream::new(self, &params.stop);
+        let mut tokens: Vec<u32> = Vec::new();
+        let mut logits = session
+            .forward(
+                &Tensor::new(prompt, &Device::Cpu)
+                    .and_then(|t| t.unsqueeze(0))
+                    .map_err(exec)?,
+                0,
+            )
+            .map_err(exec)?;
+        let mut finish = FinishReason::Length;
+        while tokens.len() < params.max_tokens {
+            let next = sampler
+                .sample(&logits.squeeze(0).map_err(exec)?)
+                .map_err(exec)?;
+            if self.stop_ids.contains(&next) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            tokens.push(next);
+            match text.push(&tokens) {
+                Step::Emit(piece) => {
+                    if !piece.is_empty() && !on_text(&piece) {
+                        finish = FinishReason::Cancelled;
+                        break;
+                    }
+                }
+                Step::Stop(piece) => {
+                    if !piece.is_empty() {
+                        on_text(&piece);
+                    }
+                    finish = FinishReason::Stop;
+                    break;
+                }
+            }
+            if tokens.len() == params.max_tokens {
+                break;
+            }
+            let pos = prompt.len() + tokens.len() - 1;
+            let input = Tensor::new(&[next], &Device::Cpu)
+                .and_then(|t| t.unsqueeze(0))
+                .map_err(exec)?;
+            logits = session.forward(&input, pos).map_err(exec)?;
+        }
+        if finish != FinishReason::Stop {
+            // what was held back as a possible stop string start is text after all
+            let rest = text.flush(&tokens);
+            if !rest.is_empty() && finish == FinishReason::Length {
+                on_text(&rest);
+            }
+        }
+        Ok(Generated {
+            text: text.settled,
+            finish_reason: finish,
+            prompt_tokens: prompt.len(),
+            completion_tokens: tokens.len(),
+        })
+    }
+}
+
+enum Step {
+    Emit(String),
+    /// A stop string appeared: the text before it, then stop.
+    Stop(String),
+}
+
+/// Turns the growing token list into text pieces: decodes only the tail,
+/// waits out incomplete UTF-8, and holds back text that could be the start
+/// of a stop string.
+struct TextStream<'a> {
+    model: &'a LlmModel,
+    stop: &'a [String],
+    /// Decoded text of all tokens so far that is final (valid UTF-8).
+    decoded: String,
+    /// Index of the first token not yet in `decoded`.
+    next_token: usize,
+    /// The part of `decoded` handed out.
+    settled: String,
+}
+
+impl<'a> TextStream<'a> {
+    fn new(model: &'a LlmModel, stop: &'a [String]) -> Self {
+        TextStream {
+            model,
+            stop,
+            decoded: String::new(),
+            next_token: 0,
+            settled: String::new(),
+        }
+    }
+
+    fn push(&mut self, tokens: &[u32]) -> Step {
+        // decode with a little context before the new tokens, since a token's
+        // text can depend on its neighbour (byte-level merges, prefix spaces)
+        let ctx = self.next_token.saturating_sub(4);
+        let before = self.model.decode(&tokens[ctx..self.next_token]);
+        let now = self.model.decode(&tokens[ctx..]);
+        if now.ends_with('\u{FFFD}') || !now.starts_with(&before) {
+            return Step::Emit(String::new());
+        }
+        self.decoded.push_str(&now[before.len()..]);
+        self.next_token = tokens.len();
+        // a stop string anywhere in the unsettled part (it may straddle pieces)
+        let from = floor_char(
+            &self.decoded,
+            self.settled.len().saturating_sub(self.max_stop()),
+        );
+        if let Some(at) = self
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| self.decoded[from..].find(s.as_str()).map(|i| from + i))
+            .min()
+        {
+            let piece = self.decoded[self.settled.len().min(at)..at].to_string();
+            self.settled.push_str(&piece);
+            return Step::Stop(piece);
+        }
+        // settle all but what could still grow into a stop string
+        let hold = self
+            .stop
+            .iter()
+            .map(|s| longest_prefix_suffix(&self.decoded, s))
+            .max()
+            .unwrap_or(0);
+        let upto = floor_char(&self.decoded, self.decoded.len() - hold).max(self.settled.len());
+        let piece = self.decoded[self.settled.len()..upto].to_string();
+        self.settled.push_str(&piece);
+        Step::Emit(piece)
+    }
+
+    /// Everything decoded and not yet handed out.
+    fn flush(&mut self, tokens: &[u32]) -> String {
+        let full = self.model.decode(tokens);
+        let piece = full.get(self.settled.len()..).unwrap_or("").to_string();
+        self.settled = full;
+        piece
+    }
+
+    fn max_stop(&self) -> usize {
+        self.stop.iter().map(String::len).max().unwrap_or(0)
+    }
+}
+
+/// Length of the longest proper prefix of `stop` that `text` ends with.
+fn longest_prefix_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len())
+        .rev()
+        .find(|&n| stop.is_char_boundary(n) && text.ends_with(&stop[..n]))
+        .unwrap_or(0)
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl Session {
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Session::Llama(m) => m.forward(x, pos),
+            Session::Phi3(m) => m.forward(x, pos),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_of_stop_strings_are_found() {
+        assert_eq!(longest_prefix_suffix("hello wo", "world"), 2);
+        assert_eq!(longest_prefix_suffix("hello", "world"), 0);
+        assert_eq!(longest_prefix_suffix("abc\n\n", "\n\nUser"), 2);
+        assert_eq!(longest_prefix_suffix("x é", "éa"), 2);
+    }
+}

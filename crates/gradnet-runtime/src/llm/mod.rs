@@ -1,0 +1,235 @@
+//! LLMs from GGUF files through candle's quantized architectures (llama
+//! family, phi3). A model is loaded once per content id and cached under a
+//! memory budget; each request gets its own session (the weights are shared,
+//! the KV cache is its own), so requests never see each other's state and a
+//! result does not depend on what else runs.
+
+mod generate;
+pub mod sample;
+mod template;
+mod tokenizer;
+
+use std::sync::Arc;
+
+use candle_core::quantized::gguf_file;
+use candle_core::Device;
+use candle_transformers::models::{quantized_llama, quantized_phi3};
+use gradnet_types::{ContentId, RuntimeId};
+use quick_cache::sync::Cache;
+use quick_cache::Weighter;
+use serde::Serialize;
+
+pub use generate::{FinishReason, Generated, SamplingParams};
+pub use template::ChatMessage;
+
+use crate::error::{Result, RuntimeError};
+use template::ChatTemplate;
+
+/// The candle version pinned in the workspace `Cargo.toml`.
+pub const CANDLE_VERSION: &str = "0.11.1";
+
+/// What a client may want to know about a loaded model.
+#[derive(Debug, Clone, Serialize)]
+pub struct LlmInfo {
+    pub architecture: String,
+    pub name: Option<String>,
+    /// Tokens of prompt and completion together.
+    pub context_length: usize,
+    pub vocab_size: usize,
+    /// Whether the chat template renders `tools`.
+    pub supports_tools: bool,
+}
+
+#[derive(Clone)]
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+/// One request's model state: shared weights, its own KV cache.
+enum Session {
+    Llama(quantized_llama::ModelWeights),
+    Phi3(quantized_phi3::ModelWeights),
+}
+
+pub struct LlmModel {
+    pub cid: ContentId,
+    pub info: LlmInfo,
+    weights: Weights,
+    tokenizer: tokenizers::Tokenizer,
+    template: ChatTemplate,
+    bos: String,
+    eos: String,
+    /// Tokens that end an answer: end-of-sequence and end-of-turn markers.
+    stop_ids: Vec<u32>,
+    bytes: u64,
+}
+
+impl LlmModel {
+    /// Loads a GGUF file whose content id is `cid`.
+    pub fn load(cid: ContentId, bytes: &[u8]) -> Result<Self> {
+        let bad = |e: candle_core::Error| RuntimeError::Unloadable(format!("GGUF: {e}"));
+        let mut reader = std::io::Cursor::new(bytes);
+        let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
+        let meta = ct.metadata.clone();
+        let meta_str = |k: &str| meta.get(k).and_then(|v| v.to_string().ok()).cloned();
+        let arch = meta_str("general.architecture")
+            .ok_or_else(|| RuntimeError::Unloadable("GGUF has no general.architecture".into()))?;
+        let meta_u32 = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
+        let tokenizer = tokenizer::from_gguf(&ct)?;
+        let vocab_size = tokenizer.get_vocab_size(true);
+        let template_src = meta_str("tokenizer.chat_template");
+        let template = ChatTemplate::new(template_src.as_deref())?;
+        let token = |k: &str| {
+            meta_u32(k)
+                .and_then(|id| tokenizer.id_to_token(id))
+                .unwrap_or_default()
+        };
+        let (bos, eos) = (
+            token("tokenizer.ggml.bos_token_id"),
+            token("tokenizer.ggml.eos_token_id"),
+        );
+        let mut stop_ids: Vec<u32> = meta_u32("tokenizer.ggml.eos_token_id")
+            .into_iter()
+            .collect();
+        for marker in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|end|>",
+            "<|endoftext|>",
+            "<end_of_turn>",
+        ] {
+            if let Some(id) = tokenizer.token_to_id(marker) {
+                stop_ids.push(id);
+            }
+        }
+        let arch_context = meta_u32(&format!("{arch}.context_length"));
+        let (weights, context) = match arch.as_str() {
+            "llama" => (
+                Weights::Llama(
+                    quantized_llama::ModelWeights::from_gguf(ct, &mut reader, &Device::Cpu)
+                        .map_err(bad)?,
+                ),
+                quantized_llama::MAX_SEQ_LEN,
+            ),
+            "phi3" => (
+                Weights::Phi3(
+                    quantized_phi3::ModelWeights::from_gguf(false, ct, &mut reader, &Device::Cpu)
+                        .map_err(bad)?,
+                ),
+                usize::MAX,
+            ),
+            other => {
+                return Err(RuntimeError::Unloadable(format!(
+                    "GGUF architecture `{other}` is not supported (llama family and phi3 are)"
+                )))
+            }
+        };
+        let context_length = arch_context
+            .map(|c| c as usize)
+            .unwrap_or(2048)
+            .min(context);
+        let info = LlmInfo {
+            architecture: arch,
+            name: meta_str("general.name"),
+            context_length,
+            vocab_size,
+            supports_tools: template_src.as_deref().is_some_and(|t| t.contains("tools")),
+        };
+        Ok(LlmModel {
+            cid,
+            info,
+            weights,
+            tokenizer,
+            template,
+            bos,
+            eos,
+            stop_ids,
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    fn session(&self) -> Session {
+        match &self.weights {
+            Weights::Llama(w) => Session::Llama(w.clone()),
+            Weights::Phi3(w) => Session::Phi3(w.clone()),
+        }
+    }
+
+    /// The chat prompt for `messages`, rendered with the model's template.
+    pub fn chat_prompt(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+    ) -> Result<String> {
+        self.template.render(messages, tools, &self.bos, &self.eos)
+    }
+
+    /// Token ids of `text`; special tokens written in it (`<|im_start|>`) are
+    /// parsed as such, which chat prompts rely on.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| RuntimeError::BadInput(format!("tokenizer: {e}")))
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> String {
+        self.tokenizer.decode(ids, true).unwrap_or_default()
+    }
+
+    /// A request must fit the context window; it is refused, never truncated.
+    pub fn check_fits(&self, prompt_tokens: usize, max_tokens: usize) -> Result<()> {
+        let ctx = self.info.context_length;
+        if prompt_tokens + max_tokens > ctx {
+            return Err(RuntimeError::ContextLength(format!(
+                "This model's maximum context length is {ctx} tokens. However, you requested {} tokens ({prompt_tokens} in the prompt, {max_tokens} for the completion). Please reduce the length of the prompt or the completion.",
+                prompt_tokens + max_tokens
+            )));
+        }
+        Ok(())
+    }
+}
+
+pub fn runtime_id() -> RuntimeId {
+    RuntimeId {
+        name: "candle".into(),
+        version: CANDLE_VERSION.into(),
+    }
+}
+
+#[derive(Clone)]
+struct ByFileSize;
+
+/// Quantized weights take what the file weighs.
+impl Weighter<ContentId, Arc<LlmModel>> for ByFileSize {
+    fn weight(&self, _: &ContentId, m: &Arc<LlmModel>) -> u64 {
+        m.bytes.max(1)
+    }
+}
+
+/// Loaded LLMs by content id, under a memory budget.
+pub struct LlmRuntime {
+    models: Cache<ContentId, Arc<LlmModel>, ByFileSize>,
+}
+
+impl LlmRuntime {
+    pub fn new(cache_bytes: u64) -> Self {
+        LlmRuntime {
+            models: Cache::with_weighter(64, cache_bytes, ByFileSize),
+        }
+    }
+
+    pub fn cached(&self, cid: &ContentId) -> Option<Arc<LlmModel>> {
+        self.models.get(cid)
+    }
+
+    pub fn load(&self, cid: ContentId, bytes: &[u8]) -> Result<Arc<LlmModel>> {
+        if let Some(m) = self.models.get(&cid) {
+            return Ok(m);
+        }
+        let m = Arc::new(LlmModel::load(cid, bytes)?);
+        self.models.insert(cid, m.clone());
+        Ok(m)
+    }
+}

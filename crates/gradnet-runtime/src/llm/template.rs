@@ -1,0 +1,75 @@
+//! Chat templates: the Jinja template stored in the GGUF file, rendered with
+//! minijinja (plus Python string methods, which many templates call).
+
+use minijinja::{context, Environment, Error, ErrorKind};
+use serde::Serialize;
+
+use crate::error::{Result, RuntimeError};
+
+/// One chat message as templates see it (OpenAI's shape).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+pub(crate) struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+/// ChatML, for models whose file carries no template.
+const CHATML: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+impl ChatTemplate {
+    pub(crate) fn new(source: Option<&str>) -> Result<Self> {
+        let mut env = Environment::new();
+        // as transformers renders chat templates
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .lstrip_blocks(true)
+                .build()
+                .expect("default delimiters"),
+        );
+        minijinja_contrib::add_to_environment(&mut env);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, Error> {
+                Err(Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
+        env.add_template_owned("chat", source.unwrap_or(CHATML).to_string())
+            .map_err(|e| RuntimeError::Unloadable(format!("chat template: {e}")))?;
+        Ok(ChatTemplate { env })
+    }
+
+    /// The prompt for `messages`, ending where the assistant's answer starts.
+    pub(crate) fn render(
+        &self,
+        messages: &[ChatMessage],
+        tools: Option<&serde_json::Value>,
+        bos: &str,
+        eos: &str,
+    ) -> Result<String> {
+        let t = self.env.get_template("chat").expect("added at load");
+        t.render(context! {
+            messages => minijinja::Value::from(minijinja::value::Serde(messages)),
+            tools => minijinja::Value::from(minijinja::value::Serde(tools)),
+            add_generation_prompt => true,
+            bos_token => bos,
+            eos_token => eos,
+        })
+        .map_err(|e| {
+            RuntimeError::BadInput(format!(
+                "the model's chat template refused the messages: {e}"
+            ))
+        })
+    }
+}

@@ -1,0 +1,210 @@
+//! LLM runtime: the tiny random GGUF built in code for the loading path and
+//! the decoding rules; the real SmolLM2 for answers.
+
+use gradnet_runtime::llm::{sample, ChatMessage, FinishReason, LlmModel, SamplingParams};
+use gradnet_runtime::RuntimeError;
+use gradnet_types::ContentId;
+
+fn tiny() -> LlmModel {
+    let bytes = sample::tiny_llama(7);
+    LlmModel::load(ContentId::of(&bytes), &bytes).unwrap()
+}
+
+fn user(text: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage {
+        role: "user".into(),
+        content: text.into(),
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+    }]
+}
+
+fn greedy(max_tokens: usize) -> SamplingParams {
+    SamplingParams {
+        max_tokens,
+        temperature: 0.0,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn tiny_gguf_loads_with_its_tokenizer_and_template() {
+    let m = tiny();
+    assert_eq!(m.info.architecture, "llama");
+    assert_eq!(m.info.context_length, sample::TINY_CONTEXT as usize);
+    let prompt = m.chat_prompt(&user("hello"), None).unwrap();
+    assert_eq!(
+        prompt,
+        "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let ids = m.encode(&prompt).unwrap();
+    // special tokens are single ids; the merges apply ("he", "ll")
+    assert_eq!(ids[0], 257);
+    assert!(ids.contains(&258));
+    assert!(ids.contains(&259) && ids.contains(&260), "{ids:?}");
+    assert_eq!(
+        m.decode(&m.encode("héllo wörld 2024").unwrap()),
+        "héllo wörld 2024"
+    );
+}
+
+#[test]
+fn greedy_and_seeded_sampling_are_reproducible() {
+    let m = tiny();
+    let ids = m
+        .encode(&m.chat_prompt(&user("hello"), None).unwrap())
+        .unwrap();
+    let run = |p: &SamplingParams| m.generate(&ids, p, |_| true).unwrap();
+    let a = run(&greedy(40));
+    assert_eq!(a, run(&greedy(40)));
+    let sampled = |seed| SamplingParams {
+        max_tokens: 40,
+        temperature: 0.9,
+        top_p: Some(0.95),
+        seed,
+        stop: vec![],
+    };
+    assert_eq!(run(&sampled(5)), run(&sampled(5)));
+    assert!(
+        (0..4).any(|s| run(&sampled(s)).text != run(&sampled(5)).text),
+        "different seeds sample differently"
+    );
+    // the same bits whatever the thread count
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        assert_eq!(pool.install(|| run(&greedy(40))), a, "{threads} threads");
+    }
+}
+
+#[test]
+fn streamed_pieces_add_up_and_limits_hold() {
+    let m = tiny();
+    let ids = m.encode("hello").unwrap();
+    let mut pieces = String::new();
+    let g = m
+        .generate(&ids, &greedy(30), |p| {
+            pieces.push_str(p);
+            true
+        })
+        .unwrap();
+    assert_eq!(pieces, g.text);
+    if g.finish_reason == FinishReason::Length {
+        assert_eq!(g.completion_tokens, 30);
+    }
+    assert_eq!(g.prompt_tokens, ids.len());
+    // a stop string taken from the greedy text cuts it there
+    let full = m.generate(&ids, &greedy(60), |_| true).unwrap();
+    let chars: Vec<char> = full.text.chars().collect();
+    if chars.len() > 6 {
+        let stop: String = chars[3..5].iter().collect();
+        let mut streamed = String::new();
+        let cut = m
+            .generate(
+                &ids,
+                &SamplingParams {
+                    stop: vec![stop.clone()],
+                    ..greedy(60)
+                },
+                |p| {
+                    streamed.push_str(p);
+                    true
+                },
+            )
+            .unwrap();
+        assert_eq!(cut.finish_reason, FinishReason::Stop);
+        assert_eq!(cut.text, full.text[..full.text.find(&stop).unwrap()]);
+        assert_eq!(streamed, cut.text);
+    }
+    // a listener that goes away stops the generation
+    let mut n = 0;
+    let g = m
+        .generate(&ids, &greedy(60), |_| {
+            n += 1;
+            n < 3
+        })
+        .unwrap();
+    assert_eq!(g.finish_reason, FinishReason::Cancelled);
+    assert!(g.completion_tokens < 60);
+    // too long for the context window: refused, not truncated
+    let long = vec![65u32; 250];
+    match m.generate(&long, &greedy(10), |_| true) {
+        Err(RuntimeError::ContextLength(msg)) => {
+            assert!(
+                msg.contains("maximum context length is 256 tokens"),
+                "{msg}"
+            )
+        }
+        other => panic!("expected a context error, got {other:?}"),
+    }
+}
+
+#[test]
+fn corrupt_gguf_is_unloadable() {
+    let mut bytes = sample::tiny_llama(1);
+    bytes.truncate(bytes.len() / 2);
+    assert!(matches!(
+        LlmModel::load(ContentId::of(&bytes), &bytes),
+        Err(RuntimeError::Unloadable(_))
+    ));
+    let junk = b"GGUF but not really".to_vec();
+    assert!(matches!(
+        LlmModel::load(ContentId::of(&junk), &junk),
+        Err(RuntimeError::Unloadable(_))
+    ));
+}
+
+/// The real SmolLM2-135M-Instruct from scripts/fetch-models.
+#[test]
+fn smollm2_knows_the_capital_of_france() {
+    let dir = std::env::var_os("GRADNET_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
+        });
+    let path = dir.join("smollm2-135m-instruct-q4_1.gguf");
+    let bytes = std::fs::read(&path)
+        .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-models", path.display()));
+    let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
+    assert_eq!(m.info.context_length, 4096);
+    // the template's default system prompt comes first
+    let prompt = m.chat_prompt(&user("hi"), None).unwrap();
+    assert!(
+        prompt.starts_with("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"),
+        "{prompt}"
+    );
+    // the same ids as llama.cpp gives for this prompt
+    let ids = m
+        .encode(
+            &m.chat_prompt(&user("What is the capital of France?"), None)
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        ids,
+        [
+            1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411,
+            407, 19712, 8182, 2, 198, 1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1,
+            520, 9531, 198
+        ]
+    );
+    let mut messages = user("What is the capital of France?");
+    messages.insert(
+        0,
+        ChatMessage {
+            role: "system".into(),
+            content: "You are a helpful assistant.".into(),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+        },
+    );
+    let ids = m.encode(&m.chat_prompt(&messages, None).unwrap()).unwrap();
+    let g = m.generate(&ids, &greedy(24), |_| true).unwrap();
+    assert!(g.text.contains("Paris"), "{:?}", g.text);
+    // digits split one by one, as the model's own tokenizer does
+    assert_eq!(m.encode("2024").unwrap(), [34, 32, 34, 36]);
+}
