@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault, when there is one (OpenAI's `param`).
+    pub param: Option<&'static str>,
 }
 
 /// Attached to error responses so the metrics layer can count them by code.
@@ -26,6 +28,19 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            param: None,
+        }
+    }
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+    /// OpenAI's error `type`.
+    pub fn kind(&self) -> &'static str {
+        if self.status.is_server_error() {
+            "server_error"
+        } else {
+            "invalid_request_error"
         }
     }
     pub fn bad_request(code: &'static str, m: impl Into<String>) -> Self {
@@ -51,7 +66,8 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        // `type` and `param` as OpenAI clients expect them
+        let body = json!({"error": {"code": self.code, "message": self.message, "type": self.kind(), "param": self.param}});
         let mut r = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS
             || self.status == StatusCode::SERVICE_UNAVAILABLE
@@ -90,6 +106,9 @@ impl From<RuntimeError> for ApiError {
             }
             RuntimeError::Execution(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m)
+            }
+            RuntimeError::ContextLength(_) => {
+                Self::bad_request("context_length_exceeded", m).with_param("messages")
             }
             RuntimeError::Unavailable(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "runtime_unavailable", m)

@@ -1,5 +1,7 @@
 //! gradnet's HTTP API: the model hub (`/api/v0/...`), inference
-//! (`/v1/infer`), `/health` and Prometheus `/metrics`.
+//! (`/v1/infer`), OpenAI-compatible LLM serving (`/v1/models`,
+//! `/v1/chat/completions`, `/v1/completions`), `/health` and Prometheus
+//! `/metrics`.
 
 pub mod error;
 pub mod metrics;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use gradnet_hub::{Hub, HubConfig};
+use gradnet_runtime::llm::LlmRuntime;
 use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
 use gradnet_types::NodeKey;
 use tokio::sync::Semaphore;
@@ -27,6 +30,12 @@ pub struct ApiConfig {
     pub workers: usize,
     /// Inferences admitted to wait for a worker; beyond it requests get 429.
     pub queue_depth: usize,
+    /// LLM generations that run at once.
+    pub llm_slots: usize,
+    /// LLM requests admitted to wait for a slot; beyond it requests get 429.
+    pub llm_queue_depth: usize,
+    /// Memory budget for loaded LLMs, in bytes.
+    pub llm_cache_bytes: u64,
 }
 
 impl Default for ApiConfig {
@@ -35,6 +44,9 @@ impl Default for ApiConfig {
             max_request_bytes: 32 << 20,
             workers: 2,
             queue_depth: 64,
+            llm_slots: 2,
+            llm_queue_depth: 16,
+            llm_cache_bytes: 4 << 30,
         }
     }
 }
@@ -53,6 +65,11 @@ pub struct Inner {
     admission: Arc<Semaphore>,
     /// Permits for running inferences.
     workers: Arc<Semaphore>,
+    pub llm: Arc<LlmRuntime>,
+    /// Permits for admitted LLM requests (running + queued).
+    pub(crate) llm_admission: Arc<Semaphore>,
+    /// Permits for running LLM generations (FIFO: fair to waiting clients).
+    pub(crate) llm_slots: Arc<Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -72,6 +89,11 @@ impl AppState {
             metrics: Metrics::new(),
             admission: Arc::new(Semaphore::new(workers + config.queue_depth)),
             workers: Arc::new(Semaphore::new(workers)),
+            llm: Arc::new(LlmRuntime::new(config.llm_cache_bytes)),
+            llm_admission: Arc::new(Semaphore::new(
+                config.llm_slots.max(1) + config.llm_queue_depth,
+            )),
+            llm_slots: Arc::new(Semaphore::new(config.llm_slots.max(1))),
             config,
         }))
     }
@@ -124,6 +146,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/blobs/{cid}", get(routes::hub::download))
         .route("/api/v0/signature/{*model}", get(routes::infer::signature))
         .route("/v1/infer", post(routes::infer::infer))
+        .route("/v1/models", get(routes::openai::list_models))
+        .route("/v1/chat/completions", post(routes::openai::chat))
+        .route("/v1/completions", post(routes::openai::completions))
         .layer(json_limit)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,8 +7,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::error::ErrorCode;
@@ -25,6 +25,9 @@ pub struct Metrics {
     cache_hits: IntGauge,
     cache_misses: IntGauge,
     bytes_stored: IntGauge,
+    pub llm_running: IntGauge,
+    pub llm_tokens: IntCounterVec,
+    pub llm_ttft: Histogram,
 }
 
 impl Metrics {
@@ -66,6 +69,25 @@ impl Metrics {
             IntGauge::new("plan_cache_misses_total", "Compiled-plan cache misses").unwrap();
         let bytes_stored =
             IntGauge::new("hub_bytes_stored", "Bytes of distinct blobs in the hub").unwrap();
+        let llm_running = IntGauge::new("llm_running", "LLM generations running now").unwrap();
+        let llm_tokens = IntCounterVec::new(
+            Opts::new(
+                "llm_tokens_total",
+                "LLM tokens by kind (prompt, completion)",
+            ),
+            &["kind"],
+        )
+        .unwrap();
+        let llm_ttft = Histogram::with_opts(
+            HistogramOpts::new(
+                "llm_time_to_first_token_seconds",
+                "Time from an admitted streamed request to its first token",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -76,6 +98,9 @@ impl Metrics {
             Box::new(cache_hits.clone()),
             Box::new(cache_misses.clone()),
             Box::new(bytes_stored.clone()),
+            Box::new(llm_running.clone()),
+            Box::new(llm_tokens.clone()),
+            Box::new(llm_ttft.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -90,6 +115,9 @@ impl Metrics {
             cache_hits,
             cache_misses,
             bytes_stored,
+            llm_running,
+            llm_tokens,
+            llm_ttft,
         }
     }
 

@@ -254,6 +254,26 @@ impl Hub {
             .collect()
     }
 
+    /// The first file whose name ends with `ext` in `repo@version` (the
+    /// latest version when `None`): how an LLM is named by its repository.
+    pub fn find_file(&self, repo: &str, version: Option<&str>, ext: &str) -> Result<FileEntry> {
+        let version = match version {
+            Some(v) => v.to_string(),
+            None => {
+                self.list_versions(repo)?
+                    .pop()
+                    .ok_or_else(|| {
+                        HubError::NotFound(format!("any version of model repository `{repo}`"))
+                    })?
+                    .version
+            }
+        };
+        self.list_files(repo, &version)?
+            .into_iter()
+            .find(|f| f.name.ends_with(ext))
+            .ok_or_else(|| HubError::NotFound(format!("a `{ext}` file in `{repo}@{version}`")))
+    }
+
     /// The content id a model reference names.
     pub fn resolve(&self, r: &ModelRef) -> Result<ContentId> {
         match r {

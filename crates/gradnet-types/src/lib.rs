@@ -8,6 +8,7 @@ pub mod json_body;
 pub mod keys;
 pub mod le;
 pub mod mode;
+pub mod openai;
 pub mod receipt;
 pub mod request;
 pub mod tensor;

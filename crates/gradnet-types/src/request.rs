@@ -133,6 +133,25 @@ pub fn request_hash(model: &ContentId, mode: InferenceMode, inputs: &NamedTensor
     ContentId::from_hash(h.finalize())
 }
 
+/// An LLM request's hash: the model and the normalized request (prompt as
+/// the model reads it, sampling settings), as compact JSON.
+pub fn llm_request_hash(model: &ContentId, normalized_json: &[u8]) -> ContentId {
+    let mut buf = Vec::new();
+    put_bytes(&mut buf, b"gradnet/llm-request/v1");
+    put_bytes(&mut buf, model.as_bytes());
+    put_bytes(&mut buf, normalized_json);
+    ContentId::of(&buf)
+}
+
+/// An LLM answer's hash: the generated text and why it ended.
+pub fn llm_output_hash(text: &str, finish_reason: &str) -> ContentId {
+    let mut buf = Vec::new();
+    put_bytes(&mut buf, b"gradnet/llm-output/v1");
+    put_bytes(&mut buf, finish_reason.as_bytes());
+    put_bytes(&mut buf, text.as_bytes());
+    ContentId::of(&buf)
+}
+
 /// The hash of a result's outputs, as receipts carry it.
 pub fn output_hash(outputs: &NamedTensors) -> ContentId {
     hash_tensors("gradnet/infer-output/v1", outputs)

@@ -83,6 +83,15 @@ pub struct NodeArgs {
     /// Memory budget for parsed models and compiled plans, in bytes [default: 2 GiB].
     #[arg(long, env = "GRADNET_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
+    /// LLM generations that run at once [default: 2].
+    #[arg(long, env = "GRADNET_LLM_SLOTS")]
+    pub llm_slots: Option<usize>,
+    /// LLM requests waiting for a slot before new ones get 429 [default: 16].
+    #[arg(long, env = "GRADNET_LLM_QUEUE_DEPTH")]
+    pub llm_queue_depth: Option<usize>,
+    /// Memory budget for loaded LLMs, in bytes [default: 4 GiB].
+    #[arg(long, env = "GRADNET_LLM_CACHE_BYTES")]
+    pub llm_cache_bytes: Option<u64>,
     /// Engine for ONNX models; receipts name it [default: tract].
     #[arg(long, env = "GRADNET_BACKEND", value_enum)]
     pub backend: Option<BackendName>,

@@ -24,6 +24,9 @@ pub struct FileConfig {
     pub cache_bytes: Option<u64>,
     pub backend: Option<BackendName>,
     pub onnxruntime_lib: Option<PathBuf>,
+    pub llm_slots: Option<usize>,
+    pub llm_queue_depth: Option<usize>,
+    pub llm_cache_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,19 @@ impl NodeConfig {
                     .queue_depth
                     .or(file.queue_depth)
                     .unwrap_or(api.queue_depth),
+                llm_slots: args
+                    .llm_slots
+                    .or(file.llm_slots)
+                    .unwrap_or(api.llm_slots)
+                    .max(1),
+                llm_queue_depth: args
+                    .llm_queue_depth
+                    .or(file.llm_queue_depth)
+                    .unwrap_or(api.llm_queue_depth),
+                llm_cache_bytes: args
+                    .llm_cache_bytes
+                    .or(file.llm_cache_bytes)
+                    .unwrap_or(api.llm_cache_bytes),
             },
         })
     }

@@ -1,3 +1,4 @@
 pub mod hub;
 pub mod infer;
 pub mod node;
+pub mod openai;
