@@ -240,10 +240,19 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
 impl JsonBody {
     /// Deserializes the JSON part.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.bytes[..self.json_len]).map_err(|e| {
+        let json = &self.bytes[..self.json_len];
+        serde_json::from_slice(json).map_err(|e| {
+            // parsed again, only to name the field at fault
+            let path = serde_path_to_error::deserialize::<_, T>(
+                &mut serde_json::Deserializer::from_slice(json),
+            )
+            .err()
+            .map(|e| e.path().to_string())
+            .filter(|p| p != ".");
+            let at = path.map(|p| format!("{p}: ")).unwrap_or_default();
             ApiError::bad_request(
                 "invalid_json",
-                format!("Failed to deserialize the JSON body into the target type: {e}"),
+                format!("Failed to deserialize the JSON body into the target type: {at}{e}"),
             )
         })
     }

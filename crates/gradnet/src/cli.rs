@@ -36,6 +36,10 @@ pub enum Command {
     Model(ModelCmd),
     /// Run a model on a node and print the outputs and the signed receipt.
     Infer(InferArgs),
+    /// Chat with an LLM on a node (interactive without --message).
+    Chat(ChatArgs),
+    /// Complete a prompt with an LLM on a node.
+    Completion(CompletionArgs),
     /// Receipts.
     #[command(subcommand)]
     Receipt(ReceiptCmd),
@@ -44,6 +48,54 @@ pub enum Command {
     Keys(KeysCmd),
     /// Start a node on a temporary data dir, upload a real model, run it, verify the receipt.
     Demo(DemoArgs),
+}
+
+/// Sampling settings shared by `chat` and `completion`.
+#[derive(Args, Clone, Debug)]
+pub struct GenArgs {
+    /// Model: hub repository (`smollm2`), `repo@version`, or content id.
+    #[arg(long, short)]
+    pub model: String,
+    /// Print tokens as they are generated.
+    #[arg(long)]
+    pub stream: bool,
+    /// Tokens to generate at most.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+    /// 0 is greedy and reproducible.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed for sampling; the same seed gives the same text.
+    #[arg(long)]
+    pub seed: Option<i64>,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Save the last full answer (with its receipt) for `gradnet receipt verify`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub gen: GenArgs,
+    /// One message to send; without it, chat line by line from stdin.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CompletionArgs {
+    #[command(flatten)]
+    pub gen: GenArgs,
+    #[arg(long, short)]
+    pub prompt: String,
 }
 
 #[derive(Subcommand)]

@@ -74,6 +74,52 @@ impl Client {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
+    /// POSTs a streaming request and hands each server-sent event's `data`
+    /// to `on_data` as it arrives, up to `[DONE]`.
+    pub async fn post_sse(
+        &self,
+        path: &str,
+        body: &Value,
+        mut on_data: impl FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
+        use futures::StreamExt;
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the node at {}", self.base))?;
+        let mut bytes = self.check(r).await?.bytes_stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = bytes.next().await {
+            buf.extend_from_slice(&chunk?);
+            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                let event: Vec<u8> = buf.drain(..end + 2).collect();
+                for line in String::from_utf8_lossy(&event).lines() {
+                    let Some(data) = line.strip_prefix("data:") else {
+                        continue;
+                    };
+                    let data = data.trim();
+                    if data == "[DONE]" {
+                        return Ok(());
+                    }
+                    let v: Value =
+                        serde_json::from_str(data).context("a stream event is not JSON")?;
+                    if let Some(e) = v.get("error") {
+                        bail!(
+                            "{}: {}",
+                            e["code"].as_str().unwrap_or("error"),
+                            e["message"].as_str().unwrap_or("")
+                        );
+                    }
+                    on_data(v)?;
+                }
+            }
+        }
+        bail!("the stream ended before [DONE]")
+    }
+
     /// Streams a file up as multipart, with a progress bar on stderr.
     pub async fn upload(
         &self,

@@ -34,6 +34,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Model(cmd) => commands::model::run(&client, cmd).await,
         Command::Infer(args) => commands::infer::run(&client, args).await,
+        Command::Chat(args) => commands::chat::chat(&client, args).await,
+        Command::Completion(args) => commands::chat::completion(&client, args).await,
         Command::Receipt(ReceiptCmd::Verify { file, signer }) => {
             println!(
                 "{}",

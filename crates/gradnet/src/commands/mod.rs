@@ -1,3 +1,4 @@
+pub mod chat;
 pub mod demo;
 pub mod infer;
 pub mod keys;

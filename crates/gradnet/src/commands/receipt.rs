@@ -32,12 +32,27 @@ pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
     Ok(output_hash(&typed))
 }
 
+/// The output hash of a chat or completion answer: its text and finish reason.
+pub fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
+    let choice = &resp["choices"][0];
+    let text = choice["message"]["content"]
+        .as_str()
+        .or(choice["text"].as_str())
+        .context("answer has no choices[0].message.content or choices[0].text")?;
+    let reason = choice["finish_reason"]
+        .as_str()
+        .context("answer has no finish_reason")?;
+    Ok(gradnet_types::request::llm_output_hash(text, reason))
+}
+
 /// Verifies a receipt file or a saved inference response; returns a report.
 pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: Value = serde_json::from_str(&text).context("not JSON")?;
-    let (receipt_json, response) = match v.get("receipt") {
+    // an inference response holds `receipt`; an OpenAI-style answer,
+    // `gradnet_receipt`; otherwise the file is the receipt itself
+    let (receipt_json, response) = match v.get("receipt").or(v.get("gradnet_receipt")) {
         Some(r) => (r.clone(), Some(&v)),
         None => (v.clone(), None),
     };
@@ -52,6 +67,11 @@ pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
         receipt.body.node, receipt.body.model, receipt.body.request_hash, receipt.body.output_hash,
         receipt.body.runtime.name, receipt.body.runtime.version, receipt.body.mode
     );
+    if let Some(resp) = response.filter(|r| r.get("choices").is_some()) {
+        receipt.check_output(llm_answer_hash(resp)?)?;
+        report.push_str("\nanswer: matches the signed output hash");
+        return Ok(report);
+    }
     if let Some(resp) = response {
         receipt.check_output(response_output_hash(resp)?)?;
         report.push_str("\noutputs: match the signed output hash");

@@ -1,0 +1,155 @@
+//! `gradnet chat` and `gradnet completion`: OpenAI-style requests to a node,
+//! streamed or whole, with the answer's receipt checked on arrival.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, Result};
+use gradnet_types::Receipt;
+use serde_json::{json, Value};
+
+use crate::cli::{ChatArgs, CompletionArgs, GenArgs};
+use crate::client::Client;
+use crate::commands::receipt::llm_answer_hash;
+
+fn body(g: &GenArgs, extra: Value) -> Value {
+    let mut b = json!({"model": g.model, "stream": g.stream});
+    for (k, v) in [
+        ("max_tokens", json!(g.max_tokens)),
+        ("temperature", json!(g.temperature)),
+        ("top_p", json!(g.top_p)),
+        ("seed", json!(g.seed)),
+    ] {
+        if !v.is_null() {
+            b[k] = v;
+        }
+    }
+    if !g.stop.is_empty() {
+        b["stop"] = json!(g.stop);
+    }
+    if g.stream {
+        b["stream_options"] = json!({"include_usage": true});
+    }
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        b[k] = v.clone();
+    }
+    b
+}
+
+/// Sends one request; prints the text (as it streams, with `--stream`);
+/// returns the whole answer in the non-streamed shape, receipt included.
+async fn ask(c: &Client, path: &str, g: &GenArgs, body: Value) -> Result<Value> {
+    let chat = path.ends_with("chat/completions");
+    let answer = if g.stream {
+        let mut text = String::new();
+        let (mut last, mut usage) = (Value::Null, Value::Null);
+        let mut out = std::io::stdout();
+        c.post_sse(path, &body, |v| {
+            if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                usage = u.clone();
+            }
+            let choice = &v["choices"][0];
+            let piece = if chat {
+                &choice["delta"]["content"]
+            } else {
+                &choice["text"]
+            };
+            if let Some(p) = piece.as_str() {
+                text.push_str(p);
+                print!("{p}");
+                out.flush()?;
+            }
+            if !choice["finish_reason"].is_null() {
+                last = v;
+            }
+            Ok(())
+        })
+        .await?;
+        println!();
+        let reason = last["choices"][0]["finish_reason"].clone();
+        let choice = if chat {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason})
+        } else {
+            json!({"index": 0, "text": text, "finish_reason": reason})
+        };
+        json!({"id": last["id"], "model": last["model"], "choices": [choice], "usage": usage, "gradnet_receipt": last["gradnet_receipt"]})
+    } else {
+        let v: Value = c.post(path, &body).await?;
+        let choice = &v["choices"][0];
+        let text = if chat {
+            &choice["message"]["content"]
+        } else {
+            &choice["text"]
+        };
+        println!("{}", text.as_str().unwrap_or_default());
+        v
+    };
+    let receipt: Receipt = serde_json::from_value(answer["gradnet_receipt"].clone())
+        .context("the answer carries no gradnet_receipt")?;
+    receipt.verify()?;
+    receipt.check_output(llm_answer_hash(&answer)?)?;
+    eprintln!(
+        "[{} · {} prompt + {} completion tokens · receipt verified, node {}…]",
+        answer["choices"][0]["finish_reason"]
+            .as_str()
+            .unwrap_or("?"),
+        answer["usage"]["prompt_tokens"],
+        answer["usage"]["completion_tokens"],
+        &receipt.body.node[..12]
+    );
+    if let Some(path) = &g.save {
+        std::fs::write(path, serde_json::to_vec_pretty(&answer)?)?;
+        eprintln!("answer saved to {}", path.display());
+    }
+    Ok(answer)
+}
+
+pub async fn chat(c: &Client, a: ChatArgs) -> Result<()> {
+    let mut messages = vec![];
+    if let Some(s) = &a.system {
+        messages.push(json!({"role": "system", "content": s}));
+    }
+    if let Some(m) = &a.message {
+        messages.push(json!({"role": "user", "content": m}));
+        ask(
+            c,
+            "/v1/chat/completions",
+            &a.gen,
+            body(&a.gen, json!({"messages": messages})),
+        )
+        .await?;
+        return Ok(());
+    }
+    eprintln!("chatting with {} (Ctrl-D to end)", a.gen.model);
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        messages.push(json!({"role": "user", "content": line}));
+        let answer = ask(
+            c,
+            "/v1/chat/completions",
+            &a.gen,
+            body(&a.gen, json!({"messages": messages})),
+        )
+        .await?;
+        messages.push(answer["choices"][0]["message"].clone());
+    }
+}
+
+pub async fn completion(c: &Client, a: CompletionArgs) -> Result<()> {
+    ask(
+        c,
+        "/v1/completions",
+        &a.gen,
+        body(&a.gen, json!({"prompt": a.prompt})),
+    )
+    .await?;
+    Ok(())
+}

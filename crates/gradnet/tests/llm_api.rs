@@ -1,0 +1,360 @@
+//! The OpenAI-compatible API on a real node: SmolLM2 from scripts/fetch-models
+//! and the tiny random GGUF built in code.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures::StreamExt;
+use gradnet_runtime::llm::sample;
+use serde_json::{json, Value};
+
+async fn chat(base: &str, body: Value) -> (u16, Value) {
+    post(&format!("{base}/v1/chat/completions"), body).await
+}
+
+/// The data lines of a streamed answer, up to and including `[DONE]`.
+async fn stream(base: &str, path: &str, body: Value) -> Vec<String> {
+    let r = http()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+fn user(text: &str) -> Value {
+    json!([{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": text}])
+}
+
+#[tokio::test]
+async fn smollm2_answers_through_the_api_whole_and_streamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let base = node.url.clone();
+    let bytes = std::fs::read(real_model("smollm2-135m-instruct-q4_1.gguf")).unwrap();
+    let (_, cid) = publish(&base, "smollm2", "smollm2-135m-instruct-q4_1.gguf", bytes).await;
+    let models: Value = http()
+        .get(format!("{base}/v1/models"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "smollm2");
+    assert_eq!(models["object"], "list");
+
+    let ask = json!({"model": "smollm2", "messages": user("What is the capital of France?"), "temperature": 0, "max_tokens": 30});
+    let (s, a) = chat(&base, ask.clone()).await;
+    assert_eq!(s, 200, "{a}");
+    let text = a["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("Paris"), "{text}");
+    assert_eq!(a["choices"][0]["finish_reason"], "stop");
+    assert_eq!(a["object"], "chat.completion");
+    let u = &a["usage"];
+    assert_eq!(
+        u["total_tokens"],
+        u["prompt_tokens"].as_u64().unwrap() + u["completion_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(a["gradnet_receipt"]["model"], cid.as_str());
+    assert_eq!(a["gradnet_receipt"]["kind"], "llm");
+    // the same model by content id and by repo@version
+    for name in [cid.as_str(), "smollm2@1.00"] {
+        let mut b = ask.clone();
+        b["model"] = json!(name);
+        let (s, again) = chat(&base, b).await;
+        assert_eq!(s, 200);
+        assert_eq!(again["choices"][0]["message"]["content"], text);
+        assert_eq!(
+            again["gradnet_receipt"]["output_hash"],
+            a["gradnet_receipt"]["output_hash"]
+        );
+    }
+
+    // streamed: the deltas add up to the same text; the last chunk signs it
+    let mut b = ask.clone();
+    b["stream"] = json!(true);
+    b["stream_options"] = json!({"include_usage": true});
+    let events = stream(&base, "/v1/chat/completions", b).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text);
+    let fin = chunks
+        .iter()
+        .find(|c| !c["choices"][0]["finish_reason"].is_null())
+        .unwrap();
+    assert_eq!(fin["choices"][0]["finish_reason"], "stop");
+    assert_eq!(
+        fin["gradnet_receipt"]["output_hash"],
+        a["gradnet_receipt"]["output_hash"]
+    );
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"], a["usage"]);
+
+    // the saved answer verifies offline; a changed answer does not
+    let f = dir.path().join("answer.json");
+    std::fs::write(&f, serde_json::to_vec(&a).unwrap()).unwrap();
+    let out = node.cli(&["receipt", "verify", f.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut forged = a.clone();
+    forged["choices"][0]["message"]["content"] = json!("The capital of France is Lyon.");
+    std::fs::write(&f, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let out = node.cli(&["receipt", "verify", f.to_str().unwrap()]);
+    assert!(!out.status.success());
+
+    // completions: the same text for the same rendered prompt
+    let (s, c) = post(
+        &format!("{base}/v1/completions"),
+        json!({"model": "smollm2", "prompt": "The capital of France is", "temperature": 0, "max_tokens": 5}),
+    )
+    .await;
+    assert_eq!(s, 200, "{c}");
+    assert_eq!(c["object"], "text_completion");
+    assert_eq!(c["choices"][0]["finish_reason"], "length");
+    assert_eq!(c["usage"]["completion_tokens"], 5);
+}
+
+#[tokio::test]
+async fn sampling_rules_and_determinism_under_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--llm-slots", "2"]);
+    let base = node.url.clone();
+    publish(&base, "tiny", "tiny.gguf", sample::tiny_llama(3)).await;
+    let req = |extra: Value| {
+        let mut b = json!({"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 24});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let (s, greedy) = chat(&base, req(json!({"temperature": 0}))).await;
+    assert_eq!(s, 200, "{greedy}");
+    let text = greedy["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // eight at once: every greedy answer is the same as alone; seeds repeat
+    let mut handles = vec![];
+    for i in 0..8 {
+        let base = base.clone();
+        let body = if i % 2 == 0 {
+            req(json!({"temperature": 0}))
+        } else {
+            req(json!({"temperature": 0.8, "seed": 42}))
+        };
+        handles.push(tokio::spawn(async move { chat(&base, body).await }));
+    }
+    let mut seeded = vec![];
+    for (i, h) in handles.into_iter().enumerate() {
+        let (s, v) = h.await.unwrap();
+        assert_eq!(s, 200, "{v}");
+        let t = v["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if i % 2 == 0 {
+            assert_eq!(t, text, "greedy answers do not depend on concurrency");
+        } else {
+            seeded.push(t);
+        }
+    }
+    assert!(seeded.windows(2).all(|w| w[0] == w[1]), "{seeded:?}");
+    // max_tokens → length, with usage to match
+    let (_, v) = chat(&base, req(json!({"temperature": 0, "max_tokens": 3}))).await;
+    if v["choices"][0]["finish_reason"] == "length" {
+        assert_eq!(v["usage"]["completion_tokens"], 3);
+    }
+    // a stop sequence cuts the text before it; `stop` may be a list
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 8 {
+        let stop: String = chars[4..6].iter().collect();
+        for s in [json!(stop), json!([stop, "never-there"])] {
+            let (_, v) = chat(&base, req(json!({"temperature": 0, "stop": s}))).await;
+            assert_eq!(v["choices"][0]["finish_reason"], "stop");
+            assert_eq!(
+                v["choices"][0]["message"]["content"],
+                text[..text.find(&stop).unwrap()]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let base = node.url.clone();
+    publish(&base, "tiny", "tiny.gguf", sample::tiny_llama(3)).await;
+    let expect = |body: Value, status: u16, code: &'static str, needle: &'static str| {
+        let base = base.clone();
+        async move {
+            let (s, v) = chat(&base, body.clone()).await;
+            assert_eq!(
+                (s, v["error"]["code"].as_str().unwrap_or("")),
+                (status, code),
+                "{body} → {v}"
+            );
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(needle), "`{msg}` should mention `{needle}`");
+            assert!(v["error"]["type"].is_string());
+        }
+    };
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    expect(
+        json!({"model": "nope", "messages": hi}),
+        404,
+        "not_found",
+        "`nope` does not exist",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": []}),
+        400,
+        "invalid_request",
+        "at least one message",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": [{"role": "wizard", "content": "hi"}]}),
+        400,
+        "invalid_request",
+        "role `wizard`",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "max_tokens": -5}),
+        400,
+        "invalid_request",
+        "at least 1",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "n": 2}),
+        400,
+        "invalid_request",
+        "n must be 1",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "temperature": 7}),
+        400,
+        "invalid_request",
+        "temperature",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "frobnicate": true}),
+        400,
+        "invalid_request",
+        "Unrecognized request argument supplied: frobnicate",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": "hi"}),
+        400,
+        "invalid_json",
+        "messages",
+    )
+    .await;
+    let long = "hello ".repeat(200);
+    expect(
+        json!({"model": "tiny", "messages": [{"role": "user", "content": long}], "max_tokens": 10}),
+        400,
+        "context_length_exceeded",
+        "maximum context length is 256 tokens",
+    )
+    .await;
+    let r = http()
+        .post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body("{\"model\": \"tiny\", ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // still serving
+    let (s, _) = chat(
+        &base,
+        json!({"model": "tiny", "messages": hi, "max_tokens": 2}),
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_slot_and_overload_gets_429() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &["--llm-slots", "1", "--llm-queue-depth", "0"]);
+    let base = node.url.clone();
+    publish(&base, "tiny", "tiny.gguf", sample::tiny_llama(3)).await;
+    let long = json!({"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 200, "temperature": 1, "stream": true});
+    // a stream holds the only slot: a second request is refused at once
+    let r = http()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    let busy = http()
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&long)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 429);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    // the client goes away mid-stream: its slot comes back promptly
+    drop(body);
+    let mut ok = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = http()
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            ok = true;
+            break;
+        }
+        assert_eq!(r.status(), 429);
+    }
+    assert!(ok, "the slot of a client that left was not freed");
+    let metrics = http()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("gradnet_llm_running 0"), "{metrics}");
+    assert!(metrics.contains("gradnet_llm_tokens_total{kind=\"completion\"}"));
+}
