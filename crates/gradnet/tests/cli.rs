@@ -153,6 +153,68 @@ fn demo_runs_once() {
         text.contains("ppocr-cls@1.00/ppocr-mobile-v2-cls.onnx"),
         "the demo uses the real model: {text}"
     );
+    // and SmolLM2 answers one chat message, its receipt checked
+    assert!(text.contains("The capital of France is Paris"), "{text}");
+    assert!(
+        text.contains("answer: matches the signed output hash"),
+        "{text}"
+    );
+}
+
+#[test]
+fn cli_chat_and_completion_stream_and_save_verifiable_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let f = dir.path().join("tiny.gguf");
+    std::fs::write(&f, gradnet_runtime::llm::sample::tiny_llama(2)).unwrap();
+    ok(node.cli(&["model", "create", "tiny"]));
+    ok(node.cli(&["model", "version", "tiny"]));
+    ok(node.cli(&["model", "upload", "tiny", "1.00", f.to_str().unwrap()]));
+    let saved = dir.path().join("answer.json");
+    for stream in [false, true] {
+        let mut args = vec![
+            "chat",
+            "--model",
+            "tiny",
+            "--message",
+            "hello",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "12",
+            "--save",
+            saved.to_str().unwrap(),
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let out = node.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("receipt verified"));
+        ok(node.cli(&["receipt", "verify", saved.to_str().unwrap()]));
+    }
+    let out = node.cli(&[
+        "completion",
+        "--model",
+        "tiny",
+        "--prompt",
+        "hello",
+        "--max-tokens",
+        "5",
+        "--stream",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = node.cli(&["chat", "--model", "nope", "--message", "hi"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope` does not exist"));
 }
 
 #[test]

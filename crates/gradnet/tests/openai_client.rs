@@ -8,9 +8,8 @@ use gradnet_runtime::llm::sample;
 
 #[tokio::test]
 async fn the_official_openai_client_works_unchanged() {
-    let python = std::env::var("GRADNET_PYTHON").unwrap_or_else(|_| {
-        format!("{}/../../.venv/bin/python", env!("CARGO_MANIFEST_DIR"))
-    });
+    let python = std::env::var("GRADNET_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../../.venv/bin/python", env!("CARGO_MANIFEST_DIR")));
     assert!(
         std::path::Path::new(&python).exists(),
         "{python} is missing: run scripts/test (it creates .venv with the openai package)"
@@ -20,7 +19,10 @@ async fn the_official_openai_client_works_unchanged() {
     let bytes = std::fs::read(real_model("smollm2-135m-instruct-q4_1.gguf")).unwrap();
     publish(&node.url, "smollm2", "smollm2.gguf", bytes).await;
     publish(&node.url, "tiny", "tiny.gguf", sample::tiny_llama(3)).await;
-    let script = format!("{}/../../tests/openai_client.py", env!("CARGO_MANIFEST_DIR"));
+    let script = format!(
+        "{}/../../tests/openai_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let out = tokio::process::Command::new(&python)
         .arg(&script)
         .arg(&node.url)

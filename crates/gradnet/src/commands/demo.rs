@@ -1,6 +1,7 @@
-//! `gradnet demo`: a node on a temporary data dir, a real model uploaded to
-//! its hub, one inference through the HTTP API, the receipt verified offline,
-//! and the curl commands to do the same by hand.
+//! `gradnet demo`: a node on a temporary data dir, a real ONNX model and a
+//! real LLM (SmolLM2) uploaded to its hub, one inference and one streamed chat
+//! answer through the HTTP API, their receipts verified offline, and the
+//! commands to do the same by hand.
 
 use std::path::{Path, PathBuf};
 
@@ -13,23 +14,20 @@ use crate::commands::{node, receipt};
 use crate::config::NodeConfig;
 
 const DEMO_MODEL: &str = "ppocr-mobile-v2-cls.onnx";
+const DEMO_LLM: &str = "smollm2-135m-instruct-q4_1.gguf";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The demo model from `models/`, running `scripts/fetch-models` if it is missing.
-fn find_model() -> Option<PathBuf> {
+/// A model from `models/`, running `scripts/fetch-models` if it is missing.
+fn find_model(name: &str) -> Option<PathBuf> {
     let dirs: Vec<PathBuf> = std::env::var_os("GRADNET_MODELS_DIR")
         .map(PathBuf::from)
         .into_iter()
         .chain([PathBuf::from("models"), repo_root().join("models")])
         .collect();
-    let found = || {
-        dirs.iter()
-            .map(|d| d.join(DEMO_MODEL))
-            .find(|p| p.is_file())
-    };
+    let found = || dirs.iter().map(|d| d.join(name)).find(|p| p.is_file());
     if let Some(p) = found() {
         return Some(p);
     }
@@ -38,10 +36,10 @@ fn find_model() -> Option<PathBuf> {
         repo_root().join("scripts/fetch-models"),
     ] {
         if script.is_file() {
-            eprintln!("fetching the demo model with {} …", script.display());
+            eprintln!("fetching {name} with {} …", script.display());
             let ok = std::process::Command::new("python3")
                 .arg(&script)
-                .args(["--only", DEMO_MODEL])
+                .args(["--only", name])
                 .status();
             if ok.is_ok_and(|s| s.success()) {
                 return found();
@@ -89,7 +87,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("● node up at {base} (data dir {})", cfg.data_dir.display());
 
     let c = Client::new(&base);
-    let (path, repo, input, input_name) = match find_model() {
+    let (path, repo, input, input_name) = match find_model(DEMO_MODEL) {
         Some(p) => (p, "ppocr-cls", text_line_image(), "x"),
         None => {
             eprintln!("models/ is missing and could not be fetched; using a CNN generated in code instead");
@@ -143,6 +141,8 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         report.replace('\n', "\n  ")
     );
 
+    let llm = chat_demo(&c, &tmp).await?;
+
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
     println!("\nTry it yourself:");
@@ -153,6 +153,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         req_file.display()
     );
     println!("  gradnet --node {base} infer --model {model} --input @{} --save out.json && gradnet receipt verify out.json", input_file(&tmp, input_name, &request)?.display());
+    println!(
+        "  curl -sN {base}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\": \"{llm}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hi!\"}}], \"stream\": true}}'"
+    );
+    println!("  gradnet --node {base} chat --model {llm} --stream     # or any OpenAI client with base_url={base}/v1");
     println!("  curl -s {base}/metrics");
 
     if args.once {
@@ -171,4 +175,70 @@ fn input_file(tmp: &tempfile::TempDir, name: &str, request: &Value) -> Result<Pa
         serde_json::to_vec(&json!({name: request["inputs"][name]}))?,
     )?;
     Ok(p)
+}
+
+/// Uploads SmolLM2 (or, without `models/`, a tiny random model whose words
+/// are noise) and streams one chat answer; returns the model's name.
+async fn chat_demo(c: &Client, tmp: &tempfile::TempDir) -> Result<&'static str> {
+    let (path, repo) = match find_model(DEMO_LLM) {
+        Some(p) => (p, "smollm2"),
+        None => {
+            eprintln!("SmolLM2 is missing and could not be fetched; using a tiny random LLM instead (its words are noise)");
+            let p = tmp.path().join("tiny-random.gguf");
+            std::fs::write(&p, gradnet_runtime::llm::sample::tiny_llama(1))?;
+            (p, "tiny-random")
+        }
+    };
+    let _: Value = c
+        .post("/api/v0/models", &json!({"name": repo, "description": "SmolLM2 135M Instruct, Q4_1", "task": "chat", "license": "Apache-2.0", "tags": ["llm", "demo"]}))
+        .await?;
+    let _: Value = c
+        .post(
+            &format!("/api/v0/models/{repo}/versions"),
+            &json!({"notes": "demo upload", "is_major": false}),
+        )
+        .await?;
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("model file name")?
+        .to_string();
+    let up = c.upload(repo, "1.00", &path, &file, false).await?;
+    println!("● uploaded {file} ({} bytes) as {repo}", up["size"]);
+    let question = "What is the capital of France?";
+    println!("● chat with {repo} (streamed): {question}\n");
+    let body = json!({
+        "model": repo,
+        "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": question}],
+        "temperature": 0, "max_tokens": 48, "stream": true,
+    });
+    let mut text = String::new();
+    let mut last = Value::Null;
+    let started = std::time::Instant::now();
+    c.post_sse("/v1/chat/completions", &body, |v| {
+        if let Some(p) = v["choices"][0]["delta"]["content"].as_str() {
+            use std::io::Write;
+            print!("{p}");
+            std::io::stdout().flush()?;
+            text.push_str(p);
+        }
+        if !v["choices"][0]["finish_reason"].is_null() {
+            last = v;
+        }
+        Ok(())
+    })
+    .await?;
+    let answer = json!({
+        "choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": last["choices"][0]["finish_reason"]}],
+        "gradnet_receipt": last["gradnet_receipt"],
+    });
+    let saved = tmp.path().join("answer.json");
+    std::fs::write(&saved, serde_json::to_vec_pretty(&answer)?)?;
+    let report = receipt::verify_file(&saved, None)?;
+    println!(
+        "\n\n● answered in {:.2} s; receipt verified offline:\n  {}",
+        started.elapsed().as_secs_f64(),
+        report.replace('\n', "\n  ")
+    );
+    Ok(repo)
 }
