@@ -73,7 +73,8 @@ pub struct UploadQuery {
 }
 
 /// Streams the first file part of a multipart body into the hub. A `.onnx`
-/// file must parse as ONNX, or it is refused (422) and not listed.
+/// file must parse as ONNX, a `.gguf` file must load as an LLM (tokenizer,
+/// template, weights), or it is refused (422) and not listed.
 pub async fn upload(
     State(s): State<AppState>,
     Path((name, ver)): Path<(String, String)>,
@@ -127,6 +128,11 @@ pub async fn upload(
         let bytes = s.hub.read_all(&blob.cid).await?;
         let rt = s.runtime.clone();
         tokio::task::spawn_blocking(move || rt.load(blob.cid, &bytes)).await??;
+    } else if file.ends_with(".gguf") {
+        let bytes = s.hub.read_all(&blob.cid).await?;
+        let llm = s.llm.clone();
+        // loaded now, it is also warm for the first request
+        tokio::task::spawn_blocking(move || llm.load(blob.cid, &bytes)).await??;
     }
     let entry = s.hub.add_file(&name, &ver, &file, blob)?;
     Ok((StatusCode::CREATED, Json(entry)))
