@@ -205,6 +205,16 @@ fn smollm2_knows_the_capital_of_france() {
     let ids = m.encode(&m.chat_prompt(&messages, None).unwrap()).unwrap();
     let g = m.generate(&ids, &greedy(24), |_| true).unwrap();
     assert!(g.text.contains("Paris"), "{:?}", g.text);
+    // Q4_1 weights run widened to Q8_0, and give the same bits on 1 or 2 threads
+    assert_eq!(m.info.widened, ["Q4_1"]);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let again = pool.install(|| m.generate(&ids, &greedy(24), |_| true).unwrap());
+        assert_eq!(again, g, "{threads} threads");
+    }
     // digits split one by one, as the model's own tokenizer does
     assert_eq!(m.encode("2024").unwrap(), [34, 32, 34, 36]);
 }

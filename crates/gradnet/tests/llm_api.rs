@@ -292,7 +292,11 @@ async fn bad_requests_get_precise_errors() {
     let mut broken = sample::tiny_llama(3);
     broken.truncate(broken.len() / 2);
     let (s, v) = upload(&base, "tiny", "1.00", "broken.gguf", broken).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (422, Some("model_unloadable")), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("model_unloadable")),
+        "{v}"
+    );
     let r = http()
         .post(format!("{base}/v1/chat/completions"))
         .header("content-type", "application/json")

@@ -38,6 +38,8 @@ pub struct LlmInfo {
     pub vocab_size: usize,
     /// Whether the chat template renders `tools`.
     pub supports_tools: bool,
+    /// Weight formats widened to Q8_0 at load (see [`widen`]).
+    pub widened: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -70,6 +72,9 @@ impl LlmModel {
     pub fn load(cid: ContentId, bytes: &[u8]) -> Result<Self> {
         let bad = |e: candle_core::Error| RuntimeError::Unloadable(format!("GGUF: {e}"));
         let mut reader = std::io::Cursor::new(bytes);
+        let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
+        let (widened_bytes, widened) = widen(&ct, &mut reader).map_err(bad)?;
+        let mut reader = std::io::Cursor::new(widened_bytes.as_deref().unwrap_or(bytes));
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
         let meta = ct.metadata.clone();
         let meta_str = |k: &str| meta.get(k).and_then(|v| v.to_string().ok()).cloned();
@@ -135,6 +140,7 @@ impl LlmModel {
             context_length,
             vocab_size,
             supports_tools: template_src.as_deref().is_some_and(|t| t.contains("tools")),
+            widened,
         };
         Ok(LlmModel {
             cid,
@@ -189,6 +195,48 @@ impl LlmModel {
         }
         Ok(())
     }
+}
+
+/// Formats candle multiplies with scalar code only (Q4_1, Q5_1) are widened
+/// to Q8_0, which has SIMD kernels: about 2x faster, and the Q8_0 grid holds
+/// each 4- or 5-bit weight to within a fraction of its own step. Returns the
+/// rewritten file, or `None` when nothing needed widening, and what was widened.
+fn widen<R: std::io::Read + std::io::Seek>(
+    ct: &gguf_file::Content,
+    reader: &mut R,
+) -> candle_core::Result<(Option<Vec<u8>>, Vec<String>)> {
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let slow = |d: GgmlDType| matches!(d, GgmlDType::Q4_1 | GgmlDType::Q5_1);
+    let mut widened: Vec<String> = ct
+        .tensor_infos
+        .values()
+        .filter(|t| slow(t.ggml_dtype))
+        .map(|t| format!("{:?}", t.ggml_dtype))
+        .collect();
+    if widened.is_empty() {
+        return Ok((None, widened));
+    }
+    widened.sort();
+    widened.dedup();
+    let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let t = ct.tensor(reader, name, &Device::Cpu)?;
+        let t = if slow(t.dtype()) {
+            QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
+        } else {
+            t
+        };
+        tensors.push((name.as_str(), t));
+    }
+    let mut meta: Vec<(&str, &gguf_file::Value)> =
+        ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    meta.sort_by_key(|(k, _)| *k);
+    let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta, &refs)?;
+    Ok((Some(out.into_inner()), widened))
 }
 
 pub fn runtime_id() -> RuntimeId {
