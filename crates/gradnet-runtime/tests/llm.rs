@@ -64,6 +64,7 @@ fn greedy_and_seeded_sampling_are_reproducible() {
         top_p: Some(0.95),
         seed,
         stop: vec![],
+        json: false,
     };
     assert_eq!(run(&sampled(5)), run(&sampled(5)));
     assert!(
@@ -217,4 +218,27 @@ fn smollm2_knows_the_capital_of_france() {
     }
     // digits split one by one, as the model's own tokenizer does
     assert_eq!(m.encode("2024").unwrap(), [34, 32, 34, 36]);
+}
+
+/// JSON mode: the answer is always a prefix of one JSON object, and a
+/// finished answer parses.
+#[test]
+fn json_mode_keeps_answers_parseable() {
+    let m = tiny();
+    let ids = m.encode("hello").unwrap();
+    for seed in 0..3 {
+        let p = SamplingParams {
+            max_tokens: 60,
+            temperature: 0.8,
+            seed,
+            json: true,
+            ..Default::default()
+        };
+        let g = m.generate(&ids, &p, |_| true).unwrap();
+        assert!(g.text.trim_start().starts_with('{'), "{:?}", g.text);
+        if g.finish_reason == FinishReason::Stop {
+            serde_json::from_str::<serde_json::Value>(&g.text)
+                .unwrap_or_else(|e| panic!("{e}: {:?}", g.text));
+        }
+    }
 }

@@ -126,6 +126,20 @@ async fn smollm2_answers_through_the_api_whole_and_streamed() {
     let out = node.cli(&["receipt", "verify", f.to_str().unwrap()]);
     assert!(!out.status.success());
 
+    // JSON mode: the answer parses
+    let (s, j) = chat(
+        &base,
+        json!({"model": "smollm2", "temperature": 0, "max_tokens": 60, "response_format": {"type": "json_object"},
+               "messages": user("What is the capital of France? Reply in JSON with the key \"capital\".")}),
+    )
+    .await;
+    assert_eq!(s, 200, "{j}");
+    let content = j["choices"][0]["message"]["content"].as_str().unwrap();
+    let parsed: Value = serde_json::from_str(content).unwrap_or_else(|e| panic!("{e}: {content}"));
+    assert!(parsed.is_object(), "{content}");
+    assert_eq!(j["choices"][0]["finish_reason"], "stop");
+    eprintln!("JSON mode answer: {content}");
+
     // completions: the same text for the same rendered prompt
     let (s, c) = post(
         &format!("{base}/v1/completions"),

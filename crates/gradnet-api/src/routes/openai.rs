@@ -106,13 +106,6 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
             .with_param("response_format"))
         }
     };
-    if json_mode {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "response_format json_object is not supported yet",
-        )
-        .with_param("response_format"));
-    }
     let cid = resolve(&s, &req.model)?;
     let model = load(&s, cid).await?;
     if req.tools.is_some() && !model.info.supports_tools {
@@ -223,6 +216,7 @@ async fn serve(
         top_p: norm.top_p,
         seed: norm.seed,
         stop: norm.stop.clone(),
+        json: norm.json_mode,
     };
     let cancelled = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::unbounded_channel();

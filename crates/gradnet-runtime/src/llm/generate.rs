@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use serde::{Deserialize, Serialize};
 
-use super::{LlmModel, Session};
+use super::{json, LlmModel, Session};
 use crate::error::{Result, RuntimeError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,8 @@ pub struct SamplingParams {
     pub top_p: Option<f64>,
     pub seed: u64,
     pub stop: Vec<String>,
+    /// Constrain the answer to one JSON object (OpenAI's `json_object`).
+    pub json: bool,
 }
 
 impl Default for SamplingParams {
@@ -28,6 +30,7 @@ impl Default for SamplingParams {
             top_p: None,
             seed: 0,
             stop: vec![],
+            json: false,
         }
     }
 }
@@ -80,9 +83,19 @@ impl LlmModel {
             .map_err(exec)?;
         let mut finish = FinishReason::Length;
         while tokens.len() < params.max_tokens {
-            let next = sampler
-                .sample(&logits.squeeze(0).map_err(exec)?)
-                .map_err(exec)?;
+            let logits1 = logits.squeeze(0).map_err(exec)?;
+            let next = if params.json {
+                match self.json_choice(&logits1, &text.decoded, &mut sampler)? {
+                    Some(t) => t,
+                    None => {
+                        // the object is complete: the answer ends here
+                        finish = FinishReason::Stop;
+                        break;
+                    }
+                }
+            } else {
+                sampler.sample(&logits1).map_err(exec)?
+            };
             if self.stop_ids.contains(&next) {
                 finish = FinishReason::Stop;
                 break;
@@ -125,6 +138,56 @@ impl LlmModel {
             prompt_tokens: prompt.len(),
             completion_tokens: tokens.len(),
         })
+    }
+}
+
+impl LlmModel {
+    /// The next token in JSON mode: sampled among the likeliest candidates
+    /// that keep `so_far` a prefix of one JSON object; `None` once the
+    /// object is complete.
+    fn json_choice(
+        &self,
+        logits: &Tensor,
+        so_far: &str,
+        sampler: &mut LogitsProcessor,
+    ) -> Result<Option<u32>> {
+        let exec = |e: candle_core::Error| RuntimeError::Execution(e.to_string());
+        if json::classify(so_far) == json::Prefix::Complete {
+            return Ok(None);
+        }
+        let mut v: Vec<f32> = logits.to_vec1().map_err(exec)?;
+        let mut order: Vec<u32> = (0..v.len() as u32).collect();
+        order.sort_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]));
+        // a valid continuation is nearly always among the first few hundred
+        let mut allowed = vec![];
+        for &t in order.iter().take(512) {
+            if self.stop_ids.contains(&t) {
+                continue;
+            }
+            let piece = self.decode(&[t]);
+            if piece.is_empty() || piece.contains('\u{FFFD}') {
+                continue;
+            }
+            if json::classify(&format!("{so_far}{piece}")) != json::Prefix::Invalid {
+                allowed.push(t);
+                if allowed.len() == 64 {
+                    break;
+                }
+            }
+        }
+        if allowed.is_empty() {
+            return Err(RuntimeError::Execution(
+                "JSON mode: no token continues the object".into(),
+            ));
+        }
+        let keep: std::collections::HashSet<u32> = allowed.into_iter().collect();
+        for (i, x) in v.iter_mut().enumerate() {
+            if !keep.contains(&(i as u32)) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        let masked = Tensor::new(v, &Device::Cpu).map_err(exec)?;
+        sampler.sample(&masked).map(Some).map_err(exec)
     }
 }
 

@@ -5,6 +5,7 @@
 //! result does not depend on what else runs.
 
 mod generate;
+mod json;
 pub mod sample;
 mod template;
 mod tokenizer;
