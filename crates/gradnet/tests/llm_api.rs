@@ -294,6 +294,28 @@ async fn bad_requests_get_precise_errors() {
         "messages",
     )
     .await;
+    let tools = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]);
+    expect(
+        json!({"model": "tiny", "messages": hi, "tools": tools}),
+        400,
+        "invalid_request",
+        "does not support tools",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "tools": tools, "tool_choice": "required"}),
+        400,
+        "invalid_request",
+        "tool_choice",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "response_format": {"type": "xml"}}),
+        400,
+        "invalid_request",
+        "response_format type `xml`",
+    )
+    .await;
     let long = "hello ".repeat(200);
     expect(
         json!({"model": "tiny", "messages": [{"role": "user", "content": long}], "max_tokens": 10}),

@@ -108,7 +108,21 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
     };
     let cid = resolve(&s, &req.model)?;
     let model = load(&s, cid).await?;
-    if req.tools.is_some() && !model.info.supports_tools {
+    // tool_choice: "auto" (default) or "none"; forcing a call cannot be enforced
+    let tools = match req.tool_choice.as_ref().and_then(Value::as_str) {
+        None | Some("auto") if req.tool_choice.as_ref().is_none_or(Value::is_string) => {
+            req.tools.clone()
+        }
+        Some("none") => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "tool_choice must be \"auto\" or \"none\"",
+            )
+            .with_param("tool_choice"))
+        }
+    };
+    if tools.is_some() && !model.info.supports_tools {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!(
@@ -133,9 +147,18 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
             tool_call_id: m.tool_call_id.clone(),
         })
         .collect();
-    let prompt = model.chat_prompt(&messages, req.tools.as_ref())?;
+    let prompt = model.chat_prompt(&messages, tools.as_ref())?;
     let norm = req.sampling.normalize("chat", prompt, json_mode)?;
-    serve(s, model, cid, req.model, norm, &req.sampling).await
+    serve(
+        s,
+        model,
+        cid,
+        req.model,
+        norm,
+        &req.sampling,
+        tools.is_some(),
+    )
+    .await
 }
 
 pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
@@ -155,7 +178,7 @@ pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Re
     let cid = resolve(&s, &req.model)?;
     let model = load(&s, cid).await?;
     let norm = req.sampling.normalize("completion", prompt, false)?;
-    serve(s, model, cid, req.model, norm, &req.sampling).await
+    serve(s, model, cid, req.model, norm, &req.sampling, false).await
 }
 
 /// What the generator thread sends the handler.
@@ -181,6 +204,7 @@ async fn serve(
     name: String,
     norm: Normalized,
     sampling: &Sampling,
+    tools: bool,
 ) -> Result<Response, ApiError> {
     let ids = model.encode(&norm.prompt)?;
     if ids.is_empty() {
@@ -252,6 +276,7 @@ async fn serve(
         ),
         created: now_ms() / 1000,
         started,
+        tools,
     };
     if sampling.stream {
         let usage = sampling
@@ -274,16 +299,65 @@ struct Answer {
     id: String,
     created: u64,
     started: Instant,
+    /// Tools were offered: tool calls in the answer are parsed out, and
+    /// streamed text is held to the end to do so.
+    tools: bool,
+}
+
+/// An answer as the client sees it: the finish reason, and for tool calls
+/// the assistant message that carries them.
+struct Settled {
+    finish: &'static str,
+    tool_message: Option<Value>,
 }
 
 impl Answer {
-    fn receipt(&self, g: &Generated) -> Receipt {
+    fn settle(&self, g: &Generated) -> Settled {
+        let calls = self
+            .tools
+            .then(|| gradnet_runtime::llm::tools::parse_tool_calls(&g.text))
+            .flatten();
+        match calls {
+            None => Settled {
+                finish: finish(g.finish_reason),
+                tool_message: None,
+            },
+            Some((before, calls)) => {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        json!({
+                            "index": i,
+                            "id": format!("call_{}_{i}", &self.request_hash.to_string()[2..14]),
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments.to_string()},
+                        })
+                    })
+                    .collect();
+                let content = if before.is_empty() {
+                    Value::Null
+                } else {
+                    json!(before)
+                };
+                Settled {
+                    finish: "tool_calls",
+                    tool_message: Some(
+                        json!({"role": "assistant", "content": content, "tool_calls": calls}),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Signs the raw generated text and the finish reason the client sees.
+    fn receipt(&self, g: &Generated, finish: &str) -> Receipt {
         ReceiptBody {
             version: RECEIPT_VERSION,
             kind: "llm".into(),
             request_hash: self.request_hash,
             model: self.cid,
-            output_hash: llm_output_hash(&g.text, finish(g.finish_reason)),
+            output_hash: llm_output_hash(&g.text, finish),
             mode: InferenceMode::Vanilla,
             runtime: gradnet_runtime::llm::runtime_id(),
             node: self.s.key.public_hex(),
@@ -327,13 +401,18 @@ impl Answer {
             }
         };
         self.record(&g);
-        let receipt = self.receipt(&g);
+        let settled = self.settle(&g);
+        let receipt = self.receipt(&g, settled.finish);
         let choice = if self.kind == "chat" {
-            json!({"index": 0, "message": {"role": "assistant", "content": g.text}, "logprobs": null, "finish_reason": finish(g.finish_reason)})
+            let message = settled
+                .tool_message
+                .clone()
+                .unwrap_or_else(|| json!({"role": "assistant", "content": g.text}));
+            json!({"index": 0, "message": message, "logprobs": null, "finish_reason": settled.finish})
         } else {
-            json!({"index": 0, "text": g.text, "logprobs": null, "finish_reason": finish(g.finish_reason)})
+            json!({"index": 0, "text": g.text, "logprobs": null, "finish_reason": settled.finish})
         };
-        let body = json!({
+        let mut body = json!({
             "id": self.id,
             "object": self.object(false),
             "created": self.created,
@@ -343,6 +422,10 @@ impl Answer {
             "usage": Self::usage(&g),
             "gradnet_receipt": receipt,
         });
+        if settled.tool_message.is_some() {
+            // what the receipt's output hash covers
+            body["gradnet_output"] = json!(g.text);
+        }
         let mut r = (StatusCode::OK, Json(body)).into_response();
         if let Ok(v) = HeaderValue::from_str(&serde_json::to_string(&receipt).unwrap_or_default()) {
             r.headers_mut()
@@ -434,6 +517,7 @@ fn stream_events(
                 continue;
             }
             match st.rx.recv().await {
+                Some(Gen::Text(_)) if st.a.tools => {}
                 Some(Gen::Text(t)) => {
                     if st.first {
                         st.first = false;
@@ -445,9 +529,23 @@ fn stream_events(
                 }
                 Some(Gen::Done(Ok(g))) => {
                     st.a.record(&g);
-                    let receipt = st.a.receipt(&g);
-                    let mut last = st.a.chunk(delta(""), Some(finish(g.finish_reason)));
+                    let settled = st.a.settle(&g);
+                    let receipt = st.a.receipt(&g, settled.finish);
+                    if st.a.tools {
+                        // held back to find tool calls: sent now in one piece
+                        let held = match &settled.tool_message {
+                            Some(m) => {
+                                json!({"content": m["content"], "tool_calls": m["tool_calls"]})
+                            }
+                            None => json!({"content": g.text}),
+                        };
+                        st.pending.push_back(data(&st.a.chunk(held, None)).unwrap());
+                    }
+                    let mut last = st.a.chunk(delta(""), Some(settled.finish));
                     last["gradnet_receipt"] = serde_json::to_value(&receipt).unwrap_or_default();
+                    if settled.tool_message.is_some() {
+                        last["gradnet_output"] = json!(g.text);
+                    }
                     st.pending.push_back(data(&last).unwrap());
                     if st.include_usage {
                         let mut u = st.a.chunk(Value::Null, None);

@@ -9,6 +9,7 @@ mod json;
 pub mod sample;
 mod template;
 mod tokenizer;
+pub mod tools;
 
 use std::sync::Arc;
 

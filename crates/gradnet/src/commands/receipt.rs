@@ -35,8 +35,10 @@ pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
 /// The output hash of a chat or completion answer: its text and finish reason.
 pub fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
     let choice = &resp["choices"][0];
-    let text = choice["message"]["content"]
+    // a tool-call answer signs the raw text it was parsed from
+    let text = resp["gradnet_output"]
         .as_str()
+        .or(choice["message"]["content"].as_str())
         .or(choice["text"].as_str())
         .context("answer has no choices[0].message.content or choices[0].text")?;
     let reason = choice["finish_reason"]
