@@ -135,6 +135,11 @@ pub struct NodeArgs {
     /// Memory budget for parsed models and compiled plans, in bytes [default: 2 GiB].
     #[arg(long, env = "GRADNET_CACHE_BYTES")]
     pub cache_bytes: Option<u64>,
+    /// Threads per LLM generation [default: the machine's cores]. candle's
+    /// workers spin while they wait, so on a busy machine fewer threads (and
+    /// more --llm-slots) hold up better.
+    #[arg(long, env = "GRADNET_LLM_THREADS")]
+    pub llm_threads: Option<usize>,
     /// LLM generations that run at once [default: 2].
     #[arg(long, env = "GRADNET_LLM_SLOTS")]
     pub llm_slots: Option<usize>,

@@ -13,6 +13,12 @@ use client::Client;
 
 fn main() {
     let cli = Cli::parse();
+    if let Command::Node(NodeCmd::Start(args)) = &cli.command {
+        if let Some(n) = args.llm_threads.filter(|n| *n > 0) {
+            // read once by candle when its thread pool starts, before any thread exists here
+            std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into()),
