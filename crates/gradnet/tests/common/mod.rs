@@ -23,6 +23,9 @@ impl Node {
             .arg(data_dir)
             .args(extra)
             .env("GRADNET_LOG", "warn")
+            // tests run side by side on few cores: candle's spinning pool
+            // would fight itself across nodes
+            .env("GRADNET_LLM_THREADS", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
