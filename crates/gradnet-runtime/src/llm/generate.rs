@@ -152,7 +152,8 @@ impl LlmModel {
         sampler: &mut LogitsProcessor,
     ) -> Result<Option<u32>> {
         let exec = |e: candle_core::Error| RuntimeError::Execution(e.to_string());
-        if json::classify(so_far) == json::Prefix::Complete {
+        let mut state = json::JsonState::default();
+        if state.feed(so_far) == json::Prefix::Complete {
             return Ok(None);
         }
         let mut v: Vec<f32> = logits.to_vec1().map_err(exec)?;
@@ -164,11 +165,11 @@ impl LlmModel {
             if self.stop_ids.contains(&t) {
                 continue;
             }
-            let piece = self.decode(&[t]);
+            let piece = self.piece(t);
             if piece.is_empty() || piece.contains('\u{FFFD}') {
                 continue;
             }
-            if json::classify(&format!("{so_far}{piece}")) != json::Prefix::Invalid {
+            if state.clone().feed(piece) != json::Prefix::Invalid {
                 allowed.push(t);
                 if allowed.len() == 64 {
                     break;

@@ -16,7 +16,7 @@ pub enum Prefix {
 /// otherwise tends to pad forever.
 const MAX_SPACES: usize = 8;
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Frame {
     /// In an object: expecting a key (or `}` if `first`).
     Key { first: bool },
@@ -28,165 +28,180 @@ enum Frame {
     After { in_array: bool },
 }
 
-/// Classifies `s` as a prefix of a JSON object.
-pub fn classify(s: &str) -> Prefix {
-    let mut stack: Vec<Frame> = vec![];
-    let mut started = false;
-    let mut chars = s.chars().peekable();
-    let mut spaces = 0;
-    while let Some(c) = chars.next() {
+/// The token being read, if one is open.
+#[derive(Clone, PartialEq, Debug)]
+enum Lex {
+    None,
+    /// In a string; `escape`: 0 none, 1 after a backslash, 2..=5 hex digits of
+    /// a `\u` escape still to come.
+    Str {
+        escape: u8,
+    },
+    Num(String),
+    /// A literal (`true`, `false`, `null`) and how much of it has been read.
+    Lit(&'static str, usize),
+}
+
+/// A resumable reader of a JSON object prefix: feed it text piece by piece
+/// (cloning it to try a candidate costs only the candidate's length).
+#[derive(Clone, Debug)]
+pub struct JsonState {
+    stack: Vec<Frame>,
+    started: bool,
+    spaces: usize,
+    lex: Lex,
+    invalid: bool,
+}
+
+impl Default for JsonState {
+    fn default() -> Self {
+        JsonState {
+            stack: vec![],
+            started: false,
+            spaces: 0,
+            lex: Lex::None,
+            invalid: false,
+        }
+    }
+}
+
+impl JsonState {
+    pub fn feed(&mut self, s: &str) -> Prefix {
+        for c in s.chars() {
+            if self.invalid {
+                break;
+            }
+            self.invalid = !self.push(c);
+        }
+        self.status()
+    }
+
+    pub fn status(&self) -> Prefix {
+        if self.invalid {
+            Prefix::Invalid
+        } else if self.started && self.stack.is_empty() && self.lex == Lex::None {
+            Prefix::Complete
+        } else {
+            Prefix::Partial
+        }
+    }
+
+    /// Reads one character; false when no continuation can be valid.
+    fn push(&mut self, c: char) -> bool {
+        match &mut self.lex {
+            Lex::Str { escape } => {
+                match (*escape, c) {
+                    (0, '"') => self.lex = Lex::None,
+                    (0, '\\') => *escape = 1,
+                    (0, c) if (c as u32) < 0x20 => return false,
+                    (0, _) => {}
+                    (1, '"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't') => *escape = 0,
+                    (1, 'u') => *escape = 5,
+                    (1, _) => return false,
+                    (_, h) if h.is_ascii_hexdigit() => {
+                        *escape = if *escape == 2 { 0 } else { *escape - 1 }
+                    }
+                    _ => return false,
+                }
+                return true;
+            }
+            Lex::Num(text) => {
+                if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-') {
+                    text.push(c);
+                    return number_prefix(text);
+                }
+                if !valid_number(text) {
+                    return false;
+                }
+                self.lex = Lex::None; // and read `c` below
+            }
+            Lex::Lit(word, n) => {
+                if word[*n..].chars().next() != Some(c) {
+                    return false;
+                }
+                *n += c.len_utf8();
+                if *n == word.len() {
+                    self.lex = Lex::None;
+                }
+                return true;
+            }
+            Lex::None => {}
+        }
         // JSON's whitespace (not form feed, which is_ascii_whitespace allows)
         if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            spaces += 1;
-            if spaces > MAX_SPACES {
-                return Prefix::Invalid;
-            }
-            continue;
+            self.spaces += 1;
+            return self.spaces <= MAX_SPACES;
         }
-        spaces = 0;
-        if !started {
-            if c != '{' {
-                return Prefix::Invalid;
-            }
-            started = true;
-            stack.push(Frame::Key { first: true });
-            continue;
+        self.spaces = 0;
+        if !self.started {
+            self.started = true;
+            self.stack.push(Frame::Key { first: true });
+            return c == '{';
         }
-        let Some(top) = stack.last().copied() else {
-            return Prefix::Invalid; // text after the finished object
+        let Some(top) = self.stack.last_mut() else {
+            return false; // text after the finished object
         };
-        match top {
+        match *top {
             Frame::Key { first } => match c {
-                '}' if first => close(&mut stack),
-                '"' => {
-                    match string(&mut chars) {
-                        Some(true) => {}
-                        Some(false) => return Prefix::Partial,
-                        None => return Prefix::Invalid,
-                    }
-                    *stack.last_mut().unwrap() = Frame::Colon;
+                '}' if first => {
+                    self.stack.pop();
                 }
-                _ => return Prefix::Invalid,
+                '"' => {
+                    *top = Frame::Colon;
+                    self.lex = Lex::Str { escape: 0 };
+                }
+                _ => return false,
             },
             Frame::Colon => {
                 if c != ':' {
-                    return Prefix::Invalid;
+                    return false;
                 }
-                *stack.last_mut().unwrap() = Frame::Value {
+                *top = Frame::Value {
                     in_array: false,
                     first: false,
                 };
             }
             Frame::Value { in_array, first } => {
                 if c == ']' && in_array && first {
-                    close(&mut stack);
-                    continue;
+                    self.stack.pop();
+                    return true;
                 }
-                *stack.last_mut().unwrap() = Frame::After { in_array };
+                *top = Frame::After { in_array };
                 match c {
-                    '{' => stack.push(Frame::Key { first: true }),
-                    '[' => stack.push(Frame::Value {
+                    '{' => self.stack.push(Frame::Key { first: true }),
+                    '[' => self.stack.push(Frame::Value {
                         in_array: true,
                         first: true,
                     }),
-                    '"' => match string(&mut chars) {
-                        Some(true) => {}
-                        Some(false) => return Prefix::Partial,
-                        None => return Prefix::Invalid,
-                    },
-                    '-' | '0'..='9' => match number(c, &mut chars) {
-                        Some(true) => {}
-                        Some(false) => return Prefix::Partial,
-                        None => return Prefix::Invalid,
-                    },
-                    't' | 'f' | 'n' => {
-                        let word = match c {
-                            't' => "true",
-                            'f' => "false",
-                            _ => "null",
-                        };
-                        for w in word.chars().skip(1) {
-                            match chars.next() {
-                                None => return Prefix::Partial,
-                                Some(x) if x == w => {}
-                                Some(_) => return Prefix::Invalid,
-                            }
-                        }
-                    }
-                    _ => return Prefix::Invalid,
+                    '"' => self.lex = Lex::Str { escape: 0 },
+                    '-' | '0'..='9' => self.lex = Lex::Num(c.to_string()),
+                    't' => self.lex = Lex::Lit("true", 1),
+                    'f' => self.lex = Lex::Lit("false", 1),
+                    'n' => self.lex = Lex::Lit("null", 1),
+                    _ => return false,
                 }
             }
             Frame::After { in_array } => match (c, in_array) {
-                (',', false) => *stack.last_mut().unwrap() = Frame::Key { first: false },
+                (',', false) => *top = Frame::Key { first: false },
                 (',', true) => {
-                    *stack.last_mut().unwrap() = Frame::Value {
+                    *top = Frame::Value {
                         in_array: true,
                         first: false,
                     }
                 }
-                ('}', false) | (']', true) => close(&mut stack),
-                _ => return Prefix::Invalid,
-            },
-        }
-    }
-    if started && stack.is_empty() {
-        Prefix::Complete
-    } else {
-        Prefix::Partial
-    }
-}
-
-/// Pops a finished container; its parent now has a value.
-fn close(stack: &mut Vec<Frame>) {
-    stack.pop();
-}
-
-/// After an opening quote: `Some(true)` closed, `Some(false)` still open at
-/// the end of the text, `None` invalid (a control character or bad escape).
-fn string(chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<bool> {
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(true),
-            '\\' => match chars.next() {
-                None => return Some(false),
-                Some('"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't') => {}
-                Some('u') => {
-                    for _ in 0..4 {
-                        match chars.next() {
-                            None => return Some(false),
-                            Some(h) if h.is_ascii_hexdigit() => {}
-                            Some(_) => return None,
-                        }
-                    }
+                ('}', false) | (']', true) => {
+                    self.stack.pop();
                 }
-                Some(_) => return None,
+                _ => return false,
             },
-            c if (c as u32) < 0x20 => return None,
-            _ => {}
         }
+        true
     }
-    Some(false)
 }
 
-/// A number starting with `first`: `Some(true)` when it ended (the next
-/// character is not part of it), `Some(false)` when the text ends inside it.
-fn number(first: char, chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<bool> {
-    let mut text = String::from(first);
-    while let Some(&c) = chars.peek() {
-        if c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-') {
-            text.push(c);
-            chars.next();
-        } else {
-            // complete only if the literal is a full number
-            return text
-                .parse::<f64>()
-                .is_ok()
-                .then_some(true)
-                .filter(|_| valid_number(&text));
-        }
-    }
-    // at the end: it must be a prefix of some number
-    number_prefix(&text).then_some(false)
+/// Classifies `s` as a prefix of a JSON object.
+pub fn classify(s: &str) -> Prefix {
+    JsonState::default().feed(s)
 }
 
 fn valid_number(t: &str) -> bool {
@@ -263,6 +278,12 @@ mod tests {
             ("{\u{c}}", Invalid),
         ] {
             assert_eq!(classify(s), want, "{s:?}");
+            // fed in two pieces, split anywhere: the same answer
+            for (i, _) in s.char_indices() {
+                let mut st = JsonState::default();
+                st.feed(&s[..i]);
+                assert_eq!(st.feed(&s[i..]), want, "{s:?} split at {i}");
+            }
         }
     }
 }

@@ -67,6 +67,8 @@ pub struct LlmModel {
     /// Tokens that end an answer: end-of-sequence and end-of-turn markers.
     stop_ids: Vec<u32>,
     bytes: u64,
+    /// Each token's text on its own, built the first time JSON mode needs it.
+    pieces: std::sync::OnceLock<Vec<String>>,
 }
 
 impl LlmModel {
@@ -154,6 +156,7 @@ impl LlmModel {
             eos,
             stop_ids,
             bytes: bytes.len() as u64,
+            pieces: std::sync::OnceLock::new(),
         })
     }
 
@@ -180,6 +183,16 @@ impl LlmModel {
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| RuntimeError::BadInput(format!("tokenizer: {e}")))
+    }
+
+    /// The text of token `id` alone.
+    pub(crate) fn piece(&self, id: u32) -> &str {
+        let pieces = self.pieces.get_or_init(|| {
+            (0..self.info.vocab_size as u32)
+                .map(|t| self.decode(&[t]))
+                .collect()
+        });
+        pieces.get(id as usize).map(String::as_str).unwrap_or("")
     }
 
     pub fn decode(&self, ids: &[u32]) -> String {
