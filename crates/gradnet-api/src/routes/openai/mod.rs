@@ -1,0 +1,306 @@
+//! OpenAI-compatible LLM serving: `GET /v1/models`, `POST /v1/chat/completions`,
+//! `POST /v1/completions`, streaming as server-sent events. Every answer
+//! carries a signed receipt: in the `gradnet_receipt` field, in the
+//! `X-Gradnet-Receipt` header, and in the last chunk of a stream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+use gradnet_runtime::llm::{ChatMessage, FinishReason, Generated, LlmModel, SamplingParams};
+use gradnet_types::openai::{
+    check_messages, check_unknown, ChatRequest, CompletionRequest, Invalid, Normalized, Sampling,
+};
+use gradnet_types::request::llm_request_hash;
+use gradnet_types::{now_ms, ContentId, ModelRef};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, JsonBody};
+use crate::AppState;
+
+mod answer;
+mod stream;
+
+use answer::Answer;
+
+pub const RECEIPT_HEADER: &str = "x-gradnet-receipt";
+
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::bad_request("invalid_request", e.message).with_param(e.param)
+    }
+}
+
+/// A model name as clients write it: a content id, `repo`, `repo@version`
+/// (the version's `.gguf` file), or `repo@version/file`.
+fn resolve(s: &AppState, name: &str) -> Result<ContentId, ApiError> {
+    if ContentId::looks_like(name) || name.contains('/') {
+        let r: ModelRef = name
+            .parse()
+            .map_err(|e: gradnet_types::request::ModelRefError| {
+                ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
+            })?;
+        return Ok(s.hub.resolve(&r)?);
+    }
+    let (repo, version) = match name.split_once('@') {
+        Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),
+        None => (name, None),
+    };
+    s.hub
+        .find_file(repo, version, ".gguf")
+        .map(|f| f.cid)
+        .map_err(|e| match e {
+            gradnet_hub::HubError::NotFound(_) | gradnet_hub::HubError::Invalid(_) => {
+                ApiError::not_found(format!("The model `{name}` does not exist ({e})"))
+            }
+            e => e.into(),
+        })
+}
+
+async fn load(s: &AppState, cid: ContentId) -> Result<Arc<LlmModel>, ApiError> {
+    if let Some(m) = s.llm.cached(&cid) {
+        return Ok(m);
+    }
+    let bytes = s.hub.read_all(&cid).await?;
+    let llm = s.llm.clone();
+    Ok(tokio::task::spawn_blocking(move || llm.load(cid, &bytes)).await??)
+}
+
+/// `GET /v1/models`: repositories whose latest version holds a GGUF file.
+pub async fn list_models(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let mut data = vec![];
+    for r in s.hub.list_repos()? {
+        if s.hub.find_file(&r.name, None, ".gguf").is_ok() {
+            data.push(json!({
+                "id": r.name,
+                "object": "model",
+                "created": r.created_at_ms / 1000,
+                "owned_by": if r.owner.is_empty() { "gradnet" } else { r.owner.as_str() },
+            }));
+        }
+    }
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let req: ChatRequest = body.parse()?;
+    check_unknown(&req.unknown)?;
+    check_messages(&req.messages)?;
+    let json_mode = match &req.response_format {
+        None => false,
+        Some(f) if f.kind == "text" => false,
+        Some(f) if f.kind == "json_object" => true,
+        Some(f) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!(
+                    "response_format type `{}` is not supported (text, json_object)",
+                    f.kind
+                ),
+            )
+            .with_param("response_format"))
+        }
+    };
+    let cid = resolve(&s, &req.model)?;
+    let model = load(&s, cid).await?;
+    // tool_choice: "auto" (default) or "none"; forcing a call cannot be enforced
+    let tools = match req.tool_choice.as_ref().and_then(Value::as_str) {
+        None | Some("auto") if req.tool_choice.as_ref().is_none_or(Value::is_string) => {
+            req.tools.clone()
+        }
+        Some("none") => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "tool_choice must be \"auto\" or \"none\"",
+            )
+            .with_param("tool_choice"))
+        }
+    };
+    if tools.is_some() && !model.info.supports_tools {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "the chat template of `{}` does not support tools",
+                req.model
+            ),
+        )
+        .with_param("tools"));
+    }
+    let messages: Vec<ChatMessage> = req
+        .messages
+        .iter()
+        .map(|m| ChatMessage {
+            role: if m.role == "developer" {
+                "system".into()
+            } else {
+                m.role.clone()
+            },
+            content: m.text(),
+            name: m.name.clone(),
+            tool_calls: m.tool_calls.clone(),
+            tool_call_id: m.tool_call_id.clone(),
+        })
+        .collect();
+    let prompt = model.chat_prompt(&messages, tools.as_ref())?;
+    let norm = req.sampling.normalize("chat", prompt, json_mode)?;
+    serve(
+        s,
+        model,
+        cid,
+        req.model,
+        norm,
+        &req.sampling,
+        tools.is_some(),
+    )
+    .await
+}
+
+pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+    let req: CompletionRequest = body.parse()?;
+    check_unknown(&req.unknown)?;
+    let prompt = match &req.prompt {
+        Value::String(p) => p.clone(),
+        Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap().to_string(),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`prompt` must be a string (or a list of one string)",
+            )
+            .with_param("prompt"))
+        }
+    };
+    let cid = resolve(&s, &req.model)?;
+    let model = load(&s, cid).await?;
+    let norm = req.sampling.normalize("completion", prompt, false)?;
+    serve(s, model, cid, req.model, norm, &req.sampling, false).await
+}
+
+/// What the generator thread sends the handler.
+pub(super) enum Gen {
+    Text(String),
+    Done(Result<Generated, gradnet_runtime::RuntimeError>),
+}
+
+/// Set when the handler (or its stream) is dropped: the client went away,
+/// and the generator stops at its next token.
+pub(super) struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+async fn serve(
+    s: AppState,
+    model: Arc<LlmModel>,
+    cid: ContentId,
+    name: String,
+    norm: Normalized,
+    sampling: &Sampling,
+    tools: bool,
+) -> Result<Response, ApiError> {
+    let ids = model.encode(&norm.prompt)?;
+    if ids.is_empty() {
+        return Err(
+            ApiError::bad_request("invalid_request", "the prompt is empty").with_param("prompt"),
+        );
+    }
+    let ctx = model.info.context_length;
+    let max_tokens = match norm.max_tokens {
+        Some(m) => m as usize,
+        None => ctx.saturating_sub(ids.len()).max(1),
+    };
+    model.check_fits(ids.len(), max_tokens)?;
+    let request_hash = llm_request_hash(
+        &cid,
+        &serde_json::to_vec(&norm).map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    // admission: running + queued LLM requests are bounded
+    let admitted = s
+        .llm_admission
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::overloaded())?;
+    let slot = s
+        .llm_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("LLM slots closed"))?;
+    let params = SamplingParams {
+        max_tokens,
+        temperature: norm.temperature,
+        top_p: norm.top_p,
+        seed: norm.seed,
+        stop: norm.stop.clone(),
+        json: norm.json_mode,
+    };
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let started = Instant::now();
+    {
+        let cancelled = cancelled.clone();
+        let running = s.metrics.llm_running.clone();
+        tokio::task::spawn_blocking(move || {
+            // the slot is held until generation ends, whoever is listening
+            let _slot = (slot, admitted);
+            running.inc();
+            let out = model.generate(&ids, &params, |piece| {
+                !cancelled.load(Ordering::Relaxed) && tx.send(Gen::Text(piece.to_string())).is_ok()
+            });
+            running.dec();
+            let _ = tx.send(Gen::Done(out));
+        });
+    }
+    let ctx = Answer {
+        s,
+        cid,
+        name,
+        kind: norm.kind,
+        request_hash,
+        id: format!(
+            "{}-{}",
+            if norm.kind == "chat" {
+                "chatcmpl"
+            } else {
+                "cmpl"
+            },
+            &request_hash.to_string()[2..26]
+        ),
+        created: now_ms() / 1000,
+        started,
+        tools,
+    };
+    if sampling.stream {
+        let usage = sampling
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        return Ok(ctx.stream(rx, usage, CancelOnDrop(cancelled)));
+    }
+    let _guard = CancelOnDrop(cancelled);
+    ctx.whole(rx).await
+}
+
+pub(super) fn finish(r: FinishReason) -> &'static str {
+    match r {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        // nobody reads this answer; recorded for the receipt all the same
+        FinishReason::Cancelled => "cancelled",
+    }
+}
+
+pub(super) fn system_fingerprint() -> String {
+    format!(
+        "gradnet-{}-candle-{}",
+        env!("CARGO_PKG_VERSION"),
+        gradnet_runtime::llm::CANDLE_VERSION
+    )
+}
