@@ -242,3 +242,24 @@ fn json_mode_keeps_answers_parseable() {
         }
     }
 }
+
+/// qwen2: biases, its own metadata keys; requests take turns on one
+/// instance and still give the answer they give alone.
+#[test]
+fn qwen2_loads_and_requests_do_not_share_state() {
+    let bytes = sample::tiny_qwen2(4);
+    let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
+    assert_eq!(m.info.architecture, "qwen2");
+    let ids = m
+        .encode(&m.chat_prompt(&user("hello"), None).unwrap())
+        .unwrap();
+    let alone = m.generate(&ids, &greedy(20), |_| true).unwrap();
+    assert_eq!(alone, m.generate(&ids, &greedy(20), |_| true).unwrap());
+    let other = m.encode("hi there").unwrap();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| m.generate(&ids, &greedy(20), |_| true).unwrap());
+        let b = s.spawn(|| m.generate(&other, &greedy(20), |_| true).unwrap());
+        assert_eq!(a.join().unwrap(), alone);
+        b.join().unwrap();
+    });
+}

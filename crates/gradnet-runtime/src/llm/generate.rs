@@ -291,11 +291,12 @@ fn floor_char(s: &str, mut i: usize) -> usize {
     i
 }
 
-impl Session {
+impl Session<'_> {
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
             Session::Llama(m) => m.forward(x, pos),
             Session::Phi3(m) => m.forward(x, pos),
+            Session::Qwen2(m) => m.forward(x, pos),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! LLMs from GGUF files through candle's quantized architectures (llama
-//! family, phi3). A model is loaded once per content id and cached under a
-//! memory budget; each request gets its own session (the weights are shared,
-//! the KV cache is its own), so requests never see each other's state and a
-//! result does not depend on what else runs.
+//! family, phi3, qwen2). A model is loaded once per content id and cached
+//! under a memory budget; each request gets its own session (the weights are
+//! shared, the KV cache is its own), so requests never see each other's state
+//! and a result does not depend on what else runs. candle's qwen2 cannot be
+//! cloned, so its requests take turns on one instance, its cache cleared
+//! between them.
 
 mod generate;
 mod json;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
-use candle_transformers::models::{quantized_llama, quantized_phi3};
+use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen2};
 use gradnet_types::{ContentId, RuntimeId};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -44,16 +46,17 @@ pub struct LlmInfo {
     pub widened: Vec<String>,
 }
 
-#[derive(Clone)]
 enum Weights {
     Llama(quantized_llama::ModelWeights),
     Phi3(quantized_phi3::ModelWeights),
+    Qwen2(std::sync::Mutex<quantized_qwen2::ModelWeights>),
 }
 
 /// One request's model state: shared weights, its own KV cache.
-enum Session {
+enum Session<'a> {
     Llama(quantized_llama::ModelWeights),
     Phi3(quantized_phi3::ModelWeights),
+    Qwen2(std::sync::MutexGuard<'a, quantized_qwen2::ModelWeights>),
 }
 
 pub struct LlmModel {
@@ -121,6 +124,13 @@ impl LlmModel {
                 ),
                 quantized_llama::MAX_SEQ_LEN,
             ),
+            "qwen2" => (
+                Weights::Qwen2(std::sync::Mutex::new(
+                    quantized_qwen2::ModelWeights::from_gguf(ct, &mut reader, &Device::Cpu)
+                        .map_err(bad)?,
+                )),
+                usize::MAX,
+            ),
             "phi3" => (
                 Weights::Phi3(
                     quantized_phi3::ModelWeights::from_gguf(false, ct, &mut reader, &Device::Cpu)
@@ -128,11 +138,9 @@ impl LlmModel {
                 ),
                 usize::MAX,
             ),
-            other => {
-                return Err(RuntimeError::Unloadable(format!(
-                    "GGUF architecture `{other}` is not supported (llama family and phi3 are)"
-                )))
-            }
+            other => return Err(RuntimeError::Unloadable(format!(
+                "GGUF architecture `{other}` is not supported (llama family, qwen2 and phi3 are)"
+            ))),
         };
         let context_length = arch_context
             .map(|c| c as usize)
@@ -160,10 +168,15 @@ impl LlmModel {
         })
     }
 
-    fn session(&self) -> Session {
+    fn session(&self) -> Session<'_> {
         match &self.weights {
             Weights::Llama(w) => Session::Llama(w.clone()),
             Weights::Phi3(w) => Session::Phi3(w.clone()),
+            Weights::Qwen2(w) => {
+                let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+                w.clear_kv_cache();
+                Session::Qwen2(w)
+            }
         }
     }
 

@@ -50,6 +50,15 @@ fn weights(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// bytes, two merges, `<|endoftext|>`, `<|im_start|>`, `<|im_end|>`) and a
 /// ChatML template.
 pub fn tiny_llama(seed: u64) -> Vec<u8> {
+    tiny("llama", seed)
+}
+
+/// The same in the qwen2 architecture (attention biases, its own keys).
+pub fn tiny_qwen2(seed: u64) -> Vec<u8> {
+    tiny("qwen2", seed)
+}
+
+fn tiny(arch: &str, seed: u64) -> Vec<u8> {
     use gguf_file::Value as V;
     let mut tokens: Vec<String> = byte_chars().into_iter().map(String::from).collect();
     let mut types = vec![1i32; 256];
@@ -62,18 +71,21 @@ pub fn tiny_llama(seed: u64) -> Vec<u8> {
     let vocab = tokens.len();
     let template = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
     let s = |v: &str| V::String(v.to_string());
-    let meta: Vec<(&str, V)> = vec![
-        ("general.architecture", s("llama")),
-        ("general.name", s("tiny-random-llama")),
-        ("llama.block_count", V::U32(BLOCKS as u32)),
-        ("llama.context_length", V::U32(TINY_CONTEXT)),
-        ("llama.embedding_length", V::U32(EMBD as u32)),
-        ("llama.feed_forward_length", V::U32(FF as u32)),
-        ("llama.attention.head_count", V::U32(HEADS)),
-        ("llama.attention.head_count_kv", V::U32(KV_HEADS)),
-        ("llama.rope.dimension_count", V::U32(EMBD as u32 / HEADS)),
-        ("llama.rope.freq_base", V::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon", V::F32(1e-5)),
+    let k = |key: &str| format!("{arch}.{key}");
+    let arch_meta: Vec<(String, V)> = vec![
+        (k("block_count"), V::U32(BLOCKS as u32)),
+        (k("context_length"), V::U32(TINY_CONTEXT)),
+        (k("embedding_length"), V::U32(EMBD as u32)),
+        (k("feed_forward_length"), V::U32(FF as u32)),
+        (k("attention.head_count"), V::U32(HEADS)),
+        (k("attention.head_count_kv"), V::U32(KV_HEADS)),
+        (k("rope.dimension_count"), V::U32(EMBD as u32 / HEADS)),
+        (k("rope.freq_base"), V::F32(10000.0)),
+        (k("attention.layer_norm_rms_epsilon"), V::F32(1e-5)),
+    ];
+    let mut meta: Vec<(&str, V)> = vec![
+        ("general.architecture", s(arch)),
+        ("general.name", s(&format!("tiny-random-{arch}"))),
         ("tokenizer.ggml.model", s("gpt2")),
         ("tokenizer.ggml.pre", s("smollm")),
         (
@@ -89,6 +101,7 @@ pub fn tiny_llama(seed: u64) -> Vec<u8> {
         ("tokenizer.ggml.eos_token_id", V::U32(256)),
         ("tokenizer.chat_template", s(template)),
     ];
+    meta.extend(arch_meta.iter().map(|(k, v)| (k.as_str(), v.clone())));
     let q = |rows: usize, cols: usize, k: u64, dt: GgmlDType| {
         let w = weights(
             rows * cols,
@@ -127,6 +140,19 @@ pub fn tiny_llama(seed: u64) -> Vec<u8> {
             (p("attn_norm"), ones(EMBD)),
             (p("ffn_norm"), ones(EMBD)),
         ]);
+        if arch == "qwen2" {
+            let bias = |n: usize, k: u64| {
+                let t = Tensor::from_vec(weights(n, seed.wrapping_add(k), 0.1), n, &Device::Cpu)
+                    .expect("shape");
+                QTensor::quantize(&t, GgmlDType::F32).expect("f32")
+            };
+            let b_ = |n: &str| format!("blk.{b}.{n}.bias");
+            tensors.extend([
+                (b_("attn_q"), bias(EMBD, k + 8)),
+                (b_("attn_k"), bias(kv, k + 9)),
+                (b_("attn_v"), bias(kv, k + 10)),
+            ]);
+        }
     }
     let mut out = std::io::Cursor::new(Vec::new());
     let meta_refs: Vec<(&str, &V)> = meta.iter().map(|(k, v)| (*k, v)).collect();
