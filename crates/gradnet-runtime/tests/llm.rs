@@ -243,13 +243,21 @@ fn json_mode_keeps_answers_parseable() {
     }
 }
 
-/// qwen2: biases, its own metadata keys; requests take turns on one
-/// instance and still give the answer they give alone.
+/// qwen2 (biases; requests take turns on one instance) and phi3 (fused
+/// matrices): each request gives the answer it gives alone.
 #[test]
-fn qwen2_loads_and_requests_do_not_share_state() {
-    let bytes = sample::tiny_qwen2(4);
+fn qwen2_and_phi3_load_and_requests_do_not_share_state() {
+    for (arch, bytes) in [
+        ("qwen2", sample::tiny_qwen2(4)),
+        ("phi3", sample::tiny_phi3(4)),
+    ] {
+        other_architecture(arch, bytes);
+    }
+}
+
+fn other_architecture(arch: &str, bytes: Vec<u8>) {
     let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
-    assert_eq!(m.info.architecture, "qwen2");
+    assert_eq!(m.info.architecture, arch);
     let ids = m
         .encode(&m.chat_prompt(&user("hello"), None).unwrap())
         .unwrap();

@@ -138,9 +138,11 @@ impl LlmModel {
                 ),
                 usize::MAX,
             ),
-            other => return Err(RuntimeError::Unloadable(format!(
+            other => {
+                return Err(RuntimeError::Unloadable(format!(
                 "GGUF architecture `{other}` is not supported (llama family, qwen2 and phi3 are)"
-            ))),
+            )))
+            }
         };
         let context_length = arch_context
             .map(|c| c as usize)

@@ -58,6 +58,11 @@ pub fn tiny_qwen2(seed: u64) -> Vec<u8> {
     tiny("qwen2", seed)
 }
 
+/// The same in the phi3 architecture (fused q/k/v and gate/up matrices).
+pub fn tiny_phi3(seed: u64) -> Vec<u8> {
+    tiny("phi3", seed)
+}
+
 fn tiny(arch: &str, seed: u64) -> Vec<u8> {
     use gguf_file::Value as V;
     let mut tokens: Vec<String> = byte_chars().into_iter().map(String::from).collect();
@@ -126,7 +131,26 @@ fn tiny(arch: &str, seed: u64) -> Vec<u8> {
         ),
         ("output_norm.weight".into(), ones(EMBD)),
     ];
-    for b in 0..BLOCKS {
+    if arch == "phi3" {
+        // phi3 fuses q/k/v and gate/up, and has its own output matrix
+        tensors.push(("output.weight".into(), q(vocab, EMBD, 2, GgmlDType::Q8_0)));
+        for b in 0..BLOCKS {
+            let k = 100 * (b as u64 + 1);
+            let p = |n: &str| format!("blk.{b}.{n}.weight");
+            tensors.extend([
+                (
+                    p("attn_qkv"),
+                    q(EMBD + 2 * kv, EMBD, k + 1, GgmlDType::Q4_1),
+                ),
+                (p("attn_output"), q(EMBD, EMBD, k + 4, GgmlDType::Q4_1)),
+                (p("ffn_up"), q(2 * FF, EMBD, k + 6, GgmlDType::Q4_1)),
+                (p("ffn_down"), q(EMBD, FF, k + 7, GgmlDType::Q4_1)),
+                (p("attn_norm"), ones(EMBD)),
+                (p("ffn_norm"), ones(EMBD)),
+            ]);
+        }
+    }
+    for b in (0..BLOCKS).filter(|_| arch != "phi3") {
         let k = 100 * (b as u64 + 1);
         let p = |n: &str| format!("blk.{b}.{n}.weight");
         tensors.extend([
