@@ -271,3 +271,42 @@ fn other_architecture(arch: &str, bytes: Vec<u8>) {
         b.join().unwrap();
     });
 }
+
+/// A prompt that shares a long prefix with an earlier one starts from the
+/// cached session, and answers exactly as a fresh model does.
+#[test]
+fn shared_prompt_prefixes_are_reused_without_changing_answers() {
+    let bytes = sample::tiny_llama(9);
+    let warm = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
+    let system = "You are a careful assistant. ".repeat(6);
+    let ask = |m: &LlmModel, q: &str| {
+        let mut msgs = user(q);
+        msgs.insert(
+            0,
+            ChatMessage {
+                role: "system".into(),
+                content: system.clone(),
+                name: None,
+                tool_calls: None,
+                tool_call_id: None,
+            },
+        );
+        let ids = m.encode(&m.chat_prompt(&msgs, None).unwrap()).unwrap();
+        assert!(ids.len() > 2 * gradnet_runtime::llm::PREFILL_CHUNK);
+        m.generate(&ids, &greedy(16), |_| true).unwrap()
+    };
+    ask(&warm, "first question");
+    assert_eq!(warm.prefix_hits(), 0);
+    let hit = ask(&warm, "second question");
+    assert!(
+        warm.prefix_hits() >= 1,
+        "the shared system prompt was reused"
+    );
+    let cold = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
+    assert_eq!(
+        hit,
+        ask(&cold, "second question"),
+        "a cache hit changes nothing"
+    );
+    assert_eq!(hit, ask(&warm, "second question"));
+}

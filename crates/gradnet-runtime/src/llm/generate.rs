@@ -68,19 +68,11 @@ impl LlmModel {
             return Err(RuntimeError::BadInput("the prompt is empty".into()));
         }
         self.check_fits(prompt.len(), params.max_tokens)?;
-        let mut session = self.session();
+        let (mut session, mut logits) = self.prefill(prompt).map_err(exec)?;
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
         let mut sampler = LogitsProcessor::new(params.seed, temperature, params.top_p);
         let mut text = TextStream::new(self, &params.stop);
         let mut tokens: Vec<u32> = Vec::new();
-        let mut logits = session
-            .forward(
-                &Tensor::new(prompt, &Device::Cpu)
-                    .and_then(|t| t.unsqueeze(0))
-                    .map_err(exec)?,
-                0,
-            )
-            .map_err(exec)?;
         let mut finish = FinishReason::Length;
         while tokens.len() < params.max_tokens {
             let logits1 = logits.squeeze(0).map_err(exec)?;
@@ -141,7 +133,33 @@ impl LlmModel {
     }
 }
 
+/// Prompts are prefilled in chunks of this many tokens, always aligned to
+/// position 0, so a session cached at a chunk boundary continues exactly as
+/// a fresh one would: a prefix-cache hit changes no bit of the answer.
+pub const PREFILL_CHUNK: usize = 32;
+
 impl LlmModel {
+    /// Runs the prompt through a session: from the longest cached prefix
+    /// (llama family) when there is one. Returns the session and the last
+    /// position's logits.
+    fn prefill(&self, prompt: &[u32]) -> candle_core::Result<(Session<'_>, Tensor)> {
+        let (mut session, mut done) = match self.cached_prefix(prompt) {
+            Some((s, n)) => (s, n),
+            None => (self.session(), 0),
+        };
+        let mut logits = None;
+        while done < prompt.len() {
+            let end = ((done / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(prompt.len());
+            let x = Tensor::new(&prompt[done..end], &Device::Cpu)?.unsqueeze(0)?;
+            logits = Some(session.forward(&x, done)?);
+            done = end;
+            if done % PREFILL_CHUNK == 0 && done < prompt.len() {
+                self.remember_prefix(&prompt[..done], &session);
+            }
+        }
+        Ok((session, logits.expect("the prompt is not empty")))
+    }
+
     /// The next token in JSON mode: sampled among the likeliest candidates
     /// that keep `so_far` a prefix of one JSON object; `None` once the
     /// object is complete.

@@ -23,7 +23,7 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use serde::Serialize;
 
-pub use generate::{FinishReason, Generated, SamplingParams};
+pub use generate::{FinishReason, Generated, SamplingParams, PREFILL_CHUNK};
 pub use template::ChatMessage;
 
 use crate::error::{Result, RuntimeError};
@@ -72,6 +72,29 @@ pub struct LlmModel {
     bytes: u64,
     /// Each token's text on its own, built the first time JSON mode needs it.
     pieces: std::sync::OnceLock<Vec<String>>,
+    /// Sessions after chunk-aligned prompt prefixes (llama family), by hash
+    /// of the prefix: a shared system prompt is computed once.
+    prefixes: Cache<u64, Arc<(Vec<u32>, quantized_llama::ModelWeights)>, ByTokens>,
+    prefix_hits: std::sync::atomic::AtomicU64,
+}
+
+/// Tokens of KV cache kept for prompt prefixes, per model.
+const PREFIX_CACHE_TOKENS: u64 = 4096;
+
+#[derive(Clone)]
+struct ByTokens;
+
+impl Weighter<u64, Arc<(Vec<u32>, quantized_llama::ModelWeights)>> for ByTokens {
+    fn weight(&self, _: &u64, v: &Arc<(Vec<u32>, quantized_llama::ModelWeights)>) -> u64 {
+        v.0.len() as u64
+    }
+}
+
+fn prefix_key(tokens: &[u32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tokens.hash(&mut h);
+    h.finish()
 }
 
 impl LlmModel {
@@ -167,7 +190,40 @@ impl LlmModel {
             stop_ids,
             bytes: bytes.len() as u64,
             pieces: std::sync::OnceLock::new(),
+            prefixes: Cache::with_weighter(256, PREFIX_CACHE_TOKENS, ByTokens),
+            prefix_hits: Default::default(),
         })
+    }
+
+    /// The session after the longest cached chunk-aligned prefix of
+    /// `prompt` that leaves at least one token to run, and its length.
+    fn cached_prefix(&self, prompt: &[u32]) -> Option<(Session<'_>, usize)> {
+        if !matches!(self.weights, Weights::Llama(_)) {
+            return None;
+        }
+        let chunks = (prompt.len() - 1) / generate::PREFILL_CHUNK;
+        let found = (1..=chunks).rev().find_map(|k| {
+            let n = k * generate::PREFILL_CHUNK;
+            let hit = self.prefixes.get(&prefix_key(&prompt[..n]))?;
+            (hit.0 == prompt[..n]).then(|| (Session::Llama(hit.1.clone()), n))
+        });
+        if found.is_some() {
+            self.prefix_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn remember_prefix(&self, prefix: &[u32], session: &Session<'_>) {
+        if let Session::Llama(w) = session {
+            self.prefixes
+                .insert(prefix_key(prefix), Arc::new((prefix.to_vec(), w.clone())));
+        }
+    }
+
+    /// Prefix-cache hits so far (for tests and metrics).
+    pub fn prefix_hits(&self) -> u64 {
+        self.prefix_hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn session(&self) -> Session<'_> {
