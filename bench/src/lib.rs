@@ -25,6 +25,14 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 
 pub use gradnet_runtime::samples::{nest, pattern_image};
 
+/// Serves `state` on a loopback port from this process; returns its base URL.
+pub async fn serve_in_process(state: gradnet_api::AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(gradnet_api::serve(listener, state, std::future::pending()));
+    base
+}
+
 pub fn models_dir() -> std::path::PathBuf {
     std::env::var_os("GRADNET_MODELS_DIR")
         .map(Into::into)

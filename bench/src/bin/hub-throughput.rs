@@ -62,9 +62,7 @@ async fn main() {
     })
     .unwrap();
     hub.create_version("big", String::new(), false).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(gradnet_api::serve(listener, state, std::future::pending()));
+    let base = gradnet_bench::serve_in_process(state).await;
     let client = reqwest::Client::new();
 
     let mut rows = vec![];

@@ -79,13 +79,7 @@ async fn main() {
             ..ApiConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(gradnet_api::serve(
-        listener,
-        state.clone(),
-        std::future::pending(),
-    ));
+    let base = gradnet_bench::serve_in_process(state.clone()).await;
     let client = reqwest::Client::new();
     let bytes = std::fs::read(gradnet_bench::models_dir().join("smollm2-135m-instruct-q4_1.gguf"))
         .expect("run scripts/fetch-models");

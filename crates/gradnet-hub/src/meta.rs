@@ -257,6 +257,20 @@ impl Hub {
     /// The first file whose name ends with `ext` in `repo@version` (the
     /// latest version when `None`): how an LLM is named by its repository.
     pub fn find_file(&self, repo: &str, version: Option<&str>, ext: &str) -> Result<FileEntry> {
+        self.find_in_version(repo, version, &format!("a `{ext}` file"), |f| {
+            f.name.ends_with(ext)
+        })
+    }
+
+    /// The first file of `repo@version` (the latest version when `None`)
+    /// that `pick` accepts; `what` names it in the not-found error.
+    fn find_in_version(
+        &self,
+        repo: &str,
+        version: Option<&str>,
+        what: &str,
+        pick: impl Fn(&FileEntry) -> bool,
+    ) -> Result<FileEntry> {
         let version = match version {
             Some(v) => v.to_string(),
             None => {
@@ -270,8 +284,8 @@ impl Hub {
         };
         self.list_files(repo, &version)?
             .into_iter()
-            .find(|f| f.name.ends_with(ext))
-            .ok_or_else(|| HubError::NotFound(format!("a `{ext}` file in `{repo}@{version}`")))
+            .find(|f| pick(f))
+            .ok_or_else(|| HubError::NotFound(format!("{what} in `{repo}@{version}`")))
     }
 
     /// The content id a model reference names.
@@ -287,28 +301,11 @@ impl Hub {
                 repo,
                 version,
                 file,
-            } => {
-                let version = match version {
-                    Some(v) => v.clone(),
-                    None => {
-                        self.list_versions(repo)?
-                            .pop()
-                            .ok_or_else(|| {
-                                HubError::NotFound(format!(
-                                    "any version of model repository `{repo}`"
-                                ))
-                            })?
-                            .version
-                    }
-                };
-                self.list_files(repo, &version)?
-                    .into_iter()
-                    .find(|f| f.name == *file)
-                    .map(|f| f.cid)
-                    .ok_or_else(|| {
-                        HubError::NotFound(format!("file `{file}` in `{repo}@{version}`"))
-                    })
-            }
+            } => self
+                .find_in_version(repo, version.as_deref(), &format!("file `{file}`"), |f| {
+                    f.name == *file
+                })
+                .map(|f| f.cid),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use gradnet_types::json::JsonInputs;
-use gradnet_types::{DType, NamedTensors};
+use gradnet_types::{DType, NamedTensors, Tensor, TensorError};
 use serde::Serialize;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
@@ -145,34 +145,48 @@ impl Signature {
     /// Converts JSON inputs to the declared dtypes and checks names, ranks,
     /// fixed dims and that each named dim has one size across all inputs.
     pub fn check(&self, inputs: &JsonInputs) -> Result<NamedTensors> {
-        self.check_owned(inputs.clone())
+        self.no_unknown(inputs)?;
+        self.convert(|name, dtype| inputs.get(name).map(|j| j.to_tensor(name, dtype)))
     }
 
     /// [`Signature::check`], moving binary tensors' values instead of copying them.
     pub fn check_owned(&self, mut inputs: JsonInputs) -> Result<NamedTensors> {
-        let bad = |m: String| RuntimeError::BadInput(m);
-        if let Some(extra) = inputs
+        self.no_unknown(&inputs)?;
+        self.convert(|name, dtype| inputs.remove(name).map(|j| j.into_tensor(name, dtype)))
+    }
+
+    fn no_unknown(&self, inputs: &JsonInputs) -> Result<()> {
+        match inputs
             .keys()
             .find(|k| !self.inputs.iter().any(|i| &i.name == *k))
         {
-            return Err(bad(format!(
+            Some(extra) => Err(RuntimeError::BadInput(format!(
                 "unknown input `{extra}`; the model takes: {}",
                 self.expected()
-            )));
+            ))),
+            None => Ok(()),
         }
+    }
+
+    /// Takes each declared input through `take` (its name and dtype; `None`
+    /// when missing) and checks the resulting shapes.
+    fn convert(
+        &self,
+        mut take: impl FnMut(&str, DType) -> Option<std::result::Result<Tensor, TensorError>>,
+    ) -> Result<NamedTensors> {
+        let bad = |m: String| RuntimeError::BadInput(m);
         let mut named: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
         let mut out = NamedTensors::new();
         for spec in &self.inputs {
-            let j = inputs.remove(&spec.name).ok_or_else(|| {
-                bad(format!(
-                    "missing input `{}`; the model takes: {}",
-                    spec.name,
-                    self.expected()
-                ))
-            })?;
             let dtype = spec.dtype.expect("checked at load");
-            let t = j
-                .into_tensor(&spec.name, dtype)
+            let t = take(&spec.name, dtype)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "missing input `{}`; the model takes: {}",
+                        spec.name,
+                        self.expected()
+                    ))
+                })?
                 .map_err(|e| bad(e.to_string()))?;
             if let Some(dims) = &spec.shape {
                 let shape = t.shape();

@@ -598,6 +598,34 @@ impl Encoded<'_> {
         if !matches!(self.1, OutputFormat::Base64 | OutputFormat::Binary) {
             return serde_json::to_writer(out, self);
         }
+        self.write_numeric(out, |out, bytes| {
+            out.extend_from_slice(b",\"b64\":\"");
+            let start = out.len();
+            out.resize(start + base64_simd::STANDARD.encoded_length(bytes.len()), 0);
+            let _ = base64_simd::STANDARD
+                .encode(bytes, base64_simd::Out::from_slice(&mut out[start..]));
+            out.push(b'"');
+        })
+    }
+
+    /// The binary form: JSON into `header` (numeric tensors as `{"dtype",
+    /// "shape", "binary_data_size"}`, strings plain), their bytes into `data`
+    /// in the same order.
+    pub fn write_binary(&self, header: &mut Vec<u8>, data: &mut Vec<u8>) -> serde_json::Result<()> {
+        self.write_numeric(header, |out, bytes| {
+            out.extend_from_slice(format!(",\"binary_data_size\":{}", bytes.len()).as_bytes());
+            data.extend_from_slice(bytes);
+        })
+    }
+
+    /// Writes `{name: tensor, …}` with each numeric tensor as `{"dtype",
+    /// "shape", …}`, where `values` appends the rest of its fields from its
+    /// little-endian bytes; string tensors stay plain nested arrays.
+    fn write_numeric(
+        &self,
+        out: &mut Vec<u8>,
+        mut values: impl FnMut(&mut Vec<u8>, &[u8]),
+    ) -> serde_json::Result<()> {
         out.push(b'{');
         for (i, (name, t)) in self.0.iter().enumerate() {
             if i > 0 {
@@ -613,42 +641,10 @@ impl Encoded<'_> {
             serde_json::to_writer(&mut *out, &t.dtype())?;
             out.extend_from_slice(b",\"shape\":");
             serde_json::to_writer(&mut *out, t.shape())?;
-            out.extend_from_slice(b",\"b64\":\"");
-            let start = out.len();
-            out.resize(start + base64_simd::STANDARD.encoded_length(bytes.len()), 0);
-            let _ = base64_simd::STANDARD
-                .encode(&bytes, base64_simd::Out::from_slice(&mut out[start..]));
-            out.extend_from_slice(b"\"}");
+            values(out, &bytes);
+            out.push(b'}');
         }
         out.push(b'}');
-        Ok(())
-    }
-}
-
-impl Encoded<'_> {
-    /// The binary form: JSON into `header` (numeric tensors as `{"dtype",
-    /// "shape", "binary_data_size"}`, strings plain), their bytes into `data`
-    /// in the same order.
-    pub fn write_binary(&self, header: &mut Vec<u8>, data: &mut Vec<u8>) -> serde_json::Result<()> {
-        header.push(b'{');
-        for (i, (name, t)) in self.0.iter().enumerate() {
-            if i > 0 {
-                header.push(b',');
-            }
-            serde_json::to_writer(&mut *header, name)?;
-            header.push(b':');
-            let Some(bytes) = le::le_bytes(t.data()) else {
-                serde_json::to_writer(&mut *header, &nested(t))?;
-                continue;
-            };
-            header.extend_from_slice(b"{\"dtype\":");
-            serde_json::to_writer(&mut *header, &t.dtype())?;
-            header.extend_from_slice(b",\"shape\":");
-            serde_json::to_writer(&mut *header, t.shape())?;
-            header.extend_from_slice(format!(",\"binary_data_size\":{}}}", bytes.len()).as_bytes());
-            data.extend_from_slice(&bytes);
-        }
-        header.push(b'}');
         Ok(())
     }
 }
