@@ -170,7 +170,7 @@ fn smollm2_knows_the_capital_of_france() {
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-models", path.display()));
     let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
-    assert_eq!(m.info.context_length, 4096);
+    assert_eq!(m.info.context_length, 8192);
     // the template's default system prompt comes first
     let prompt = m.chat_prompt(&user("hi"), None).unwrap();
     assert!(
@@ -206,18 +206,56 @@ fn smollm2_knows_the_capital_of_france() {
     let ids = m.encode(&m.chat_prompt(&messages, None).unwrap()).unwrap();
     let g = m.generate(&ids, &greedy(24), |_| true).unwrap();
     assert!(g.text.contains("Paris"), "{:?}", g.text);
-    // Q4_1 weights run widened to Q8_0, and give the same bits on 1 or 2 threads
-    assert_eq!(m.info.widened, ["Q4_1"]);
-    for threads in [1, 2] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+    // Q4_1 weights are multiplied as they are (not widened), and the answer
+    // has the same bits whatever the thread count: the kernel's pool is
+    // sized once per process, so each count runs in a child process
+    assert!(m.info.widened.is_empty(), "{:?}", m.info.widened);
+    for threads in ["1", "2"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "paris_answer_in_a_child",
+                "--nocapture",
+                "--include-ignored",
+            ])
+            .env("CANDLE_NUM_THREADS", threads)
+            .env("GRADNET_PARIS_CHILD", &path)
+            .output()
             .unwrap();
-        let again = pool.install(|| m.generate(&ids, &greedy(24), |_| true).unwrap());
-        assert_eq!(again, g, "{threads} threads");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!("ANSWER {:?}", g.text)),
+            "{threads} threads: {stdout}"
+        );
     }
     // digits split one by one, as the model's own tokenizer does
     assert_eq!(m.encode("2024").unwrap(), [34, 32, 34, 36]);
+}
+
+/// Run by `smollm2_knows_the_capital_of_france` in a child process with a
+/// given thread count; prints the greedy answer.
+#[test]
+#[ignore = "run as a child process"]
+fn paris_answer_in_a_child() {
+    let Some(path) = std::env::var_os("GRADNET_PARIS_CHILD") else {
+        return;
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();
+    let mut messages = user("What is the capital of France?");
+    messages.insert(
+        0,
+        ChatMessage {
+            role: "system".into(),
+            content: "You are a helpful assistant.".into(),
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+        },
+    );
+    let ids = m.encode(&m.chat_prompt(&messages, None).unwrap()).unwrap();
+    let g = m.generate(&ids, &greedy(24), |_| true).unwrap();
+    println!("ANSWER {:?}", g.text);
 }
 
 /// JSON mode: the answer is always a prefix of one JSON object, and a

@@ -112,10 +112,7 @@ impl LlmModel {
                 break;
             }
             let pos = prompt.len() + tokens.len() - 1;
-            let input = Tensor::new(&[next], &Device::Cpu)
-                .and_then(|t| t.unsqueeze(0))
-                .map_err(exec)?;
-            logits = session.forward(&input, pos).map_err(exec)?;
+            logits = session.forward(&[next], pos).map_err(exec)?;
         }
         if finish != FinishReason::Stop {
             // what was held back as a possible stop string start is text after all
@@ -150,8 +147,7 @@ impl LlmModel {
         let mut logits = None;
         while done < prompt.len() {
             let end = ((done / PREFILL_CHUNK + 1) * PREFILL_CHUNK).min(prompt.len());
-            let x = Tensor::new(&prompt[done..end], &Device::Cpu)?.unsqueeze(0)?;
-            logits = Some(session.forward(&x, done)?);
+            logits = Some(session.forward(&prompt[done..end], done)?);
             done = end;
             if done % PREFILL_CHUNK == 0 && done < prompt.len() {
                 self.remember_prefix(&prompt[..done], &session);
@@ -310,11 +306,12 @@ fn floor_char(s: &str, mut i: usize) -> usize {
 }
 
 impl Session<'_> {
-    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> candle_core::Result<Tensor> {
+        let x = || Tensor::new(tokens, &Device::Cpu)?.unsqueeze(0);
         match self {
-            Session::Llama(m) => m.forward(x, pos),
-            Session::Phi3(m) => m.forward(x, pos),
-            Session::Qwen2(m) => m.forward(x, pos),
+            Session::Llama(m) => m.forward(tokens, pos),
+            Session::Phi3(m) => m.forward(&x()?, pos),
+            Session::Qwen2(m) => m.forward(&x()?, pos),
         }
     }
 }

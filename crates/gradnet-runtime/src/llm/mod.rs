@@ -8,6 +8,8 @@
 
 mod generate;
 mod json;
+mod llama;
+mod q4_1;
 pub mod sample;
 mod template;
 mod tokenizer;
@@ -17,7 +19,7 @@ use std::sync::Arc;
 
 use candle_core::quantized::gguf_file;
 use candle_core::Device;
-use candle_transformers::models::{quantized_llama, quantized_phi3, quantized_qwen2};
+use candle_transformers::models::{quantized_phi3, quantized_qwen2};
 use gradnet_types::{ContentId, RuntimeId};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -47,14 +49,14 @@ pub struct LlmInfo {
 }
 
 enum Weights {
-    Llama(quantized_llama::ModelWeights),
+    Llama(Arc<llama::LlamaWeights>),
     Phi3(quantized_phi3::ModelWeights),
     Qwen2(std::sync::Mutex<quantized_qwen2::ModelWeights>),
 }
 
 /// One request's model state: shared weights, its own KV cache.
 enum Session<'a> {
-    Llama(quantized_llama::ModelWeights),
+    Llama(llama::LlamaSession),
     Phi3(quantized_phi3::ModelWeights),
     Qwen2(std::sync::MutexGuard<'a, quantized_qwen2::ModelWeights>),
 }
@@ -74,9 +76,13 @@ pub struct LlmModel {
     pieces: std::sync::OnceLock<Vec<String>>,
     /// Sessions after chunk-aligned prompt prefixes (llama family), by hash
     /// of the prefix: a shared system prompt is computed once.
-    prefixes: Cache<u64, Arc<(Vec<u32>, quantized_llama::ModelWeights)>, ByTokens>,
+    prefixes: Cache<u64, Arc<(Vec<u32>, llama::LlamaSession)>, ByTokens>,
     prefix_hits: std::sync::atomic::AtomicU64,
 }
+
+/// Longest context a llama-family model is served with (its KV cache grows
+/// with use, up to this).
+const MAX_LLAMA_CONTEXT: usize = 8192;
 
 /// Tokens of KV cache kept for prompt prefixes, per model.
 const PREFIX_CACHE_TOKENS: u64 = 4096;
@@ -84,8 +90,8 @@ const PREFIX_CACHE_TOKENS: u64 = 4096;
 #[derive(Clone)]
 struct ByTokens;
 
-impl Weighter<u64, Arc<(Vec<u32>, quantized_llama::ModelWeights)>> for ByTokens {
-    fn weight(&self, _: &u64, v: &Arc<(Vec<u32>, quantized_llama::ModelWeights)>) -> u64 {
+impl Weighter<u64, Arc<(Vec<u32>, llama::LlamaSession)>> for ByTokens {
+    fn weight(&self, _: &u64, v: &Arc<(Vec<u32>, llama::LlamaSession)>) -> u64 {
         v.0.len() as u64
     }
 }
@@ -103,7 +109,13 @@ impl LlmModel {
         let bad = |e: candle_core::Error| RuntimeError::Unloadable(format!("GGUF: {e}"));
         let mut reader = std::io::Cursor::new(bytes);
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
-        let (widened_bytes, widened) = widen(&ct, &mut reader).map_err(bad)?;
+        // the llama family multiplies Q4_1 with its own kernel (see `q4_1`)
+        let own_q4_1 = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .is_some_and(|a| a == "llama");
+        let (widened_bytes, widened) = widen(&ct, &mut reader, own_q4_1).map_err(bad)?;
         let mut reader = std::io::Cursor::new(widened_bytes.as_deref().unwrap_or(bytes));
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
         let meta = ct.metadata.clone();
@@ -140,13 +152,12 @@ impl LlmModel {
         }
         let arch_context = meta_u32(&format!("{arch}.context_length"));
         let (weights, context) = match arch.as_str() {
-            "llama" => (
-                Weights::Llama(
-                    quantized_llama::ModelWeights::from_gguf(ct, &mut reader, &Device::Cpu)
-                        .map_err(bad)?,
-                ),
-                quantized_llama::MAX_SEQ_LEN,
-            ),
+            "llama" => {
+                let w = llama::LlamaWeights::from_gguf(&ct, &mut reader, MAX_LLAMA_CONTEXT)
+                    .map_err(bad)?;
+                let context = w.context_length;
+                (Weights::Llama(Arc::new(w)), context)
+            }
             "qwen2" => (
                 Weights::Qwen2(std::sync::Mutex::new(
                     quantized_qwen2::ModelWeights::from_gguf(ct, &mut reader, &Device::Cpu)
@@ -228,7 +239,7 @@ impl LlmModel {
 
     fn session(&self) -> Session<'_> {
         match &self.weights {
-            Weights::Llama(w) => Session::Llama(w.clone()),
+            Weights::Llama(w) => Session::Llama(llama::LlamaSession::new(w.clone())),
             Weights::Phi3(w) => Session::Phi3(w.clone()),
             Weights::Qwen2(w) => {
                 let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
@@ -285,14 +296,16 @@ impl LlmModel {
 
 /// Formats candle multiplies with scalar code only (Q4_1, Q5_1) are widened
 /// to Q8_0, which has SIMD kernels: about 2x faster, and the Q8_0 grid holds
-/// each 4- or 5-bit weight to within a fraction of its own step. Returns the
+/// each 4- or 5-bit weight to within a fraction of its own step. Q4_1 stays
+/// as it is when `own_q4_1` (gradnet's kernel multiplies it). Returns the
 /// rewritten file, or `None` when nothing needed widening, and what was widened.
 fn widen<R: std::io::Read + std::io::Seek>(
     ct: &gguf_file::Content,
     reader: &mut R,
+    own_q4_1: bool,
 ) -> candle_core::Result<(Option<Vec<u8>>, Vec<String>)> {
     use candle_core::quantized::{GgmlDType, QTensor};
-    let slow = |d: GgmlDType| matches!(d, GgmlDType::Q4_1 | GgmlDType::Q5_1);
+    let slow = |d: GgmlDType| d == GgmlDType::Q5_1 || (d == GgmlDType::Q4_1 && !own_q4_1);
     let mut widened: Vec<String> = ct
         .tensor_infos
         .values()
