@@ -23,6 +23,8 @@ fn main() {
     };
     let (mut prefill, mut decode, mut n) = (vec![], vec![], 0);
     for r in 0..rounds + 1 {
+        // a cold prompt each round: no prefix-cache hit
+        model.forget_prefixes();
         let started = Instant::now();
         let mut first = None;
         let g = model

@@ -59,6 +59,56 @@ impl Linear {
     }
 }
 
+/// Several matrices applied to the same input (q, k, v; gate, up): stacked
+/// into one when all are Q4_1, so one pass over the thread pool does them all.
+enum Projections {
+    Stacked(Q41Matrix, Vec<usize>),
+    Each(Vec<Linear>),
+}
+
+impl Projections {
+    fn new(parts: Vec<Linear>) -> Self {
+        if !parts.iter().all(|p| matches!(p, Linear::Q41(_))) {
+            return Projections::Each(parts);
+        }
+        let mats: Vec<Q41Matrix> = parts
+            .into_iter()
+            .map(|p| match p {
+                Linear::Q41(m) => m,
+                Linear::Candle(..) => unreachable!(),
+            })
+            .collect();
+        let widths = mats.iter().map(Q41Matrix::rows).collect();
+        match Q41Matrix::stack(mats) {
+            Ok(m) => Projections::Stacked(m, widths),
+            Err(mats) => Projections::Each(mats.into_iter().map(Linear::Q41).collect()),
+        }
+    }
+
+    /// Each matrix's output for `rows` rows of `x`.
+    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+        match self {
+            Projections::Each(parts) => parts.iter().map(|p| p.forward(x, rows)).collect(),
+            Projections::Stacked(m, widths) => {
+                let mut all = vec![0f32; rows * m.rows()];
+                m.matmul(&Q8Rows::quantize(x, m.cols()), rows, &mut all);
+                let mut outs: Vec<Vec<f32>> = widths
+                    .iter()
+                    .map(|w| Vec::with_capacity(rows * w))
+                    .collect();
+                for row in all.chunks_exact(m.rows()) {
+                    let mut at = 0;
+                    for (out, w) in outs.iter_mut().zip(widths) {
+                        out.extend_from_slice(&row[at..at + w]);
+                        at += w;
+                    }
+                }
+                Ok(outs)
+            }
+        }
+    }
+}
+
 /// Token embeddings: Q4_1 rows dequantized on lookup, anything else held as f32.
 enum Embeddings {
     Q41(Q41Matrix),
@@ -67,13 +117,12 @@ enum Embeddings {
 
 struct Layer {
     attn_norm: Vec<f32>,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
+    /// q, k, v
+    qkv: Projections,
     wo: Linear,
     ffn_norm: Vec<f32>,
-    gate: Linear,
-    up: Linear,
+    /// gate, up
+    gate_up: Projections,
     down: Linear,
 }
 
@@ -191,13 +240,17 @@ impl LlamaWeights {
             let name = |s: &str| format!("blk.{i}.{s}.weight");
             layers.push(Layer {
                 attn_norm: vector(ct, r, &name("attn_norm"))?,
-                wq: Linear::load(ct, r, &name("attn_q"))?,
-                wk: Linear::load(ct, r, &name("attn_k"))?,
-                wv: Linear::load(ct, r, &name("attn_v"))?,
+                qkv: Projections::new(vec![
+                    Linear::load(ct, r, &name("attn_q"))?,
+                    Linear::load(ct, r, &name("attn_k"))?,
+                    Linear::load(ct, r, &name("attn_v"))?,
+                ]),
                 wo: Linear::load(ct, r, &name("attn_output"))?,
                 ffn_norm: vector(ct, r, &name("ffn_norm"))?,
-                gate: Linear::load(ct, r, &name("ffn_gate"))?,
-                up: Linear::load(ct, r, &name("ffn_up"))?,
+                gate_up: Projections::new(vec![
+                    Linear::load(ct, r, &name("ffn_gate"))?,
+                    Linear::load(ct, r, &name("ffn_up"))?,
+                ]),
                 down: Linear::load(ct, r, &name("ffn_down"))?,
             });
         }
@@ -334,9 +387,11 @@ impl LlamaSession {
         let mut x = w.embed(tokens)?;
         for (l, layer) in w.layers.iter().enumerate() {
             let h = rms_norm(&x, &layer.attn_norm, w.eps);
-            let mut q = layer.wq.forward(&h, t)?;
-            let mut k = layer.wk.forward(&h, t)?;
-            let v = layer.wv.forward(&h, t)?;
+            let [mut q, mut k, v]: [Vec<f32>; 3] = layer
+                .qkv
+                .forward(&h, t)?
+                .try_into()
+                .expect("three projections");
             for i in 0..t {
                 w.rope(
                     &mut q[i * w.n_head * hd..(i + 1) * w.n_head * hd],
@@ -351,8 +406,11 @@ impl LlamaSession {
             add_in_place(&mut x, &layer.wo.forward(&att, t)?);
 
             let h = rms_norm(&x, &layer.ffn_norm, w.eps);
-            let mut g = layer.gate.forward(&h, t)?;
-            let u = layer.up.forward(&h, t)?;
+            let [mut g, u]: [Vec<f32>; 2] = layer
+                .gate_up
+                .forward(&h, t)?
+                .try_into()
+                .expect("two projections");
             for (a, b) in g.iter_mut().zip(&u) {
                 *a = *a / (1.0 + (-*a).exp()) * b;
             }

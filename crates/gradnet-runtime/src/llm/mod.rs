@@ -232,6 +232,11 @@ impl LlmModel {
         }
     }
 
+    /// Drops every cached prompt prefix (benchmarks time cold prefills).
+    pub fn forget_prefixes(&self) {
+        self.prefixes.clear();
+    }
+
     /// Prefix-cache hits so far (for tests and metrics).
     pub fn prefix_hits(&self) -> u64 {
         self.prefix_hits.load(std::sync::atomic::Ordering::Relaxed)

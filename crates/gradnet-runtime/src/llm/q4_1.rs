@@ -41,6 +41,18 @@ impl Q41Matrix {
         Ok(Q41Matrix { n, k, data })
     }
 
+    /// Matrices with the same width stacked into one (their outputs side by
+    /// side), so that one pass over the thread pool computes all of them.
+    pub fn stack(parts: Vec<Q41Matrix>) -> Result<Self, Vec<Q41Matrix>> {
+        let k = parts[0].k;
+        if parts.iter().any(|p| p.k != k) {
+            return Err(parts);
+        }
+        let n = parts.iter().map(|p| p.n).sum();
+        let data = parts.into_iter().flat_map(|p| p.data).collect();
+        Ok(Q41Matrix { n, k, data })
+    }
+
     pub fn rows(&self) -> usize {
         self.n
     }
@@ -107,7 +119,7 @@ impl Q8Rows {
             let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
             let mut sum = 0i32;
             for (v, o) in xb.iter().zip(qb.iter_mut()) {
-                let r = (v * inv).round_ties_even() as i32;
+                let r = round_small(v * inv) as i32;
                 *o = r as i8;
                 sum += r;
             }
@@ -121,6 +133,14 @@ impl Q8Rows {
             s,
         }
     }
+}
+
+/// Round half to even for |y| <= 2^22, without a libm call: adding and
+/// removing 1.5 * 2^23 leaves no fraction bits, and IEEE addition rounds to
+/// nearest even.
+fn round_small(y: f32) -> f32 {
+    const MAGIC: f32 = 12582912.0;
+    (y + MAGIC) - MAGIC
 }
 
 fn scales(b: &[u8]) -> (f32, f32) {
@@ -298,6 +318,15 @@ mod tests {
                 // 8-bit activations: error within a fraction of a percent of |w|.|x|
                 assert!((got - exact).abs() <= norm * 0.01, "{got} vs {exact}");
             }
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_to_even() {
+        for y in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.0, 3.4999998, 0.49999997, -2.7,
+        ] {
+            assert_eq!(round_small(y), y.round_ties_even(), "{y}");
         }
     }
 
