@@ -130,7 +130,7 @@ async fn smollm2_answers_through_the_api_whole_and_streamed() {
     let (s, j) = chat(
         &base,
         json!({"model": "smollm2", "temperature": 0, "max_tokens": 60, "response_format": {"type": "json_object"},
-               "messages": user("What is the capital of France? Reply in JSON with the key \"capital\".")}),
+               "messages": user("What is the capital of France? Answer with a JSON object of the form {\"capital\": \"<city>\"}.")}),
     )
     .await;
     assert_eq!(s, 200, "{j}");

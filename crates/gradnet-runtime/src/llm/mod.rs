@@ -1,5 +1,6 @@
-//! LLMs from GGUF files through candle's quantized architectures (llama
-//! family, phi3, qwen2). A model is loaded once per content id and cached
+//! LLMs from GGUF files: the llama family on gradnet's own forward pass
+//! (`llama`, with the Q4_1 kernel in `q4_1`), phi3 and qwen2 through
+//! candle's quantized architectures. A model is loaded once per content id and cached
 //! under a memory budget; each request gets its own session (the weights are
 //! shared, the KV cache is its own), so requests never see each other's state
 //! and a result does not depend on what else runs. candle's qwen2 cannot be
