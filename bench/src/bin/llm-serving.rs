@@ -136,9 +136,11 @@ async fn main() {
     let (mut lt, mut ld, mut ht, mut hd) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         let m = model.clone();
-        let (ids, params) = (ids.clone(), params.clone());
+        let (tpl, params) = (tpl.clone(), params.clone());
         let (ttft, rate) = tokio::task::spawn_blocking(move || {
+            // from messages, as the API starts: render the template, tokenize, generate
             let started = Instant::now();
+            let ids = m.encode(&m.chat_prompt(&tpl, None).unwrap()).unwrap();
             let mut first = None;
             let g = m
                 .generate(&ids, &params, |_| {
@@ -164,7 +166,7 @@ async fn main() {
         gradnet_bench::median(ht),
         gradnet_bench::median(hd),
     );
-    println!("SmolLM2-135M Q4_1 (run as Q8_0), {} prompt tokens, {TOKENS} generated, greedy, {rounds} rounds", ids.len());
+    println!("SmolLM2-135M Q4_1, {} prompt tokens, {TOKENS} generated, greedy, {rounds} rounds", ids.len());
     println!(
         "time to first token: in-process {:.1} ms, HTTP stream {:.1} ms, ratio {:.3}x",
         lt * 1e3,
