@@ -166,7 +166,10 @@ async fn main() {
         gradnet_bench::median(ht),
         gradnet_bench::median(hd),
     );
-    println!("SmolLM2-135M Q4_1, {} prompt tokens, {TOKENS} generated, greedy, {rounds} rounds", ids.len());
+    println!(
+        "SmolLM2-135M Q4_1, {} prompt tokens, {TOKENS} generated, greedy, {rounds} rounds",
+        ids.len()
+    );
     println!(
         "time to first token: in-process {:.1} ms, HTTP stream {:.1} ms, ratio {:.3}x",
         lt * 1e3,

@@ -1,21 +1,36 @@
 //! The llama-family transformer (llama, SmolLM, Mistral-style GQA) on plain
-//! f32 buffers. Matrix products go to the Q4_1 kernel when the weights are
-//! Q4_1 and to candle's quantized matmul otherwise; the rest (norms, RoPE,
+//! f32 buffers. Q4_1 and Q8_0 matrices go to gradnet's kernels (`quant`),
+//! other formats to candle's quantized matmul; the rest (norms, RoPE,
 //! attention, SwiGLU) is a few loops per token that run on one thread in a
-//! fixed order, so outputs do not depend on the thread count. The KV cache is
-//! an append-only buffer per layer; a session is cheap to clone for the
-//! prefix cache.
+//! fixed order. Several sessions can run in one pass (`forward_many`): the
+//! matrices multiply all their rows at once, so the weights are read once
+//! for all of them, and each row's result has the same bits as it would
+//! alone. The KV cache is an append-only buffer per layer; a session is
+//! cheap to clone for the prefix cache.
 
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use super::q4_1::{Q41Matrix, Q8Rows};
+use super::quant::{Format, Q8Rows, QMatrix};
+
+fn own_format(t: &QTensor) -> Option<Format> {
+    match t.dtype() {
+        GgmlDType::Q4_1 => Some(Format::Q4_1),
+        GgmlDType::Q8_0 => Some(Format::Q8_0),
+        _ => None,
+    }
+}
+
+fn own_matrix(t: &QTensor, format: Format) -> Result<QMatrix> {
+    let (n, k) = t.shape().dims2()?;
+    QMatrix::new(format, n, k, t.data()?.into_owned()).map_err(candle_core::Error::msg)
+}
 
 /// A weight matrix `out x in` applied to rows of activations.
 enum Linear {
-    Q41(Q41Matrix),
+    Own(QMatrix),
     Candle(QMatMul, usize),
 }
 
@@ -26,72 +41,82 @@ impl Linear {
         name: &str,
     ) -> Result<Self> {
         let t = ct.tensor(r, name, &Device::Cpu)?;
-        let (n, k) = t.shape().dims2()?;
-        if t.dtype() == GgmlDType::Q4_1 {
-            let data = t.data()?.into_owned();
-            return Q41Matrix::new(n, k, data)
-                .map(Linear::Q41)
-                .map_err(candle_core::Error::msg);
+        if let Some(f) = own_format(&t) {
+            return Ok(Linear::Own(own_matrix(&t, f)?));
         }
+        let (n, _) = t.shape().dims2()?;
         Ok(Linear::Candle(QMatMul::from_qtensor(t)?, n))
     }
 
     fn out_dim(&self) -> usize {
         match self {
-            Linear::Q41(m) => m.rows(),
+            Linear::Own(m) => m.rows(),
             Linear::Candle(_, n) => *n,
         }
     }
 
-    /// `rows` rows of `x` times the transposed weights.
-    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    /// Rows of `x` times the transposed weights; `groups` are the row counts
+    /// of the sessions in the pass. candle's kernels may round differently
+    /// with more rows, so they see each session's rows on their own.
+    fn forward(&self, x: &[f32], groups: &[usize]) -> Result<Vec<f32>> {
+        let rows: usize = groups.iter().sum();
         match self {
-            Linear::Q41(m) => {
-                let mut out = vec![0f32; rows * m.rows()];
-                m.matmul(&Q8Rows::quantize(x, m.cols()), rows, &mut out);
+            Linear::Own(m) => Ok(own_forward(m, x, rows)),
+            Linear::Candle(m, n) => {
+                let k = x.len() / rows;
+                let mut out = Vec::with_capacity(rows * n);
+                let mut at = 0;
+                for g in groups {
+                    let t = Tensor::from_slice(&x[at * k..(at + g) * k], (*g, k), &Device::Cpu)?;
+                    out.extend(m.forward(&t)?.flatten_all()?.to_vec1::<f32>()?);
+                    at += g;
+                }
                 Ok(out)
-            }
-            Linear::Candle(m, _) => {
-                let t = Tensor::from_slice(x, (rows, x.len() / rows), &Device::Cpu)?;
-                m.forward(&t)?.flatten_all()?.to_vec1()
             }
         }
     }
 }
 
+fn own_forward(m: &QMatrix, x: &[f32], rows: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * m.rows()];
+    m.matmul(&Q8Rows::quantize(x, m.cols()), rows, &mut out);
+    out
+}
+
 /// Several matrices applied to the same input (q, k, v; gate, up): stacked
-/// into one when all are Q4_1, so one pass over the thread pool does them all.
+/// into one when they share a format, so one pass over the thread pool does
+/// them all.
 enum Projections {
-    Stacked(Q41Matrix, Vec<usize>),
+    Stacked(QMatrix, Vec<usize>),
     Each(Vec<Linear>),
 }
 
 impl Projections {
     fn new(parts: Vec<Linear>) -> Self {
-        if !parts.iter().all(|p| matches!(p, Linear::Q41(_))) {
+        if !parts.iter().all(|p| matches!(p, Linear::Own(_))) {
             return Projections::Each(parts);
         }
-        let mats: Vec<Q41Matrix> = parts
+        let mats: Vec<QMatrix> = parts
             .into_iter()
             .map(|p| match p {
-                Linear::Q41(m) => m,
+                Linear::Own(m) => m,
                 Linear::Candle(..) => unreachable!(),
             })
             .collect();
-        let widths = mats.iter().map(Q41Matrix::rows).collect();
-        match Q41Matrix::stack(mats) {
+        let widths = mats.iter().map(QMatrix::rows).collect();
+        match QMatrix::stack(mats) {
             Ok(m) => Projections::Stacked(m, widths),
-            Err(mats) => Projections::Each(mats.into_iter().map(Linear::Q41).collect()),
+            Err(mats) => Projections::Each(mats.into_iter().map(Linear::Own).collect()),
         }
     }
 
-    /// Each matrix's output for `rows` rows of `x`.
-    fn forward(&self, x: &[f32], rows: usize) -> Result<Vec<Vec<f32>>> {
+    /// Each matrix's output for the rows of `x`.
+    fn forward(&self, x: &[f32], groups: &[usize]) -> Result<Vec<Vec<f32>>> {
         match self {
-            Projections::Each(parts) => parts.iter().map(|p| p.forward(x, rows)).collect(),
+            Projections::Each(parts) => parts.iter().map(|p| p.forward(x, groups)).collect(),
             Projections::Stacked(m, widths) => {
-                let mut all = vec![0f32; rows * m.rows()];
-                m.matmul(&Q8Rows::quantize(x, m.cols()), rows, &mut all);
+                let rows = groups.iter().sum();
+                let all = own_forward(m, x, rows);
                 let mut outs: Vec<Vec<f32>> = widths
                     .iter()
                     .map(|w| Vec::with_capacity(rows * w))
@@ -109,9 +134,10 @@ impl Projections {
     }
 }
 
-/// Token embeddings: Q4_1 rows dequantized on lookup, anything else held as f32.
+/// Token embeddings: Q4_1 / Q8_0 rows dequantized on lookup, anything else
+/// held as f32.
 enum Embeddings {
-    Q41(Q41Matrix),
+    Own(QMatrix),
     F32(Vec<f32>),
 }
 
@@ -151,6 +177,13 @@ pub struct LlamaSession {
     /// Per layer, keys and values by position: `[pos][kv_head][head_dim]`.
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
+}
+
+/// One session's part of a pass: `tokens` at positions `pos..`.
+pub struct Step<'a> {
+    pub session: &'a mut LlamaSession,
+    pub tokens: &'a [u32],
+    pub pos: usize,
 }
 
 fn vector<R: std::io::Read + std::io::Seek>(
@@ -221,12 +254,8 @@ impl LlamaWeights {
         }
 
         let embd = ct.tensor(r, "token_embd.weight", &Device::Cpu)?;
-        let (vocab, _) = embd.shape().dims2()?;
-        let embeddings = if embd.dtype() == GgmlDType::Q4_1 {
-            Embeddings::Q41(
-                Q41Matrix::new(vocab, hidden, embd.data()?.into_owned())
-                    .map_err(candle_core::Error::msg)?,
-            )
+        let embeddings = if let Some(f) = own_format(&embd) {
+            Embeddings::Own(own_matrix(&embd, f)?)
         } else {
             Embeddings::F32(embd.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
         };
@@ -272,6 +301,91 @@ impl LlamaWeights {
         })
     }
 
+    /// Runs each step's tokens in one pass and returns each step's
+    /// last-position logits. All sessions must use these weights.
+    pub fn forward_many(&self, steps: &mut [Step<'_>]) -> Result<Vec<Vec<f32>>> {
+        let (kvw, qw) = (self.n_kv_head * self.head_dim, self.n_head * self.head_dim);
+        for s in steps.iter_mut() {
+            let (t, pos) = (s.tokens.len(), s.pos);
+            if !std::ptr::eq(Arc::as_ptr(&s.session.weights), self) {
+                candle_core::bail!("a session of another model");
+            }
+            if t == 0 || pos + t > self.context_length {
+                candle_core::bail!(
+                    "positions {pos}..{} exceed the context of {}",
+                    pos + t,
+                    self.context_length
+                );
+            }
+            if pos > s.session.len() {
+                candle_core::bail!("position {pos} is past the {} cached", s.session.len());
+            }
+            s.session.truncate(pos);
+        }
+        let groups: Vec<usize> = steps.iter().map(|s| s.tokens.len()).collect();
+        let tokens: Vec<u32> = steps
+            .iter()
+            .flat_map(|s| s.tokens.iter().copied())
+            .collect();
+        let mut x = self.embed(&tokens)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = rms_norm(&x, &layer.attn_norm, self.eps);
+            let [mut q, mut k, v]: [Vec<f32>; 3] = layer
+                .qkv
+                .forward(&h, &groups)?
+                .try_into()
+                .expect("three projections");
+            let mut att = Vec::with_capacity(q.len());
+            let mut row = 0;
+            for s in steps.iter_mut() {
+                let t = s.tokens.len();
+                for i in 0..t {
+                    self.rope(
+                        &mut q[(row + i) * qw..(row + i + 1) * qw],
+                        self.n_head,
+                        s.pos + i,
+                    );
+                    self.rope(
+                        &mut k[(row + i) * kvw..(row + i + 1) * kvw],
+                        self.n_kv_head,
+                        s.pos + i,
+                    );
+                }
+                s.session.keys[l].extend_from_slice(&k[row * kvw..(row + t) * kvw]);
+                s.session.values[l].extend_from_slice(&v[row * kvw..(row + t) * kvw]);
+                s.session
+                    .attention(l, &q[row * qw..(row + t) * qw], s.pos, t, &mut att);
+                row += t;
+            }
+            add_in_place(&mut x, &layer.wo.forward(&att, &groups)?);
+
+            let h = rms_norm(&x, &layer.ffn_norm, self.eps);
+            let [mut g, u]: [Vec<f32>; 2] = layer
+                .gate_up
+                .forward(&h, &groups)?
+                .try_into()
+                .expect("two projections");
+            for (a, b) in g.iter_mut().zip(&u) {
+                *a = *a / (1.0 + (-*a).exp()) * b;
+            }
+            add_in_place(&mut x, &layer.down.forward(&g, &groups)?);
+        }
+        // each step's last row
+        let mut last = Vec::with_capacity(steps.len() * self.hidden);
+        let mut row = 0;
+        for g in &groups {
+            row += g;
+            last.extend_from_slice(&x[(row - 1) * self.hidden..row * self.hidden]);
+        }
+        let last = rms_norm(&last, &self.norm, self.eps);
+        let ones = vec![1; steps.len()];
+        let logits = self.output.forward(&last, &ones)?;
+        Ok(logits
+            .chunks_exact(self.vocab)
+            .map(<[f32]>::to_vec)
+            .collect())
+    }
+
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let h = self.hidden;
         let mut x = vec![0f32; tokens.len() * h];
@@ -281,7 +395,7 @@ impl LlamaWeights {
                 candle_core::bail!("token {t} is outside the vocabulary");
             }
             match &self.embeddings {
-                Embeddings::Q41(m) => m.dequantize_row(t, out),
+                Embeddings::Own(m) => m.dequantize_row(t, out),
                 Embeddings::F32(v) => out.copy_from_slice(&v[t * h..(t + 1) * h]),
             }
         }
@@ -370,65 +484,26 @@ impl LlamaSession {
     /// Runs `tokens` at positions `pos..`; returns the last position's
     /// logits as a `(1, vocab)` tensor.
     pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
-        let w = self.weights.clone();
-        let t = tokens.len();
-        if t == 0 || pos + t > w.context_length {
-            candle_core::bail!(
-                "positions {pos}..{} exceed the context of {}",
-                pos + t,
-                w.context_length
-            );
-        }
-        if pos > self.len() {
-            candle_core::bail!("position {pos} is past the {} cached", self.len());
-        }
-        self.truncate(pos);
-        let (hd, kvw) = (w.head_dim, w.n_kv_head * w.head_dim);
-        let mut x = w.embed(tokens)?;
-        for (l, layer) in w.layers.iter().enumerate() {
-            let h = rms_norm(&x, &layer.attn_norm, w.eps);
-            let [mut q, mut k, v]: [Vec<f32>; 3] = layer
-                .qkv
-                .forward(&h, t)?
-                .try_into()
-                .expect("three projections");
-            for i in 0..t {
-                w.rope(
-                    &mut q[i * w.n_head * hd..(i + 1) * w.n_head * hd],
-                    w.n_head,
-                    pos + i,
-                );
-                w.rope(&mut k[i * kvw..(i + 1) * kvw], w.n_kv_head, pos + i);
-            }
-            self.keys[l].extend_from_slice(&k);
-            self.values[l].extend_from_slice(&v);
-            let att = self.attention(l, &q, pos, t);
-            add_in_place(&mut x, &layer.wo.forward(&att, t)?);
-
-            let h = rms_norm(&x, &layer.ffn_norm, w.eps);
-            let [mut g, u]: [Vec<f32>; 2] = layer
-                .gate_up
-                .forward(&h, t)?
-                .try_into()
-                .expect("two projections");
-            for (a, b) in g.iter_mut().zip(&u) {
-                *a = *a / (1.0 + (-*a).exp()) * b;
-            }
-            add_in_place(&mut x, &layer.down.forward(&g, t)?);
-        }
-        let last = rms_norm(&x[(t - 1) * w.hidden..], &w.norm, w.eps);
-        let logits = w.output.forward(&last, 1)?;
-        Tensor::from_vec(logits, (1, w.vocab), &Device::Cpu)
+        let weights = self.weights.clone();
+        let mut logits = weights.forward_many(&mut [Step {
+            session: self,
+            tokens,
+            pos,
+        }])?;
+        let vocab = weights.vocab;
+        Tensor::from_vec(logits.remove(0), (1, vocab), &Device::Cpu)
     }
 
     /// Causal attention of `t` queries at `pos..` over the cache, grouped
     /// query heads sharing their kv head.
-    fn attention(&self, l: usize, q: &[f32], pos: usize, t: usize) -> Vec<f32> {
+    fn attention(&self, l: usize, q: &[f32], pos: usize, t: usize, out: &mut Vec<f32>) {
         let w = &self.weights;
         let (hd, group, kvw) = (w.head_dim, w.n_head / w.n_kv_head, w.n_kv_head * w.head_dim);
         let scale = 1.0 / (hd as f32).sqrt();
         let (keys, values) = (&self.keys[l], &self.values[l]);
-        let mut out = vec![0f32; t * w.n_head * hd];
+        let start = out.len();
+        out.resize(start + t * w.n_head * hd, 0.0);
+        let out = &mut out[start..];
         let mut scores = Vec::with_capacity(pos + t);
         for i in 0..t {
             let span = pos + i + 1;
@@ -452,7 +527,6 @@ impl LlamaSession {
                 }
             }
         }
-        out
     }
 
     fn truncate(&mut self, pos: usize) {
@@ -468,18 +542,36 @@ mod tests {
     use super::*;
     use candle_transformers::models::quantized_llama;
 
-    /// The tiny model with every Q4_1 matrix widened to Q8_0, so that this
-    /// implementation and candle's reference multiply with the same kernel.
-    fn widened_tiny() -> Vec<u8> {
+    /// The tiny model with every matrix stored as f32, so that this
+    /// implementation and candle's reference multiply with the same kernel
+    /// and only the rest of the forward pass is compared.
+    fn f32_tiny() -> Vec<u8> {
+        use candle_core::quantized::QTensor;
         let bytes = crate::llm::sample::tiny_llama(3);
         let mut r = std::io::Cursor::new(&bytes);
         let ct = gguf_file::Content::read(&mut r).unwrap();
-        crate::llm::widen(&ct, &mut r, false).unwrap().0.unwrap()
+        let mut names: Vec<&String> = ct.tensor_infos.keys().collect();
+        names.sort();
+        let tensors: Vec<(&str, QTensor)> = names
+            .iter()
+            .map(|n| {
+                let t = ct.tensor(&mut r, n, &Device::Cpu).unwrap();
+                let f = t.dequantize(&Device::Cpu).unwrap();
+                (n.as_str(), QTensor::quantize(&f, GgmlDType::F32).unwrap())
+            })
+            .collect();
+        let mut meta: Vec<(&str, &gguf_file::Value)> =
+            ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        meta.sort_by_key(|(k, _)| *k);
+        let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
+        let mut out = std::io::Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &meta, &refs).unwrap();
+        out.into_inner()
     }
 
     #[test]
     fn logits_match_candles_reference_llama() {
-        let bytes = widened_tiny();
+        let bytes = f32_tiny();
         let mut r = std::io::Cursor::new(&bytes);
         let ct = gguf_file::Content::read(&mut r).unwrap();
         let ours = Arc::new(LlamaWeights::from_gguf(&ct, &mut r, 4096).unwrap());
@@ -536,5 +628,51 @@ mod tests {
         assert!(s.forward(&[1], 10).is_err());
         assert!(s.forward(&[1], w.context_length).is_err());
         assert!(s.forward(&[u32::MAX], 0).is_err());
+    }
+
+    #[test]
+    fn a_pass_of_several_sessions_gives_each_the_bits_it_gets_alone() {
+        let bytes = crate::llm::sample::tiny_llama(5);
+        let mut r = std::io::Cursor::new(&bytes);
+        let ct = gguf_file::Content::read(&mut r).unwrap();
+        let w = Arc::new(LlamaWeights::from_gguf(&ct, &mut r, 4096).unwrap());
+        let prompts: [&[u32]; 3] = [&[1, 2, 3, 4, 5], &[9, 8], &[40, 41, 42, 43, 44, 45, 46]];
+        let nexts: [&[u32]; 3] = [&[6], &[7, 70, 71], &[47]];
+        let mut sessions: Vec<LlamaSession> = prompts
+            .iter()
+            .map(|p| {
+                let mut s = LlamaSession::new(w.clone());
+                s.forward(p, 0).unwrap();
+                s
+            })
+            .collect();
+        let alone: Vec<Vec<f32>> = sessions
+            .iter()
+            .zip(prompts.iter().zip(nexts))
+            .map(|(s, (p, n))| {
+                let mut s = s.clone();
+                let t = s.forward(n, p.len()).unwrap();
+                t.flatten_all().unwrap().to_vec1().unwrap()
+            })
+            .collect();
+        let mut steps: Vec<Step> = sessions
+            .iter_mut()
+            .zip(prompts.iter().zip(nexts))
+            .map(|(session, (p, tokens))| Step {
+                session,
+                tokens,
+                pos: p.len(),
+            })
+            .collect();
+        let together = w.forward_many(&mut steps).unwrap();
+        for (a, b) in alone.iter().zip(&together) {
+            let (a, b): (Vec<u32>, Vec<u32>) = (
+                a.iter().map(|v| v.to_bits()).collect(),
+                b.iter().map(|v| v.to_bits()).collect(),
+            );
+            assert_eq!(a, b);
+        }
+        // the caches advanced as they would alone
+        assert_eq!(sessions[1].len(), 5);
     }
 }

@@ -1,5 +1,5 @@
 //! LLMs from GGUF files: the llama family on gradnet's own forward pass
-//! (`llama`, with the Q4_1 kernel in `q4_1`), phi3 and qwen2 through
+//! (`llama`, with the Q4_1 and Q8_0 kernels in `quant`), phi3 and qwen2 through
 //! candle's quantized architectures. A model is loaded once per content id and cached
 //! under a memory budget; each request gets its own session (the weights are
 //! shared, the KV cache is its own), so requests never see each other's state
@@ -10,7 +10,7 @@
 mod generate;
 mod json;
 mod llama;
-mod q4_1;
+mod quant;
 pub mod sample;
 mod template;
 mod tokenizer;
@@ -110,7 +110,7 @@ impl LlmModel {
         let bad = |e: candle_core::Error| RuntimeError::Unloadable(format!("GGUF: {e}"));
         let mut reader = std::io::Cursor::new(bytes);
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
-        // the llama family multiplies Q4_1 with its own kernel (see `q4_1`)
+        // the llama family multiplies Q4_1 with its own kernel (see `quant`)
         let own_q4_1 = ct
             .metadata
             .get("general.architecture")

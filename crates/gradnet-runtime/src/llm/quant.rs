@@ -1,0 +1,445 @@
+//! Quantized weights (Q4_1, Q8_0) times activations quantized to 8 bits per
+//! 32-value block, the scheme llama.cpp uses, with the weights kept as the
+//! file stores them: decoding streams every weight once per token, so
+//! reading 4-bit weights as 4 bits is what makes it fast. The AVX2 kernels
+//! and the portable ones do the same arithmetic in the same order (exact
+//! integer dot products per 4 lanes, fused multiply-adds, a fixed reduction
+//! tree), so a result has the same bits on any x86-64 CPU, any thread count
+//! and any number of rows multiplied at once.
+
+use half::f16;
+
+/// Weights and activations per block.
+pub const QK: usize = 32;
+
+/// Block formats with kernels here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Scale `d` and minimum `m` (f16), 16 bytes of nibbles: element `j` is
+    /// `d * q_j + m`, `q_j` the low nibble of byte `j` for `j < 16`, the high
+    /// nibble of byte `j - 16` otherwise.
+    Q4_1,
+    /// Scale `d` (f16), 32 signed bytes: element `j` is `d * q_j`.
+    Q8_0,
+}
+
+impl Format {
+    fn block_bytes(self) -> usize {
+        match self {
+            Format::Q4_1 => 20,
+            Format::Q8_0 => 34,
+        }
+    }
+}
+
+/// A row-major `n x k` matrix of blocks as GGUF stores it.
+pub struct QMatrix {
+    format: Format,
+    n: usize,
+    k: usize,
+    data: Vec<u8>,
+}
+
+/// Rows of activations quantized per block: `x_j ~ d * q_j`, `s = d * sum(q)`.
+pub struct Q8Rows {
+    blocks: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl QMatrix {
+    pub fn new(format: Format, n: usize, k: usize, data: Vec<u8>) -> Result<Self, String> {
+        if k % QK != 0 || data.len() != n * k / QK * format.block_bytes() {
+            return Err(format!(
+                "{format:?} matrix {n}x{k}: {} bytes do not make whole blocks",
+                data.len()
+            ));
+        }
+        Ok(QMatrix { format, n, k, data })
+    }
+
+    /// Matrices with the same width stacked into one (their outputs side by
+    /// side), so that one pass over the thread pool computes all of them.
+    pub fn stack(parts: Vec<QMatrix>) -> Result<Self, Vec<QMatrix>> {
+        let (format, k) = (parts[0].format, parts[0].k);
+        if parts.iter().any(|p| p.k != k || p.format != format) {
+            return Err(parts);
+        }
+        let n = parts.iter().map(|p| p.n).sum();
+        let data = parts.into_iter().flat_map(|p| p.data).collect();
+        Ok(QMatrix { format, n, k, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    fn row(&self, i: usize) -> &[u8] {
+        let len = self.k / QK * self.format.block_bytes();
+        &self.data[i * len..(i + 1) * len]
+    }
+
+    /// Row `i` as f32 (embedding lookups).
+    pub fn dequantize_row(&self, i: usize, out: &mut [f32]) {
+        let bytes = self.format.block_bytes();
+        for (b, o) in self
+            .row(i)
+            .chunks_exact(bytes)
+            .zip(out.chunks_exact_mut(QK))
+        {
+            let (d, m) = scales(b);
+            match self.format {
+                Format::Q4_1 => {
+                    for j in 0..16 {
+                        o[j] = d * (b[4 + j] & 0x0f) as f32 + m;
+                        o[j + 16] = d * (b[4 + j] >> 4) as f32 + m;
+                    }
+                }
+                Format::Q8_0 => {
+                    for j in 0..QK {
+                        o[j] = d * b[2 + j] as i8 as f32;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `out[r * n + i] = dot(x row r, weight row i)` for `rows` activation
+    /// rows; weight rows are split across candle's thread pool, each output
+    /// computed whole by one thread.
+    pub fn matmul(&self, x: &Q8Rows, rows: usize, out: &mut [f32]) {
+        assert_eq!(x.blocks, self.k / QK);
+        assert_eq!(out.len(), rows * self.n);
+        let simd = has_avx2();
+        let out_ptr = out.as_mut_ptr() as usize;
+        const GROUP: usize = 16;
+        let groups = self.n.div_ceil(GROUP);
+        candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
+            for g in range {
+                for i in g * GROUP..((g + 1) * GROUP).min(self.n) {
+                    let w = self.row(i);
+                    for r in 0..rows {
+                        let v = dot(simd, self.format, w, x, r);
+                        // SAFETY: each (r, i) is written by exactly one work item.
+                        unsafe { *(out_ptr as *mut f32).add(r * self.n + i) = v };
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Q8Rows {
+    /// Quantizes `rows` rows of `k` values each.
+    pub fn quantize(x: &[f32], k: usize) -> Self {
+        assert_eq!(k % QK, 0);
+        let nb = x.len() / QK;
+        let mut q = vec![0i8; x.len()];
+        let (mut d, mut s) = (Vec::with_capacity(nb), Vec::with_capacity(nb));
+        for (xb, qb) in x.chunks_exact(QK).zip(q.chunks_exact_mut(QK)) {
+            let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let scale = amax / 127.0;
+            let inv = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+            let mut sum = 0i32;
+            for (v, o) in xb.iter().zip(qb.iter_mut()) {
+                let r = round_small(v * inv) as i32;
+                *o = r as i8;
+                sum += r;
+            }
+            d.push(scale);
+            s.push(scale * sum as f32);
+        }
+        Q8Rows {
+            blocks: k / QK,
+            q,
+            d,
+            s,
+        }
+    }
+}
+
+/// Round half to even for |y| <= 2^22, without a libm call: adding and
+/// removing 1.5 * 2^23 leaves no fraction bits, and IEEE addition rounds to
+/// nearest even.
+fn round_small(y: f32) -> f32 {
+    const MAGIC: f32 = 12582912.0;
+    (y + MAGIC) - MAGIC
+}
+
+/// `d` and, for Q4_1, `m` of a block (Q8_0 reads `m` from its first quants
+/// and never uses it).
+fn scales(b: &[u8]) -> (f32, f32) {
+    (
+        f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        f16::from_le_bytes([b[2], b[3]]).to_f32(),
+    )
+}
+
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+fn dot(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize) -> f32 {
+    let nb = x.blocks;
+    let q = &x.q[r * nb * QK..(r + 1) * nb * QK];
+    let (d, s) = (&x.d[r * nb..(r + 1) * nb], &x.s[r * nb..(r + 1) * nb]);
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the CPU has AVX2, FMA and F16C (checked in `has_avx2`).
+        return unsafe {
+            match format {
+                Format::Q4_1 => dot_q4_1_avx2(w, q, d, s),
+                Format::Q8_0 => dot_q8_0_avx2(w, q, d),
+            }
+        };
+    }
+    let _ = simd;
+    match format {
+        Format::Q4_1 => dot_q4_1_portable(w, q, d, s),
+        Format::Q8_0 => dot_q8_0_portable(w, q, d),
+    }
+}
+
+/// The same sum of eight lanes as `_mm256` adds them: halves, then pairs.
+fn reduce(acc: [f32; 8]) -> f32 {
+    let h: [f32; 4] = std::array::from_fn(|i| acc[i] + acc[i + 4]);
+    let (a, b) = (h[0] + h[2], h[1] + h[3]);
+    a + b
+}
+
+/// The reference: eight lanes of four products each per block, as the AVX2
+/// kernel groups them, then the same reduction tree.
+fn dot_q8_0_portable(w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    for (b, blk) in w.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
+        let (d, _) = scales(blk);
+        let qx = &q[b * QK..(b + 1) * QK];
+        let scale = d * xd[b];
+        for (lane, a) in acc.iter_mut().enumerate() {
+            let sum: i32 = (lane * 4..lane * 4 + 4)
+                .map(|j| blk[2 + j] as i8 as i32 * qx[j] as i32)
+                .sum();
+            *a = scale.mul_add(sum as f32, *a);
+        }
+    }
+    reduce(acc)
+}
+
+fn dot_q4_1_portable(w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut mins = 0f32;
+    for (b, blk) in w.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
+        let (d, m) = scales(blk);
+        let qx = &q[b * QK..(b + 1) * QK];
+        let scale = d * xd[b];
+        for (lane, a) in acc.iter_mut().enumerate() {
+            let mut sum = 0i32;
+            for j in lane * 4..lane * 4 + 4 {
+                let nib = if j < 16 {
+                    blk[4 + j] & 0x0f
+                } else {
+                    blk[4 + j - 16] >> 4
+                };
+                sum += nib as i32 * qx[j] as i32;
+            }
+            *a = scale.mul_add(sum as f32, *a);
+        }
+        mins = m.mul_add(xs[b], mins);
+    }
+    reduce(acc) + mins
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    _mm_cvtss_f32(h)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q8_0_avx2(w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    for (b, blk) in w.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
+        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+            u16::from_le_bytes([blk[0], blk[1]]) as i32,
+        )));
+        let wq = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
+        let xq = _mm256_loadu_si256(q.as_ptr().add(b * QK) as *const __m256i);
+        // |w| * (x with w's sign) = w * x; |w| <= 128 and |x| <= 127 keep
+        // each pair within i16
+        let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
+        let sums = _mm256_madd_epi16(prod, ones);
+        let scale = _mm256_set1_ps(d * *xd.get_unchecked(b));
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+    }
+    hsum(acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q4_1_avx2(w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_ps();
+    let mut mins = 0f32;
+    for (b, blk) in w.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
+        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
+            blk[0], blk[1], blk[2], blk[3],
+        ])));
+        let (d, m) = (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)));
+        let packed = _mm_loadu_si128(blk.as_ptr().add(4) as *const __m128i);
+        // low nibbles are elements 0..16, high nibbles 16..32
+        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
+        let xq = _mm256_loadu_si256(q.as_ptr().add(b * QK) as *const __m256i);
+        // u8 x i8 pairs fit i16 (15 * 127 * 2), so maddubs cannot saturate
+        let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, xq), ones);
+        let scale = _mm256_set1_ps(d * *xd.get_unchecked(b));
+        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+        mins = m.mul_add(*xs.get_unchecked(b), mins);
+    }
+    hsum(acc) + mins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random matrix with every nibble value and
+    /// scales of both signs.
+    pub(crate) fn sample(format: Format, n: usize, k: usize, seed: u64) -> QMatrix {
+        let mut state = seed;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        let mut data = Vec::new();
+        for _ in 0..n * k / QK {
+            let d = f16::from_f32((next() % 1000) as f32 / 20000.0);
+            data.extend_from_slice(&d.to_le_bytes());
+            if format == Format::Q4_1 {
+                let m = f16::from_f32(-((next() % 1000) as f32) / 8000.0);
+                data.extend_from_slice(&m.to_le_bytes());
+                data.extend((0..16).map(|_| next() as u8));
+            } else {
+                // every i8 value, -128 included
+                data.extend((0..32).map(|_| next() as u8));
+            }
+        }
+        QMatrix::new(format, n, k, data).unwrap()
+    }
+
+    fn activations(len: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| ((i * 7919) % 613) as f32 / 97.0 - 3.0)
+            .collect()
+    }
+
+    #[test]
+    fn simd_and_portable_kernels_agree_bit_for_bit() {
+        let (n, k, rows) = (37, 576, 3);
+        for format in [Format::Q4_1, Format::Q8_0] {
+            let w = sample(format, n, k, 1);
+            let x = Q8Rows::quantize(&activations(rows * k), k);
+            for r in 0..rows {
+                for i in 0..n {
+                    let a = dot(has_avx2(), format, w.row(i), &x, r);
+                    let b = dot(false, format, w.row(i), &x, r);
+                    assert_eq!(a.to_bits(), b.to_bits(), "{format:?} row {r} col {i}");
+                }
+            }
+        }
+    }
+
+    /// However the pool splits the rows, each output is the serial dot product.
+    #[test]
+    fn matmul_equals_serial_dot_products() {
+        let (n, k, rows) = (203, 576, 5);
+        for format in [Format::Q4_1, Format::Q8_0] {
+            let w = sample(format, n, k, 3);
+            let x = Q8Rows::quantize(&activations(rows * k), k);
+            let mut out = vec![0f32; rows * n];
+            w.matmul(&x, rows, &mut out);
+            for r in 0..rows {
+                for i in 0..n {
+                    let one = dot(has_avx2(), format, w.row(i), &x, r);
+                    assert_eq!(out[r * n + i].to_bits(), one.to_bits());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_matches_the_dequantized_product() {
+        let (n, k, rows) = (50, 1536, 2);
+        for format in [Format::Q4_1, Format::Q8_0] {
+            let w = sample(format, n, k, 2);
+            let xs = activations(rows * k);
+            let mut out = vec![0f32; rows * n];
+            w.matmul(&Q8Rows::quantize(&xs, k), rows, &mut out);
+            let mut wrow = vec![0f32; k];
+            for i in 0..n {
+                w.dequantize_row(i, &mut wrow);
+                for r in 0..rows {
+                    let exact: f64 = wrow
+                        .iter()
+                        .zip(&xs[r * k..(r + 1) * k])
+                        .map(|(a, b)| *a as f64 * *b as f64)
+                        .sum();
+                    let norm: f64 = wrow.iter().map(|a| (*a as f64).abs()).sum::<f64>() * 3.0;
+                    let got = out[r * n + i] as f64;
+                    // 8-bit activations: error within a fraction of a percent of |w|.|x|
+                    assert!(
+                        (got - exact).abs() <= norm * 0.01,
+                        "{format:?}: {got} vs {exact}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_to_even() {
+        for y in [
+            0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.0, 3.4999998, 0.49999997, -2.7,
+        ] {
+            assert_eq!(round_small(y), y.round_ties_even(), "{y}");
+        }
+    }
+
+    #[test]
+    fn quantization_keeps_zero_blocks_zero() {
+        let x = Q8Rows::quantize(&[0f32; 64], 64);
+        assert!(x.q.iter().all(|q| *q == 0) && x.d == [0.0, 0.0] && x.s == [0.0, 0.0]);
+    }
+
+    #[test]
+    fn ragged_data_is_refused() {
+        assert!(QMatrix::new(Format::Q4_1, 2, 64, vec![0; 79]).is_err());
+        assert!(QMatrix::new(Format::Q4_1, 2, 48, vec![0; 60]).is_err());
+        assert!(QMatrix::new(Format::Q8_0, 2, 64, vec![0; 80]).is_err());
+    }
+}
