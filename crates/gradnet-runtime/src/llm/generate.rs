@@ -6,7 +6,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use serde::{Deserialize, Serialize};
 
-use super::{json, LlmModel, Session};
+use super::{json, llama, LlmModel, Session, Weights};
 use crate::error::{Result, RuntimeError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +69,8 @@ impl LlmModel {
         }
         self.check_fits(prompt.len(), params.max_tokens)?;
         let (mut session, mut logits) = self.prefill(prompt).map_err(exec)?;
+        // from here on, this generation's steps may be batched with others'
+        let _decoding = matches!(session, Session::Llama(_)).then(|| self.batcher.enter());
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
         let mut sampler = LogitsProcessor::new(params.seed, temperature, params.top_p);
         let mut text = TextStream::new(self, &params.stop);
@@ -112,7 +114,7 @@ impl LlmModel {
                 break;
             }
             let pos = prompt.len() + tokens.len() - 1;
-            logits = session.forward(&[next], pos).map_err(exec)?;
+            logits = self.decode_step(&mut session, next, pos).map_err(exec)?;
         }
         if finish != FinishReason::Stop {
             // what was held back as a possible stop string start is text after all
@@ -136,6 +138,26 @@ impl LlmModel {
 pub const PREFILL_CHUNK: usize = 32;
 
 impl LlmModel {
+    /// One token: through the batcher for the llama family, so that
+    /// concurrent generations share each pass over the weights.
+    fn decode_step(
+        &self,
+        session: &mut Session<'_>,
+        token: u32,
+        pos: usize,
+    ) -> candle_core::Result<Tensor> {
+        match (session, &self.weights) {
+            (Session::Llama(s), Weights::Llama(w)) => {
+                let taken = std::mem::replace(s, llama::LlamaSession::new(w.clone()));
+                let (back, out) = self.batcher.step(w, taken, token, pos);
+                *s = back;
+                let logits = out.map_err(candle_core::Error::msg)?;
+                Tensor::from_vec(logits, (1, w.vocab()), &Device::Cpu)
+            }
+            (s, _) => s.forward(&[token], pos),
+        }
+    }
+
     /// Runs the prompt through a session: from the longest cached prefix
     /// (llama family) when there is one. Returns the session and the last
     /// position's logits.

@@ -386,6 +386,10 @@ impl LlamaWeights {
             .collect())
     }
 
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
     fn embed(&self, tokens: &[u32]) -> Result<Vec<f32>> {
         let h = self.hidden;
         let mut x = vec![0f32; tokens.len() * h];

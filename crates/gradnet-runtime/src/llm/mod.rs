@@ -7,6 +7,7 @@
 //! cloned, so its requests take turns on one instance, its cache cleared
 //! between them.
 
+mod batch;
 mod generate;
 mod json;
 mod llama;
@@ -79,6 +80,8 @@ pub struct LlmModel {
     /// of the prefix: a shared system prompt is computed once.
     prefixes: Cache<u64, Arc<(Vec<u32>, llama::LlamaSession)>, ByTokens>,
     prefix_hits: std::sync::atomic::AtomicU64,
+    /// Decode steps of concurrent generations run together (llama family).
+    batcher: batch::Batcher,
 }
 
 /// Longest context a llama-family model is served with (its KV cache grows
@@ -204,6 +207,7 @@ impl LlmModel {
             pieces: std::sync::OnceLock::new(),
             prefixes: Cache::with_weighter(256, PREFIX_CACHE_TOKENS, ByTokens),
             prefix_hits: Default::default(),
+            batcher: Default::default(),
         })
     }
 
@@ -231,6 +235,11 @@ impl LlmModel {
             self.prefixes
                 .insert(prefix_key(prefix), Arc::new((prefix.to_vec(), w.clone())));
         }
+    }
+
+    /// Batched decode passes so far and the tokens they carried.
+    pub fn batch_stats(&self) -> (u64, u64) {
+        self.batcher.stats()
     }
 
     /// Drops every cached prompt prefix (benchmarks time cold prefills).

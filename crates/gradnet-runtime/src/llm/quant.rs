@@ -123,10 +123,15 @@ impl QMatrix {
             for g in range {
                 for i in g * GROUP..((g + 1) * GROUP).min(self.n) {
                     let w = self.row(i);
-                    for r in 0..rows {
-                        let v = dot(simd, self.format, w, x, r);
-                        // SAFETY: each (r, i) is written by exactly one work item.
-                        unsafe { *(out_ptr as *mut f32).add(r * self.n + i) = v };
+                    let mut r = 0;
+                    while r < rows {
+                        let n = (rows - r).min(4);
+                        let v = dots(simd, self.format, w, x, r, n);
+                        for (j, v) in v[..n].iter().enumerate() {
+                            // SAFETY: each (r, i) is written by exactly one work item.
+                            unsafe { *(out_ptr as *mut f32).add((r + j) * self.n + i) = *v };
+                        }
+                        r += n;
                     }
                 }
             }
@@ -173,6 +178,18 @@ fn round_small(y: f32) -> f32 {
 
 /// `d` and, for Q4_1, `m` of a block (Q8_0 reads `m` from its first quants
 /// and never uses it).
+impl Q8Rows {
+    /// Row `r`'s quants, scales and scaled sums.
+    fn row(&self, r: usize) -> (&[i8], &[f32], &[f32]) {
+        let nb = self.blocks;
+        (
+            &self.q[r * nb * QK..(r + 1) * nb * QK],
+            &self.d[r * nb..(r + 1) * nb],
+            &self.s[r * nb..(r + 1) * nb],
+        )
+    }
+}
+
 fn scales(b: &[u8]) -> (f32, f32) {
     (
         f16::from_le_bytes([b[0], b[1]]).to_f32(),
@@ -194,25 +211,48 @@ fn has_avx2() -> bool {
     false
 }
 
+#[cfg(test)]
 fn dot(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize) -> f32 {
-    let nb = x.blocks;
-    let q = &x.q[r * nb * QK..(r + 1) * nb * QK];
-    let (d, s) = (&x.d[r * nb..(r + 1) * nb], &x.s[r * nb..(r + 1) * nb]);
+    dots(simd, format, w, x, r, 1)[0]
+}
+
+/// One weight row against `n` (1 to 4) activation rows from `r`: the
+/// weights are unpacked once for all of them, and each row goes through
+/// the same operations in the same order as it would alone.
+fn dots(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize, n: usize) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the CPU has AVX2, FMA and F16C (checked in `has_avx2`).
-        return unsafe {
-            match format {
-                Format::Q4_1 => dot_q4_1_avx2(w, q, d, s),
-                Format::Q8_0 => dot_q8_0_avx2(w, q, d),
-            }
-        };
+        unsafe {
+            return match (format, n) {
+                (Format::Q4_1, 1) => pad(dots_q4_1_avx2::<1>(w, x, r)),
+                (Format::Q4_1, 2) => pad(dots_q4_1_avx2::<2>(w, x, r)),
+                (Format::Q4_1, 3) => pad(dots_q4_1_avx2::<3>(w, x, r)),
+                (Format::Q4_1, _) => dots_q4_1_avx2::<4>(w, x, r),
+                (Format::Q8_0, 1) => pad(dots_q8_0_avx2::<1>(w, x, r)),
+                (Format::Q8_0, 2) => pad(dots_q8_0_avx2::<2>(w, x, r)),
+                (Format::Q8_0, 3) => pad(dots_q8_0_avx2::<3>(w, x, r)),
+                (Format::Q8_0, _) => dots_q8_0_avx2::<4>(w, x, r),
+            };
+        }
     }
     let _ = simd;
-    match format {
-        Format::Q4_1 => dot_q4_1_portable(w, q, d, s),
-        Format::Q8_0 => dot_q8_0_portable(w, q, d),
+    let mut out = [0f32; 4];
+    for (j, o) in out.iter_mut().enumerate().take(n) {
+        let (q, d, s) = x.row(r + j);
+        *o = match format {
+            Format::Q4_1 => dot_q4_1_portable(w, q, d, s),
+            Format::Q8_0 => dot_q8_0_portable(w, q, d),
+        };
     }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+fn pad<const N: usize>(v: [f32; N]) -> [f32; 4] {
+    let mut out = [0f32; 4];
+    out[..N].copy_from_slice(&v);
+    out
 }
 
 /// The same sum of eight lanes as `_mm256` adds them: halves, then pairs.
@@ -276,34 +316,40 @@ unsafe fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q8_0_avx2(w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
+unsafe fn dots_q8_0_avx2<const N: usize>(w: &[u8], x: &Q8Rows, r: usize) -> [f32; N] {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
+    let nb = x.blocks;
+    let mut acc = [_mm256_setzero_ps(); N];
     for (b, blk) in w.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
         let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
             u16::from_le_bytes([blk[0], blk[1]]) as i32,
         )));
         let wq = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
-        let xq = _mm256_loadu_si256(q.as_ptr().add(b * QK) as *const __m256i);
-        // |w| * (x with w's sign) = w * x; |w| <= 128 and |x| <= 127 keep
-        // each pair within i16
-        let prod = _mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xq, wq));
-        let sums = _mm256_madd_epi16(prod, ones);
-        let scale = _mm256_set1_ps(d * *xd.get_unchecked(b));
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
+        let wabs = _mm256_abs_epi8(wq);
+        for (j, acc) in acc.iter_mut().enumerate() {
+            let row = (r + j) * nb + b;
+            let xq = _mm256_loadu_si256(x.q.as_ptr().add(row * QK) as *const __m256i);
+            // |w| * (x with w's sign) = w * x; |w| <= 128 and |x| <= 127 keep
+            // each pair within i16
+            let prod = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq, wq));
+            let sums = _mm256_madd_epi16(prod, ones);
+            let scale = _mm256_set1_ps(d * *x.d.get_unchecked(row));
+            *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
+        }
     }
-    hsum(acc)
+    std::array::from_fn(|j| hsum(acc[j]))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_q4_1_avx2(w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+unsafe fn dots_q4_1_avx2<const N: usize>(w: &[u8], x: &Q8Rows, r: usize) -> [f32; N] {
     use std::arch::x86_64::*;
     let low = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
+    let nb = x.blocks;
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut mins = [0f32; N];
     for (b, blk) in w.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
         let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
             blk[0], blk[1], blk[2], blk[3],
@@ -312,14 +358,17 @@ unsafe fn dot_q4_1_avx2(w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
         let packed = _mm_loadu_si128(blk.as_ptr().add(4) as *const __m128i);
         // low nibbles are elements 0..16, high nibbles 16..32
         let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-        let xq = _mm256_loadu_si256(q.as_ptr().add(b * QK) as *const __m256i);
-        // u8 x i8 pairs fit i16 (15 * 127 * 2), so maddubs cannot saturate
-        let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, xq), ones);
-        let scale = _mm256_set1_ps(d * *xd.get_unchecked(b));
-        acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc);
-        mins = m.mul_add(*xs.get_unchecked(b), mins);
+        for j in 0..N {
+            let row = (r + j) * nb + b;
+            let xq = _mm256_loadu_si256(x.q.as_ptr().add(row * QK) as *const __m256i);
+            // u8 x i8 pairs fit i16 (15 * 127 * 2), so maddubs cannot saturate
+            let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, xq), ones);
+            let scale = _mm256_set1_ps(d * *x.d.get_unchecked(row));
+            acc[j] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[j]);
+            mins[j] = m.mul_add(*x.s.get_unchecked(row), mins[j]);
+        }
     }
-    hsum(acc) + mins
+    std::array::from_fn(|j| hsum(acc[j]) + mins[j])
 }
 
 #[cfg(test)]
@@ -377,8 +426,11 @@ mod tests {
     /// However the pool splits the rows, each output is the serial dot product.
     #[test]
     fn matmul_equals_serial_dot_products() {
-        let (n, k, rows) = (203, 576, 5);
-        for format in [Format::Q4_1, Format::Q8_0] {
+        let (n, k) = (203, 576);
+        for (format, rows) in [Format::Q4_1, Format::Q8_0]
+            .into_iter()
+            .flat_map(|f| [1, 2, 3, 5, 7].map(|r| (f, r)))
+        {
             let w = sample(format, n, k, 3);
             let x = Q8Rows::quantize(&activations(rows * k), k);
             let mut out = vec![0f32; rows * n];
