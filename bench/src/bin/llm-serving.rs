@@ -137,9 +137,10 @@ async fn main() {
     for _ in 0..rounds {
         let m = model.clone();
         let (tpl, params) = (tpl.clone(), params.clone());
+        // from messages, as the API starts: hand the work to a blocking
+        // thread (as the server does), render the template, tokenize, generate
+        let started = Instant::now();
         let (ttft, rate) = tokio::task::spawn_blocking(move || {
-            // from messages, as the API starts: render the template, tokenize, generate
-            let started = Instant::now();
             let ids = m.encode(&m.chat_prompt(&tpl, None).unwrap()).unwrap();
             let mut first = None;
             let g = m
@@ -156,7 +157,10 @@ async fn main() {
         .unwrap();
         lt.push(ttft);
         ld.push(rate);
+        // both sides start from an idle machine (thread pools parked)
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let (t, r, _) = http_once(&client, &base).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         ht.push(t);
         hd.push(r);
     }

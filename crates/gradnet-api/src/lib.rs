@@ -44,7 +44,7 @@ impl Default for ApiConfig {
             max_request_bytes: 32 << 20,
             workers: 2,
             queue_depth: 64,
-            llm_slots: 2,
+            llm_slots: 4,
             llm_queue_depth: 16,
             llm_cache_bytes: 4 << 30,
         }

@@ -140,7 +140,8 @@ pub struct NodeArgs {
     /// more --llm-slots) hold up better.
     #[arg(long, env = "GRADNET_LLM_THREADS")]
     pub llm_threads: Option<usize>,
-    /// LLM generations that run at once [default: 2].
+    /// LLM generations that run at once [default: 4]; those of one llama-
+    /// family model decode together in shared passes.
     #[arg(long, env = "GRADNET_LLM_SLOTS")]
     pub llm_slots: Option<usize>,
     /// LLM requests waiting for a slot before new ones get 429 [default: 16].

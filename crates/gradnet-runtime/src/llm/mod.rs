@@ -353,10 +353,20 @@ fn widen<R: std::io::Read + std::io::Seek>(
     Ok((Some(out.into_inner()), widened))
 }
 
-pub fn runtime_id() -> RuntimeId {
-    RuntimeId {
-        name: "candle".into(),
-        version: CANDLE_VERSION.into(),
+impl LlmModel {
+    /// What computes this model's answers, for receipts: gradnet's own
+    /// forward pass and kernels for the llama family, candle's otherwise.
+    pub fn runtime_id(&self) -> RuntimeId {
+        match self.weights {
+            Weights::Llama(_) => RuntimeId {
+                name: "gradnet-llm".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            _ => RuntimeId {
+                name: "candle".into(),
+                version: CANDLE_VERSION.into(),
+            },
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub(super) struct Answer {
     /// Tools were offered: tool calls in the answer are parsed out, and
     /// streamed text is held to the end to do so.
     pub(super) tools: bool,
+    /// What computed the answer (the receipt names it).
+    pub(super) runtime: gradnet_types::RuntimeId,
 }
 
 /// An answer as the client sees it: the finish reason, and for tool calls
@@ -88,7 +90,7 @@ impl Answer {
             model: self.cid,
             output_hash: llm_output_hash(&g.text, finish),
             mode: InferenceMode::Vanilla,
-            runtime: gradnet_runtime::llm::runtime_id(),
+            runtime: self.runtime.clone(),
             node: self.s.key.public_hex(),
             timestamp_ms: now_ms(),
         }

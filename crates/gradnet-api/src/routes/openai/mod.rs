@@ -217,6 +217,7 @@ async fn serve(
         None => ctx.saturating_sub(ids.len()).max(1),
     };
     model.check_fits(ids.len(), max_tokens)?;
+    let runtime = model.runtime_id();
     let request_hash = llm_request_hash(
         &cid,
         &serde_json::to_vec(&norm).map_err(|e| ApiError::internal(e.to_string()))?,
@@ -276,6 +277,7 @@ async fn serve(
         created: now_ms() / 1000,
         started,
         tools,
+        runtime,
     };
     if sampling.stream {
         let usage = sampling
