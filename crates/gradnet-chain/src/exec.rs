@@ -1,0 +1,241 @@
+//! Executing blocks with revm: a proposer builds one from pooled
+//! transactions (dropping those that turn out invalid), a validator
+//! re-executes a proposed block and accepts it only if every header field
+//! it recomputes (state commitment, roots, gas, bloom) matches.
+
+use alloy_consensus::{Transaction, TxEnvelope, Typed2718};
+use alloy_eips::eip1559::{calc_next_block_base_fee, BaseFeeParams};
+use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
+use revm::context::result::{EVMError, ExecutionResult, Output};
+use revm::context::{BlockEnv, Context};
+use revm::primitives::hardfork::SpecId;
+use revm::{ExecuteCommitEvm, MainBuilder, MainContext};
+
+use crate::block::{receipts_root, transactions_root, Block, Header, StoredReceipt};
+use crate::error::ChainError;
+use crate::state::{Overlay, StateReader};
+use crate::store::Executed;
+use crate::tx::{tx_env, PooledTx};
+
+/// The EVM rules the chain runs.
+pub const SPEC: SpecId = SpecId::CANCUN;
+
+/// What a new block is built on and by whom.
+#[derive(Debug, Clone)]
+pub struct BlockParams {
+    pub timestamp: u64,
+    pub proposer: Address,
+    pub coinbase: Address,
+}
+
+/// The base fee of the block after `parent` (EIP-1559).
+pub fn next_base_fee(parent: &Header) -> u64 {
+    if parent.number == 0 {
+        return parent.base_fee;
+    }
+    calc_next_block_base_fee(
+        parent.gas_used,
+        parent.gas_limit,
+        parent.base_fee,
+        BaseFeeParams::ethereum(),
+    )
+}
+
+/// Outcome of a build: the block, and transactions the EVM refused (with why).
+pub struct Built {
+    pub executed: Executed,
+    pub dropped: Vec<(B256, String)>,
+}
+
+fn block_env(h: &Header) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(h.number),
+        beneficiary: h.coinbase,
+        timestamp: U256::from(h.timestamp),
+        gas_limit: h.gas_limit,
+        basefee: h.base_fee,
+        difficulty: U256::ZERO,
+        prevrandao: Some(h.parent_hash),
+        ..Default::default()
+    }
+}
+
+/// Runs `txs` in order on the state after `parent`. With `strict`, any
+/// invalid transaction fails the whole block (a validator checking a
+/// proposal); otherwise it is left out (a proposer building one).
+fn run(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+    params: &BlockParams,
+    txs: &[PooledTx],
+    strict: bool,
+) -> Result<Built, ChainError> {
+    let mut header = Header {
+        parent_hash: parent.hash(),
+        number: parent.number + 1,
+        timestamp: params.timestamp,
+        proposer: params.proposer,
+        coinbase: params.coinbase,
+        state_root: B256::ZERO,
+        transactions_root: B256::ZERO,
+        receipts_root: B256::ZERO,
+        logs_bloom: Bloom::ZERO,
+        gas_limit: parent.gas_limit,
+        gas_used: 0,
+        base_fee: next_base_fee(parent),
+    };
+    let mut evm = Context::mainnet()
+        .with_db(Overlay::new(state))
+        .modify_cfg_chained(|c| {
+            c.chain_id = chain_id;
+            c.spec = SPEC;
+        })
+        .with_block(block_env(&header))
+        .build_mainnet();
+    let (mut included, mut receipts, mut dropped) = (vec![], vec![], vec![]);
+    let mut envelopes: Vec<TxEnvelope> = vec![];
+    let mut gas = 0u64;
+    for tx in txs {
+        if gas + tx.gas_limit() > header.gas_limit {
+            if strict {
+                return Err(ChainError::Invalid(format!(
+                    "transaction {} exceeds the block's gas limit",
+                    tx.hash
+                )));
+            }
+            continue;
+        }
+        let result = match evm.transact_commit(tx_env(&tx.envelope, tx.sender)) {
+            Ok(r) => r,
+            Err(EVMError::Transaction(e)) => {
+                if strict {
+                    return Err(ChainError::Invalid(format!("transaction {}: {e}", tx.hash)));
+                }
+                dropped.push((tx.hash, e.to_string()));
+                continue;
+            }
+            Err(e) => return Err(ChainError::Execution(e.to_string())),
+        };
+        let used = result.tx_gas_used();
+        gas += used;
+        let (success, logs, output, created) = match result {
+            ExecutionResult::Success { logs, output, .. } => match output {
+                Output::Create(_, addr) => (true, logs, Bytes::new(), addr),
+                Output::Call(out) => (true, logs, out, None),
+            },
+            ExecutionResult::Revert { output, .. } => (false, vec![], output, None),
+            ExecutionResult::Halt { reason, .. } => {
+                (false, vec![], Bytes::from(format!("{reason:?}").into_bytes()), None)
+            }
+        };
+        receipts.push(StoredReceipt {
+            tx_hash: tx.hash,
+            tx_type: tx.envelope.ty(),
+            from: tx.sender,
+            to: tx.envelope.to(),
+            contract_address: created,
+            success,
+            gas_used: used,
+            cumulative_gas_used: gas,
+            effective_gas_price: tx.envelope.effective_gas_price(Some(header.base_fee)),
+            logs,
+            output,
+        });
+        envelopes.push(tx.envelope.clone());
+        included.push(tx.raw.clone());
+    }
+    let diff = evm.ctx.journaled_state.database.diff;
+    header.state_root = diff.commitment(parent.state_root);
+    header.transactions_root = transactions_root(&envelopes);
+    header.receipts_root = receipts_root(&receipts);
+    header.logs_bloom = receipts.iter().fold(Bloom::ZERO, |b, r| b | r.bloom());
+    header.gas_used = gas;
+    Ok(Built {
+        executed: Executed {
+            block: Block {
+                header,
+                transactions: included,
+            },
+            receipts,
+            diff,
+        },
+        dropped,
+    })
+}
+
+/// Builds the next block from candidate transactions (in the order given).
+pub fn build(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+    params: &BlockParams,
+    txs: &[PooledTx],
+) -> Result<Built, ChainError> {
+    run(state, chain_id, parent, params, txs, false)
+}
+
+/// Re-executes a proposed block; it must reproduce its own header exactly.
+pub fn verify(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+    block: &Block,
+) -> Result<Executed, ChainError> {
+    let h = &block.header;
+    if h.number != parent.number + 1 || h.parent_hash != parent.hash() {
+        return Err(ChainError::Invalid(format!(
+            "block {} does not extend block {}",
+            h.number, parent.number
+        )));
+    }
+    if h.timestamp < parent.timestamp {
+        return Err(ChainError::Invalid("block timestamp goes backwards".into()));
+    }
+    let mut txs = Vec::with_capacity(block.transactions.len());
+    for raw in &block.transactions {
+        txs.push(crate::tx::decode(raw, chain_id)?);
+    }
+    let params = BlockParams {
+        timestamp: h.timestamp,
+        proposer: h.proposer,
+        coinbase: h.coinbase,
+    };
+    let built = run(state, chain_id, parent, &params, &txs, true)?;
+    let mine = &built.executed.block.header;
+    if mine != h {
+        return Err(ChainError::Invalid(format!(
+            "block {} does not match its execution: header says state {} gas {}, execution gives state {} gas {}",
+            h.number, h.state_root, h.gas_used, mine.state_root, mine.gas_used
+        )));
+    }
+    Ok(built.executed)
+}
+
+/// A transaction's outcome on the state after `parent` without committing
+/// it (`eth_call`, `eth_estimateGas`).
+pub fn simulate(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+    env: revm::context::TxEnv,
+) -> Result<ExecutionResult, ChainError> {
+    use revm::ExecuteEvm;
+    let mut header = parent.clone();
+    header.number += 1;
+    header.base_fee = next_base_fee(parent);
+    let mut evm = Context::mainnet()
+        .with_db(Overlay::new(state))
+        .modify_cfg_chained(|c| {
+            c.chain_id = chain_id;
+            c.spec = SPEC;
+            c.disable_nonce_check = true;
+        })
+        .with_block(block_env(&header))
+        .build_mainnet();
+    match evm.transact(env) {
+        Ok(r) => Ok(r.result),
+        Err(EVMError::Transaction(e)) => Err(ChainError::Rejected(e.to_string())),
+        Err(e) => Err(ChainError::Execution(e.to_string())),
+    }
+}

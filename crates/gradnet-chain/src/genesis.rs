@@ -1,0 +1,99 @@
+//! The genesis: chain id, block parameters, validators with voting power,
+//! and the balances the chain starts with. A devnet generates one with
+//! pre-funded development accounts whose keys are printed, as anvil does.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{keccak256, Address, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ChainError;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Genesis {
+    pub chain_id: u64,
+    /// Unix seconds of block 0.
+    pub timestamp: u64,
+    pub gas_limit: u64,
+    /// Base fee of block 1, in wei; EIP-1559 moves it from there.
+    pub base_fee: u64,
+    pub validators: Vec<GenesisValidator>,
+    /// Starting balances, in wei.
+    pub alloc: BTreeMap<Address, U256>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// ed25519 public key, hex.
+    pub public_key: String,
+    pub power: u64,
+    /// Where its block rewards (priority fees) go.
+    pub fee_recipient: Address,
+}
+
+/// Development accounts: secp256k1 keys derived from a fixed seed, so a
+/// devnet's accounts are the same every time (never use them elsewhere).
+pub fn dev_keys(n: usize) -> Vec<B256> {
+    (0..n as u64)
+        .map(|i| keccak256([b"gradnet devnet account ".as_slice(), &i.to_be_bytes()].concat()))
+        .collect()
+}
+
+/// The Ethereum address of a secp256k1 private key.
+pub fn address_of(key: &B256) -> Result<Address, ChainError> {
+    let sk = k256::ecdsa::SigningKey::from_slice(key.as_slice())
+        .map_err(|e| ChainError::Invalid(format!("bad private key: {e}")))?;
+    Ok(Address::from_public_key(sk.verifying_key()))
+}
+
+impl Genesis {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ChainError> {
+        let g: Genesis = serde_json::from_slice(bytes)
+            .map_err(|e| ChainError::Invalid(format!("genesis: {e}")))?;
+        g.check()?;
+        Ok(g)
+    }
+
+    pub fn check(&self) -> Result<(), ChainError> {
+        let bad = |m: &str| Err(ChainError::Invalid(format!("genesis: {m}")));
+        if self.chain_id == 0 {
+            return bad("chainId must not be 0");
+        }
+        if self.gas_limit < 21_000 {
+            return bad("gasLimit is below one transfer");
+        }
+        if self.validators.is_empty() {
+            return bad("no validators");
+        }
+        if self.validators.iter().any(|v| v.power == 0) {
+            return bad("a validator has no voting power");
+        }
+        for v in &self.validators {
+            let key = hex::decode(&v.public_key).ok().filter(|k| k.len() == 32);
+            if key.is_none() {
+                return bad(&format!("validator key `{}` is not 32 hex bytes", v.public_key));
+            }
+        }
+        Ok(())
+    }
+
+    /// The genesis's own hash: the parent of block 1.
+    pub fn hash(&self) -> B256 {
+        keccak256(serde_json::to_vec(self).expect("genesis serializes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_accounts_are_stable() {
+        let keys = dev_keys(2);
+        assert_ne!(keys[0], keys[1]);
+        assert_eq!(keys, dev_keys(2));
+        assert_ne!(address_of(&keys[0]).unwrap(), Address::ZERO);
+    }
+}

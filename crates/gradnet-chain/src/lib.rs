@@ -1,0 +1,12 @@
+//! gradnet's ledger: Ethereum transactions executed with revm, blocks,
+//! receipts and state in redb, a mempool, and the Ethereum JSON-RPC API.
+
+pub mod block;
+pub mod error;
+pub mod exec;
+pub mod genesis;
+
+pub use error::ChainError;
+pub mod state;
+pub mod store;
+pub mod tx;

@@ -1,0 +1,224 @@
+//! World state for execution: a snapshot of the committed state in redb
+//! with a block's changes layered on top (revm reads through it and
+//! commits into it), the change set the block writes back, and the state
+//! commitment every validator recomputes before it votes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
+use redb::{ReadTransaction, ReadableDatabase};
+use revm::bytecode::Bytecode;
+use revm::database_interface::{DBErrorMarker, Database, DatabaseCommit};
+use revm::primitives::{AddressMap, KECCAK_EMPTY};
+use revm::state::{Account, AccountInfo};
+
+use crate::store::{ACCOUNTS, BLOCKS_BY_NUMBER, CODE, STORAGE};
+
+#[derive(Debug, thiserror::Error)]
+#[error("state: {0}")]
+pub struct StateError(pub String);
+
+impl DBErrorMarker for StateError {}
+
+impl From<redb::Error> for StateError {
+    fn from(e: redb::Error) -> Self {
+        StateError(e.to_string())
+    }
+}
+
+/// Balance, nonce, code hash of one account as stored (72 bytes).
+pub fn encode_account(a: &AccountInfo) -> [u8; 72] {
+    let mut out = [0u8; 72];
+    out[..8].copy_from_slice(&a.nonce.to_be_bytes());
+    out[8..40].copy_from_slice(&a.balance.to_be_bytes::<32>());
+    out[40..].copy_from_slice(a.code_hash.as_slice());
+    out
+}
+
+pub fn decode_account(b: &[u8]) -> AccountInfo {
+    AccountInfo {
+        nonce: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
+        balance: U256::from_be_slice(&b[8..40]),
+        code_hash: B256::from_slice(&b[40..72]),
+        ..Default::default()
+    }
+}
+
+pub fn storage_key(a: &Address, slot: &U256) -> [u8; 52] {
+    let mut k = [0u8; 52];
+    k[..20].copy_from_slice(a.as_slice());
+    k[20..].copy_from_slice(&slot.to_be_bytes::<32>());
+    k
+}
+
+/// The committed state at one moment (a redb read snapshot).
+pub struct StateReader {
+    pub(crate) txn: ReadTransaction,
+}
+
+impl StateReader {
+    pub fn new(db: &redb::Database) -> Result<Self, StateError> {
+        Ok(StateReader {
+            txn: db.begin_read().map_err(|e| StateError(e.to_string()))?,
+        })
+    }
+
+    pub fn account(&self, a: &Address) -> Result<Option<AccountInfo>, StateError> {
+        let t = self.txn.open_table(ACCOUNTS).map_err(redb::Error::from)?;
+        let v = t.get(&a.into_array()).map_err(redb::Error::from)?;
+        Ok(v.map(|v| decode_account(v.value())))
+    }
+
+    pub fn storage(&self, a: &Address, slot: &U256) -> Result<U256, StateError> {
+        let t = self.txn.open_table(STORAGE).map_err(redb::Error::from)?;
+        let v = t.get(&storage_key(a, slot)).map_err(redb::Error::from)?;
+        Ok(v.map_or(U256::ZERO, |v| U256::from_be_bytes(v.value())))
+    }
+
+    pub fn code(&self, hash: &B256) -> Result<Option<Bytes>, StateError> {
+        if *hash == KECCAK_EMPTY {
+            return Ok(Some(Bytes::new()));
+        }
+        let t = self.txn.open_table(CODE).map_err(redb::Error::from)?;
+        let v = t.get(&hash.0).map_err(redb::Error::from)?;
+        Ok(v.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+
+    pub fn block_hash(&self, number: u64) -> Result<B256, StateError> {
+        let t = self
+            .txn
+            .open_table(BLOCKS_BY_NUMBER)
+            .map_err(redb::Error::from)?;
+        let v = t.get(&number).map_err(redb::Error::from)?;
+        Ok(v.map_or(B256::ZERO, |v| B256::from_slice(&v.value()[..32])))
+    }
+}
+
+/// What a block changed: accounts (None: deleted), storage slots, code,
+/// and accounts whose storage was wiped (self-destructed or re-created).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Diff {
+    pub accounts: BTreeMap<Address, Option<AccountInfo>>,
+    pub storage: BTreeMap<Address, BTreeMap<U256, U256>>,
+    pub wiped: BTreeSet<Address>,
+    pub codes: BTreeMap<B256, Bytes>,
+}
+
+impl Diff {
+    /// The state commitment after this diff: a hash chain over each block's
+    /// canonical change set, so two validators agree on it exactly when
+    /// they executed the same changes from the same state.
+    pub fn commitment(&self, parent: B256) -> B256 {
+        let mut buf = Vec::with_capacity(64 + self.accounts.len() * 100);
+        buf.extend_from_slice(parent.as_slice());
+        for a in &self.wiped {
+            buf.push(0xff);
+            buf.extend_from_slice(a.as_slice());
+        }
+        for (a, info) in &self.accounts {
+            buf.extend_from_slice(a.as_slice());
+            match info {
+                None => buf.push(0),
+                Some(i) => {
+                    buf.push(1);
+                    buf.extend_from_slice(&encode_account(i));
+                }
+            }
+        }
+        for (a, slots) in &self.storage {
+            for (k, v) in slots {
+                buf.extend_from_slice(a.as_slice());
+                buf.extend_from_slice(&k.to_be_bytes::<32>());
+                buf.extend_from_slice(&v.to_be_bytes::<32>());
+            }
+        }
+        keccak256(&buf)
+    }
+}
+
+/// The snapshot with a block's changes on top; revm's database.
+pub struct Overlay<'a> {
+    pub base: &'a StateReader,
+    pub diff: Diff,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(base: &'a StateReader) -> Self {
+        Overlay {
+            base,
+            diff: Diff::default(),
+        }
+    }
+}
+
+impl Database for Overlay<'_> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        if let Some(a) = self.diff.accounts.get(&address) {
+            return Ok(a.clone());
+        }
+        self.base.account(&address)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        if let Some(c) = self.diff.codes.get(&code_hash) {
+            return Ok(Bytecode::new_raw(c.clone()));
+        }
+        match self.base.code(&code_hash)? {
+            Some(c) => Ok(Bytecode::new_raw(c)),
+            None => Err(StateError(format!("code {code_hash} is missing"))),
+        }
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        if let Some(v) = self.diff.storage.get(&address).and_then(|s| s.get(&index)) {
+            return Ok(*v);
+        }
+        if self.diff.wiped.contains(&address) {
+            return Ok(U256::ZERO);
+        }
+        self.base.storage(&address, &index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.base.block_hash(number)
+    }
+}
+
+impl DatabaseCommit for Overlay<'_> {
+    fn commit(&mut self, changes: AddressMap<Account>) {
+        for (address, account) in changes {
+            if !account.is_touched() {
+                continue;
+            }
+            if account.is_selfdestructed() {
+                self.diff.accounts.insert(address, None);
+                self.diff.storage.remove(&address);
+                self.diff.wiped.insert(address);
+                continue;
+            }
+            if account.is_created() {
+                self.diff.storage.remove(&address);
+                self.diff.wiped.insert(address);
+            }
+            if let Some(code) = &account.info.code {
+                if account.info.code_hash != KECCAK_EMPTY {
+                    self.diff
+                        .codes
+                        .insert(account.info.code_hash, code.original_bytes());
+                }
+            }
+            let slots = self.diff.storage.entry(address).or_default();
+            for (k, v) in account.changed_storage_slots() {
+                slots.insert(*k, v.present_value);
+            }
+            if slots.is_empty() {
+                self.diff.storage.remove(&address);
+            }
+            let mut info = account.info.clone();
+            info.code = None;
+            self.diff.accounts.insert(address, Some(info));
+        }
+    }
+}
