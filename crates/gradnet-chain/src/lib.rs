@@ -2,9 +2,13 @@
 //! receipts and state in redb, a mempool, and the Ethereum JSON-RPC API.
 
 pub mod block;
+pub mod chain;
 pub mod error;
 pub mod exec;
 pub mod genesis;
+pub mod mempool;
+pub mod producer;
+pub mod rpc;
 
 pub use error::ChainError;
 pub mod state;

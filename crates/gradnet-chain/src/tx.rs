@@ -41,6 +41,11 @@ impl PooledTx {
         self.envelope.effective_tip_per_gas(base_fee).unwrap_or(0)
     }
 
+    /// The tip it offers at most (the gas price for legacy transactions).
+    pub fn envelope_tip(&self) -> u128 {
+        self.envelope.priority_fee_or_price()
+    }
+
     /// The most this transaction can cost its sender: gas at its fee cap plus value.
     pub fn max_cost(&self) -> alloy_primitives::U256 {
         alloy_primitives::U256::from(self.gas_limit()) * alloy_primitives::U256::from(self.max_fee())

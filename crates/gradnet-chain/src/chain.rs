@@ -1,0 +1,114 @@
+//! One node's ledger: the store, the mempool, and the operations the
+//! JSON-RPC API and block production need.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, U256};
+use tokio::sync::watch;
+
+use crate::block::Header;
+use crate::error::ChainError;
+use crate::exec::{self, BlockParams, Built};
+use crate::genesis::Genesis;
+use crate::mempool::{Account, Mempool, PoolConfig};
+use crate::store::{Executed, Store};
+use crate::tx;
+
+pub struct Chain {
+    pub store: Store,
+    pub pool: Mempool,
+    chain_id: u64,
+    /// The head's number, for whoever waits for new blocks.
+    heads: watch::Sender<u64>,
+}
+
+impl Chain {
+    pub fn open(dir: &Path, genesis: Genesis, pool: PoolConfig) -> Result<Arc<Self>, ChainError> {
+        let chain_id = genesis.chain_id;
+        let store = Store::open(dir, genesis)?;
+        let (heads, _) = watch::channel(store.head().number);
+        Ok(Arc::new(Chain {
+            store,
+            pool: Mempool::new(pool),
+            chain_id,
+            heads,
+        }))
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    pub fn head(&self) -> Header {
+        self.store.head()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.heads.subscribe()
+    }
+
+    /// The committed account of `a` (zero when it does not exist).
+    pub fn account(&self, a: &Address) -> Result<Account, ChainError> {
+        let info = self
+            .store
+            .state()?
+            .account(a)
+            .map_err(|e| ChainError::Storage(e.0))?;
+        Ok(info.map_or(
+            Account {
+                nonce: 0,
+                balance: U256::ZERO,
+            },
+            |i| Account {
+                nonce: i.nonce,
+                balance: i.balance,
+            },
+        ))
+    }
+
+    /// `eth_sendRawTransaction`: decode, check against the committed state,
+    /// queue. Returns the transaction hash.
+    pub fn submit(&self, raw: &[u8]) -> Result<B256, ChainError> {
+        let t = tx::decode(raw, self.chain_id)?;
+        if self.store.tx_location(&t.hash)?.is_some() {
+            return Err(ChainError::Rejected("already known".into()));
+        }
+        let account = self.account(&t.sender)?;
+        let head = self.head();
+        self.pool
+            .add(t, account, exec::next_base_fee(&head), head.gas_limit)
+    }
+
+    /// Builds the next block from the pool (not committed).
+    pub fn propose(&self, params: &BlockParams, max_txs: usize) -> Result<Built, ChainError> {
+        let head = self.head();
+        let state = self.store.state()?;
+        let nonce = |a: &Address| {
+            state
+                .account(a)
+                .ok()
+                .flatten()
+                .map_or(0, |i| i.nonce)
+        };
+        let txs = self.pool.pending(nonce, exec::next_base_fee(&head), max_txs);
+        let built = exec::build(&state, self.chain_id, &head, params, &txs)?;
+        for (h, _) in &built.dropped {
+            self.pool.remove(h);
+        }
+        Ok(built)
+    }
+
+    /// Commits an executed block and clears what it made stale from the pool.
+    pub fn commit(&self, e: &Executed) -> Result<(), ChainError> {
+        self.store.commit(e)?;
+        let state = self.store.state()?;
+        let senders: Vec<Address> = e.receipts.iter().map(|r| r.from).collect();
+        self.pool.prune(
+            |a| state.account(a).ok().flatten().map_or(0, |i| i.nonce),
+            &senders,
+        );
+        self.heads.send_replace(e.block.header.number);
+        Ok(())
+    }
+}
