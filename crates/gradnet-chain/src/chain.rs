@@ -84,14 +84,10 @@ impl Chain {
     pub fn propose(&self, params: &BlockParams, max_txs: usize) -> Result<Built, ChainError> {
         let head = self.head();
         let state = self.store.state()?;
-        let nonce = |a: &Address| {
-            state
-                .account(a)
-                .ok()
-                .flatten()
-                .map_or(0, |i| i.nonce)
-        };
-        let txs = self.pool.pending(nonce, exec::next_base_fee(&head), max_txs);
+        let nonce = |a: &Address| state.account(a).ok().flatten().map_or(0, |i| i.nonce);
+        let txs = self
+            .pool
+            .pending(nonce, exec::next_base_fee(&head), max_txs);
         let built = exec::build(&state, self.chain_id, &head, params, &txs)?;
         for (h, _) in &built.dropped {
             self.pool.remove(h);

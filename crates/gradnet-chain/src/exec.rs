@@ -125,9 +125,12 @@ fn run(
                 Output::Call(out) => (true, logs, out, None),
             },
             ExecutionResult::Revert { output, .. } => (false, vec![], output, None),
-            ExecutionResult::Halt { reason, .. } => {
-                (false, vec![], Bytes::from(format!("{reason:?}").into_bytes()), None)
-            }
+            ExecutionResult::Halt { reason, .. } => (
+                false,
+                vec![],
+                Bytes::from(format!("{reason:?}").into_bytes()),
+                None,
+            ),
         };
         receipts.push(StoredReceipt {
             tx_hash: tx.hash,

@@ -73,7 +73,10 @@ impl Genesis {
         for v in &self.validators {
             let key = hex::decode(&v.public_key).ok().filter(|k| k.len() == 32);
             if key.is_none() {
-                return bad(&format!("validator key `{}` is not 32 hex bytes", v.public_key));
+                return bad(&format!(
+                    "validator key `{}` is not 32 hex bytes",
+                    v.public_key
+                ));
             }
         }
         Ok(())

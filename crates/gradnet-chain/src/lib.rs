@@ -14,3 +14,4 @@ pub use error::ChainError;
 pub mod state;
 pub mod store;
 pub mod tx;
+pub mod wallet;

@@ -35,11 +35,15 @@ pub fn encode_account(a: &AccountInfo) -> [u8; 72] {
     out
 }
 
+/// The stored account; its code is loaded by hash when revm needs it
+/// (`code: None`), except for accounts without code.
 pub fn decode_account(b: &[u8]) -> AccountInfo {
+    let code_hash = B256::from_slice(&b[40..72]);
     AccountInfo {
         nonce: u64::from_be_bytes(b[..8].try_into().expect("8 bytes")),
         balance: U256::from_be_slice(&b[8..40]),
-        code_hash: B256::from_slice(&b[40..72]),
+        code_hash,
+        code: (code_hash == KECCAK_EMPTY).then(Bytecode::default),
         ..Default::default()
     }
 }
@@ -217,7 +221,7 @@ impl DatabaseCommit for Overlay<'_> {
                 self.diff.storage.remove(&address);
             }
             let mut info = account.info.clone();
-            info.code = None;
+            info.code = (info.code_hash == KECCAK_EMPTY).then(Bytecode::default);
             self.diff.accounts.insert(address, Some(info));
         }
     }

@@ -48,7 +48,8 @@ impl PooledTx {
 
     /// The most this transaction can cost its sender: gas at its fee cap plus value.
     pub fn max_cost(&self) -> alloy_primitives::U256 {
-        alloy_primitives::U256::from(self.gas_limit()) * alloy_primitives::U256::from(self.max_fee())
+        alloy_primitives::U256::from(self.gas_limit())
+            * alloy_primitives::U256::from(self.max_fee())
             + self.envelope.value()
     }
 }

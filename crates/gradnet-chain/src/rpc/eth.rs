@@ -20,7 +20,8 @@ const MAX_LOG_RANGE: u64 = 10_000;
 
 fn param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<T, RpcError> {
     let v = params.get(i).cloned().unwrap_or(Value::Null);
-    serde_json::from_value(v).map_err(|e| RpcError::invalid_params(format!("invalid argument {i}: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| RpcError::invalid_params(format!("invalid argument {i}: {e}")))
 }
 
 fn opt_param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<Option<T>, RpcError> {
@@ -42,7 +43,9 @@ fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
                 let n = hex
                     .strip_prefix("0x")
                     .and_then(|h| u64::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| RpcError::invalid_params(format!("invalid block number or tag `{hex}`")))?;
+                    .ok_or_else(|| {
+                        RpcError::invalid_params(format!("invalid block number or tag `{hex}`"))
+                    })?;
                 Ok(n)
             }
         },
@@ -57,7 +60,9 @@ fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
             }
             block_number(chain, o.get("blockNumber"))
         }
-        Some(v) => Err(RpcError::invalid_params(format!("invalid block number or tag {v}"))),
+        Some(v) => Err(RpcError::invalid_params(format!(
+            "invalid block number or tag {v}"
+        ))),
     }
 }
 
@@ -93,7 +98,10 @@ struct CallRequest {
 
 impl CallRequest {
     fn env(&self, gas_limit: u64) -> TxEnv {
-        let price = self.max_fee_per_gas.or(self.gas_price).map_or(0, |p| p.to::<u128>());
+        let price = self
+            .max_fee_per_gas
+            .or(self.gas_price)
+            .map_or(0, |p| p.to::<u128>());
         TxEnv {
             tx_type: if self.max_fee_per_gas.is_some() { 2 } else { 0 },
             caller: self.from.unwrap_or_default(),
@@ -102,7 +110,11 @@ impl CallRequest {
             gas_priority_fee: self.max_priority_fee_per_gas.map(|p| p.to::<u128>()),
             kind: self.to.map_or(TxKind::Create, TxKind::Call),
             value: self.value.unwrap_or_default(),
-            data: self.input.clone().or_else(|| self.data.clone()).unwrap_or_default(),
+            data: self
+                .input
+                .clone()
+                .or_else(|| self.data.clone())
+                .unwrap_or_default(),
             nonce: self.nonce.map_or(0, |n| n.to::<u64>()),
             ..Default::default()
         }
@@ -151,7 +163,9 @@ fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     match simulate(chain, &req)? {
         ExecutionResult::Success { output, .. } => Ok(json!(output.into_data())),
         ExecutionResult::Revert { output, .. } => Err(reverted(&output)),
-        ExecutionResult::Halt { reason, .. } => Err(RpcError::server(format!("execution halted: {reason:?}"))),
+        ExecutionResult::Halt { reason, .. } => {
+            Err(RpcError::server(format!("execution halted: {reason:?}")))
+        }
     }
 }
 
@@ -163,7 +177,9 @@ fn estimate_gas(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
         ExecutionResult::Revert { output, .. } => return Err(reverted(&output)),
         ExecutionResult::Halt { reason, .. } => {
-            return Err(RpcError::server(format!("gas required exceeds allowance ({cap}): {reason:?}")))
+            return Err(RpcError::server(format!(
+                "gas required exceeds allowance ({cap}): {reason:?}"
+            )))
         }
     };
     // the least gas limit that still succeeds (refunds and the 63/64 rule
@@ -184,7 +200,9 @@ fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     let count: Value = param(params, 0)?;
     let count = match &count {
         Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.strip_prefix("0x").and_then(|h| u64::from_str_radix(h, 16).ok()),
+        Value::String(s) => s
+            .strip_prefix("0x")
+            .and_then(|h| u64::from_str_radix(h, 16).ok()),
         _ => None,
     }
     .ok_or_else(|| RpcError::invalid_params("invalid argument 0: block count"))?
@@ -194,7 +212,10 @@ fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     let oldest = newest.saturating_sub(count - 1);
     let (mut base, mut ratio, mut rewards) = (vec![], vec![], vec![]);
     for n in oldest..=newest {
-        let b = chain.store.block(n)?.ok_or_else(|| RpcError::server("missing block"))?;
+        let b = chain
+            .store
+            .block(n)?
+            .ok_or_else(|| RpcError::server("missing block"))?;
         let h = &b.header;
         base.push(q(h.base_fee));
         ratio.push(h.gas_used as f64 / h.gas_limit as f64);
@@ -203,7 +224,12 @@ fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
                 .store
                 .receipts(n)?
                 .iter()
-                .map(|r| (r.effective_gas_price.saturating_sub(h.base_fee as u128), r.gas_used))
+                .map(|r| {
+                    (
+                        r.effective_gas_price.saturating_sub(h.base_fee as u128),
+                        r.gas_used,
+                    )
+                })
                 .collect();
             tips.sort();
             let total: u64 = tips.iter().map(|t| t.1).sum();
@@ -226,7 +252,10 @@ fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
             rewards.push(row);
         }
     }
-    let last = chain.store.block(newest)?.ok_or_else(|| RpcError::server("missing block"))?;
+    let last = chain
+        .store
+        .block(newest)?
+        .ok_or_else(|| RpcError::server("missing block"))?;
     base.push(q(exec::next_base_fee(&last.header)));
     let mut out = json!({"oldestBlock": q(oldest), "baseFeePerGas": base, "gasUsedRatio": ratio});
     if !percentiles.is_empty() {
@@ -237,25 +266,38 @@ fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
 
 fn tx_by_hash(chain: &Chain, hash: B256) -> Result<Value, RpcError> {
     if let Some((n, i)) = chain.store.tx_location(&hash)? {
-        let b = chain.store.block(n)?.ok_or_else(|| RpcError::server("missing block"))?;
+        let b = chain
+            .store
+            .block(n)?
+            .ok_or_else(|| RpcError::server("missing block"))?;
         let envs = b.envelopes()?;
-        let t: &TxEnvelope = envs.get(i as usize).ok_or_else(|| RpcError::server("missing transaction"))?;
-        return Ok(format::transaction(t, Some((b.hash(), n, i as u64)), Some(b.header.base_fee)));
+        let t: &TxEnvelope = envs
+            .get(i as usize)
+            .ok_or_else(|| RpcError::server("missing transaction"))?;
+        return Ok(format::transaction(
+            t,
+            Some((b.hash(), n, i as u64)),
+            Some(b.header.base_fee),
+        ));
     }
-    Ok(chain
-        .pool
-        .get(&hash)
-        .map_or(Value::Null, |t| format::transaction(&t.envelope, None, None)))
+    Ok(chain.pool.get(&hash).map_or(Value::Null, |t| {
+        format::transaction(&t.envelope, None, None)
+    }))
 }
 
 fn receipt(chain: &Chain, hash: B256) -> Result<Value, RpcError> {
     let Some((n, i)) = chain.store.tx_location(&hash)? else {
         return Ok(Value::Null);
     };
-    let b = chain.store.block(n)?.ok_or_else(|| RpcError::server("missing block"))?;
+    let b = chain
+        .store
+        .block(n)?
+        .ok_or_else(|| RpcError::server("missing block"))?;
     let receipts = chain.store.receipts(n)?;
     let first_log: usize = receipts[..i as usize].iter().map(|r| r.logs.len()).sum();
-    let r = receipts.get(i as usize).ok_or_else(|| RpcError::server("missing receipt"))?;
+    let r = receipts
+        .get(i as usize)
+        .ok_or_else(|| RpcError::server("missing receipt"))?;
     Ok(format::receipt(r, b.hash(), n, i as u64, first_log as u64))
 }
 
@@ -274,7 +316,11 @@ fn topic_set(v: &Value) -> Result<Option<Vec<B256>>, RpcError> {
     let bad = |e: serde_json::Error| RpcError::invalid_params(format!("invalid topic: {e}"));
     match v {
         Value::Null => Ok(None),
-        Value::Array(a) => a.iter().map(|t| serde_json::from_value(t.clone()).map_err(bad)).collect::<Result<Vec<_>, _>>().map(Some),
+        Value::Array(a) => a
+            .iter()
+            .map(|t| serde_json::from_value(t.clone()).map_err(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
         t => Ok(Some(vec![serde_json::from_value(t.clone()).map_err(bad)?])),
     }
 }
@@ -298,7 +344,9 @@ fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
         return Ok(json!([]));
     }
     if to - from >= MAX_LOG_RANGE {
-        return Err(RpcError::server(format!("query exceeds max block range {MAX_LOG_RANGE}")));
+        return Err(RpcError::server(format!(
+            "query exceeds max block range {MAX_LOG_RANGE}"
+        )));
     }
     let addresses: Option<Vec<Address>> = match &f.address {
         None | Some(Value::Null) => None,
@@ -308,8 +356,9 @@ fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
                 .collect::<Result<_, _>>()
                 .map_err(|e| RpcError::invalid_params(format!("invalid address: {e}")))?,
         ),
-        Some(x) => Some(vec![serde_json::from_value(x.clone())
-            .map_err(|e| RpcError::invalid_params(format!("invalid address: {e}")))?]),
+        Some(x) => Some(vec![serde_json::from_value(x.clone()).map_err(|e| {
+            RpcError::invalid_params(format!("invalid address: {e}"))
+        })?]),
     };
     let topics: Vec<Option<Vec<B256>>> = f
         .topics
@@ -319,10 +368,15 @@ fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
         .collect::<Result<_, _>>()?;
     let mut out = vec![];
     for n in from..=to {
-        let Some(b) = chain.store.block(n)? else { break };
+        let Some(b) = chain.store.block(n)? else {
+            break;
+        };
         let bloom = b.header.logs_bloom;
         if let Some(a) = &addresses {
-            if !a.iter().any(|x| bloom.contains_input(alloy_primitives::BloomInput::Raw(x.as_slice()))) {
+            if !a
+                .iter()
+                .any(|x| bloom.contains_input(alloy_primitives::BloomInput::Raw(x.as_slice())))
+            {
                 continue;
             }
         }
@@ -354,7 +408,9 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
         "eth_syncing" => Ok(json!(false)),
         "eth_accounts" => Ok(json!([])),
         "eth_blockNumber" => Ok(json!(q(chain.head().number))),
-        "eth_gasPrice" => Ok(json!(q128(exec::next_base_fee(&chain.head()) as u128 + SUGGESTED_TIP))),
+        "eth_gasPrice" => Ok(json!(q128(
+            exec::next_base_fee(&chain.head()) as u128 + SUGGESTED_TIP
+        ))),
         "eth_maxPriorityFeePerGas" => Ok(json!(q128(SUGGESTED_TIP))),
         "eth_feeHistory" => fee_history(chain, p),
         "eth_getBalance" => {
@@ -384,7 +440,10 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
             let state = chain.store.state()?;
             let info = state.account(&a).map_err(|e| RpcError::server(e.0))?;
             let code = match info {
-                Some(i) => state.code(&i.code_hash).map_err(|e| RpcError::server(e.0))?.unwrap_or_default(),
+                Some(i) => state
+                    .code(&i.code_hash)
+                    .map_err(|e| RpcError::server(e.0))?
+                    .unwrap_or_default(),
                 None => Bytes::new(),
             };
             Ok(json!(code))
@@ -393,7 +452,11 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
             let a: Address = param(p, 0)?;
             let slot: U256 = param(p, 1)?;
             at_head(chain, p.get(2))?;
-            let v = chain.store.state()?.storage(&a, &slot).map_err(|e| RpcError::server(e.0))?;
+            let v = chain
+                .store
+                .state()?
+                .storage(&a, &slot)
+                .map_err(|e| RpcError::server(e.0))?;
             Ok(json!(B256::from(v.to_be_bytes::<32>())))
         }
         "eth_call" => eth_call(chain, p),
@@ -415,9 +478,15 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
                 block_number(chain, p.first())?
             };
             let full: bool = opt_param(p, 1)?.unwrap_or(false);
-            Ok(chain.store.block(n)?.map_or(Value::Null, |b| format::block(&b, full)))
+            Ok(chain
+                .store
+                .block(n)?
+                .map_or(Value::Null, |b| format::block(&b, full)))
         }
         "eth_getLogs" => get_logs(chain, p),
-        m => Err(RpcError::new(-32601, format!("the method {m} does not exist/is not available"))),
+        m => Err(RpcError::new(
+            -32601,
+            format!("the method {m} does not exist/is not available"),
+        )),
     }
 }

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use crate::block::{Block, StoredReceipt};
 
 /// Hash of an empty uncle list (keccak of RLP `[]`).
-const EMPTY_OMMERS: B256 = b256!("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347");
+const EMPTY_OMMERS: B256 =
+    b256!("1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347");
 /// Root of an empty trie.
 const EMPTY_ROOT: B256 = b256!("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421");
 
@@ -125,12 +126,27 @@ pub fn transaction(t: &TxEnvelope, at: Option<(B256, u64, u64)>, base_fee: Optio
 
 /// A receipt at `index` in its block; `first_log` is the block-wide index
 /// of its first log.
-pub fn receipt(r: &StoredReceipt, block_hash: B256, number: u64, index: u64, first_log: u64) -> Value {
+pub fn receipt(
+    r: &StoredReceipt,
+    block_hash: B256,
+    number: u64,
+    index: u64,
+    first_log: u64,
+) -> Value {
     let logs: Vec<Value> = r
         .logs
         .iter()
         .enumerate()
-        .map(|(i, l)| log(l, r.tx_hash, block_hash, number, index, first_log + i as u64))
+        .map(|(i, l)| {
+            log(
+                l,
+                r.tx_hash,
+                block_hash,
+                number,
+                index,
+                first_log + i as u64,
+            )
+        })
         .collect();
     json!({
         "transactionHash": r.tx_hash,

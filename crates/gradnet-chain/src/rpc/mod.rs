@@ -91,7 +91,13 @@ fn one(chain: &Chain, req: Value) -> Value {
         }
     };
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return response(id, Err(RpcError::new(-32600, "invalid request: jsonrpc must be \"2.0\"")));
+        return response(
+            id,
+            Err(RpcError::new(
+                -32600,
+                "invalid request: jsonrpc must be \"2.0\"",
+            )),
+        );
     }
     let params = match obj.get("params") {
         None | Some(Value::Null) => vec![],
@@ -108,7 +114,10 @@ async fn handle(State(chain): State<Arc<Chain>>, body: Bytes) -> impl IntoRespon
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
-            let r = response(Value::Null, Err(RpcError::new(-32700, format!("parse error: {e}"))));
+            let r = response(
+                Value::Null,
+                Err(RpcError::new(-32700, format!("parse error: {e}"))),
+            );
             return (json, r.to_string());
         }
     };
@@ -119,7 +128,13 @@ async fn handle(State(chain): State<Arc<Chain>>, body: Bytes) -> impl IntoRespon
             } else if reqs.len() > MAX_BATCH {
                 response(
                     Value::Null,
-                    Err(RpcError::new(-32600, format!("batch of {} requests is over the limit of {MAX_BATCH}", reqs.len()))),
+                    Err(RpcError::new(
+                        -32600,
+                        format!(
+                            "batch of {} requests is over the limit of {MAX_BATCH}",
+                            reqs.len()
+                        ),
+                    )),
                 )
             } else {
                 Value::Array(reqs.into_iter().map(|r| one(&chain, r)).collect())

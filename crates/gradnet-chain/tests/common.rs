@@ -1,0 +1,147 @@
+//! A one-validator chain on a loopback port, with funded dev accounts.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, Bytes, B256, U256};
+use gradnet_chain::chain::Chain;
+use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+use gradnet_chain::mempool::PoolConfig;
+use gradnet_chain::wallet::{sign, Fees, TxRequest};
+use serde_json::{json, Value};
+
+pub const CHAIN_ID: u64 = 4242;
+pub const ETH: u128 = 1_000_000_000_000_000_000;
+
+pub fn genesis(keys: &[B256]) -> Genesis {
+    Genesis {
+        chain_id: CHAIN_ID,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: "11".repeat(32),
+            power: 1,
+            fee_recipient: Address::repeat_byte(0xfe),
+        }],
+        alloc: keys
+            .iter()
+            .map(|k| (address_of(k).unwrap(), U256::from(1000 * ETH)))
+            .collect(),
+    }
+}
+
+pub struct Dev {
+    pub chain: Arc<Chain>,
+    pub url: String,
+    pub keys: Vec<B256>,
+    pub dir: tempfile::TempDir,
+    producer: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        self.producer.abort();
+        self.server.abort();
+    }
+}
+
+pub async fn serve(chain: Arc<Chain>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = gradnet_chain::rpc::router(chain);
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, server)
+}
+
+pub async fn dev() -> Dev {
+    let keys = dev_keys(3);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = Chain::open(dir.path(), genesis(&keys), PoolConfig::default()).unwrap();
+    let (url, server) = serve(chain.clone()).await;
+    let producer = tokio::spawn(gradnet_chain::producer::run(
+        chain.clone(),
+        Duration::from_millis(50),
+        Address::repeat_byte(0xaa),
+        Address::repeat_byte(0xfe),
+    ));
+    Dev {
+        chain,
+        url,
+        keys,
+        dir,
+        producer,
+        server,
+    }
+}
+
+/// The whole JSON-RPC response.
+pub async fn rpc_raw(url: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The result, or panic with the error.
+pub async fn rpc(url: &str, method: &str, params: Value) -> Value {
+    let r = rpc_raw(
+        url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{method}: {r}");
+    r["result"].clone()
+}
+
+/// The error object.
+pub async fn rpc_err(url: &str, method: &str, params: Value) -> Value {
+    let r = rpc_raw(
+        url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
+    .await;
+    assert!(r.get("error").is_some(), "{method} should fail: {r}");
+    r["error"].clone()
+}
+
+pub async fn wait_receipt(url: &str, hash: &str) -> Value {
+    for _ in 0..400 {
+        let r = rpc(url, "eth_getTransactionReceipt", json!([hash])).await;
+        if !r.is_null() {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no receipt for {hash}");
+}
+
+pub fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Bytes {
+    sign(
+        &TxRequest {
+            chain_id: CHAIN_ID,
+            nonce,
+            to: Some(to),
+            value: U256::from(value),
+            gas_limit: 21_000,
+            fees: Fees::default(),
+            ..Default::default()
+        },
+        key,
+    )
+    .unwrap()
+}
+
+pub fn hexq(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
