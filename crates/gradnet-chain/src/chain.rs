@@ -89,7 +89,8 @@ impl Chain {
             .pool
             .pending(nonce, exec::next_base_fee(&head), max_txs);
         let built = exec::build(&state, self.chain_id, &head, params, &txs)?;
-        for (h, _) in &built.dropped {
+        for (h, why) in &built.dropped {
+            tracing::warn!(tx = %h, "dropped from the pool: {why}");
             self.pool.remove(h);
         }
         Ok(built)

@@ -48,6 +48,63 @@ pub enum Command {
     Keys(KeysCmd),
     /// Start a node on a temporary data dir, upload a real model, run it, verify the receipt.
     Demo(DemoArgs),
+    /// Start a local network: validators with a generated genesis and
+    /// funded development accounts, each with JSON-RPC and the inference API.
+    Devnet(DevnetArgs),
+    /// The ledger, through a node's Ethereum JSON-RPC.
+    #[command(subcommand)]
+    Chain(ChainCmd),
+}
+
+#[derive(Args, Clone)]
+pub struct DevnetArgs {
+    /// Validators (one process each).
+    #[arg(long, default_value_t = 1)]
+    pub validators: usize,
+    /// Funded development accounts.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
+    /// Keep the network's state here (reused on the next run); default: a
+    /// temporary directory removed at exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Chain id.
+    #[arg(long, default_value_t = 31337)]
+    pub chain_id: u64,
+    /// Milliseconds between blocks when there are transactions.
+    #[arg(long, default_value_t = 1000)]
+    pub block_time_ms: u64,
+    /// JSON-RPC port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 8545)]
+    pub rpc_port: u16,
+    /// Inference API port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 7700)]
+    pub api_port: u16,
+}
+
+#[derive(Subcommand)]
+pub enum ChainCmd {
+    /// Chain id, head block and pending transactions.
+    Status(RpcArg),
+    /// A block by number (or `latest`), with its transactions.
+    Block {
+        number: String,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// A transaction and its receipt.
+    Tx {
+        hash: String,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
+#[derive(Args, Clone)]
+pub struct RpcArg {
+    /// Ethereum JSON-RPC endpoint of a node.
+    #[arg(long, env = "GRADNET_RPC", default_value = "http://127.0.0.1:8545")]
+    pub rpc: String,
 }
 
 /// Sampling settings shared by `chat` and `completion`.
@@ -153,6 +210,16 @@ pub struct NodeArgs {
     /// Engine for ONNX models; receipts name it [default: tract].
     #[arg(long, env = "GRADNET_BACKEND", value_enum)]
     pub backend: Option<BackendName>,
+    /// Genesis file of the chain this node keeps (JSON); without it the node
+    /// serves inference and the hub only.
+    #[arg(long, env = "GRADNET_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Address for Ethereum JSON-RPC [default: 127.0.0.1:8545].
+    #[arg(long, env = "GRADNET_RPC_LISTEN")]
+    pub rpc_listen: Option<String>,
+    /// Milliseconds between blocks when there are transactions [default: 1000].
+    #[arg(long, env = "GRADNET_BLOCK_TIME_MS")]
+    pub block_time_ms: Option<u64>,
     /// ONNX Runtime shared library for `--backend onnxruntime`
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]

@@ -27,6 +27,17 @@ pub struct FileConfig {
     pub llm_slots: Option<usize>,
     pub llm_queue_depth: Option<usize>,
     pub llm_cache_bytes: Option<u64>,
+    pub genesis: Option<PathBuf>,
+    pub rpc_listen: Option<String>,
+    pub block_time_ms: Option<u64>,
+}
+
+/// The ledger part of a node (on when a genesis is given).
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    pub genesis: PathBuf,
+    pub rpc_listen: String,
+    pub block_time: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +47,7 @@ pub struct NodeConfig {
     pub hub: HubConfig,
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
+    pub chain: Option<ChainConfig>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -72,7 +84,26 @@ impl NodeConfig {
         let hub = HubConfig::default();
         let rt = RuntimeConfig::default();
         let api = ApiConfig::default();
+        let chain = args
+            .genesis
+            .clone()
+            .or(file.genesis)
+            .map(|genesis| ChainConfig {
+                genesis,
+                rpc_listen: args
+                    .rpc_listen
+                    .clone()
+                    .or(file.rpc_listen.clone())
+                    .unwrap_or_else(|| "127.0.0.1:8545".into()),
+                block_time: std::time::Duration::from_millis(
+                    args.block_time_ms
+                        .or(file.block_time_ms)
+                        .unwrap_or(1000)
+                        .max(1),
+                ),
+            });
         Ok(NodeConfig {
+            chain,
             data_dir: args
                 .data_dir
                 .clone()

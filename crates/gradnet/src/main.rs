@@ -51,5 +51,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Devnet(args) => commands::devnet::run(args).await,
+        Command::Chain(cmd) => commands::chain::run(cmd).await,
     }
 }

@@ -1,7 +1,10 @@
+pub mod chain;
 pub mod chat;
 pub mod demo;
+pub mod devnet;
 pub mod infer;
 pub mod keys;
+pub mod ledger;
 pub mod model;
 pub mod node;
 pub mod receipt;

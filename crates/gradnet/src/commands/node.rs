@@ -22,9 +22,16 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     let (state, listener) = open(&cfg).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), node = %state.key.public_hex(), threads = cfg.runtime.threads, workers = cfg.api.workers, "node listening");
+    let ledger = match &cfg.chain {
+        Some(c) => Some(super::ledger::start(&cfg.data_dir, c, &state.key.public_hex()).await?),
+        None => None,
+    };
     // a line for scripts and tests to wait on
     println!("gradnet node listening on http://{addr}");
     gradnet_api::serve(listener, state, shutdown_signal()).await?;
+    if let Some(l) = ledger {
+        l.stop().await;
+    }
     tracing::info!("node stopped");
     Ok(())
 }

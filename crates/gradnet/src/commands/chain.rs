@@ -1,0 +1,79 @@
+//! `gradnet chain status|block|tx`: the ledger through Ethereum JSON-RPC.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::cli::ChainCmd;
+
+async fn rpc(url: &str, method: &str, params: Value) -> Result<Value> {
+    let r: Value = reqwest::Client::new()
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .with_context(|| format!("no JSON-RPC at {url}"))?
+        .json()
+        .await?;
+    if let Some(e) = r.get("error") {
+        bail!(
+            "{method}: {} ({})",
+            e["message"].as_str().unwrap_or("error"),
+            e["code"]
+        );
+    }
+    Ok(r["result"].clone())
+}
+
+fn num(v: &Value) -> u64 {
+    v.as_str()
+        .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+        .unwrap_or(0)
+}
+
+pub async fn run(cmd: ChainCmd) -> Result<()> {
+    match cmd {
+        ChainCmd::Status(a) => {
+            let id = num(&rpc(&a.rpc, "eth_chainId", json!([])).await?);
+            let b = rpc(&a.rpc, "eth_getBlockByNumber", json!(["latest", false])).await?;
+            println!("chain id     {id}");
+            println!(
+                "head         {} {}",
+                num(&b["number"]),
+                b["hash"].as_str().unwrap_or("")
+            );
+            println!("timestamp    {}", num(&b["timestamp"]));
+            println!("state root   {}", b["stateRoot"].as_str().unwrap_or(""));
+            println!("base fee     {} wei", num(&b["baseFeePerGas"]));
+            println!(
+                "client       {}",
+                rpc(&a.rpc, "web3_clientVersion", json!([]))
+                    .await?
+                    .as_str()
+                    .unwrap_or("")
+            );
+        }
+        ChainCmd::Block { number, rpc: a } => {
+            let tag = match number.as_str() {
+                "latest" | "earliest" | "pending" => number.clone(),
+                n => format!("{:#x}", n.parse::<u64>().context("block number")?),
+            };
+            let b = rpc(&a.rpc, "eth_getBlockByNumber", json!([tag, true])).await?;
+            if b.is_null() {
+                bail!("no block {number}");
+            }
+            println!("{}", serde_json::to_string_pretty(&b)?);
+        }
+        ChainCmd::Tx { hash, rpc: a } => {
+            let t = rpc(&a.rpc, "eth_getTransactionByHash", json!([hash])).await?;
+            if t.is_null() {
+                bail!("no transaction {hash}");
+            }
+            let r = rpc(&a.rpc, "eth_getTransactionReceipt", json!([hash])).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"transaction": t, "receipt": r}))?
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! `gradnet devnet`: a local network on loopback. It writes a genesis with
+//! funded development accounts (printed with their keys, as anvil does),
+//! starts each validator as its own `gradnet node start` process, and stops
+//! them all on Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use alloy_primitives::U256;
+use anyhow::{bail, Context, Result};
+use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+use gradnet_types::NodeKey;
+
+use crate::cli::DevnetArgs;
+
+/// Each development account starts with 10,000 ETH.
+const DEV_BALANCE_ETH: u64 = 10_000;
+
+fn genesis_for(args: &DevnetArgs, validators: &[String]) -> Result<Genesis> {
+    let eth = U256::from(10u64).pow(U256::from(18));
+    let mut alloc = std::collections::BTreeMap::new();
+    for k in dev_keys(args.accounts) {
+        alloc.insert(address_of(&k)?, U256::from(DEV_BALANCE_ETH) * eth);
+    }
+    Ok(Genesis {
+        chain_id: args.chain_id,
+        timestamp: gradnet_chain::producer::now_secs(),
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: validators
+            .iter()
+            .map(|pk| {
+                Ok(GenesisValidator {
+                    public_key: pk.clone(),
+                    power: 1,
+                    fee_recipient: super::ledger::validator_address(pk)?,
+                })
+            })
+            .collect::<Result<_>>()?,
+        alloc,
+    })
+}
+
+fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
+    println!(
+        "\nAvailable accounts ({} ETH each)\n==================",
+        DEV_BALANCE_ETH
+    );
+    for (i, k) in dev_keys(n).iter().enumerate() {
+        println!("({i}) {}", address_of(k)?);
+    }
+    println!(
+        "\nPrivate keys (development only: never use them on a real network)\n=================="
+    );
+    for (i, k) in dev_keys(n).iter().enumerate() {
+        println!("({i}) {k}");
+    }
+    println!("\nChain id: {}", g.chain_id);
+    Ok(())
+}
+
+pub async fn run(args: DevnetArgs) -> Result<()> {
+    if args.validators != 1 {
+        bail!(
+            "--validators {}: this build runs one-validator networks only (BFT consensus between validators is not in it yet)",
+            args.validators
+        );
+    }
+    let temp;
+    let root: PathBuf = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let node_dirs: Vec<PathBuf> = (0..args.validators)
+        .map(|i| root.join(format!("node{i}")))
+        .collect();
+    let mut keys = vec![];
+    for d in &node_dirs {
+        std::fs::create_dir_all(d)?;
+        keys.push(NodeKey::load_or_create(&d.join("node.key"))?.public_hex());
+    }
+    let genesis_path = root.join("genesis.json");
+    let genesis = if genesis_path.exists() {
+        Genesis::from_json(&std::fs::read(&genesis_path)?)
+            .with_context(|| format!("reading {}", genesis_path.display()))?
+    } else {
+        let g = genesis_for(&args, &keys)?;
+        std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
+        g
+    };
+    print_accounts(&genesis, args.accounts)?;
+    let mut children = vec![];
+    for (i, dir) in node_dirs.iter().enumerate() {
+        children.push(spawn_validator(&args, i, dir, &genesis_path).await?);
+    }
+    for (i, _) in node_dirs.iter().enumerate() {
+        println!(
+            "validator {i}: JSON-RPC http://127.0.0.1:{}  inference API http://127.0.0.1:{}",
+            args.rpc_port + i as u16,
+            args.api_port + i as u16
+        );
+    }
+    println!("\ndevnet running in {}; Ctrl-C stops it", root.display());
+    tokio::select! {
+        _ = super::node::shutdown_signal() => {}
+        (i, status) = wait_any(&mut children) => {
+            bail!("validator {i} exited ({status})");
+        }
+    }
+    for c in children.iter_mut() {
+        if let Some(pid) = c.id() {
+            // SIGTERM: each node shuts down cleanly
+            unsafe_kill(pid);
+        }
+    }
+    for c in children.iter_mut() {
+        let _ = c.wait().await;
+    }
+    println!("devnet stopped");
+    Ok(())
+}
+
+async fn wait_any(children: &mut [tokio::process::Child]) -> (usize, String) {
+    let waits = children.iter_mut().enumerate().map(|(i, c)| {
+        Box::pin(async move {
+            let s = c.wait().await;
+            (
+                i,
+                s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+            )
+        })
+    });
+    futures::future::select_all(waits).await.0
+}
+
+fn unsafe_kill(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
+
+async fn spawn_validator(
+    args: &DevnetArgs,
+    i: usize,
+    dir: &Path,
+    genesis: &Path,
+) -> Result<tokio::process::Child> {
+    use tokio::io::AsyncBufReadExt;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["node", "start", "--data-dir"])
+        .arg(dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", args.api_port + i as u16),
+            "--rpc-listen",
+            &format!("127.0.0.1:{}", args.rpc_port + i as u16),
+            "--block-time-ms",
+            &args.block_time_ms.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting a validator")?;
+    // wait until it listens (its last startup line)
+    let out = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    loop {
+        match lines.next_line().await? {
+            Some(l) if l.starts_with("gradnet node listening") => break,
+            Some(_) => {}
+            None => bail!("validator {i} exited while starting (see its log above)"),
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(child)
+}

@@ -1,0 +1,174 @@
+//! The ledger through the real binary: `gradnet devnet` as a process, an
+//! unmodified Ethereum client (ethers 6) and compiler (solcjs) from
+//! tests/eth against it, `gradnet chain` commands, a clean stop, and the
+//! state kept in `--data-dir` across runs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Devnet {
+    child: Child,
+    rpc: String,
+    keys: Vec<String>,
+}
+
+impl Devnet {
+    fn start(data_dir: &Path) -> Devnet {
+        let (rpc_port, api_port) = (free_port(), free_port());
+        let mut child = Command::new(BIN)
+            .args([
+                "devnet",
+                "--accounts",
+                "3",
+                "--block-time-ms",
+                "100",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args([
+                "--rpc-port",
+                &rpc_port.to_string(),
+                "--api-port",
+                &api_port.to_string(),
+            ])
+            .env("GRADNET_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut keys = vec![];
+            let mut in_keys = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("Private keys") {
+                    in_keys = true;
+                } else if in_keys && line.starts_with('(') {
+                    keys.push(line.split_whitespace().nth(1).unwrap().to_string());
+                } else if line.starts_with("devnet running") {
+                    let _ = tx.send(keys.clone());
+                }
+            }
+        });
+        let keys = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("devnet did not start");
+        Devnet {
+            child,
+            rpc: format!("http://127.0.0.1:{rpc_port}"),
+            keys,
+        }
+    }
+
+    /// Ctrl-C: every validator stops cleanly.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "devnet exit: {status}");
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn eth_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/eth")
+}
+
+fn chain_cli(rpc: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["chain"])
+        .args(args)
+        .args(["--rpc", rpc])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn ethers_and_solidity_work_unchanged_on_a_devnet() {
+    assert!(
+        eth_dir().join("node_modules/ethers").exists(),
+        "tests/eth/node_modules missing: run scripts/test (it installs ethers and solc from npm)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start(dir.path());
+    assert_eq!(net.keys.len(), 3);
+    let out = Command::new("node")
+        .arg(eth_dir().join("client.mjs"))
+        .args([&net.rpc, &net.keys[0]])
+        .output()
+        .expect("node (Node.js) on PATH");
+    assert!(
+        out.status.success(),
+        "client.mjs: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["chainId"], 31337);
+
+    // the CLI reads the same chain
+    let status = chain_cli(&net.rpc, &["status"]);
+    assert!(status.contains("chain id     31337"), "{status}");
+    let tx = chain_cli(&net.rpc, &["tx", summary["increment"].as_str().unwrap()]);
+    let tx: serde_json::Value = serde_json::from_str(&tx).unwrap();
+    assert_eq!(tx["receipt"]["status"], "0x1");
+    assert_eq!(tx["receipt"]["logs"].as_array().unwrap().len(), 1);
+    let block = chain_cli(&net.rpc, &["block", &summary["block"].to_string()]);
+    assert!(
+        block.contains(summary["increment"].as_str().unwrap()),
+        "{block}"
+    );
+    let head_before: u64 = {
+        let b: serde_json::Value =
+            serde_json::from_str(&chain_cli(&net.rpc, &["block", "latest"])).unwrap();
+        u64::from_str_radix(b["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    net.stop();
+
+    // the same data dir: the chain resumes where it stopped
+    let net = Devnet::start(dir.path());
+    let b: serde_json::Value =
+        serde_json::from_str(&chain_cli(&net.rpc, &["block", "latest"])).unwrap();
+    let head =
+        u64::from_str_radix(b["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    assert!(head >= head_before, "{head} < {head_before}");
+    let tx = chain_cli(&net.rpc, &["tx", summary["transfer"].as_str().unwrap()]);
+    assert!(tx.contains("\"status\": \"0x1\""), "{tx}");
+    net.stop();
+}
+
+#[test]
+fn devnet_refuses_what_this_build_cannot_run() {
+    let out = Command::new(BIN)
+        .args(["devnet", "--validators", "4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("one-validator"), "{err}");
+}

@@ -1,0 +1,73 @@
+// An unmodified Ethereum client (ethers 6) and compiler (solcjs) against a
+// gradnet node: a transfer, a Solidity contract deployed and called, its
+// event read from the receipt and from eth_getLogs, a revert reason.
+// Usage: node client.mjs RPC_URL PRIVATE_KEY  (prints a JSON summary)
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { ethers } from "ethers";
+import solc from "solc";
+
+const [url, key] = process.argv.slice(2);
+const here = dirname(fileURLToPath(import.meta.url));
+const check = (cond, what) => {
+  if (!cond) throw new Error(`check failed: ${what}`);
+};
+
+const provider = new ethers.JsonRpcProvider(url, undefined, { pollingInterval: 100 });
+if (process.env.GRADNET_ETH_DEBUG) provider.on("debug", (e) => console.error(JSON.stringify(e).slice(0, 400)));
+const wallet = new ethers.Wallet(key, provider);
+const network = await provider.getNetwork();
+
+// a transfer
+const to = ethers.Wallet.createRandom().address;
+const sent = await wallet.sendTransaction({ to, value: ethers.parseEther("1.5") });
+const paid = await sent.wait();
+check(paid.status === 1, "transfer status");
+check((await provider.getBalance(to)) === ethers.parseEther("1.5"), "recipient balance");
+
+// compile and deploy
+const input = {
+  language: "Solidity",
+  sources: { "Counter.sol": { content: readFileSync(join(here, "Counter.sol"), "utf8") } },
+  settings: { evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+};
+const out = JSON.parse(solc.compile(JSON.stringify(input)));
+const errors = (out.errors || []).filter((e) => e.severity === "error");
+check(errors.length === 0, JSON.stringify(errors));
+const { abi, evm } = out.contracts["Counter.sol"].Counter;
+const factory = new ethers.ContractFactory(abi, evm.bytecode.object, wallet);
+const counter = await factory.deploy();
+await counter.waitForDeployment();
+const address = await counter.getAddress();
+check((await provider.getCode(address)).length > 2, "deployed code");
+
+// call, event in the receipt, state, logs
+const receipt = await (await counter.increment(5)).wait();
+check(receipt.status === 1, "increment status");
+const events = receipt.logs.map((l) => counter.interface.parseLog(l)).filter(Boolean);
+check(events.length === 1 && events[0].name === "Incremented", "event in receipt");
+check(events[0].args.newCount === 5n && events[0].args.by === wallet.address, "event args");
+check((await counter.count()) === 5n, "count after increment");
+const topic = counter.interface.getEvent("Incremented").topicHash;
+const logs = await provider.getLogs({ address, topics: [topic], fromBlock: 0 });
+check(logs.length === 1 && logs[0].transactionHash === receipt.hash, "eth_getLogs");
+
+// a revert reason through eth_call
+let reason = null;
+try {
+  await counter.increment.staticCall(0);
+} catch (e) {
+  reason = e.reason;
+}
+check(reason === "by must be positive", `revert reason: ${reason}`);
+
+console.log(
+  JSON.stringify({
+    chainId: Number(network.chainId),
+    transfer: paid.hash,
+    contract: address,
+    increment: receipt.hash,
+    block: receipt.blockNumber,
+  })
+);
