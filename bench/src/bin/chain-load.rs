@@ -1,0 +1,181 @@
+//! Load on an Ethereum JSON-RPC endpoint: signed transfers submitted at a
+//! fixed rate by concurrent clients (`eth_sendRawTransaction`, one request
+//! per transaction), blocks watched for their inclusion. Prints sustained
+//! throughput and submit-to-inclusion latency percentiles as JSON.
+//! Usage: chain-load RPC_URL KEY[,KEY...] RATE_PER_S SECONDS
+//! (on gradnet inclusion is final: single-slot BFT finality)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, B256, U256};
+use gradnet_chain::wallet::{sign, Fees, TxRequest};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    let r: Value = c
+        .post(url)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .await
+        .expect("rpc")
+        .json()
+        .await
+        .expect("json");
+    if let Some(e) = r.get("error") {
+        panic!("{method}: {e}");
+    }
+    r["result"].clone()
+}
+
+/// Submits one transaction; a full pool or a sender too far ahead is
+/// backpressure: wait and retry, as a wallet would.
+async fn send(c: &reqwest::Client, url: &str, raw: &str) {
+    for _ in 0..2000 {
+        let r: Value = c
+            .post(url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]}))
+            .send()
+            .await
+            .expect("rpc")
+            .json()
+            .await
+            .expect("json");
+        match r.get("error").and_then(|e| e["message"].as_str()) {
+            None => return,
+            Some("nonce too high" | "txpool is full") => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Some(e) => panic!("eth_sendRawTransaction: {e}"),
+        }
+    }
+    panic!("transaction refused for 100 s");
+}
+
+fn num(v: &Value) -> u128 {
+    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let url = a[1].clone();
+    let keys: Vec<B256> = a[2].split(',').map(|k| k.parse().unwrap()).collect();
+    let rate: f64 = a[3].parse().unwrap();
+    let secs: f64 = a[4].parse().unwrap();
+    let total = (rate * secs) as usize;
+    let c = reqwest::Client::new();
+    let chain_id = num(&rpc(&c, &url, "eth_chainId", json!([])).await) as u64;
+    let price = num(&rpc(&c, &url, "eth_gasPrice", json!([])).await);
+    // presign: senders round-robin, each with its own nonce sequence
+    let mut nonces = vec![];
+    for k in &keys {
+        let addr = gradnet_chain::genesis::address_of(k).unwrap();
+        nonces.push(num(&rpc(
+            &c,
+            &url,
+            "eth_getTransactionCount",
+            json!([addr, "pending"]),
+        )
+        .await) as u64);
+    }
+    let to = Address::repeat_byte(0x77);
+    let txs: Vec<(String, B256)> = (0..total)
+        .map(|i| {
+            let s = i % keys.len();
+            let raw = sign(
+                &TxRequest {
+                    chain_id,
+                    nonce: nonces[s] + (i / keys.len()) as u64,
+                    to: Some(to),
+                    value: U256::from(1),
+                    gas_limit: 21_000,
+                    fees: Fees::Dynamic {
+                        max_fee: price * 4,
+                        tip: price / 2,
+                    },
+                    ..Default::default()
+                },
+                &keys[s],
+            )
+            .unwrap();
+            (format!("{raw}"), alloy_primitives::keccak256(&raw))
+        })
+        .collect();
+    let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::default();
+    let start_block = num(&rpc(&c, &url, "eth_blockNumber", json!([])).await) as u64;
+    // watcher: inclusion times by polling new blocks
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (c, url, done) = (c.clone(), url.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen: HashMap<B256, Instant> = HashMap::new();
+            let mut next = start_block + 1;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || seen.len() < total {
+                let head = num(&rpc(&c, &url, "eth_blockNumber", json!([])).await) as u64;
+                while next <= head {
+                    let b = rpc(
+                        &c,
+                        &url,
+                        "eth_getBlockByNumber",
+                        json!([format!("{next:#x}"), false]),
+                    )
+                    .await;
+                    let now = Instant::now();
+                    for h in b["transactions"].as_array().unwrap() {
+                        seen.insert(h.as_str().unwrap().parse().unwrap(), now);
+                    }
+                    next += 1;
+                }
+                if seen.len() >= total {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            seen
+        })
+    };
+    // open-loop submission at `rate`, 64 requests in flight at most
+    let began = Instant::now();
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut handles = vec![];
+    for (i, (raw, hash)) in txs.into_iter().enumerate() {
+        let due = began + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let (c, url, submitted) = (c.clone(), url.clone(), submitted.clone());
+        handles.push(tokio::spawn(async move {
+            let t = Instant::now();
+            send(&c, &url, &raw).await;
+            submitted.lock().await.insert(hash, t);
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = tokio::time::timeout(Duration::from_secs(120), watcher)
+        .await
+        .expect("transactions not included within 120 s")
+        .unwrap();
+    let submitted = submitted.lock().await;
+    let mut lat: Vec<f64> = submitted
+        .iter()
+        .filter_map(|(h, t)| seen.get(h).map(|s| s.duration_since(*t).as_secs_f64()))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let last = seen.values().max().unwrap();
+    let tps = lat.len() as f64 / last.duration_since(began).as_secs_f64();
+    println!(
+        "{}",
+        json!({"submitted": total, "included": lat.len(), "tps": tps,
+               "p50_s": pct(&lat, 0.5), "p99_s": pct(&lat, 0.99), "target_rate": rate})
+    );
+}
