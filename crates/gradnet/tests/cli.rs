@@ -159,6 +159,9 @@ fn demo_runs_once() {
         text.contains("answer: matches the signed output hash"),
         "{text}"
     );
+    // and a transfer goes through the node's chain to a final block
+    assert!(text.contains("● chain: 1 ETH sent to"), "{text}");
+    assert!(text.contains("final in block 1 after"), "{text}");
 }
 
 #[test]

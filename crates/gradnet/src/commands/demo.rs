@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
+    let ledger = start_chain(tmp.path(), &state.key.public_hex()).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gradnet_api::serve(listener, state, async move {
         tokio::select! { _ = stop_rx => {}, _ = node::shutdown_signal() => {} }
@@ -142,6 +143,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
 
     let llm = chat_demo(&c, &tmp).await?;
+    chain_demo(&ledger.rpc_url).await?;
 
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
@@ -158,6 +160,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
     println!("  gradnet --node {base} chat --model {llm} --stream     # or any OpenAI client with base_url={base}/v1");
     println!("  curl -s {base}/metrics");
+    println!(
+        "  gradnet chain status --rpc {}     # Ethereum JSON-RPC: any wallet or web3 library",
+        ledger.rpc_url
+    );
 
     if args.once {
         let _ = stop_tx.send(());
@@ -165,6 +171,94 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         println!("\nServing until Ctrl-C …");
     }
     server.await??;
+    ledger.stop().await;
+    Ok(())
+}
+
+/// A one-validator chain (this node) with one funded development account.
+async fn start_chain(dir: &std::path::Path, node_key: &str) -> Result<super::ledger::Ledger> {
+    use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+    let eth = alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18));
+    let genesis = Genesis {
+        chain_id: 31337,
+        timestamp: gradnet_chain::producer::now_secs(),
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: node_key.to_string(),
+            power: 1,
+            fee_recipient: super::ledger::validator_address(node_key)?,
+        }],
+        alloc: [(
+            address_of(&dev_keys(1)[0])?,
+            alloy_primitives::U256::from(100u64) * eth,
+        )]
+        .into(),
+    };
+    let path = dir.join("genesis.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
+    let cfg = crate::config::ChainConfig {
+        genesis: path,
+        rpc_listen: "127.0.0.1:0".into(),
+        block_time: std::time::Duration::from_millis(250),
+    };
+    super::ledger::start(&dir.join("node"), &cfg, node_key).await
+}
+
+/// A signed transfer through JSON-RPC, until its block.
+async fn chain_demo(rpc: &str) -> Result<()> {
+    use gradnet_chain::wallet::{sign, TxRequest};
+    let call = |method: &'static str, params: Value| async move {
+        let r: Value = reqwest::Client::new()
+            .post(rpc)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        anyhow::ensure!(r.get("error").is_none(), "{method}: {}", r["error"]);
+        anyhow::Ok(r["result"].clone())
+    };
+    let key = gradnet_chain::genesis::dev_keys(1)[0];
+    let to = alloy_primitives::Address::repeat_byte(0x42);
+    let raw = sign(
+        &TxRequest {
+            chain_id: 31337,
+            nonce: 0,
+            to: Some(to),
+            value: alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18)),
+            gas_limit: 21_000,
+            ..Default::default()
+        },
+        &key,
+    )?;
+    let started = std::time::Instant::now();
+    let hash = call("eth_sendRawTransaction", json!([raw])).await?;
+    let receipt = loop {
+        let r = call("eth_getTransactionReceipt", json!([hash])).await?;
+        if !r.is_null() {
+            break r;
+        }
+        anyhow::ensure!(
+            started.elapsed().as_secs() < 30,
+            "the transfer was not included"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let block = call(
+        "eth_getBlockByNumber",
+        json!([receipt["blockNumber"], false]),
+    )
+    .await?;
+    println!(
+        "● chain: 1 ETH sent to {to} with an EIP-1559 transaction through JSON-RPC at {rpc}\n  final in block {} after {:.0} ms; state root {}",
+        receipt["blockNumber"]
+            .as_str()
+            .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok())
+            .unwrap_or_default(),
+        started.elapsed().as_secs_f64() * 1e3,
+        block["stateRoot"].as_str().unwrap_or("")
+    );
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::config::ChainConfig;
 
 pub struct Ledger {
+    pub rpc_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -84,5 +85,8 @@ pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_public_hex: &str) ->
         "gradnet JSON-RPC listening on http://{rpc_addr} (chain id {})",
         genesis.chain_id
     );
-    Ok(Ledger { tasks })
+    Ok(Ledger {
+        rpc_url: format!("http://{rpc_addr}"),
+        tasks,
+    })
 }
