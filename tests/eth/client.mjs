@@ -14,7 +14,9 @@ const check = (cond, what) => {
   if (!cond) throw new Error(`check failed: ${what}`);
 };
 
-const provider = new ethers.JsonRpcProvider(url, undefined, { pollingInterval: 100 });
+// cacheTimeout -1: ethers otherwise reuses answers for 250 ms (a nonce among
+// them), shorter than a block here
+const provider = new ethers.JsonRpcProvider(url, undefined, { pollingInterval: 100, cacheTimeout: -1 });
 if (process.env.GRADNET_ETH_DEBUG) provider.on("debug", (e) => console.error(JSON.stringify(e).slice(0, 400)));
 const wallet = new ethers.Wallet(key, provider);
 const network = await provider.getNetwork();
