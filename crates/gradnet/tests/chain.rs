@@ -172,3 +172,155 @@ fn devnet_refuses_what_this_build_cannot_run() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("one-validator"), "{err}");
 }
+
+fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let r: serde_json::Value = reqwest::blocking::Client::new()
+        .post(url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(r.get("error").is_none(), "{method}: {r}");
+    r["result"].clone()
+}
+
+/// A validator node on `dir` with `genesis`; returns it and its JSON-RPC URL.
+fn validator(dir: &Path, genesis: &Path) -> (Child, String) {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .args([
+            "--rpc-listen",
+            &format!("127.0.0.1:{port}"),
+            "--block-time-ms",
+            "50",
+        ])
+        .env("GRADNET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("gradnet node listening") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("node did not start");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+#[test]
+fn a_killed_validator_loses_no_committed_block() {
+    use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+    use gradnet_chain::wallet::{sign, TxRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "new", "--out"])
+        .arg(node_dir.join("node.key"))
+        .output()
+        .unwrap();
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = dev_keys(1)[0];
+    let genesis = Genesis {
+        chain_id: 777,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: public,
+            power: 1,
+            fee_recipient: alloy_primitives::Address::repeat_byte(1),
+        }],
+        alloc: [(
+            address_of(&key).unwrap(),
+            alloy_primitives::U256::from(10u128.pow(21)),
+        )]
+        .into(),
+    };
+    let gpath = dir.path().join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
+    let transfer = |nonce: u64| {
+        sign(
+            &TxRequest {
+                chain_id: 777,
+                nonce,
+                to: Some(alloy_primitives::Address::repeat_byte(9)),
+                value: alloy_primitives::U256::from(1),
+                gas_limit: 21_000,
+                ..Default::default()
+            },
+            &key,
+        )
+        .unwrap()
+        .to_string()
+    };
+    let (mut node, url) = validator(&node_dir, &gpath);
+    // transactions whose receipts the client saw, in several blocks
+    let mut seen = vec![];
+    for nonce in 0..20u64 {
+        let h = rpc(
+            &url,
+            "eth_sendRawTransaction",
+            serde_json::json!([transfer(nonce)]),
+        );
+        if nonce % 4 == 3 {
+            loop {
+                let r = rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h]));
+                if !r.is_null() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        seen.push(h);
+    }
+    let receipts: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|h| loop {
+            let r = rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h]));
+            if !r.is_null() {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        })
+        .collect();
+    // SIGKILL: no shutdown of any kind
+    node.kill().unwrap();
+    node.wait().unwrap();
+    let (mut node, url) = validator(&node_dir, &gpath);
+    for (h, r) in seen.iter().zip(&receipts) {
+        let again = rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h]));
+        assert_eq!(again["blockHash"], r["blockHash"], "{h}");
+        assert_eq!(again["status"], "0x1");
+    }
+    let count = rpc(
+        &url,
+        "eth_getTransactionCount",
+        serde_json::json!([address_of(&key).unwrap(), "latest"]),
+    );
+    assert_eq!(count, "0x14");
+    // and it keeps going
+    let h = rpc(
+        &url,
+        "eth_sendRawTransaction",
+        serde_json::json!([transfer(20)]),
+    );
+    for _ in 0..500 {
+        if !rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h])).is_null() {
+            node.kill().unwrap();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("no block after the restart");
+}
