@@ -84,8 +84,21 @@ impl Devnet {
 }
 
 impl Drop for Devnet {
+    /// After a failed assertion too: Ctrl-C first, so that the devnet stops
+    /// its validators rather than leaving them running.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+        }
     }
 }
 
@@ -185,8 +198,18 @@ fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value 
     r["result"].clone()
 }
 
+/// A node process, killed when dropped (a failed assertion leaves nothing running).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A validator node on `dir` with `genesis`; returns it and its JSON-RPC URL.
-fn validator(dir: &Path, genesis: &Path) -> (Child, String) {
+fn validator(dir: &Path, genesis: &Path) -> (Killed, String) {
     let port = free_port();
     let mut child = Command::new(BIN)
         .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -212,6 +235,7 @@ fn validator(dir: &Path, genesis: &Path) -> (Child, String) {
             }
         }
     });
+    let child = Killed(child);
     rx.recv_timeout(Duration::from_secs(60))
         .expect("node did not start");
     (child, format!("http://127.0.0.1:{port}"))
@@ -264,7 +288,7 @@ fn a_killed_validator_loses_no_committed_block() {
         .unwrap()
         .to_string()
     };
-    let (mut node, url) = validator(&node_dir, &gpath);
+    let (node, url) = validator(&node_dir, &gpath);
     // transactions whose receipts the client saw, in several blocks
     let mut seen = vec![];
     for nonce in 0..20u64 {
@@ -295,9 +319,8 @@ fn a_killed_validator_loses_no_committed_block() {
         })
         .collect();
     // SIGKILL: no shutdown of any kind
-    node.kill().unwrap();
-    node.wait().unwrap();
-    let (mut node, url) = validator(&node_dir, &gpath);
+    drop(node);
+    let (node, url) = validator(&node_dir, &gpath);
     for (h, r) in seen.iter().zip(&receipts) {
         let again = rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h]));
         assert_eq!(again["blockHash"], r["blockHash"], "{h}");
@@ -317,7 +340,7 @@ fn a_killed_validator_loses_no_committed_block() {
     );
     for _ in 0..500 {
         if !rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h])).is_null() {
-            node.kill().unwrap();
+            drop(node);
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
