@@ -14,16 +14,21 @@ use gradnet_chain::wallet::{sign, Fees, TxRequest};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
-    let r: Value = c
-        .post(url)
+/// The whole JSON-RPC response.
+async fn call(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    c.post(url)
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
         .send()
         .await
         .expect("rpc")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+/// The result; an error ends the run.
+async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
+    let r = call(c, url, method, params).await;
     if let Some(e) = r.get("error") {
         panic!("{method}: {e}");
     }
@@ -34,15 +39,7 @@ async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Val
 /// backpressure: wait and retry, as a wallet would.
 async fn send(c: &reqwest::Client, url: &str, raw: &str) {
     for _ in 0..2000 {
-        let r: Value = c
-            .post(url)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw]}))
-            .send()
-            .await
-            .expect("rpc")
-            .json()
-            .await
-            .expect("json");
+        let r = call(c, url, "eth_sendRawTransaction", json!([raw])).await;
         match r.get("error").and_then(|e| e["message"].as_str()) {
             None => return,
             Some("nonce too high" | "txpool is full") => {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::cli::ChainCmd;
 
-async fn rpc(url: &str, method: &str, params: Value) -> Result<Value> {
+pub(crate) async fn rpc(url: &str, method: &str, params: Value) -> Result<Value> {
     let r: Value = reqwest::Client::new()
         .post(url)
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))

@@ -177,24 +177,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
 /// A one-validator chain (this node) with one funded development account.
 async fn start_chain(dir: &std::path::Path, node_key: &str) -> Result<super::ledger::Ledger> {
-    use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
-    let eth = alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18));
-    let genesis = Genesis {
-        chain_id: 31337,
-        timestamp: gradnet_chain::producer::now_secs(),
-        gas_limit: 30_000_000,
-        base_fee: 1_000_000_000,
-        validators: vec![GenesisValidator {
-            public_key: node_key.to_string(),
-            power: 1,
-            fee_recipient: super::ledger::validator_address(node_key)?,
-        }],
-        alloc: [(
-            address_of(&dev_keys(1)[0])?,
-            alloy_primitives::U256::from(100u64) * eth,
-        )]
-        .into(),
-    };
+    let genesis = super::devnet::dev_genesis(31337, 1, &[node_key.to_string()])?;
     let path = dir.join("genesis.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
     let cfg = crate::config::ChainConfig {
@@ -207,18 +190,8 @@ async fn start_chain(dir: &std::path::Path, node_key: &str) -> Result<super::led
 
 /// A signed transfer through JSON-RPC, until its block.
 async fn chain_demo(rpc: &str) -> Result<()> {
+    use super::chain::rpc as call;
     use gradnet_chain::wallet::{sign, TxRequest};
-    let call = |method: &'static str, params: Value| async move {
-        let r: Value = reqwest::Client::new()
-            .post(rpc)
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(r.get("error").is_none(), "{method}: {}", r["error"]);
-        anyhow::Ok(r["result"].clone())
-    };
     let key = gradnet_chain::genesis::dev_keys(1)[0];
     let to = alloy_primitives::Address::repeat_byte(0x42);
     let raw = sign(
@@ -233,9 +206,9 @@ async fn chain_demo(rpc: &str) -> Result<()> {
         &key,
     )?;
     let started = std::time::Instant::now();
-    let hash = call("eth_sendRawTransaction", json!([raw])).await?;
+    let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
     let receipt = loop {
-        let r = call("eth_getTransactionReceipt", json!([hash])).await?;
+        let r = call(rpc, "eth_getTransactionReceipt", json!([hash])).await?;
         if !r.is_null() {
             break r;
         }
@@ -246,6 +219,7 @@ async fn chain_demo(rpc: &str) -> Result<()> {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let block = call(
+        rpc,
         "eth_getBlockByNumber",
         json!([receipt["blockNumber"], false]),
     )

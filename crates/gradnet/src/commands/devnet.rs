@@ -16,14 +16,16 @@ use crate::cli::DevnetArgs;
 /// Each development account starts with 10,000 ETH.
 const DEV_BALANCE_ETH: u64 = 10_000;
 
-fn genesis_for(args: &DevnetArgs, validators: &[String]) -> Result<Genesis> {
+/// A development genesis: `accounts` funded dev accounts, each validator
+/// (by ed25519 public key) with power 1 and its own fee recipient.
+pub fn dev_genesis(chain_id: u64, accounts: usize, validators: &[String]) -> Result<Genesis> {
     let eth = U256::from(10u64).pow(U256::from(18));
     let mut alloc = std::collections::BTreeMap::new();
-    for k in dev_keys(args.accounts) {
+    for k in dev_keys(accounts) {
         alloc.insert(address_of(&k)?, U256::from(DEV_BALANCE_ETH) * eth);
     }
     Ok(Genesis {
-        chain_id: args.chain_id,
+        chain_id,
         timestamp: gradnet_chain::producer::now_secs(),
         gas_limit: 30_000_000,
         base_fee: 1_000_000_000,
@@ -88,7 +90,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         Genesis::from_json(&std::fs::read(&genesis_path)?)
             .with_context(|| format!("reading {}", genesis_path.display()))?
     } else {
-        let g = genesis_for(&args, &keys)?;
+        let g = dev_genesis(args.chain_id, args.accounts, &keys)?;
         std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
         g
     };
