@@ -161,7 +161,14 @@ fn demo_runs_once() {
     );
     // and a transfer goes through the node's chain to a final block
     assert!(text.contains("● chain: 1 ETH sent to"), "{text}");
-    assert!(text.contains("final in block 1 after"), "{text}");
+    // (in block 1 unless an empty block came first: the chain makes one each
+    // second, and a cold demo can take longer than that to get here)
+    let block = text
+        .split("final in block ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(block.is_some_and(|n| n >= 1), "{text}");
 }
 
 #[test]
