@@ -21,6 +21,9 @@ pub struct Chain {
     chain_id: u64,
     /// The head's number, for whoever waits for new blocks.
     heads: watch::Sender<u64>,
+    /// Transactions clients sent to this node, for the relay to pass on to
+    /// the other validators (filled only while a relay runs).
+    pub(crate) outbox: crate::relay::Outbox,
 }
 
 impl Chain {
@@ -33,6 +36,7 @@ impl Chain {
             pool: Mempool::new(pool),
             chain_id,
             heads,
+            outbox: Default::default(),
         }))
     }
 
@@ -80,6 +84,14 @@ impl Chain {
             .add(t, account, exec::next_base_fee(&head), head.gas_limit)
     }
 
+    /// A transaction from a client: queued here and passed on to the other
+    /// validators, so that whoever proposes next can include it.
+    pub fn submit_and_relay(&self, raw: &[u8]) -> Result<B256, ChainError> {
+        let hash = self.submit(raw)?;
+        self.outbox.push(raw);
+        Ok(hash)
+    }
+
     /// Builds the next block from the pool (not committed).
     pub fn propose(&self, params: &BlockParams, max_txs: usize) -> Result<Built, ChainError> {
         let head = self.head();
@@ -96,9 +108,17 @@ impl Chain {
         Ok(built)
     }
 
-    /// Commits an executed block and clears what it made stale from the pool.
-    pub fn commit(&self, e: &Executed) -> Result<(), ChainError> {
-        self.store.commit(e)?;
+    /// Re-executes a block proposed on top of the head (see `exec::verify`).
+    pub fn verify(&self, block: &crate::block::Block) -> Result<Executed, ChainError> {
+        let head = self.head();
+        let state = self.store.state()?;
+        exec::verify(&state, self.chain_id, &head, block)
+    }
+
+    /// Commits an executed block (with the certificate that decided it) and
+    /// clears what it made stale from the pool.
+    pub fn commit(&self, e: &Executed, certificate: &[u8]) -> Result<(), ChainError> {
+        self.store.commit(e, certificate)?;
         let state = self.store.state()?;
         let senders: Vec<Address> = e.receipts.iter().map(|r| r.from).collect();
         self.pool.prune(

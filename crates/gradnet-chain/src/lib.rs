@@ -3,11 +3,12 @@
 
 pub mod block;
 pub mod chain;
+pub mod consensus;
 pub mod error;
 pub mod exec;
 pub mod genesis;
 pub mod mempool;
-pub mod producer;
+pub mod relay;
 pub mod rpc;
 
 pub use error::ChainError;

@@ -22,6 +22,9 @@ const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("t
 /// number -> JSON list of receipts
 const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// number -> the commit certificate that decided the block (encoded by
+/// `consensus::codec`), served to nodes catching up
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
 pub(crate) const ACCOUNTS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("accounts");
 pub(crate) const STORAGE: TableDefinition<&[u8; 52], [u8; 32]> = TableDefinition::new("storage");
 pub(crate) const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("code");
@@ -185,8 +188,9 @@ impl Store {
         Ok(())
     }
 
-    /// Appends an executed block on the head, durably.
-    pub fn commit(&self, e: &Executed) -> Result<(), ChainError> {
+    /// Appends an executed block on the head, durably, with the certificate
+    /// that decided it.
+    pub fn commit(&self, e: &Executed, certificate: &[u8]) -> Result<(), ChainError> {
         let mut head = self.head.write();
         if e.block.header.number != head.number + 1 || e.block.header.parent_hash != head.hash() {
             return Err(ChainError::Invalid(format!(
@@ -196,6 +200,10 @@ impl Store {
         }
         let w = self.db.begin_write().map_err(bad)?;
         Self::write(&w, e)?;
+        w.open_table(CERTIFICATES)
+            .map_err(bad)?
+            .insert(e.block.header.number, certificate)
+            .map_err(bad)?;
         w.commit().map_err(bad)?;
         *head = e.block.header.clone();
         Ok(())
@@ -234,6 +242,16 @@ impl Store {
             Some(v) => serde_json::from_slice(v.value()).map_err(bad),
             None => Ok(vec![]),
         }
+    }
+
+    pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = match r.open_table(CERTIFICATES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(bad(e)),
+        };
+        Ok(t.get(&number).map_err(bad)?.map(|v| v.value().to_vec()))
     }
 
     /// Where a transaction landed: block number and index.

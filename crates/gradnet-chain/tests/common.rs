@@ -15,6 +15,14 @@ use serde_json::{json, Value};
 pub const CHAIN_ID: u64 = 4242;
 pub const ETH: u128 = 1_000_000_000_000_000_000;
 
+/// The validator's ed25519 seed.
+pub const VALIDATOR_SEED: [u8; 32] = [0x11; 32];
+
+pub fn validator_public_hex() -> String {
+    let key = gradnet_chain::consensus::context::PrivateKey::from(VALIDATOR_SEED);
+    hex::encode(key.public_key().as_bytes())
+}
+
 pub fn genesis(keys: &[B256]) -> Genesis {
     Genesis {
         chain_id: CHAIN_ID,
@@ -22,7 +30,7 @@ pub fn genesis(keys: &[B256]) -> Genesis {
         gas_limit: 30_000_000,
         base_fee: 1_000_000_000,
         validators: vec![GenesisValidator {
-            public_key: "11".repeat(32),
+            public_key: validator_public_hex(),
             power: 1,
             fee_recipient: Address::repeat_byte(0xfe),
         }],
@@ -38,13 +46,17 @@ pub struct Dev {
     pub url: String,
     pub keys: Vec<B256>,
     pub dir: tempfile::TempDir,
-    producer: tokio::task::JoinHandle<()>,
+    consensus: Option<gradnet_chain::consensus::Running>,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Dev {
     fn drop(&mut self) {
-        self.producer.abort();
+        if let Some(c) = self.consensus.take() {
+            c.app.abort();
+            c.engine.handle.abort();
+            c.engine.actor.stop(None);
+        }
         self.server.abort();
     }
 }
@@ -64,18 +76,25 @@ pub async fn dev() -> Dev {
     let dir = tempfile::tempdir().unwrap();
     let chain = Chain::open(dir.path(), genesis(&keys), PoolConfig::default()).unwrap();
     let (url, server) = serve(chain.clone()).await;
-    let producer = tokio::spawn(gradnet_chain::producer::run(
-        chain.clone(),
-        Duration::from_millis(50),
-        Address::repeat_byte(0xaa),
-        Address::repeat_byte(0xfe),
-    ));
+    let validator = gradnet_chain::consensus::Validator {
+        chain: chain.clone(),
+        key: gradnet_chain::consensus::node::KeySeed(VALIDATOR_SEED),
+        genesis: chain.store.genesis().clone(),
+        options: gradnet_chain::consensus::ConsensusOptions {
+            home: dir.path().join("consensus"),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            peers: vec![],
+            block_time: Duration::from_millis(50),
+            moniker: "test".into(),
+        },
+    };
+    let consensus = Some(validator.launch().await.unwrap());
     Dev {
         chain,
         url,
         keys,
         dir,
-        producer,
+        consensus,
         server,
     }
 }

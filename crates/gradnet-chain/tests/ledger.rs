@@ -46,8 +46,8 @@ fn validators_reexecute_proposals_and_state_survives_restarts() {
         .unwrap();
         assert_eq!(checked.block, built.executed.block);
         assert_eq!(checked.diff, built.executed.diff);
-        a.commit(&built.executed).unwrap();
-        b.commit(&checked).unwrap();
+        a.commit(&built.executed, &[]).unwrap();
+        b.commit(&checked, &[]).unwrap();
         assert!(a.pool.is_empty());
     }
     assert_eq!(a.head(), b.head());

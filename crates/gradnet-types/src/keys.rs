@@ -32,6 +32,11 @@ impl NodeKey {
         NodeKey(SigningKey::from_bytes(&seed))
     }
 
+    /// The 32-byte ed25519 seed (the validator key in consensus).
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     pub fn seed_hex(&self) -> String {
         hex::encode(self.0.to_bytes())
     }

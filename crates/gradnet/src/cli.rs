@@ -20,7 +20,12 @@ pub struct Cli {
     )]
     pub node: String,
     /// Log filter, e.g. `info` or `gradnet_api=debug`.
-    #[arg(long, global = true, env = "GRADNET_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "GRADNET_LOG",
+        default_value = "info,informalsystems_malachitebft=warn,libp2p=warn,ractor=warn"
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -71,7 +76,7 @@ pub struct DevnetArgs {
     /// Chain id.
     #[arg(long, default_value_t = 31337)]
     pub chain_id: u64,
-    /// Milliseconds between blocks when there are transactions.
+    /// Milliseconds from one block's decision to the next proposal.
     #[arg(long, default_value_t = 1000)]
     pub block_time_ms: u64,
     /// JSON-RPC port of the first validator (the next ones count up).
@@ -80,6 +85,9 @@ pub struct DevnetArgs {
     /// Inference API port of the first validator (the next ones count up).
     #[arg(long, default_value_t = 7700)]
     pub api_port: u16,
+    /// Consensus p2p port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 26656)]
+    pub p2p_port: u16,
 }
 
 #[derive(Subcommand)]
@@ -217,9 +225,19 @@ pub struct NodeArgs {
     /// Address for Ethereum JSON-RPC [default: 127.0.0.1:8545].
     #[arg(long, env = "GRADNET_RPC_LISTEN")]
     pub rpc_listen: Option<String>,
-    /// Milliseconds between blocks when there are transactions [default: 1000].
+    /// Milliseconds from one block's decision to the next proposal [default: 1000].
     #[arg(long, env = "GRADNET_BLOCK_TIME_MS")]
     pub block_time_ms: Option<u64>,
+    /// Consensus p2p address, a multiaddr or ip:port [default: 0.0.0.0:26656].
+    #[arg(long, env = "GRADNET_P2P_LISTEN")]
+    pub p2p_listen: Option<String>,
+    /// Another validator's consensus p2p address (repeat for each).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peer: Vec<String>,
+    /// Another validator's JSON-RPC URL, to relay client transactions to
+    /// (repeat for each).
+    #[arg(long = "peer-rpc", value_name = "URL")]
+    pub peer_rpc: Vec<String>,
     /// ONNX Runtime shared library for `--backend onnxruntime`
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]

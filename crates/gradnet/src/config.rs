@@ -30,6 +30,11 @@ pub struct FileConfig {
     pub genesis: Option<PathBuf>,
     pub rpc_listen: Option<String>,
     pub block_time_ms: Option<u64>,
+    pub p2p_listen: Option<String>,
+    #[serde(default)]
+    pub peers: Vec<String>,
+    #[serde(default)]
+    pub peer_rpc: Vec<String>,
 }
 
 /// The ledger part of a node (on when a genesis is given).
@@ -38,6 +43,12 @@ pub struct ChainConfig {
     pub genesis: PathBuf,
     pub rpc_listen: String,
     pub block_time: std::time::Duration,
+    /// Consensus p2p address (multiaddr or ip:port).
+    pub p2p_listen: String,
+    /// The other validators' consensus p2p addresses.
+    pub peers: Vec<String>,
+    /// The other validators' JSON-RPC URLs, to relay transactions to.
+    pub peer_rpc: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +112,21 @@ impl NodeConfig {
                         .unwrap_or(1000)
                         .max(1),
                 ),
+                p2p_listen: args
+                    .p2p_listen
+                    .clone()
+                    .or(file.p2p_listen.clone())
+                    .unwrap_or_else(|| "0.0.0.0:26656".into()),
+                peers: if args.peer.is_empty() {
+                    file.peers.clone()
+                } else {
+                    args.peer.clone()
+                },
+                peer_rpc: if args.peer_rpc.is_empty() {
+                    file.peer_rpc.clone()
+                } else {
+                    args.peer_rpc.clone()
+                },
             });
         Ok(NodeConfig {
             chain,

@@ -8,25 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
+mod common;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::ledger::*;
+use common::BIN;
 
 struct Devnet {
     child: Child,
+    rpcs: Vec<String>,
     rpc: String,
     keys: Vec<String>,
 }
 
 impl Devnet {
-    fn start(data_dir: &Path) -> Devnet {
-        let (rpc_port, api_port) = (free_port(), free_port());
+    fn start(data_dir: &Path, validators: u16) -> Devnet {
+        let (rpc_port, api_port, p2p_port) = (
+            free_ports(validators),
+            free_ports(validators),
+            free_ports(validators),
+        );
         let mut child = Command::new(BIN)
             .args([
                 "devnet",
@@ -42,8 +42,12 @@ impl Devnet {
                 &rpc_port.to_string(),
                 "--api-port",
                 &api_port.to_string(),
+                "--p2p-port",
+                &p2p_port.to_string(),
+                "--validators",
+                &validators.to_string(),
             ])
-            .env("GRADNET_LOG", "warn")
+            .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -67,6 +71,9 @@ impl Devnet {
             .expect("devnet did not start");
         Devnet {
             child,
+            rpcs: (0..validators)
+                .map(|i| format!("http://127.0.0.1:{}", rpc_port + i))
+                .collect(),
             rpc: format!("http://127.0.0.1:{rpc_port}"),
             keys,
         }
@@ -128,7 +135,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
         "tests/eth/node_modules missing: run scripts/test (it installs ethers and solc from npm)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let net = Devnet::start(dir.path());
+    let net = Devnet::start(dir.path(), 4);
     assert_eq!(net.keys.len(), 3);
     let out = Command::new("node")
         .arg(eth_dir().join("client.mjs"))
@@ -143,6 +150,38 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["chainId"], 31337);
+
+    // every validator has the same block, state commitment, receipt and log
+    let n = summary["block"].as_u64().unwrap();
+    let inc = summary["increment"].as_str().unwrap();
+    let mut seen = vec![];
+    for url in &net.rpcs {
+        let block = loop {
+            let b = rpc(
+                url,
+                "eth_getBlockByNumber",
+                serde_json::json!([format!("{n:#x}"), false]),
+            );
+            if !b.is_null() {
+                break b;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let receipt = rpc(url, "eth_getTransactionReceipt", serde_json::json!([inc]));
+        assert_eq!(receipt["status"], "0x1", "{url}");
+        let logs = rpc(
+            url,
+            "eth_getLogs",
+            serde_json::json!([{"fromBlock": format!("{n:#x}"), "toBlock": format!("{n:#x}")}]),
+        );
+        assert_eq!(logs.as_array().unwrap().len(), 1, "{url}: {logs}");
+        seen.push((
+            block["hash"].clone(),
+            block["stateRoot"].clone(),
+            receipt["blockHash"].clone(),
+        ));
+    }
+    assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
 
     // the CLI reads the same chain
     let status = chain_cli(&net.rpc, &["status"]);
@@ -164,7 +203,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     net.stop();
 
     // the same data dir: the chain resumes where it stopped
-    let net = Devnet::start(dir.path());
+    let net = Devnet::start(dir.path(), 4);
     let b: serde_json::Value =
         serde_json::from_str(&chain_cli(&net.rpc, &["block", "latest"])).unwrap();
     let head =
@@ -176,69 +215,14 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
 }
 
 #[test]
-fn devnet_refuses_what_this_build_cannot_run() {
+fn devnet_refuses_a_network_without_validators() {
     let out = Command::new(BIN)
-        .args(["devnet", "--validators", "4"])
+        .args(["devnet", "--validators", "0"])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("one-validator"), "{err}");
-}
-
-fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let r: serde_json::Value = reqwest::blocking::Client::new()
-        .post(url)
-        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert!(r.get("error").is_none(), "{method}: {r}");
-    r["result"].clone()
-}
-
-/// A node process, killed when dropped (a failed assertion leaves nothing running).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A validator node on `dir` with `genesis`; returns it and its JSON-RPC URL.
-fn validator(dir: &Path, genesis: &Path) -> (Killed, String) {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .arg("--genesis")
-        .arg(genesis)
-        .args([
-            "--rpc-listen",
-            &format!("127.0.0.1:{port}"),
-            "--block-time-ms",
-            "50",
-        ])
-        .env("GRADNET_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("gradnet node listening") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let child = Killed(child);
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("node did not start");
-    (child, format!("http://127.0.0.1:{port}"))
+    assert!(err.contains("--validators must be at least 1"), "{err}");
 }
 
 #[test]
@@ -247,13 +231,7 @@ fn a_killed_validator_loses_no_committed_block() {
     use gradnet_chain::wallet::{sign, TxRequest};
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
-    std::fs::create_dir_all(&node_dir).unwrap();
-    let out = Command::new(BIN)
-        .args(["keys", "new", "--out"])
-        .arg(node_dir.join("node.key"))
-        .output()
-        .unwrap();
-    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let public = node_key(&node_dir);
     let key = dev_keys(1)[0];
     let genesis = Genesis {
         chain_id: 777,
@@ -288,7 +266,9 @@ fn a_killed_validator_loses_no_committed_block() {
         .unwrap()
         .to_string()
     };
-    let (node, url) = validator(&node_dir, &gpath);
+    let ports = Ports::free();
+    let url = ports.url();
+    let node = start_validator(&node_dir, &gpath, &ports, &[], 50);
     // transactions whose receipts the client saw, in several blocks
     let mut seen = vec![];
     for nonce in 0..20u64 {
@@ -320,7 +300,7 @@ fn a_killed_validator_loses_no_committed_block() {
         .collect();
     // SIGKILL: no shutdown of any kind
     drop(node);
-    let (node, url) = validator(&node_dir, &gpath);
+    let node = start_validator(&node_dir, &gpath, &ports, &[], 50);
     for (h, r) in seen.iter().zip(&receipts) {
         let again = rpc(&url, "eth_getTransactionReceipt", serde_json::json!([h]));
         assert_eq!(again["blockHash"], r["blockHash"], "{h}");

@@ -463,7 +463,19 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
         "eth_estimateGas" => estimate_gas(chain, p),
         "eth_sendRawTransaction" => {
             let raw: Bytes = param(p, 0)?;
-            Ok(json!(chain.submit(&raw)?))
+            Ok(json!(chain.submit_and_relay(&raw)?))
+        }
+        // validators passing on what their clients sent (not relayed again)
+        "gradnet_relayTransactions" => {
+            let raws: Vec<Bytes> = param(p, 0)?;
+            let mut accepted = 0u64;
+            for raw in raws.iter().take(crate::relay::MAX_BATCH) {
+                match chain.submit(raw) {
+                    Ok(_) => accepted += 1,
+                    Err(e) => tracing::debug!("relayed transaction refused: {e}"),
+                }
+            }
+            Ok(json!(q(accepted)))
         }
         "eth_getTransactionByHash" => tx_by_hash(chain, param(p, 0)?),
         "eth_getTransactionReceipt" => receipt(chain, param(p, 0)?),

@@ -80,7 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let ledger = start_chain(tmp.path(), &state.key.public_hex()).await?;
+    let ledger = start_chain(tmp.path(), &state.key).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gradnet_api::serve(listener, state, async move {
         tokio::select! { _ = stop_rx => {}, _ = node::shutdown_signal() => {} }
@@ -176,14 +176,20 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 }
 
 /// A one-validator chain (this node) with one funded development account.
-async fn start_chain(dir: &std::path::Path, node_key: &str) -> Result<super::ledger::Ledger> {
-    let genesis = super::devnet::dev_genesis(31337, 1, &[node_key.to_string()])?;
+async fn start_chain(
+    dir: &std::path::Path,
+    node_key: &gradnet_types::NodeKey,
+) -> Result<super::ledger::Ledger> {
+    let genesis = super::devnet::dev_genesis(31337, 1, &[node_key.public_hex()])?;
     let path = dir.join("genesis.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
     let cfg = crate::config::ChainConfig {
         genesis: path,
         rpc_listen: "127.0.0.1:0".into(),
         block_time: std::time::Duration::from_millis(250),
+        p2p_listen: "127.0.0.1:0".into(),
+        peers: vec![],
+        peer_rpc: vec![],
     };
     super::ledger::start(&dir.join("node"), &cfg, node_key).await
 }

@@ -26,7 +26,7 @@ pub fn dev_genesis(chain_id: u64, accounts: usize, validators: &[String]) -> Res
     }
     Ok(Genesis {
         chain_id,
-        timestamp: gradnet_chain::producer::now_secs(),
+        timestamp: gradnet_chain::consensus::app::now_secs(),
         gas_limit: 30_000_000,
         base_fee: 1_000_000_000,
         validators: validators
@@ -62,11 +62,8 @@ fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
 }
 
 pub async fn run(args: DevnetArgs) -> Result<()> {
-    if args.validators != 1 {
-        bail!(
-            "--validators {}: this build runs one-validator networks only (BFT consensus between validators is not in it yet)",
-            args.validators
-        );
+    if args.validators == 0 {
+        bail!("--validators must be at least 1");
     }
     let temp;
     let root: PathBuf = match &args.data_dir {
@@ -165,7 +162,17 @@ async fn spawn_validator(
             &format!("127.0.0.1:{}", args.rpc_port + i as u16),
             "--block-time-ms",
             &args.block_time_ms.to_string(),
+            "--p2p-listen",
+            &format!("127.0.0.1:{}", args.p2p_port + i as u16),
         ])
+        .args((0..args.validators).filter(|&j| j != i).flat_map(|j| {
+            [
+                "--peer".to_string(),
+                format!("127.0.0.1:{}", args.p2p_port + j as u16),
+                "--peer-rpc".to_string(),
+                format!("http://127.0.0.1:{}", args.rpc_port + j as u16),
+            ]
+        }))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -1,12 +1,15 @@
 //! The ledger inside a node: the chain in `<data-dir>/chain`, its
-//! JSON-RPC listener, and block production when this node is the genesis's
-//! only validator.
+//! JSON-RPC listener, BFT consensus with the other validators, and the
+//! relay that passes client transactions on to them.
 
 use alloy_primitives::{keccak256, Address};
 use anyhow::{bail, Context, Result};
 use gradnet_chain::chain::Chain;
+use gradnet_chain::consensus::node::{KeySeed, Multiaddr};
+use gradnet_chain::consensus::{ConsensusOptions, Running, Validator};
 use gradnet_chain::genesis::Genesis;
 use gradnet_chain::mempool::PoolConfig;
+use gradnet_types::NodeKey;
 use std::path::Path;
 
 use crate::config::ChainConfig;
@@ -14,12 +17,16 @@ use crate::config::ChainConfig;
 pub struct Ledger {
     pub rpc_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    consensus: Option<Running>,
 }
 
 impl Ledger {
     /// Stops block production and the JSON-RPC listener; what is committed
     /// is already on disk.
     pub async fn stop(self) {
+        if let Some(c) = &self.consensus {
+            c.stop().await;
+        }
         for t in &self.tasks {
             t.abort();
         }
@@ -35,22 +42,32 @@ pub fn validator_address(public_hex: &str) -> Result<Address> {
     Ok(Address::from_slice(&keccak256(key)[12..]))
 }
 
-pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_public_hex: &str) -> Result<Ledger> {
+/// A consensus p2p address: a multiaddr, or `host:port` for TCP.
+pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
+    if s.starts_with('/') {
+        return s
+            .parse()
+            .with_context(|| format!("`{s}` is not a multiaddr"));
+    }
+    let sa: std::net::SocketAddr = s
+        .parse()
+        .with_context(|| format!("`{s}` is neither a multiaddr nor ip:port"))?;
+    let ip = match sa.ip() {
+        std::net::IpAddr::V4(ip) => format!("/ip4/{ip}"),
+        std::net::IpAddr::V6(ip) => format!("/ip6/{ip}"),
+    };
+    Ok(format!("{ip}/tcp/{}", sa.port()).parse()?)
+}
+
+pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_key: &NodeKey) -> Result<Ledger> {
     let bytes = std::fs::read(&cfg.genesis)
         .with_context(|| format!("reading genesis {}", cfg.genesis.display()))?;
     let genesis = Genesis::from_json(&bytes)?;
-    let validators = genesis.validators.clone();
-    if validators.len() != 1 {
+    let me = node_key.public_hex();
+    if !genesis.validators.iter().any(|v| v.public_key == me) {
         bail!(
-            "the genesis lists {} validators; this build produces blocks for one-validator networks only (BFT consensus between validators is not in it yet)",
-            validators.len()
-        );
-    }
-    let me = &validators[0];
-    if me.public_key != node_public_hex {
-        bail!(
-            "this node's key ({node_public_hex}) is not the genesis validator ({}); start the validator's node, or give this node its key",
-            me.public_key
+            "this node's key ({me}) is not one of the genesis's {} validators; start a validator's node, or give this node its key",
+            genesis.validators.len()
         );
     }
     let chain = Chain::open(
@@ -69,17 +86,37 @@ pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_public_hex: &str) ->
             tracing::error!("JSON-RPC server: {e}");
         }
     })];
-    let head = chain.head();
-    tasks.push(tokio::spawn(gradnet_chain::producer::run(
+    tasks.push(tokio::spawn(gradnet_chain::relay::run(
         chain.clone(),
-        cfg.block_time,
-        validator_address(&me.public_key)?,
-        me.fee_recipient,
+        cfg.peer_rpc.clone(),
     )));
+    let head = chain.head();
+    let validator = Validator {
+        chain: chain.clone(),
+        key: KeySeed(node_key.seed()),
+        genesis: genesis.clone(),
+        options: ConsensusOptions {
+            home: data_dir.join("consensus"),
+            listen: p2p_addr(&cfg.p2p_listen)?,
+            peers: cfg
+                .peers
+                .iter()
+                .map(|p| p2p_addr(p))
+                .collect::<Result<_>>()?,
+            block_time: cfg.block_time,
+            moniker: format!("validator-{}", &me[..8]),
+        },
+    };
+    let consensus = validator
+        .launch()
+        .await
+        .map_err(|e| anyhow::anyhow!("starting consensus: {e}"))?;
     tracing::info!(
         chain_id = genesis.chain_id,
         head = head.number,
-        "producing blocks as the validator"
+        validators = genesis.validators.len(),
+        p2p = %cfg.p2p_listen,
+        "validating"
     );
     println!(
         "gradnet JSON-RPC listening on http://{rpc_addr} (chain id {})",
@@ -88,5 +125,6 @@ pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_public_hex: &str) ->
     Ok(Ledger {
         rpc_url: format!("http://{rpc_addr}"),
         tasks,
+        consensus: Some(consensus),
     })
 }

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
 
+pub mod ledger;
+
 /// A node process; killed when dropped.
 pub struct Node {
     pub child: Child,

@@ -1,0 +1,11 @@
+//! BFT consensus with Malachite (Tendermint): gradnet's context types,
+//! message encodings, proposal streaming, and the app that ties decisions
+//! to the chain.
+
+pub mod app;
+pub mod codec;
+pub mod context;
+pub mod node;
+pub mod parts;
+
+pub use node::{ConsensusOptions, Running, Validator};

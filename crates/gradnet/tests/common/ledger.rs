@@ -1,0 +1,170 @@
+//! Validator processes on loopback and blocking JSON-RPC calls to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::BIN;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first of `n` consecutive free loopback ports.
+pub fn free_ports(n: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return base;
+        }
+    }
+}
+
+/// A JSON-RPC call that must succeed.
+pub fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let r = try_rpc(url, method, params).unwrap_or_else(|e| panic!("{method} on {url}: {e}"));
+    assert!(r.get("error").is_none(), "{method}: {r}");
+    r["result"].clone()
+}
+
+/// The whole JSON-RPC response, or why there is none (node down).
+pub fn try_rpc(
+    url: &str,
+    method: &str,
+    params: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .post(url)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+        .send()
+        .and_then(|r| r.json())
+        .map_err(|e| e.to_string())
+}
+
+pub fn head(url: &str) -> u64 {
+    let n = rpc(url, "eth_blockNumber", serde_json::json!([]));
+    u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Waits until `f` holds, or panics with `what` after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out after {secs} s: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process, killed with SIGKILL when dropped (a failed assertion leaves
+/// nothing running).
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A new node key in `dir/node.key`; returns its public key (hex).
+pub fn node_key(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "new", "--out"])
+        .arg(dir.join("node.key"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Where a validator listens.
+#[derive(Clone, Debug)]
+pub struct Ports {
+    pub rpc: u16,
+    pub p2p: u16,
+}
+
+impl Ports {
+    pub fn free() -> Ports {
+        Ports {
+            rpc: free_port(),
+            p2p: free_port(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc)
+    }
+}
+
+/// `gradnet node start` for a validator on `dir`, its peers given by their
+/// ports; returns once it serves.
+pub fn start_validator(
+    dir: &Path,
+    genesis: &Path,
+    me: &Ports,
+    peers: &[Ports],
+    block_time_ms: u64,
+) -> Killed {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .arg("--genesis")
+        .arg(genesis)
+        .args([
+            "--rpc-listen",
+            &format!("127.0.0.1:{}", me.rpc),
+            "--p2p-listen",
+            &format!("127.0.0.1:{}", me.p2p),
+            "--block-time-ms",
+            &block_time_ms.to_string(),
+        ]);
+    for p in peers {
+        cmd.args([
+            "--peer",
+            &format!("127.0.0.1:{}", p.p2p),
+            "--peer-rpc",
+            &p.url(),
+        ]);
+    }
+    let mut child = cmd
+        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("gradnet node listening") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let child = Killed(child);
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("node did not start");
+    child
+}
