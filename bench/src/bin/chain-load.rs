@@ -2,8 +2,10 @@
 //! fixed rate by concurrent clients (`eth_sendRawTransaction`, one request
 //! per transaction), blocks watched for their inclusion. Prints sustained
 //! throughput and submit-to-inclusion latency percentiles as JSON.
-//! Usage: chain-load RPC_URL KEY[,KEY...] RATE_PER_S SECONDS
-//! (on gradnet inclusion is final: single-slot BFT finality)
+//! Usage: chain-load RPC_URL[,RPC_URL...] KEY[,KEY...] RATE_PER_S SECONDS
+//! Each sender's transactions go to one endpoint (senders spread over them
+//! round-robin, as a network's clients spread over its nodes); blocks are
+//! watched on the first. On gradnet inclusion is final (BFT finality).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,7 +64,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a: Vec<String> = std::env::args().collect();
-    let url = a[1].clone();
+    let urls: Vec<String> = a[1].split(',').map(str::to_string).collect();
+    let url = urls[0].clone();
     let keys: Vec<B256> = a[2].split(',').map(|k| k.parse().unwrap()).collect();
     let rate: f64 = a[3].parse().unwrap();
     let secs: f64 = a[4].parse().unwrap();
@@ -83,7 +86,7 @@ async fn main() {
         .await) as u64);
     }
     let to = Address::repeat_byte(0x77);
-    let txs: Vec<(String, B256)> = (0..total)
+    let txs: Vec<(String, B256, String)> = (0..total)
         .map(|i| {
             let s = i % keys.len();
             let raw = sign(
@@ -102,7 +105,11 @@ async fn main() {
                 &keys[s],
             )
             .unwrap();
-            (format!("{raw}"), alloy_primitives::keccak256(&raw))
+            (
+                format!("{raw}"),
+                alloy_primitives::keccak256(&raw),
+                urls[s % urls.len()].clone(),
+            )
         })
         .collect();
     let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::default();
@@ -142,11 +149,11 @@ async fn main() {
     let began = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut handles = vec![];
-    for (i, (raw, hash)) in txs.into_iter().enumerate() {
+    for (i, (raw, hash, url)) in txs.into_iter().enumerate() {
         let due = began + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
         let permit = gate.clone().acquire_owned().await.unwrap();
-        let (c, url, submitted) = (c.clone(), url.clone(), submitted.clone());
+        let (c, submitted) = (c.clone(), submitted.clone());
         handles.push(tokio::spawn(async move {
             let t = Instant::now();
             send(&c, &url, &raw).await;

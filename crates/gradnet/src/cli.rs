@@ -53,12 +53,41 @@ pub enum Command {
     Keys(KeysCmd),
     /// Start a node on a temporary data dir, upload a real model, run it, verify the receipt.
     Demo(DemoArgs),
+    /// Make a node home for a network of several machines: a node key and
+    /// a config.toml to edit; then `gradnet node start --home DIR`.
+    Init(InitArgs),
     /// Start a local network: validators with a generated genesis and
     /// funded development accounts, each with JSON-RPC and the inference API.
     Devnet(DevnetArgs),
     /// The ledger, through a node's Ethereum JSON-RPC.
     #[command(subcommand)]
     Chain(ChainCmd),
+}
+
+#[derive(Args, Clone)]
+pub struct InitArgs {
+    /// The node's home directory (created).
+    #[arg(long)]
+    pub home: PathBuf,
+    /// The network's genesis file, copied into the home (it can be added
+    /// later as <home>/genesis.json).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Consensus p2p address.
+    #[arg(long, default_value = "0.0.0.0:26656")]
+    pub p2p_listen: String,
+    /// Ethereum JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub rpc_listen: String,
+    /// Inference API address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// Another validator's consensus p2p address (repeat for each).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peer: Vec<String>,
+    /// Another validator's JSON-RPC URL, to relay client transactions to.
+    #[arg(long = "peer-rpc", value_name = "URL")]
+    pub peer_rpc: Vec<String>,
 }
 
 #[derive(Args, Clone)]
@@ -173,6 +202,10 @@ pub enum NodeCmd {
 /// overrides the config file, which overrides the defaults.
 #[derive(Args, Clone, Default)]
 pub struct NodeArgs {
+    /// A node home made by `gradnet init`: the data dir, with its
+    /// config.toml as the config file.
+    #[arg(long, env = "GRADNET_HOME")]
+    pub home: Option<PathBuf>,
     /// TOML config file.
     #[arg(long, env = "GRADNET_CONFIG")]
     pub config: Option<PathBuf>,

@@ -80,6 +80,9 @@ pub fn default_onnxruntime_lib() -> PathBuf {
         .join(gradnet_runtime::ONNXRUNTIME_LIBRARY_FILE)
 }
 
+/// The config file `gradnet init` writes in a node's home.
+pub const HOME_CONFIG: &str = "config.toml";
+
 pub fn load_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
@@ -88,10 +91,23 @@ pub fn load_file(path: &Path) -> Result<FileConfig> {
 
 impl NodeConfig {
     pub fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
-        let file = match &args.config {
+        // --home DIR: the data dir, with DIR/config.toml as the config file
+        let home_config = args.home.as_ref().map(|h| h.join(HOME_CONFIG));
+        let config_path = args.config.clone().or(home_config.filter(|p| p.exists()));
+        let mut file = match &config_path {
             Some(p) => load_file(p)?,
             None => FileConfig::default(),
         };
+        // paths in a config file are relative to its directory
+        if let (Some(g), Some(dir)) = (&file.genesis, config_path.as_ref().and_then(|p| p.parent()))
+        {
+            if g.is_relative() {
+                file.genesis = Some(dir.join(g));
+            }
+        }
+        if file.data_dir.is_none() {
+            file.data_dir = args.home.clone();
+        }
         let hub = HubConfig::default();
         let rt = RuntimeConfig::default();
         let api = ApiConfig::default();

@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Devnet(args) => commands::devnet::run(args).await,
+        Command::Init(args) => commands::init::run(args),
         Command::Chain(cmd) => commands::chain::run(cmd).await,
     }
 }

@@ -327,3 +327,83 @@ fn a_killed_validator_loses_no_committed_block() {
     }
     panic!("no block after the restart");
 }
+
+#[test]
+fn init_makes_a_home_that_node_start_runs() {
+    use gradnet_chain::genesis::{Genesis, GenesisValidator};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let ports = Ports::free();
+    let init = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["init", "--home"])
+            .arg(&home)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rpc-listen",
+                &format!("127.0.0.1:{}", ports.rpc),
+                "--p2p-listen",
+                &format!("127.0.0.1:{}", ports.p2p),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = init(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let public = text
+        .lines()
+        .find_map(|l| l.strip_prefix("validator public key: "))
+        .unwrap()
+        .to_string();
+    // a second init never overwrites a home
+    let again = init(&[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already initialized"));
+    // a bad peer address is refused before anything is written
+    let bad = Command::new(BIN)
+        .args(["init", "--home"])
+        .arg(dir.path().join("other"))
+        .args(["--peer", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not-an-address"));
+    assert!(!dir.path().join("other").exists());
+
+    let genesis = Genesis {
+        chain_id: 9191,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: public,
+            power: 10,
+            fee_recipient: alloy_primitives::Address::repeat_byte(3),
+        }],
+        alloc: Default::default(),
+    };
+    std::fs::write(
+        home.join("genesis.json"),
+        serde_json::to_vec(&genesis).unwrap(),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "start", "--home"])
+        .arg(&home)
+        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    let _node = spawn_node(cmd);
+    wait_until(30, "blocks from the home's node", || {
+        head(&ports.url()) >= 2
+    });
+    assert_eq!(
+        rpc(&ports.url(), "eth_chainId", serde_json::json!([])),
+        "0x23e7"
+    );
+}

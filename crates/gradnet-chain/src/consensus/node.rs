@@ -120,8 +120,9 @@ impl NodeHandle<Ctx> for Running {
     }
 
     async fn kill(&self, _reason: Option<String>) -> eyre::Result<()> {
-        self.engine.actor.kill_and_wait(None).await?;
+        // the app first: it would take the engine's end for a failure
         self.app.abort();
+        self.engine.actor.kill_and_wait(None).await?;
         self.engine.handle.abort();
         Ok(())
     }

@@ -3,6 +3,7 @@ pub mod chat;
 pub mod demo;
 pub mod devnet;
 pub mod infer;
+pub mod init;
 pub mod keys;
 pub mod ledger;
 pub mod model;

@@ -149,11 +149,13 @@ pub fn start_validator(
             &p.url(),
         ]);
     }
-    let mut child = cmd
-        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    cmd.env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    spawn_node(cmd)
+}
+
+/// Runs a `gradnet node start` command; returns once it serves.
+pub fn spawn_node(mut cmd: Command) -> Killed {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
