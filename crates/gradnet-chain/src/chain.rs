@@ -112,7 +112,7 @@ impl Chain {
     pub fn verify(&self, block: &crate::block::Block) -> Result<Executed, ChainError> {
         let head = self.head();
         let state = self.store.state()?;
-        exec::verify(&state, self.chain_id, &head, block)
+        exec::verify_known(&state, self.chain_id, &head, block, |h| self.pool.get(h))
     }
 
     /// Commits an executed block (with the certificate that decided it) and

@@ -185,6 +185,18 @@ pub fn verify(
     parent: &Header,
     block: &Block,
 ) -> Result<Executed, ChainError> {
+    verify_known(state, chain_id, parent, block, |_| None)
+}
+
+/// `verify`, taking transactions already decoded and checked (by hash,
+/// from the pool) rather than recovering their senders again.
+pub fn verify_known(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+    block: &Block,
+    known: impl Fn(&B256) -> Option<PooledTx>,
+) -> Result<Executed, ChainError> {
     let h = &block.header;
     if h.number != parent.number + 1 || h.parent_hash != parent.hash() {
         return Err(ChainError::Invalid(format!(
@@ -197,7 +209,10 @@ pub fn verify(
     }
     let mut txs = Vec::with_capacity(block.transactions.len());
     for raw in &block.transactions {
-        txs.push(crate::tx::decode(raw, chain_id)?);
+        match known(&alloy_primitives::keccak256(raw)) {
+            Some(t) => txs.push(t),
+            None => txs.push(crate::tx::decode(raw, chain_id)?),
+        }
     }
     let params = BlockParams {
         timestamp: h.timestamp,

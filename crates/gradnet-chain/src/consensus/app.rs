@@ -63,7 +63,11 @@ pub struct App {
     pub block_time: Duration,
     streams: Streams,
     candidates: HashMap<B256, Candidate>,
-    last_decided: Instant,
+    /// When this node first had a proposal for the current height.
+    proposal_seen: Option<Instant>,
+    /// The same for the last decided height: the next proposal comes one
+    /// block time after it, so that consensus time does not add to it.
+    last_proposal: Instant,
 }
 
 impl App {
@@ -82,7 +86,8 @@ impl App {
             block_time,
             streams: Streams::default(),
             candidates: HashMap::new(),
-            last_decided: Instant::now(),
+            proposal_seen: None,
+            last_proposal: Instant::now(),
         }
     }
 
@@ -163,7 +168,7 @@ impl App {
         }) {
             return Ok(*h);
         }
-        let wait = self.block_time.saturating_sub(self.last_decided.elapsed());
+        let wait = self.block_time.saturating_sub(self.last_proposal.elapsed());
         tokio::time::sleep(wait).await;
         let chain = self.chain.clone();
         let me = self.me;
@@ -183,6 +188,7 @@ impl App {
         .await??;
         let block = built.executed.block.clone();
         let hash = block.hash();
+        self.proposal_seen.get_or_insert_with(Instant::now);
         tracing::debug!(height = height.0, round = %round, txs = block.transactions.len(), block = %hash, "proposing");
         self.candidates.insert(
             hash,
@@ -282,6 +288,7 @@ impl App {
             validity: None,
         });
         if a.height == next {
+            self.proposal_seen.get_or_insert_with(Instant::now);
             self.check(hash).await;
         }
         let c = self.candidates.get(&hash)?;
@@ -326,7 +333,7 @@ impl App {
             c.validity = None;
         }
         self.streams.prune(next);
-        self.last_decided = Instant::now();
+        self.last_proposal = self.proposal_seen.take().unwrap_or_else(Instant::now);
         tracing::debug!(height = cert.height.0, round = %cert.round, block = %hash, "committed");
         Ok(())
     }

@@ -80,7 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let ledger = start_chain(tmp.path(), &state.key).await?;
+    let (net, rpcs) = start_devnet(&tmp.path().join("devnet")).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gradnet_api::serve(listener, state, async move {
         tokio::select! { _ = stop_rx => {}, _ = node::shutdown_signal() => {} }
@@ -143,7 +143,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     );
 
     let llm = chat_demo(&c, &tmp).await?;
-    chain_demo(&ledger.rpc_url).await?;
+    chain_demo(&rpcs).await?;
 
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
@@ -162,7 +162,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  curl -s {base}/metrics");
     println!(
         "  gradnet chain status --rpc {}     # Ethereum JSON-RPC: any wallet or web3 library",
-        ledger.rpc_url
+        rpcs[0]
     );
 
     if args.once {
@@ -171,31 +171,44 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         println!("\nServing until Ctrl-C …");
     }
     server.await??;
-    ledger.stop().await;
+    net.stop().await;
     Ok(())
 }
 
-/// A one-validator chain (this node) with one funded development account.
-async fn start_chain(
-    dir: &std::path::Path,
-    node_key: &gradnet_types::NodeKey,
-) -> Result<super::ledger::Ledger> {
-    let genesis = super::devnet::dev_genesis(31337, 1, &[node_key.public_hex()])?;
-    let path = dir.join("genesis.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&genesis)?)?;
-    let cfg = crate::config::ChainConfig {
-        genesis: path,
-        rpc_listen: "127.0.0.1:0".into(),
-        block_time: std::time::Duration::from_millis(250),
-        p2p_listen: "127.0.0.1:0".into(),
-        peers: vec![],
-        peer_rpc: vec![],
+const DEMO_VALIDATORS: u16 = 4;
+
+/// A devnet of four validator processes (BFT consensus between them) with
+/// one funded development account; returns it and their JSON-RPC URLs.
+async fn start_devnet(root: &std::path::Path) -> Result<(super::devnet::Network, Vec<String>)> {
+    use super::devnet::free_ports;
+    let args = crate::cli::DevnetArgs {
+        validators: DEMO_VALIDATORS as usize,
+        accounts: 1,
+        data_dir: None,
+        chain_id: 31337,
+        block_time_ms: 250,
+        rpc_port: free_ports(DEMO_VALIDATORS)?,
+        api_port: free_ports(DEMO_VALIDATORS)?,
+        p2p_port: free_ports(DEMO_VALIDATORS)?,
     };
-    super::ledger::start(&dir.join("node"), &cfg, node_key).await
+    let net =
+        super::devnet::Network::start(&args, root, Some("warn,informalsystems_malachitebft=error"))
+            .await?;
+    let rpcs: Vec<String> = (0..DEMO_VALIDATORS)
+        .map(|i| format!("http://127.0.0.1:{}", args.rpc_port + i))
+        .collect();
+    println!(
+        "● devnet up: {DEMO_VALIDATORS} validator processes in BFT consensus, JSON-RPC {} … {}",
+        rpcs[0],
+        rpcs[rpcs.len() - 1]
+    );
+    Ok((net, rpcs))
 }
 
-/// A signed transfer through JSON-RPC, until its block.
-async fn chain_demo(rpc: &str) -> Result<()> {
+/// A signed transfer through one validator's JSON-RPC, until its block is
+/// final; then that block as every validator has it.
+async fn chain_demo(rpcs: &[String]) -> Result<()> {
+    let rpc = rpcs[0].as_str();
     use super::chain::rpc as call;
     use gradnet_chain::wallet::{sign, TxRequest};
     let key = gradnet_chain::genesis::dev_keys(1)[0];
@@ -238,6 +251,32 @@ async fn chain_demo(rpc: &str) -> Result<()> {
             .unwrap_or_default(),
         started.elapsed().as_secs_f64() * 1e3,
         block["stateRoot"].as_str().unwrap_or("")
+    );
+    let mut same = 0;
+    for other in rpcs {
+        let b = loop {
+            let b = call(
+                other,
+                "eth_getBlockByNumber",
+                json!([receipt["blockNumber"], false]),
+            )
+            .await?;
+            if !b.is_null() {
+                break b;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        if b["hash"] == block["hash"] && b["stateRoot"] == block["stateRoot"] {
+            same += 1;
+        }
+    }
+    anyhow::ensure!(
+        same == rpcs.len(),
+        "validators disagree on the transfer's block"
+    );
+    println!(
+        "  the same block (hash {}) on all {same} validators",
+        block["hash"].as_str().unwrap_or("")
     );
     Ok(())
 }

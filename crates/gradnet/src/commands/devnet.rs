@@ -61,6 +61,57 @@ fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
     Ok(())
 }
 
+/// Validator processes of a local network.
+pub struct Network {
+    pub genesis: Genesis,
+    pub children: Vec<tokio::process::Child>,
+}
+
+impl Network {
+    /// Writes (or reuses) the genesis in `root` and starts each validator
+    /// (with `log` as its log filter, if given).
+    pub async fn start(args: &DevnetArgs, root: &Path, log: Option<&str>) -> Result<Network> {
+        if args.validators == 0 {
+            bail!("--validators must be at least 1");
+        }
+        std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+        let node_dirs: Vec<PathBuf> = (0..args.validators)
+            .map(|i| root.join(format!("node{i}")))
+            .collect();
+        let mut keys = vec![];
+        for d in &node_dirs {
+            std::fs::create_dir_all(d)?;
+            keys.push(NodeKey::load_or_create(&d.join("node.key"))?.public_hex());
+        }
+        let genesis_path = root.join("genesis.json");
+        let genesis = if genesis_path.exists() {
+            Genesis::from_json(&std::fs::read(&genesis_path)?)
+                .with_context(|| format!("reading {}", genesis_path.display()))?
+        } else {
+            let g = dev_genesis(args.chain_id, args.accounts, &keys)?;
+            std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
+            g
+        };
+        let mut children = vec![];
+        for (i, dir) in node_dirs.iter().enumerate() {
+            children.push(spawn_validator(args, i, dir, &genesis_path, log).await?);
+        }
+        Ok(Network { genesis, children })
+    }
+
+    /// SIGTERM to each validator (each shuts down cleanly), then waits.
+    pub async fn stop(mut self) {
+        for c in self.children.iter_mut() {
+            if let Some(pid) = c.id() {
+                unsafe_kill(pid);
+            }
+        }
+        for c in self.children.iter_mut() {
+            let _ = c.wait().await;
+        }
+    }
+}
+
 pub async fn run(args: DevnetArgs) -> Result<()> {
     if args.validators == 0 {
         bail!("--validators must be at least 1");
@@ -73,30 +124,9 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             temp.path().to_path_buf()
         }
     };
-    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    let node_dirs: Vec<PathBuf> = (0..args.validators)
-        .map(|i| root.join(format!("node{i}")))
-        .collect();
-    let mut keys = vec![];
-    for d in &node_dirs {
-        std::fs::create_dir_all(d)?;
-        keys.push(NodeKey::load_or_create(&d.join("node.key"))?.public_hex());
-    }
-    let genesis_path = root.join("genesis.json");
-    let genesis = if genesis_path.exists() {
-        Genesis::from_json(&std::fs::read(&genesis_path)?)
-            .with_context(|| format!("reading {}", genesis_path.display()))?
-    } else {
-        let g = dev_genesis(args.chain_id, args.accounts, &keys)?;
-        std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
-        g
-    };
-    print_accounts(&genesis, args.accounts)?;
-    let mut children = vec![];
-    for (i, dir) in node_dirs.iter().enumerate() {
-        children.push(spawn_validator(&args, i, dir, &genesis_path).await?);
-    }
-    for (i, _) in node_dirs.iter().enumerate() {
+    let mut net = Network::start(&args, &root, None).await?;
+    print_accounts(&net.genesis, args.accounts)?;
+    for i in 0..args.validators {
         println!(
             "validator {i}: JSON-RPC http://127.0.0.1:{}  inference API http://127.0.0.1:{}",
             args.rpc_port + i as u16,
@@ -106,21 +136,33 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
     println!("\ndevnet running in {}; Ctrl-C stops it", root.display());
     tokio::select! {
         _ = super::node::shutdown_signal() => {}
-        (i, status) = wait_any(&mut children) => {
+        (i, status) = wait_any(&mut net.children) => {
+            net.stop().await;
             bail!("validator {i} exited ({status})");
         }
     }
-    for c in children.iter_mut() {
-        if let Some(pid) = c.id() {
-            // SIGTERM: each node shuts down cleanly
-            unsafe_kill(pid);
-        }
-    }
-    for c in children.iter_mut() {
-        let _ = c.wait().await;
-    }
+    net.stop().await;
     println!("devnet stopped");
     Ok(())
+}
+
+/// The first of `n` consecutive free loopback ports.
+pub fn free_ports(n: u16) -> Result<u16> {
+    for _ in 0..100 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (0..n)
+            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if held.len() == n as usize {
+            return Ok(base);
+        }
+    }
+    bail!("no {n} consecutive free ports on 127.0.0.1")
 }
 
 async fn wait_any(children: &mut [tokio::process::Child]) -> (usize, String) {
@@ -147,10 +189,15 @@ async fn spawn_validator(
     i: usize,
     dir: &Path,
     genesis: &Path,
+    log: Option<&str>,
 ) -> Result<tokio::process::Child> {
     use tokio::io::AsyncBufReadExt;
     let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
+    let mut cmd = tokio::process::Command::new(exe);
+    if let Some(l) = log {
+        cmd.env("GRADNET_LOG", l);
+    }
+    let mut child = cmd
         .args(["node", "start", "--data-dir"])
         .arg(dir)
         .arg("--genesis")

@@ -15,7 +15,6 @@ use std::path::Path;
 use crate::config::ChainConfig;
 
 pub struct Ledger {
-    pub rpc_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     consensus: Option<Running>,
 }
@@ -123,7 +122,6 @@ pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_key: &NodeKey) -> Re
         genesis.chain_id
     );
     Ok(Ledger {
-        rpc_url: format!("http://{rpc_addr}"),
         tasks,
         consensus: Some(consensus),
     })
