@@ -70,13 +70,25 @@ impl Genesis {
         if self.validators.iter().any(|v| v.power == 0) {
             return bad("a validator has no voting power");
         }
+        let mut seen = std::collections::HashSet::new();
         for v in &self.validators {
-            let key = hex::decode(&v.public_key).ok().filter(|k| k.len() == 32);
-            if key.is_none() {
+            let key: Option<[u8; 32]> = hex::decode(&v.public_key)
+                .ok()
+                .and_then(|k| k.try_into().ok());
+            let Some(key) = key else {
                 return bad(&format!(
                     "validator key `{}` is not 32 hex bytes",
                     v.public_key
                 ));
+            };
+            if ed25519_consensus::VerificationKey::try_from(key).is_err() {
+                return bad(&format!(
+                    "validator key `{}` is not an ed25519 public key",
+                    v.public_key
+                ));
+            }
+            if !seen.insert(key) {
+                return bad(&format!("validator key `{}` is listed twice", v.public_key));
             }
         }
         Ok(())
@@ -91,6 +103,47 @@ impl Genesis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validator_keys_must_be_ed25519_points_listed_once() {
+        let valid = hex::encode(
+            ed25519_consensus::SigningKey::from([1u8; 32])
+                .verification_key()
+                .as_bytes(),
+        );
+        let not_a_point = (0u8..=255)
+            .map(|i| [i; 32])
+            .find(|k| ed25519_consensus::VerificationKey::try_from(*k).is_err())
+            .unwrap();
+        let g = |keys: Vec<String>| Genesis {
+            chain_id: 1,
+            timestamp: 0,
+            gas_limit: 30_000_000,
+            base_fee: 1,
+            validators: keys
+                .into_iter()
+                .map(|public_key| GenesisValidator {
+                    public_key,
+                    power: 1,
+                    fee_recipient: Address::ZERO,
+                })
+                .collect(),
+            alloc: Default::default(),
+        };
+        assert!(g(vec![valid.clone()]).check().is_ok());
+        let e = g(vec![hex::encode(not_a_point)])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not an ed25519 public key"), "{e}");
+        let e = g(vec![valid.clone(), valid])
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        let e = g(vec!["abcd".into()]).check().unwrap_err().to_string();
+        assert!(e.contains("not 32 hex bytes"), "{e}");
+    }
 
     #[test]
     fn dev_accounts_are_stable() {

@@ -377,6 +377,36 @@ fn init_makes_a_home_that_node_start_runs() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not-an-address"));
     assert!(!dir.path().join("other").exists());
 
+    // a genesis that does not list this node's key: refused plainly
+    let other = Genesis {
+        chain_id: 9191,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: node_key(&dir.path().join("someone-else")),
+            power: 1,
+            fee_recipient: alloy_primitives::Address::repeat_byte(3),
+        }],
+        alloc: Default::default(),
+    };
+    std::fs::write(
+        home.join("genesis.json"),
+        serde_json::to_vec(&other).unwrap(),
+    )
+    .unwrap();
+    let refused = Command::new(BIN)
+        .args(["node", "start", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("is not one of the genesis's 1 validators"),
+        "{err}"
+    );
+
     let genesis = Genesis {
         chain_id: 9191,
         timestamp: 1_700_000_000,

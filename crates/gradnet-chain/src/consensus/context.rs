@@ -126,11 +126,17 @@ impl ValidatorSet {
     pub fn from_genesis(g: &Genesis) -> Result<Self, String> {
         let mut validators = Vec::with_capacity(g.validators.len());
         for v in &g.validators {
-            let key: [u8; 32] = hex::decode(&v.public_key)
+            let key = hex::decode(&v.public_key)
                 .ok()
-                .and_then(|k| k.try_into().ok())
-                .ok_or_else(|| format!("validator key `{}` is not 32 hex bytes", v.public_key))?;
-            let public_key = PublicKey::from_bytes(key);
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .and_then(|k| ed25519_consensus::VerificationKey::try_from(k).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "validator key `{}` is not an ed25519 public key",
+                        v.public_key
+                    )
+                })?;
+            let public_key = PublicKey::new(key);
             validators.push(Validator {
                 address: ValidatorId::of(&public_key),
                 public_key,
