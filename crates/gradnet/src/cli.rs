@@ -93,7 +93,7 @@ pub struct InitArgs {
 #[derive(Args, Clone)]
 pub struct DevnetArgs {
     /// Validators (one process each).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 4)]
     pub validators: usize,
     /// Funded development accounts.
     #[arg(long, default_value_t = 10)]

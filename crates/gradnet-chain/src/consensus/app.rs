@@ -475,3 +475,117 @@ impl App {
         Err(eyre::eyre!("consensus stopped"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::context::PrivateKey;
+    use crate::genesis::{Genesis, GenesisValidator};
+    use crate::mempool::PoolConfig;
+    use alloy_primitives::Address;
+
+    fn peer() -> PeerId {
+        let kp = malachitebft_app_channel::app::types::Keypair::generate_ed25519();
+        PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
+    }
+
+    /// Two validators A (first) and B; an app for A's node.
+    fn setup(dir: &std::path::Path) -> (App, Signer, Signer) {
+        let keys = [PrivateKey::from([1u8; 32]), PrivateKey::from([2u8; 32])];
+        let genesis = Genesis {
+            chain_id: 5,
+            timestamp: 1_700_000_000,
+            gas_limit: 30_000_000,
+            base_fee: 1_000_000_000,
+            validators: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| GenesisValidator {
+                    public_key: hex::encode(k.public_key().as_bytes()),
+                    power: 1,
+                    fee_recipient: Address::repeat_byte(i as u8 + 1),
+                })
+                .collect(),
+            alloc: Default::default(),
+        };
+        let chain = Chain::open(dir, genesis.clone(), PoolConfig::default()).unwrap();
+        let vs = ValidatorSet::from_genesis(&genesis).unwrap();
+        let signer = |k: &PrivateKey| Signer::new(k.clone(), genesis.hash());
+        let app = App::new(chain, Arc::new(signer(&keys[0])), vs, Duration::ZERO);
+        (app, signer(&keys[0]), signer(&keys[1]))
+    }
+
+    fn block_by(app: &App, who: &Signer, coinbase: Address) -> Block {
+        let params = BlockParams {
+            timestamp: now_secs(),
+            proposer: ValidatorId::of(&who.public_key()).0,
+            coinbase,
+        };
+        app.chain.propose(&params, 10).unwrap().executed.block
+    }
+
+    async fn stream(
+        app: &mut App,
+        who: &Signer,
+        round: Round,
+        block: &Block,
+    ) -> Option<ProposedValue<Ctx>> {
+        let me = ValidatorId::of(&who.public_key());
+        let from = peer();
+        let mut out = None;
+        for m in split(who, Height(1), round, Round::Nil, me, &block.encode()) {
+            if let Some(v) = app.received_part(from, m).await {
+                out = Some(v);
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn validators_vote_only_for_signed_blocks_from_the_rounds_proposer_that_execute() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut app, a, b) = setup(dir.path());
+        // round 0 of height 1 is A's; round 1 is B's
+        let good = block_by(&app, &a, Address::repeat_byte(1));
+        let v = stream(&mut app, &a, Round::new(0), &good)
+            .await
+            .expect("a complete proposal");
+        assert_eq!(
+            (v.value, v.validity),
+            (BlockId(good.hash()), Validity::Valid)
+        );
+
+        // B streaming in A's round: ignored
+        let by_b = block_by(&app, &b, Address::repeat_byte(2));
+        assert!(stream(&mut app, &b, Round::new(0), &by_b).await.is_none());
+        // B's own round: fine
+        let v = stream(&mut app, &b, Round::new(1), &by_b).await.unwrap();
+        assert_eq!(v.validity, Validity::Valid);
+
+        // a block whose header lies about its state: signed, but voted against
+        let mut lying = block_by(&app, &b, Address::repeat_byte(2));
+        lying.header.state_root = B256::repeat_byte(0xee);
+        let v = stream(&mut app, &b, Round::new(3), &lying).await.unwrap();
+        assert_eq!(v.validity, Validity::Invalid);
+        // a coinbase that is not the proposer's fee recipient: voted against
+        let greedy = block_by(&app, &b, Address::repeat_byte(9));
+        let v = stream(&mut app, &b, Round::new(5), &greedy).await.unwrap();
+        assert_eq!(v.validity, Validity::Invalid);
+
+        // a stream whose signature is not the proposer's: ignored
+        let from = peer();
+        let mut got = None;
+        let forged = split(
+            &a,
+            Height(1),
+            Round::new(7),
+            Round::Nil,
+            ValidatorId::of(&b.public_key()),
+            &by_b.encode(),
+        );
+        for m in forged {
+            got = got.or(app.received_part(from, m).await);
+        }
+        assert!(got.is_none());
+    }
+}
