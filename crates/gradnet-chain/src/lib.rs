@@ -7,6 +7,7 @@ pub mod consensus;
 pub mod error;
 pub mod exec;
 pub mod genesis;
+pub mod inference;
 pub mod mempool;
 pub mod relay;
 pub mod rpc;

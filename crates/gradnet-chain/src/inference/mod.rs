@@ -1,0 +1,3 @@
+//! Inference on chain: OpenGradient's precompile ABI at `0x…F4`.
+
+pub mod abi;
