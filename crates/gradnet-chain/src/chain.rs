@@ -11,6 +11,7 @@ use crate::block::Header;
 use crate::error::ChainError;
 use crate::exec::{self, BlockParams, Built};
 use crate::genesis::Genesis;
+use crate::inference::precompile::{Answers, Inferencer};
 use crate::mempool::{Account, Mempool, PoolConfig};
 use crate::store::{Executed, Store};
 use crate::tx;
@@ -24,6 +25,9 @@ pub struct Chain {
     /// Transactions clients sent to this node, for the relay to pass on to
     /// the other validators (filled only while a relay runs).
     pub(crate) outbox: crate::relay::Outbox,
+    /// Runs models for `eth_call` / `eth_estimateGas` through the inference
+    /// precompile (the node's runtime; none: such calls revert).
+    inferencer: parking_lot::RwLock<Option<Arc<dyn Inferencer>>>,
 }
 
 impl Chain {
@@ -37,7 +41,20 @@ impl Chain {
             chain_id,
             heads,
             outbox: Default::default(),
+            inferencer: Default::default(),
         }))
+    }
+
+    pub fn set_inferencer(&self, i: Arc<dyn Inferencer>) {
+        *self.inferencer.write() = Some(i);
+    }
+
+    /// How `eth_call` answers calls to the inference precompile.
+    pub fn simulation_answers(&self) -> Answers {
+        match &*self.inferencer.read() {
+            Some(i) => Answers::Simulate(i.clone()),
+            None => Answers::Unserved,
+        }
     }
 
     pub fn chain_id(&self) -> u64 {

@@ -13,6 +13,7 @@ use revm::{ExecuteCommitEvm, MainBuilder, MainContext};
 
 use crate::block::{receipts_root, transactions_root, Block, Header, StoredReceipt};
 use crate::error::ChainError;
+use crate::inference::precompile::{Answers, Precompiles};
 use crate::state::{Overlay, StateReader};
 use crate::store::Executed;
 use crate::tx::{tx_env, PooledTx};
@@ -92,7 +93,8 @@ fn run(
             c.spec = SPEC;
         })
         .with_block(block_env(&header))
-        .build_mainnet();
+        .build_mainnet()
+        .with_precompiles(Precompiles::new(SPEC, Answers::Unserved));
     let (mut included, mut receipts, mut dropped) = (vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
@@ -231,12 +233,14 @@ pub fn verify_known(
 }
 
 /// A transaction's outcome on the state after `parent` without committing
-/// it (`eth_call`, `eth_estimateGas`).
+/// it (`eth_call`, `eth_estimateGas`); calls to the inference precompile
+/// are answered as `answers` says.
 pub fn simulate(
     state: &StateReader,
     chain_id: u64,
     parent: &Header,
     env: revm::context::TxEnv,
+    answers: Answers,
 ) -> Result<ExecutionResult, ChainError> {
     use revm::ExecuteEvm;
     let mut header = parent.clone();
@@ -250,7 +254,8 @@ pub fn simulate(
             c.disable_nonce_check = true;
         })
         .with_block(block_env(&header))
-        .build_mainnet();
+        .build_mainnet()
+        .with_precompiles(Precompiles::new(SPEC, answers));
     match evm.transact(env) {
         Ok(r) => Ok(r.result),
         Err(EVMError::Transaction(e)) => Err(ChainError::Rejected(e.to_string())),

@@ -154,7 +154,13 @@ fn simulate(chain: &Chain, req: &CallRequest) -> Result<ExecutionResult, RpcErro
         parent.gas_used = parent.gas_limit / 2;
     }
     let state = chain.store.state()?;
-    Ok(exec::simulate(&state, chain.chain_id(), &parent, env)?)
+    Ok(exec::simulate(
+        &state,
+        chain.chain_id(),
+        &parent,
+        env,
+        chain.simulation_answers(),
+    )?)
 }
 
 fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
