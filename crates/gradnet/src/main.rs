@@ -1,5 +1,6 @@
 //! The `gradnet` binary: node, hub client, inference client, receipts, demo.
 
+mod answers;
 mod cli;
 mod client;
 mod commands;

@@ -437,3 +437,101 @@ fn init_makes_a_home_that_node_start_runs() {
         "0x23e7"
     );
 }
+
+#[test]
+fn eth_call_runs_hub_models_through_the_inference_precompile() {
+    use alloy_sol_types::{SolCall, SolValue};
+    use gradnet_chain::genesis::{Genesis, GenesisValidator};
+    use gradnet_chain::inference::abi::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    let genesis = Genesis {
+        chain_id: 8181,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: node_key(&node_dir),
+            power: 1,
+            fee_recipient: alloy_primitives::Address::repeat_byte(3),
+        }],
+        alloc: Default::default(),
+    };
+    let gpath = dir.path().join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
+    let ports = Ports::free();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&node_dir)
+        .arg("--genesis")
+        .arg(&gpath)
+        .args([
+            "--rpc-listen",
+            &format!("127.0.0.1:{}", ports.rpc),
+            "--p2p-listen",
+            &format!("127.0.0.1:{}", ports.p2p),
+        ])
+        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    let (_node, api) = spawn_node_api(cmd);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let (model, cid) = rt.block_on(common::publish(&api, "mlp", "model.onnx", onnx));
+    let input = json_inputs();
+    let (s, direct) = rt.block_on(common::post(
+        &format!("{api}/v1/infer"),
+        serde_json::json!({"model": model, "inputs": input, "output_format": "fixed_point"}),
+    ));
+    assert_eq!(s, 200, "{direct}");
+
+    // a contract's view of the same model: OpenGradient's ABI at 0x...F4
+    let request = ModelInferenceRequest {
+        mode: 0,
+        modelCID: cid,
+        input: ModelInput {
+            numbers: vec![MultiDimensionalNumberTensor {
+                name: "x".into(),
+                values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
+                    .iter()
+                    .map(|&(v, d)| Number {
+                        value: v.try_into().unwrap(),
+                        decimals: d.try_into().unwrap(),
+                    })
+                    .collect(),
+                shape: vec![1, 4],
+            }],
+            strings: vec![],
+        },
+    };
+    let data = alloy_primitives::Bytes::from(
+        InferencePrecompile::runModelInferenceCall { request }.abi_encode(),
+    );
+    let out = rpc(
+        &ports.url(),
+        "eth_call",
+        serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": data}, "latest"]),
+    );
+    let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
+    let got = ModelOutput::abi_decode(&out).unwrap();
+    assert!(got.is_simulation_result);
+    let as_f64 = |v: String, d: String| {
+        let d: i64 = d.parse().unwrap();
+        format!("{v}e{}", -d).parse::<f64>().unwrap()
+    };
+    let got: Vec<f64> = got.numbers[0]
+        .values
+        .iter()
+        .map(|n| as_f64(n.value.to_string(), n.decimals.to_string()))
+        .collect();
+    let want: Vec<f64> = direct["outputs"]["numbers"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| as_f64(n["value"].to_string(), n["decimals"].to_string()))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 3);
+}
+
+fn json_inputs() -> serde_json::Value {
+    serde_json::json!({"x": [[0.5, -1.0, 0.25, 3.0]]})
+}

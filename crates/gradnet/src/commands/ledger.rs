@@ -58,7 +58,14 @@ pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
     Ok(format!("{ip}/tcp/{}", sa.port()).parse()?)
 }
 
-pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_key: &NodeKey) -> Result<Ledger> {
+/// `state`: the node whose hub and runtimes answer the inference
+/// precompile in `eth_call` (none: such calls revert).
+pub async fn start(
+    data_dir: &Path,
+    cfg: &ChainConfig,
+    node_key: &NodeKey,
+    state: Option<gradnet_api::AppState>,
+) -> Result<Ledger> {
     let bytes = std::fs::read(&cfg.genesis)
         .with_context(|| format!("reading genesis {}", cfg.genesis.display()))?;
     let genesis = Genesis::from_json(&bytes)?;
@@ -75,6 +82,9 @@ pub async fn start(data_dir: &Path, cfg: &ChainConfig, node_key: &NodeKey) -> Re
         PoolConfig::default(),
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
+    if let Some(state) = state {
+        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers { state }));
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.rpc_listen)
         .await
         .with_context(|| format!("binding JSON-RPC on {}", cfg.rpc_listen))?;

@@ -23,7 +23,9 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), node = %state.key.public_hex(), threads = cfg.runtime.threads, workers = cfg.api.workers, "node listening");
     let ledger = match &cfg.chain {
-        Some(c) => Some(super::ledger::start(&cfg.data_dir, c, &state.key).await?),
+        Some(c) => {
+            Some(super::ledger::start(&cfg.data_dir, c, &state.key, Some(state.clone())).await?)
+        }
         None => None,
     };
     // a line for scripts and tests to wait on

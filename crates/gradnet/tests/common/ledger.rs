@@ -154,19 +154,25 @@ pub fn start_validator(
 }
 
 /// Runs a `gradnet node start` command; returns once it serves.
-pub fn spawn_node(mut cmd: Command) -> Killed {
+pub fn spawn_node(cmd: Command) -> Killed {
+    spawn_node_api(cmd).0
+}
+
+/// `spawn_node`, with the URL of the node's inference API.
+pub fn spawn_node_api(mut cmd: Command) -> (Killed, String) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("gradnet node listening") {
-                let _ = tx.send(());
+            if let Some(url) = line.strip_prefix("gradnet node listening on ") {
+                let _ = tx.send(url.to_string());
             }
         }
     });
     let child = Killed(child);
-    rx.recv_timeout(Duration::from_secs(60))
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
         .expect("node did not start");
-    child
+    (child, url)
 }

@@ -1,0 +1,138 @@
+//! How this node answers the inference precompile in `eth_call` and
+//! `eth_estimateGas`: models from its hub, run on its runtimes, exactly as
+//! `/v1/infer` and the OpenAI endpoints run them.
+
+use std::sync::Arc;
+
+use gradnet_api::AppState;
+use gradnet_chain::inference::abi::{
+    ChatMessage as AbiMessage, LLMChatRequest, LLMChatResponse, LLMCompletionRequest,
+    LLMCompletionResponse,
+};
+use gradnet_chain::inference::precompile::Inferencer;
+use gradnet_runtime::llm::{ChatMessage, LlmModel, SamplingParams};
+use gradnet_types::cid::ContentId;
+use gradnet_types::request::ModelRef;
+use gradnet_types::tensor::NamedTensors;
+
+pub struct NodeAnswers {
+    pub state: AppState,
+}
+
+impl NodeAnswers {
+    fn resolve(&self, model: &str) -> Result<ContentId, String> {
+        let r: ModelRef = model.parse().map_err(|e| format!("model `{model}`: {e}"))?;
+        self.state
+            .hub
+            .resolve(&r)
+            .map_err(|e| format!("model `{model}`: {e}"))
+    }
+
+    /// The blob of `cid` from the hub (verified). Called on a blocking
+    /// thread (JSON-RPC runs there), so it may wait for the async read.
+    fn read(&self, cid: &ContentId) -> Result<Vec<u8>, String> {
+        tokio::runtime::Handle::current()
+            .block_on(self.state.hub.read_all(cid))
+            .map_err(|e| e.to_string())
+    }
+
+    fn llm(&self, model: &str) -> Result<Arc<LlmModel>, String> {
+        let cid = self.resolve(model)?;
+        if let Some(m) = self.state.llm.cached(&cid) {
+            return Ok(m);
+        }
+        let bytes = self.read(&cid)?;
+        self.state.llm.load(cid, &bytes).map_err(|e| e.to_string())
+    }
+
+    fn generate(
+        &self,
+        m: &LlmModel,
+        prompt: &str,
+        max_tokens: u32,
+        stop: &[String],
+        temperature: u32,
+    ) -> Result<(String, &'static str), String> {
+        let ids = m.encode(prompt).map_err(|e| e.to_string())?;
+        let params = SamplingParams {
+            max_tokens: if max_tokens == 0 {
+                256
+            } else {
+                max_tokens as usize
+            },
+            // OpenGradient sends the temperature times 100
+            temperature: temperature as f64 / 100.0,
+            stop: stop.to_vec(),
+            ..SamplingParams::default()
+        };
+        let g = m
+            .generate(&ids, &params, |_| true)
+            .map_err(|e| e.to_string())?;
+        let reason = match g.finish_reason {
+            gradnet_runtime::llm::FinishReason::Length => "length",
+            _ => "stop",
+        };
+        Ok((g.text, reason))
+    }
+}
+
+impl Inferencer for NodeAnswers {
+    fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String> {
+        let cid = self.resolve(model)?;
+        let m = match self.state.runtime.cached(&cid) {
+            Some(m) => m,
+            None => {
+                let bytes = self.read(&cid)?;
+                self.state
+                    .runtime
+                    .load(cid, &bytes)
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let inputs = gradnet_types::json::parse_inputs(inputs).map_err(|e| e.to_string())?;
+        let (_, out) = self
+            .state
+            .runtime
+            .infer(&m, &inputs)
+            .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn complete(&self, r: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String> {
+        let m = self.llm(&r.modelCID)?;
+        let (answer, _) =
+            self.generate(&m, &r.prompt, r.max_tokens, &r.stop_sequence, r.temperature)?;
+        Ok(LLMCompletionResponse { answer })
+    }
+
+    fn chat(&self, r: &LLMChatRequest) -> Result<LLMChatResponse, String> {
+        if !r.tools.is_empty() {
+            return Err("tool definitions are not served through the precompile; call the node's /v1/chat/completions".into());
+        }
+        let m = self.llm(&r.modelCID)?;
+        let messages: Vec<ChatMessage> = r
+            .messages
+            .iter()
+            .map(|x| ChatMessage {
+                role: x.role.clone(),
+                content: x.content.clone(),
+                name: Some(x.name.clone()).filter(|n| !n.is_empty()),
+                tool_calls: None,
+                tool_call_id: Some(x.tool_call_id.clone()).filter(|n| !n.is_empty()),
+            })
+            .collect();
+        let prompt = m.chat_prompt(&messages, None).map_err(|e| e.to_string())?;
+        let (content, reason) =
+            self.generate(&m, &prompt, r.max_tokens, &r.stop_sequence, r.temperature)?;
+        Ok(LLMChatResponse {
+            finish_reason: reason.into(),
+            message: AbiMessage {
+                role: "assistant".into(),
+                content,
+                name: String::new(),
+                tool_call_id: String::new(),
+                tool_calls: vec![],
+            },
+        })
+    }
+}
