@@ -1,14 +1,16 @@
 // An unmodified Ethereum client (ethers 6) and compiler (solcjs) against a
 // gradnet node: a transfer, a Solidity contract deployed and called, its
 // event read from the receipt and from eth_getLogs, a revert reason.
-// Usage: node client.mjs RPC_URL PRIVATE_KEY  (prints a JSON summary)
+// With MODEL, also a contract written against OpenGradient's inference
+// precompile, run through eth_call on that model.
+// Usage: node client.mjs RPC_URL PRIVATE_KEY [MODEL]  (prints a JSON summary)
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import { ethers } from "ethers";
 import solc from "solc";
 
-const [url, key] = process.argv.slice(2);
+const [url, key, model] = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
 const check = (cond, what) => {
   if (!cond) throw new Error(`check failed: ${what}`);
@@ -29,15 +31,18 @@ check(paid.status === 1, "transfer status");
 check((await provider.getBalance(to)) === ethers.parseEther("1.5"), "recipient balance");
 
 // compile and deploy
-const input = {
-  language: "Solidity",
-  sources: { "Counter.sol": { content: readFileSync(join(here, "Counter.sol"), "utf8") } },
-  settings: { evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+const compile = (file, name) => {
+  const input = {
+    language: "Solidity",
+    sources: { [file]: { content: readFileSync(join(here, file), "utf8") } },
+    settings: { evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+  };
+  const out = JSON.parse(solc.compile(JSON.stringify(input)));
+  const errors = (out.errors || []).filter((e) => e.severity === "error");
+  check(errors.length === 0, JSON.stringify(errors));
+  return out.contracts[file][name];
 };
-const out = JSON.parse(solc.compile(JSON.stringify(input)));
-const errors = (out.errors || []).filter((e) => e.severity === "error");
-check(errors.length === 0, JSON.stringify(errors));
-const { abi, evm } = out.contracts["Counter.sol"].Counter;
+const { abi, evm } = compile("Counter.sol", "Counter");
 const factory = new ethers.ContractFactory(abi, evm.bytecode.object, wallet);
 const counter = await factory.deploy();
 await counter.waitForDeployment();
@@ -64,8 +69,19 @@ try {
 }
 check(reason === "by must be positive", `revert reason: ${reason}`);
 
+// a contract calling a model through the inference precompile
+let prediction = null;
+if (model) {
+  const c = compile("Classifier.sol", "Classifier");
+  const classifier = await new ethers.ContractFactory(c.abi, c.evm.bytecode.object, wallet).deploy(model);
+  await classifier.waitForDeployment();
+  const [out, outDecimals, simulated] = await classifier.predict.staticCall([5n, -10n, 25n, 300n], 2n);
+  prediction = { values: out.map(String), decimals: outDecimals.map(String), simulated };
+}
+
 console.log(
   JSON.stringify({
+    prediction,
     chainId: Number(network.chainId),
     transfer: paid.hash,
     contract: address,

@@ -15,6 +15,8 @@ use common::BIN;
 
 struct Devnet {
     child: Child,
+    /// The first validator's inference API.
+    api: String,
     rpcs: Vec<String>,
     rpc: String,
     keys: Vec<String>,
@@ -71,6 +73,7 @@ impl Devnet {
             .expect("devnet did not start");
         Devnet {
             child,
+            api: format!("http://127.0.0.1:{api_port}"),
             rpcs: (0..validators)
                 .map(|i| format!("http://127.0.0.1:{}", rpc_port + i))
                 .collect(),
@@ -137,9 +140,13 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     let dir = tempfile::tempdir().unwrap();
     let net = Devnet::start(dir.path(), 4);
     assert_eq!(net.keys.len(), 3);
+    // a model in the first validator's hub, for a contract to call
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let (model, cid) = rt.block_on(common::publish(&net.api, "mlp", "model.onnx", onnx));
     let out = Command::new("node")
         .arg(eth_dir().join("client.mjs"))
-        .args([&net.rpc, &net.keys[0]])
+        .args([&net.rpc, &net.keys[0], &cid])
         .output()
         .expect("node (Node.js) on PATH");
     assert!(
@@ -150,6 +157,35 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["chainId"], 31337);
+
+    // the contract's prediction (eth_call through OpenGradient's precompile
+    // ABI) is what /v1/infer answers for the same row
+    let p = &summary["prediction"];
+    assert_eq!(p["simulated"], true, "{summary}");
+    let (s, direct) = rt.block_on(common::post(
+        &format!("{}/v1/infer", net.api),
+        serde_json::json!({"model": model, "inputs": {"x": [[0.05, -0.1, 0.25, 3.0]]}, "output_format": "fixed_point"}),
+    ));
+    assert_eq!(s, 200, "{direct}");
+    let scaled = |v: &serde_json::Value, d: &serde_json::Value| {
+        let v: String = v.as_str().map_or(v.to_string(), str::to_string);
+        let d: i64 = d
+            .as_str()
+            .map_or(d.to_string(), str::to_string)
+            .parse()
+            .unwrap();
+        format!("{v}e{}", -d).parse::<f64>().unwrap()
+    };
+    let got: Vec<f64> = (0..3)
+        .map(|i| scaled(&p["values"][i], &p["decimals"][i]))
+        .collect();
+    let want: Vec<f64> = (0..3)
+        .map(|i| {
+            let n = &direct["outputs"]["numbers"][0]["values"][i];
+            scaled(&n["value"], &n["decimals"])
+        })
+        .collect();
+    assert_eq!(got, want);
 
     // every validator has the same block, state commitment, receipt and log
     let n = summary["block"].as_u64().unwrap();
