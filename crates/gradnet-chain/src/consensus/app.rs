@@ -383,12 +383,17 @@ impl App {
                     round,
                     reply,
                     ..
-                } => {
-                    let hash = self.build(height, round).await?;
-                    let _ = reply.send(LocallyProposedValue::new(height, round, BlockId(hash)));
-                    self.publish(&channels, height, round, Round::Nil, &hash)
-                        .await?;
-                }
+                } => match self.build(height, round).await {
+                    Ok(hash) => {
+                        let _ = reply.send(LocallyProposedValue::new(height, round, BlockId(hash)));
+                        self.publish(&channels, height, round, Round::Nil, &hash)
+                            .await?;
+                    }
+                    // no proposal this round: the others time out and move on
+                    Err(e) => {
+                        tracing::error!(height = height.0, %round, "cannot build a block: {e}")
+                    }
+                },
                 AppMsg::ExtendVote { reply, .. } => {
                     let _ = reply.send(None);
                 }
