@@ -15,11 +15,24 @@ use gradnet_types::cid::ContentId;
 use gradnet_types::request::ModelRef;
 use gradnet_types::tensor::NamedTensors;
 
+/// Results kept for repeated calls: `eth_estimateGas` runs a call once per
+/// probe of its gas search, and a model's output depends only on the model
+/// and the inputs.
+const REMEMBERED: usize = 64;
+
 pub struct NodeAnswers {
     pub state: AppState,
+    recent: std::sync::Mutex<std::collections::VecDeque<(String, NamedTensors)>>,
 }
 
 impl NodeAnswers {
+    pub fn new(state: AppState) -> Self {
+        NodeAnswers {
+            state,
+            recent: Default::default(),
+        }
+    }
+
     fn resolve(&self, model: &str) -> Result<ContentId, String> {
         let r: ModelRef = model.parse().map_err(|e| format!("model `{model}`: {e}"))?;
         self.state
@@ -79,6 +92,10 @@ impl NodeAnswers {
 impl Inferencer for NodeAnswers {
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String> {
         let cid = self.resolve(model)?;
+        let key = format!("{cid}\n{inputs}");
+        if let Some((_, out)) = self.recent.lock().unwrap().iter().find(|(k, _)| *k == key) {
+            return Ok(out.clone());
+        }
         let m = match self.state.runtime.cached(&cid) {
             Some(m) => m,
             None => {
@@ -95,6 +112,11 @@ impl Inferencer for NodeAnswers {
             .runtime
             .infer(&m, &inputs)
             .map_err(|e| e.to_string())?;
+        let mut recent = self.recent.lock().unwrap();
+        if recent.len() == REMEMBERED {
+            recent.pop_front();
+        }
+        recent.push_back((key, out.clone()));
         Ok(out)
     }
 

@@ -83,7 +83,7 @@ pub async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
-        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers { state }));
+        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers::new(state)));
     }
     let listener = tokio::net::TcpListener::bind(&cfg.rpc_listen)
         .await
