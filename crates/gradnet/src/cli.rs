@@ -24,7 +24,7 @@ pub struct Cli {
         long,
         global = true,
         env = "GRADNET_LOG",
-        default_value = "info,informalsystems_malachitebft=warn,libp2p=warn,ractor=warn"
+        default_value = "info,informalsystems_malachitebft=error,libp2p=warn,ractor=warn"
     )]
     pub log: String,
     #[command(subcommand)]
@@ -105,7 +105,7 @@ pub struct DevnetArgs {
     /// Chain id.
     #[arg(long, default_value_t = 31337)]
     pub chain_id: u64,
-    /// Milliseconds from one block's decision to the next proposal.
+    /// Milliseconds between block proposals (an empty block when nothing is pending).
     #[arg(long, default_value_t = 1000)]
     pub block_time_ms: u64,
     /// JSON-RPC port of the first validator (the next ones count up).
@@ -258,7 +258,7 @@ pub struct NodeArgs {
     /// Address for Ethereum JSON-RPC [default: 127.0.0.1:8545].
     #[arg(long, env = "GRADNET_RPC_LISTEN")]
     pub rpc_listen: Option<String>,
-    /// Milliseconds from one block's decision to the next proposal [default: 1000].
+    /// Milliseconds between block proposals [default: 1000].
     #[arg(long, env = "GRADNET_BLOCK_TIME_MS")]
     pub block_time_ms: Option<u64>,
     /// Consensus p2p address, a multiaddr or ip:port [default: 0.0.0.0:26656].

@@ -59,7 +59,7 @@ pub struct App {
     pub signer: Arc<Signer>,
     pub me: ValidatorId,
     pub validators: ValidatorSet,
-    /// Time between the decision of a block and the proposal of the next.
+    /// Time from one proposal to the next (consensus time does not add to it).
     pub block_time: Duration,
     streams: Streams,
     candidates: HashMap<B256, Candidate>,

@@ -31,7 +31,7 @@ pub struct ConsensusOptions {
     pub listen: Multiaddr,
     /// The other validators' p2p addresses.
     pub peers: Vec<Multiaddr>,
-    /// Time from one block's decision to the next proposal.
+    /// Time from one block proposal to the next.
     pub block_time: Duration,
     pub moniker: String,
 }
