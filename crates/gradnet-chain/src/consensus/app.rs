@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{keccak256, B256};
+use alloy_primitives::B256;
 use bytes::Bytes;
 use malachitebft_app_channel::app::engine::host::Next;
 use malachitebft_app_channel::app::types::core::{
@@ -25,7 +25,7 @@ use super::context::{
     select_proposer, BlockId, Ctx, Height, ProposalPart, Signer, ValidatorId, ValidatorSet,
     TAG_STREAM,
 };
-use super::parts::{split, stream_body, Streams};
+use super::parts::{split, Streams};
 use crate::block::Block;
 use crate::chain::Chain;
 use crate::exec::BlockParams;
@@ -253,17 +253,12 @@ impl App {
             tracing::warn!(%from, height = a.height.0, "proposal stream from {} who is not the round's proposer", a.proposer);
             return None;
         }
-        let body = stream_body(
-            a.height,
-            a.round,
-            a.pol_round,
-            &a.proposer,
-            &keccak256(&a.block),
-        );
-        if !self
-            .signer
-            .verify(TAG_STREAM, &body, &a.signature, &expected.public_key)
-        {
+        if !self.signer.verify(
+            TAG_STREAM,
+            &a.signed_body(),
+            &a.signature,
+            &expected.public_key,
+        ) {
             tracing::warn!(%from, height = a.height.0, "proposal stream with a bad signature");
             return None;
         }
@@ -489,10 +484,7 @@ mod tests {
     use crate::mempool::PoolConfig;
     use alloy_primitives::Address;
 
-    fn peer() -> PeerId {
-        let kp = malachitebft_app_channel::app::types::Keypair::generate_ed25519();
-        PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
-    }
+    use crate::consensus::parts::test_peer as peer;
 
     /// Two validators A (first) and B; an app for A's node.
     fn setup(dir: &std::path::Path) -> (App, Signer, Signer) {

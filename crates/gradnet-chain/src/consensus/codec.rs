@@ -11,15 +11,16 @@ use malachitebft_app_channel::app::engine::util::streaming::{
 };
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::{
-    CommitCertificate, CommitSignature, NilOrVal, PolkaCertificate, PolkaSignature,
-    RoundCertificate, RoundCertificateType, RoundSignature, SignedMessage, Validity, VoteType,
+    CommitCertificate, CommitSignature, PolkaCertificate, PolkaSignature, RoundCertificate,
+    RoundCertificateType, RoundSignature, SignedMessage, Validity,
 };
 use malachitebft_app_channel::app::types::PeerId;
 use malachitebft_sync::{RawDecidedValue, Request, Response, Status, ValueRequest, ValueResponse};
 
 use super::context::{
-    decode_part, encode_part, proposal_body, proposal_from_body, round_code, round_from_code,
-    vote_body, vote_from_body, BlockId, Ctx, Height, ProposalPart, Signature, ValidatorId, Vote,
+    decode_exact, decode_part, encode_part, proposal_body, proposal_from_body, round_code,
+    round_from_code, value_bytes, value_from, vote_body, vote_from_body, vote_type_code,
+    vote_type_from, BlockId, Ctx, Height, ProposalPart, Signature, ValidatorId, Vote,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +36,7 @@ fn err(what: &str) -> CodecError {
 pub struct WireCodec;
 
 fn rlp_decode<T: Decodable>(b: &[u8]) -> Result<T, CodecError> {
-    let mut s = b;
-    let v = T::decode(&mut s).map_err(|e| CodecError(e.to_string()))?;
-    if !s.is_empty() {
-        return Err(err("trailing bytes"));
-    }
-    Ok(v)
+    decode_exact(b).map_err(CodecError)
 }
 
 fn tagged(tag: u8, body: impl Encodable) -> Bytes {
@@ -61,21 +57,6 @@ fn sig_bytes(s: &Signature) -> Bytes {
 
 fn round(c: u64) -> Result<malachitebft_app_channel::app::types::core::Round, CodecError> {
     round_from_code(c).ok_or_else(|| err("round out of range"))
-}
-
-fn value_bytes(v: &NilOrVal<BlockId>) -> Bytes {
-    match v {
-        NilOrVal::Nil => Bytes::new(),
-        NilOrVal::Val(b) => Bytes::copy_from_slice(b.0.as_slice()),
-    }
-}
-
-fn value_from(b: &[u8]) -> Result<NilOrVal<BlockId>, CodecError> {
-    match b.len() {
-        0 => Ok(NilOrVal::Nil),
-        32 => Ok(NilOrVal::Val(BlockId(B256::from_slice(b)))),
-        _ => Err(err("value id is not 32 bytes")),
-    }
 }
 
 #[derive(RlpEncodable, RlpDecodable)]
@@ -184,13 +165,6 @@ pub fn decode_certificate(b: &[u8]) -> Result<CommitCertificate<Ctx>, CodecError
     commit_of(rlp_decode(b)?)
 }
 
-fn vote_type_code(t: VoteType) -> u8 {
-    match t {
-        VoteType::Prevote => 1,
-        VoteType::Precommit => 2,
-    }
-}
-
 impl Codec<ProposalPart> for WireCodec {
     type Error = CodecError;
     fn decode(&self, b: Bytes) -> Result<ProposalPart, CodecError> {
@@ -273,12 +247,10 @@ impl Codec<LivenessMsg<Ctx>> for WireCodec {
                         .into_iter()
                         .map(|s| {
                             Ok(RoundSignature {
-                                vote_type: match s.vote_type {
-                                    1 => VoteType::Prevote,
-                                    2 => VoteType::Precommit,
-                                    _ => return Err(err("unknown vote type")),
-                                },
-                                value_id: value_from(&s.value)?,
+                                vote_type: vote_type_from(s.vote_type)
+                                    .ok_or_else(|| err("unknown vote type"))?,
+                                value_id: value_from(&s.value)
+                                    .ok_or_else(|| err("value id is not 32 bytes"))?,
                                 address: ValidatorId(s.address),
                                 signature: sig(&s.signature)?,
                             })
@@ -494,7 +466,7 @@ impl Codec<ProposedValue<Ctx>> for WireCodec {
 mod tests {
     use super::*;
     use crate::consensus::context::{PrivateKey, Proposal, Signer};
-    use malachitebft_app_channel::app::types::core::{Round, SigningProvider};
+    use malachitebft_app_channel::app::types::core::{NilOrVal, Round, SigningProvider, VoteType};
 
     fn signer() -> Signer {
         Signer::new(PrivateKey::from([3u8; 32]), B256::repeat_byte(9))
@@ -595,8 +567,7 @@ mod tests {
             decode_certificate(&encode_certificate(&cert)).unwrap(),
             cert
         );
-        let kp = malachitebft_app_channel::app::types::Keypair::generate_ed25519();
-        let peer = PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap();
+        let peer = crate::consensus::parts::test_peer();
         roundtrip(Status::<Ctx> {
             peer_id: peer,
             tip_height: Height(9),

@@ -54,8 +54,14 @@ pub struct ValidatorId(pub Address);
 
 impl ValidatorId {
     pub fn of(key: &PublicKey) -> Self {
-        ValidatorId(Address::from_slice(&keccak256(key.as_bytes())[12..]))
+        ValidatorId(address_of_key(key.as_bytes()))
     }
+}
+
+/// The address of a validator's ed25519 public key: keccak256(key)[12..]
+/// (what block headers name their proposer by).
+pub fn address_of_key(key: &[u8]) -> Address {
+    Address::from_slice(&keccak256(key)[12..])
 }
 
 impl fmt::Display for ValidatorId {
@@ -366,6 +372,47 @@ pub fn select_proposer(vs: &ValidatorSet, height: Height, round: Round) -> &Vali
     &vs.validators[0]
 }
 
+/// An RLP value that fills `b` exactly (trailing bytes refused).
+pub fn decode_exact<T: alloy_rlp::Decodable>(b: &[u8]) -> Result<T, String> {
+    let mut s = b;
+    let v = T::decode(&mut s).map_err(|e| e.to_string())?;
+    if !s.is_empty() {
+        return Err("trailing bytes".into());
+    }
+    Ok(v)
+}
+
+pub fn vote_type_code(t: VoteType) -> u8 {
+    match t {
+        VoteType::Prevote => 1,
+        VoteType::Precommit => 2,
+    }
+}
+
+pub fn vote_type_from(c: u8) -> Option<VoteType> {
+    match c {
+        1 => Some(VoteType::Prevote),
+        2 => Some(VoteType::Precommit),
+        _ => None,
+    }
+}
+
+/// A vote's value on the wire: empty for nil, else the 32-byte block hash.
+pub fn value_bytes(v: &NilOrVal<BlockId>) -> Bytes {
+    match v {
+        NilOrVal::Nil => Bytes::new(),
+        NilOrVal::Val(b) => Bytes::copy_from_slice(b.0.as_slice()),
+    }
+}
+
+pub fn value_from(b: &[u8]) -> Option<NilOrVal<BlockId>> {
+    match b.len() {
+        0 => Some(NilOrVal::Nil),
+        32 => Some(NilOrVal::Val(BlockId(B256::from_slice(b)))),
+        _ => None,
+    }
+}
+
 #[derive(RlpEncodable, RlpDecodable)]
 struct VoteBytes {
     typ: u8,
@@ -387,39 +434,21 @@ struct ProposalBytes {
 /// Bytes a vote is signed over (its extension is signed on its own).
 pub fn vote_body(v: &Vote) -> Vec<u8> {
     alloy_rlp::encode(VoteBytes {
-        typ: match v.typ {
-            VoteType::Prevote => 1,
-            VoteType::Precommit => 2,
-        },
+        typ: vote_type_code(v.typ),
         height: v.height.0,
         round: round_code(v.round),
-        value: match v.value {
-            NilOrVal::Nil => Bytes::new(),
-            NilOrVal::Val(b) => Bytes::copy_from_slice(b.0.as_slice()),
-        },
+        value: value_bytes(&v.value),
         validator: v.validator.0,
     })
 }
 
 pub fn vote_from_body(b: &[u8]) -> Option<Vote> {
-    let mut s = b;
-    let r: VoteBytes = alloy_rlp::Decodable::decode(&mut s).ok()?;
-    if !s.is_empty() {
-        return None;
-    }
+    let r: VoteBytes = decode_exact(b).ok()?;
     Some(Vote {
-        typ: match r.typ {
-            1 => VoteType::Prevote,
-            2 => VoteType::Precommit,
-            _ => return None,
-        },
+        typ: vote_type_from(r.typ)?,
         height: Height(r.height),
         round: round_from_code(r.round).filter(|r| r.is_defined())?,
-        value: match r.value.len() {
-            0 => NilOrVal::Nil,
-            32 => NilOrVal::Val(BlockId(B256::from_slice(&r.value))),
-            _ => return None,
-        },
+        value: value_from(&r.value)?,
         validator: ValidatorId(r.validator),
         extension: None,
     })
@@ -436,11 +465,7 @@ pub fn proposal_body(p: &Proposal) -> Vec<u8> {
 }
 
 pub fn proposal_from_body(b: &[u8]) -> Option<Proposal> {
-    let mut s = b;
-    let r: ProposalBytes = alloy_rlp::Decodable::decode(&mut s).ok()?;
-    if !s.is_empty() {
-        return None;
-    }
+    let r: ProposalBytes = decode_exact(b).ok()?;
     Some(Proposal {
         height: Height(r.height),
         round: round_from_code(r.round).filter(|r| r.is_defined())?,
@@ -494,11 +519,7 @@ pub fn decode_part(b: &[u8]) -> Option<ProposalPart> {
     let (&tag, rest) = b.split_first()?;
     Some(match tag {
         0 => {
-            let mut s = rest;
-            let i: InitBytes = alloy_rlp::Decodable::decode(&mut s).ok()?;
-            if !s.is_empty() {
-                return None;
-            }
+            let i: InitBytes = decode_exact(rest).ok()?;
             ProposalPart::Init {
                 height: Height(i.height),
                 round: round_from_code(i.round).filter(|r| r.is_defined())?,

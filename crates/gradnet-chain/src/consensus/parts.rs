@@ -90,6 +90,26 @@ pub struct Assembled {
     pub signature: Signature,
 }
 
+impl Assembled {
+    /// What the proposer's `Fin` signature covers.
+    pub fn signed_body(&self) -> Vec<u8> {
+        stream_body(
+            self.height,
+            self.round,
+            self.pol_round,
+            &self.proposer,
+            &keccak256(&self.block),
+        )
+    }
+}
+
+/// A fresh peer id, for tests.
+#[cfg(test)]
+pub(crate) fn test_peer() -> PeerId {
+    let kp = malachitebft_app_channel::app::types::Keypair::generate_ed25519();
+    PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
+}
+
 #[derive(Default)]
 struct Stream {
     parts: BTreeMap<u64, ProposalPart>,
@@ -191,8 +211,7 @@ mod tests {
         let mut msgs = split(&signer, Height(3), Round::new(1), Round::Nil, me, &block);
         assert_eq!(msgs.len(), 1 + 3 + 1 + 1);
         msgs.reverse();
-        let kp = malachitebft_app_channel::app::types::Keypair::generate_ed25519();
-        let peer = PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap();
+        let peer = test_peer();
         let mut streams = Streams::default();
         let mut done = None;
         for m in msgs.clone() {
@@ -206,14 +225,12 @@ mod tests {
             (a.height, a.round, a.proposer),
             (Height(3), Round::new(1), me)
         );
-        let body = stream_body(
-            a.height,
-            a.round,
-            a.pol_round,
-            &a.proposer,
-            &keccak256(&a.block),
-        );
-        assert!(signer.verify(TAG_STREAM, &body, &a.signature, &signer.public_key()));
+        assert!(signer.verify(
+            TAG_STREAM,
+            &a.signed_body(),
+            &a.signature,
+            &signer.public_key()
+        ));
 
         // a stream missing a chunk never completes
         let mut streams = Streams::default();

@@ -2,7 +2,7 @@
 //! JSON-RPC listener, BFT consensus with the other validators, and the
 //! relay that passes client transactions on to them.
 
-use alloy_primitives::{keccak256, Address};
+use alloy_primitives::Address;
 use anyhow::{bail, Context, Result};
 use gradnet_chain::chain::Chain;
 use gradnet_chain::consensus::node::{KeySeed, Multiaddr};
@@ -38,7 +38,7 @@ impl Ledger {
 /// The EVM-style address of a validator's ed25519 key (blocks name their proposer by it).
 pub fn validator_address(public_hex: &str) -> Result<Address> {
     let key = hex::decode(public_hex).context("validator key is not hex")?;
-    Ok(Address::from_slice(&keccak256(key)[12..]))
+    Ok(gradnet_chain::consensus::context::address_of_key(&key))
 }
 
 /// A consensus p2p address: a multiaddr, or `host:port` for TCP.
