@@ -1,6 +1,5 @@
 //! Validator processes on loopback and blocking JSON-RPC calls to them.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -161,15 +160,7 @@ pub fn spawn_node(cmd: Command) -> Killed {
 /// `spawn_node`, with the URL of the node's inference API.
 pub fn spawn_node_api(mut cmd: Command) -> (Killed, String) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("gradnet node listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
+    let rx = super::listening_url(&mut child);
     let child = Killed(child);
     let url = rx
         .recv_timeout(Duration::from_secs(60))

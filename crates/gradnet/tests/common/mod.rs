@@ -12,6 +12,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
 
 pub mod ledger;
 
+/// The inference API URL a node prints once it serves (read from its piped
+/// stdout, which is drained from then on).
+pub fn listening_url(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("gradnet node listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    rx
+}
+
 /// A node process; killed when dropped.
 pub struct Node {
     pub child: Child,
@@ -32,16 +47,7 @@ impl Node {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn gradnet");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("gradnet node listening on ") {
-                    let _ = tx.send(url.to_string());
-                }
-            }
-        });
-        let url = rx
+        let url = listening_url(&mut child)
             .recv_timeout(Duration::from_secs(60))
             .expect("node did not start");
         Node { child, url }
