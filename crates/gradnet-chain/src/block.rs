@@ -7,6 +7,7 @@ use alloy_rlp::{RlpDecodable, RlpEncodable};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ChainError;
+use crate::inference::sidecar::Sidecar;
 
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable, Serialize, Deserialize)]
 pub struct Header {
@@ -26,6 +27,8 @@ pub struct Header {
     pub gas_limit: u64,
     pub gas_used: u64,
     pub base_fee: u64,
+    /// Commitment to the block's inference sidecar (zero: none).
+    pub sidecar_root: B256,
 }
 
 impl Header {
@@ -34,11 +37,13 @@ impl Header {
     }
 }
 
-/// A header and its transactions, each EIP-2718 encoded as sent.
+/// A header, its transactions (each EIP-2718 encoded as sent) and the
+/// signed inference results that answer their calls to the precompile.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct Block {
     pub header: Header,
     pub transactions: Vec<Bytes>,
+    pub sidecar: Sidecar,
 }
 
 impl Block {

@@ -11,7 +11,8 @@ use crate::block::Header;
 use crate::error::ChainError;
 use crate::exec::{self, BlockParams, Built};
 use crate::genesis::Genesis;
-use crate::inference::precompile::{Answers, Inferencer};
+use crate::inference::pipe;
+use crate::inference::precompile::{Answers, BlockAnswers, Inferencer};
 use crate::mempool::{Account, Mempool, PoolConfig};
 use crate::store::{Executed, Store};
 use crate::tx;
@@ -28,6 +29,8 @@ pub struct Chain {
     /// Runs models for `eth_call` / `eth_estimateGas` through the inference
     /// precompile (the node's runtime; none: such calls revert).
     inferencer: parking_lot::RwLock<Option<Arc<dyn Inferencer>>>,
+    /// Sends a proposer's inference calls to the nodes (PIPE).
+    pipe: pipe::Dispatcher,
 }
 
 impl Chain {
@@ -42,6 +45,7 @@ impl Chain {
             heads,
             outbox: Default::default(),
             inferencer: Default::default(),
+            pipe: Default::default(),
         }))
     }
 
@@ -53,7 +57,7 @@ impl Chain {
     pub fn simulation_answers(&self) -> Answers {
         match &*self.inferencer.read() {
             Some(i) => Answers::Simulate(i.clone()),
-            None => Answers::Unserved,
+            None => Answers::Unavailable,
         }
     }
 
@@ -109,7 +113,11 @@ impl Chain {
         Ok(hash)
     }
 
-    /// Builds the next block from the pool (not committed).
+    /// Builds the next block from the pool (not committed). Inference
+    /// calls found without results are served by the sampled nodes (PIPE)
+    /// and the block built again, a few passes within `pipe::BUDGET`;
+    /// transactions whose calls are still unanswered wait in the pool.
+    /// Called on a blocking thread of the runtime.
     pub fn propose(&self, params: &BlockParams, max_txs: usize) -> Result<Built, ChainError> {
         let head = self.head();
         let state = self.store.state()?;
@@ -117,7 +125,25 @@ impl Chain {
         let txs = self
             .pool
             .pending(nonce, exec::next_base_fee(&head), max_txs);
-        let built = exec::build(&state, self.chain_id, &head, params, &txs)?;
+        let view = exec::sampling_view(&state, self.chain_id, &head)?;
+        let deadline = std::time::Instant::now() + pipe::BUDGET;
+        let mut served = std::collections::HashMap::new();
+        let mut pass = 0;
+        let built = loop {
+            let answers = BlockAnswers::new(view.clone(), served.clone(), true);
+            let built = exec::build(&state, self.chain_id, &head, params, &txs, answers.clone())?;
+            let misses = std::mem::take(&mut answers.progress.lock().misses);
+            pass += 1;
+            if misses.is_empty() || pass > 3 || std::time::Instant::now() >= deadline {
+                break built;
+            }
+            let new = tokio::runtime::Handle::current()
+                .block_on(self.pipe.serve(&view, misses, deadline));
+            if new.is_empty() {
+                break built;
+            }
+            served.extend(new.into_iter().map(|c| (c.request_hash, c)));
+        };
         for (h, why) in &built.dropped {
             tracing::warn!(tx = %h, "dropped from the pool: {why}");
             self.pool.remove(h);

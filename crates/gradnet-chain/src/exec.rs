@@ -9,11 +9,15 @@ use alloy_primitives::{Address, Bloom, Bytes, B256, U256};
 use revm::context::result::{EVMError, ExecutionResult, Output};
 use revm::context::{BlockEnv, Context};
 use revm::primitives::hardfork::SpecId;
-use revm::{ExecuteCommitEvm, MainBuilder, MainContext};
+use revm::{MainBuilder, MainContext};
+use std::sync::Arc;
 
 use crate::block::{receipts_root, transactions_root, Block, Header, StoredReceipt};
 use crate::error::ChainError;
-use crate::inference::precompile::{Answers, Precompiles};
+use crate::inference::precompile::{Answers, BlockAnswers, Precompiles};
+use crate::inference::registry::{Fault, Registry};
+use crate::inference::sidecar::{self, Decision, SamplingView, Sidecar};
+use crate::inference::slots::{OverlaySlots, ReaderSlots};
 use crate::state::{Overlay, StateReader};
 use crate::store::Executed;
 use crate::tx::{tx_env, PooledTx};
@@ -42,10 +46,96 @@ pub fn next_base_fee(parent: &Header) -> u64 {
     )
 }
 
-/// Outcome of a build: the block, and transactions the EVM refused (with why).
+/// Outcome of a build: the block, transactions the EVM refused (with
+/// why), and transactions left for a later block because an inference
+/// call they make has no result yet.
 pub struct Built {
     pub executed: Executed,
     pub dropped: Vec<(B256, String)>,
+    pub waiting: Vec<B256>,
+}
+
+/// The registry as of `parent`, for the block after it.
+pub fn sampling_view(
+    state: &StateReader,
+    chain_id: u64,
+    parent: &Header,
+) -> Result<SamplingView, ChainError> {
+    let nodes = Registry(ReaderSlots {
+        state,
+        account: crate::inference::registry::ADDRESS,
+    })
+    .all()
+    .map_err(ChainError::Storage)?;
+    Ok(SamplingView {
+        chain_id,
+        parent_hash: parent.hash(),
+        block: parent.number + 1,
+        nodes,
+    })
+}
+
+/// Slashes the nodes the used calls' results convict: a result that
+/// differs from the majority (with both signed results as evidence) and a
+/// sampled node that did not answer.
+fn settle_faults(
+    overlay: &mut crate::state::Overlay,
+    answers: &BlockAnswers,
+    used: &[B256],
+    quorum_of: &std::collections::HashMap<B256, usize>,
+    block: u64,
+) -> Result<(), ChainError> {
+    let mut reg = Registry(OverlaySlots {
+        overlay,
+        account: crate::inference::registry::ADDRESS,
+    });
+    let slash = |reg: &mut Registry<OverlaySlots>, node: Address, bps, fault: Fault| {
+        reg.slash(&node, bps, block, &fault)
+            .map(|_| ())
+            .map_err(ChainError::Storage)
+    };
+    for rh in used {
+        let call = &answers.served[rh];
+        let missed: Vec<Address> = match sidecar::decide(call, quorum_of[rh]) {
+            Decision::Agreed {
+                majority,
+                dissenting,
+                missed,
+                ..
+            } => {
+                for d in dissenting {
+                    let evidence = sidecar::Evidence {
+                        chain_id: answers.view.chain_id,
+                        request_hash: *rh,
+                        majority: majority.clone(),
+                        dissent: d.clone(),
+                    };
+                    let fault = Fault {
+                        request_hash: *rh,
+                        reason: "result differs from the majority".into(),
+                        evidence: alloy_rlp::encode(&evidence).into(),
+                    };
+                    slash(&mut reg, d.node, sidecar::SLASH_WRONG_BPS, fault)?;
+                }
+                missed
+            }
+            Decision::Unserved(_) => call
+                .asked
+                .iter()
+                .filter(|a| !call.results.iter().any(|r| r.node == **a))
+                .copied()
+                .collect(),
+        };
+        for m in missed {
+            let fault = Fault {
+                request_hash: *rh,
+                reason: "did not answer in time".into(),
+                evidence: Bytes::new(),
+            };
+            slash(&mut reg, m, sidecar::SLASH_MISSED_BPS, fault)?;
+        }
+    }
+    Ok(())
 }
 
 fn block_env(h: &Header) -> BlockEnv {
@@ -71,7 +161,9 @@ fn run(
     params: &BlockParams,
     txs: &[PooledTx],
     strict: bool,
+    answers: Arc<BlockAnswers>,
 ) -> Result<Built, ChainError> {
+    use revm::{ExecuteCommitEvm, ExecuteEvm};
     let mut header = Header {
         parent_hash: parent.hash(),
         number: parent.number + 1,
@@ -85,6 +177,7 @@ fn run(
         gas_limit: parent.gas_limit,
         gas_used: 0,
         base_fee: next_base_fee(parent),
+        sidecar_root: B256::ZERO,
     };
     let mut evm = Context::mainnet()
         .with_db(Overlay::new(state))
@@ -94,11 +187,17 @@ fn run(
         })
         .with_block(block_env(&header))
         .build_mainnet()
-        .with_precompiles(Precompiles::new(SPEC, Answers::Unserved));
-    let (mut included, mut receipts, mut dropped) = (vec![], vec![], vec![]);
+        .with_precompiles(Precompiles::new(SPEC, Answers::Block(answers.clone())));
+    let (mut included, mut receipts, mut dropped, mut waiting) = (vec![], vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
+    let mut waiting_senders = std::collections::HashSet::new();
     for tx in txs {
+        if waiting_senders.contains(&tx.sender) {
+            // after a waiting transaction, its sender's next ones wait too
+            waiting.push(tx.hash);
+            continue;
+        }
         if gas + tx.gas_limit() > header.gas_limit {
             if strict {
                 return Err(ChainError::Invalid(format!(
@@ -108,8 +207,24 @@ fn run(
             }
             continue;
         }
-        let result = match evm.transact_commit(tx_env(&tx.envelope, tx.sender)) {
-            Ok(r) => r,
+        let (misses, used) = {
+            let p = answers.progress.lock();
+            (p.misses.len(), p.used.len())
+        };
+        let result = match evm.transact(tx_env(&tx.envelope, tx.sender)) {
+            Ok(r) => {
+                let mut p = answers.progress.lock();
+                if p.misses.len() > misses {
+                    // an inference call without a result yet: not in this block
+                    p.used.truncate(used);
+                    waiting.push(tx.hash);
+                    waiting_senders.insert(tx.sender);
+                    continue;
+                }
+                drop(p);
+                evm.commit(r.state);
+                r.result
+            }
             Err(EVMError::Transaction(e)) => {
                 if strict {
                     return Err(ChainError::Invalid(format!("transaction {}: {e}", tx.hash)));
@@ -150,6 +265,32 @@ fn run(
         envelopes.push(tx.envelope.clone());
         included.push(tx.raw.clone());
     }
+    let used_calls = std::mem::take(&mut answers.progress.lock().used);
+    let mut used: Vec<B256> = vec![];
+    let mut quorum_of = std::collections::HashMap::new();
+    for (rh, q) in &used_calls {
+        if quorum_of.insert(*rh, *q).is_none() {
+            used.push(*rh);
+        }
+    }
+    if strict && used.len() != answers.served.len() {
+        return Err(ChainError::Invalid(format!(
+            "the sidecar holds {} inference results, the block's calls use {}",
+            answers.served.len(),
+            used.len()
+        )));
+    }
+    settle_faults(
+        &mut evm.ctx.journaled_state.database,
+        &answers,
+        &used,
+        &quorum_of,
+        header.number,
+    )?;
+    let sidecar = Sidecar {
+        calls: used.iter().map(|rh| answers.served[rh].clone()).collect(),
+    };
+    header.sidecar_root = sidecar.root();
     let diff = evm.ctx.journaled_state.database.diff;
     header.state_root = diff.commitment(parent.state_root);
     header.transactions_root = transactions_root(&envelopes);
@@ -161,23 +302,27 @@ fn run(
             block: Block {
                 header,
                 transactions: included,
+                sidecar,
             },
             receipts,
             diff,
         },
         dropped,
+        waiting,
     })
 }
 
-/// Builds the next block from candidate transactions (in the order given).
+/// Builds the next block from candidate transactions (in the order given),
+/// answering inference calls from `answers` (recording those it lacks).
 pub fn build(
     state: &StateReader,
     chain_id: u64,
     parent: &Header,
     params: &BlockParams,
     txs: &[PooledTx],
+    answers: Arc<BlockAnswers>,
 ) -> Result<Built, ChainError> {
-    run(state, chain_id, parent, params, txs, false)
+    run(state, chain_id, parent, params, txs, false, answers)
 }
 
 /// Re-executes a proposed block; it must reproduce its own header exactly.
@@ -221,7 +366,24 @@ pub fn verify_known(
         proposer: h.proposer,
         coinbase: h.coinbase,
     };
-    let built = run(state, chain_id, parent, &params, &txs, true)?;
+    let view = sampling_view(state, chain_id, parent)?;
+    let mut served = std::collections::HashMap::new();
+    for c in &block.sidecar.calls {
+        if served.insert(c.request_hash, c.clone()).is_some() {
+            return Err(ChainError::Invalid(format!(
+                "the sidecar lists call {} twice",
+                c.request_hash
+            )));
+        }
+    }
+    let answers = BlockAnswers::new(view, served, false);
+    let built = run(state, chain_id, parent, &params, &txs, true, answers)?;
+    if built.executed.block.sidecar != block.sidecar {
+        return Err(ChainError::Invalid(format!(
+            "block {}: the sidecar is not in the order its calls are made",
+            h.number
+        )));
+    }
     let mine = &built.executed.block.header;
     if mine != h {
         return Err(ChainError::Invalid(format!(

@@ -21,6 +21,26 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
     /// Starting balances, in wei.
     pub alloc: BTreeMap<Address, U256>,
+    /// Inference nodes registered (and staked) from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inference_nodes: Vec<GenesisInferenceNode>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisInferenceNode {
+    pub operator: Address,
+    /// ed25519 public key its results are signed with, hex.
+    pub signing_key: String,
+    /// Base URL of its HTTP API.
+    pub endpoint: String,
+    /// 0 VANILLA, 1 ZKML, 2 TEE, 3 QUORUM.
+    pub modes: Vec<u8>,
+    /// Models it serves; empty: any in its hub.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Stake in wei (held by the registry from the start).
+    pub stake: U256,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -91,7 +111,39 @@ impl Genesis {
                 return bad(&format!("validator key `{}` is listed twice", v.public_key));
             }
         }
+        self.registry_storage()?;
         Ok(())
+    }
+
+    /// The registry's storage with the genesis's inference nodes, and
+    /// their total stake.
+    pub fn registry_storage(&self) -> Result<(BTreeMap<U256, U256>, U256), ChainError> {
+        use crate::inference::registry::Registry;
+        let mut slots = BTreeMap::new();
+        let mut total = U256::ZERO;
+        for n in &self.inference_nodes {
+            let key: [u8; 32] = hex::decode(&n.signing_key)
+                .ok()
+                .and_then(|k| k.try_into().ok())
+                .ok_or_else(|| {
+                    ChainError::Invalid(format!(
+                        "genesis: inference node {} signingKey is not 32 hex bytes",
+                        n.operator
+                    ))
+                })?;
+            Registry(&mut slots)
+                .register(
+                    n.operator,
+                    B256::from(key),
+                    n.endpoint.clone(),
+                    &n.modes,
+                    n.models.clone(),
+                    n.stake,
+                )
+                .map_err(|e| ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator)))?;
+            total += n.stake;
+        }
+        Ok((slots, total))
     }
 
     /// The genesis's own hash: the parent of block 1.
@@ -129,6 +181,7 @@ mod tests {
                 })
                 .collect(),
             alloc: Default::default(),
+            inference_nodes: vec![],
         };
         assert!(g(vec![valid.clone()]).check().is_ok());
         let e = g(vec![hex::encode(not_a_point)])

@@ -96,6 +96,19 @@ impl Store {
                 }),
             );
         }
+        let (slots, staked) = g.registry_storage()?;
+        if !g.inference_nodes.is_empty() {
+            diff.accounts.insert(
+                crate::inference::registry::ADDRESS,
+                Some(AccountInfo {
+                    nonce: 1,
+                    balance: staked,
+                    ..Default::default()
+                }),
+            );
+            diff.storage
+                .insert(crate::inference::registry::ADDRESS, slots);
+        }
         let header = Header {
             parent_hash: g.hash(),
             number: 0,
@@ -109,11 +122,13 @@ impl Store {
             gas_limit: g.gas_limit,
             gas_used: 0,
             base_fee: g.base_fee,
+            sidecar_root: B256::ZERO,
         };
         let executed = Executed {
             block: Block {
                 header: header.clone(),
                 transactions: vec![],
+                sidecar: Default::default(),
             },
             receipts: vec![],
             diff,

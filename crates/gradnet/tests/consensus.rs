@@ -49,6 +49,7 @@ impl Net {
             base_fee: 1_000_000_000,
             validators,
             alloc: [(*funded, U256::from(10u128.pow(24)))].into(),
+            inference_nodes: vec![],
         };
         let gpath = root.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();

@@ -1,4 +1,10 @@
-//! Inference on chain: OpenGradient's precompile ABI at `0x…F4`.
+//! Inference on chain: OpenGradient's precompile ABI at `0x…F4`, the
+//! inference node registry at `0x…F5`, and PIPE: the block sidecar of
+//! signed node results that answers calls inside blocks.
 
 pub mod abi;
+pub mod pipe;
 pub mod precompile;
+pub mod registry;
+pub mod sidecar;
+pub mod slots;

@@ -1,29 +1,42 @@
-//! The inference precompile at `0x…F4`, next to Ethereum's own.
+//! The inference precompile at `0x…F4` and the registry at `0x…F5`, next
+//! to Ethereum's own.
 //!
 //! Gas: `INFERENCE_BASE_GAS + 16 * (calldata bytes + result bytes)`, the
 //! per-byte price of calldata applied to both directions (the model's own
 //! compute is paid by the inference fee, not gas).
 //!
+//! Fee: `INFERENCE_FEE` per node of the call's quorum, taken from the
+//! transaction's sender into the registry and credited to the agreeing
+//! nodes (withdrawn with `IInferenceRegistry.withdraw`). A call that
+//! reverts pays no fee. The sender must hold the fee or the call reverts.
+//!
+//! Modes (the request's `uint8 mode`): 0 VANILLA (one node), 1 ZKML, 2 TEE,
+//! 3 QUORUM (three nodes must agree); `3 | n << 4` asks QUORUM of `n`
+//! nodes (1..=15).
+//!
 //! In `eth_call` / `eth_estimateGas` the node runs the model itself and the
 //! output says `is_simulation_result = true`. Inside a block, results come
-//! from the inference nodes through the block's sidecar (PIPE); a call
-//! whose result is not there reverts with a reason.
+//! from inference nodes through the block's sidecar (PIPE).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use alloy_primitives::{address, Address, Bytes};
-use alloy_sol_types::{SolCall, SolError, SolInterface, SolValue};
+use alloy_primitives::{address, Address, Bytes, Log, B256, U256};
+use alloy_sol_types::{SolCall, SolError, SolEvent, SolInterface, SolValue};
 use gradnet_types::tensor::NamedTensors;
 use revm::context::Cfg;
-use revm::context_interface::ContextTr;
+use revm::context_interface::{ContextTr, JournalTr, Transaction};
 use revm::handler::{EthPrecompiles, PrecompileProvider};
 use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::AddressSet;
 
 use super::abi::{
-    input_json, model_output, InferencePrecompile::InferencePrecompileCalls, LLMChatRequest,
-    LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse,
+    input_json, model_output, InferencePrecompile::InferencePrecompileCalls as Call,
+    LLMChatRequest, LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse,
 };
+use super::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
+use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
+use super::slots::JournalSlots;
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
 pub const INFERENCE_BASE_GAS: u64 = 50_000;
@@ -37,16 +50,105 @@ pub trait Inferencer: Send + Sync {
     fn chat(&self, request: &LLMChatRequest) -> Result<LLMChatResponse, String>;
 }
 
+/// A decoded call with what sampling needs to know about it.
+pub struct Request {
+    pub call: Call,
+    /// 0 VANILLA, 1 ZKML, 2 TEE, 3 QUORUM.
+    pub mode: u8,
+    pub quorum: usize,
+    pub model: String,
+}
+
+/// Decodes a call to `0x…F4`; the error is its revert reason.
+pub fn parse(calldata: &[u8]) -> Result<Request, String> {
+    let call = Call::abi_decode(calldata)
+        .map_err(|e| format!("inference precompile: malformed call: {e}"))?;
+    let (raw, model) = match &call {
+        Call::runModelInference(c) => (c.request.mode, c.request.modelCID.clone()),
+        Call::runLLMCompletion(c) => (c.request.mode, c.request.modelCID.clone()),
+        Call::runLLMChat(c) => (c.request.mode, c.request.modelCID.clone()),
+    };
+    let (mode, quorum) = match (raw & 0x0f, raw >> 4) {
+        (0, 0) => (0, 1),
+        (3, 0) => (3, DEFAULT_QUORUM),
+        (3, n) => (3, n as usize),
+        (1, 0) => return Err("inference: ZKML mode is not served by this network yet".into()),
+        (2, 0) => return Err("inference: TEE mode is not served by this network yet".into()),
+        _ => return Err(format!("inference: unknown mode {raw}")),
+    };
+    Ok(Request {
+        call,
+        mode,
+        quorum,
+        model,
+    })
+}
+
+/// Runs a call on `inf`: its ABI-encoded return data or why it failed.
+pub fn run_call(inf: &dyn Inferencer, call: &Call, simulation: bool) -> Result<Vec<u8>, String> {
+    Ok(match call {
+        Call::runModelInference(c) => {
+            let r = &c.request;
+            let out = inf.run_model(&r.modelCID, &input_json(&r.input))?;
+            let out = model_output(&out, simulation)?;
+            super::abi::InferencePrecompile::runModelInferenceCall::abi_encode_returns(&out)
+        }
+        Call::runLLMCompletion(c) => inf.complete(&c.request)?.abi_encode(),
+        Call::runLLMChat(c) => inf.chat(&c.request)?.abi_encode(),
+    })
+}
+
+/// A call a proposer's pre-execution found without a served result.
+#[derive(Debug, Clone)]
+pub struct Miss {
+    pub request_hash: B256,
+    pub calldata: Bytes,
+    pub mode: u8,
+    pub quorum: usize,
+    pub model: String,
+}
+
+/// What block execution records about inference calls.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub misses: Vec<Miss>,
+    /// Served calls execution used, with their quorum, in order.
+    pub used: Vec<(B256, usize)>,
+}
+
+/// Answers inside a block: from its sidecar.
+pub struct BlockAnswers {
+    pub view: SamplingView,
+    pub served: HashMap<B256, ServedCall>,
+    /// A proposer's pre-execution: a call without a result is recorded
+    /// (and its transaction left out) rather than failing the block.
+    pub record: bool,
+    pub progress: parking_lot::Mutex<Progress>,
+}
+
+impl BlockAnswers {
+    pub fn new(view: SamplingView, served: HashMap<B256, ServedCall>, record: bool) -> Arc<Self> {
+        Arc::new(BlockAnswers {
+            view,
+            served,
+            record,
+            progress: Default::default(),
+        })
+    }
+}
+
 /// Where answers to calls come from.
 #[derive(Clone)]
 pub enum Answers {
     /// `eth_call` / `eth_estimateGas`: the node runs the model.
     Simulate(Arc<dyn Inferencer>),
-    /// Block execution without served results.
-    Unserved,
+    /// Block execution: the sidecar's results.
+    Block(Arc<BlockAnswers>),
+    /// `eth_call` on a node that runs no models: calls revert.
+    Unavailable,
 }
 
-/// Ethereum's precompiles plus the inference precompile.
+/// Ethereum's precompiles plus the inference precompile and the registry.
 #[derive(Clone)]
 pub struct Precompiles {
     eth: EthPrecompiles,
@@ -54,38 +156,145 @@ pub struct Precompiles {
     answers: Answers,
 }
 
+fn revert_reason(reason: &str) -> Bytes {
+    alloy_sol_types::Revert::from(reason).abi_encode().into()
+}
+
+/// The return data of a call, why it reverts (`Ok(Err)`), or why the
+/// block cannot be executed at all (`Err`: a sidecar that does not hold).
+type Answer = Result<Result<Vec<u8>, String>, String>;
+
 impl Precompiles {
     pub fn new(spec: revm::primitives::hardfork::SpecId, answers: Answers) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.insert(ADDRESS);
+        warm.insert(registry::ADDRESS);
         Precompiles { eth, warm, answers }
     }
 
-    /// The result bytes of a call, or the reason it reverts.
-    fn answer(&self, input: &[u8]) -> Result<Vec<u8>, String> {
-        let call = InferencePrecompileCalls::abi_decode(input)
-            .map_err(|e| format!("inference precompile: malformed call: {e}"))?;
-        let Answers::Simulate(inf) = &self.answers else {
-            return Err(
-                "inference precompile: no served result for this call in this block".into(),
-            );
+    fn answer<CTX: ContextTr>(&self, ctx: &mut CTX, input: &[u8]) -> Answer {
+        let req = match parse(input) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why)),
         };
-        Ok(match call {
-            InferencePrecompileCalls::runModelInference(c) => {
-                let r = &c.request;
-                let out = inf.run_model(&r.modelCID, &input_json(&r.input))?;
-                let out = model_output(&out, true)?;
-                super::abi::InferencePrecompile::runModelInferenceCall::abi_encode_returns(&out)
+        let origin = ctx.tx().caller();
+        let fee = INFERENCE_FEE * U256::from(req.quorum);
+        let balance = ctx
+            .journal_mut()
+            .load_account(origin)
+            .map_err(|e| e.to_string())?
+            .info
+            .balance;
+        // a simulated call without a sender (eth_call with no `from`) pays nothing
+        let free = matches!(self.answers, Answers::Simulate(_)) && origin == Address::ZERO;
+        if balance < fee && !free {
+            return Ok(Err(format!(
+                "inference fee: {origin} holds {balance} wei, the call needs {fee} wei ({} node(s) at {INFERENCE_FEE} wei)",
+                req.quorum
+            )));
+        }
+        let (out, paid) = match &self.answers {
+            Answers::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
+                Ok(out) => (out, vec![]),
+                Err(why) => return Ok(Err(why)),
+            },
+            Answers::Block(b) => {
+                let rh = sidecar::request_hash(input);
+                let Some(served) = b.served.get(&rh) else {
+                    if !b.record {
+                        return Err(format!("the block's sidecar has no result for inference call {rh}"));
+                    }
+                    b.progress.lock().misses.push(Miss {
+                        request_hash: rh,
+                        calldata: Bytes::copy_from_slice(input),
+                        mode: req.mode,
+                        quorum: req.quorum,
+                        model: req.model,
+                    });
+                    return Ok(Err("inference: pending".into()));
+                };
+                sidecar::check(served, &b.view, req.mode, &req.model, req.quorum)?;
+                b.progress.lock().used.push((rh, req.quorum));
+                match sidecar::decide(served, req.quorum) {
+                    Decision::Agreed {
+                        outcome, agreeing, ..
+                    } => match sidecar::outcome_result(&outcome) {
+                        Ok(out) => (out, agreeing.into_iter().take(req.quorum).collect()),
+                        Err(why) => return Ok(Err(why)),
+                    },
+                    Decision::Unserved(why) => return Ok(Err(why)),
+                }
             }
-            InferencePrecompileCalls::runLLMCompletion(c) => inf.complete(&c.request)?.abi_encode(),
-            InferencePrecompileCalls::runLLMChat(c) => inf.chat(&c.request)?.abi_encode(),
-        })
+            Answers::Unavailable => {
+                return Ok(Err("inference: this node does not run models".into()))
+            }
+        };
+        // the fee: the quorum's worth when simulating, the agreeing nodes' in a block
+        let charged = if free {
+            U256::ZERO
+        } else if paid.is_empty() {
+            fee
+        } else {
+            INFERENCE_FEE * U256::from(paid.len())
+        };
+        let j = ctx.journal_mut();
+        if let Some(e) = j
+            .transfer(origin, registry::ADDRESS, charged)
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(Err(format!("inference fee: transfer failed: {e:?}")));
+        }
+        let mut reg = Registry(JournalSlots {
+            journal: &mut *j,
+            account: registry::ADDRESS,
+        });
+        for node in &paid {
+            reg.credit(node, INFERENCE_FEE)?;
+        }
+        if !paid.is_empty() {
+            j.log(Log {
+                address: registry::ADDRESS,
+                data: IInferenceRegistry::InferenceSettled {
+                    requestHash: sidecar::request_hash(input),
+                    mode: req.mode,
+                    nodes: paid,
+                    fee: charged,
+                }
+                .encode_log_data(),
+            });
+        }
+        Ok(Ok(out))
     }
 }
 
-fn revert_reason(reason: &str) -> Bytes {
-    alloy_sol_types::Revert::from(reason).abi_encode().into()
+fn result(
+    ok: Result<(Vec<u8>, u64), String>,
+    input_len: usize,
+    gas_limit: u64,
+    cost_of: impl Fn(usize, usize) -> u64,
+) -> InterpreterResult {
+    let mut gas = Gas::new(gas_limit);
+    let (r, out) = match ok {
+        Ok((out, cost)) => {
+            if !gas.record_regular_cost(cost.max(cost_of(input_len, out.len()))) {
+                gas.spend_all();
+                return InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas);
+            }
+            (InstructionResult::Return, Bytes::from(out))
+        }
+        Err(why) => {
+            if !gas.record_regular_cost(cost_of(input_len, 0).min(gas_limit)) {
+                gas.spend_all();
+            }
+            (InstructionResult::Revert, revert_reason(&why))
+        }
+    };
+    InterpreterResult::new(r, out, gas)
+}
+
+fn inference_gas(input: usize, output: usize) -> u64 {
+    INFERENCE_BASE_GAS + GAS_PER_BYTE * (input + output) as u64
 }
 
 impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
@@ -96,6 +305,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         if changed {
             self.warm = self.eth.warm_addresses().clone();
             self.warm.insert(ADDRESS);
+            self.warm.insert(registry::ADDRESS);
         }
         changed
     }
@@ -105,33 +315,24 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         ctx: &mut CTX,
         inputs: &CallInputs,
     ) -> Result<Option<InterpreterResult>, String> {
+        if inputs.bytecode_address == registry::ADDRESS {
+            let len = inputs.input.len();
+            let r = registry::call(ctx, inputs);
+            return Ok(Some(result(r, len, inputs.gas_limit, |_, _| {
+                registry::REGISTRY_READ_GAS
+            })));
+        }
         if inputs.bytecode_address != ADDRESS {
             return self.eth.run(ctx, inputs);
         }
         let input = inputs.input.as_bytes(ctx).to_vec();
-        let mut gas = Gas::new(inputs.gas_limit);
-        let (result, output) = match self.answer(&input) {
-            Ok(out) => {
-                let cost = INFERENCE_BASE_GAS + GAS_PER_BYTE * (input.len() + out.len()) as u64;
-                if !gas.record_regular_cost(cost) {
-                    gas.spend_all();
-                    return Ok(Some(InterpreterResult::new(
-                        InstructionResult::PrecompileOOG,
-                        Bytes::new(),
-                        gas,
-                    )));
-                }
-                (InstructionResult::Return, Bytes::from(out))
-            }
-            Err(why) => {
-                let cost = INFERENCE_BASE_GAS + GAS_PER_BYTE * input.len() as u64;
-                if !gas.record_regular_cost(cost.min(inputs.gas_limit)) {
-                    gas.spend_all();
-                }
-                (InstructionResult::Revert, revert_reason(&why))
-            }
-        };
-        Ok(Some(InterpreterResult::new(result, output, gas)))
+        let answer = self.answer(ctx, &input)?.map(|out| (out, 0));
+        Ok(Some(result(
+            answer,
+            input.len(),
+            inputs.gas_limit,
+            inference_gas,
+        )))
     }
 
     fn warm_addresses(&self) -> &AddressSet {
@@ -139,6 +340,6 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
     }
 
     fn contains(&self, address: &Address) -> bool {
-        *address == ADDRESS || self.eth.contains(address)
+        *address == ADDRESS || *address == registry::ADDRESS || self.eth.contains(address)
     }
 }

@@ -1,0 +1,526 @@
+//! The inference node registry, a system precompile at `0x…F5` with a
+//! Solidity interface (`IInferenceRegistry`): operators register a node
+//! (ed25519 signing key, HTTP endpoint, modes, models) with a stake sent as
+//! the call's value, add stake, unbond (withdrawable after
+//! `UNBOND_DELAY_SECS`), and withdraw what has matured plus the inference
+//! fees they earned. The chain itself slashes (see `pipe`); slashed stake
+//! stays locked in the registry's balance forever (burned).
+//!
+//! State lives in the registry account's storage, so it is journaled with
+//! the transaction that changes it and enters the state commitment.
+//!
+//! Gas: reads `REGISTRY_READ_GAS` + `REGISTRY_GAS_PER_NODE` per node
+//! returned; writes `REGISTRY_WRITE_GAS`.
+
+use alloy_primitives::{address, Address, Log, B256, U256};
+use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface, SolValue};
+use revm::context_interface::{Block, ContextTr, JournalTr};
+use revm::interpreter::CallInputs;
+
+use super::slots::{slot, JournalSlots, Slots};
+
+pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F5");
+/// Least stake of an active node: 10 tokens (18 decimals).
+pub const MIN_STAKE: U256 = U256::from_limbs([10_000_000_000_000_000_000u128 as u64, 0, 0, 0]);
+/// Time between `unbond` and the funds becoming withdrawable.
+pub const UNBOND_DELAY_SECS: u64 = 3600;
+/// Blocks a node sits out of sampling after a fault.
+pub const FAULT_COOLDOWN_BLOCKS: u64 = 20;
+/// The fee for one node's result, paid by the transaction's sender.
+pub const INFERENCE_FEE: U256 = U256::from_limbs([1_000_000_000_000_000, 0, 0, 0]);
+pub const REGISTRY_READ_GAS: u64 = 2_600;
+pub const REGISTRY_GAS_PER_NODE: u64 = 2_000;
+pub const REGISTRY_WRITE_GAS: u64 = 60_000;
+
+sol! {
+    #[derive(Debug, PartialEq)]
+    interface IInferenceRegistry {
+        struct InferenceNode {
+            address operator;
+            bytes32 signingKey;
+            string endpoint;
+            uint8[] modes;
+            string[] models;
+            uint256 stake;
+            uint256 unbonding;
+            uint64 unbondingUntil;
+            uint256 earnings;
+            uint256 slashed;
+            uint64 faults;
+            uint64 lastFault;
+            bool active;
+        }
+        event NodeRegistered(address indexed operator, bytes32 signingKey, string endpoint);
+        event Staked(address indexed operator, uint256 amount, uint256 stake);
+        event Unbonding(address indexed operator, uint256 amount, uint64 until);
+        event Withdrawn(address indexed operator, uint256 amount);
+        event Slashed(address indexed operator, uint256 amount, bytes32 requestHash, string reason, bytes evidence);
+        event InferenceSettled(bytes32 indexed requestHash, uint8 mode, address[] nodes, uint256 fee);
+        function register(bytes32 signingKey, string endpoint, uint8[] modes, string[] models) external payable;
+        function update(string endpoint, uint8[] modes, string[] models) external;
+        function stake() external payable;
+        function unbond(uint256 amount) external;
+        function withdraw() external returns (uint256);
+        function getNode(address operator) external view returns (InferenceNode memory);
+        function activeNodes() external view returns (InferenceNode[] memory);
+        function faultEvidence(address operator, uint64 index) external view returns (bytes32 requestHash, string reason, bytes evidence);
+        function minStake() external view returns (uint256);
+        function inferenceFee() external view returns (uint256);
+    }
+}
+
+use IInferenceRegistry::{IInferenceRegistryCalls as Call, InferenceNode};
+
+/// Why a node was slashed: the call, a readable reason and the signed
+/// results that prove it (RLP, see `sidecar::Evidence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub request_hash: B256,
+    pub reason: String,
+    pub evidence: alloy_primitives::Bytes,
+}
+
+/// One registered node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeRecord {
+    pub operator: Address,
+    pub signing_key: B256,
+    pub endpoint: String,
+    /// Bit `m` set: serves mode `m`.
+    pub modes: u8,
+    /// Models it serves (content ids or names); empty: any in its hub.
+    pub models: Vec<String>,
+    pub stake: U256,
+    pub unbonding: U256,
+    pub unbonding_until: u64,
+    pub earnings: U256,
+    pub slashed: U256,
+    pub faults: u64,
+    /// Block of the last fault (0: none).
+    pub last_fault: u64,
+}
+
+impl NodeRecord {
+    pub fn active(&self) -> bool {
+        self.stake >= MIN_STAKE
+    }
+
+    pub fn serves(&self, mode: u8, model: &str) -> bool {
+        mode < 8
+            && self.modes & (1 << mode) != 0
+            && (self.models.is_empty() || self.models.iter().any(|m| m == model))
+    }
+
+    /// Active, serving `mode`/`model`, and not cooling down from a fault
+    /// at `block`.
+    pub fn eligible(&self, mode: u8, model: &str, block: u64) -> bool {
+        self.active()
+            && self.serves(mode, model)
+            && (self.last_fault == 0 || block > self.last_fault + FAULT_COOLDOWN_BLOCKS)
+    }
+
+    fn abi(&self) -> InferenceNode {
+        InferenceNode {
+            operator: self.operator,
+            signingKey: self.signing_key,
+            endpoint: self.endpoint.clone(),
+            modes: (0..8).filter(|m| self.modes & (1 << m) != 0).collect(),
+            models: self.models.clone(),
+            stake: self.stake,
+            unbonding: self.unbonding,
+            unbondingUntil: self.unbonding_until,
+            earnings: self.earnings,
+            slashed: self.slashed,
+            faults: self.faults,
+            lastFault: self.last_fault,
+            active: self.active(),
+        }
+    }
+}
+
+pub fn modes_mask(modes: &[u8]) -> Result<u8, String> {
+    modes.iter().try_fold(0u8, |m, &x| {
+        if x > 3 {
+            Err(format!(
+                "mode {x} is not one of 0 VANILLA, 1 ZKML, 2 TEE, 3 QUORUM"
+            ))
+        } else {
+            Ok(m | 1 << x)
+        }
+    })
+}
+
+// field offsets within a node's record
+const F_KEY: u64 = 0;
+const F_STAKE: u64 = 1;
+const F_UNBONDING: u64 = 2;
+const F_UNTIL: u64 = 3;
+const F_EARNINGS: u64 = 4;
+const F_SLASHED: u64 = 5;
+const F_FAULTS: u64 = 6;
+const F_LAST_FAULT: u64 = 7;
+const F_MODES: u64 = 8;
+const F_EXISTS: u64 = 9;
+const F_BLOB: u64 = 16;
+
+fn to_u64(v: U256) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// The registry over some storage.
+pub struct Registry<S>(pub S);
+
+impl<S: Slots> Registry<S> {
+    fn base(op: &Address) -> U256 {
+        slot("gradnet.registry.node", op.as_slice())
+    }
+
+    fn list() -> U256 {
+        slot("gradnet.registry.nodes", &[])
+    }
+
+    pub fn operators(&mut self) -> Result<Vec<Address>, String> {
+        let n = to_u64(self.0.get(Self::list())?);
+        (0..n)
+            .map(|i| {
+                let w = self.0.get(Self::list() + U256::from(1 + i))?;
+                Ok(Address::from_word(w.into()))
+            })
+            .collect()
+    }
+
+    pub fn node(&mut self, op: &Address) -> Result<Option<NodeRecord>, String> {
+        let b = Self::base(op);
+        let f = |i: u64| b + U256::from(i);
+        if self.0.get(f(F_EXISTS))?.is_zero() {
+            return Ok(None);
+        }
+        let blob = self.0.get_bytes(f(F_BLOB))?;
+        let (endpoint, models) = <(String, Vec<String>)>::abi_decode_params(&blob)
+            .map_err(|e| format!("stored node record: {e}"))?;
+        Ok(Some(NodeRecord {
+            operator: *op,
+            signing_key: self.0.get(f(F_KEY))?.into(),
+            endpoint,
+            modes: to_u64(self.0.get(f(F_MODES))?) as u8,
+            models,
+            stake: self.0.get(f(F_STAKE))?,
+            unbonding: self.0.get(f(F_UNBONDING))?,
+            unbonding_until: to_u64(self.0.get(f(F_UNTIL))?),
+            earnings: self.0.get(f(F_EARNINGS))?,
+            slashed: self.0.get(f(F_SLASHED))?,
+            faults: to_u64(self.0.get(f(F_FAULTS))?),
+            last_fault: to_u64(self.0.get(f(F_LAST_FAULT))?),
+        }))
+    }
+
+    /// Every registered node, in registration order.
+    pub fn all(&mut self) -> Result<Vec<NodeRecord>, String> {
+        let ops = self.operators()?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            if let Some(n) = self.node(&op)? {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a record (adding it to the list when new).
+    pub fn put(&mut self, n: &NodeRecord) -> Result<(), String> {
+        let b = Self::base(&n.operator);
+        let f = |i: u64| b + U256::from(i);
+        if self.0.get(f(F_EXISTS))?.is_zero() {
+            let count = self.0.get(Self::list())?;
+            self.0
+                .set(Self::list() + U256::from(1) + count, n.operator.into_word().into())?;
+            self.0.set(Self::list(), count + U256::from(1))?;
+            self.0.set(f(F_EXISTS), U256::from(1))?;
+        }
+        self.0.set(f(F_KEY), n.signing_key.into())?;
+        self.0.set(f(F_STAKE), n.stake)?;
+        self.0.set(f(F_UNBONDING), n.unbonding)?;
+        self.0.set(f(F_UNTIL), U256::from(n.unbonding_until))?;
+        self.0.set(f(F_EARNINGS), n.earnings)?;
+        self.0.set(f(F_SLASHED), n.slashed)?;
+        self.0.set(f(F_FAULTS), U256::from(n.faults))?;
+        self.0.set(f(F_LAST_FAULT), U256::from(n.last_fault))?;
+        self.0.set(f(F_MODES), U256::from(n.modes))?;
+        let blob = (n.endpoint.clone(), n.models.clone()).abi_encode_params();
+        self.0.set_bytes(f(F_BLOB), &blob)
+    }
+
+    /// Checks and writes a new node.
+    pub fn register(
+        &mut self,
+        operator: Address,
+        signing_key: B256,
+        endpoint: String,
+        modes: &[u8],
+        models: Vec<String>,
+        stake: U256,
+    ) -> Result<NodeRecord, String> {
+        if self.node(&operator)?.is_some() {
+            return Err(format!("registry: {operator} is already registered"));
+        }
+        if ed25519_consensus::VerificationKey::try_from(signing_key.0).is_err() {
+            return Err("registry: signingKey is not an ed25519 public key".into());
+        }
+        let url = reqwest::Url::parse(&endpoint)
+            .map_err(|e| format!("registry: endpoint `{endpoint}`: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("registry: endpoint `{endpoint}` is not http(s)"));
+        }
+        if stake < MIN_STAKE {
+            return Err(format!(
+                "registry: stake {stake} wei is below the minimum {MIN_STAKE} wei"
+            ));
+        }
+        let n = NodeRecord {
+            operator,
+            signing_key,
+            endpoint,
+            modes: modes_mask(modes).map_err(|e| format!("registry: {e}"))?,
+            models,
+            stake,
+            ..Default::default()
+        };
+        self.put(&n)?;
+        Ok(n)
+    }
+
+    fn existing(&mut self, op: &Address) -> Result<NodeRecord, String> {
+        self.node(op)?
+            .ok_or_else(|| format!("registry: {op} is not a registered node"))
+    }
+
+    /// Takes `bps` basis points of a node's stake (and its unbonding
+    /// funds, which are still at stake), marks a fault at `block` and
+    /// keeps its evidence. Returns the amount taken.
+    pub fn slash(&mut self, op: &Address, bps: u64, block: u64, fault: &Fault) -> Result<U256, String> {
+        let mut n = self.existing(op)?;
+        let at = Self::evidence_slot(op, n.faults);
+        let blob = (fault.request_hash, fault.reason.clone(), fault.evidence.clone()).abi_encode_params();
+        self.0.set_bytes(at, &blob)?;
+        let take = |v: U256| v * U256::from(bps) / U256::from(10_000);
+        let (a, b) = (take(n.stake), take(n.unbonding));
+        n.stake -= a;
+        n.unbonding -= b;
+        n.slashed += a + b;
+        n.faults += 1;
+        n.last_fault = block;
+        self.put(&n)?;
+        Ok(a + b)
+    }
+
+    fn evidence_slot(op: &Address, index: u64) -> U256 {
+        slot(
+            "gradnet.registry.evidence",
+            &[op.as_slice(), &index.to_be_bytes()].concat(),
+        )
+    }
+
+    /// The evidence of a node's fault number `index` (from 0).
+    pub fn evidence(&mut self, op: &Address, index: u64) -> Result<Fault, String> {
+        let blob = self.0.get_bytes(Self::evidence_slot(op, index))?;
+        if blob.is_empty() {
+            return Err(format!("registry: {op} has no fault {index}"));
+        }
+        let (request_hash, reason, evidence) =
+            <(B256, String, alloy_primitives::Bytes)>::abi_decode_params(&blob)
+                .map_err(|e| format!("stored evidence: {e}"))?;
+        Ok(Fault {
+            request_hash,
+            reason,
+            evidence,
+        })
+    }
+
+    /// Credits a node's earnings (fees already held by the registry).
+    pub fn credit(&mut self, op: &Address, amount: U256) -> Result<(), String> {
+        let mut n = self.existing(op)?;
+        n.earnings += amount;
+        self.put(&n)
+    }
+}
+
+fn log<J: JournalTr>(journal: &mut J, e: impl SolEvent) {
+    journal.log(Log {
+        address: ADDRESS,
+        data: e.encode_log_data(),
+    });
+}
+
+/// Runs a call to the registry: its return data and gas, or why it reverts.
+pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u8>, u64), String> {
+    let input = inputs.input.as_bytes(ctx).to_vec();
+    let call = Call::abi_decode(&input).map_err(|e| format!("registry: malformed call: {e}"))?;
+    if inputs.target_address != ADDRESS {
+        return Err("registry: must be called directly (not by delegatecall)".into());
+    }
+    let value = inputs.call_value();
+    let payable = matches!(call, Call::register(_) | Call::stake(_));
+    if !value.is_zero() && !payable {
+        return Err("registry: this function does not take value".into());
+    }
+    let writes = !matches!(
+        call,
+        Call::getNode(_)
+            | Call::activeNodes(_)
+            | Call::faultEvidence(_)
+            | Call::minStake(_)
+            | Call::inferenceFee(_)
+    );
+    if writes && inputs.is_static {
+        return Err("registry: state change in a static call".into());
+    }
+    let now = to_u64(ctx.block().timestamp());
+    let caller = inputs.caller;
+    let journal = ctx.journal_mut();
+    let mut reg = Registry(JournalSlots {
+        journal: &mut *journal,
+        account: ADDRESS,
+    });
+    let out = match call {
+        Call::register(c) => {
+            let n = reg.register(caller, c.signingKey, c.endpoint, &c.modes, c.models, value)?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::NodeRegistered {
+                    operator: caller,
+                    signingKey: n.signing_key,
+                    endpoint: n.endpoint,
+                },
+            );
+            log(
+                reg.0.journal,
+                IInferenceRegistry::Staked {
+                    operator: caller,
+                    amount: value,
+                    stake: value,
+                },
+            );
+            vec![]
+        }
+        Call::update(c) => {
+            let mut n = reg.existing(&caller)?;
+            n.endpoint = c.endpoint;
+            n.modes = modes_mask(&c.modes).map_err(|e| format!("registry: {e}"))?;
+            n.models = c.models;
+            reg.put(&n)?;
+            vec![]
+        }
+        Call::stake(_) => {
+            let mut n = reg.existing(&caller)?;
+            n.stake += value;
+            reg.put(&n)?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::Staked {
+                    operator: caller,
+                    amount: value,
+                    stake: n.stake,
+                },
+            );
+            vec![]
+        }
+        Call::unbond(c) => {
+            let mut n = reg.existing(&caller)?;
+            if c.amount.is_zero() || c.amount > n.stake {
+                return Err(format!(
+                    "registry: cannot unbond {} wei of a stake of {} wei",
+                    c.amount, n.stake
+                ));
+            }
+            n.stake -= c.amount;
+            n.unbonding += c.amount;
+            n.unbonding_until = now + UNBOND_DELAY_SECS;
+            reg.put(&n)?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::Unbonding {
+                    operator: caller,
+                    amount: c.amount,
+                    until: n.unbonding_until,
+                },
+            );
+            vec![]
+        }
+        Call::withdraw(_) => {
+            let mut n = reg.existing(&caller)?;
+            let mut amount = std::mem::take(&mut n.earnings);
+            if !n.unbonding.is_zero() && now >= n.unbonding_until {
+                amount += std::mem::take(&mut n.unbonding);
+            }
+            if amount.is_zero() {
+                return Err(format!(
+                    "registry: nothing to withdraw yet (unbonding {} wei until {})",
+                    n.unbonding, n.unbonding_until
+                ));
+            }
+            reg.put(&n)?;
+            if let Some(e) = reg
+                .0
+                .journal
+                .transfer(ADDRESS, caller, amount)
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("registry: transfer failed: {e:?}"));
+            }
+            log(
+                reg.0.journal,
+                IInferenceRegistry::Withdrawn {
+                    operator: caller,
+                    amount,
+                },
+            );
+            IInferenceRegistry::withdrawCall::abi_encode_returns(&amount)
+        }
+        Call::getNode(c) => {
+            let n = reg.existing(&c.operator)?;
+            let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE;
+            return Ok((
+                IInferenceRegistry::getNodeCall::abi_encode_returns(&n.abi()),
+                gas,
+            ));
+        }
+        Call::activeNodes(_) => {
+            let all = reg.all()?;
+            let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE * all.len() as u64;
+            let active: Vec<InferenceNode> = all
+                .iter()
+                .filter(|n| n.active())
+                .map(NodeRecord::abi)
+                .collect();
+            return Ok((
+                IInferenceRegistry::activeNodesCall::abi_encode_returns(&active),
+                gas,
+            ));
+        }
+        Call::faultEvidence(c) => {
+            let f = reg.evidence(&c.operator, c.index)?;
+            let gas = REGISTRY_READ_GAS + 16 * f.evidence.len() as u64;
+            return Ok((
+                IInferenceRegistry::faultEvidenceCall::abi_encode_returns_tuple(&(
+                    f.request_hash,
+                    f.reason,
+                    f.evidence,
+                )),
+                gas,
+            ));
+        }
+        Call::minStake(_) => {
+            return Ok((
+                IInferenceRegistry::minStakeCall::abi_encode_returns(&MIN_STAKE),
+                REGISTRY_READ_GAS,
+            ))
+        }
+        Call::inferenceFee(_) => {
+            return Ok((
+                IInferenceRegistry::inferenceFeeCall::abi_encode_returns(&INFERENCE_FEE),
+                REGISTRY_READ_GAS,
+            ))
+        }
+    };
+    Ok((out, REGISTRY_WRITE_GAS))
+}
