@@ -140,7 +140,9 @@ impl Genesis {
                     n.models.clone(),
                     n.stake,
                 )
-                .map_err(|e| ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator)))?;
+                .map_err(|e| {
+                    ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator))
+                })?;
             total += n.stake;
         }
         Ok((slots, total))

@@ -73,9 +73,16 @@ pub async fn serve(chain: Arc<Chain>) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 pub async fn dev() -> Dev {
+    dev_with(|_| {}).await
+}
+
+/// A dev chain whose genesis `edit` changes first.
+pub async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
     let keys = dev_keys(3);
     let dir = tempfile::tempdir().unwrap();
-    let chain = Chain::open(dir.path(), genesis(&keys), PoolConfig::default()).unwrap();
+    let mut g = genesis(&keys);
+    edit(&mut g);
+    let chain = Chain::open(dir.path(), g, PoolConfig::default()).unwrap();
     let (url, server) = serve(chain.clone()).await;
     let validator = gradnet_chain::consensus::Validator {
         chain: chain.clone(),
@@ -164,4 +171,44 @@ pub fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Bytes {
 
 pub fn hexq(v: &Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Models by content id, run on gradnet's ONNX runtime.
+pub struct Local {
+    pub runtime: gradnet_runtime::OnnxRuntime,
+    pub models: std::collections::HashMap<String, Vec<u8>>,
+}
+
+impl gradnet_chain::inference::precompile::Inferencer for Local {
+    fn run_model(
+        &self,
+        model: &str,
+        inputs: &serde_json::Value,
+    ) -> Result<gradnet_types::tensor::NamedTensors, String> {
+        let bytes = self
+            .models
+            .get(model)
+            .ok_or_else(|| format!("unknown model {model}"))?;
+        let m = self
+            .runtime
+            .load(model.parse().map_err(|e| format!("{e}"))?, bytes)
+            .map_err(|e| e.to_string())?;
+        let inputs = gradnet_types::json::parse_inputs(inputs).map_err(|e| e.to_string())?;
+        self.runtime
+            .infer(&m, &inputs)
+            .map(|(_, out)| out)
+            .map_err(|e| e.to_string())
+    }
+    fn complete(
+        &self,
+        r: &gradnet_chain::inference::abi::LLMCompletionRequest,
+    ) -> Result<gradnet_chain::inference::abi::LLMCompletionResponse, String> {
+        Err(format!("no LLM {} here", r.modelCID))
+    }
+    fn chat(
+        &self,
+        r: &gradnet_chain::inference::abi::LLMChatRequest,
+    ) -> Result<gradnet_chain::inference::abi::LLMChatResponse, String> {
+        Err(format!("no LLM {} here", r.modelCID))
+    }
 }

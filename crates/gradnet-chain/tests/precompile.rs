@@ -17,41 +17,10 @@ use gradnet_chain::inference::abi::{
     LLMCompletionRequest, LLMCompletionResponse, ModelInferenceRequest, ModelInput, ModelOutput,
     MultiDimensionalNumberTensor, Number,
 };
-use gradnet_chain::inference::precompile::{Inferencer, ADDRESS};
+use gradnet_chain::inference::precompile::ADDRESS;
 use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
 use gradnet_types::cid::ContentId;
-use gradnet_types::tensor::NamedTensors;
 use serde_json::json;
-
-/// Models by content id, run on gradnet's ONNX runtime.
-struct Local {
-    runtime: OnnxRuntime,
-    models: HashMap<String, Vec<u8>>,
-}
-
-impl Inferencer for Local {
-    fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String> {
-        let bytes = self
-            .models
-            .get(model)
-            .ok_or_else(|| format!("unknown model {model}"))?;
-        let m = self
-            .runtime
-            .load(model.parse().map_err(|e| format!("{e}"))?, bytes)
-            .map_err(|e| e.to_string())?;
-        let inputs = gradnet_types::json::parse_inputs(inputs).map_err(|e| e.to_string())?;
-        self.runtime
-            .infer(&m, &inputs)
-            .map(|(_, out)| out)
-            .map_err(|e| e.to_string())
-    }
-    fn complete(&self, r: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String> {
-        Err(format!("no LLM {} here", r.modelCID))
-    }
-    fn chat(&self, r: &LLMChatRequest) -> Result<LLMChatResponse, String> {
-        Err(format!("no LLM {} here", r.modelCID))
-    }
-}
 
 fn number(v: i128, d: i128) -> Number {
     Number {

@@ -6,5 +6,6 @@ pub mod abi;
 pub mod pipe;
 pub mod precompile;
 pub mod registry;
+pub mod serve;
 pub mod sidecar;
 pub mod slots;

@@ -68,7 +68,10 @@ struct Pending {
 
 impl Pending {
     fn decided(&self) -> bool {
-        matches!(sidecar::decide(&self.call, self.miss.quorum), Decision::Agreed { .. })
+        matches!(
+            sidecar::decide(&self.call, self.miss.quorum),
+            Decision::Agreed { .. }
+        )
     }
 
     /// Nodes to ask next: the quorum at first, then enough to replace
@@ -105,7 +108,12 @@ impl Pending {
 
 impl Dispatcher {
     /// Serves what it can of `misses` for the block `view` describes.
-    pub async fn serve(&self, view: &SamplingView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
+    pub async fn serve(
+        &self,
+        view: &SamplingView,
+        misses: Vec<Miss>,
+        deadline: Instant,
+    ) -> Vec<ServedCall> {
         let mut calls: Vec<Pending> = vec![];
         for m in misses {
             if calls.iter().any(|p| p.miss.request_hash == m.request_hash) {
@@ -145,9 +153,15 @@ impl Dispatcher {
             let asks = per_node.into_iter().map(|(node, idx)| {
                 let body = AnswerRequest {
                     chain_id: view.chain_id,
-                    calls: idx.iter().map(|&i| calls[i].miss.calldata.clone()).collect(),
+                    calls: idx
+                        .iter()
+                        .map(|&i| calls[i].miss.calldata.clone())
+                        .collect(),
                 };
-                let endpoint = view.node(&node).map(|n| n.endpoint.clone()).unwrap_or_default();
+                let endpoint = view
+                    .node(&node)
+                    .map(|n| n.endpoint.clone())
+                    .unwrap_or_default();
                 let req = self
                     .client
                     .post(format!("{}{ANSWER_PATH}", endpoint.trim_end_matches('/')))
@@ -181,7 +195,8 @@ impl Dispatcher {
                 let key = view.node(&node).map(|n| n.signing_key).unwrap_or_default();
                 for (i, r) in idx.into_iter().zip(results) {
                     let p = &mut calls[i];
-                    let msg = sidecar::signing_bytes(view.chain_id, &p.call.request_hash, &r.outcome);
+                    let msg =
+                        sidecar::signing_bytes(view.chain_id, &p.call.request_hash, &r.outcome);
                     if !sidecar::verify_signature(&key, &msg, &r.signature) {
                         tracing::warn!(%node, "inference node sent a result with a bad signature");
                         continue;

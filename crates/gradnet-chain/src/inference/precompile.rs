@@ -203,7 +203,9 @@ impl Precompiles {
                 let rh = sidecar::request_hash(input);
                 let Some(served) = b.served.get(&rh) else {
                     if !b.record {
-                        return Err(format!("the block's sidecar has no result for inference call {rh}"));
+                        return Err(format!(
+                            "the block's sidecar has no result for inference call {rh}"
+                        ));
                     }
                     b.progress.lock().misses.push(Miss {
                         request_hash: rh,

@@ -232,8 +232,10 @@ impl<S: Slots> Registry<S> {
         let f = |i: u64| b + U256::from(i);
         if self.0.get(f(F_EXISTS))?.is_zero() {
             let count = self.0.get(Self::list())?;
-            self.0
-                .set(Self::list() + U256::from(1) + count, n.operator.into_word().into())?;
+            self.0.set(
+                Self::list() + U256::from(1) + count,
+                n.operator.into_word().into(),
+            )?;
             self.0.set(Self::list(), count + U256::from(1))?;
             self.0.set(f(F_EXISTS), U256::from(1))?;
         }
@@ -297,10 +299,21 @@ impl<S: Slots> Registry<S> {
     /// Takes `bps` basis points of a node's stake (and its unbonding
     /// funds, which are still at stake), marks a fault at `block` and
     /// keeps its evidence. Returns the amount taken.
-    pub fn slash(&mut self, op: &Address, bps: u64, block: u64, fault: &Fault) -> Result<U256, String> {
+    pub fn slash(
+        &mut self,
+        op: &Address,
+        bps: u64,
+        block: u64,
+        fault: &Fault,
+    ) -> Result<U256, String> {
         let mut n = self.existing(op)?;
         let at = Self::evidence_slot(op, n.faults);
-        let blob = (fault.request_hash, fault.reason.clone(), fault.evidence.clone()).abi_encode_params();
+        let blob = (
+            fault.request_hash,
+            fault.reason.clone(),
+            fault.evidence.clone(),
+        )
+            .abi_encode_params();
         self.0.set_bytes(at, &blob)?;
         let take = |v: U256| v * U256::from(bps) / U256::from(10_000);
         let (a, b) = (take(n.stake), take(n.unbonding));

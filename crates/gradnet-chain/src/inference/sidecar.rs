@@ -130,9 +130,9 @@ impl SamplingView {
         let mut i = 0u64;
         while !pool.is_empty() {
             let total: U256 = pool.iter().map(|n| n.stake).sum();
-            let draw = U256::from_be_bytes(
-                keccak256([seed.as_slice(), &i.to_be_bytes()].concat()).0,
-            ) % total;
+            let draw =
+                U256::from_be_bytes(keccak256([seed.as_slice(), &i.to_be_bytes()].concat()).0)
+                    % total;
             let mut acc = U256::ZERO;
             let pick = pool
                 .iter()
@@ -176,7 +176,11 @@ pub fn needed(quorum: usize) -> usize {
 pub fn decide(call: &ServedCall, quorum: usize) -> Decision {
     let mut best: Option<(&Bytes, usize)> = None;
     for r in &call.results {
-        let n = call.results.iter().filter(|x| x.outcome == r.outcome).count();
+        let n = call
+            .results
+            .iter()
+            .filter(|x| x.outcome == r.outcome)
+            .count();
         if best.is_none_or(|(_, b)| n > b) {
             best = Some((&r.outcome, n));
         }

@@ -148,7 +148,7 @@ pub fn receipt(
             )
         })
         .collect();
-    json!({
+    let mut v = json!({
         "transactionHash": r.tx_hash,
         "transactionIndex": q(index),
         "blockHash": block_hash,
@@ -163,7 +163,12 @@ pub fn receipt(
         "logsBloom": r.bloom(),
         "status": if r.success { "0x1" } else { "0x0" },
         "type": q(r.tx_type as u64),
-    })
+    });
+    if !r.success {
+        // as Besu reports it: the revert data, hex
+        v["revertReason"] = json!(r.output);
+    }
+    v
 }
 
 pub fn log(

@@ -1,0 +1,108 @@
+//! PIPE on an inference node's side: `POST /v1/pipe/answer` runs each
+//! precompile call it is sent on the node's runtimes (exactly as `eth_call`
+//! would, but as a real result) and signs the outcome with the node's key.
+//! A call that fails (unknown model, inputs that do not fit) gets a signed
+//! failure with the reason, so that the chain reverts it with that reason.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use gradnet_types::NodeKey;
+use serde_json::json;
+
+use super::pipe::{AnswerRequest, AnswerResponse, SignedOutcome, ANSWER_PATH};
+use super::precompile::{parse, run_call, Inferencer};
+use super::sidecar::{err_outcome, ok_outcome, request_hash, signing_bytes};
+
+/// Calls one request may carry.
+pub const MAX_CALLS: usize = 4096;
+const MAX_BODY: usize = 64 << 20;
+
+pub struct Answerer {
+    pub inferencer: Arc<dyn Inferencer>,
+    pub key: Arc<NodeKey>,
+    /// A faulty node for tests: every successful output is altered.
+    pub perturb: bool,
+}
+
+impl Answerer {
+    /// The signed outcome of one call.
+    pub fn answer(&self, chain_id: u64, calldata: &[u8]) -> SignedOutcome {
+        let rh = request_hash(calldata);
+        let outcome = match parse(calldata)
+            .and_then(|r| run_call(self.inferencer.as_ref(), &r.call, false))
+        {
+            Ok(mut out) => {
+                if self.perturb {
+                    perturb(&mut out);
+                }
+                ok_outcome(&out)
+            }
+            Err(why) => err_outcome(&why),
+        };
+        let sig = self.key.sign(&signing_bytes(chain_id, &rh, &outcome));
+        SignedOutcome {
+            outcome,
+            signature: hex::decode(sig).expect("hex signature").into(),
+        }
+    }
+}
+
+/// Flips a bit of the last byte of the output (a wrong result that still
+/// decodes).
+fn perturb(out: &mut [u8]) {
+    if let Some(b) = out.iter_mut().rev().find(|b| **b != 0) {
+        *b ^= 1;
+    }
+}
+
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"code": "invalid_request", "message": message}})),
+    )
+        .into_response()
+}
+
+async fn answer(State(a): State<Arc<Answerer>>, body: axum::body::Bytes) -> Response {
+    let req: AnswerRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("body: {e}")),
+    };
+    if req.calls.len() > MAX_CALLS {
+        return bad_request(format!(
+            "{} calls in one request; at most {MAX_CALLS}",
+            req.calls.len()
+        ));
+    }
+    let jobs = req.calls.into_iter().map(|c| {
+        let a = a.clone();
+        tokio::task::spawn_blocking(move || a.answer(req.chain_id, &c))
+    });
+    let mut results = Vec::new();
+    for r in futures::future::join_all(jobs).await {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                return (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Json(json!({"error": {"code": "internal", "message": e.to_string()}})),
+                )
+                    .into_response()
+            }
+        }
+    }
+    Json(AnswerResponse { results }).into_response()
+}
+
+/// The route an inference node serves PIPE calls on.
+pub fn router(a: Arc<Answerer>) -> Router {
+    Router::new()
+        .route(ANSWER_PATH, post(answer))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(a)
+}

@@ -1,0 +1,503 @@
+//! PIPE end to end on one validator with inference nodes on loopback
+//! ports: a contract's call to the precompile inside a block is served by
+//! the sampled, registered nodes; a QUORUM call outvotes a faulty node,
+//! which is slashed with evidence; a node that is down is replaced and
+//! marked; a call nobody can serve reverts after its tries; fees go from
+//! the sender to the agreeing nodes.
+
+mod common;
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_sol_types::{SolCall, SolError, SolValue};
+use common::*;
+use gradnet_chain::genesis::GenesisInferenceNode;
+use gradnet_chain::inference::abi::{
+    model_output, InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput,
+    ModelOutput, MultiDimensionalNumberTensor, Number,
+};
+use gradnet_chain::inference::registry::{self, IInferenceRegistry, INFERENCE_FEE, MIN_STAKE};
+use gradnet_chain::inference::serve::{router, Answerer};
+use gradnet_chain::inference::sidecar::{Evidence, SLASH_MISSED_BPS, SLASH_WRONG_BPS};
+use gradnet_chain::wallet::{sign, TxRequest};
+use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_types::cid::ContentId;
+use gradnet_types::NodeKey;
+use serde_json::{json, Value};
+
+/// Calls 0xF4 with its own calldata, logs the return data (LOG0) or
+/// reverts with the precompile's revert data.
+const RELAY_RUNTIME: &str = "36600060003760006000366000600060f45af11560225";
+
+fn relay_initcode() -> Bytes {
+    let runtime = hex::decode(format!(
+        "{}73d600060003e3d6000a0005b3d600060003e3d6000fd",
+        RELAY_RUNTIME
+    ))
+    .unwrap();
+    let mut code = vec![
+        0x60,
+        runtime.len() as u8,
+        0x80,
+        0x60,
+        0x0b,
+        0x60,
+        0x00,
+        0x39,
+        0x60,
+        0x00,
+        0xf3,
+    ];
+    code.extend(runtime);
+    code.into()
+}
+
+struct InferenceNode {
+    operator: Address,
+    key: Arc<NodeKey>,
+    url: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn inference_node(i: u8, onnx: &[u8], perturb: bool) -> InferenceNode {
+    let cid = ContentId::of(onnx).to_string();
+    let key = Arc::new(NodeKey::from_seed([0x40 + i; 32]));
+    let answerer = Answerer {
+        inferencer: Arc::new(Local {
+            runtime: OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+            models: [(cid, onnx.to_vec())].into(),
+        }),
+        key: key.clone(),
+        perturb,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = router(Arc::new(answerer));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    InferenceNode {
+        operator: Address::repeat_byte(0xa0 + i),
+        key,
+        url,
+        server,
+    }
+}
+
+fn registered(n: &InferenceNode) -> GenesisInferenceNode {
+    GenesisInferenceNode {
+        operator: n.operator,
+        signing_key: n.key.public_hex(),
+        endpoint: n.url.clone(),
+        modes: vec![0, 3],
+        models: vec![],
+        stake: MIN_STAKE * U256::from(10),
+    }
+}
+
+fn request(cid: &str, mode: u8, x: [i128; 4]) -> ModelInferenceRequest {
+    ModelInferenceRequest {
+        mode,
+        modelCID: cid.into(),
+        input: ModelInput {
+            numbers: vec![MultiDimensionalNumberTensor {
+                name: "x".into(),
+                values: x
+                    .iter()
+                    .map(|v| Number {
+                        value: (*v).try_into().unwrap(),
+                        decimals: 1i128.try_into().unwrap(),
+                    })
+                    .collect(),
+                shape: vec![1, 4],
+            }],
+            strings: vec![],
+        },
+    }
+}
+
+async fn send(dev: &Dev, key: usize, nonce: u64, to: Option<Address>, data: Bytes) -> Value {
+    let raw = sign(
+        &TxRequest {
+            chain_id: CHAIN_ID,
+            nonce,
+            to,
+            value: U256::ZERO,
+            gas_limit: 2_000_000,
+            data,
+            ..Default::default()
+        },
+        &dev.keys[key],
+    )
+    .unwrap();
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([raw])).await;
+    wait_receipt(&dev.url, h.as_str().unwrap()).await
+}
+
+async fn node_info(dev: &Dev, op: Address) -> IInferenceRegistry::InferenceNode {
+    let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
+    let out = rpc(
+        &dev.url,
+        "eth_call",
+        json!([{"to": registry::ADDRESS, "data": Bytes::from(data)}, "latest"]),
+    )
+    .await;
+    let out: Bytes = serde_json::from_value(out).unwrap();
+    IInferenceRegistry::getNodeCall::abi_decode_returns(&out).unwrap()
+}
+
+fn logged_output(receipt: &Value) -> ModelOutput {
+    let log = receipt["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["topics"].as_array().unwrap().is_empty())
+        .unwrap_or_else(|| panic!("no LOG0 in {receipt}"));
+    let data: Bytes = serde_json::from_value(log["data"].clone()).unwrap();
+    ModelOutput::abi_decode(&data).unwrap()
+}
+
+/// The `Error(string)` a failed transaction reverted with.
+fn revert_reason(receipt: &Value) -> String {
+    let data: Bytes = serde_json::from_value(receipt["revertReason"].clone()).unwrap();
+    alloy_sol_types::Revert::abi_decode(&data)
+        .map(|r| r.reason)
+        .unwrap_or_else(|_| format!("undecodable {data}"))
+}
+
+fn balance(v: Value) -> U256 {
+    U256::from(hexq(&v))
+}
+
+#[tokio::test]
+async fn quorum_outvotes_and_slashes_a_faulty_node_and_the_caller_gets_the_honest_result() {
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = ContentId::of(&onnx).to_string();
+    let nodes = vec![
+        inference_node(0, &onnx, false).await,
+        inference_node(1, &onnx, false).await,
+        inference_node(2, &onnx, true).await,
+    ];
+    let regs: Vec<_> = nodes.iter().map(registered).collect();
+    let dev = dev_with(|g| g.inference_nodes = regs).await;
+
+    let deploy = send(&dev, 0, 0, None, relay_initcode()).await;
+    assert_eq!(deploy["status"], "0x1", "{deploy}");
+    let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
+
+    // what the model gives, run directly
+    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
+    let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
+    let (_, direct) = runtime.infer(&m, &inputs).unwrap();
+    let want = model_output(&direct, false).unwrap();
+
+    let sender = gradnet_chain::genesis::address_of(&dev.keys[0]).unwrap();
+    let before = balance(rpc(&dev.url, "eth_getBalance", json!([sender, "latest"])).await);
+    let call = runModelInferenceCall {
+        request: request(&cid, 3, [5, -10, 25, 30]),
+    };
+    let r = send(&dev, 0, 1, Some(relay), call.abi_encode().into()).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let got = logged_output(&r);
+    assert!(!got.is_simulation_result);
+    assert_eq!(got.numbers, want.numbers);
+
+    // the faulty node lost 10% of its stake, with both signed results kept
+    let stake = MIN_STAKE * U256::from(10);
+    let bad = node_info(&dev, nodes[2].operator).await;
+    assert_eq!(
+        bad.stake,
+        stake - stake * U256::from(SLASH_WRONG_BPS) / U256::from(10_000)
+    );
+    assert_eq!(bad.faults, 1);
+    let ev = IInferenceRegistry::faultEvidenceCall {
+        operator: nodes[2].operator,
+        index: 0,
+    };
+    let out = rpc(
+        &dev.url,
+        "eth_call",
+        json!([{"to": registry::ADDRESS, "data": Bytes::from(ev.abi_encode())}, "latest"]),
+    )
+    .await;
+    let out: Bytes = serde_json::from_value(out).unwrap();
+    let ev = IInferenceRegistry::faultEvidenceCall::abi_decode_returns(&out).unwrap();
+    assert!(
+        ev.reason.contains("differs from the majority"),
+        "{}",
+        ev.reason
+    );
+    let evidence: Evidence = alloy_rlp::Decodable::decode(&mut ev.evidence.as_ref()).unwrap();
+    assert_eq!(evidence.dissent.node, nodes[2].operator);
+    assert_ne!(evidence.majority.outcome, evidence.dissent.outcome);
+
+    // the honest nodes each earned one fee; the sender paid two (plus gas)
+    for n in &nodes[..2] {
+        let info = node_info(&dev, n.operator).await;
+        assert_eq!((info.earnings, info.faults), (INFERENCE_FEE, 0));
+    }
+    let after = balance(rpc(&dev.url, "eth_getBalance", json!([sender, "latest"])).await);
+    let gas = U256::from(hexq(&r["gasUsed"]) * hexq(&r["effectiveGasPrice"]));
+    assert_eq!(before - after, gas + INFERENCE_FEE * U256::from(2));
+
+    // the faulty node now cools down: a VANILLA call goes to an honest one
+    let call = runModelInferenceCall {
+        request: request(&cid, 0, [1, 2, 3, 4]),
+    };
+    let r = send(&dev, 0, 2, Some(relay), call.abi_encode().into()).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.1, 0.2, 0.3, 0.4]]})).unwrap();
+    let (_, direct) = runtime.infer(&m, &inputs).unwrap();
+    assert_eq!(
+        logged_output(&r).numbers,
+        model_output(&direct, false).unwrap().numbers
+    );
+
+    // bad input in a block: a readable revert, and the chain goes on
+    let mut unknown = request(&cid, 0, [1, 2, 3, 4]);
+    unknown.modelCID = ContentId::of(b"nothing").to_string();
+    let r = send(
+        &dev,
+        1,
+        0,
+        Some(relay),
+        runModelInferenceCall { request: unknown }
+            .abi_encode()
+            .into(),
+    )
+    .await;
+    assert_eq!(r["status"], "0x0");
+    assert!(revert_reason(&r).contains("unknown model"), "{r}");
+    let r = send(&dev, 1, 1, Some(relay), Bytes::from_static(&[1, 2, 3, 4])).await;
+    assert_eq!(r["status"], "0x0");
+    assert!(revert_reason(&r).contains("malformed call"), "{r}");
+    let mut wrong = request(&cid, 0, [1, 2, 3, 4]);
+    wrong.input.numbers[0].shape = vec![2, 2];
+    let r = send(
+        &dev,
+        1,
+        2,
+        Some(relay),
+        runModelInferenceCall { request: wrong }.abi_encode().into(),
+    )
+    .await;
+    assert_eq!(r["status"], "0x0");
+    assert!(revert_reason(&r).contains("shape"), "{r}");
+    // a sender without the fee
+    let poor = alloy_primitives::B256::repeat_byte(0x77);
+    let poor_addr = gradnet_chain::genesis::address_of(&poor).unwrap();
+    let t = transfer(&dev.keys[1], 3, poor_addr, 1_000_000_000_000_000);
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([t])).await;
+    wait_receipt(&dev.url, h.as_str().unwrap()).await;
+    let raw = sign(
+        &TxRequest {
+            chain_id: CHAIN_ID,
+            nonce: 0,
+            to: Some(relay),
+            gas_limit: 300_000,
+            fees: gradnet_chain::wallet::Fees::Dynamic {
+                max_fee: 2_000_000_000,
+                tip: 0,
+            },
+            data: runModelInferenceCall {
+                request: request(&cid, 3, [1, 2, 3, 4]),
+            }
+            .abi_encode()
+            .into(),
+            ..Default::default()
+        },
+        &poor,
+    )
+    .unwrap();
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([raw])).await;
+    let r = wait_receipt(&dev.url, h.as_str().unwrap()).await;
+    assert_eq!(r["status"], "0x0");
+    assert!(revert_reason(&r).contains("inference fee"), "{r}");
+    for n in nodes {
+        n.server.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_node_that_is_down_is_replaced_and_a_call_nobody_serves_reverts_after_its_tries() {
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = ContentId::of(&onnx).to_string();
+    let nodes = vec![
+        inference_node(0, &onnx, false).await,
+        inference_node(1, &onnx, false).await,
+        inference_node(2, &onnx, false).await,
+        inference_node(3, &onnx, false).await,
+    ];
+    let regs: Vec<_> = nodes.iter().map(registered).collect();
+    let dev = dev_with(|g| g.inference_nodes = regs).await;
+    let deploy = send(&dev, 0, 0, None, relay_initcode()).await;
+    let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
+
+    // one node down: QUORUM of 4 (mode 3 | 4 << 4) needs 3 equal answers;
+    // the three live nodes are paid, the one that missed loses 1%
+    nodes[1].server.abort();
+    let stake = MIN_STAKE * U256::from(10);
+    let call = runModelInferenceCall {
+        request: request(&cid, 0x43, [5, -10, 25, 30]),
+    };
+    let r = send(&dev, 0, 1, Some(relay), call.abi_encode().into()).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    for x in [&nodes[0], &nodes[2], &nodes[3]] {
+        assert_eq!(node_info(&dev, x.operator).await.earnings, INFERENCE_FEE);
+    }
+    let down = node_info(&dev, nodes[1].operator).await;
+    assert_eq!(down.faults, 1);
+    assert_eq!(
+        down.stake,
+        stake - stake * U256::from(SLASH_MISSED_BPS) / U256::from(10_000)
+    );
+
+    // a second node down: the first sits out its cooldown, so QUORUM-3
+    // samples the other three; the two live ones agree
+    nodes[2].server.abort();
+    let call = runModelInferenceCall {
+        request: request(&cid, 3, [1, 1, 1, 1]),
+    };
+    let r = send(&dev, 0, 2, Some(relay), call.abi_encode().into()).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    assert_eq!(node_info(&dev, nodes[2].operator).await.faults, 1);
+    assert_eq!(node_info(&dev, nodes[1].operator).await.faults, 1);
+
+    // nobody up: the transaction waits, then reverts with the reason
+    for n in &nodes {
+        n.server.abort();
+    }
+    let call = runModelInferenceCall {
+        request: request(&cid, 0, [7, 7, 7, 7]),
+    };
+    let r = send(&dev, 2, 0, Some(relay), call.abi_encode().into()).await;
+    assert_eq!(r["status"], "0x0", "{r}");
+    assert!(
+        revert_reason(&r).contains("not served after 3 blocks"),
+        "{r}"
+    );
+    // transfers keep going
+    let t = transfer(&dev.keys[2], 1, Address::repeat_byte(9), 1);
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([t])).await;
+    assert_eq!(
+        wait_receipt(&dev.url, h.as_str().unwrap()).await["status"],
+        "0x1"
+    );
+}
+
+#[tokio::test]
+async fn operators_register_stake_and_unbond_through_the_registry() {
+    let dev = dev().await;
+    let key = NodeKey::from_seed([0x55; 32]);
+    let op = gradnet_chain::genesis::address_of(&dev.keys[0]).unwrap();
+    let call = |data: Vec<u8>, value: U256, nonce: u64, who: usize| {
+        let raw = sign(
+            &TxRequest {
+                chain_id: CHAIN_ID,
+                nonce,
+                to: Some(registry::ADDRESS),
+                value,
+                gas_limit: 1_000_000,
+                data: data.into(),
+                ..Default::default()
+            },
+            &dev.keys[who],
+        )
+        .unwrap();
+        let url = dev.url.clone();
+        async move {
+            let h = rpc(&url, "eth_sendRawTransaction", json!([raw])).await;
+            wait_receipt(&url, h.as_str().unwrap()).await
+        }
+    };
+    let register = |endpoint: &str| {
+        IInferenceRegistry::registerCall {
+            signingKey: alloy_primitives::B256::from_slice(&hex::decode(key.public_hex()).unwrap()),
+            endpoint: endpoint.into(),
+            modes: vec![0, 3],
+            models: vec![],
+        }
+        .abi_encode()
+    };
+    let r = call(register("http://127.0.0.1:9"), MIN_STAKE, 0, 0).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    // NodeRegistered and Staked
+    assert_eq!(r["logs"].as_array().unwrap().len(), 2, "{r}");
+    let n = node_info(&dev, op).await;
+    assert!(n.active);
+    assert_eq!(
+        (n.stake, n.modes.clone(), n.endpoint.as_str()),
+        (MIN_STAKE, vec![0, 3], "http://127.0.0.1:9")
+    );
+
+    // refusals name the problem; the value goes back with the revert
+    let r = call(register("http://127.0.0.1:9"), MIN_STAKE, 1, 0).await;
+    assert!(revert_reason(&r).contains("already registered"), "{r}");
+    let r = call(
+        register("http://127.0.0.1:9"),
+        MIN_STAKE / U256::from(2),
+        0,
+        1,
+    )
+    .await;
+    assert!(revert_reason(&r).contains("below the minimum"), "{r}");
+    let r = call(register("ftp://x"), MIN_STAKE, 1, 1).await;
+    assert!(revert_reason(&r).contains("not http"), "{r}");
+
+    // more stake, then unbond half: not active below the minimum, and
+    // nothing to withdraw before the delay
+    let r = call(
+        IInferenceRegistry::stakeCall {}.abi_encode(),
+        MIN_STAKE,
+        2,
+        0,
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let r = call(
+        IInferenceRegistry::unbondCall {
+            amount: MIN_STAKE + MIN_STAKE / U256::from(2),
+        }
+        .abi_encode(),
+        U256::ZERO,
+        3,
+        0,
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let n = node_info(&dev, op).await;
+    assert!(!n.active);
+    assert_eq!(n.unbonding, MIN_STAKE + MIN_STAKE / U256::from(2));
+    let r = call(
+        IInferenceRegistry::withdrawCall {}.abi_encode(),
+        U256::ZERO,
+        4,
+        0,
+    )
+    .await;
+    assert!(revert_reason(&r).contains("nothing to withdraw yet"), "{r}");
+    let r = call(
+        IInferenceRegistry::unbondCall { amount: MIN_STAKE }.abi_encode(),
+        U256::ZERO,
+        5,
+        0,
+    )
+    .await;
+    assert!(revert_reason(&r).contains("cannot unbond"), "{r}");
+
+    // the list of active nodes leaves it out now
+    let out = rpc(
+        &dev.url,
+        "eth_call",
+        json!([{"to": registry::ADDRESS, "data": Bytes::from(IInferenceRegistry::activeNodesCall {}.abi_encode())}, "latest"]),
+    )
+    .await;
+    let out: Bytes = serde_json::from_value(out).unwrap();
+    assert!(
+        IInferenceRegistry::activeNodesCall::abi_decode_returns(&out)
+            .unwrap()
+            .is_empty()
+    );
+}
