@@ -21,6 +21,9 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
     /// Starting balances, in wei.
     pub alloc: BTreeMap<Address, U256>,
+    /// Contract code the chain starts with (by address).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code: BTreeMap<Address, alloy_primitives::Bytes>,
     /// Inference nodes registered (and staked) from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inference_nodes: Vec<GenesisInferenceNode>,
@@ -183,6 +186,7 @@ mod tests {
                 })
                 .collect(),
             alloc: Default::default(),
+            code: Default::default(),
             inference_nodes: vec![],
         };
         assert!(g(vec![valid.clone()]).check().is_ok());

@@ -96,6 +96,20 @@ impl Store {
                 }),
             );
         }
+        for (a, code) in &g.code {
+            let code_hash = alloy_primitives::keccak256(code);
+            let balance = g.alloc.get(a).copied().unwrap_or_default();
+            diff.accounts.insert(
+                *a,
+                Some(AccountInfo {
+                    balance,
+                    nonce: 1,
+                    code_hash,
+                    ..Default::default()
+                }),
+            );
+            diff.codes.insert(code_hash, code.clone());
+        }
         let (slots, staked) = g.registry_storage()?;
         if !g.inference_nodes.is_empty() {
             diff.accounts.insert(

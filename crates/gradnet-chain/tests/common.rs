@@ -38,6 +38,7 @@ pub fn genesis(keys: &[B256]) -> Genesis {
             .iter()
             .map(|k| (address_of(k).unwrap(), U256::from(1000 * ETH)))
             .collect(),
+        code: Default::default(),
         inference_nodes: vec![],
     }
 }

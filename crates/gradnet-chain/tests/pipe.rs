@@ -26,31 +26,8 @@ use gradnet_types::cid::ContentId;
 use gradnet_types::NodeKey;
 use serde_json::{json, Value};
 
-/// Calls 0xF4 with its own calldata, logs the return data (LOG0) or
-/// reverts with the precompile's revert data.
-const RELAY_RUNTIME: &str = "36600060003760006000366000600060f45af11560225";
-
 fn relay_initcode() -> Bytes {
-    let runtime = hex::decode(format!(
-        "{}73d600060003e3d6000a0005b3d600060003e3d6000fd",
-        RELAY_RUNTIME
-    ))
-    .unwrap();
-    let mut code = vec![
-        0x60,
-        runtime.len() as u8,
-        0x80,
-        0x60,
-        0x0b,
-        0x60,
-        0x00,
-        0x39,
-        0x60,
-        0x00,
-        0xf3,
-    ];
-    code.extend(runtime);
-    code.into()
+    gradnet_chain::inference::demo_contract::initcode()
 }
 
 struct InferenceNode {

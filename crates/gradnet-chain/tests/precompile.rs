@@ -6,15 +6,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Bytes, U256};
 use alloy_sol_types::{SolCall, SolValue};
 use common::*;
 use gradnet_chain::inference::abi::{
-    InferencePrecompile::runModelInferenceCall, LLMChatRequest, LLMChatResponse,
-    LLMCompletionRequest, LLMCompletionResponse, ModelInferenceRequest, ModelInput, ModelOutput,
+    InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput, ModelOutput,
     MultiDimensionalNumberTensor, Number,
 };
 use gradnet_chain::inference::precompile::ADDRESS;

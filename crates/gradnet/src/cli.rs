@@ -275,6 +275,10 @@ pub struct NodeArgs {
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Test only: answer the chain's inference calls with altered outputs
+    /// (a faulty node, to be outvoted and slashed).
+    #[arg(long, hide = true)]
+    pub byzantine: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

@@ -59,6 +59,8 @@ pub struct NodeConfig {
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
     pub chain: Option<ChainConfig>,
+    /// Test only: alter every PIPE result (a faulty inference node).
+    pub byzantine: bool,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -146,6 +148,7 @@ impl NodeConfig {
             });
         Ok(NodeConfig {
             chain,
+            byzantine: args.byzantine,
             data_dir: args
                 .data_dir
                 .clone()

@@ -284,6 +284,7 @@ fn a_killed_validator_loses_no_committed_block() {
             alloy_primitives::U256::from(10u128.pow(21)),
         )]
         .into(),
+        code: Default::default(),
         inference_nodes: vec![],
     };
     let gpath = dir.path().join("genesis.json");

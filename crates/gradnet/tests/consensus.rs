@@ -49,6 +49,7 @@ impl Net {
             base_fee: 1_000_000_000,
             validators,
             alloc: [(*funded, U256::from(10u128.pow(24)))].into(),
+            code: Default::default(),
             inference_nodes: vec![],
         };
         let gpath = root.path().join("genesis.json");

@@ -504,6 +504,7 @@ mod tests {
                 })
                 .collect(),
             alloc: Default::default(),
+            code: Default::default(),
             inference_nodes: vec![],
         };
         let chain = Chain::open(dir, genesis.clone(), PoolConfig::default()).unwrap();

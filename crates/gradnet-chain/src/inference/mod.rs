@@ -3,6 +3,7 @@
 //! signed node results that answers calls inside blocks.
 
 pub mod abi;
+pub mod demo_contract;
 pub mod pipe;
 pub mod precompile;
 pub mod registry;

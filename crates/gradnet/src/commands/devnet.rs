@@ -40,6 +40,7 @@ pub fn dev_genesis(chain_id: u64, accounts: usize, validators: &[String]) -> Res
             })
             .collect::<Result<_>>()?,
         alloc,
+        code: Default::default(),
         inference_nodes: vec![],
     })
 }

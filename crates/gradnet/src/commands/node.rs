@@ -30,7 +30,19 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     };
     // a line for scripts and tests to wait on
     println!("gradnet node listening on http://{addr}");
-    gradnet_api::serve(listener, state, shutdown_signal()).await?;
+    // the chain's inference calls (PIPE), answered with this node's key
+    let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
+        gradnet_chain::inference::serve::Answerer {
+            inferencer: std::sync::Arc::new(crate::answers::NodeAnswers::new(state.clone())),
+            key: state.key.clone(),
+            perturb: cfg.byzantine,
+        },
+    ));
+    if cfg.byzantine {
+        tracing::warn!("--byzantine: this node alters its results for the chain");
+    }
+    let app = gradnet_api::router(state).merge(pipe);
+    gradnet_api::serve_app(listener, app, shutdown_signal()).await?;
     if let Some(l) = ledger {
         l.stop().await;
     }
