@@ -117,6 +117,16 @@ pub struct DevnetArgs {
     /// Consensus p2p port of the first validator (the next ones count up).
     #[arg(long, default_value_t = 26656)]
     pub p2p_port: u16,
+    /// Inference nodes (one process each), registered and staked at genesis.
+    #[arg(long, default_value_t = 3)]
+    pub inference_nodes: usize,
+    /// API port of the first inference node (the next ones count up).
+    #[arg(long, default_value_t = 7800)]
+    pub inference_port: u16,
+    /// Test only: this many of the inference nodes (the last ones) alter
+    /// their results.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub byzantine: usize,
 }
 
 #[derive(Subcommand)]

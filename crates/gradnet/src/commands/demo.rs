@@ -144,6 +144,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 
     let llm = chat_demo(&c, &tmp).await?;
     chain_demo(&rpcs).await?;
+    inference_demo(&rpcs, &net.model).await?;
 
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
@@ -190,6 +191,9 @@ async fn start_devnet(root: &std::path::Path) -> Result<(super::devnet::Network,
         rpc_port: free_ports(DEMO_VALIDATORS)?,
         api_port: free_ports(DEMO_VALIDATORS)?,
         p2p_port: free_ports(DEMO_VALIDATORS)?,
+        inference_nodes: 3,
+        inference_port: free_ports(3)?,
+        byzantine: 0,
     };
     let net =
         super::devnet::Network::start(&args, root, Some("warn,informalsystems_malachitebft=error"))
@@ -277,6 +281,99 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
     println!(
         "  the same block (hash {}) on all {same} validators",
         block["hash"].as_str().unwrap_or("")
+    );
+    Ok(())
+}
+
+/// The demo contract runs the devnet's MLP in QUORUM mode: three staked
+/// inference nodes answer, the block carries their signed results, and the
+/// receipt the agreed output.
+async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
+    use super::chain::rpc as call;
+    use alloy_sol_types::{SolCall, SolEvent, SolValue};
+    use gradnet_chain::inference::abi::{
+        InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput,
+        ModelOutput, MultiDimensionalNumberTensor, Number,
+    };
+    use gradnet_chain::inference::registry::IInferenceRegistry::InferenceSettled;
+    use gradnet_chain::wallet::{sign, TxRequest};
+    let rpc = rpcs[0].as_str();
+    let x = [(5i128, 1i128), (-1, 0), (25, 1), (3, 0)];
+    let request = ModelInferenceRequest {
+        mode: 3,
+        modelCID: model.into(),
+        input: ModelInput {
+            numbers: vec![MultiDimensionalNumberTensor {
+                name: "x".into(),
+                values: x
+                    .iter()
+                    .map(|&(v, d)| Number {
+                        value: v.try_into().expect("small"),
+                        decimals: d.try_into().expect("small"),
+                    })
+                    .collect(),
+                shape: vec![1, 4],
+            }],
+            strings: vec![],
+        },
+    };
+    let raw = sign(
+        &TxRequest {
+            chain_id: 31337,
+            nonce: 1,
+            to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+            gas_limit: 1_000_000,
+            data: runModelInferenceCall { request }.abi_encode().into(),
+            ..Default::default()
+        },
+        &gradnet_chain::genesis::dev_keys(1)[0],
+    )?;
+    let started = std::time::Instant::now();
+    let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
+    let receipt = loop {
+        let r = call(rpc, "eth_getTransactionReceipt", json!([hash])).await?;
+        if !r.is_null() {
+            break r;
+        }
+        anyhow::ensure!(started.elapsed().as_secs() < 30, "the inference transaction was not included");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    anyhow::ensure!(receipt["status"] == "0x1", "the inference transaction failed: {receipt}");
+    let logs = receipt["logs"].as_array().cloned().unwrap_or_default();
+    let data = |l: &Value| -> Result<Vec<u8>> {
+        Ok(hex::decode(l["data"].as_str().unwrap_or("").trim_start_matches("0x"))?)
+    };
+    let out = logs
+        .iter()
+        .find(|l| l["topics"].as_array().is_some_and(|t| t.is_empty()))
+        .context("no result logged")?;
+    let out = ModelOutput::abi_decode(&data(out)?)?;
+    let settled = logs
+        .iter()
+        .find(|l| l["topics"][0] == json!(InferenceSettled::SIGNATURE_HASH))
+        .context("no settlement logged")?;
+    let topics: Vec<alloy_primitives::B256> = serde_json::from_value(settled["topics"].clone())?;
+    let settled = InferenceSettled::decode_raw_log(topics, &data(settled)?)?;
+    let values: Vec<String> = out.numbers[0]
+        .values
+        .iter()
+        .map(|n| {
+            let v: i128 = n.value.try_into().unwrap_or_default();
+            let d: i128 = n.decimals.try_into().unwrap_or_default();
+            format!("{:.4}", v as f64 / 10f64.powi(d as i32))
+        })
+        .collect();
+    println!(
+        "● on-chain inference: the demo contract {} ran {model} in QUORUM mode in block {} ({:.0} ms)\n  output {} = [{}] (is_simulation_result = {})\n  {} inference nodes agreed and were paid {} wei: {}",
+        gradnet_chain::inference::demo_contract::ADDRESS,
+        u64::from_str_radix(receipt["blockNumber"].as_str().unwrap_or("0x0").trim_start_matches("0x"), 16)?,
+        started.elapsed().as_secs_f64() * 1e3,
+        out.numbers[0].name,
+        values.join(", "),
+        out.is_simulation_result,
+        settled.nodes.len(),
+        settled.fee,
+        settled.nodes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }

@@ -8,17 +8,32 @@ use std::process::Stdio;
 
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
-use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator};
 use gradnet_types::NodeKey;
 
 use crate::cli::DevnetArgs;
 
 /// Each development account starts with 10,000 ETH.
 const DEV_BALANCE_ETH: u64 = 10_000;
+/// Each inference node's stake at genesis, in ETH.
+const NODE_STAKE_ETH: u64 = 100;
+/// The model every devnet node holds: an MLP 4-8-3 generated in code.
+pub const DEMO_MODEL_REPO: &str = "demo-mlp";
+
+pub fn demo_model() -> Vec<u8> {
+    gradnet_runtime::samples::mlp(4, 8, 3, 7)
+}
 
 /// A development genesis: `accounts` funded dev accounts, each validator
-/// (by ed25519 public key) with power 1 and its own fee recipient.
-pub fn dev_genesis(chain_id: u64, accounts: usize, validators: &[String]) -> Result<Genesis> {
+/// (by ed25519 public key) with power 1 and its own fee recipient, each
+/// inference node (key, endpoint) registered with a stake, and the demo
+/// contract.
+pub fn dev_genesis(
+    chain_id: u64,
+    accounts: usize,
+    validators: &[String],
+    inference: &[(String, String)],
+) -> Result<Genesis> {
     let eth = U256::from(10u64).pow(U256::from(18));
     let mut alloc = std::collections::BTreeMap::new();
     for k in dev_keys(accounts) {
@@ -40,8 +55,24 @@ pub fn dev_genesis(chain_id: u64, accounts: usize, validators: &[String]) -> Res
             })
             .collect::<Result<_>>()?,
         alloc,
-        code: Default::default(),
-        inference_nodes: vec![],
+        code: [(
+            gradnet_chain::inference::demo_contract::ADDRESS,
+            gradnet_chain::inference::demo_contract::runtime_code(),
+        )]
+        .into(),
+        inference_nodes: inference
+            .iter()
+            .map(|(key, endpoint)| {
+                Ok(GenesisInferenceNode {
+                    operator: super::ledger::validator_address(key)?,
+                    signing_key: key.clone(),
+                    endpoint: endpoint.clone(),
+                    modes: vec![0, 3],
+                    models: vec![],
+                    stake: U256::from(NODE_STAKE_ETH) * eth,
+                })
+            })
+            .collect::<Result<_>>()?,
     })
 }
 
@@ -63,10 +94,12 @@ fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Validator processes of a local network.
+/// Validator and inference node processes of a local network.
 pub struct Network {
     pub genesis: Genesis,
     pub children: Vec<tokio::process::Child>,
+    /// The content id of the model every node holds.
+    pub model: String,
 }
 
 impl Network {
@@ -85,20 +118,43 @@ impl Network {
             std::fs::create_dir_all(d)?;
             keys.push(NodeKey::load_or_create(&d.join("node.key"))?.public_hex());
         }
+        let inference_dirs: Vec<PathBuf> = (0..args.inference_nodes)
+            .map(|i| root.join(format!("inference{i}")))
+            .collect();
+        let mut inference = vec![];
+        for (i, d) in inference_dirs.iter().enumerate() {
+            std::fs::create_dir_all(d)?;
+            inference.push((
+                NodeKey::load_or_create(&d.join("node.key"))?.public_hex(),
+                format!("http://127.0.0.1:{}", args.inference_port + i as u16),
+            ));
+        }
         let genesis_path = root.join("genesis.json");
         let genesis = if genesis_path.exists() {
             Genesis::from_json(&std::fs::read(&genesis_path)?)
                 .with_context(|| format!("reading {}", genesis_path.display()))?
         } else {
-            let g = dev_genesis(args.chain_id, args.accounts, &keys)?;
+            let g = dev_genesis(args.chain_id, args.accounts, &keys, &inference)?;
             std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
             g
         };
         let mut children = vec![];
+        let mut apis = vec![];
+        for (i, dir) in inference_dirs.iter().enumerate() {
+            let faulty = i + args.byzantine >= args.inference_nodes;
+            children.push(spawn_inference_node(args, i, dir, faulty, log).await?);
+            apis.push(inference[i].1.clone());
+        }
         for (i, dir) in node_dirs.iter().enumerate() {
             children.push(spawn_validator(args, i, dir, &genesis_path, log).await?);
+            apis.push(format!("http://127.0.0.1:{}", args.api_port + i as u16));
         }
-        Ok(Network { genesis, children })
+        let model = publish_demo_model(root, &apis).await?;
+        Ok(Network {
+            genesis,
+            children,
+            model,
+        })
     }
 
     /// SIGTERM to each validator (each shuts down cleanly), then waits.
@@ -135,12 +191,28 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             args.api_port + i as u16
         );
     }
+    for i in 0..args.inference_nodes {
+        let faulty = if i + args.byzantine >= args.inference_nodes {
+            " (faulty: alters its results)"
+        } else {
+            ""
+        };
+        println!(
+            "inference node {i}: http://127.0.0.1:{}  staked {NODE_STAKE_ETH} ETH{faulty}",
+            args.inference_port + i as u16
+        );
+    }
+    println!(
+        "\nmodel {DEMO_MODEL_REPO} (in every node's hub): {}\ndemo contract (forwards a call to the inference precompile 0x…F4, logs the result): {}",
+        net.model,
+        gradnet_chain::inference::demo_contract::ADDRESS
+    );
     println!("\ndevnet running in {}; Ctrl-C stops it", root.display());
     tokio::select! {
         _ = super::node::shutdown_signal() => {}
         (i, status) = wait_any(&mut net.children) => {
             net.stop().await;
-            bail!("validator {i} exited ({status})");
+            bail!("devnet process {i} exited ({status})");
         }
     }
     net.stop().await;
@@ -186,6 +258,84 @@ fn unsafe_kill(pid: u32) {
         .status();
 }
 
+/// Puts the demo model in every node's hub (unless there already); its
+/// content id.
+async fn publish_demo_model(root: &Path, apis: &[String]) -> Result<String> {
+    let path = root.join("demo-mlp.onnx");
+    let bytes = demo_model();
+    std::fs::write(&path, &bytes)?;
+    let cid = gradnet_types::cid::ContentId::of(&bytes).to_string();
+    for api in apis {
+        let c = crate::client::Client::new(api);
+        if c.get::<serde_json::Value>(&format!("/api/v0/models/{DEMO_MODEL_REPO}"))
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        let _: serde_json::Value = c
+            .post(
+                "/api/v0/models",
+                &serde_json::json!({"name": DEMO_MODEL_REPO, "description": "MLP 4-8-3 (devnet demo)", "task": "tabular-classification"}),
+            )
+            .await?;
+        let v: serde_json::Value = c
+            .post(
+                &format!("/api/v0/models/{DEMO_MODEL_REPO}/versions"),
+                &serde_json::json!({"notes": "devnet", "is_major": false}),
+            )
+            .await?;
+        let version = v["versionString"].as_str().unwrap_or("1.00").to_string();
+        c.upload(DEMO_MODEL_REPO, &version, &path, "model.onnx", true)
+            .await?;
+    }
+    Ok(cid)
+}
+
+/// Waits for a started node's "listening" line; then drains its output.
+async fn wait_listening(child: &mut tokio::process::Child, what: &str) -> Result<()> {
+    use tokio::io::AsyncBufReadExt;
+    let out = child.stdout.take().expect("piped");
+    let mut lines = tokio::io::BufReader::new(out).lines();
+    loop {
+        match lines.next_line().await? {
+            Some(l) if l.starts_with("gradnet node listening") => break,
+            Some(_) => {}
+            None => bail!("{what} exited while starting (see its log above)"),
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(())
+}
+
+async fn spawn_inference_node(
+    args: &DevnetArgs,
+    i: usize,
+    dir: &Path,
+    faulty: bool,
+    log: Option<&str>,
+) -> Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    if let Some(l) = log {
+        cmd.env("GRADNET_LOG", l);
+    }
+    cmd.args(["node", "start", "--data-dir"]).arg(dir);
+    if faulty {
+        cmd.arg("--byzantine");
+    }
+    let mut child = cmd
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", args.inference_port + i as u16),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting an inference node")?;
+    wait_listening(&mut child, &format!("inference node {i}")).await?;
+    Ok(child)
+}
+
 async fn spawn_validator(
     args: &DevnetArgs,
     i: usize,
@@ -193,7 +343,6 @@ async fn spawn_validator(
     genesis: &Path,
     log: Option<&str>,
 ) -> Result<tokio::process::Child> {
-    use tokio::io::AsyncBufReadExt;
     let exe = std::env::current_exe()?;
     let mut cmd = tokio::process::Command::new(exe);
     if let Some(l) = log {
@@ -226,16 +375,6 @@ async fn spawn_validator(
         .kill_on_drop(true)
         .spawn()
         .context("starting a validator")?;
-    // wait until it listens (its last startup line)
-    let out = child.stdout.take().expect("piped");
-    let mut lines = tokio::io::BufReader::new(out).lines();
-    loop {
-        match lines.next_line().await? {
-            Some(l) if l.starts_with("gradnet node listening") => break,
-            Some(_) => {}
-            None => bail!("validator {i} exited while starting (see its log above)"),
-        }
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    wait_listening(&mut child, &format!("validator {i}")).await?;
     Ok(child)
 }
