@@ -2,7 +2,9 @@
 // gradnet node: a transfer, a Solidity contract deployed and called, its
 // event read from the receipt and from eth_getLogs, a revert reason.
 // With MODEL, also a contract written against OpenGradient's inference
-// precompile, run through eth_call on that model.
+// precompile, run through eth_call on that model, then in transactions in
+// VANILLA and QUORUM modes (served by the network's inference nodes); with
+// RPCS (comma-separated URLs), the kept result as each of them has it.
 // Usage: node client.mjs RPC_URL PRIVATE_KEY [MODEL]  (prints a JSON summary)
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -77,6 +79,28 @@ if (model) {
   await classifier.waitForDeployment();
   const [out, outDecimals, simulated] = await classifier.predict.staticCall([5n, -10n, 25n, 300n], 2n);
   prediction = { values: out.map(String), decimals: outDecimals.map(String), simulated };
+  prediction.tx = {};
+  for (const mode of [0, 3]) {
+    const r = await (await classifier.predictAndStore(mode, [5n, -10n, 25n, 300n], 2n)).wait();
+    check(r.status === 1, `predictAndStore(${mode}) status`);
+    const ev = r.logs.map((l) => classifier.interface.parseLog(l)).filter(Boolean).find((e) => e.name === "Predicted");
+    check(ev, `Predicted event for mode ${mode}`);
+    const kept = [];
+    for (const u of (process.env.RPCS || url).split(",")) {
+      const p = new ethers.JsonRpcProvider(u, undefined, { cacheTimeout: -1 });
+      while ((await p.getBlockNumber()) < r.blockNumber) await new Promise((ok) => setTimeout(ok, 50));
+      const view = new ethers.Contract(await classifier.getAddress(), c.abi, p);
+      const [o, d, s] = await view.last();
+      kept.push({ values: o.map(String), decimals: d.map(String), simulated: s });
+    }
+    prediction.tx[mode] = {
+      values: ev.args.out.map(String),
+      decimals: ev.args.outDecimals.map(String),
+      simulated: ev.args.simulated,
+      block: r.blockNumber,
+      kept,
+    };
+  }
 }
 
 console.log(

@@ -20,14 +20,23 @@ struct Devnet {
     rpcs: Vec<String>,
     rpc: String,
     keys: Vec<String>,
+    root: PathBuf,
+    /// The inference nodes' API URLs.
+    inference: Vec<String>,
 }
 
 impl Devnet {
     fn start(data_dir: &Path, validators: u16) -> Devnet {
-        let (rpc_port, api_port, p2p_port) = (
+        Self::start_with(data_dir, validators, &[])
+    }
+
+    /// With more `gradnet devnet` arguments.
+    fn start_with(data_dir: &Path, validators: u16, more: &[&str]) -> Devnet {
+        let (rpc_port, api_port, p2p_port, inference_port) = (
             free_ports(validators),
             free_ports(validators),
             free_ports(validators),
+            free_ports(3),
         );
         let mut child = Command::new(BIN)
             .args([
@@ -48,7 +57,10 @@ impl Devnet {
                 &p2p_port.to_string(),
                 "--validators",
                 &validators.to_string(),
+                "--inference-port",
+                &inference_port.to_string(),
             ])
+            .args(more)
             .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error")
             .stdout(Stdio::piped())
             .spawn()
@@ -73,6 +85,10 @@ impl Devnet {
             .expect("devnet did not start");
         Devnet {
             child,
+            root: data_dir.to_path_buf(),
+            inference: (0..3)
+                .map(|i| format!("http://127.0.0.1:{}", inference_port + i))
+                .collect(),
             api: format!("http://127.0.0.1:{api_port}"),
             rpcs: (0..validators)
                 .map(|i| format!("http://127.0.0.1:{}", rpc_port + i))
@@ -147,6 +163,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     let out = Command::new("node")
         .arg(eth_dir().join("client.mjs"))
         .args([&net.rpc, &net.keys[0], &cid])
+        .env("RPCS", net.rpcs.join(","))
         .output()
         .expect("node (Node.js) on PATH");
     assert!(
@@ -186,6 +203,23 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
         })
         .collect();
     assert_eq!(got, want);
+
+    // in transactions, VANILLA and QUORUM: the inference nodes' verified
+    // result (not a simulation), the same numbers, kept alike on every validator
+    for mode in ["0", "3"] {
+        let t = &p["tx"][mode];
+        assert_eq!(t["simulated"], false, "mode {mode}: {t}");
+        let got: Vec<f64> = (0..3)
+            .map(|i| scaled(&t["values"][i], &t["decimals"][i]))
+            .collect();
+        assert_eq!(got, want, "mode {mode}");
+        let kept = t["kept"].as_array().unwrap();
+        assert_eq!(kept.len(), 4);
+        for k in kept {
+            assert_eq!(k["values"], t["values"], "mode {mode}: {t}");
+            assert_eq!(k["decimals"], t["decimals"]);
+        }
+    }
 
     // every validator has the same block, state commitment, receipt and log
     let n = summary["block"].as_u64().unwrap();
@@ -427,6 +461,8 @@ fn init_makes_a_home_that_node_start_runs() {
             fee_recipient: alloy_primitives::Address::repeat_byte(3),
         }],
         alloc: Default::default(),
+        code: Default::default(),
+        inference_nodes: vec![],
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -456,6 +492,8 @@ fn init_makes_a_home_that_node_start_runs() {
             fee_recipient: alloy_primitives::Address::repeat_byte(3),
         }],
         alloc: Default::default(),
+        code: Default::default(),
+        inference_nodes: vec![],
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -494,6 +532,8 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
             fee_recipient: alloy_primitives::Address::repeat_byte(3),
         }],
         alloc: Default::default(),
+        code: Default::default(),
+        inference_nodes: vec![],
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -581,4 +621,183 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
 
 fn json_inputs() -> serde_json::Value {
     serde_json::json!({"x": [[0.5, -1.0, 0.25, 3.0]]})
+}
+
+/// The devnet with one faulty inference node (`--byzantine 1`): a QUORUM
+/// call from the demo contract gets the honest nodes' output (the same as
+/// `/v1/infer`), the faulty node is outvoted and loses 10% of its stake on
+/// every validator; killed mid-request, it is replaced by the others' answers
+/// and the caller pays exactly gas and the agreeing nodes' fees.
+#[test]
+fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replaced() {
+    use alloy_primitives::{Address, U256};
+    use alloy_sol_types::{SolCall, SolValue};
+    use gradnet_chain::inference::abi::*;
+    use gradnet_chain::inference::registry::{IInferenceRegistry, INFERENCE_FEE};
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
+    let operator = |i: usize| {
+        let k =
+            gradnet_types::NodeKey::load(&net.root.join(format!("inference{i}/node.key"))).unwrap();
+        gradnet_chain::consensus::context::address_of_key(&hex::decode(k.public_hex()).unwrap())
+    };
+    let node = |url: &str, op: Address| {
+        let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
+        let out = rpc(
+            url,
+            "eth_call",
+            serde_json::json!([{"to": gradnet_chain::inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
+        );
+        let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
+        IInferenceRegistry::getNodeCall::abi_decode_returns(&out).unwrap()
+    };
+    let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
+    let sender = gradnet_chain::genesis::address_of(&key).unwrap();
+    let balance = || {
+        let b = rpc(
+            &net.rpc,
+            "eth_getBalance",
+            serde_json::json!([sender, "latest"]),
+        );
+        U256::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    let call = |nonce: u64, mode: u8| {
+        let request = ModelInferenceRequest {
+            mode,
+            modelCID: cid.clone(),
+            input: ModelInput {
+                numbers: vec![MultiDimensionalNumberTensor {
+                    name: "x".into(),
+                    values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
+                        .iter()
+                        .map(|&(v, d)| Number {
+                            value: v.try_into().unwrap(),
+                            decimals: d.try_into().unwrap(),
+                        })
+                        .collect(),
+                    shape: vec![1, 4],
+                }],
+                strings: vec![],
+            },
+        };
+        let raw = gradnet_chain::wallet::sign(
+            &gradnet_chain::wallet::TxRequest {
+                chain_id: 31337,
+                nonce,
+                to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+                gas_limit: 1_000_000,
+                data: InferencePrecompile::runModelInferenceCall { request }
+                    .abi_encode()
+                    .into(),
+                ..Default::default()
+            },
+            &key,
+        )
+        .unwrap();
+        rpc(&net.rpc, "eth_sendRawTransaction", serde_json::json!([raw]))
+    };
+    let receipt = |hash: &serde_json::Value| {
+        let mut r = serde_json::Value::Null;
+        wait_until(30, "the inference transaction's receipt", || {
+            r = rpc(
+                &net.rpc,
+                "eth_getTransactionReceipt",
+                serde_json::json!([hash]),
+            );
+            !r.is_null()
+        });
+        r
+    };
+    let output = |r: &serde_json::Value| {
+        let log = r["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["topics"].as_array().unwrap().is_empty())
+            .unwrap_or_else(|| panic!("no result in {r}"))
+            .clone();
+        let data: alloy_primitives::Bytes = serde_json::from_value(log["data"].clone()).unwrap();
+        ModelOutput::abi_decode(&data).unwrap()
+    };
+    // what an honest node's /v1/infer answers for the same row
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (s, direct) = rt.block_on(common::post(
+        &format!("{}/v1/infer", net.inference[0]),
+        serde_json::json!({"model": cid, "inputs": json_inputs(), "output_format": "fixed_point"}),
+    ));
+    assert_eq!(s, 200, "{direct}");
+    let as_f64 = |v: String, d: String| {
+        let d: i64 = d.parse().unwrap();
+        format!("{v}e{}", -d).parse::<f64>().unwrap()
+    };
+    let want: Vec<f64> = direct["outputs"]["numbers"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| as_f64(n["value"].to_string(), n["decimals"].to_string()))
+        .collect();
+    let numbers = |o: &ModelOutput| -> Vec<f64> {
+        o.numbers[0]
+            .values
+            .iter()
+            .map(|n| as_f64(n.value.to_string(), n.decimals.to_string()))
+            .collect()
+    };
+
+    let r = receipt(&call(0, 3));
+    assert_eq!(r["status"], "0x1", "{r}");
+    let out = output(&r);
+    assert!(!out.is_simulation_result);
+    assert_eq!(numbers(&out), want);
+    let stake = U256::from(100u64) * U256::from(10u64).pow(U256::from(18));
+    let slashed = stake - stake / U256::from(10);
+    let faulty = operator(2);
+    for url in &net.rpcs {
+        wait_until(10, "the block on every validator", || {
+            rpc(
+                url,
+                "eth_getTransactionReceipt",
+                serde_json::json!([r["transactionHash"]]),
+            )
+            .is_object()
+        });
+        let n = node(url, faulty);
+        assert_eq!((n.stake, n.faults), (slashed, 1), "{url}");
+        for i in 0..2 {
+            assert_eq!(node(url, operator(i)).faults, 0);
+        }
+    }
+
+    // the faulty node killed just as the next QUORUM call goes out
+    let before = balance();
+    let h = call(1, 3);
+    let killed = Command::new("pkill")
+        .args(["-KILL", "-f"])
+        .arg(format!("{}/inference2", net.root.display()))
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let r = receipt(&h);
+    assert_eq!(r["status"], "0x1", "{r}");
+    assert_eq!(numbers(&output(&r)), want);
+    let gas = U256::from(
+        u128::from_str_radix(r["gasUsed"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+            * u128::from_str_radix(
+                r["effectiveGasPrice"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("0x"),
+                16,
+            )
+            .unwrap(),
+    );
+    let fees = before - balance() - gas;
+    // the two agreeing nodes paid, once, whether the killed one was asked or not
+    assert_eq!(fees, INFERENCE_FEE * U256::from(2));
+    for i in 0..2 {
+        assert!(node(&net.rpc, operator(i)).earnings >= INFERENCE_FEE * U256::from(2));
+    }
+    net.stop();
 }

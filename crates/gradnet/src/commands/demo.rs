@@ -292,8 +292,8 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
     use super::chain::rpc as call;
     use alloy_sol_types::{SolCall, SolEvent, SolValue};
     use gradnet_chain::inference::abi::{
-        InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput,
-        ModelOutput, MultiDimensionalNumberTensor, Number,
+        InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput, ModelOutput,
+        MultiDimensionalNumberTensor, Number,
     };
     use gradnet_chain::inference::registry::IInferenceRegistry::InferenceSettled;
     use gradnet_chain::wallet::{sign, TxRequest};
@@ -335,13 +335,21 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
         if !r.is_null() {
             break r;
         }
-        anyhow::ensure!(started.elapsed().as_secs() < 30, "the inference transaction was not included");
+        anyhow::ensure!(
+            started.elapsed().as_secs() < 30,
+            "the inference transaction was not included"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    anyhow::ensure!(receipt["status"] == "0x1", "the inference transaction failed: {receipt}");
+    anyhow::ensure!(
+        receipt["status"] == "0x1",
+        "the inference transaction failed: {receipt}"
+    );
     let logs = receipt["logs"].as_array().cloned().unwrap_or_default();
     let data = |l: &Value| -> Result<Vec<u8>> {
-        Ok(hex::decode(l["data"].as_str().unwrap_or("").trim_start_matches("0x"))?)
+        Ok(hex::decode(
+            l["data"].as_str().unwrap_or("").trim_start_matches("0x"),
+        )?)
     };
     let out = logs
         .iter()

@@ -8,7 +8,9 @@ use std::process::Stdio;
 
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
-use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator};
+use gradnet_chain::genesis::{
+    address_of, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator,
+};
 use gradnet_types::NodeKey;
 
 use crate::cli::DevnetArgs;
@@ -97,7 +99,10 @@ fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
 /// Validator and inference node processes of a local network.
 pub struct Network {
     pub genesis: Genesis,
+    /// The validators.
     pub children: Vec<tokio::process::Child>,
+    /// The inference nodes: the chain goes on if one exits.
+    pub inference: Vec<tokio::process::Child>,
     /// The content id of the model every node holds.
     pub model: String,
 }
@@ -139,10 +144,11 @@ impl Network {
             g
         };
         let mut children = vec![];
+        let mut inference_children = vec![];
         let mut apis = vec![];
         for (i, dir) in inference_dirs.iter().enumerate() {
             let faulty = i + args.byzantine >= args.inference_nodes;
-            children.push(spawn_inference_node(args, i, dir, faulty, log).await?);
+            inference_children.push(spawn_inference_node(args, i, dir, faulty, log).await?);
             apis.push(inference[i].1.clone());
         }
         for (i, dir) in node_dirs.iter().enumerate() {
@@ -153,18 +159,20 @@ impl Network {
         Ok(Network {
             genesis,
             children,
+            inference: inference_children,
             model,
         })
     }
 
-    /// SIGTERM to each validator (each shuts down cleanly), then waits.
+    /// SIGTERM to each process (each shuts down cleanly), then waits.
     pub async fn stop(mut self) {
-        for c in self.children.iter_mut() {
+        for c in self.children.iter_mut().chain(self.inference.iter_mut()) {
             if let Some(pid) = c.id() {
                 unsafe_kill(pid);
             }
         }
-        for c in self.children.iter_mut() {
+        let all = self.children.iter_mut().chain(self.inference.iter_mut());
+        for c in all {
             let _ = c.wait().await;
         }
     }
@@ -208,11 +216,19 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         gradnet_chain::inference::demo_contract::ADDRESS
     );
     println!("\ndevnet running in {}; Ctrl-C stops it", root.display());
-    tokio::select! {
-        _ = super::node::shutdown_signal() => {}
-        (i, status) = wait_any(&mut net.children) => {
-            net.stop().await;
-            bail!("devnet process {i} exited ({status})");
+    let shutdown = super::node::shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            (i, status) = wait_any(&mut net.children) => {
+                net.stop().await;
+                bail!("validator {i} exited ({status})");
+            }
+            (i, status) = wait_any(&mut net.inference), if !net.inference.is_empty() => {
+                eprintln!("an inference node exited ({status}); the chain samples the others");
+                net.inference.remove(i);
+            }
         }
     }
     net.stop().await;
