@@ -2,7 +2,10 @@
 //! fixed rate by concurrent clients (`eth_sendRawTransaction`, one request
 //! per transaction), blocks watched for their inclusion. Prints sustained
 //! throughput and submit-to-inclusion latency percentiles as JSON.
-//! Usage: chain-load RPC_URL[,RPC_URL...] KEY[,KEY...] RATE_PER_S SECONDS
+//! Usage: chain-load RPC_URL[,RPC_URL...] KEY[,KEY...] RATE_PER_S SECONDS [infer:MODEL_CID:MODE]
+//! With `infer:…`, each transaction calls the devnet's demo contract, which
+//! runs the model through the inference precompile (a different input row
+//! per transaction), and the receipts are checked for success afterwards.
 //! Each sender's transactions go to one endpoint (senders spread over them
 //! round-robin, as a network's clients spread over its nodes); blocks are
 //! watched on the first. On gradnet inclusion is final (BFT finality).
@@ -85,17 +88,30 @@ async fn main() {
         )
         .await) as u64);
     }
-    let to = Address::repeat_byte(0x77);
+    let infer: Option<(String, u8)> = a.get(5).map(|spec| {
+        let mut p = spec.split(':');
+        assert_eq!(p.next(), Some("infer"), "5th argument: infer:MODEL_CID:MODE");
+        (p.next().unwrap().to_string(), p.next().unwrap().parse().unwrap())
+    });
+    let to = match infer {
+        Some(_) => gradnet_chain::inference::demo_contract::ADDRESS,
+        None => Address::repeat_byte(0x77),
+    };
     let txs: Vec<(String, B256, String)> = (0..total)
         .map(|i| {
             let s = i % keys.len();
+            let (data, gas_limit) = match &infer {
+                Some((cid, mode)) => (inference_call(cid, *mode, i), 1_000_000),
+                None => (Default::default(), 21_000),
+            };
             let raw = sign(
                 &TxRequest {
                     chain_id,
                     nonce: nonces[s] + (i / keys.len()) as u64,
                     to: Some(to),
-                    value: U256::from(1),
-                    gas_limit: 21_000,
+                    value: U256::from(infer.is_none() as u8),
+                    gas_limit,
+                    data,
                     fees: Fees::Dynamic {
                         max_fee: price * 4,
                         tip: price / 2,
@@ -177,9 +193,46 @@ async fn main() {
     lat.sort_by(f64::total_cmp);
     let last = seen.values().max().unwrap();
     let tps = lat.len() as f64 / last.duration_since(began).as_secs_f64();
+    // inference transactions: how many got their result (status 1)
+    let mut ok = lat.len();
+    if infer.is_some() {
+        ok = 0;
+        for h in submitted.keys() {
+            let r = rpc(&c, &url, "eth_getTransactionReceipt", json!([h])).await;
+            ok += (r["status"] == "0x1") as usize;
+        }
+    }
     println!(
         "{}",
-        json!({"submitted": total, "included": lat.len(), "tps": tps,
+        json!({"submitted": total, "included": lat.len(), "succeeded": ok, "tps": tps,
                "p50_s": pct(&lat, 0.5), "p99_s": pct(&lat, 0.99), "target_rate": rate})
     );
+}
+
+/// `runModelInference` on an MLP 4-8-3 with row `i` as its input.
+fn inference_call(cid: &str, mode: u8, i: usize) -> alloy_primitives::Bytes {
+    use alloy_sol_types::SolCall;
+    use gradnet_chain::inference::abi::*;
+    let values = (0..4)
+        .map(|j| Number {
+            value: (((i * 7 + j * 13) % 2001) as i128 - 1000).try_into().unwrap(),
+            decimals: 3i128.try_into().unwrap(),
+        })
+        .collect();
+    InferencePrecompile::runModelInferenceCall {
+        request: ModelInferenceRequest {
+            mode,
+            modelCID: cid.into(),
+            input: ModelInput {
+                numbers: vec![MultiDimensionalNumberTensor {
+                    name: "x".into(),
+                    values,
+                    shape: vec![1, 4],
+                }],
+                strings: vec![],
+            },
+        },
+    }
+    .abi_encode()
+    .into()
 }
