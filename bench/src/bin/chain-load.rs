@@ -90,8 +90,15 @@ async fn main() {
     }
     let infer: Option<(String, u8)> = a.get(5).map(|spec| {
         let mut p = spec.split(':');
-        assert_eq!(p.next(), Some("infer"), "5th argument: infer:MODEL_CID:MODE");
-        (p.next().unwrap().to_string(), p.next().unwrap().parse().unwrap())
+        assert_eq!(
+            p.next(),
+            Some("infer"),
+            "5th argument: infer:MODEL_CID:MODE"
+        );
+        (
+            p.next().unwrap().to_string(),
+            p.next().unwrap().parse().unwrap(),
+        )
     });
     let to = match infer {
         Some(_) => gradnet_chain::inference::demo_contract::ADDRESS,
@@ -215,7 +222,9 @@ fn inference_call(cid: &str, mode: u8, i: usize) -> alloy_primitives::Bytes {
     use gradnet_chain::inference::abi::*;
     let values = (0..4)
         .map(|j| Number {
-            value: (((i * 7 + j * 13) % 2001) as i128 - 1000).try_into().unwrap(),
+            value: (((i * 7 + j * 13) % 2001) as i128 - 1000)
+                .try_into()
+                .unwrap(),
             decimals: 3i128.try_into().unwrap(),
         })
         .collect();

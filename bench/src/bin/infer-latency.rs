@@ -24,7 +24,11 @@ async fn main() {
             .send()
             .await
             .expect("request");
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
         r.bytes().await.unwrap();
         if i >= 10 {
             lat.push(t.elapsed().as_secs_f64());

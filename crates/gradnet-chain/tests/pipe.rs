@@ -478,3 +478,188 @@ async fn operators_register_stake_and_unbond_through_the_registry() {
             .is_empty()
     );
 }
+
+async fn send_gas(
+    dev: &Dev,
+    key: usize,
+    nonce: u64,
+    to: Address,
+    data: Vec<u8>,
+    gas: u64,
+) -> Value {
+    let raw = sign(
+        &TxRequest {
+            chain_id: CHAIN_ID,
+            nonce,
+            to: Some(to),
+            gas_limit: gas,
+            data: data.into(),
+            ..Default::default()
+        },
+        &dev.keys[key],
+    )
+    .unwrap();
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([raw])).await;
+    wait_receipt(&dev.url, h.as_str().unwrap()).await
+}
+
+#[tokio::test]
+async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects_a_batch() {
+    use gradnet_chain::inference::receipts::{self, CompactReceipt};
+    use gradnet_types::mode::InferenceMode;
+    use gradnet_types::receipt::{Receipt, ReceiptBody, RuntimeId};
+    let key = NodeKey::from_seed([0x66; 32]);
+    let keys = gradnet_chain::genesis::dev_keys(3);
+    let operator = gradnet_chain::genesis::address_of(&keys[0]).unwrap();
+    let pk = key.public_hex();
+    let dev = dev_with(|g| {
+        g.inference_nodes = vec![GenesisInferenceNode {
+            operator,
+            signing_key: pk.clone(),
+            endpoint: "http://127.0.0.1:9".into(),
+            modes: vec![0],
+            models: vec![],
+            stake: MIN_STAKE,
+        }]
+    })
+    .await;
+    let receipt = |i: u64| -> Receipt {
+        ReceiptBody {
+            version: 1,
+            kind: if i % 3 == 0 { "llm" } else { "onnx" }.into(),
+            request_hash: ContentId::of(&i.to_be_bytes()),
+            model: ContentId::of(b"model"),
+            output_hash: ContentId::of(&(i * 7).to_be_bytes()),
+            mode: InferenceMode::Vanilla,
+            runtime: RuntimeId {
+                name: "tract".into(),
+                version: "0.23.9".into(),
+            },
+            node: key.public_hex(),
+            timestamp_ms: 1_700_000_000_000 + i,
+        }
+        .sign(&key)
+    };
+    let batch: Vec<Receipt> = (0..1000).map(receipt).collect();
+    let leaves: Vec<_> = batch.iter().map(|r| receipts::leaf(r).unwrap()).collect();
+    let root = receipts::root(&leaves);
+    let cid = ContentId::of(&serde_json::to_vec(&batch).unwrap()).to_string();
+    let post = IInferenceRegistry::postReceiptBatchCall {
+        root,
+        batchCid: cid.clone(),
+        count: 1000,
+    };
+    let r = send_gas(&dev, 0, 0, registry::ADDRESS, post.abi_encode(), 1_000_000).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let batch_info = |root| {
+        let url = dev.url.clone();
+        async move {
+            let data = IInferenceRegistry::receiptBatchCall { root }.abi_encode();
+            let out = rpc(
+                &url,
+                "eth_call",
+                json!([{"to": registry::ADDRESS, "data": Bytes::from(data)}, "latest"]),
+            )
+            .await;
+            let out: Bytes = serde_json::from_value(out).unwrap();
+            IInferenceRegistry::receiptBatchCall::abi_decode_returns(&out).unwrap()
+        }
+    };
+    for (n, chunk) in batch.chunks(250).enumerate() {
+        let compact: Vec<CompactReceipt> = chunk
+            .iter()
+            .map(|r| CompactReceipt::of(r).unwrap())
+            .collect();
+        let call = IInferenceRegistry::verifyReceiptsCall {
+            root,
+            chunk: alloy_rlp::encode(&compact).into(),
+        };
+        let r = send_gas(
+            &dev,
+            0,
+            1 + n as u64,
+            registry::ADDRESS,
+            call.abi_encode(),
+            8_000_000,
+        )
+        .await;
+        assert_eq!(r["status"], "0x1", "chunk {n}: {r}");
+        let settled = r["logs"].as_array().unwrap().len();
+        assert_eq!(
+            settled,
+            (n == 3) as usize,
+            "ReceiptsSettled only after the last chunk"
+        );
+    }
+    let info = batch_info(root).await;
+    assert_eq!(
+        (
+            info.operator,
+            info.batchCid.clone(),
+            info.count,
+            info.verified
+        ),
+        (operator, cid, 1000, 1000)
+    );
+    assert!(info.settledAt > 0);
+
+    // anyone proves one receipt's inclusion against the settled root
+    let i = 417;
+    let proof = receipts::proof(&leaves, i);
+    assert!(receipts::verify_proof(
+        receipts::leaf(&batch[i]).unwrap(),
+        i,
+        1000,
+        &proof,
+        root
+    ));
+    assert!(!receipts::verify_proof(
+        receipts::leaf(&batch[i + 1]).unwrap(),
+        i,
+        1000,
+        &proof,
+        root
+    ));
+
+    // a batch with one forged signature never settles
+    let mut forged: Vec<Receipt> = (2000..2010).map(receipt).collect();
+    let mut sig = hex::decode(&forged[3].signature).unwrap();
+    sig[0] ^= 1;
+    forged[3].signature = hex::encode(sig);
+    let leaves: Vec<_> = forged.iter().map(|r| receipts::leaf(r).unwrap()).collect();
+    let root2 = receipts::root(&leaves);
+    let post = IInferenceRegistry::postReceiptBatchCall {
+        root: root2,
+        batchCid: "b3x".into(),
+        count: 10,
+    };
+    assert_eq!(
+        send_gas(&dev, 0, 5, registry::ADDRESS, post.abi_encode(), 1_000_000).await["status"],
+        "0x1"
+    );
+    let compact: Vec<CompactReceipt> = forged
+        .iter()
+        .map(|r| CompactReceipt::of(r).unwrap())
+        .collect();
+    let call = IInferenceRegistry::verifyReceiptsCall {
+        root: root2,
+        chunk: alloy_rlp::encode(&compact).into(),
+    };
+    let r = send_gas(&dev, 0, 6, registry::ADDRESS, call.abi_encode(), 8_000_000).await;
+    assert_eq!(r["status"], "0x0");
+    assert!(
+        revert_reason(&r).contains("receipt 3 of batch"),
+        "{}",
+        revert_reason(&r)
+    );
+    let info = batch_info(root2).await;
+    assert_eq!((info.verified, info.settledAt), (0, 0));
+    // a settled batch cannot be posted again; an unknown one cannot be verified
+    let post = IInferenceRegistry::postReceiptBatchCall {
+        root,
+        batchCid: "b3y".into(),
+        count: 1,
+    };
+    let r = send_gas(&dev, 0, 7, registry::ADDRESS, post.abi_encode(), 1_000_000).await;
+    assert!(revert_reason(&r).contains("posted already"), "{r}");
+}

@@ -591,14 +591,15 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
     let got = ModelOutput::abi_decode(&out).unwrap();
     assert!(got.is_simulation_result);
-    // gas: 21,000 for the transaction, 50,000 + 16 per byte for the call
+    // gas: 21,000 for the transaction, 10,000 + 3,000 per node + 16 per byte for the call
     let gas = rpc(
         &ports.url(),
         "eth_estimateGas",
         serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": data}]),
     );
     let gas = u64::from_str_radix(gas.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
-    let min = 21_000 + 50_000 + 16 * (data.len() + out.len()) as u64;
+    let min =
+        21_000 + gradnet_chain::inference::precompile::inference_gas(1, data.len(), out.len());
     assert!((min..min + 40_000).contains(&gas), "{gas} vs {min}");
     let as_f64 = |v: String, d: String| {
         let d: i64 = d.parse().unwrap();

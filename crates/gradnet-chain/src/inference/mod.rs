@@ -6,6 +6,7 @@ pub mod abi;
 pub mod demo_contract;
 pub mod pipe;
 pub mod precompile;
+pub mod receipts;
 pub mod registry;
 pub mod serve;
 pub mod sidecar;

@@ -1,9 +1,11 @@
 //! The inference precompile at `0x…F4` and the registry at `0x…F5`, next
 //! to Ethereum's own.
 //!
-//! Gas: `INFERENCE_BASE_GAS + 16 * (calldata bytes + result bytes)`, the
-//! per-byte price of calldata applied to both directions (the model's own
-//! compute is paid by the inference fee, not gas).
+//! Gas: `INFERENCE_BASE_GAS + INFERENCE_GAS_PER_NODE * quorum + 16 *
+//! (calldata bytes + result bytes)`: what validators spend on a call (one
+//! signature check per node, like `ecrecover`'s 3,000) and the per-byte
+//! price of calldata applied to both directions. The model's own compute
+//! is paid by the inference fee, not gas.
 //!
 //! Fee: `INFERENCE_FEE` per node of the call's quorum, taken from the
 //! transaction's sender into the registry and credited to the agreeing
@@ -39,7 +41,8 @@ use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
 use super::slots::JournalSlots;
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
-pub const INFERENCE_BASE_GAS: u64 = 50_000;
+pub const INFERENCE_BASE_GAS: u64 = 10_000;
+pub const INFERENCE_GAS_PER_NODE: u64 = 3_000;
 pub const GAS_PER_BYTE: u64 = 16;
 
 /// Runs models for the precompile (the node's runtime and hub).
@@ -59,6 +62,16 @@ pub struct Request {
     pub model: String,
 }
 
+/// (VANILLA or QUORUM's default, or its `n`) from a raw mode byte.
+fn quorum_of(raw: u8) -> Option<usize> {
+    match (raw & 0x0f, raw >> 4) {
+        (0, 0) => Some(1),
+        (3, 0) => Some(DEFAULT_QUORUM),
+        (3, n) => Some(n as usize),
+        _ => None,
+    }
+}
+
 /// Decodes a call to `0x…F4`; the error is its revert reason.
 pub fn parse(calldata: &[u8]) -> Result<Request, String> {
     let call = Call::abi_decode(calldata)
@@ -69,9 +82,7 @@ pub fn parse(calldata: &[u8]) -> Result<Request, String> {
         Call::runLLMChat(c) => (c.request.mode, c.request.modelCID.clone()),
     };
     let (mode, quorum) = match (raw & 0x0f, raw >> 4) {
-        (0, 0) => (0, 1),
-        (3, 0) => (3, DEFAULT_QUORUM),
-        (3, n) => (3, n as usize),
+        (m, _) if quorum_of(raw).is_some() => (m, quorum_of(raw).expect("checked")),
         (1, 0) => return Err("inference: ZKML mode is not served by this network yet".into()),
         (2, 0) => return Err("inference: TEE mode is not served by this network yet".into()),
         _ => return Err(format!("inference: unknown mode {raw}")),
@@ -295,8 +306,11 @@ fn result(
     InterpreterResult::new(r, out, gas)
 }
 
-fn inference_gas(input: usize, output: usize) -> u64 {
-    INFERENCE_BASE_GAS + GAS_PER_BYTE * (input + output) as u64
+/// The gas of a call with `quorum` nodes.
+pub fn inference_gas(quorum: usize, input: usize, output: usize) -> u64 {
+    INFERENCE_BASE_GAS
+        + INFERENCE_GAS_PER_NODE * quorum as u64
+        + GAS_PER_BYTE * (input + output) as u64
 }
 
 impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
@@ -328,12 +342,14 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             return self.eth.run(ctx, inputs);
         }
         let input = inputs.input.as_bytes(ctx).to_vec();
+        // every call's first argument is a struct starting with `uint8 mode`
+        let quorum = input.get(67).and_then(|m| quorum_of(*m)).unwrap_or(1);
         let answer = self.answer(ctx, &input)?.map(|out| (out, 0));
         Ok(Some(result(
             answer,
             input.len(),
             inputs.gas_limit,
-            inference_gas,
+            |i, o| inference_gas(quorum, i, o),
         )))
     }
 

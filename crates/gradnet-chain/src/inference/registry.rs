@@ -31,6 +31,10 @@ pub const INFERENCE_FEE: U256 = U256::from_limbs([1_000_000_000_000_000, 0, 0, 0
 pub const REGISTRY_READ_GAS: u64 = 2_600;
 pub const REGISTRY_GAS_PER_NODE: u64 = 2_000;
 pub const REGISTRY_WRITE_GAS: u64 = 60_000;
+/// Checking one receipt of a batch (signature and stored leaf).
+pub const RECEIPT_GAS: u64 = 5_000;
+/// Receipts in one batch at most.
+pub const MAX_BATCH: u32 = 1_000_000;
 
 sol! {
     #[derive(Debug, PartialEq)]
@@ -56,6 +60,11 @@ sol! {
         event Withdrawn(address indexed operator, uint256 amount);
         event Slashed(address indexed operator, uint256 amount, bytes32 requestHash, string reason, bytes evidence);
         event InferenceSettled(bytes32 indexed requestHash, uint8 mode, address[] nodes, uint256 fee);
+        event ReceiptBatchPosted(address indexed operator, bytes32 indexed root, string batchCid, uint32 count);
+        event ReceiptsSettled(address indexed operator, bytes32 indexed root, string batchCid, uint32 count);
+        function postReceiptBatch(bytes32 root, string batchCid, uint32 count) external;
+        function verifyReceipts(bytes32 root, bytes chunk) external;
+        function receiptBatch(bytes32 root) external view returns (address operator, string batchCid, uint32 count, uint32 verified, uint64 settledAt);
         function register(bytes32 signingKey, string endpoint, uint8[] modes, string[] models) external payable;
         function update(string endpoint, uint8[] modes, string[] models) external;
         function stake() external payable;
@@ -165,6 +174,17 @@ const F_BLOB: u64 = 16;
 
 fn to_u64(v: U256) -> u64 {
     u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+fn batch_slot(root: &B256) -> U256 {
+    slot("gradnet.registry.batch", root.as_slice())
+}
+
+fn leaf_slot(root: &B256, i: u64) -> U256 {
+    slot(
+        "gradnet.registry.batch.leaf",
+        &[root.as_slice(), &i.to_be_bytes()].concat(),
+    )
 }
 
 /// The registry over some storage.
@@ -349,6 +369,74 @@ impl<S: Slots> Registry<S> {
         })
     }
 
+    /// Checks the next chunk of a posted batch (RLP list of compact
+    /// receipts, in batch order); after the last, that all hash to the
+    /// root. Returns the gas it costs and, when the batch settled, the event.
+    pub fn verify_receipts(
+        &mut self,
+        root: &B256,
+        chunk: &[u8],
+        now: u64,
+    ) -> Result<(u64, Option<IInferenceRegistry::ReceiptsSettled>), String> {
+        use super::receipts::{self, CompactReceipt};
+        let b = batch_slot(root);
+        let op = self.0.get(b)?;
+        if op.is_zero() {
+            return Err(format!("receipts: no batch {root} (post it first)"));
+        }
+        let op = Address::from_word(op.into());
+        if !self.0.get(b + U256::from(3))?.is_zero() {
+            return Err(format!("receipts: batch {root} is settled already"));
+        }
+        let node = self.existing(&op)?;
+        let node_hex = hex::encode(node.signing_key);
+        let count = to_u64(self.0.get(b + U256::from(1))?);
+        let mut done = to_u64(self.0.get(b + U256::from(2))?);
+        let list: Vec<CompactReceipt> = alloy_rlp::Decodable::decode(&mut &chunk[..])
+            .map_err(|e| format!("receipts: malformed chunk: {e}"))?;
+        if done + list.len() as u64 > count {
+            return Err(format!(
+                "receipts: batch {root} holds {count} receipts; {done} are in, this chunk brings {}",
+                list.len()
+            ));
+        }
+        for c in &list {
+            let r = c
+                .receipt(&node_hex)
+                .map_err(|e| format!("receipts: receipt {done}: {e}"))?;
+            r.verify()
+                .map_err(|e| format!("receipts: receipt {done} of batch {root}: {e}"))?;
+            self.0
+                .set(leaf_slot(root, done), receipts::leaf(&r)?.into())?;
+            done += 1;
+        }
+        self.0.set(b + U256::from(2), U256::from(done))?;
+        let gas = RECEIPT_GAS * list.len() as u64;
+        if done < count {
+            return Ok((gas, None));
+        }
+        let leaves = (0..count)
+            .map(|i| self.0.get(leaf_slot(root, i)).map(B256::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let got = receipts::root(&leaves);
+        if got != *root {
+            return Err(format!(
+                "receipts: the {count} receipts hash to {got}, not to the batch's root {root}"
+            ));
+        }
+        self.0.set(b + U256::from(3), U256::from(now.max(1)))?;
+        let cid = String::from_utf8_lossy(&self.0.get_bytes(b + U256::from(16))?).into_owned();
+        Ok((
+            gas,
+            Some(IInferenceRegistry::ReceiptsSettled {
+                operator: op,
+                root: *root,
+                batchCid: cid,
+                count: count as u32,
+            }),
+        ))
+    }
+
     /// Credits a node's earnings (fees already held by the registry).
     pub fn credit(&mut self, op: &Address, amount: U256) -> Result<(), String> {
         let mut n = self.existing(op)?;
@@ -379,6 +467,7 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
     let writes = !matches!(
         call,
         Call::getNode(_)
+            | Call::receiptBatch(_)
             | Call::activeNodes(_)
             | Call::faultEvidence(_)
             | Call::minStake(_)
@@ -521,6 +610,55 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
                 )),
                 gas,
             ));
+        }
+        Call::postReceiptBatch(c) => {
+            reg.existing(&caller)?;
+            if c.count == 0 || c.count > MAX_BATCH {
+                return Err(format!(
+                    "receipts: a batch holds 1 to {MAX_BATCH} receipts, not {}",
+                    c.count
+                ));
+            }
+            let b = batch_slot(&c.root);
+            if !reg.0.get(b)?.is_zero() {
+                return Err(format!("receipts: batch {} was posted already", c.root));
+            }
+            reg.0.set(b, caller.into_word().into())?;
+            reg.0.set(b + U256::from(1), U256::from(c.count))?;
+            reg.0.set_bytes(b + U256::from(16), c.batchCid.as_bytes())?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::ReceiptBatchPosted {
+                    operator: caller,
+                    root: c.root,
+                    batchCid: c.batchCid,
+                    count: c.count,
+                },
+            );
+            vec![]
+        }
+        Call::verifyReceipts(c) => {
+            let gas = reg.verify_receipts(&c.root, &c.chunk, now)?;
+            if let Some(settled) = gas.1 {
+                log(reg.0.journal, settled);
+            }
+            return Ok((vec![], REGISTRY_WRITE_GAS + gas.0));
+        }
+        Call::receiptBatch(c) => {
+            let b = batch_slot(&c.root);
+            let op = reg.0.get(b)?;
+            if op.is_zero() {
+                return Err(format!("receipts: no batch {}", c.root));
+            }
+            let cid = String::from_utf8_lossy(&reg.0.get_bytes(b + U256::from(16))?).into_owned();
+            let out = IInferenceRegistry::receiptBatchCall::abi_encode_returns_tuple(&(
+                Address::from_word(op.into()),
+                cid,
+                to_u64(reg.0.get(b + U256::from(1))?) as u32,
+                to_u64(reg.0.get(b + U256::from(2))?) as u32,
+                to_u64(reg.0.get(b + U256::from(3))?),
+            ));
+            return Ok((out, REGISTRY_READ_GAS));
         }
         Call::minStake(_) => {
             return Ok((
