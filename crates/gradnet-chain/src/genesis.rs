@@ -59,10 +59,16 @@ pub struct GenesisValidator {
 /// Development accounts: secp256k1 keys derived from a fixed seed, so a
 /// devnet's accounts are the same every time (never use them elsewhere).
 pub fn dev_keys(n: usize) -> Vec<B256> {
-    (0..n as u64)
-        .map(|i| keccak256([b"gradnet devnet account ".as_slice(), &i.to_be_bytes()].concat()))
-        .collect()
+    (0..n as u64).map(dev_key).collect()
 }
+
+/// Development account `i` (devnets give inference node `j` the operator
+/// account `DEV_OPERATOR_BASE + j`).
+pub fn dev_key(i: u64) -> B256 {
+    keccak256([b"gradnet devnet account ".as_slice(), &i.to_be_bytes()].concat())
+}
+
+pub const DEV_OPERATOR_BASE: u64 = 1000;
 
 /// The Ethereum address of a secp256k1 private key.
 pub fn address_of(key: &B256) -> Result<Address, ChainError> {

@@ -376,6 +376,30 @@ pub enum ReceiptCmd {
         #[arg(long)]
         signer: Option<String>,
     },
+    /// Settle a batch of this node's receipts on chain: post its Merkle root
+    /// and send every receipt (in chunks) for the registry to check.
+    Settle {
+        /// The batch: a JSON array of receipts, all signed by one node.
+        batch: PathBuf,
+        /// The registered operator's secp256k1 private key (hex).
+        #[arg(long, env = "GRADNET_OPERATOR_KEY")]
+        key: String,
+        /// Receipts per transaction.
+        #[arg(long, default_value_t = 250)]
+        chunk: usize,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Prove that one receipt is in a batch settled on chain: its Merkle
+    /// path to the batch's root, checked against the registry.
+    Prove {
+        /// The batch file (a JSON array of receipts).
+        batch: PathBuf,
+        /// The receipt's position in the batch (from 0).
+        index: usize,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
 }
 
 #[derive(Subcommand)]

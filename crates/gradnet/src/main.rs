@@ -50,6 +50,15 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Receipt(ReceiptCmd::Settle {
+            batch,
+            key,
+            chunk,
+            rpc,
+        }) => commands::receipt_batch::settle(&batch, &key, chunk, &rpc.rpc).await,
+        Command::Receipt(ReceiptCmd::Prove { batch, index, rpc }) => {
+            commands::receipt_batch::prove(&batch, index, &rpc.rpc).await
+        }
         Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Devnet(args) => commands::devnet::run(args).await,

@@ -641,8 +641,8 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     let operator = |i: usize| {
         let k =
-            gradnet_types::NodeKey::load(&net.root.join(format!("inference{i}/node.key"))).unwrap();
-        gradnet_chain::consensus::context::address_of_key(&hex::decode(k.public_hex()).unwrap())
+            gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE + i as u64);
+        gradnet_chain::genesis::address_of(&k).unwrap()
     };
     let node = |url: &str, op: Address| {
         let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
@@ -800,5 +800,90 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     for i in 0..2 {
         assert!(node(&net.rpc, operator(i)).earnings >= INFERENCE_FEE * U256::from(2));
     }
+    net.stop();
+}
+
+/// Receipts from an inference node's `/v1/infer` settle on chain with
+/// `gradnet receipt settle` (every signature checked by the registry) and
+/// `gradnet receipt prove` shows one's inclusion; a batch with a forged
+/// signature is refused with the receipt it names.
+#[test]
+fn receipt_batches_settle_and_prove_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Devnet::start_with(dir.path(), 1, &[]);
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut batch = vec![];
+    for i in 0..12 {
+        let (s, r) = rt.block_on(common::post(
+            &format!("{}/v1/infer", net.inference[0]),
+            serde_json::json!({"model": cid, "inputs": {"x": [[i as f32, 0.5, -1.0, 2.0]]}}),
+        ));
+        assert_eq!(s, 200, "{r}");
+        batch.push(r["receipt"].clone());
+    }
+    let file = dir.path().join("batch.json");
+    std::fs::write(&file, serde_json::to_vec(&batch).unwrap()).unwrap();
+    let key =
+        gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE).to_string();
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["receipt"])
+            .args(args)
+            .args(["--rpc", &net.rpc])
+            .output()
+            .unwrap()
+    };
+    let f = file.to_str().unwrap();
+    let out = cli(&["settle", f, "--key", &key, "--chunk", "5"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("settled"));
+    let out = cli(&["prove", f, "7"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            p["verified"].clone(),
+            p["index"].clone(),
+            p["count"].clone()
+        ),
+        (
+            serde_json::json!(true),
+            serde_json::json!(7),
+            serde_json::json!(12)
+        )
+    );
+    assert!(p["settled"]["at"].as_u64().unwrap() > 0);
+    let out = cli(&["prove", f, "12"]);
+    assert!(!out.status.success());
+
+    // one forged signature: the batch is refused and never settles
+    let mut forged = batch.clone();
+    let sig = forged[2]["signature"].as_str().unwrap().to_string();
+    let flipped = if sig.starts_with('0') {
+        format!("1{}", &sig[1..])
+    } else {
+        format!("0{}", &sig[1..])
+    };
+    forged[2]["signature"] = serde_json::json!(flipped);
+    let file2 = dir.path().join("forged.json");
+    std::fs::write(&file2, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let f2 = file2.to_str().unwrap();
+    let out = cli(&["settle", f2, "--key", &key]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("receipt 2 of batch"), "{err}");
+    let out = cli(&["prove", f2, "0"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not settled"));
     net.stop();
 }

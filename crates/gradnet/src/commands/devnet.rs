@@ -9,7 +9,8 @@ use std::process::Stdio;
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
 use gradnet_chain::genesis::{
-    address_of, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator,
+    address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator,
+    DEV_OPERATOR_BASE,
 };
 use gradnet_types::NodeKey;
 
@@ -41,6 +42,13 @@ pub fn dev_genesis(
     for k in dev_keys(accounts) {
         alloc.insert(address_of(&k)?, U256::from(DEV_BALANCE_ETH) * eth);
     }
+    // inference node operators: their own funded accounts
+    let operators = (0..inference.len() as u64)
+        .map(|j| address_of(&dev_key(DEV_OPERATOR_BASE + j)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for a in &operators {
+        alloc.insert(*a, U256::from(DEV_BALANCE_ETH) * eth);
+    }
     Ok(Genesis {
         chain_id,
         timestamp: gradnet_chain::consensus::app::now_secs(),
@@ -64,9 +72,10 @@ pub fn dev_genesis(
         .into(),
         inference_nodes: inference
             .iter()
-            .map(|(key, endpoint)| {
+            .zip(operators)
+            .map(|((key, endpoint), operator)| {
                 Ok(GenesisInferenceNode {
-                    operator: super::ledger::validator_address(key)?,
+                    operator,
                     signing_key: key.clone(),
                     endpoint: endpoint.clone(),
                     modes: vec![0, 3],
@@ -206,8 +215,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             ""
         };
         println!(
-            "inference node {i}: http://127.0.0.1:{}  staked {NODE_STAKE_ETH} ETH{faulty}",
-            args.inference_port + i as u16
+            "inference node {i}: http://127.0.0.1:{}  staked {NODE_STAKE_ETH} ETH{faulty}\n  operator {} key {}",
+            args.inference_port + i as u16,
+            address_of(&dev_key(DEV_OPERATOR_BASE + i as u64))?,
+            dev_key(DEV_OPERATOR_BASE + i as u64)
         );
     }
     println!(

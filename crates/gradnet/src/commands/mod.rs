@@ -9,3 +9,4 @@ pub mod ledger;
 pub mod model;
 pub mod node;
 pub mod receipt;
+pub mod receipt_batch;

@@ -1,0 +1,170 @@
+//! `gradnet receipt settle|prove`: batches of off-chain receipts settled in
+//! the registry at `0x…F5` (see `gradnet_chain::inference::receipts`).
+
+use std::path::Path;
+
+use alloy_primitives::{Bytes, B256};
+use alloy_sol_types::{SolCall, SolError};
+use anyhow::{bail, Context, Result};
+use gradnet_chain::inference::receipts::{self, CompactReceipt};
+use gradnet_chain::inference::registry::{IInferenceRegistry, ADDRESS};
+use gradnet_types::cid::ContentId;
+use gradnet_types::Receipt;
+use serde_json::{json, Value};
+
+use super::chain::rpc;
+
+/// The batch, its content id, its leaves and root.
+fn load(path: &Path) -> Result<(Vec<Receipt>, ContentId, Vec<B256>, B256)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let batch: Vec<Receipt> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a JSON array of receipts", path.display()))?;
+    if batch.is_empty() {
+        bail!("{}: the batch is empty", path.display());
+    }
+    let leaves = batch
+        .iter()
+        .map(receipts::leaf)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    let root = receipts::root(&leaves);
+    Ok((batch, ContentId::of(&bytes), leaves, root))
+}
+
+fn hexnum(v: &Value) -> Result<u128> {
+    Ok(u128::from_str_radix(
+        v.as_str()
+            .context("not a hex number")?
+            .trim_start_matches("0x"),
+        16,
+    )?)
+}
+
+async fn wait_receipt(url: &str, hash: &Value) -> Result<Value> {
+    for _ in 0..600 {
+        let r = rpc(url, "eth_getTransactionReceipt", json!([hash])).await?;
+        if !r.is_null() {
+            return Ok(r);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bail!("transaction {hash} not included within 60 s")
+}
+
+pub async fn settle(path: &Path, key: &str, chunk: usize, url: &str) -> Result<()> {
+    use gradnet_chain::wallet::{sign, TxRequest};
+    let (batch, cid, _, root) = load(path)?;
+    let node = &batch[0].body.node;
+    if let Some(i) = batch.iter().position(|r| &r.body.node != node) {
+        bail!("receipt {i} is signed by another node than receipt 0");
+    }
+    let key: B256 = key
+        .parse()
+        .context("--key is not a 32-byte hex private key")?;
+    let from = gradnet_chain::genesis::address_of(&key)?;
+    let chain_id = hexnum(&rpc(url, "eth_chainId", json!([])).await?)? as u64;
+    let mut nonce =
+        hexnum(&rpc(url, "eth_getTransactionCount", json!([from, "pending"])).await?)? as u64;
+    let mut send = |data: Vec<u8>, gas: u64| {
+        let raw = sign(
+            &TxRequest {
+                chain_id,
+                nonce,
+                to: Some(ADDRESS),
+                gas_limit: gas,
+                data: data.into(),
+                ..Default::default()
+            },
+            &key,
+        );
+        nonce += 1;
+        async move {
+            let h = rpc(url, "eth_sendRawTransaction", json!([raw?])).await?;
+            let r = wait_receipt(url, &h).await?;
+            if r["status"] != "0x1" {
+                let why: Bytes =
+                    serde_json::from_value(r["revertReason"].clone()).unwrap_or_default();
+                let why = alloy_sol_types::Revert::abi_decode(&why)
+                    .map(|r| r.reason)
+                    .unwrap_or_else(|_| why.to_string());
+                bail!("transaction {h} reverted: {why}");
+            }
+            Ok(r)
+        }
+    };
+    let post = IInferenceRegistry::postReceiptBatchCall {
+        root,
+        batchCid: cid.to_string(),
+        count: batch.len() as u32,
+    };
+    send(post.abi_encode(), 1_000_000).await?;
+    println!(
+        "posted batch {root} ({} receipts, content id {cid})",
+        batch.len()
+    );
+    for (i, part) in batch.chunks(chunk.max(1)).enumerate() {
+        let compact = part
+            .iter()
+            .map(CompactReceipt::of)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
+        let call = IInferenceRegistry::verifyReceiptsCall {
+            root,
+            chunk: alloy_rlp::encode(&compact).into(),
+        };
+        let gas = 200_000 + 40 * call.abi_encode().len() as u64 + 6_000 * part.len() as u64;
+        send(call.abi_encode(), gas).await?;
+        println!(
+            "  receipts {}..{} checked on chain",
+            i * chunk,
+            i * chunk + part.len()
+        );
+    }
+    println!("settled: every signature checked, root {root}");
+    Ok(())
+}
+
+pub async fn prove(path: &Path, index: usize, url: &str) -> Result<()> {
+    let (batch, cid, leaves, root) = load(path)?;
+    let r = batch
+        .get(index)
+        .with_context(|| format!("the batch has {} receipts; no receipt {index}", batch.len()))?;
+    r.verify().with_context(|| format!("receipt {index}"))?;
+    let proof = receipts::proof(&leaves, index);
+    anyhow::ensure!(
+        receipts::verify_proof(leaves[index], index, leaves.len(), &proof, root),
+        "the proof does not verify"
+    );
+    let data = IInferenceRegistry::receiptBatchCall { root }.abi_encode();
+    let out = rpc(
+        url,
+        "eth_call",
+        json!([{"to": ADDRESS, "data": Bytes::from(data)}, "latest"]),
+    )
+    .await
+    .with_context(|| format!("batch {root} is not on chain"))?;
+    let out: Bytes = serde_json::from_value(out)?;
+    let b = IInferenceRegistry::receiptBatchCall::abi_decode_returns(&out)?;
+    if b.settledAt == 0 {
+        bail!(
+            "batch {root} is posted but not settled ({} of {} receipts checked)",
+            b.verified,
+            b.count
+        );
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({
+            "receipt": r,
+            "index": index,
+            "leaf": leaves[index],
+            "proof": proof,
+            "root": root,
+            "count": leaves.len(),
+            "batch_cid": cid.to_string(),
+            "settled": {"operator": b.operator, "batch_cid": b.batchCid, "at": b.settledAt},
+            "verified": true,
+        }))?
+    );
+    Ok(())
+}
