@@ -129,18 +129,29 @@ impl Chain {
         let deadline = std::time::Instant::now() + pipe::BUDGET;
         let mut served = std::collections::HashMap::new();
         let mut pass = 0;
+        let mut attempted = std::collections::HashSet::new();
+        // discover every call (a sender's later transactions too), serve
+        // them, again for calls that only show once earlier ones are served
         let built = loop {
-            let answers = BlockAnswers::new(view.clone(), served.clone(), true);
+            let answers = BlockAnswers::speculative(view.clone(), served.clone());
             let built = exec::build(&state, self.chain_id, &head, params, &txs, answers.clone())?;
-            let misses = std::mem::take(&mut answers.progress.lock().misses);
-            pass += 1;
-            if misses.is_empty() || pass > 3 || std::time::Instant::now() >= deadline {
+            let mut misses = std::mem::take(&mut answers.progress.lock().misses);
+            if misses.is_empty() {
+                // nothing was pending: the same as a real build
                 break built;
             }
-            let new = tokio::runtime::Handle::current()
-                .block_on(self.pipe.serve(&view, misses, deadline));
+            // calls tried in this block already wait for the next one
+            misses.retain(|m| attempted.insert(m.request_hash));
+            pass += 1;
+            let new = if misses.is_empty() || pass > 3 || std::time::Instant::now() >= deadline {
+                vec![]
+            } else {
+                tokio::runtime::Handle::current().block_on(self.pipe.serve(&view, misses, deadline))
+            };
             if new.is_empty() {
-                break built;
+                // what is still unanswered waits for a later block
+                let answers = BlockAnswers::new(view.clone(), served.clone(), true);
+                break exec::build(&state, self.chain_id, &head, params, &txs, answers)?;
             }
             served.extend(new.into_iter().map(|c| (c.request_hash, c)));
         };

@@ -134,6 +134,10 @@ pub struct BlockAnswers {
     /// A proposer's pre-execution: a call without a result is recorded
     /// (and its transaction left out) rather than failing the block.
     pub record: bool,
+    /// Recording only: a transaction whose call has no result yet is kept
+    /// as if the call reverted, so that its sender's next transactions run
+    /// and show their calls too (the block is built again once served).
+    pub speculative: bool,
     pub progress: parking_lot::Mutex<Progress>,
 }
 
@@ -143,6 +147,18 @@ impl BlockAnswers {
             view,
             served,
             record,
+            speculative: false,
+            progress: Default::default(),
+        })
+    }
+
+    /// Answers for a pass that only discovers calls.
+    pub fn speculative(view: SamplingView, served: HashMap<B256, ServedCall>) -> Arc<Self> {
+        Arc::new(BlockAnswers {
+            view,
+            served,
+            record: true,
+            speculative: true,
             progress: Default::default(),
         })
     }

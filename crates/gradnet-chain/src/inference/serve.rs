@@ -79,23 +79,25 @@ async fn answer(State(a): State<Arc<Answerer>>, body: axum::body::Bytes) -> Resp
             req.calls.len()
         ));
     }
-    let jobs = req.calls.into_iter().map(|c| {
-        let a = a.clone();
-        tokio::task::spawn_blocking(move || a.answer(req.chain_id, &c))
+    // one blocking task for the whole request: the calls are usually small
+    // models, where a thread per call would cost more than the call
+    let chain_id = req.chain_id;
+    let job = tokio::task::spawn_blocking(move || {
+        req.calls
+            .iter()
+            .map(|c| a.answer(chain_id, c))
+            .collect::<Vec<_>>()
     });
-    let mut results = Vec::new();
-    for r in futures::future::join_all(jobs).await {
-        match r {
-            Ok(r) => results.push(r),
-            Err(e) => {
-                return (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    Json(json!({"error": {"code": "internal", "message": e.to_string()}})),
-                )
-                    .into_response()
-            }
+    let results = match job.await {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": {"code": "internal", "message": e.to_string()}})),
+            )
+                .into_response()
         }
-    }
+    };
     Json(AnswerResponse { results }).into_response()
 }
 
