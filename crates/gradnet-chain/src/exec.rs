@@ -191,6 +191,68 @@ fn run(
     let (mut included, mut receipts, mut dropped, mut waiting) = (vec![], vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
+    // scheduled tasks first (system calls from the scheduler to each due
+    // task's `run()`); a run whose inference call has no result in this
+    // block is left for a later one
+    {
+        use crate::inference::scheduler::{self, Scheduler};
+        use revm::database_interface::Database;
+        use revm::SystemCallEvm;
+        use std::sync::atomic::Ordering;
+        let now = header.timestamp;
+        let due = Scheduler(OverlaySlots {
+            overlay: &mut evm.ctx.journaled_state.database,
+            account: scheduler::ADDRESS,
+        })
+        .due(now)
+        .map_err(ChainError::Storage)?;
+        for mut task in due {
+            let balance = |o: &mut crate::state::Overlay| {
+                o.basic(scheduler::ADDRESS)
+                    .map(|a| a.map_or(U256::ZERO, |a| a.balance))
+                    .map_err(|e| ChainError::Storage(e.0))
+            };
+            let before = balance(&mut evm.ctx.journaled_state.database)?;
+            let (misses, used) = {
+                let p = answers.progress.lock();
+                (p.misses.len(), p.used.len())
+            };
+            answers.soft.store(true, Ordering::Relaxed);
+            let out = evm.system_call_with_caller(
+                scheduler::ADDRESS,
+                task.contractAddress,
+                scheduler::run_selector(),
+            );
+            answers.soft.store(false, Ordering::Relaxed);
+            let out = match out {
+                Ok(out) => out,
+                Err(EVMError::Custom(e)) => return Err(ChainError::Execution(e)),
+                Err(e) => {
+                    tracing::warn!(task = %task.contractAddress, "scheduled run not executed: {e}");
+                    continue;
+                }
+            };
+            {
+                let mut p = answers.progress.lock();
+                if p.misses.len() > misses && !answers.speculative {
+                    p.used.truncate(used);
+                    continue;
+                }
+            }
+            evm.commit(out.state);
+            let o = &mut evm.ctx.journaled_state.database;
+            let spent = before.saturating_sub(balance(o)?);
+            task.deposit = task.deposit.saturating_sub(spent);
+            task.nextRun = U256::from(now) + task.frequency;
+            task.runs += 1;
+            Scheduler(OverlaySlots {
+                overlay: o,
+                account: scheduler::ADDRESS,
+            })
+            .put(&task)
+            .map_err(ChainError::Storage)?;
+        }
+    }
     let mut waiting_senders = std::collections::HashSet::new();
     for tx in txs {
         if waiting_senders.contains(&tx.sender) {

@@ -663,3 +663,161 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
     let r = send_gas(&dev, 0, 7, registry::ADDRESS, post.abi_encode(), 1_000_000).await;
     assert!(revert_reason(&r).contains("posted already"), "{r}");
 }
+
+/// A workflow contract: each call runs a fixed request through 0xF4 and
+/// appends keccak(result) to its history (slot 0: count, slot n: n-th hash).
+fn workflow_initcode(request: &[u8]) -> Vec<u8> {
+    let len = request.len() as u16;
+    let mut rt = vec![0x61];
+    rt.extend(len.to_be_bytes());
+    rt.extend([
+        0x61, 0x00, 0x2f, 0x60, 0x00, 0x39, 0x60, 0x00, 0x60, 0x00, 0x61,
+    ]);
+    rt.extend(len.to_be_bytes());
+    rt.extend([
+        0x60, 0x00, 0x60, 0x00, 0x60, 0xf4, 0x5a, 0xf1, 0x50, // CALL 0xF4, drop success
+        0x3d, 0x60, 0x00, 0x60, 0x00, 0x3e, // RETURNDATACOPY
+        0x3d, 0x60, 0x00, 0x20, // keccak(result)
+        0x60, 0x00, 0x54, 0x60, 0x01, 0x01, 0x80, 0x60, 0x00, 0x55, 0x55, 0x00, // history
+    ]);
+    assert_eq!(rt.len(), 0x2f);
+    rt.extend_from_slice(request);
+    let rlen = rt.len() as u16;
+    let mut code = vec![0x61];
+    code.extend(rlen.to_be_bytes());
+    code.extend([0x80, 0x61, 0x00, 0x0d, 0x60, 0x00, 0x39, 0x60, 0x00, 0xf3]);
+    code.extend(rt);
+    code
+}
+
+#[tokio::test]
+async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_end_time() {
+    use gradnet_chain::inference::scheduler::{self, IWorkflowScheduler};
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = ContentId::of(&onnx).to_string();
+    let nodes = vec![
+        inference_node(0, &onnx, false).await,
+        inference_node(1, &onnx, false).await,
+    ];
+    let regs: Vec<_> = nodes.iter().map(registered).collect();
+    let dev = dev_with(|g| g.inference_nodes = regs).await;
+    let call = runModelInferenceCall {
+        request: request(&cid, 0, [5, -10, 25, 30]),
+    };
+    let r = send(
+        &dev,
+        0,
+        0,
+        None,
+        workflow_initcode(&call.abi_encode()).into(),
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let workflow: Address = serde_json::from_value(r["contractAddress"].clone()).unwrap();
+
+    let slot = |n: u64| {
+        let url = dev.url.clone();
+        async move {
+            let v = rpc(
+                &url,
+                "eth_getStorageAt",
+                json!([workflow, format!("{n:#x}"), "latest"]),
+            )
+            .await;
+            U256::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        }
+    };
+    let head_time = || {
+        let url = dev.url.clone();
+        async move {
+            let b = rpc(&url, "eth_getBlockByNumber", json!(["latest", false])).await;
+            hexq(&b["timestamp"]) as u64
+        }
+    };
+    let end = head_time().await + 3;
+    let register = IWorkflowScheduler::registerTaskCall {
+        contractAddress: workflow,
+        endTime: U256::from(end),
+        frequency: U256::from(1),
+    };
+    let raw = sign(
+        &TxRequest {
+            chain_id: CHAIN_ID,
+            nonce: 1,
+            to: Some(scheduler::ADDRESS),
+            value: U256::from(ETH),
+            gas_limit: 500_000,
+            data: register.abi_encode().into(),
+            ..Default::default()
+        },
+        &dev.keys[0],
+    )
+    .unwrap();
+    let h = rpc(&dev.url, "eth_sendRawTransaction", json!([raw])).await;
+    let r = wait_receipt(&dev.url, h.as_str().unwrap()).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+
+    // it runs once a second until its end time, then stops
+    while head_time().await <= end + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let runs = slot(0).await;
+    assert!(
+        (U256::from(3)..=U256::from(4)).contains(&runs),
+        "{runs} runs"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(slot(0).await, runs, "no run after the end time");
+
+    // each run kept the nodes' result (not a simulation)
+    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
+    let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
+    let (_, direct) = runtime.infer(&m, &inputs).unwrap();
+    let want = runModelInferenceCall::abi_encode_returns(&model_output(&direct, false).unwrap());
+    let want = U256::from_be_bytes(alloy_primitives::keccak256(&want).0);
+    for n in 1..=runs.to::<u64>() {
+        assert_eq!(slot(n).await, want, "run {n}");
+    }
+    // the task's bookkeeping: runs, and one fee per run from its deposit
+    let out = rpc(
+        &dev.url,
+        "eth_call",
+        json!([{"to": scheduler::ADDRESS, "data": Bytes::from(IWorkflowScheduler::getTaskCall { contractAddress: workflow }.abi_encode())}, "latest"]),
+    )
+    .await;
+    let out: Bytes = serde_json::from_value(out).unwrap();
+    let task = IWorkflowScheduler::getTaskCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(U256::from(task.runs), runs);
+    assert_eq!(task.deposit, U256::from(ETH) - INFERENCE_FEE * runs);
+
+    // refusals: not a contract, an end time in the past
+    let bad = IWorkflowScheduler::registerTaskCall {
+        contractAddress: Address::repeat_byte(5),
+        endTime: U256::from(end + 100),
+        frequency: U256::from(1),
+    };
+    let r = send(
+        &dev,
+        1,
+        0,
+        Some(scheduler::ADDRESS),
+        bad.abi_encode().into(),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("is not a contract"), "{r}");
+    let bad = IWorkflowScheduler::registerTaskCall {
+        contractAddress: workflow,
+        endTime: U256::from(1),
+        frequency: U256::from(1),
+    };
+    let r = send(
+        &dev,
+        1,
+        1,
+        Some(scheduler::ADDRESS),
+        bad.abi_encode().into(),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("is not after now"), "{r}");
+}

@@ -8,6 +8,7 @@ pub mod pipe;
 pub mod precompile;
 pub mod receipts;
 pub mod registry;
+pub mod scheduler;
 pub mod serve;
 pub mod sidecar;
 pub mod slots;

@@ -37,6 +37,7 @@ use super::abi::{
     LLMChatRequest, LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse,
 };
 use super::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
+use super::scheduler;
 use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
 use super::slots::JournalSlots;
 
@@ -138,6 +139,9 @@ pub struct BlockAnswers {
     /// as if the call reverted, so that its sender's next transactions run
     /// and show their calls too (the block is built again once served).
     pub speculative: bool,
+    /// Set while a scheduled task runs: a call without a result skips the
+    /// task (in every mode) rather than failing the block.
+    pub soft: std::sync::atomic::AtomicBool,
     pub progress: parking_lot::Mutex<Progress>,
 }
 
@@ -148,6 +152,7 @@ impl BlockAnswers {
             served,
             record,
             speculative: false,
+            soft: Default::default(),
             progress: Default::default(),
         })
     }
@@ -159,6 +164,7 @@ impl BlockAnswers {
             served,
             record: true,
             speculative: true,
+            soft: Default::default(),
             progress: Default::default(),
         })
     }
@@ -197,6 +203,7 @@ impl Precompiles {
         let mut warm = eth.warm_addresses().clone();
         warm.insert(ADDRESS);
         warm.insert(registry::ADDRESS);
+        warm.insert(scheduler::ADDRESS);
         Precompiles { eth, warm, answers }
     }
 
@@ -338,6 +345,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             self.warm = self.eth.warm_addresses().clone();
             self.warm.insert(ADDRESS);
             self.warm.insert(registry::ADDRESS);
+            self.warm.insert(scheduler::ADDRESS);
         }
         changed
     }
@@ -352,6 +360,13 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             let r = registry::call(ctx, inputs);
             return Ok(Some(result(r, len, inputs.gas_limit, |_, _| {
                 registry::REGISTRY_READ_GAS
+            })));
+        }
+        if inputs.bytecode_address == scheduler::ADDRESS {
+            let len = inputs.input.len();
+            let r = scheduler::call(ctx, inputs);
+            return Ok(Some(result(r, len, inputs.gas_limit, |_, _| {
+                scheduler::SCHEDULER_GAS
             })));
         }
         if inputs.bytecode_address != ADDRESS {
@@ -374,6 +389,9 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
     }
 
     fn contains(&self, address: &Address) -> bool {
-        *address == ADDRESS || *address == registry::ADDRESS || self.eth.contains(address)
+        *address == ADDRESS
+            || *address == registry::ADDRESS
+            || *address == scheduler::ADDRESS
+            || self.eth.contains(address)
     }
 }
