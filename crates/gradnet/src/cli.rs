@@ -387,6 +387,10 @@ pub enum ReceiptCmd {
         /// Receipts per transaction.
         #[arg(long, default_value_t = 250)]
         chunk: usize,
+        /// Also store the batch file in this node's hub (repository
+        /// `receipt-batches`), where its content id finds it.
+        #[arg(long)]
+        hub: Option<String>,
         #[command(flatten)]
         rpc: RpcArg,
     },

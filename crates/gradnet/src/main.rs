@@ -54,8 +54,9 @@ async fn run(cli: Cli) -> Result<()> {
             batch,
             key,
             chunk,
+            hub,
             rpc,
-        }) => commands::receipt_batch::settle(&batch, &key, chunk, &rpc.rpc).await,
+        }) => commands::receipt_batch::settle(&batch, &key, chunk, hub.as_deref(), &rpc.rpc).await,
         Command::Receipt(ReceiptCmd::Prove { batch, index, rpc }) => {
             commands::receipt_batch::prove(&batch, index, &rpc.rpc).await
         }

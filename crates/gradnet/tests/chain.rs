@@ -836,13 +836,35 @@ fn receipt_batches_settle_and_prove_through_the_cli() {
             .unwrap()
     };
     let f = file.to_str().unwrap();
-    let out = cli(&["settle", f, "--key", &key, "--chunk", "5"]);
+    let out = cli(&[
+        "settle",
+        f,
+        "--key",
+        &key,
+        "--chunk",
+        "5",
+        "--hub",
+        &net.inference[0],
+    ]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("settled"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("settled") && said.contains("stored the batch"),
+        "{said}"
+    );
+    // the batch is in the hub under the content id the chain keeps
+    let batch_cid = gradnet_types::cid::ContentId::of(&std::fs::read(&file).unwrap()).to_string();
+    let got =
+        reqwest::blocking::get(format!("{}/api/v0/blobs/{batch_cid}", net.inference[0])).unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.bytes().unwrap().as_ref(),
+        std::fs::read(&file).unwrap().as_slice()
+    );
     let out = cli(&["prove", f, "7"]);
     assert!(
         out.status.success(),
@@ -863,6 +885,7 @@ fn receipt_batches_settle_and_prove_through_the_cli() {
         )
     );
     assert!(p["settled"]["at"].as_u64().unwrap() > 0);
+    assert_eq!(p["settled"]["batch_cid"], serde_json::json!(batch_cid));
     let out = cli(&["prove", f, "12"]);
     assert!(!out.status.success());
 

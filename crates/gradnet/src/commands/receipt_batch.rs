@@ -51,7 +51,43 @@ async fn wait_receipt(url: &str, hash: &Value) -> Result<Value> {
     bail!("transaction {hash} not included within 60 s")
 }
 
-pub async fn settle(path: &Path, key: &str, chunk: usize, url: &str) -> Result<()> {
+/// Puts the batch file in a node's hub; its content id.
+async fn store(hub: &str, path: &Path) -> Result<String> {
+    let c = crate::client::Client::new(hub);
+    const REPO: &str = "receipt-batches";
+    if c.get::<Value>(&format!("/api/v0/models/{REPO}"))
+        .await
+        .is_err()
+    {
+        let _: Value = c
+            .post(
+                "/api/v0/models",
+                &json!({"name": REPO, "description": "settled receipt batches"}),
+            )
+            .await?;
+    }
+    let v: Value = c
+        .post(
+            &format!("/api/v0/models/{REPO}/versions"),
+            &json!({"notes": "receipt batch", "is_major": false}),
+        )
+        .await?;
+    let version = v["versionString"].as_str().unwrap_or("1.00").to_string();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("batch.json");
+    let up = c.upload(REPO, &version, path, name, true).await?;
+    Ok(up["cid"].as_str().unwrap_or_default().to_string())
+}
+
+pub async fn settle(
+    path: &Path,
+    key: &str,
+    chunk: usize,
+    hub: Option<&str>,
+    url: &str,
+) -> Result<()> {
     use gradnet_chain::wallet::{sign, TxRequest};
     let (batch, cid, _, root) = load(path)?;
     let node = &batch[0].body.node;
@@ -61,6 +97,16 @@ pub async fn settle(path: &Path, key: &str, chunk: usize, url: &str) -> Result<(
     let key: B256 = key
         .parse()
         .context("--key is not a 32-byte hex private key")?;
+    if let Some(hub) = hub {
+        let stored = store(hub, path)
+            .await
+            .with_context(|| format!("storing the batch in {hub}"))?;
+        anyhow::ensure!(
+            stored == cid.to_string(),
+            "the hub names the batch {stored}, not {cid}"
+        );
+        println!("stored the batch in {hub} as {cid}");
+    }
     let from = gradnet_chain::genesis::address_of(&key)?;
     let chain_id = hexnum(&rpc(url, "eth_chainId", json!([])).await?)? as u64;
     let mut nonce =
