@@ -122,7 +122,7 @@ fn settle_faults(
             Decision::Unserved(_) => call
                 .asked
                 .iter()
-                .filter(|a| !call.results.iter().any(|r| r.node == **a))
+                .filter(|a| !call.answered(a))
                 .copied()
                 .collect(),
         };

@@ -81,17 +81,8 @@ impl Pending {
         let want = if self.call.asked.is_empty() {
             q
         } else {
-            let best = self
-                .call
-                .results
-                .iter()
-                .map(|r| {
-                    self.call
-                        .results
-                        .iter()
-                        .filter(|x| x.outcome == r.outcome)
-                        .count()
-                })
+            let best = (0..self.call.outcomes.len() as u32)
+                .map(|i| self.call.answers.iter().filter(|a| a.outcome == i).count())
                 .max()
                 .unwrap_or(0);
             sidecar::needed(q).saturating_sub(best)
@@ -125,12 +116,7 @@ impl Dispatcher {
                 .map(|n| n.operator)
                 .collect();
             calls.push(Pending {
-                call: ServedCall {
-                    request_hash: m.request_hash,
-                    asked: vec![],
-                    results: vec![],
-                    unserved: Bytes::new(),
-                },
+                call: ServedCall::new(m.request_hash),
                 miss: m,
                 ranked,
             });
@@ -201,7 +187,7 @@ impl Dispatcher {
                         tracing::warn!(%node, "inference node sent a result with a bad signature");
                         continue;
                     }
-                    p.call.results.push(NodeResult {
+                    p.call.push(NodeResult {
                         node,
                         outcome: r.outcome,
                         signature: r.signature,
@@ -234,7 +220,7 @@ impl Dispatcher {
                 } else {
                     format!(
                         "inference: not served after {MAX_TRIES} blocks ({} answer(s) from {} node(s) asked, no majority)",
-                        p.call.results.len(),
+                        p.call.answers.len(),
                         p.call.asked.len()
                     )
                 };

@@ -30,16 +30,75 @@ pub struct NodeResult {
     pub signature: Bytes,
 }
 
-/// What happened to one call.
+/// One node's answer inside a served call: its outcome by index.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct Answer {
+    pub node: Address,
+    pub outcome: u32,
+    pub signature: Bytes,
+}
+
+/// What happened to one call. Outcomes are kept once each (nodes that
+/// agree share one), so a QUORUM call costs one output in the block.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct ServedCall {
     pub request_hash: B256,
     /// The sampled nodes asked, in sampling order.
     pub asked: Vec<Address>,
+    /// The distinct outcomes, in order of first answer.
+    pub outcomes: Vec<Bytes>,
     /// Answers that arrived in time.
-    pub results: Vec<NodeResult>,
+    pub answers: Vec<Answer>,
     /// Non-empty: the call could not be served (why); it reverts.
     pub unserved: Bytes,
+}
+
+impl ServedCall {
+    pub fn new(request_hash: B256) -> Self {
+        ServedCall {
+            request_hash,
+            asked: vec![],
+            outcomes: vec![],
+            answers: vec![],
+            unserved: Bytes::new(),
+        }
+    }
+
+    /// The answers with their outcomes (an index out of range: empty).
+    pub fn results(&self) -> Vec<NodeResult> {
+        self.answers
+            .iter()
+            .map(|a| NodeResult {
+                node: a.node,
+                outcome: self
+                    .outcomes
+                    .get(a.outcome as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                signature: a.signature.clone(),
+            })
+            .collect()
+    }
+
+    pub fn push(&mut self, r: NodeResult) {
+        let i = match self.outcomes.iter().position(|o| *o == r.outcome) {
+            Some(i) => i,
+            None => {
+                self.outcomes.push(r.outcome);
+                self.outcomes.len() - 1
+            }
+        };
+        self.answers.push(Answer {
+            node: r.node,
+            outcome: i as u32,
+            signature: r.signature,
+        });
+    }
+
+    /// Whether `node` answered.
+    pub fn answered(&self, node: &Address) -> bool {
+        self.answers.iter().any(|a| a.node == *node)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
@@ -174,35 +233,29 @@ pub fn needed(quorum: usize) -> usize {
 
 /// The decision a served call's results make.
 pub fn decide(call: &ServedCall, quorum: usize) -> Decision {
+    let results = call.results();
     let mut best: Option<(&Bytes, usize)> = None;
-    for r in &call.results {
-        let n = call
-            .results
-            .iter()
-            .filter(|x| x.outcome == r.outcome)
-            .count();
+    for r in &results {
+        let n = results.iter().filter(|x| x.outcome == r.outcome).count();
         if best.is_none_or(|(_, b)| n > b) {
             best = Some((&r.outcome, n));
         }
     }
     match best {
         Some((outcome, n)) if n >= needed(quorum) => {
-            let majority = call
-                .results
+            let majority = results
                 .iter()
                 .find(|r| &r.outcome == outcome)
                 .expect("present")
                 .clone();
             Decision::Agreed {
                 outcome: outcome.clone(),
-                agreeing: call
-                    .results
+                agreeing: results
                     .iter()
                     .filter(|r| &r.outcome == outcome)
                     .map(|r| r.node)
                     .collect(),
-                dissenting: call
-                    .results
+                dissenting: results
                     .iter()
                     .filter(|r| &r.outcome != outcome)
                     .cloned()
@@ -210,7 +263,7 @@ pub fn decide(call: &ServedCall, quorum: usize) -> Decision {
                 missed: call
                     .asked
                     .iter()
-                    .filter(|a| !call.results.iter().any(|r| r.node == **a))
+                    .filter(|a| !call.answered(a))
                     .copied()
                     .collect(),
                 majority,
@@ -255,9 +308,25 @@ pub fn check(
             max_asked(quorum)
         ));
     }
+    // one encoding per sidecar: distinct outcomes, each answered
+    let canonical = call
+        .answers
+        .iter()
+        .all(|a| (a.outcome as usize) < call.outcomes.len())
+        && (0..call.outcomes.len()).all(|i| {
+            call.answers.iter().any(|a| a.outcome as usize == i)
+                && !call.outcomes[..i].contains(&call.outcomes[i])
+        });
+    if !canonical {
+        return Err(format!(
+            "sidecar: call {} lists its outcomes other than once each",
+            call.request_hash
+        ));
+    }
+    let results = call.results();
     let msg = |outcome: &[u8]| signing_bytes(view.chain_id, &call.request_hash, outcome);
-    for (i, r) in call.results.iter().enumerate() {
-        if !call.asked.contains(&r.node) || call.results[..i].iter().any(|x| x.node == r.node) {
+    for (i, r) in results.iter().enumerate() {
+        if !call.asked.contains(&r.node) || results[..i].iter().any(|x| x.node == r.node) {
             return Err(format!(
                 "sidecar: call {} has a result from {} that was not asked (or twice)",
                 call.request_hash, r.node
