@@ -116,7 +116,7 @@ impl ConstraintSynthesizer<Fr> for Circuit<'_> {
                 let bit = (value >> k) & 1 == 1;
                 let b = cs.new_witness_variable(|| Ok(Fr::from(bit as u64)))?;
                 cs.enforce_constraint(lc!() + b, lc!() + Variable::One - b, lc!())?;
-                sum = sum + (Fr::from(2u64).pow([k as u64]), b);
+                sum += (Fr::from(2u64).pow([k as u64]), b);
                 top = b;
             }
             Ok((sum, top))
