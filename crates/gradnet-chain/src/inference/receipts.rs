@@ -84,22 +84,27 @@ fn parent(l: &B256, r: &B256) -> B256 {
     keccak256([l.as_slice(), r.as_slice()].concat())
 }
 
+/// The level above: pairs hashed, an odd last node carried up.
+fn next_level(level: &[B256]) -> Vec<B256> {
+    level
+        .chunks(2)
+        .map(|p| {
+            if p.len() == 2 {
+                parent(&p[0], &p[1])
+            } else {
+                p[0]
+            }
+        })
+        .collect()
+}
+
 pub fn root(leaves: &[B256]) -> B256 {
     if leaves.is_empty() {
         return B256::ZERO;
     }
     let mut level = leaves.to_vec();
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|p| {
-                if p.len() == 2 {
-                    parent(&p[0], &p[1])
-                } else {
-                    p[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
     }
     level[0]
 }
@@ -114,16 +119,7 @@ pub fn proof(leaves: &[B256], mut i: usize) -> Vec<B256> {
         if sib < level.len() {
             out.push(level[sib]);
         }
-        level = level
-            .chunks(2)
-            .map(|p| {
-                if p.len() == 2 {
-                    parent(&p[0], &p[1])
-                } else {
-                    p[0]
-                }
-            })
-            .collect();
+        level = next_level(&level);
         i /= 2;
     }
     out

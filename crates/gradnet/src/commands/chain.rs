@@ -77,3 +77,24 @@ pub async fn run(cmd: ChainCmd) -> Result<()> {
     }
     Ok(())
 }
+
+/// Polls for a transaction's receipt; `what` names it if it is not
+/// included within `within`.
+pub(crate) async fn wait_receipt(
+    url: &str,
+    hash: &Value,
+    within: std::time::Duration,
+    what: &str,
+) -> Result<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let r = rpc(url, "eth_getTransactionReceipt", json!([hash])).await?;
+        if !r.is_null() {
+            return Ok(r);
+        }
+        if started.elapsed() >= within {
+            bail!("{what} was not included within {} s", within.as_secs());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -230,17 +230,13 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
     )?;
     let started = std::time::Instant::now();
     let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
-    let receipt = loop {
-        let r = call(rpc, "eth_getTransactionReceipt", json!([hash])).await?;
-        if !r.is_null() {
-            break r;
-        }
-        anyhow::ensure!(
-            started.elapsed().as_secs() < 30,
-            "the transfer was not included"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let receipt = super::chain::wait_receipt(
+        rpc,
+        &hash,
+        std::time::Duration::from_secs(30),
+        "the transfer",
+    )
+    .await?;
     let block = call(
         rpc,
         "eth_getBlockByNumber",
@@ -330,17 +326,13 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
     )?;
     let started = std::time::Instant::now();
     let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
-    let receipt = loop {
-        let r = call(rpc, "eth_getTransactionReceipt", json!([hash])).await?;
-        if !r.is_null() {
-            break r;
-        }
-        anyhow::ensure!(
-            started.elapsed().as_secs() < 30,
-            "the inference transaction was not included"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let receipt = super::chain::wait_receipt(
+        rpc,
+        &hash,
+        std::time::Duration::from_secs(30),
+        "the inference transaction",
+    )
+    .await?;
     anyhow::ensure!(
         receipt["status"] == "0x1",
         "the inference transaction failed: {receipt}"

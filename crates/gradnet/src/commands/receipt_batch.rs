@@ -40,17 +40,6 @@ fn hexnum(v: &Value) -> Result<u128> {
     )?)
 }
 
-async fn wait_receipt(url: &str, hash: &Value) -> Result<Value> {
-    for _ in 0..600 {
-        let r = rpc(url, "eth_getTransactionReceipt", json!([hash])).await?;
-        if !r.is_null() {
-            return Ok(r);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    bail!("transaction {hash} not included within 60 s")
-}
-
 /// Puts the batch file in a node's hub; its content id.
 async fn store(hub: &str, path: &Path) -> Result<String> {
     let c = crate::client::Client::new(hub);
@@ -126,7 +115,13 @@ pub async fn settle(
         nonce += 1;
         async move {
             let h = rpc(url, "eth_sendRawTransaction", json!([raw?])).await?;
-            let r = wait_receipt(url, &h).await?;
+            let r = super::chain::wait_receipt(
+                url,
+                &h,
+                std::time::Duration::from_secs(60),
+                &format!("transaction {h}"),
+            )
+            .await?;
             if r["status"] != "0x1" {
                 let why: Bytes =
                     serde_json::from_value(r["revertReason"].clone()).unwrap_or_default();
