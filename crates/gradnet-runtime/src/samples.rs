@@ -91,6 +91,15 @@ fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
     }
 }
 
+fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f: v,
+        ..Default::default()
+    }
+}
+
 fn model(
     nodes: Vec<pb::NodeProto>,
     init: Vec<pb::TensorProto>,
@@ -218,6 +227,99 @@ pub fn cnn(seed: u64) -> Vec<u8> {
             DataType::Float,
             &[D::Sym("N"), D::N(10)],
         )],
+    )
+}
+
+/// Every operator the ZK compiler lowers, in one small chain:
+/// `image: f32[N, 1, 8, 8]` → Conv 3x3 pad 1 (2) → BatchNormalization →
+/// Relu → MaxPool 3x3 stride 2 pad 1 → Reshape [0, -1] → MatMul → Add →
+/// Relu → Gemm (alpha, beta) → Mul → Sub → `y: f32[N, 3]`.
+pub fn conv_chain(seed: u64) -> Vec<u8> {
+    let ints_const = |name: &str, v: &[i64]| ints(name, &[v.len() as i64], v.to_vec());
+    model(
+        vec![
+            node(
+                "Conv",
+                &["image", "k", "kb"],
+                &["c"],
+                vec![
+                    attr_ints("kernel_shape", &[3, 3]),
+                    attr_ints("pads", &[1, 1, 1, 1]),
+                ],
+            ),
+            node(
+                "BatchNormalization",
+                &["c", "g", "beta", "mean", "var"],
+                &["bn"],
+                vec![],
+            ),
+            node("Relu", &["bn"], &["r"], vec![]),
+            node(
+                "MaxPool",
+                &["r"],
+                &["p"],
+                vec![
+                    attr_ints("kernel_shape", &[3, 3]),
+                    attr_ints("strides", &[2, 2]),
+                    attr_ints("pads", &[1, 1, 1, 1]),
+                ],
+            ),
+            node("Reshape", &["p", "shape"], &["f"], vec![]),
+            node("MatMul", &["f", "w1"], &["m"], vec![]),
+            node("Add", &["m", "b1"], &["a"], vec![]),
+            node("Relu", &["a"], &["ar"], vec![]),
+            node(
+                "Gemm",
+                &["ar", "w2", "b2"],
+                &["g2"],
+                vec![attr_float("alpha", 0.5), attr_float("beta", 2.0)],
+            ),
+            node("Mul", &["g2", "half"], &["h"], vec![]),
+            node("Sub", &["h", "one"], &["y"], vec![]),
+        ],
+        vec![
+            floats("k", &[2, 1, 3, 3], weights(18, seed, 0.5)),
+            floats("kb", &[2], weights(2, seed + 1, 0.1)),
+            floats("g", &[2], vec![1.5, 0.75]),
+            floats("beta", &[2], vec![0.1, -0.2]),
+            floats("mean", &[2], vec![0.05, -0.1]),
+            floats("var", &[2], vec![0.8, 1.2]),
+            ints_const("shape", &[0, -1]),
+            floats("w1", &[32, 6], weights(192, seed + 2, 0.4)),
+            floats("b1", &[6], weights(6, seed + 3, 0.1)),
+            floats("w2", &[6, 3], weights(18, seed + 4, 0.6)),
+            floats("b2", &[1, 3], weights(3, seed + 5, 0.1)),
+            floats("half", &[], vec![0.5]),
+            floats("one", &[3], vec![1.0, 1.0, 1.0]),
+        ],
+        vec![value_info(
+            "image",
+            DataType::Float,
+            &[D::Sym("N"), D::N(1), D::N(8), D::N(8)],
+        )],
+        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(3)])],
+    )
+}
+
+/// An MLP with operators a circuit cannot express (Sigmoid, Softmax).
+pub fn sigmoid_softmax() -> Vec<u8> {
+    model(
+        vec![
+            node(
+                "Gemm",
+                &["x", "w", "b"],
+                &["h"],
+                vec![attr_int("transB", 1)],
+            ),
+            node("Sigmoid", &["h"], &["s"], vec![]),
+            node("Softmax", &["s"], &["y"], vec![]),
+        ],
+        vec![
+            floats("w", &[2, 4], weights(8, 1, 0.5)),
+            floats("b", &[2], weights(2, 2, 0.1)),
+        ],
+        vec![value_info("x", DataType::Float, &[D::Sym("N"), D::N(4)])],
+        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(2)])],
     )
 }
 

@@ -1,0 +1,58 @@
+//! The quantized circuit against float inference (tract) on a test set:
+//! maximum absolute error of the outputs and how often the argmax agrees.
+
+use tract_onnx::prelude::*;
+
+use crate::{QuantModel, ZkError};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    pub samples: usize,
+    pub frac_bits: u32,
+    /// Largest |float − dequantized circuit output| over all outputs.
+    pub max_abs_error: f64,
+    pub mean_abs_error: f64,
+    /// Samples whose largest output is the same index in both.
+    pub argmax_agreement: f64,
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+/// Runs `onnx` in float and `model` in fixed point on every sample.
+pub fn report(onnx: &[u8], model: &QuantModel, samples: &[Vec<f32>]) -> Result<Report, ZkError> {
+    let err = |e: TractError| ZkError::Model(format!("float inference: {e}"));
+    let plan = tract_onnx::onnx()
+        .model_for_read(&mut &onnx[..])
+        .and_then(|m| m.with_input_fact(0, f32::fact(&model.input_shape).into()))
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .map_err(err)?;
+    let (mut max, mut sum, mut n, mut agree) = (0f64, 0f64, 0usize, 0usize);
+    for x in samples {
+        let t = Tensor::from_shape(&model.input_shape, x).map_err(err)?;
+        let out = plan.run(tvec!(t.into_tvalue())).map_err(err)?;
+        let float: Vec<f32> = out[0]
+            .to_plain_array_view::<f32>()
+            .map_err(err)?
+            .iter()
+            .copied()
+            .collect();
+        let quant = model.dequantize(&model.forward(&model.quantize(x)?)?);
+        for (a, b) in float.iter().zip(&quant) {
+            let d = (*a as f64 - *b as f64).abs();
+            max = max.max(d);
+            sum += d;
+            n += 1;
+        }
+        agree += (argmax(&float) == argmax(&quant)) as usize;
+    }
+    Ok(Report {
+        samples: samples.len(),
+        frac_bits: model.frac_bits,
+        max_abs_error: max,
+        mean_abs_error: sum / n.max(1) as f64,
+        argmax_agreement: agree as f64 / samples.len().max(1) as f64,
+    })
+}
