@@ -140,9 +140,9 @@ impl VerifyingKey {
         Self::new(&vk, hash, n(&b[32..36]), n(&b[36..40]))
     }
 
-    /// Content id of the key's bytes (BLAKE3, hex): how the chain names it.
-    pub fn id(&self) -> String {
-        blake3::hash(&self.to_bytes()).to_hex().to_string()
+    /// Content id of the key's bytes: how the hub stores it and the chain names it.
+    pub fn id(&self) -> gradnet_types::ContentId {
+        gradnet_types::ContentId::of(&self.to_bytes())
     }
 }
 

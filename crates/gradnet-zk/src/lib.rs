@@ -11,11 +11,13 @@
 //! - [`accuracy`]: the quantized model against float inference.
 
 pub mod accuracy;
+mod bundle;
 mod circuit;
 pub mod keys;
 pub mod model;
 pub mod onnx;
 
+pub use bundle::ProofBundle;
 pub use circuit::public_inputs;
 pub use keys::{prove, setup, verify, Keys, VerifyingKey};
 pub use model::{Op, QuantModel, ACT_BITS};
@@ -34,6 +36,8 @@ pub enum ZkError {
     Model(String),
     #[error("malformed {what}: {why}")]
     Encoding { what: &'static str, why: String },
+    #[error("proof rejected: {0}")]
+    Rejected(String),
     #[error("proving system: {0}")]
     Snark(String),
 }

@@ -55,7 +55,7 @@ fn tensor(t: &pb::TensorProto) -> Result<Const, ZkError> {
     }
     let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
     let raw = |w: usize| -> Result<Vec<&[u8]>, ZkError> {
-        if t.raw_data.len() % w != 0 {
+        if !t.raw_data.len().is_multiple_of(w) {
             return Err(model_err(format!("tensor {}: raw data length", t.name)));
         }
         Ok(t.raw_data.chunks(w).collect())

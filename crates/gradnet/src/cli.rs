@@ -51,6 +51,9 @@ pub enum Command {
     /// Node keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Zero-knowledge proofs of ONNX inference (Groth16 over BN254).
+    #[command(subcommand)]
+    Zk(ZkCmd),
     /// Start a node on a temporary data dir, upload a real model, run it, verify the receipt.
     Demo(DemoArgs),
     /// Make a node home for a network of several machines: a node key and
@@ -404,6 +407,56 @@ pub enum ReceiptCmd {
         #[command(flatten)]
         rpc: RpcArg,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ZkCmd {
+    /// Compile an ONNX model to a circuit, generate its keys once, and
+    /// report its accuracy against float inference.
+    Setup(ZkSetupArgs),
+    /// Run the circuit on an input and prove its output.
+    Prove {
+        /// The ONNX model the keys were made for.
+        model: PathBuf,
+        /// The directory `zk setup` wrote.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Input as JSON (numbers in nested arrays, or `{"name": [...]}`), or `@file`.
+        #[arg(long)]
+        input: String,
+        /// Write the proof here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof file against a verifying key.
+    Verify {
+        /// A proof file from `zk prove`.
+        proof: PathBuf,
+        /// The verifying key: a file, or its content id in the node's hub.
+        #[arg(long)]
+        vk: String,
+    },
+}
+
+#[derive(Args)]
+pub struct ZkSetupArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Fraction bits of the fixed-point scale: values are integers at 2^F.
+    #[arg(long, default_value_t = 10)]
+    pub frac_bits: u32,
+    /// Where to write the keys [default: MODEL with extension .zk].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Random inputs in [-1, 1) for the accuracy report.
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// A JSON array of inputs for the accuracy report instead.
+    #[arg(long)]
+    pub test_set: Option<PathBuf>,
+    /// Also upload both keys into this hub version (REPO@VERSION).
+    #[arg(long)]
+    pub upload: Option<String>,
 }
 
 #[derive(Subcommand)]

@@ -61,6 +61,7 @@ async fn run(cli: Cli) -> Result<()> {
             commands::receipt_batch::prove(&batch, index, &rpc.rpc).await
         }
         Command::Keys(KeysCmd::New { out }) => commands::keys::new(out),
+        Command::Zk(cmd) => commands::zk::run(&client, cmd).await,
         Command::Demo(args) => commands::demo::run(args).await,
         Command::Devnet(args) => commands::devnet::run(args).await,
         Command::Init(args) => commands::init::run(args),

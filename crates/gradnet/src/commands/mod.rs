@@ -10,3 +10,4 @@ pub mod model;
 pub mod node;
 pub mod receipt;
 pub mod receipt_batch;
+pub mod zk;
