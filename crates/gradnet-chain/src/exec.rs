@@ -76,13 +76,15 @@ pub fn sampling_view(
 }
 
 /// Slashes the nodes the used calls' results convict: a result that
-/// differs from the majority (with both signed results as evidence) and a
-/// sampled node that did not answer.
+/// differs from the majority (with both signed results as evidence), a
+/// ZKML proof that does not verify (the signed result is its own
+/// evidence), and a sampled node that did not answer.
 fn settle_faults(
     overlay: &mut crate::state::Overlay,
     answers: &BlockAnswers,
     used: &[B256],
     quorum_of: &std::collections::HashMap<B256, usize>,
+    bad_proofs: &[(B256, sidecar::NodeResult)],
     block: u64,
 ) -> Result<(), ChainError> {
     let mut reg = Registry(OverlaySlots {
@@ -94,6 +96,14 @@ fn settle_faults(
             .map(|_| ())
             .map_err(ChainError::Storage)
     };
+    for (rh, r) in bad_proofs {
+        let fault = Fault {
+            request_hash: *rh,
+            reason: "ZKML proof does not verify".into(),
+            evidence: alloy_rlp::encode(r).into(),
+        };
+        slash(&mut reg, r.node, sidecar::SLASH_WRONG_BPS, fault)?;
+    }
     for rh in used {
         let call = &answers.served[rh];
         let missed: Vec<Address> = match sidecar::decide(call, quorum_of[rh]) {
@@ -342,11 +352,15 @@ fn run(
             used.len()
         )));
     }
+    let mut bad_proofs = std::mem::take(&mut answers.progress.lock().bad_proofs);
+    bad_proofs.retain(|(rh, _)| quorum_of.contains_key(rh));
+    bad_proofs.dedup_by(|a, b| a.0 == b.0);
     settle_faults(
         &mut evm.ctx.journaled_state.database,
         &answers,
         &used,
         &quorum_of,
+        &bad_proofs,
         header.number,
     )?;
     let sidecar = Sidecar {

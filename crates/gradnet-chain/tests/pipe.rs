@@ -17,9 +17,11 @@ use gradnet_chain::inference::abi::{
     model_output, InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput,
     ModelOutput, MultiDimensionalNumberTensor, Number,
 };
+use gradnet_chain::inference::precompile::Inferencer;
 use gradnet_chain::inference::registry::{self, IInferenceRegistry, INFERENCE_FEE, MIN_STAKE};
 use gradnet_chain::inference::serve::{router, Answerer};
 use gradnet_chain::inference::sidecar::{Evidence, SLASH_MISSED_BPS, SLASH_WRONG_BPS};
+use gradnet_chain::inference::zk;
 use gradnet_chain::wallet::{sign, TxRequest};
 use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
 use gradnet_types::cid::ContentId;
@@ -37,14 +39,21 @@ struct InferenceNode {
     server: tokio::task::JoinHandle<()>,
 }
 
+fn local(onnx: &[u8]) -> Local {
+    Local {
+        runtime: OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+        models: [(ContentId::of(onnx).to_string(), onnx.to_vec())].into(),
+    }
+}
+
 async fn inference_node(i: u8, onnx: &[u8], perturb: bool) -> InferenceNode {
-    let cid = ContentId::of(onnx).to_string();
+    serve_node(i, Arc::new(local(onnx)), perturb).await
+}
+
+async fn serve_node(i: u8, inferencer: Arc<dyn Inferencer>, perturb: bool) -> InferenceNode {
     let key = Arc::new(NodeKey::from_seed([0x40 + i; 32]));
     let answerer = Answerer {
-        inferencer: Arc::new(Local {
-            runtime: OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
-            models: [(cid, onnx.to_vec())].into(),
-        }),
+        inferencer,
         key: key.clone(),
         perturb,
     };
@@ -95,12 +104,23 @@ fn request(cid: &str, mode: u8, x: [i128; 4]) -> ModelInferenceRequest {
 }
 
 async fn send(dev: &Dev, key: usize, nonce: u64, to: Option<Address>, data: Bytes) -> Value {
+    send_value(dev, key, nonce, to, U256::ZERO, data).await
+}
+
+async fn send_value(
+    dev: &Dev,
+    key: usize,
+    nonce: u64,
+    to: Option<Address>,
+    value: U256,
+    data: Bytes,
+) -> Value {
     let raw = sign(
         &TxRequest {
             chain_id: CHAIN_ID,
             nonce,
             to,
-            value: U256::ZERO,
+            value,
             gas_limit: 2_000_000,
             data,
             ..Default::default()
@@ -820,4 +840,261 @@ async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_e
     )
     .await;
     assert!(revert_reason(&r).contains("is not after now"), "{r}");
+}
+
+/// An inference node that also proves: ONNX through `Local`, ZKML with
+/// the model's circuit and proving key.
+struct Prover {
+    local: Local,
+    cid: String,
+    model: gradnet_zk::QuantModel,
+    keys: Arc<gradnet_zk::Keys>,
+}
+
+impl Inferencer for Prover {
+    fn run_model(
+        &self,
+        model: &str,
+        inputs: &Value,
+    ) -> Result<gradnet_types::tensor::NamedTensors, String> {
+        self.local.run_model(model, inputs)
+    }
+    fn complete(
+        &self,
+        r: &gradnet_chain::inference::abi::LLMCompletionRequest,
+    ) -> Result<gradnet_chain::inference::abi::LLMCompletionResponse, String> {
+        self.local.complete(r)
+    }
+    fn chat(
+        &self,
+        r: &gradnet_chain::inference::abi::LLMChatRequest,
+    ) -> Result<gradnet_chain::inference::abi::LLMChatResponse, String> {
+        self.local.chat(r)
+    }
+    fn zk_prove(&self, model: &str, input: &ModelInput) -> Result<(Vec<u8>, Vec<i64>), String> {
+        if model != self.cid {
+            return Err(format!("ZKML: no proving key for {model}"));
+        }
+        let x = zk::quantize_input(input, self.model.frac_bits)?;
+        let (y, proof) =
+            gradnet_zk::prove(&self.model, &self.keys.proving, &x).map_err(|e| e.to_string())?;
+        Ok((gradnet_zk::keys::proof_to_bytes(&proof), y))
+    }
+}
+
+async fn eth_call(dev: &Dev, to: Address, data: Vec<u8>) -> Result<Bytes, Value> {
+    let r = rpc_raw(
+        &dev.url,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call",
+               "params": [{"to": to, "data": Bytes::from(data)}, "latest"]}),
+    )
+    .await;
+    match r.get("result") {
+        Some(v) => Ok(serde_json::from_value(v.clone()).unwrap()),
+        None => Err(r["error"].clone()),
+    }
+}
+
+#[tokio::test]
+async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
+    use ark_std::rand::SeedableRng;
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = ContentId::of(&onnx).to_string();
+    let model = gradnet_zk::onnx::compile(&onnx, 10).unwrap();
+    let keys = Arc::new(
+        gradnet_zk::setup(&model, &mut ark_std::rand::rngs::StdRng::seed_from_u64(11)).unwrap(),
+    );
+    let prover = |i: u8, perturb: bool| {
+        let p = Prover {
+            local: local(&onnx),
+            cid: cid.clone(),
+            model: model.clone(),
+            keys: keys.clone(),
+        };
+        serve_node(i, Arc::new(p), perturb)
+    };
+    // the faulty prover is the only ZKML node at first; the honest one joins later
+    let faulty = prover(1, true).await;
+    let honest = prover(2, false).await;
+    let mut reg = registered(&faulty);
+    reg.modes = vec![0, 1, 3];
+    let dev = dev_with(|g| g.inference_nodes = vec![reg]).await;
+    let deploy = send(&dev, 0, 0, None, relay_initcode()).await;
+    let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
+    let zk_call = |x: [i128; 4]| -> Bytes {
+        runModelInferenceCall {
+            request: request(&cid, 1, x),
+        }
+        .abi_encode()
+        .into()
+    };
+
+    // no key registered: a readable revert, no node is asked or blamed
+    let r = send(&dev, 0, 1, Some(relay), zk_call([5, -10, 25, 30])).await;
+    assert_eq!(r["status"], "0x0");
+    assert!(
+        revert_reason(&r).contains("no verifying key registered"),
+        "{r}"
+    );
+
+    // the key goes on chain; malformed bytes and a second owner are refused
+    let vk_bytes = keys.verifying.to_bytes();
+    let register = |bytes: Vec<u8>| -> Bytes {
+        IInferenceRegistry::registerZkModelCall {
+            modelCID: cid.clone(),
+            verifyingKey: bytes.into(),
+        }
+        .abi_encode()
+        .into()
+    };
+    let r = send(
+        &dev,
+        1,
+        0,
+        Some(registry::ADDRESS),
+        register(vk_bytes[..100].to_vec()),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("malformed verifying key"), "{r}");
+    let r = send(
+        &dev,
+        1,
+        1,
+        Some(registry::ADDRESS),
+        register(vk_bytes.clone()),
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let r = send(
+        &dev,
+        2,
+        0,
+        Some(registry::ADDRESS),
+        register(vk_bytes.clone()),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("only it may replace"), "{r}");
+    let info = eth_call(
+        &dev,
+        registry::ADDRESS,
+        IInferenceRegistry::zkModelCall {
+            modelCID: cid.clone(),
+        }
+        .abi_encode(),
+    )
+    .await
+    .unwrap();
+    let info = IInferenceRegistry::zkModelCall::abi_decode_returns(&info).unwrap();
+    assert_eq!(info.keyId.0, keys.verifying.id().0);
+    assert_eq!((info.fracBits, info.inputs, info.outputs), (10, 4, 3));
+
+    // the faulty prover's output does not match its proof: every validator
+    // refuses it, the call reverts and the node is slashed with its result
+    let r = send(&dev, 0, 2, Some(relay), zk_call([5, -10, 25, 30])).await;
+    assert_eq!(r["status"], "0x0");
+    assert!(
+        revert_reason(&r).contains("the proof does not verify"),
+        "{r}"
+    );
+    let stake = MIN_STAKE * U256::from(10);
+    let bad = node_info(&dev, faulty.operator).await;
+    assert_eq!(
+        bad.stake,
+        stake - stake * U256::from(SLASH_WRONG_BPS) / U256::from(10_000)
+    );
+    let ev = eth_call(
+        &dev,
+        registry::ADDRESS,
+        IInferenceRegistry::faultEvidenceCall {
+            operator: faulty.operator,
+            index: 0,
+        }
+        .abi_encode(),
+    )
+    .await
+    .unwrap();
+    let ev = IInferenceRegistry::faultEvidenceCall::abi_decode_returns(&ev).unwrap();
+    assert_eq!(ev.reason, "ZKML proof does not verify");
+
+    // the honest prover registers; the faulty one is cooling down
+    let mut join = registered(&honest);
+    join.modes = vec![1];
+    let call = IInferenceRegistry::registerCall {
+        signingKey: join.signing_key.parse().unwrap(),
+        endpoint: join.endpoint.clone(),
+        modes: join.modes.clone(),
+        models: vec![],
+    };
+    let r = send_value(
+        &dev,
+        2,
+        1,
+        Some(registry::ADDRESS),
+        MIN_STAKE,
+        call.abi_encode().into(),
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let honest_op = gradnet_chain::genesis::address_of(&dev.keys[2]).unwrap();
+
+    // a proved result: exactly the circuit's output for the quantized input
+    let x = model.quantize(&[0.5, -1.0, 2.5, 3.0]).unwrap();
+    let y = model.forward(&x).unwrap();
+    let r = send(&dev, 0, 3, Some(relay), zk_call([5, -10, 25, 30])).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let got = logged_output(&r);
+    assert_eq!(got, zk::model_output(&keys.verifying, &y));
+    assert_eq!(node_info(&dev, honest_op).await.earnings, INFERENCE_FEE);
+    // close to float inference
+    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
+    let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
+    let (_, direct) = runtime.infer(&m, &inputs).unwrap();
+    let gradnet_types::tensor::TensorData::F32(float) = direct.values().next().unwrap().data()
+    else {
+        panic!("float output expected")
+    };
+    for (f, q) in float.iter().zip(model.dequantize(&y)) {
+        assert!((f - q).abs() < 0.01, "{float:?} vs {y:?}");
+    }
+
+    // contracts verify proofs directly at 0x…F7
+    let (y2, proof) = gradnet_zk::prove(&model, &keys.proving, &x).unwrap();
+    let proof = gradnet_zk::keys::proof_to_bytes(&proof);
+    let verify = |model: &str, out: &[i64], proof: &[u8]| {
+        let c = zk::IZkVerifier::verifyInferenceCall {
+            modelCID: model.into(),
+            input: x
+                .iter()
+                .map(|v| alloy_primitives::I256::try_from(*v).unwrap())
+                .collect(),
+            output: out
+                .iter()
+                .map(|v| alloy_primitives::I256::try_from(*v).unwrap())
+                .collect(),
+            proof: proof.to_vec().into(),
+        };
+        let dev = &dev;
+        async move {
+            eth_call(dev, zk::VERIFIER_ADDRESS, c.abi_encode())
+                .await
+                .map(|b| zk::IZkVerifier::verifyInferenceCall::abi_decode_returns(&b).unwrap())
+        }
+    };
+    assert_eq!(verify(&cid, &y2, &proof).await, Ok(true));
+    let mut changed = y2.clone();
+    changed[1] -= 1;
+    assert_eq!(verify(&cid, &changed, &proof).await, Ok(false));
+    let mut tampered = proof.clone();
+    tampered[5] ^= 0x10;
+    assert_eq!(verify(&cid, &y2, &tampered).await, Ok(false));
+    // a proof for another model, against this model's key
+    let other = gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 8), 10).unwrap();
+    let other_keys =
+        gradnet_zk::setup(&other, &mut ark_std::rand::rngs::StdRng::seed_from_u64(12)).unwrap();
+    let (oy, oproof) = gradnet_zk::prove(&other, &other_keys.proving, &x).unwrap();
+    let oproof = gradnet_zk::keys::proof_to_bytes(&oproof);
+    assert_eq!(verify(&cid, &oy, &oproof).await, Ok(false));
+    let e = verify("b3unknown", &y2, &proof).await.unwrap_err();
+    assert!(e.to_string().contains("no verifying key registered"), "{e}");
 }

@@ -17,12 +17,16 @@ fn snark(e: impl std::fmt::Display) -> ZkError {
     ZkError::Snark(e.to_string())
 }
 
-/// A prepared verifying key with the hash of the model it verifies.
+/// A prepared verifying key with what a verifier needs to know about its
+/// model: its hash, scale, and the shape and name of its output.
 #[derive(Clone)]
 pub struct VerifyingKey {
     pub model_hash: [u8; 32],
+    pub frac_bits: u32,
     pub inputs: usize,
     pub outputs: usize,
+    pub output_shape: Vec<usize>,
+    pub output_name: String,
     prepared: PreparedVerifyingKey<Bn254>,
 }
 
@@ -46,19 +50,28 @@ pub fn setup<R: RngCore + CryptoRng>(model: &QuantModel, rng: &mut R) -> Result<
         rng,
     )
     .map_err(snark)?;
-    let verifying = VerifyingKey::new(&pk.vk, hash, model.inputs(), model.outputs())?;
+    let verifying = VerifyingKey::new(
+        &pk.vk,
+        Header {
+            model_hash: hash,
+            frac_bits: model.frac_bits,
+            inputs: model.inputs(),
+            output_shape: model.output_shape.clone(),
+            output_name: model.output_name.clone(),
+        },
+    )?;
     Ok(Keys {
         proving: pk,
         verifying,
     })
 }
 
-/// The output for `input` (quantized) and a proof of it.
-pub fn prove<R: RngCore + CryptoRng>(
+/// The output for `input` (quantized) and a proof of it (randomized by
+/// the OS's generator, which keeps the witness hidden).
+pub fn prove(
     model: &QuantModel,
     pk: &ProvingKey<Bn254>,
     input: &[i64],
-    rng: &mut R,
 ) -> Result<(Vec<i64>, Proof<Bn254>), ZkError> {
     let output = model.forward(input)?;
     let proof = Groth16::<Bn254>::prove(
@@ -69,7 +82,7 @@ pub fn prove<R: RngCore + CryptoRng>(
             input: input.to_vec(),
             output: output.clone(),
         },
-        rng,
+        &mut rand::rngs::OsRng,
     )
     .map_err(snark)?;
     Ok((output, proof))
@@ -87,36 +100,76 @@ pub fn verify(vk: &VerifyingKey, input: &[i64], output: &[i64], proof: &Proof<Bn
         .unwrap_or(false)
 }
 
+/// What the key's bytes say about its model before the Groth16 key.
+struct Header {
+    model_hash: [u8; 32],
+    frac_bits: u32,
+    inputs: usize,
+    output_shape: Vec<usize>,
+    output_name: String,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ZkError> {
+        if self.0.len() < n {
+            return Err(bad_key("cut short".into()));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<usize, ZkError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()) as usize)
+    }
+}
+
+fn bad_key(why: String) -> ZkError {
+    ZkError::Encoding {
+        what: "verifying key",
+        why,
+    }
+}
+
 impl VerifyingKey {
-    fn new(
-        vk: &ark_groth16::VerifyingKey<Bn254>,
-        model_hash: [u8; 32],
-        inputs: usize,
-        outputs: usize,
-    ) -> Result<Self, ZkError> {
-        if vk.gamma_abc_g1.len() != 2 + inputs + outputs {
-            return Err(ZkError::Encoding {
-                what: "verifying key",
-                why: format!(
-                    "{} public inputs, expected {} (hash, {inputs} inputs, {outputs} outputs)",
-                    vk.gamma_abc_g1.len().saturating_sub(1),
-                    1 + inputs + outputs
-                ),
-            });
+    fn new(vk: &ark_groth16::VerifyingKey<Bn254>, h: Header) -> Result<Self, ZkError> {
+        let outputs: usize = h.output_shape.iter().product();
+        if vk.gamma_abc_g1.len() != 2 + h.inputs + outputs {
+            return Err(bad_key(format!(
+                "{} public inputs, expected {} (hash, {} inputs, {outputs} outputs)",
+                vk.gamma_abc_g1.len().saturating_sub(1),
+                1 + h.inputs + outputs,
+                h.inputs
+            )));
+        }
+        if !(1..=20).contains(&h.frac_bits) {
+            return Err(bad_key(format!("frac_bits {}", h.frac_bits)));
         }
         Ok(Self {
-            model_hash,
-            inputs,
+            model_hash: h.model_hash,
+            frac_bits: h.frac_bits,
+            inputs: h.inputs,
             outputs,
+            output_shape: h.output_shape,
+            output_name: h.output_name,
             prepared: Groth16::<Bn254>::process_vk(vk).map_err(snark)?,
         })
     }
 
-    /// `model hash ‖ inputs u32 ‖ outputs u32 ‖ Groth16 key (compressed)`.
+    /// `model hash ‖ frac_bits ‖ inputs ‖ output rank ‖ output dims ‖
+    /// output name length ‖ name ‖ Groth16 key (compressed)`, integers u32 LE.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = self.model_hash.to_vec();
-        out.extend_from_slice(&(self.inputs as u32).to_le_bytes());
-        out.extend_from_slice(&(self.outputs as u32).to_le_bytes());
+        let mut u = |v: usize| out.extend_from_slice(&(v as u32).to_le_bytes());
+        u(self.frac_bits as usize);
+        u(self.inputs);
+        u(self.output_shape.len());
+        for &d in &self.output_shape {
+            u(d);
+        }
+        u(self.output_name.len());
+        out.extend_from_slice(self.output_name.as_bytes());
         self.prepared
             .vk
             .serialize_compressed(&mut out)
@@ -126,18 +179,30 @@ impl VerifyingKey {
 
     /// Parses and validates (points on the curve and in the subgroup).
     pub fn from_bytes(b: &[u8]) -> Result<Self, ZkError> {
-        let bad = |why: String| ZkError::Encoding {
-            what: "verifying key",
-            why,
-        };
-        if b.len() < 40 {
-            return Err(bad(format!("{} bytes", b.len())));
+        let mut r = Reader(b);
+        let model_hash: [u8; 32] = r.take(32)?.try_into().unwrap();
+        let frac_bits = r.u32()? as u32;
+        let inputs = r.u32()?;
+        let rank = r.u32()?;
+        if rank > 8 {
+            return Err(bad_key(format!("output rank {rank}")));
         }
-        let hash: [u8; 32] = b[..32].try_into().unwrap();
-        let n = |r: &[u8]| u32::from_le_bytes(r.try_into().unwrap()) as usize;
-        let vk = ark_groth16::VerifyingKey::<Bn254>::deserialize_compressed(&b[40..])
-            .map_err(|e| bad(e.to_string()))?;
-        Self::new(&vk, hash, n(&b[32..36]), n(&b[36..40]))
+        let output_shape = (0..rank).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        let name_len = r.u32()?;
+        let output_name = String::from_utf8(r.take(name_len)?.to_vec())
+            .map_err(|_| bad_key("output name is not UTF-8".into()))?;
+        let vk = ark_groth16::VerifyingKey::<Bn254>::deserialize_compressed(r.0)
+            .map_err(|e| bad_key(e.to_string()))?;
+        Self::new(
+            &vk,
+            Header {
+                model_hash,
+                frac_bits,
+                inputs,
+                output_shape,
+                output_name,
+            },
+        )
     }
 
     /// Content id of the key's bytes: how the hub stores it and the chain names it.

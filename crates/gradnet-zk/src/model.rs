@@ -34,6 +34,8 @@ pub struct QuantModel {
     pub frac_bits: u32,
     pub input_shape: Vec<usize>,
     pub output_shape: Vec<usize>,
+    /// The ONNX graph's output name (the tensor's name in results).
+    pub output_name: String,
     pub ops: Vec<Op>,
 }
 
@@ -122,6 +124,8 @@ impl QuantModel {
                 u(&mut out, d as u64);
             }
         }
+        u(&mut out, self.output_name.len() as u64);
+        out.extend_from_slice(self.output_name.as_bytes());
         for op in &self.ops {
             match op {
                 Op::Linear { rows, bias, relu } => {

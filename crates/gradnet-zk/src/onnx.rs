@@ -609,6 +609,7 @@ pub fn compile(bytes: &[u8], frac_bits: u32) -> Result<QuantModel, ZkError> {
         frac_bits,
         input_shape,
         output_shape: b.shape,
+        output_name: output.name.clone(),
         ops: b.ops,
     })
 }

@@ -76,7 +76,7 @@ fn a_proof_verifies_and_anything_changed_does_not() {
     let m = onnx::compile(&samples::mlp(4, 8, 3, 7), 10).unwrap();
     let keys = setup(&m, &mut rng(1)).unwrap();
     let x = m.quantize(&[0.5, -1.0, 0.25, 1.2]).unwrap();
-    let (y, proof) = prove(&m, &keys.proving, &x, &mut rng(2)).unwrap();
+    let (y, proof) = prove(&m, &keys.proving, &x).unwrap();
     assert_eq!(y, m.forward(&x).unwrap());
     let vk = &keys.verifying;
     assert!(verify(vk, &x, &y, &proof));
@@ -120,7 +120,7 @@ fn a_proof_verifies_and_anything_changed_does_not() {
         !verify(&other_keys.verifying, &x, &y, &proof),
         "other model's key"
     );
-    let (oy, oproof) = prove(&other, &other_keys.proving, &x, &mut rng(3)).unwrap();
+    let (oy, oproof) = prove(&other, &other_keys.proving, &x).unwrap();
     assert!(!verify(vk, &x, &oy, &oproof), "other model's proof");
 }
 
@@ -130,7 +130,7 @@ fn conv_maxpool_and_batchnorm_circuits_prove() {
     let keys = setup(&m, &mut rng(4)).unwrap();
     for s in 0..2 {
         let x = m.quantize(&samples::weights(64, 40 + s, 1.0)).unwrap();
-        let (y, proof) = prove(&m, &keys.proving, &x, &mut rng(5 + s)).unwrap();
+        let (y, proof) = prove(&m, &keys.proving, &x).unwrap();
         assert!(verify(&keys.verifying, &x, &y, &proof));
         let mut wrong = y.clone();
         wrong[2] -= 1;

@@ -12,3 +12,4 @@ pub mod scheduler;
 pub mod serve;
 pub mod sidecar;
 pub mod slots;
+pub mod zk;

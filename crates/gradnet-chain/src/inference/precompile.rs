@@ -12,9 +12,11 @@
 //! nodes (withdrawn with `IInferenceRegistry.withdraw`). A call that
 //! reverts pays no fee. The sender must hold the fee or the call reverts.
 //!
-//! Modes (the request's `uint8 mode`): 0 VANILLA (one node), 1 ZKML, 2 TEE,
-//! 3 QUORUM (three nodes must agree); `3 | n << 4` asks QUORUM of `n`
-//! nodes (1..=15).
+//! Modes (the request's `uint8 mode`): 0 VANILLA (one node), 1 ZKML (one
+//! node proves its output; every validator checks the proof, see `zk`),
+//! 2 TEE, 3 QUORUM (three nodes must agree); `3 | n << 4` asks QUORUM of
+//! `n` nodes (1..=15). A ZKML result also costs its proof's check
+//! (`zk::verify_gas`).
 //!
 //! In `eth_call` / `eth_estimateGas` the node runs the model itself and the
 //! output says `is_simulation_result = true`. Inside a block, results come
@@ -34,12 +36,13 @@ use revm::primitives::AddressSet;
 
 use super::abi::{
     input_json, model_output, InferencePrecompile::InferencePrecompileCalls as Call,
-    LLMChatRequest, LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse,
+    LLMChatRequest, LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse, ModelInput,
 };
 use super::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
 use super::scheduler;
 use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
 use super::slots::JournalSlots;
+use super::zk::{self, ZKML};
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
 pub const INFERENCE_BASE_GAS: u64 = 10_000;
@@ -52,6 +55,14 @@ pub trait Inferencer: Send + Sync {
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String>;
     fn complete(&self, request: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String>;
     fn chat(&self, request: &LLMChatRequest) -> Result<LLMChatResponse, String>;
+    /// ZKML: the circuit's output for the model's input and its proof
+    /// (128 bytes), with the node's proving key for the model.
+    fn zk_prove(&self, model: &str, input: &ModelInput) -> Result<(Vec<u8>, Vec<i64>), String> {
+        let _ = input;
+        Err(format!(
+            "ZKML: this node holds no proving key for model {model}"
+        ))
+    }
 }
 
 /// A decoded call with what sampling needs to know about it.
@@ -63,10 +74,10 @@ pub struct Request {
     pub model: String,
 }
 
-/// (VANILLA or QUORUM's default, or its `n`) from a raw mode byte.
+/// Nodes a call with this raw mode byte asks (ZKML: one prover).
 fn quorum_of(raw: u8) -> Option<usize> {
     match (raw & 0x0f, raw >> 4) {
-        (0, 0) => Some(1),
+        (0, 0) | (ZKML, 0) => Some(1),
         (3, 0) => Some(DEFAULT_QUORUM),
         (3, n) => Some(n as usize),
         _ => None,
@@ -82,9 +93,13 @@ pub fn parse(calldata: &[u8]) -> Result<Request, String> {
         Call::runLLMCompletion(c) => (c.request.mode, c.request.modelCID.clone()),
         Call::runLLMChat(c) => (c.request.mode, c.request.modelCID.clone()),
     };
+    if raw == ZKML && !matches!(call, Call::runModelInference(_)) {
+        return Err(
+            "inference: ZKML proves ONNX models only; LLM calls use VANILLA or QUORUM".into(),
+        );
+    }
     let (mode, quorum) = match (raw & 0x0f, raw >> 4) {
         (m, _) if quorum_of(raw).is_some() => (m, quorum_of(raw).expect("checked")),
-        (1, 0) => return Err("inference: ZKML mode is not served by this network yet".into()),
         (2, 0) => return Err("inference: TEE mode is not served by this network yet".into()),
         _ => return Err(format!("inference: unknown mode {raw}")),
     };
@@ -126,6 +141,8 @@ pub struct Progress {
     pub misses: Vec<Miss>,
     /// Served calls execution used, with their quorum, in order.
     pub used: Vec<(B256, usize)>,
+    /// ZKML results whose proof did not verify: their nodes are slashed.
+    pub bad_proofs: Vec<(B256, sidecar::NodeResult)>,
 }
 
 /// Answers inside a block: from its sidecar.
@@ -204,7 +221,25 @@ impl Precompiles {
         warm.insert(ADDRESS);
         warm.insert(registry::ADDRESS);
         warm.insert(scheduler::ADDRESS);
+        warm.insert(zk::VERIFIER_ADDRESS);
         Precompiles { eth, warm, answers }
+    }
+
+    /// A ZKML outcome checked against the model's key and the call's
+    /// quantized input: the result's ABI encoding, or why the node's
+    /// answer is refused (its fault).
+    fn zk_result(
+        vk: &gradnet_zk::VerifyingKey,
+        x: &[i64],
+        outcome: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let (proof, y) = zk::parse_outcome(outcome).ok_or("ZKML: malformed outcome")?;
+        zk::check(vk, x, &y, proof)?;
+        Ok(
+            super::abi::InferencePrecompile::runModelInferenceCall::abi_encode_returns(
+                &zk::model_output(vk, &y),
+            ),
+        )
     }
 
     fn answer<CTX: ContextTr>(&self, ctx: &mut CTX, input: &[u8]) -> Answer {
@@ -228,6 +263,28 @@ impl Precompiles {
                 req.quorum
             )));
         }
+        // a ZKML call needs a registered key and an input it can quantize,
+        // before any node is asked
+        let zk_input = match &req.call {
+            Call::runModelInference(c) if req.mode == ZKML => {
+                match zk_key(ctx, &req.model).and_then(|vk| {
+                    let x = zk::quantize_input(&c.request.input, vk.frac_bits)?;
+                    if x.len() != vk.inputs {
+                        return Err(format!(
+                            "ZKML: the input has {} values, model {} takes {}",
+                            x.len(),
+                            req.model,
+                            vk.inputs
+                        ));
+                    }
+                    Ok((vk, x))
+                }) {
+                    Ok(v) => Some(v),
+                    Err(why) => return Ok(Err(why)),
+                }
+            }
+            _ => None,
+        };
         let (out, paid) = match &self.answers {
             Answers::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
                 Ok(out) => (out, vec![]),
@@ -253,6 +310,22 @@ impl Precompiles {
                 sidecar::check(served, &b.view, req.mode, &req.model, req.quorum)?;
                 b.progress.lock().used.push((rh, req.quorum));
                 match sidecar::decide(served, req.quorum) {
+                    Decision::Agreed {
+                        outcome,
+                        agreeing,
+                        majority,
+                        ..
+                    } if zk_input.is_some() && !outcome.starts_with(&[1]) => {
+                        // only a proof (or a signed refusal) answers a ZKML call
+                        let (vk, x) = zk_input.as_ref().expect("checked");
+                        match Self::zk_result(vk, x, &outcome) {
+                            Ok(out) => (out, agreeing),
+                            Err(why) => {
+                                b.progress.lock().bad_proofs.push((rh, majority));
+                                return Ok(Err(format!("{why} (node {})", agreeing[0])));
+                            }
+                        }
+                    }
                     Decision::Agreed {
                         outcome, agreeing, ..
                     } => match sidecar::outcome_result(&outcome) {
@@ -304,6 +377,21 @@ impl Precompiles {
     }
 }
 
+/// The verifying key the registry holds for `model`.
+fn zk_key<CTX: ContextTr>(
+    ctx: &mut CTX,
+    model: &str,
+) -> Result<Arc<gradnet_zk::VerifyingKey>, String> {
+    let mut reg = Registry(JournalSlots {
+        journal: ctx.journal_mut(),
+        account: registry::ADDRESS,
+    });
+    let (bytes, _) = reg
+        .zk_model(model)?
+        .ok_or_else(|| format!("ZKML: no verifying key registered for model {model}"))?;
+    zk::key(&bytes)
+}
+
 fn result(
     ok: Result<(Vec<u8>, u64), String>,
     input_len: usize,
@@ -346,6 +434,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             self.warm.insert(ADDRESS);
             self.warm.insert(registry::ADDRESS);
             self.warm.insert(scheduler::ADDRESS);
+            self.warm.insert(zk::VERIFIER_ADDRESS);
         }
         changed
     }
@@ -369,18 +458,41 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
                 scheduler::SCHEDULER_GAS
             })));
         }
+        if inputs.bytecode_address == zk::VERIFIER_ADDRESS {
+            let input = inputs.input.as_bytes(ctx).to_vec();
+            let r = zk::verifier_call(&input, |model| {
+                let mut reg = Registry(JournalSlots {
+                    journal: ctx.journal_mut(),
+                    account: registry::ADDRESS,
+                });
+                Ok(reg.zk_model(model)?.map(|(bytes, _)| bytes))
+            });
+            return Ok(Some(result(r, input.len(), inputs.gas_limit, |_, _| {
+                zk::VERIFY_BASE_GAS
+            })));
+        }
         if inputs.bytecode_address != ADDRESS {
             return self.eth.run(ctx, inputs);
         }
         let input = inputs.input.as_bytes(ctx).to_vec();
         // every call's first argument is a struct starting with `uint8 mode`
-        let quorum = input.get(67).and_then(|m| quorum_of(*m)).unwrap_or(1);
-        let answer = self.answer(ctx, &input)?.map(|out| (out, 0));
+        let mode = input.get(67).copied().unwrap_or(0);
+        let quorum = quorum_of(mode).unwrap_or(1);
+        let answer = self.answer(ctx, &input)?;
+        // a ZKML result costs its proof's check
+        let extra = match (&answer, mode) {
+            (Ok(_), ZKML) => {
+                let model = parse(&input).map(|r| r.model).unwrap_or_default();
+                zk_key(ctx, &model).map_or(0, |vk| zk::verify_gas(&vk))
+            }
+            _ => 0,
+        };
+        let answer = answer.map(|out| (out, 0));
         Ok(Some(result(
             answer,
             input.len(),
             inputs.gas_limit,
-            |i, o| inference_gas(quorum, i, o),
+            |i, o| inference_gas(quorum, i, o) + extra,
         )))
     }
 
@@ -392,6 +504,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         *address == ADDRESS
             || *address == registry::ADDRESS
             || *address == scheduler::ADDRESS
+            || *address == zk::VERIFIER_ADDRESS
             || self.eth.contains(address)
     }
 }

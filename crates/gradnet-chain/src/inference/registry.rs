@@ -31,6 +31,8 @@ pub const INFERENCE_FEE: U256 = U256::from_limbs([1_000_000_000_000_000, 0, 0, 0
 pub const REGISTRY_READ_GAS: u64 = 2_600;
 pub const REGISTRY_GAS_PER_NODE: u64 = 2_000;
 pub const REGISTRY_WRITE_GAS: u64 = 60_000;
+/// Storing a verifying key: per 32-byte word, as a new storage slot costs.
+pub const ZK_KEY_GAS_PER_WORD: u64 = 20_000;
 /// Checking one receipt of a batch (signature and stored leaf).
 pub const RECEIPT_GAS: u64 = 5_000;
 /// Receipts in one batch at most.
@@ -73,6 +75,9 @@ sol! {
         function getNode(address operator) external view returns (InferenceNode memory);
         function activeNodes() external view returns (InferenceNode[] memory);
         function faultEvidence(address operator, uint64 index) external view returns (bytes32 requestHash, string reason, bytes evidence);
+        event ZkModelRegistered(string modelCID, bytes32 keyId, address owner);
+        function registerZkModel(string modelCID, bytes verifyingKey) external;
+        function zkModel(string modelCID) external view returns (bytes32 keyId, address owner, uint8 fracBits, uint32 inputs, uint32 outputs);
         function minStake() external view returns (uint256);
         function inferenceFee() external view returns (uint256);
     }
@@ -353,6 +358,45 @@ impl<S: Slots> Registry<S> {
         )
     }
 
+    fn zk_slot(model: &str) -> U256 {
+        slot("gradnet.registry.zk", model.as_bytes())
+    }
+
+    /// A model's verifying key bytes and who registered them.
+    pub fn zk_model(&mut self, model: &str) -> Result<Option<(Vec<u8>, Address)>, String> {
+        let s = Self::zk_slot(model);
+        let owner = self.0.get(s)?;
+        if owner.is_zero() {
+            return Ok(None);
+        }
+        let bytes = self.0.get_bytes(s + U256::from(1))?;
+        Ok(Some((bytes, Address::from_word(owner.into()))))
+    }
+
+    /// Registers (or, by its owner, replaces) a model's verifying key;
+    /// returns the key's id (its content id's hash).
+    pub fn register_zk(
+        &mut self,
+        caller: Address,
+        model: &str,
+        key: &[u8],
+    ) -> Result<B256, String> {
+        if model.is_empty() {
+            return Err("registry: a ZK model needs its model CID".into());
+        }
+        if let Some((_, owner)) = self.zk_model(model)? {
+            if owner != caller {
+                return Err(format!(
+                    "registry: model {model}'s verifying key was registered by {owner}; only it may replace the key"
+                ));
+            }
+        }
+        let s = Self::zk_slot(model);
+        self.0.set(s, caller.into_word().into())?;
+        self.0.set_bytes(s + U256::from(1), key)?;
+        Ok(B256::from(gradnet_types::ContentId::of(key).0))
+    }
+
     /// The evidence of a node's fault number `index` (from 0).
     pub fn evidence(&mut self, op: &Address, index: u64) -> Result<Fault, String> {
         let blob = self.0.get_bytes(Self::evidence_slot(op, index))?;
@@ -472,6 +516,7 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
             | Call::faultEvidence(_)
             | Call::minStake(_)
             | Call::inferenceFee(_)
+            | Call::zkModel(_)
     );
     if writes && inputs.is_static {
         return Err("registry: state change in a static call".into());
@@ -659,6 +704,39 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
                 to_u64(reg.0.get(b + U256::from(3))?),
             ));
             return Ok((out, REGISTRY_READ_GAS));
+        }
+        Call::registerZkModel(c) => {
+            // parsed (every point checked) before it is stored
+            super::zk::key(&c.verifyingKey).map_err(|e| format!("registry: {e}"))?;
+            let key_id = reg.register_zk(caller, &c.modelCID, &c.verifyingKey)?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::ZkModelRegistered {
+                    modelCID: c.modelCID,
+                    keyId: key_id,
+                    owner: caller,
+                },
+            );
+            let words = c.verifyingKey.len().div_ceil(32) as u64;
+            return Ok((vec![], REGISTRY_WRITE_GAS + ZK_KEY_GAS_PER_WORD * words));
+        }
+        Call::zkModel(c) => {
+            let (bytes, owner) = reg.zk_model(&c.modelCID)?.ok_or_else(|| {
+                format!(
+                    "registry: no verifying key registered for model {}",
+                    c.modelCID
+                )
+            })?;
+            let vk = super::zk::key(&bytes)?;
+            let out = IInferenceRegistry::zkModelCall::abi_encode_returns_tuple(&(
+                B256::from(vk.id().0),
+                owner,
+                vk.frac_bits as u8,
+                vk.inputs as u32,
+                vk.outputs as u32,
+            ));
+            let words = bytes.len().div_ceil(32) as u64;
+            return Ok((out, REGISTRY_READ_GAS + 200 * words));
         }
         Call::minStake(_) => {
             return Ok((

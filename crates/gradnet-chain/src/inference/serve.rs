@@ -14,9 +14,11 @@ use axum::{Json, Router};
 use gradnet_types::NodeKey;
 use serde_json::json;
 
+use super::abi::InferencePrecompile::InferencePrecompileCalls as Call;
 use super::pipe::{AnswerRequest, AnswerResponse, SignedOutcome, ANSWER_PATH};
-use super::precompile::{parse, run_call, Inferencer};
+use super::precompile::{parse, run_call, Inferencer, Request};
 use super::sidecar::{err_outcome, ok_outcome, request_hash, signing_bytes};
+use super::zk::{self, ZKML};
 
 /// Calls one request may carry.
 pub const MAX_CALLS: usize = 4096;
@@ -25,7 +27,8 @@ const MAX_BODY: usize = 64 << 20;
 pub struct Answerer {
     pub inferencer: Arc<dyn Inferencer>,
     pub key: Arc<NodeKey>,
-    /// A faulty node for tests: every successful output is altered.
+    /// A faulty node for tests: every successful output is altered (a
+    /// ZKML output no longer matches its proof).
     pub perturb: bool,
 }
 
@@ -33,15 +36,30 @@ impl Answerer {
     /// The signed outcome of one call.
     pub fn answer(&self, chain_id: u64, calldata: &[u8]) -> SignedOutcome {
         let rh = request_hash(calldata);
-        let outcome = match parse(calldata)
-            .and_then(|r| run_call(self.inferencer.as_ref(), &r.call, false))
-        {
-            Ok(mut out) => {
-                if self.perturb {
-                    perturb(&mut out);
+        let outcome = match parse(calldata) {
+            Ok(Request {
+                mode: ZKML,
+                call: Call::runModelInference(c),
+                model,
+                ..
+            }) => match self.inferencer.zk_prove(&model, &c.request.input) {
+                Ok((proof, mut y)) => {
+                    if self.perturb {
+                        y[0] += 1;
+                    }
+                    zk::outcome(&proof, &y)
                 }
-                ok_outcome(&out)
-            }
+                Err(why) => err_outcome(&why),
+            },
+            Ok(r) => match run_call(self.inferencer.as_ref(), &r.call, false) {
+                Ok(mut out) => {
+                    if self.perturb {
+                        perturb(&mut out);
+                    }
+                    ok_outcome(&out)
+                }
+                Err(why) => err_outcome(&why),
+            },
             Err(why) => err_outcome(&why),
         };
         let sig = self.key.sign(&signing_bytes(chain_id, &rh, &outcome));

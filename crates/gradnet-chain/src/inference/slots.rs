@@ -51,12 +51,19 @@ pub struct JournalSlots<'a, J> {
 
 impl<J: JournalTr> Slots for JournalSlots<'_, J> {
     fn get(&mut self, slot: U256) -> Result<U256, String> {
+        // revm reads storage only of accounts this transaction has loaded
+        self.journal
+            .load_account(self.account)
+            .map_err(|e| e.to_string())?;
         self.journal
             .sload(self.account, slot)
             .map(|s| s.data)
             .map_err(|e| e.to_string())
     }
     fn set(&mut self, slot: U256, value: U256) -> Result<(), String> {
+        self.journal
+            .load_account(self.account)
+            .map_err(|e| e.to_string())?;
         self.journal
             .sstore(self.account, slot, value)
             .map(|_| ())

@@ -198,7 +198,7 @@ pub fn prove(model_path: &Path, keys: &Path, input: &Value) -> Result<ProofBundl
     let pk = proving_key_from_bytes(&std::fs::read(keys.join(PROVING_KEY))?)?;
     let x = model.quantize(&flatten(input)?)?;
     let started = Instant::now();
-    let (y, proof) = gradnet_zk::prove(&model, &pk, &x, &mut rand::rngs::OsRng)?;
+    let (y, proof) = gradnet_zk::prove(&model, &pk, &x)?;
     eprintln!("proved in {:.2} s", started.elapsed().as_secs_f64());
     Ok(ProofBundle::new(
         model.hash(),
