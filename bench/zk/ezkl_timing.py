@@ -66,9 +66,8 @@ def main():
     for i, x in enumerate(inputs):
         path = p(f"in{i}.json")
         json.dump({"input_data": [x]}, open(path, "w"))
-        w = done(ezkl.gen_witness(path, p("model.compiled"), p(f"w{i}.json")))
-        if not isinstance(w, dict):
-            w = json.load(open(p(f"w{i}.json")))
+        done(ezkl.gen_witness(path, p("model.compiled"), p(f"w{i}.json")))
+        w = json.load(open(p(f"w{i}.json")))
         got = np.array(w["pretty_elements"]["rescaled_outputs"][0], dtype=np.float64)
         want = sess.run(None, {meta.name: np.array(x, dtype=np.float32).reshape(shape)})[0].reshape(-1)
         max_err = max(max_err, float(np.abs(got - want).max()))

@@ -27,6 +27,20 @@ pub struct Genesis {
     /// Inference nodes registered (and staked) from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inference_nodes: Vec<GenesisInferenceNode>,
+    /// ZKML models' verifying keys, registered from the start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zk_models: Vec<GenesisZkModel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisZkModel {
+    /// The model's content id (as contracts name it).
+    pub model: String,
+    /// Its verifying key (`gradnet zk setup`'s verifying.key).
+    pub verifying_key: alloy_primitives::Bytes,
+    /// Who may replace the key.
+    pub owner: Address,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,6 +168,11 @@ impl Genesis {
                 })?;
             total += n.stake;
         }
+        for z in &self.zk_models {
+            crate::inference::zk::key(&z.verifying_key)
+                .and_then(|_| Registry(&mut slots).register_zk(z.owner, &z.model, &z.verifying_key))
+                .map_err(|e| ChainError::Invalid(format!("genesis: ZK model {}: {e}", z.model)))?;
+        }
         Ok((slots, total))
     }
 
@@ -194,6 +213,7 @@ mod tests {
             alloc: Default::default(),
             code: Default::default(),
             inference_nodes: vec![],
+            zk_models: vec![],
         };
         assert!(g(vec![valid.clone()]).check().is_ok());
         let e = g(vec![hex::encode(not_a_point)])

@@ -40,6 +40,7 @@ pub fn genesis(keys: &[B256]) -> Genesis {
             .collect(),
         code: Default::default(),
         inference_nodes: vec![],
+        zk_models: vec![],
     }
 }
 

@@ -187,7 +187,11 @@ pub fn cnn(seed: u64) -> Vec<u8> {
                 "Conv",
                 &["image", "k", "kb"],
                 &["c"],
-                vec![attr_ints("kernel_shape", &[3, 3])],
+                // explicit strides: some ONNX consumers (EZKL) require them
+                vec![
+                    attr_ints("kernel_shape", &[3, 3]),
+                    attr_ints("strides", &[1, 1]),
+                ],
             ),
             node("Relu", &["c"], &["cr"], vec![]),
             node(

@@ -30,6 +30,9 @@ pub struct VerifyingKey {
     prepared: PreparedVerifyingKey<Bn254>,
 }
 
+/// A model's Groth16 proving key.
+pub type ProvingKeyBn254 = ProvingKey<Bn254>;
+
 pub struct Keys {
     pub proving: ProvingKey<Bn254>,
     pub verifying: VerifyingKey,

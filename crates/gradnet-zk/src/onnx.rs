@@ -6,7 +6,9 @@
 //! BatchNormalization, GlobalAveragePool) become one `Linear` each, except
 //! that a constant Add/Sub right after a linear map folds into its bias and
 //! a Relu right after one is fused with its rescale. Shape-only operators
-//! (Flatten, Reshape, Identity, Dropout) cost nothing.
+//! (Flatten, Reshape, Identity, Dropout) cost nothing. Each linear map's
+//! bias carries an extra 2^(F-1), so that its rescale rounds to nearest
+//! (half up) instead of flooring.
 
 use std::collections::HashMap;
 
@@ -155,10 +157,12 @@ impl Builder {
                     .collect()
             })
             .collect::<Result<_, ZkError>>()?;
+        // + 2^(F-1): the circuit's floor division then rounds to nearest
+        let half = 1i64 << (self.frac_bits - 1);
         let bias = bias
             .iter()
-            .map(|&b| self.q(b, self.frac_bits))
-            .collect::<Result<_, _>>()?;
+            .map(|&b| Ok(self.q(b, self.frac_bits)? + half))
+            .collect::<Result<_, ZkError>>()?;
         self.ops.push(Op::Linear {
             rows,
             bias,

@@ -2,14 +2,21 @@
 //! `eth_estimateGas`: models from its hub, run on its runtimes, exactly as
 //! `/v1/infer` and the OpenAI endpoints run them.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gradnet_api::AppState;
+use gradnet_chain::inference::abi::ModelInput;
 use gradnet_chain::inference::abi::{
     ChatMessage as AbiMessage, LLMChatRequest, LLMChatResponse, LLMCompletionRequest,
     LLMCompletionResponse,
 };
 use gradnet_chain::inference::precompile::Inferencer;
+use gradnet_chain::inference::zk::quantize_input;
+use gradnet_zk::keys::{proof_to_bytes, proving_key_from_bytes};
+
+use crate::commands::zk::{META, PROVING_KEY};
 use gradnet_runtime::llm::{ChatMessage, LlmModel, SamplingParams};
 use gradnet_types::cid::ContentId;
 use gradnet_types::request::ModelRef;
@@ -23,6 +30,15 @@ const REMEMBERED: usize = 64;
 pub struct NodeAnswers {
     pub state: AppState,
     recent: std::sync::Mutex<std::collections::VecDeque<(String, NamedTensors)>>,
+    /// Where `gradnet zk setup` directories are looked for (ZKML proving).
+    zk_dir: Option<PathBuf>,
+    provers: std::sync::Mutex<HashMap<ContentId, Arc<Prover>>>,
+}
+
+/// A model's circuit and proving key, loaded once.
+struct Prover {
+    model: gradnet_zk::QuantModel,
+    pk: gradnet_zk::keys::ProvingKeyBn254,
 }
 
 impl NodeAnswers {
@@ -30,7 +46,52 @@ impl NodeAnswers {
         NodeAnswers {
             state,
             recent: Default::default(),
+            zk_dir: None,
+            provers: Default::default(),
         }
+    }
+
+    /// Proves ZKML calls with the keys under `dir` (one directory per
+    /// model, as `gradnet zk setup --out` writes them).
+    pub fn with_zk_dir(mut self, dir: PathBuf) -> Self {
+        self.zk_dir = Some(dir);
+        self
+    }
+
+    fn prover(&self, cid: &ContentId) -> Result<Arc<Prover>, String> {
+        if let Some(p) = self.provers.lock().unwrap().get(cid) {
+            return Ok(p.clone());
+        }
+        let none = || format!("ZKML: this node holds no proving key for model {cid}");
+        let dir = self.zk_dir.as_ref().ok_or_else(none)?;
+        let entries = std::fs::read_dir(dir).map_err(|_| none())?;
+        for e in entries.flatten() {
+            let Ok(meta) = std::fs::read(e.path().join(META)) else {
+                continue;
+            };
+            let Ok(meta) = serde_json::from_slice::<serde_json::Value>(&meta) else {
+                continue;
+            };
+            if meta["model"] != cid.to_string().as_str() {
+                continue;
+            }
+            let frac_bits = meta["frac_bits"].as_u64().unwrap_or(0) as u32;
+            let model = gradnet_zk::onnx::compile(&self.read(cid)?, frac_bits)
+                .map_err(|e| format!("ZKML: {e}"))?;
+            if meta["model_hash"] != hex::encode(model.hash()).as_str() {
+                return Err(format!(
+                    "ZKML: the keys in {} are for another circuit",
+                    e.path().display()
+                ));
+            }
+            let pk = std::fs::read(e.path().join(PROVING_KEY))
+                .map_err(|err| format!("ZKML: reading the proving key: {err}"))?;
+            let pk = proving_key_from_bytes(&pk).map_err(|e| format!("ZKML: {e}"))?;
+            let p = Arc::new(Prover { model, pk });
+            self.provers.lock().unwrap().insert(*cid, p.clone());
+            return Ok(p);
+        }
+        Err(none())
     }
 
     fn resolve(&self, model: &str) -> Result<ContentId, String> {
@@ -90,6 +151,14 @@ impl NodeAnswers {
 }
 
 impl Inferencer for NodeAnswers {
+    fn zk_prove(&self, model: &str, input: &ModelInput) -> Result<(Vec<u8>, Vec<i64>), String> {
+        let p = self.prover(&self.resolve(model)?)?;
+        let x = quantize_input(input, p.model.frac_bits)?;
+        let (y, proof) =
+            gradnet_zk::prove(&p.model, &p.pk, &x).map_err(|e| format!("ZKML: {e}"))?;
+        Ok((proof_to_bytes(&proof), y))
+    }
+
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String> {
         let cid = self.resolve(model)?;
         let key = format!("{cid}\n{inputs}");

@@ -443,7 +443,7 @@ pub struct ZkSetupArgs {
     /// The ONNX model.
     pub model: PathBuf,
     /// Fraction bits of the fixed-point scale: values are integers at 2^F.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = crate::commands::zk::DEFAULT_FRAC_BITS)]
     pub frac_bits: u32,
     /// Where to write the keys [default: MODEL with extension .zk].
     #[arg(long, short)]

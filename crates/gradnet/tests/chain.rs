@@ -204,15 +204,32 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
         .collect();
     assert_eq!(got, want);
 
-    // in transactions, VANILLA and QUORUM: the inference nodes' verified
-    // result (not a simulation), the same numbers, kept alike on every validator
-    for mode in ["0", "3"] {
+    // in transactions, VANILLA, ZKML and QUORUM: the inference nodes' verified
+    // result (not a simulation), kept alike on every validator; ZKML's is
+    // the circuit's output (proved, checked by every validator), exactly
+    let circuit =
+        gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 7), 13).unwrap();
+    // 0.05, -0.1, 0.25, 3.0 at 2^13, rounded half away from zero
+    let y = circuit.forward(&[410, -819, 2048, 24576]).unwrap();
+    for mode in ["0", "1", "3"] {
         let t = &p["tx"][mode];
         assert_eq!(t["simulated"], false, "mode {mode}: {t}");
         let got: Vec<f64> = (0..3)
             .map(|i| scaled(&t["values"][i], &t["decimals"][i]))
             .collect();
-        assert_eq!(got, want, "mode {mode}");
+        if mode == "1" {
+            let exact: Vec<String> = y
+                .iter()
+                .map(|v| (*v as i128 * 5i128.pow(13)).to_string())
+                .collect();
+            assert_eq!(t["values"], serde_json::json!(exact), "{t}");
+            assert_eq!(t["decimals"], serde_json::json!(["13", "13", "13"]), "{t}");
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() < 0.01, "ZKML {got:?} vs float {want:?}");
+            }
+        } else {
+            assert_eq!(got, want, "mode {mode}");
+        }
         let kept = t["kept"].as_array().unwrap();
         assert_eq!(kept.len(), 4);
         for k in kept {
@@ -320,6 +337,7 @@ fn a_killed_validator_loses_no_committed_block() {
         .into(),
         code: Default::default(),
         inference_nodes: vec![],
+        zk_models: vec![],
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -463,6 +481,7 @@ fn init_makes_a_home_that_node_start_runs() {
         alloc: Default::default(),
         code: Default::default(),
         inference_nodes: vec![],
+        zk_models: vec![],
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -494,6 +513,7 @@ fn init_makes_a_home_that_node_start_runs() {
         alloc: Default::default(),
         code: Default::default(),
         inference_nodes: vec![],
+        zk_models: vec![],
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -534,6 +554,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         alloc: Default::default(),
         code: Default::default(),
         inference_nodes: vec![],
+        zk_models: vec![],
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();

@@ -51,6 +51,7 @@ impl Net {
             alloc: [(*funded, U256::from(10u128.pow(24)))].into(),
             code: Default::default(),
             inference_nodes: vec![],
+            zk_models: vec![],
         };
         let gpath = root.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();

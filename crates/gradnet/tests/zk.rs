@@ -49,7 +49,7 @@ fn setup_prove_verify_and_every_rejection() {
         ],
     ))
     .unwrap();
-    assert_eq!(meta["frac_bits"], 10);
+    assert_eq!(meta["frac_bits"], 13);
     assert!(
         meta["accuracy"]["argmax_agreement"].as_f64().unwrap() >= 0.95,
         "{meta}"

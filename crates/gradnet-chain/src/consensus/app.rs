@@ -506,6 +506,7 @@ mod tests {
             alloc: Default::default(),
             code: Default::default(),
             inference_nodes: vec![],
+            zk_models: vec![],
         };
         let chain = Chain::open(dir, genesis.clone(), PoolConfig::default()).unwrap();
         let vs = ValidatorSet::from_genesis(&genesis).unwrap();

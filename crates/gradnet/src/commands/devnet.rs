@@ -9,7 +9,7 @@ use std::process::Stdio;
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
 use gradnet_chain::genesis::{
-    address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator,
+    address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator, GenesisZkModel,
     DEV_OPERATOR_BASE,
 };
 use gradnet_types::NodeKey;
@@ -36,6 +36,7 @@ pub fn dev_genesis(
     accounts: usize,
     validators: &[String],
     inference: &[(String, String)],
+    zk_models: Vec<GenesisZkModel>,
 ) -> Result<Genesis> {
     let eth = U256::from(10u64).pow(U256::from(18));
     let mut alloc = std::collections::BTreeMap::new();
@@ -78,13 +79,33 @@ pub fn dev_genesis(
                     operator,
                     signing_key: key.clone(),
                     endpoint: endpoint.clone(),
-                    modes: vec![0, 3],
+                    modes: vec![0, 1, 3],
                     models: vec![],
                     stake: U256::from(NODE_STAKE_ETH) * eth,
                 })
             })
             .collect::<Result<_>>()?,
+        zk_models,
     })
+}
+
+/// ZKML for the demo model: its circuit's keys (a fresh setup) in every
+/// inference node's `zk/` directory, where nodes find proving keys, and
+/// its verifying key for the genesis registry.
+fn demo_zk_keys(inference_dirs: &[PathBuf]) -> Result<Vec<GenesisZkModel>> {
+    let onnx = demo_model();
+    let model = gradnet_zk::onnx::compile(&onnx, super::zk::DEFAULT_FRAC_BITS)?;
+    let keys = gradnet_zk::setup(&model, &mut rand::rngs::OsRng)?;
+    let vk = keys.verifying.to_bytes();
+    let meta = super::zk::meta(&onnx, &model, &keys);
+    for d in inference_dirs {
+        super::zk::write_keys(&d.join("zk").join(DEMO_MODEL_REPO), &keys, &meta)?;
+    }
+    Ok(vec![GenesisZkModel {
+        model: gradnet_types::ContentId::of(&onnx).to_string(),
+        verifying_key: vk.into(),
+        owner: address_of(&dev_key(0))?,
+    }])
 }
 
 fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
@@ -148,7 +169,8 @@ impl Network {
             Genesis::from_json(&std::fs::read(&genesis_path)?)
                 .with_context(|| format!("reading {}", genesis_path.display()))?
         } else {
-            let g = dev_genesis(args.chain_id, args.accounts, &keys, &inference)?;
+            let zk = demo_zk_keys(&inference_dirs)?;
+            let g = dev_genesis(args.chain_id, args.accounts, &keys, &inference, zk)?;
             std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
             g
         };

@@ -33,7 +33,10 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     // the chain's inference calls (PIPE), answered with this node's key
     let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
         gradnet_chain::inference::serve::Answerer {
-            inferencer: std::sync::Arc::new(crate::answers::NodeAnswers::new(state.clone())),
+            inferencer: std::sync::Arc::new(
+                crate::answers::NodeAnswers::new(state.clone())
+                    .with_zk_dir(cfg.data_dir.join("zk")),
+            ),
             key: state.key.clone(),
             perturb: cfg.byzantine,
         },

@@ -18,6 +18,9 @@ use crate::commands::infer::read_input;
 pub const PROVING_KEY: &str = "proving.key";
 pub const VERIFYING_KEY: &str = "verifying.key";
 pub const META: &str = "zk.json";
+/// 2^13: EZKL's calibrated scale for the benchmark models, and enough
+/// that their quantized argmax agrees with float inference.
+pub const DEFAULT_FRAC_BITS: u32 = 13;
 
 pub async fn run(c: &Client, cmd: ZkCmd) -> Result<()> {
     match cmd {
@@ -119,23 +122,10 @@ async fn setup(c: &Client, a: ZkSetupArgs) -> Result<()> {
     let started = Instant::now();
     let keys = gradnet_zk::setup(&model, &mut rand::rngs::OsRng)?;
     let setup_s = started.elapsed().as_secs_f64();
-    let pk = proving_key_to_bytes(&keys.proving);
-    let vk = keys.verifying.to_bytes();
-    std::fs::write(out.join(PROVING_KEY), &pk)?;
-    std::fs::write(out.join(VERIFYING_KEY), &vk)?;
-    let mut meta = json!({
-        "model": ContentId::of(&onnx_bytes).to_string(),
-        "model_hash": hex::encode(model.hash()),
-        "frac_bits": model.frac_bits,
-        "input_shape": model.input_shape,
-        "output_shape": model.output_shape,
-        "constraints": model.constraint_estimate(),
-        "verifying_key": ContentId::of(&vk).to_string(),
-        "proving_key": ContentId::of(&pk).to_string(),
-        "proving_key_bytes": pk.len(),
-        "setup_seconds": setup_s,
-        "accuracy": report,
-    });
+    let mut meta = meta(&onnx_bytes, &model, &keys);
+    meta["setup_seconds"] = json!(setup_s);
+    meta["accuracy"] = json!(report);
+    let mut meta = write_keys(&out, &keys, &meta)?;
     if let Some(target) = &a.upload {
         let (repo, version) = target
             .split_once('@')
@@ -161,15 +151,42 @@ async fn setup(c: &Client, a: ZkSetupArgs) -> Result<()> {
             );
         }
         meta["hub"] = json!(target);
+        std::fs::write(out.join(META), serde_json::to_vec_pretty(&meta)?)?;
     }
-    std::fs::write(out.join(META), serde_json::to_vec_pretty(&meta)?)?;
     eprintln!(
         "setup {setup_s:.2} s; keys in {} (proving key {} bytes)",
         out.display(),
-        pk.len()
+        meta["proving_key_bytes"]
     );
     println!("{}", serde_json::to_string_pretty(&meta)?);
     Ok(())
+}
+
+/// What `zk.json` says about a model's keys.
+pub fn meta(onnx: &[u8], model: &QuantModel, keys: &gradnet_zk::Keys) -> Value {
+    json!({
+        "model": ContentId::of(onnx).to_string(),
+        "model_hash": hex::encode(model.hash()),
+        "frac_bits": model.frac_bits,
+        "input_shape": model.input_shape,
+        "output_shape": model.output_shape,
+        "constraints": model.constraint_estimate(),
+        "verifying_key": keys.verifying.id().to_string(),
+    })
+}
+
+/// Writes both keys and `meta` with the proving key's id and size into
+/// `dir`; returns that `meta`.
+pub fn write_keys(dir: &Path, keys: &gradnet_zk::Keys, meta: &Value) -> Result<Value> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let pk = proving_key_to_bytes(&keys.proving);
+    std::fs::write(dir.join(PROVING_KEY), &pk)?;
+    std::fs::write(dir.join(VERIFYING_KEY), keys.verifying.to_bytes())?;
+    let mut meta = meta.clone();
+    meta["proving_key"] = json!(ContentId::of(&pk).to_string());
+    meta["proving_key_bytes"] = json!(pk.len());
+    std::fs::write(dir.join(META), serde_json::to_vec_pretty(&meta)?)?;
+    Ok(meta)
 }
 
 /// Reads a keys directory's `zk.json` and checks it is for this model.
