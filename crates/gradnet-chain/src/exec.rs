@@ -18,6 +18,7 @@ use crate::inference::precompile::{Answers, BlockAnswers, Precompiles};
 use crate::inference::registry::{Fault, Registry};
 use crate::inference::sidecar::{self, Decision, SamplingView, Sidecar};
 use crate::inference::slots::{OverlaySlots, ReaderSlots};
+use crate::inference::tee_registry::TeeRegistry;
 use crate::state::{Overlay, StateReader};
 use crate::store::Executed;
 use crate::tx::{tx_env, PooledTx};
@@ -67,11 +68,18 @@ pub fn sampling_view(
     })
     .all()
     .map_err(ChainError::Storage)?;
+    let tee_keys = TeeRegistry(ReaderSlots {
+        state,
+        account: crate::inference::registry::ADDRESS,
+    })
+    .active_keys(parent.timestamp)
+    .map_err(ChainError::Storage)?;
     Ok(SamplingView {
         chain_id,
         parent_hash: parent.hash(),
         block: parent.number + 1,
         nodes,
+        tee_keys,
     })
 }
 

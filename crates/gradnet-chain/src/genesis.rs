@@ -30,6 +30,27 @@ pub struct Genesis {
     /// ZKML models' verifying keys, registered from the start.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zk_models: Vec<GenesisZkModel>,
+    /// The TEE registry's admin, extra pinned roots and approved
+    /// measurements (without it: AWS's Nitro root only, and no admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tee: Option<GenesisTee>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisTee {
+    /// Approves and revokes enclave measurements.
+    pub admin: Address,
+    /// Root certificates (DER) trusted besides AWS's Nitro root: a
+    /// dev-enclave root goes here, and nowhere by default.
+    #[serde(default)]
+    pub roots: Vec<alloy_primitives::Bytes>,
+    /// Measurements (SHA-256 of PCR0‖PCR1‖PCR2) approved from the start.
+    #[serde(default)]
+    pub approved: Vec<B256>,
+    /// Seconds a heartbeat keeps an enclave active [default: 600].
+    #[serde(default)]
+    pub max_heartbeat_age: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -168,6 +189,18 @@ impl Genesis {
                 })?;
             total += n.stake;
         }
+        if let Some(t) = &self.tee {
+            let roots: Vec<Vec<u8>> = t.roots.iter().map(|r| r.to_vec()).collect();
+            crate::inference::tee_registry::TeeRegistry(&mut slots)
+                .configure(
+                    t.admin,
+                    &roots,
+                    &t.approved,
+                    t.max_heartbeat_age
+                        .unwrap_or(crate::inference::tee_registry::DEFAULT_MAX_HEARTBEAT_AGE),
+                )
+                .map_err(|e| ChainError::Invalid(format!("genesis: tee: {e}")))?;
+        }
         for z in &self.zk_models {
             crate::inference::zk::key(&z.verifying_key)
                 .and_then(|_| Registry(&mut slots).register_zk(z.owner, &z.model, &z.verifying_key))
@@ -214,6 +247,7 @@ mod tests {
             code: Default::default(),
             inference_nodes: vec![],
             zk_models: vec![],
+            tee: None,
         };
         assert!(g(vec![valid.clone()]).check().is_ok());
         let e = g(vec![hex::encode(not_a_point)])

@@ -111,7 +111,7 @@ impl Store {
             diff.codes.insert(code_hash, code.clone());
         }
         let (slots, staked) = g.registry_storage()?;
-        if !g.inference_nodes.is_empty() {
+        if !slots.is_empty() {
             diff.accounts.insert(
                 crate::inference::registry::ADDRESS,
                 Some(AccountInfo {

@@ -41,6 +41,7 @@ pub fn genesis(keys: &[B256]) -> Genesis {
         code: Default::default(),
         inference_nodes: vec![],
         zk_models: vec![],
+        tee: None,
     }
 }
 

@@ -1098,3 +1098,273 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     let e = verify("b3unknown", &y2, &proof).await.unwrap_err();
     assert!(e.to_string().contains("no verifying key registered"), "{e}");
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn tee_calls_go_only_to_active_approved_enclaves() {
+    use gradnet_chain::inference::tee_registry::{self, ITEERegistry};
+    use gradnet_tee::dev::DevEnclave;
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let cid = ContentId::of(&onnx).to_string();
+    let dev_root = DevEnclave::from_seed(b"pipe-test").unwrap();
+    let pcrs: std::collections::BTreeMap<u64, Vec<u8>> =
+        (0..3).map(|i| (i, vec![i as u8 + 1; 48])).collect();
+    let measurement = alloy_primitives::B256::from(gradnet_tee::measurement(&pcrs).unwrap());
+    // two nodes claim TEE; only the first will have an enclave (the second
+    // alters its results, so a call it served would show)
+    let enclave = inference_node(3, &onnx, false).await;
+    let pretender = inference_node(4, &onnx, true).await;
+    let regs: Vec<_> = [&enclave, &pretender]
+        .iter()
+        .map(|n| {
+            let mut r = registered(n);
+            r.modes = vec![2];
+            r
+        })
+        .collect();
+    let dev = dev_with(|g| {
+        g.inference_nodes = regs;
+        g.tee = Some(gradnet_chain::genesis::GenesisTee {
+            admin: gradnet_chain::genesis::address_of(&g_key(0)).unwrap(),
+            roots: vec![dev_root.root_der().to_vec().into()],
+            approved: vec![],
+            max_heartbeat_age: Some(3),
+        });
+    })
+    .await;
+    let deploy = send(&dev, 0, 0, None, relay_initcode()).await;
+    let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
+    let tee_call = |x: [i128; 4]| -> Bytes {
+        runModelInferenceCall {
+            request: request(&cid, 2, x),
+        }
+        .abi_encode()
+        .into()
+    };
+    let reg_call = |data: Vec<u8>| -> Bytes { data.into() };
+    let key: [u8; 32] = hex::decode(enclave.key.public_hex())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let tls = b"enclave TLS certificate (DER)".to_vec();
+    let register = |doc: Vec<u8>, public_key: Vec<u8>| {
+        reg_call(
+            ITEERegistry::registerTEEWithAttestationCall {
+                attestation: doc.into(),
+                publicKey: public_key.into(),
+                tlsCertificate: tls.clone().into(),
+                paymentAddress: enclave.operator,
+                endpoint: enclave.url.clone(),
+                teeType: 0,
+            }
+            .abi_encode(),
+        )
+    };
+    let attest =
+        |root: &DevEnclave, pcrs: &std::collections::BTreeMap<u64, Vec<u8>>, k: &[u8; 32]| {
+            root.attest(pcrs, &gradnet_tee::binding(k, &tls), None, unix_now())
+                .unwrap()
+        };
+    let to = Some(tee_registry::ADDRESS);
+
+    // no enclave yet: nobody may serve the call
+    let r = send(&dev, 0, 1, Some(relay), tee_call([5, -10, 25, 30])).await;
+    assert!(
+        revert_reason(&r).contains("0 eligible node(s) serve mode 2"),
+        "{r}"
+    );
+
+    // the measurement is not approved; only the admin approves
+    let r = send(
+        &dev,
+        1,
+        0,
+        to,
+        register(attest(&dev_root, &pcrs, &key), key.to_vec()),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("is not approved"), "{r}");
+    let approve = reg_call(
+        ITEERegistry::approvePCRCall {
+            pcrHash: measurement,
+            description: "test image".into(),
+        }
+        .abi_encode(),
+    );
+    let r = send(&dev, 1, 1, to, approve.clone()).await;
+    assert!(revert_reason(&r).contains("only the admin"), "{r}");
+    let r = send(&dev, 0, 2, to, approve).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+
+    // refusals: a wrong PCR (another image), an untrusted root, a key not
+    // bound in the user data
+    let mut other_image = pcrs.clone();
+    other_image.get_mut(&2).unwrap()[0] = 0xee;
+    let r = send(
+        &dev,
+        1,
+        2,
+        to,
+        register(attest(&dev_root, &other_image, &key), key.to_vec()),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("is not approved"), "{r}");
+    let stranger = DevEnclave::from_seed(b"not pinned").unwrap();
+    let r = send(
+        &dev,
+        1,
+        3,
+        to,
+        register(attest(&stranger, &pcrs, &key), key.to_vec()),
+    )
+    .await;
+    assert!(
+        revert_reason(&r).contains("does not chain to a pinned root"),
+        "{r}"
+    );
+    let r = send(
+        &dev,
+        1,
+        4,
+        to,
+        register(attest(&dev_root, &pcrs, &[1; 32]), key.to_vec()),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("does not bind"), "{r}");
+
+    // registered: TEE calls go to the enclave, never to the pretender
+    let r = send(
+        &dev,
+        1,
+        5,
+        to,
+        register(attest(&dev_root, &pcrs, &key), key.to_vec()),
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let id = tee_registry::tee_id(&key);
+    let view = |data: Vec<u8>| {
+        let dev = &dev;
+        async move {
+            let out = rpc(
+                &dev.url,
+                "eth_call",
+                json!([{"to": tee_registry::ADDRESS, "data": Bytes::from(data)}, "latest"]),
+            )
+            .await;
+            serde_json::from_value::<Bytes>(out).unwrap()
+        }
+    };
+    let info = view(ITEERegistry::getTEECall { teeId: id }.abi_encode()).await;
+    let info = ITEERegistry::getTEECall::abi_decode_returns(&info).unwrap();
+    assert!(info.active);
+    assert_eq!(
+        (info.pcrHash, info.publicKey.to_vec()),
+        (measurement, key.to_vec())
+    );
+    let is_dev = view(ITEERegistry::isDevEnclaveCall { teeId: id }.abi_encode()).await;
+    assert!(
+        ITEERegistry::isDevEnclaveCall::abi_decode_returns(&is_dev).unwrap(),
+        "dev enclaves say so"
+    );
+
+    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
+    let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
+    let want = model_output(&runtime.infer(&m, &inputs).unwrap().1, false).unwrap();
+    for nonce in 3..6 {
+        let r = send(&dev, 0, nonce, Some(relay), tee_call([5, -10, 25, 30])).await;
+        assert_eq!(r["status"], "0x1", "{r}");
+        assert_eq!(logged_output(&r).numbers, want.numbers);
+    }
+    assert_eq!(
+        node_info(&dev, pretender.operator).await.earnings,
+        U256::ZERO
+    );
+    assert_eq!(
+        node_info(&dev, enclave.operator).await.earnings,
+        INFERENCE_FEE * U256::from(3)
+    );
+
+    // heartbeats: a stale one and a forged one are refused; without a
+    // fresh one the enclave goes inactive and TEE calls are not served
+    let sign = |ts: u64| {
+        let m = tee_registry::heartbeat_message(CHAIN_ID, &id, ts);
+        hex::decode(enclave.key.sign(&m)).unwrap()
+    };
+    let r = send(
+        &dev,
+        1,
+        6,
+        to,
+        tee_registry::heartbeat_call(id, unix_now() - 30, sign(unix_now() - 30)),
+    )
+    .await;
+    assert!(revert_reason(&r).contains("stale"), "{r}");
+    let now = unix_now();
+    let r = send(
+        &dev,
+        1,
+        7,
+        to,
+        tee_registry::heartbeat_call(id, now, sign(now + 1)),
+    )
+    .await;
+    assert!(
+        revert_reason(&r).contains("not signed by the enclave's key"),
+        "{r}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let active = view(ITEERegistry::isActiveCall { teeId: id }.abi_encode()).await;
+    assert!(
+        !ITEERegistry::isActiveCall::abi_decode_returns(&active).unwrap(),
+        "stale heartbeat"
+    );
+    let r = send(&dev, 0, 6, Some(relay), tee_call([1, 2, 3, 4])).await;
+    assert!(
+        revert_reason(&r).contains("0 eligible node(s) serve mode 2"),
+        "{r}"
+    );
+    let now = unix_now();
+    let r = send(
+        &dev,
+        1,
+        8,
+        to,
+        tee_registry::heartbeat_call(id, now, sign(now)),
+    )
+    .await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let r = send(&dev, 0, 7, Some(relay), tee_call([1, 2, 3, 4])).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+
+    // a revoked measurement deactivates every enclave running it
+    let revoke = reg_call(
+        ITEERegistry::revokePCRCall {
+            pcrHash: measurement,
+        }
+        .abi_encode(),
+    );
+    let r = send(&dev, 0, 8, to, revoke).await;
+    assert_eq!(r["status"], "0x1", "{r}");
+    let active = view(ITEERegistry::isActiveCall { teeId: id }.abi_encode()).await;
+    assert!(
+        !ITEERegistry::isActiveCall::abi_decode_returns(&active).unwrap(),
+        "revoked"
+    );
+    let r = send(&dev, 0, 9, Some(relay), tee_call([1, 2, 3, 4])).await;
+    assert!(
+        revert_reason(&r).contains("0 eligible node(s) serve mode 2"),
+        "{r}"
+    );
+}
+
+fn g_key(i: u64) -> alloy_primitives::B256 {
+    gradnet_chain::genesis::dev_key(i)
+}

@@ -338,6 +338,7 @@ fn a_killed_validator_loses_no_committed_block() {
         code: Default::default(),
         inference_nodes: vec![],
         zk_models: vec![],
+        tee: None,
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -482,6 +483,7 @@ fn init_makes_a_home_that_node_start_runs() {
         code: Default::default(),
         inference_nodes: vec![],
         zk_models: vec![],
+        tee: None,
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -514,6 +516,7 @@ fn init_makes_a_home_that_node_start_runs() {
         code: Default::default(),
         inference_nodes: vec![],
         zk_models: vec![],
+        tee: None,
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -555,6 +558,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         code: Default::default(),
         inference_nodes: vec![],
         zk_models: vec![],
+        tee: None,
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();

@@ -52,6 +52,7 @@ impl Net {
             code: Default::default(),
             inference_nodes: vec![],
             zk_models: vec![],
+            tee: None,
         };
         let gpath = root.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();

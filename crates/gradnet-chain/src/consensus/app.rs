@@ -507,6 +507,7 @@ mod tests {
             code: Default::default(),
             inference_nodes: vec![],
             zk_models: vec![],
+            tee: None,
         };
         let chain = Chain::open(dir, genesis.clone(), PoolConfig::default()).unwrap();
         let vs = ValidatorSet::from_genesis(&genesis).unwrap();

@@ -12,4 +12,5 @@ pub mod scheduler;
 pub mod serve;
 pub mod sidecar;
 pub mod slots;
+pub mod tee_registry;
 pub mod zk;

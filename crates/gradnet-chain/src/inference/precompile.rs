@@ -14,7 +14,8 @@
 //!
 //! Modes (the request's `uint8 mode`): 0 VANILLA (one node), 1 ZKML (one
 //! node proves its output; every validator checks the proof, see `zk`),
-//! 2 TEE, 3 QUORUM (three nodes must agree); `3 | n << 4` asks QUORUM of
+//! 2 TEE (one node whose signing key is an active, approved enclave in
+//! the TEE registry at `0x…F8`), 3 QUORUM (three nodes must agree); `3 | n << 4` asks QUORUM of
 //! `n` nodes (1..=15). A ZKML result also costs its proof's check
 //! (`zk::verify_gas`).
 //!
@@ -42,6 +43,7 @@ use super::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
 use super::scheduler;
 use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
 use super::slots::JournalSlots;
+use super::tee_registry;
 use super::zk::{self, ZKML};
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
@@ -77,7 +79,7 @@ pub struct Request {
 /// Nodes a call with this raw mode byte asks (ZKML: one prover).
 fn quorum_of(raw: u8) -> Option<usize> {
     match (raw & 0x0f, raw >> 4) {
-        (0, 0) | (ZKML, 0) => Some(1),
+        (0, 0) | (ZKML, 0) | (sidecar::TEE, 0) => Some(1),
         (3, 0) => Some(DEFAULT_QUORUM),
         (3, n) => Some(n as usize),
         _ => None,
@@ -100,7 +102,6 @@ pub fn parse(calldata: &[u8]) -> Result<Request, String> {
     }
     let (mode, quorum) = match (raw & 0x0f, raw >> 4) {
         (m, _) if quorum_of(raw).is_some() => (m, quorum_of(raw).expect("checked")),
-        (2, 0) => return Err("inference: TEE mode is not served by this network yet".into()),
         _ => return Err(format!("inference: unknown mode {raw}")),
     };
     Ok(Request {
@@ -222,6 +223,7 @@ impl Precompiles {
         warm.insert(registry::ADDRESS);
         warm.insert(scheduler::ADDRESS);
         warm.insert(zk::VERIFIER_ADDRESS);
+        warm.insert(tee_registry::ADDRESS);
         Precompiles { eth, warm, answers }
     }
 
@@ -435,6 +437,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             self.warm.insert(registry::ADDRESS);
             self.warm.insert(scheduler::ADDRESS);
             self.warm.insert(zk::VERIFIER_ADDRESS);
+            self.warm.insert(tee_registry::ADDRESS);
         }
         changed
     }
@@ -456,6 +459,13 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             let r = scheduler::call(ctx, inputs);
             return Ok(Some(result(r, len, inputs.gas_limit, |_, _| {
                 scheduler::SCHEDULER_GAS
+            })));
+        }
+        if inputs.bytecode_address == tee_registry::ADDRESS {
+            let len = inputs.input.len();
+            let r = tee_registry::call(ctx, inputs);
+            return Ok(Some(result(r, len, inputs.gas_limit, |_, _| {
+                registry::REGISTRY_READ_GAS
             })));
         }
         if inputs.bytecode_address == zk::VERIFIER_ADDRESS {
@@ -505,6 +515,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             || *address == registry::ADDRESS
             || *address == scheduler::ADDRESS
             || *address == zk::VERIFIER_ADDRESS
+            || *address == tee_registry::ADDRESS
             || self.eth.contains(address)
     }
 }

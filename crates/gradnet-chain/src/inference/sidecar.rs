@@ -15,6 +15,8 @@ use alloy_rlp::{RlpDecodable, RlpEncodable};
 use super::registry::NodeRecord;
 
 const DOMAIN: &[u8] = b"gradnet-inference-result-v1";
+/// The TEE mode: served only by active, approved enclaves.
+pub const TEE: u8 = 2;
 /// Nodes a QUORUM call asks unless it says otherwise.
 pub const DEFAULT_QUORUM: usize = 3;
 /// Stake taken from a node whose result disagrees with the majority (10%).
@@ -172,6 +174,9 @@ pub struct SamplingView {
     /// The number of the block being built.
     pub block: u64,
     pub nodes: Vec<NodeRecord>,
+    /// Signing keys of the enclaves active in the TEE registry: the only
+    /// nodes that serve TEE calls.
+    pub tee_keys: Vec<B256>,
 }
 
 impl SamplingView {
@@ -183,6 +188,7 @@ impl SamplingView {
             .nodes
             .iter()
             .filter(|n| n.eligible(mode, model, self.block))
+            .filter(|n| mode != TEE || self.tee_keys.contains(&n.signing_key))
             .collect();
         let seed = keccak256([self.parent_hash.as_slice(), request_hash.as_slice()].concat());
         let mut out = Vec::with_capacity(pool.len());

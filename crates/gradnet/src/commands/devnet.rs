@@ -86,6 +86,7 @@ pub fn dev_genesis(
             })
             .collect::<Result<_>>()?,
         zk_models,
+        tee: None,
     })
 }
 
