@@ -3,7 +3,7 @@
 // event read from the receipt and from eth_getLogs, a revert reason.
 // With MODEL, also a contract written against OpenGradient's inference
 // precompile, run through eth_call on that model, then in transactions in
-// VANILLA, ZKML and QUORUM modes (served by the network's inference nodes); with
+// VANILLA, ZKML, TEE and QUORUM modes (served by the network's inference nodes); with
 // RPCS (comma-separated URLs), the kept result as each of them has it.
 // Usage: node client.mjs RPC_URL PRIVATE_KEY [MODEL]  (prints a JSON summary)
 import { readFileSync } from "node:fs";
@@ -80,7 +80,7 @@ if (model) {
   const [out, outDecimals, simulated] = await classifier.predict.staticCall([5n, -10n, 25n, 300n], 2n);
   prediction = { values: out.map(String), decimals: outDecimals.map(String), simulated };
   prediction.tx = {};
-  for (const mode of [0, 1, 3]) {
+  for (const mode of [0, 1, 2, 3]) {
     const r = await (await classifier.predictAndStore(mode, [5n, -10n, 25n, 300n], 2n)).wait();
     check(r.status === 1, `predictAndStore(${mode}) status`);
     const ev = r.logs.map((l) => classifier.interface.parseLog(l)).filter(Boolean).find((e) => e.name === "Predicted");

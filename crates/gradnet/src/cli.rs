@@ -292,6 +292,17 @@ pub struct NodeArgs {
     /// (a faulty node, to be outvoted and slashed).
     #[arg(long, hide = true)]
     pub byzantine: bool,
+    /// Development only: stand in for an enclave, attesting with the
+    /// dev-enclave root of this seed (accepted only by a genesis that pins
+    /// it), registering in the TEE registry and sending heartbeats.
+    #[arg(long, hide = true, requires_all = ["tee_operator_key", "tee_rpc"])]
+    pub tee_dev_enclave: Option<String>,
+    /// The account that registers the dev enclave and pays its heartbeats.
+    #[arg(long, hide = true)]
+    pub tee_operator_key: Option<String>,
+    /// JSON-RPC of the chain the dev enclave registers on.
+    #[arg(long, hide = true)]
+    pub tee_rpc: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

@@ -61,6 +61,8 @@ pub struct NodeConfig {
     pub chain: Option<ChainConfig>,
     /// Test only: alter every PIPE result (a faulty inference node).
     pub byzantine: bool,
+    /// Development only: act as a dev enclave.
+    pub dev_enclave: Option<crate::commands::tee::DevEnclaveConfig>,
 }
 
 pub fn default_data_dir() -> PathBuf {
@@ -149,6 +151,19 @@ impl NodeConfig {
         Ok(NodeConfig {
             chain,
             byzantine: args.byzantine,
+            dev_enclave: match (&args.tee_dev_enclave, &args.tee_operator_key, &args.tee_rpc) {
+                (Some(seed), Some(key), Some(rpc)) => {
+                    Some(crate::commands::tee::DevEnclaveConfig {
+                        seed: seed.clone(),
+                        operator_key: key
+                            .parse()
+                            .context("--tee-operator-key is not a 32-byte hex key")?,
+                        rpc: rpc.clone(),
+                        endpoint: String::new(),
+                    })
+                }
+                _ => None,
+            },
             data_dir: args
                 .data_dir
                 .clone()

@@ -204,14 +204,15 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
         .collect();
     assert_eq!(got, want);
 
-    // in transactions, VANILLA, ZKML and QUORUM: the inference nodes' verified
-    // result (not a simulation), kept alike on every validator; ZKML's is
-    // the circuit's output (proved, checked by every validator), exactly
+    // in transactions, VANILLA, ZKML, TEE and QUORUM: the inference nodes'
+    // verified result (not a simulation), kept alike on every validator;
+    // ZKML's is the circuit's output (proved, checked by every validator),
+    // exactly; TEE's comes from a registered (dev) enclave
     let circuit =
         gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 7), 13).unwrap();
     // 0.05, -0.1, 0.25, 3.0 at 2^13, rounded half away from zero
     let y = circuit.forward(&[410, -819, 2048, 24576]).unwrap();
-    for mode in ["0", "1", "3"] {
+    for mode in ["0", "1", "2", "3"] {
         let t = &p["tx"][mode];
         assert_eq!(t["simulated"], false, "mode {mode}: {t}");
         let got: Vec<f64> = (0..3)

@@ -24,7 +24,7 @@ pub(crate) async fn rpc(url: &str, method: &str, params: Value) -> Result<Value>
     Ok(r["result"].clone())
 }
 
-fn num(v: &Value) -> u64 {
+pub(crate) fn num(v: &Value) -> u64 {
     v.as_str()
         .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
         .unwrap_or(0)
@@ -96,5 +96,63 @@ pub(crate) async fn wait_receipt(
             bail!("{what} was not included within {} s", within.as_secs());
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends transactions from one key, counting its nonce, and waits for each
+/// to succeed (a revert is an error carrying its reason).
+pub(crate) struct Sender<'a> {
+    pub url: &'a str,
+    key: alloy_primitives::B256,
+    chain_id: u64,
+    nonce: u64,
+}
+
+impl<'a> Sender<'a> {
+    pub async fn new(url: &'a str, key: alloy_primitives::B256) -> Result<Sender<'a>> {
+        let from = gradnet_chain::genesis::address_of(&key)?;
+        Ok(Sender {
+            url,
+            key,
+            chain_id: num(&rpc(url, "eth_chainId", json!([])).await?),
+            nonce: num(&rpc(url, "eth_getTransactionCount", json!([from, "pending"])).await?),
+        })
+    }
+
+    pub async fn send(
+        &mut self,
+        to: alloy_primitives::Address,
+        data: Vec<u8>,
+        gas: u64,
+    ) -> Result<Value> {
+        let raw = gradnet_chain::wallet::sign(
+            &gradnet_chain::wallet::TxRequest {
+                chain_id: self.chain_id,
+                nonce: self.nonce,
+                to: Some(to),
+                gas_limit: gas,
+                data: data.into(),
+                ..Default::default()
+            },
+            &self.key,
+        )?;
+        self.nonce += 1;
+        let h = rpc(self.url, "eth_sendRawTransaction", json!([raw])).await?;
+        let r = wait_receipt(
+            self.url,
+            &h,
+            std::time::Duration::from_secs(60),
+            &format!("transaction {h}"),
+        )
+        .await?;
+        if r["status"] != "0x1" {
+            let why: alloy_primitives::Bytes =
+                serde_json::from_value(r["revertReason"].clone()).unwrap_or_default();
+            let why = <alloy_sol_types::Revert as alloy_sol_types::SolError>::abi_decode(&why)
+                .map(|r| r.reason)
+                .unwrap_or_else(|_| why.to_string());
+            bail!("transaction {h} reverted: {why}");
+        }
+        Ok(r)
     }
 }

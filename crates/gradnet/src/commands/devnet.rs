@@ -79,14 +79,19 @@ pub fn dev_genesis(
                     operator,
                     signing_key: key.clone(),
                     endpoint: endpoint.clone(),
-                    modes: vec![0, 1, 3],
+                    modes: vec![0, 1, 2, 3],
                     models: vec![],
                     stake: U256::from(NODE_STAKE_ETH) * eth,
                 })
             })
             .collect::<Result<_>>()?,
         zk_models,
-        tee: None,
+        // inference nodes stand in for enclaves with a dev root pinned here
+        tee: Some(super::tee::dev_genesis_tee(
+            super::tee::DEVNET_SEED,
+            address_of(&dev_key(0))?,
+            60,
+        )?),
     })
 }
 
@@ -188,6 +193,14 @@ impl Network {
             apis.push(format!("http://127.0.0.1:{}", args.api_port + i as u16));
         }
         let model = publish_demo_model(root, &apis).await?;
+        if args.inference_nodes > 0 {
+            super::tee::wait_active(
+                &format!("http://127.0.0.1:{}", args.rpc_port),
+                args.inference_nodes,
+                std::time::Duration::from_secs(60),
+            )
+            .await?;
+        }
         Ok(Network {
             genesis,
             children,
@@ -249,6 +262,11 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
         net.model,
         gradnet_chain::inference::demo_contract::ADDRESS
     );
+    if args.inference_nodes > 0 {
+        println!(
+            "TEE: the inference nodes are dev enclaves (attested by a test root this genesis pins; not real enclaves)"
+        );
+    }
     println!("\ndevnet running in {}; Ctrl-C stops it", root.display());
     let shutdown = super::node::shutdown_signal();
     tokio::pin!(shutdown);
@@ -373,6 +391,14 @@ async fn spawn_inference_node(
     if faulty {
         cmd.arg("--byzantine");
     }
+    cmd.args([
+        "--tee-dev-enclave",
+        super::tee::DEVNET_SEED,
+        "--tee-operator-key",
+        &dev_key(DEV_OPERATOR_BASE + i as u64).to_string(),
+        "--tee-rpc",
+        &format!("http://127.0.0.1:{}", args.rpc_port),
+    ]);
     let mut child = cmd
         .args([
             "--listen",

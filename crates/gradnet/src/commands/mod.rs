@@ -10,4 +10,5 @@ pub mod model;
 pub mod node;
 pub mod receipt;
 pub mod receipt_batch;
+pub mod tee;
 pub mod zk;

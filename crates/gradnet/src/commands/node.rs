@@ -44,6 +44,10 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     if cfg.byzantine {
         tracing::warn!("--byzantine: this node alters its results for the chain");
     }
+    if let Some(mut d) = cfg.dev_enclave {
+        d.endpoint = format!("http://{addr}");
+        tokio::spawn(super::tee::run(state.key.clone(), d));
+    }
     let app = gradnet_api::router(state).merge(pipe);
     gradnet_api::serve_app(listener, app, shutdown_signal()).await?;
     if let Some(l) = ledger {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use alloy_primitives::{Bytes, B256};
-use alloy_sol_types::{SolCall, SolError};
+use alloy_sol_types::SolCall;
 use anyhow::{bail, Context, Result};
 use gradnet_chain::inference::receipts::{self, CompactReceipt};
 use gradnet_chain::inference::registry::{IInferenceRegistry, ADDRESS};
@@ -29,15 +29,6 @@ fn load(path: &Path) -> Result<(Vec<Receipt>, ContentId, Vec<B256>, B256)> {
         .map_err(anyhow::Error::msg)?;
     let root = receipts::root(&leaves);
     Ok((batch, ContentId::of(&bytes), leaves, root))
-}
-
-fn hexnum(v: &Value) -> Result<u128> {
-    Ok(u128::from_str_radix(
-        v.as_str()
-            .context("not a hex number")?
-            .trim_start_matches("0x"),
-        16,
-    )?)
 }
 
 /// Puts the batch file in a node's hub; its content id.
@@ -77,7 +68,6 @@ pub async fn settle(
     hub: Option<&str>,
     url: &str,
 ) -> Result<()> {
-    use gradnet_chain::wallet::{sign, TxRequest};
     let (batch, cid, _, root) = load(path)?;
     let node = &batch[0].body.node;
     if let Some(i) = batch.iter().position(|r| &r.body.node != node) {
@@ -96,49 +86,13 @@ pub async fn settle(
         );
         println!("stored the batch in {hub} as {cid}");
     }
-    let from = gradnet_chain::genesis::address_of(&key)?;
-    let chain_id = hexnum(&rpc(url, "eth_chainId", json!([])).await?)? as u64;
-    let mut nonce =
-        hexnum(&rpc(url, "eth_getTransactionCount", json!([from, "pending"])).await?)? as u64;
-    let mut send = |data: Vec<u8>, gas: u64| {
-        let raw = sign(
-            &TxRequest {
-                chain_id,
-                nonce,
-                to: Some(ADDRESS),
-                gas_limit: gas,
-                data: data.into(),
-                ..Default::default()
-            },
-            &key,
-        );
-        nonce += 1;
-        async move {
-            let h = rpc(url, "eth_sendRawTransaction", json!([raw?])).await?;
-            let r = super::chain::wait_receipt(
-                url,
-                &h,
-                std::time::Duration::from_secs(60),
-                &format!("transaction {h}"),
-            )
-            .await?;
-            if r["status"] != "0x1" {
-                let why: Bytes =
-                    serde_json::from_value(r["revertReason"].clone()).unwrap_or_default();
-                let why = alloy_sol_types::Revert::abi_decode(&why)
-                    .map(|r| r.reason)
-                    .unwrap_or_else(|_| why.to_string());
-                bail!("transaction {h} reverted: {why}");
-            }
-            Ok(r)
-        }
-    };
+    let mut sender = super::chain::Sender::new(url, key).await?;
     let post = IInferenceRegistry::postReceiptBatchCall {
         root,
         batchCid: cid.to_string(),
         count: batch.len() as u32,
     };
-    send(post.abi_encode(), 1_000_000).await?;
+    sender.send(ADDRESS, post.abi_encode(), 1_000_000).await?;
     println!(
         "posted batch {root} ({} receipts, content id {cid})",
         batch.len()
@@ -154,7 +108,7 @@ pub async fn settle(
             chunk: alloy_rlp::encode(&compact).into(),
         };
         let gas = 200_000 + 40 * call.abi_encode().len() as u64 + 6_000 * part.len() as u64;
-        send(call.abi_encode(), gas).await?;
+        sender.send(ADDRESS, call.abi_encode(), gas).await?;
         println!(
             "  receipts {}..{} checked on chain",
             i * chunk,

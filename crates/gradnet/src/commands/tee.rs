@@ -1,0 +1,153 @@
+//! A node standing in for an enclave on a machine without one: it attests
+//! with a dev-enclave root (documents that say so in their module id,
+//! accepted only by a chain whose genesis pins that root), registers in
+//! the TEE registry from its operator account, and sends heartbeats signed
+//! with its node key for as long as it runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256};
+use alloy_sol_types::SolCall;
+use anyhow::{Context, Result};
+use gradnet_chain::genesis::GenesisTee;
+use gradnet_chain::inference::tee_registry::{self, ITEERegistry};
+use gradnet_tee::dev::{dev_pcrs, DevEnclave};
+use gradnet_types::NodeKey;
+use serde_json::json;
+
+use super::chain::{rpc, Sender};
+
+#[derive(Clone)]
+pub struct DevEnclaveConfig {
+    /// Seed of the dev root (the genesis pins the same root).
+    pub seed: String,
+    /// The account that registers the enclave and pays its heartbeats.
+    pub operator_key: B256,
+    pub rpc: String,
+    /// The node's API, as the registry lists it.
+    pub endpoint: String,
+}
+
+impl std::fmt::Debug for DevEnclaveConfig {
+    // the operator key stays out of logs
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevEnclaveConfig")
+            .field("seed", &self.seed)
+            .field("rpc", &self.rpc)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The devnet's dev-enclave seed: its genesis pins this seed's root.
+pub const DEVNET_SEED: &str = "gradnet-devnet-dev-enclave";
+
+/// The genesis section that makes a chain accept `seed`'s dev enclaves
+/// (running `dev_pcrs`), with `admin` approving measurements.
+pub fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<GenesisTee> {
+    Ok(GenesisTee {
+        admin,
+        roots: vec![DevEnclave::from_seed(seed.as_bytes())?
+            .root_der()
+            .to_vec()
+            .into()],
+        approved: vec![B256::from(gradnet_tee::measurement(&dev_pcrs())?)],
+        max_heartbeat_age: Some(max_age),
+    })
+}
+
+/// Waits until `n` enclaves are active on the chain at `rpc`.
+pub async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    let call = alloy_primitives::Bytes::from(ITEERegistry::getActiveTEEsCall {}.abi_encode());
+    loop {
+        let active = rpc(
+            rpc_url,
+            "eth_call",
+            json!([{"to": tee_registry::ADDRESS, "data": call}, "latest"]),
+        )
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value::<alloy_primitives::Bytes>(v).ok())
+        .and_then(|b| ITEERegistry::getActiveTEEsCall::abi_decode_returns(&b).ok())
+        .map_or(0, |ids| ids.len());
+        if active >= n {
+            return Ok(());
+        }
+        if started.elapsed() > within {
+            anyhow::bail!(
+                "{active} of {n} dev enclaves registered within {} s",
+                within.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Registers, then heartbeats; starts over after an error (the chain not
+/// up yet, a restart).
+pub async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
+    loop {
+        if let Err(e) = register_and_beat(&key, &c).await {
+            tracing::debug!("dev enclave: {e:#}; retrying");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
+    let chain_id = super::chain::num(&rpc(&c.rpc, "eth_chainId", json!([])).await?);
+    let mut sender = Sender::new(&c.rpc, c.operator_key).await?;
+    let root = DevEnclave::from_seed(c.seed.as_bytes())?;
+    let public: [u8; 32] = hex::decode(key.public_hex())?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("node key is not 32 bytes"))?;
+    // these nodes serve plain HTTP: no TLS certificate to bind
+    let doc = root.attest(
+        &dev_pcrs(),
+        &gradnet_tee::binding(&public, &[]),
+        None,
+        unix_now(),
+    )?;
+    let register = ITEERegistry::registerTEEWithAttestationCall {
+        attestation: doc.into(),
+        publicKey: public.to_vec().into(),
+        tlsCertificate: Default::default(),
+        paymentAddress: gradnet_chain::genesis::address_of(&c.operator_key)?,
+        endpoint: c.endpoint.clone(),
+        teeType: 0,
+    };
+    sender
+        .send(tee_registry::ADDRESS, register.abi_encode(), 3_000_000)
+        .await
+        .context("registering the dev enclave")?;
+    let id = tee_registry::tee_id(&public);
+    tracing::info!(tee = %id, "registered as a dev enclave (not an enclave: a test root signs its attestation)");
+    let age = rpc(
+        &c.rpc,
+        "eth_call",
+        json!([{"to": tee_registry::ADDRESS, "data": alloy_primitives::Bytes::from(ITEERegistry::maxHeartbeatAgeCall {}.abi_encode())}, "latest"]),
+    )
+    .await?;
+    let age = super::chain::num(&age).max(3);
+    loop {
+        tokio::time::sleep(Duration::from_secs(age / 3)).await;
+        let ts = unix_now();
+        let sig = hex::decode(key.sign(&tee_registry::heartbeat_message(chain_id, &id, ts)))?;
+        sender
+            .send(
+                tee_registry::ADDRESS,
+                tee_registry::heartbeat_call(id, ts, sig).to_vec(),
+                200_000,
+            )
+            .await
+            .context("heartbeat")?;
+    }
+}
