@@ -1281,7 +1281,16 @@ async fn tee_calls_go_only_to_active_approved_enclaves() {
     for nonce in 3..6 {
         let r = send(&dev, 0, nonce, Some(relay), tee_call([5, -10, 25, 30])).await;
         assert_eq!(r["status"], "0x1", "{r}");
-        assert_eq!(logged_output(&r).numbers, want.numbers);
+        let got = logged_output(&r);
+        assert_eq!(got.numbers, want.numbers);
+        // served by a dev enclave, and the result says so
+        assert_eq!(
+            got.jsons,
+            vec![gradnet_chain::inference::abi::JsonScalar {
+                name: "tee".into(),
+                value: "dev-enclave".into()
+            }]
+        );
     }
     assert_eq!(
         node_info(&dev, pretender.operator).await.earnings,

@@ -331,6 +331,10 @@ impl Precompiles {
                     Decision::Agreed {
                         outcome, agreeing, ..
                     } => match sidecar::outcome_result(&outcome) {
+                        Ok(out) if req.mode == sidecar::TEE => {
+                            let out = mark_dev_enclave(ctx, &b.view, &agreeing[0], out)?;
+                            (out, agreeing)
+                        }
                         Ok(out) => (out, agreeing.into_iter().take(req.quorum).collect()),
                         Err(why) => return Ok(Err(why)),
                     },
@@ -377,6 +381,39 @@ impl Precompiles {
         }
         Ok(Ok(out))
     }
+}
+
+/// A TEE result served by a dev enclave says so: the output's `jsons`
+/// gain `{"name": "tee", "value": "dev-enclave"}` (set here, by every
+/// validator, from the registry: not the node's choice).
+fn mark_dev_enclave<CTX: ContextTr>(
+    ctx: &mut CTX,
+    view: &SamplingView,
+    node: &Address,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let Some(n) = view.node(node) else {
+        return Ok(out);
+    };
+    let dev = tee_registry::TeeRegistry(JournalSlots {
+        journal: ctx.journal_mut(),
+        account: registry::ADDRESS,
+    })
+    .get(&tee_registry::tee_id(n.signing_key.as_slice()))?
+    .is_some_and(|t| t.dev);
+    if !dev {
+        return Ok(out);
+    }
+    let Ok(mut o) =
+        super::abi::InferencePrecompile::runModelInferenceCall::abi_decode_returns(&out)
+    else {
+        return Ok(out);
+    };
+    o.jsons.push(super::abi::JsonScalar {
+        name: "tee".into(),
+        value: "dev-enclave".into(),
+    });
+    Ok(super::abi::InferencePrecompile::runModelInferenceCall::abi_encode_returns(&o))
 }
 
 /// The verifying key the registry holds for `model`.
