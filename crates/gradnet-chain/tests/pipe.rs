@@ -849,6 +849,18 @@ struct Prover {
     cid: String,
     model: gradnet_zk::QuantModel,
     keys: Arc<gradnet_zk::Keys>,
+    fault: ProofFault,
+}
+
+/// How a faulty prover cheats (besides `Answerer::perturb`, which changes
+/// the output after proving).
+#[derive(Clone)]
+enum ProofFault {
+    None,
+    /// Proves with another model's circuit and key.
+    OtherModel(gradnet_zk::QuantModel, Arc<gradnet_zk::Keys>),
+    /// Flips a byte of a valid proof.
+    Tamper,
 }
 
 impl Inferencer for Prover {
@@ -876,9 +888,16 @@ impl Inferencer for Prover {
             return Err(format!("ZKML: no proving key for {model}"));
         }
         let x = zk::quantize_input(input, self.model.frac_bits)?;
-        let (y, proof) =
-            gradnet_zk::prove(&self.model, &self.keys.proving, &x).map_err(|e| e.to_string())?;
-        Ok((gradnet_zk::keys::proof_to_bytes(&proof), y))
+        let (model, keys) = match &self.fault {
+            ProofFault::OtherModel(m, k) => (m, k),
+            _ => (&self.model, &self.keys),
+        };
+        let (y, proof) = gradnet_zk::prove(model, &keys.proving, &x).map_err(|e| e.to_string())?;
+        let mut proof = gradnet_zk::keys::proof_to_bytes(&proof);
+        if matches!(self.fault, ProofFault::Tamper) {
+            proof[40] ^= 0x08;
+        }
+        Ok((proof, y))
     }
 }
 
@@ -904,21 +923,43 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     let keys = Arc::new(
         gradnet_zk::setup(&model, &mut ark_std::rand::rngs::StdRng::seed_from_u64(11)).unwrap(),
     );
-    let prover = |i: u8, perturb: bool| {
+    let other = gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 8), 10).unwrap();
+    let other_keys = Arc::new(
+        gradnet_zk::setup(&other, &mut ark_std::rand::rngs::StdRng::seed_from_u64(12)).unwrap(),
+    );
+    let prover = |i: u8, perturb: bool, fault: ProofFault| {
         let p = Prover {
             local: local(&onnx),
             cid: cid.clone(),
             model: model.clone(),
             keys: keys.clone(),
+            fault,
         };
         serve_node(i, Arc::new(p), perturb)
     };
-    // the faulty prover is the only ZKML node at first; the honest one joins later
-    let faulty = prover(1, true).await;
-    let honest = prover(2, false).await;
-    let mut reg = registered(&faulty);
-    reg.modes = vec![0, 1, 3];
-    let dev = dev_with(|g| g.inference_nodes = vec![reg]).await;
+    // the faulty provers are the only ZKML nodes at first (a changed
+    // output, another model's proof, a tampered proof); the honest one
+    // joins later
+    let faulty = vec![
+        prover(1, true, ProofFault::None).await,
+        prover(
+            3,
+            false,
+            ProofFault::OtherModel(other.clone(), other_keys.clone()),
+        )
+        .await,
+        prover(4, false, ProofFault::Tamper).await,
+    ];
+    let honest = prover(2, false, ProofFault::None).await;
+    let regs = faulty
+        .iter()
+        .map(|n| {
+            let mut reg = registered(n);
+            reg.modes = vec![0, 1, 3];
+            reg
+        })
+        .collect();
+    let dev = dev_with(|g| g.inference_nodes = regs).await;
     let deploy = send(&dev, 0, 0, None, relay_initcode()).await;
     let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
     let zk_call = |x: [i128; 4]| -> Bytes {
@@ -988,35 +1029,44 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     assert_eq!(info.keyId.0, keys.verifying.id().0);
     assert_eq!((info.fracBits, info.inputs, info.outputs), (10, 4, 3));
 
-    // the faulty prover's output does not match its proof: every validator
-    // refuses it, the call reverts and the node is slashed with its result
-    let r = send(&dev, 0, 2, Some(relay), zk_call([5, -10, 25, 30])).await;
-    assert_eq!(r["status"], "0x0");
-    assert!(
-        revert_reason(&r).contains("the proof does not verify"),
-        "{r}"
-    );
+    // each faulty prover's result does not verify: every validator refuses
+    // it, the call reverts and the node is slashed with its signed result
+    // (each sits out after its fault, so three calls meet all three)
+    for nonce in 2..5 {
+        let r = send(&dev, 0, nonce, Some(relay), zk_call([5, -10, 25, 30])).await;
+        assert_eq!(r["status"], "0x0");
+        let why = revert_reason(&r);
+        assert!(
+            why.contains("the proof does not verify") || why.contains("ZKML: malformed proof"),
+            "{r}"
+        );
+    }
     let stake = MIN_STAKE * U256::from(10);
-    let bad = node_info(&dev, faulty.operator).await;
-    assert_eq!(
-        bad.stake,
-        stake - stake * U256::from(SLASH_WRONG_BPS) / U256::from(10_000)
-    );
-    let ev = eth_call(
-        &dev,
-        registry::ADDRESS,
-        IInferenceRegistry::faultEvidenceCall {
-            operator: faulty.operator,
-            index: 0,
-        }
-        .abi_encode(),
-    )
-    .await
-    .unwrap();
-    let ev = IInferenceRegistry::faultEvidenceCall::abi_decode_returns(&ev).unwrap();
-    assert_eq!(ev.reason, "ZKML proof does not verify");
+    for n in &faulty {
+        let bad = node_info(&dev, n.operator).await;
+        assert_eq!(
+            (bad.stake, bad.faults),
+            (
+                stake - stake * U256::from(SLASH_WRONG_BPS) / U256::from(10_000),
+                1
+            )
+        );
+        let ev = eth_call(
+            &dev,
+            registry::ADDRESS,
+            IInferenceRegistry::faultEvidenceCall {
+                operator: n.operator,
+                index: 0,
+            }
+            .abi_encode(),
+        )
+        .await
+        .unwrap();
+        let ev = IInferenceRegistry::faultEvidenceCall::abi_decode_returns(&ev).unwrap();
+        assert_eq!(ev.reason, "ZKML proof does not verify");
+    }
 
-    // the honest prover registers; the faulty one is cooling down
+    // the honest prover registers; the faulty ones are cooling down
     let mut join = registered(&honest);
     join.modes = vec![1];
     let call = IInferenceRegistry::registerCall {
@@ -1040,7 +1090,7 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     // a proved result: exactly the circuit's output for the quantized input
     let x = model.quantize(&[0.5, -1.0, 2.5, 3.0]).unwrap();
     let y = model.forward(&x).unwrap();
-    let r = send(&dev, 0, 3, Some(relay), zk_call([5, -10, 25, 30])).await;
+    let r = send(&dev, 0, 5, Some(relay), zk_call([5, -10, 25, 30])).await;
     assert_eq!(r["status"], "0x1", "{r}");
     let got = logged_output(&r);
     assert_eq!(got, zk::model_output(&keys.verifying, &y));
@@ -1089,9 +1139,6 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     tampered[5] ^= 0x10;
     assert_eq!(verify(&cid, &y2, &tampered).await, Ok(false));
     // a proof for another model, against this model's key
-    let other = gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 8), 10).unwrap();
-    let other_keys =
-        gradnet_zk::setup(&other, &mut ark_std::rand::rngs::StdRng::seed_from_u64(12)).unwrap();
     let (oy, oproof) = gradnet_zk::prove(&other, &other_keys.proving, &x).unwrap();
     let oproof = gradnet_zk::keys::proof_to_bytes(&oproof);
     assert_eq!(verify(&cid, &oy, &oproof).await, Ok(false));
