@@ -281,10 +281,22 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The demo contract runs the devnet's MLP in QUORUM mode: three staked
-/// inference nodes answer, the block carries their signed results, and the
-/// receipt the agreed output.
+/// The demo contract runs the devnet's MLP in each verified mode: QUORUM
+/// (three staked nodes agree), ZKML (one node proves, every validator
+/// checks the proof) and TEE (a registered enclave; on the devnet a dev
+/// enclave, which the result says); each block carries the signed results
+/// and the receipt the output.
 async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
+    for (nonce, (mode, name)) in [(3u8, "QUORUM"), (1, "ZKML"), (2, "TEE")]
+        .into_iter()
+        .enumerate()
+    {
+        run_in_mode(rpcs, model, mode, name, 1 + nonce as u64).await?;
+    }
+    Ok(())
+}
+
+async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: u64) -> Result<()> {
     use super::chain::rpc as call;
     use alloy_sol_types::{SolCall, SolEvent, SolValue};
     use gradnet_chain::inference::abi::{
@@ -296,7 +308,7 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
     let rpc = rpcs[0].as_str();
     let x = [(5i128, 1i128), (-1, 0), (25, 1), (3, 0)];
     let request = ModelInferenceRequest {
-        mode: 3,
+        mode,
         modelCID: model.into(),
         input: ModelInput {
             numbers: vec![MultiDimensionalNumberTensor {
@@ -316,7 +328,7 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
     let raw = sign(
         &TxRequest {
             chain_id: 31337,
-            nonce: 1,
+            nonce,
             to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
             gas_limit: 1_000_000,
             data: runModelInferenceCall { request }.abi_encode().into(),
@@ -335,7 +347,7 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
     .await?;
     anyhow::ensure!(
         receipt["status"] == "0x1",
-        "the inference transaction failed: {receipt}"
+        "the {name} inference transaction failed: {receipt}"
     );
     let logs = receipt["logs"].as_array().cloned().unwrap_or_default();
     let data = |l: &Value| -> Result<Vec<u8>> {
@@ -363,15 +375,26 @@ async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
             format!("{:.4}", v as f64 / 10f64.powi(d as i32))
         })
         .collect();
+    let how = match mode {
+        1 => "one node proved it (Groth16); every validator checked the proof".to_string(),
+        2 => format!(
+            "a registered enclave ran it{}",
+            if out.jsons.iter().any(|j| j.value == "dev-enclave") {
+                " (a dev enclave: a test root attests it, and the result says so)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("{} inference nodes agreed", settled.nodes.len()),
+    };
     println!(
-        "● on-chain inference: the demo contract {} ran {model} in QUORUM mode in block {} ({:.0} ms)\n  output {} = [{}] (is_simulation_result = {})\n  {} inference nodes agreed and were paid {} wei: {}",
+        "● on-chain inference, {name}: the demo contract {} ran {model} in block {} ({:.0} ms)\n  output {} = [{}] (is_simulation_result = {})\n  {how}; paid {} wei to {}",
         gradnet_chain::inference::demo_contract::ADDRESS,
         u64::from_str_radix(receipt["blockNumber"].as_str().unwrap_or("0x0").trim_start_matches("0x"), 16)?,
         started.elapsed().as_secs_f64() * 1e3,
         out.numbers[0].name,
         values.join(", "),
         out.is_simulation_result,
-        settled.nodes.len(),
         settled.fee,
         settled.nodes.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
     );
