@@ -66,8 +66,15 @@ fn bytes(map: &[(Value, Value)], key: &str) -> Result<Option<Vec<u8>>, TeeError>
     }
 }
 
-/// The four parts of a COSE_Sign1 (tagged or not).
-fn cose_parts(doc: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), TeeError> {
+/// The signed parts of a COSE_Sign1: protected header, payload, signature.
+struct Cose {
+    protected: Vec<u8>,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// The parts of a COSE_Sign1 (tagged or not), its algorithm checked.
+fn cose_parts(doc: &[u8]) -> Result<Cose, TeeError> {
     let v: Value = ciborium::from_reader(doc).map_err(|e| bad(format!("not CBOR: {e}")))?;
     let v = match v {
         Value::Tag(18, inner) => *inner,
@@ -94,7 +101,11 @@ fn cose_parts(doc: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), TeeError> {
             "signature algorithm {alg:?}, expected ES384 (-35)"
         )));
     }
-    Ok((protected.clone(), payload.clone(), signature.clone()))
+    Ok(Cose {
+        protected: protected.clone(),
+        payload: payload.clone(),
+        signature: signature.clone(),
+    })
 }
 
 /// `Sig_structure` of RFC 9052 for a COSE_Sign1 without external data.
@@ -180,7 +191,11 @@ fn check_cert(cert: &Certificate, issuer: &Certificate, now: u64) -> Result<(), 
 
 /// Verifies `doc` against the pinned `roots` (DER) at `now` (Unix seconds).
 pub fn verify(doc: &[u8], roots: &[Vec<u8>], now: u64) -> Result<Attestation, TeeError> {
-    let (protected, payload, signature) = cose_parts(doc)?;
+    let Cose {
+        protected,
+        payload,
+        signature,
+    } = cose_parts(doc)?;
     let body: Value =
         ciborium::from_reader(&payload[..]).map_err(|e| bad(format!("payload: {e}")))?;
     let map = body.as_map().ok_or_else(|| bad("payload is not a map"))?;

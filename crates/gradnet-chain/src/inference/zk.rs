@@ -84,7 +84,7 @@ pub fn outcome(proof: &[u8], output: &[i64]) -> Bytes {
 /// A ZKML outcome's proof and output.
 pub fn parse_outcome(o: &[u8]) -> Option<(&[u8], Vec<i64>)> {
     let rest = o.strip_prefix(&[OUTCOME_TAG])?;
-    if rest.len() < PROOF_LEN || (rest.len() - PROOF_LEN) % 8 != 0 {
+    if rest.len() < PROOF_LEN || !(rest.len() - PROOF_LEN).is_multiple_of(8) {
         return None;
     }
     let (proof, ys) = rest.split_at(PROOF_LEN);
