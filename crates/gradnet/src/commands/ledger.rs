@@ -15,6 +15,8 @@ use std::path::Path;
 use crate::config::ChainConfig;
 
 pub struct Ledger {
+    /// The chain, for the API's `/rpc` (the console's JSON-RPC).
+    pub chain: std::sync::Arc<Chain>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     consensus: Option<Running>,
 }
@@ -132,6 +134,7 @@ pub async fn start(
         genesis.chain_id
     );
     Ok(Ledger {
+        chain,
         tasks,
         consensus: Some(consensus),
     })

@@ -48,7 +48,13 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
         d.endpoint = format!("http://{addr}");
         tokio::spawn(super::tee::run(state.key.clone(), d));
     }
-    let app = gradnet_api::router(state).merge(pipe);
+    // the web console at /, and on a validator its JSON-RPC at /rpc too
+    let mut app = gradnet_api::router(state)
+        .merge(pipe)
+        .merge(gradnet_web::router());
+    if let Some(l) = &ledger {
+        app = app.nest("/rpc", gradnet_chain::rpc::router(l.chain.clone()));
+    }
     gradnet_api::serve_app(listener, app, shutdown_signal()).await?;
     if let Some(l) = ledger {
         l.stop().await;

@@ -1,0 +1,100 @@
+// Explorer: latest blocks and transactions (live), a block, a transaction
+// with its inference call and receipt, an address.
+
+import { rpc, hexToNum } from "./rpc";
+import { esc, short, ago, table, errorBox } from "./dom";
+
+const PRECOMPILES: Record<string, string> = {
+  "0x00000000000000000000000000000000000000f4": "inference precompile",
+  "0x00000000000000000000000000000000000000f5": "inference registry",
+  "0x00000000000000000000000000000000000000f6": "workflow scheduler",
+  "0x00000000000000000000000000000000000000f7": "ZK verifier",
+  "0x00000000000000000000000000000000000000f8": "TEE registry",
+  "0x0000000000000000000000000000000000000de0": "demo contract",
+};
+
+const blockLink = (n: number) => `<a href="#/block/${n}">${n}</a>`;
+const txLink = (h: string) => `<a class="mono" href="#/tx/${h}">${esc(short(h))}</a>`;
+const addrLink = (a: string | null) =>
+  a ? `<a class="mono" href="#/address/${a}">${esc(PRECOMPILES[a.toLowerCase()] ?? short(a))}</a>` : "contract creation";
+
+export async function latest(el: HTMLElement, isCurrent: () => boolean): Promise<void> {
+  el.innerHTML = `<h1>Explorer</h1><section class="cols"><div><h2>Latest blocks</h2><div id="blocks">loading…</div></div><div><h2>Latest transactions</h2><div id="txs">loading…</div></div></section>`;
+  let shown = -1;
+  while (isCurrent()) {
+    try {
+      const head = hexToNum(await rpc<string>("eth_blockNumber"));
+      if (head !== shown) {
+        shown = head;
+        const blocks = await Promise.all(
+          Array.from({ length: Math.min(15, head + 1) }, (_, i) => rpc<any>("eth_getBlockByNumber", [`0x${(head - i).toString(16)}`, true])),
+        );
+        el.querySelector("#blocks")!.innerHTML = table(
+          ["block", "age", "txs", "gas used", "proposer"],
+          blocks.filter(Boolean).map((b) => [
+            blockLink(hexToNum(b.number)),
+            ago(hexToNum(b.timestamp)),
+            String(b.transactions.length),
+            hexToNum(b.gasUsed).toLocaleString(),
+            `<span class="mono">${esc(short(b.miner))}</span>`,
+          ]),
+          "blocks",
+        );
+        const txs = blocks.filter(Boolean).flatMap((b) => b.transactions.map((t: any) => ({ ...t, block: hexToNum(b.number) }))).slice(0, 15);
+        el.querySelector("#txs")!.innerHTML = txs.length
+          ? table(["tx", "block", "from", "to"], txs.map((t) => [txLink(t.hash), blockLink(t.block), addrLink(t.from), addrLink(t.to)]), "txs")
+          : `<p class="muted">no transactions in the latest blocks</p>`;
+      }
+    } catch (e) {
+      el.querySelector("#blocks")!.innerHTML = errorBox(e);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+export async function block(el: HTMLElement, id: string): Promise<void> {
+  const b = id.startsWith("0x") && id.length === 66
+    ? await rpc<any>("eth_getBlockByHash", [id, true])
+    : await rpc<any>("eth_getBlockByNumber", [`0x${Number(id).toString(16)}`, true]);
+  if (!b) throw new Error(`no block ${id}`);
+  const n = hexToNum(b.number);
+  el.innerHTML = `<h1>Block ${n}</h1>${table(["field", "value"], [
+    ["hash", `<span class="mono">${esc(b.hash)}</span>`],
+    ["parent", n > 0 ? `<a href="#/block/${n - 1}">${esc(b.parentHash)}</a>` : esc(b.parentHash)],
+    ["time", `${new Date(hexToNum(b.timestamp) * 1000).toISOString()} (${ago(hexToNum(b.timestamp))})`],
+    ["proposer", `<span class="mono">${esc(b.miner)}</span>`],
+    ["gas used / limit", `${hexToNum(b.gasUsed).toLocaleString()} / ${hexToNum(b.gasLimit).toLocaleString()}`],
+    ["state root", `<span class="mono">${esc(b.stateRoot)}</span>`],
+    ["transactions", String(b.transactions.length)],
+  ], "kv")}<h2>Transactions</h2>${b.transactions.length ? table(["tx", "from", "to", "gas"], b.transactions.map((t: any) => [txLink(t.hash), addrLink(t.from), addrLink(t.to), hexToNum(t.gas).toLocaleString()])) : `<p class="muted">none</p>`}`;
+}
+
+export async function tx(el: HTMLElement, hash: string): Promise<void> {
+  const [t, r] = await Promise.all([rpc<any>("eth_getTransactionByHash", [hash]), rpc<any>("eth_getTransactionReceipt", [hash])]);
+  if (!t) throw new Error(`no transaction ${hash}`);
+  const status = r ? (r.status === "0x1" ? `<span class="ok">success</span>` : `<span class="bad">reverted</span>`) : "pending";
+  el.innerHTML = `<h1>Transaction</h1>${table(["field", "value"], [
+    ["hash", `<span class="mono">${esc(t.hash)}</span>`],
+    ["status", status],
+    ["block", r ? blockLink(hexToNum(r.blockNumber)) : "pending"],
+    ["from", addrLink(t.from)],
+    ["to", addrLink(t.to)],
+    ["value (wei)", BigInt(t.value).toString()],
+    ["gas used", r ? hexToNum(r.gasUsed).toLocaleString() : ""],
+    ["input", `<code class="wrap">${esc(t.input.length > 400 ? t.input.slice(0, 400) + "…" : t.input)}</code>`],
+  ], "kv")}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
+}
+
+export async function address(el: HTMLElement, a: string): Promise<void> {
+  const [bal, nonce, code] = await Promise.all([
+    rpc<string>("eth_getBalance", [a, "latest"]),
+    rpc<string>("eth_getTransactionCount", [a, "latest"]),
+    rpc<string>("eth_getCode", [a, "latest"]),
+  ]);
+  el.innerHTML = `<h1>Address</h1>${table(["field", "value"], [
+    ["address", `<span class="mono">${esc(a)}</span>${PRECOMPILES[a.toLowerCase()] ? ` (${PRECOMPILES[a.toLowerCase()]})` : ""}`],
+    ["balance (wei)", BigInt(bal).toString()],
+    ["transactions sent", String(hexToNum(nonce))],
+    ["code", code && code !== "0x" ? `${(code.length - 2) / 2} bytes` : "none (an account)"],
+  ], "kv")}`;
+}

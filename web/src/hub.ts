@@ -1,0 +1,81 @@
+// Model hub: repositories, versions, files; upload with a progress bar;
+// a model's declared inputs and outputs.
+
+import { api } from "./rpc";
+import { esc, table, bytes, errorBox, short } from "./dom";
+
+export async function repos(el: HTMLElement): Promise<void> {
+  const list = await api<any[]>("/api/v0/models");
+  el.innerHTML = `<h1>Model hub</h1>
+  <form id="create" class="row">
+    <input name="name" placeholder="new repository name" required />
+    <input name="description" placeholder="description" />
+    <button>Create</button>
+  </form><div id="create-error"></div>
+  ${list.length ? table(["repository", "task", "description"], list.map((r) => [`<a href="#/hub/${encodeURIComponent(r.name)}">${esc(r.name)}</a>`, esc(r.task), esc(r.description)]), "repos") : `<p class="muted">no repositories yet</p>`}`;
+  el.querySelector<HTMLFormElement>("#create")!.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(ev.target as HTMLFormElement);
+    try {
+      await api("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
+      location.hash = `#/hub/${encodeURIComponent(String(f.get("name")))}`;
+    } catch (e) {
+      el.querySelector("#create-error")!.innerHTML = errorBox(e);
+    }
+  };
+}
+
+export async function repo(el: HTMLElement, name: string): Promise<void> {
+  const versions = await api<any[]>(`/api/v0/models/${encodeURIComponent(name)}/versions`);
+  const files = await Promise.all(
+    versions.map((v) => api<any[]>(`/api/v0/models/${encodeURIComponent(name)}/versions/${v.versionString}/files`)),
+  );
+  const latest = versions.at(-1)?.versionString;
+  el.innerHTML = `<h1>${esc(name)}</h1>
+  <form id="version" class="row"><input name="notes" placeholder="release notes" /><button>New version</button></form>
+  ${latest ? `<form id="upload" class="row"><label>Upload into ${esc(latest)}: <input type="file" name="file" required /></label><button>Upload</button><progress id="progress" max="100" value="0" hidden></progress></form>` : ""}
+  <div id="hub-error"></div>
+  ${versions.map((v, i) => `<h2>Version ${esc(v.versionString)}</h2>${files[i].length ? table(["file", "size", "content id", ""], files[i].map((f: any) => [esc(f.name), bytes(f.size), `<span class="mono" title="${esc(f.cid)}">${esc(short(f.cid, 14))}</span>`, f.name.endsWith(".onnx") ? `<a href="#/model/${f.cid}">inputs &amp; outputs</a>` : ""]), "files") : `<p class="muted">no files</p>`}`).join("") || `<p class="muted">no versions yet</p>`}`;
+  el.querySelector<HTMLFormElement>("#version")!.onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await api(`/api/v0/models/${encodeURIComponent(name)}/versions`, { notes: new FormData(ev.target as HTMLFormElement).get("notes") ?? "" });
+      await repo(el, name);
+    } catch (e) {
+      el.querySelector("#hub-error")!.innerHTML = errorBox(e);
+    }
+  };
+  const up = el.querySelector<HTMLFormElement>("#upload");
+  if (up) up.onsubmit = (ev) => {
+    ev.preventDefault();
+    const file = (up.elements.namedItem("file") as HTMLInputElement).files?.[0];
+    if (!file) return;
+    const bar = el.querySelector<HTMLProgressElement>("#progress")!;
+    bar.hidden = false;
+    const body = new FormData();
+    body.append("file", file, file.name);
+    const xhr = new XMLHttpRequest();
+    xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = (100 * p.loaded) / p.total);
+    xhr.onload = async () => {
+      if (xhr.status >= 200 && xhr.status < 300) return repo(el, name);
+      let msg = xhr.responseText;
+      try {
+        const e = JSON.parse(msg).error;
+        msg = `${e.code}: ${e.message}`;
+      } catch {}
+      el.querySelector("#hub-error")!.innerHTML = errorBox(msg);
+    };
+    xhr.onerror = () => (el.querySelector("#hub-error")!.innerHTML = errorBox("upload failed: the node closed the connection"));
+    xhr.open("POST", `/api/v0/models/${encodeURIComponent(name)}/versions/${latest}/files`);
+    xhr.send(body);
+  };
+}
+
+export async function model(el: HTMLElement, cid: string): Promise<void> {
+  const s = await api<any>(`/api/v0/signature/${cid}`);
+  const row = (t: any) => [esc(t.name), esc(t.dtype), esc(JSON.stringify(t.shape))];
+  el.innerHTML = `<h1>Model <span class="mono">${esc(short(cid, 14))}</span></h1>
+  <h2>Inputs</h2>${table(["name", "dtype", "shape"], (s.inputs ?? []).map(row))}
+  <h2>Outputs</h2>${table(["name", "dtype", "shape"], (s.outputs ?? []).map(row))}
+  <p><a href="#/playground/${cid}">Run it in the playground</a></p>`;
+}
