@@ -3,6 +3,7 @@
 
 import { api } from "./rpc";
 import { esc, errorBox } from "./dom";
+import { verifyReceipt } from "./receipt";
 
 export function playground(el: HTMLElement, model = ""): void {
   el.innerHTML = `<h1>Playground</h1>
@@ -11,7 +12,25 @@ export function playground(el: HTMLElement, model = ""): void {
     <label>Inputs (JSON) <textarea name="inputs" rows="6">{"x": [[0.5, -1.0, 2.5, 3.0]]}</textarea></label>
     <button>Run</button>
   </form>
-  <div id="result"></div>`;
+  <div id="result"></div>
+  <h2>Verify a receipt</h2>
+  <p class="muted">The node's ed25519 signature, checked by this browser over the bytes the node signed.</p>
+  <textarea id="receipt-input" rows="8" placeholder="paste a receipt (JSON)"></textarea>
+  <button id="verify">Verify</button> <span id="verdict"></span>`;
+  el.querySelector<HTMLButtonElement>("#verify")!.onclick = async () => {
+    const verdict = el.querySelector("#verdict")!;
+    let receipt: any;
+    try {
+      receipt = JSON.parse(el.querySelector<HTMLTextAreaElement>("#receipt-input")!.value);
+    } catch (e) {
+      verdict.className = "bad";
+      verdict.textContent = `not valid JSON: ${(e as Error).message}`;
+      return;
+    }
+    const v = await verifyReceipt(receipt);
+    verdict.className = v === "valid" ? "ok" : "bad";
+    verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
+  };
   el.querySelector<HTMLFormElement>("#run")!.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target as HTMLFormElement);
@@ -27,6 +46,7 @@ export function playground(el: HTMLElement, model = ""): void {
     try {
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
       out.innerHTML = `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(r.outputs, null, 1))}</pre><h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
+      el.querySelector<HTMLTextAreaElement>("#receipt-input")!.value = JSON.stringify(r.receipt, null, 1);
     } catch (e) {
       out.innerHTML = errorBox(e);
     }

@@ -66,6 +66,13 @@ await step("playground", async () => {
   await page.locator("#receipt").waitFor();
   const receipt = JSON.parse(await page.locator("#receipt").textContent());
   if (!receipt.signature || !receipt.output_hash || receipt.model !== cid) throw new Error("no signed receipt shown");
+  // checked in the browser; a tampered receipt is not
+  await page.click("#verify");
+  await page.locator("#verdict.ok").filter({ hasText: "signature valid" }).waitFor();
+  const tampered = { ...receipt, timestamp_ms: receipt.timestamp_ms + 1 };
+  await page.fill("#receipt-input", JSON.stringify(tampered));
+  await page.click("#verify");
+  await page.locator("#verdict.bad").filter({ hasText: "does not match" }).waitFor();
 });
 
 await step("playground-errors", async () => {
