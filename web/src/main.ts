@@ -32,7 +32,7 @@ async function route(): Promise<void> {
       case "playground":
         return playground(app, arg);
       case "health":
-        return await health(app);
+        return await health(app, current);
       default:
         app.innerHTML = errorBox(`no page ${page}`);
     }

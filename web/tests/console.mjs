@@ -87,6 +87,14 @@ await step("playground-errors", async () => {
   await run('{"x": [[1, 2, 3, 4]]}', "not found");
 });
 
+await step("health", async () => {
+  await page.goto(`${base}/#/health`);
+  // the requests this test made show up as throughput, latency and errors
+  for (const id of ["throughput", "latency", "errors"]) await page.locator(`#${id} svg path`).first().waitFor({ state: "attached", timeout: 10000 });
+  await page.locator("#throughput figcaption").filter({ hasText: /requests\/s \d/ }).waitFor();
+  await page.locator("#latency figcaption").filter({ hasText: "ms" }).waitFor();
+});
+
 if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
 await browser.close();
 console.log("console ok");
