@@ -5,6 +5,7 @@ import * as explorer from "./explorer";
 import * as hub from "./hub";
 import { playground } from "./playground";
 import { health } from "./health";
+import { chat } from "./chat";
 import { errorBox } from "./dom";
 
 const app = document.getElementById("app")!;
@@ -31,6 +32,8 @@ async function route(): Promise<void> {
         return await hub.model(app, arg);
       case "playground":
         return playground(app, arg);
+      case "chat":
+        return chat(app, arg);
       case "health":
         return await health(app, current);
       default:

@@ -6,7 +6,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
-const [base, txHash, modelFile, shots] = process.argv.slice(2);
+const [base, txHash, modelFile, shots, llm] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -85,6 +85,18 @@ await step("playground-errors", async () => {
   await run('{"x": [[1, 2]]}', "shape");
   await page.fill("input[name=model]", "b3" + "a".repeat(52));
   await run('{"x": [[1, 2, 3, 4]]}', "not found");
+});
+
+await step("chat", async () => {
+  await page.goto(`${base}/#/chat/${llm}`);
+  await page.click("#chat button");
+  await page.locator("#finish").filter({ hasText: "finished" }).waitFor({ timeout: 30000 });
+  const chunks = Number(await page.locator("#answer").getAttribute("data-chunks"));
+  if (!(chunks > 1)) throw new Error(`the answer came in ${chunks} chunk(s), not streamed`);
+  // an unknown model: the API's error, not a blank page
+  await page.fill("input[name=model]", "no-such-llm");
+  await page.click("#chat button");
+  await page.getByRole("alert").waitFor();
 });
 
 await step("health", async () => {

@@ -81,6 +81,14 @@ fn the_console_explores_uploads_and_runs_models_in_a_browser() {
     );
     let hash = hash.as_str().unwrap().to_string();
 
+    // a tiny LLM (random weights: its words are noise) for the chat page
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(common::publish(
+        &api,
+        "tiny-llm",
+        "model.gguf",
+        gradnet_runtime::llm::sample::tiny_llama(1),
+    ));
     let model = dir.path().join("model.onnx");
     std::fs::write(&model, gradnet_runtime::samples::mlp(4, 8, 3, 7)).unwrap();
     let shots =
@@ -90,6 +98,7 @@ fn the_console_explores_uploads_and_runs_models_in_a_browser() {
         .args([&api, &hash])
         .arg(&model)
         .arg(&shots)
+        .arg("tiny-llm")
         .env("CHROMIUM", &chromium)
         .current_dir(&web)
         .output()
