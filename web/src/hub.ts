@@ -72,10 +72,10 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
 }
 
 export async function model(el: HTMLElement, cid: string): Promise<void> {
-  const s = await api<any>(`/api/v0/signature/${cid}`);
-  const row = (t: any) => [esc(t.name), esc(t.dtype), esc(JSON.stringify(t.shape))];
+  const s = (await api<any>(`/api/v0/signature/${cid}`)).signature ?? {};
+  const row = (t: any) => [esc(t.name), esc(t.dtype ?? "unsupported"), esc(JSON.stringify(t.shape ?? "undeclared"))];
   el.innerHTML = `<h1>Model <span class="mono">${esc(short(cid, 14))}</span></h1>
-  <h2>Inputs</h2>${table(["name", "dtype", "shape"], (s.inputs ?? []).map(row))}
-  <h2>Outputs</h2>${table(["name", "dtype", "shape"], (s.outputs ?? []).map(row))}
+  <h2>Inputs</h2>${table(["name", "dtype", "shape"], (s.inputs ?? []).map(row), "inputs")}
+  <h2>Outputs</h2>${table(["name", "dtype", "shape"], (s.outputs ?? []).map(row), "outputs")}
   <p><a href="#/playground/${cid}">Run it in the playground</a></p>`;
 }

@@ -4,6 +4,7 @@
 import { api } from "./rpc";
 import { esc, errorBox } from "./dom";
 import { verifyReceipt } from "./receipt";
+import { outputHash, requestHash } from "./hashes";
 
 export function playground(el: HTMLElement, model = ""): void {
   el.innerHTML = `<h1>Playground</h1>
@@ -47,6 +48,19 @@ export function playground(el: HTMLElement, model = ""): void {
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
       out.innerHTML = `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(r.outputs, null, 1))}</pre><h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
       el.querySelector<HTMLTextAreaElement>("#receipt-input")!.value = JSON.stringify(r.receipt, null, 1);
+      // the hashes the receipt signs, recomputed here from what was sent and received
+      const sig = (await api<any>(`/api/v0/signature/${r.model}`)).signature ?? {};
+      const dtypes = Object.fromEntries((sig.inputs ?? []).map((t: any) => [t.name, t.dtype]));
+      const checks = [
+        ["request hash", requestHash(r.model, 0, inputs as Record<string, unknown>, dtypes), r.receipt.request_hash],
+        ["output hash", outputHash(r.outputs, r.output_types), r.receipt.output_hash],
+      ];
+      out.insertAdjacentHTML(
+        "beforeend",
+        `<ul id="hash-checks">${checks
+          .map(([what, mine, signed]) => `<li class="${mine === signed ? "ok" : "bad"}">${what}: ${mine === signed ? "recomputed here, matches the receipt" : `recomputed ${esc(mine)}, the receipt says ${esc(signed)}`}</li>`)
+          .join("")}</ul>`,
+      );
     } catch (e) {
       out.innerHTML = errorBox(e);
     }

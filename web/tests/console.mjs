@@ -57,7 +57,8 @@ await step("hub-upload", async () => {
   cid = await page.locator("table.files span.mono").first().getAttribute("title");
   if (!cid?.startsWith("b3")) throw new Error(`no content id listed: ${cid}`);
   await page.click("text=inputs & outputs");
-  await page.getByRole("heading", { name: "Inputs" }).waitFor();
+  await page.locator("table.inputs td", { hasText: /^x$/ }).waitFor();
+  await page.locator("table.outputs td", { hasText: /^y$/ }).waitFor();
 });
 
 await step("playground", async () => {
@@ -66,6 +67,9 @@ await step("playground", async () => {
   await page.locator("#receipt").waitFor();
   const receipt = JSON.parse(await page.locator("#receipt").textContent());
   if (!receipt.signature || !receipt.output_hash || receipt.model !== cid) throw new Error("no signed receipt shown");
+  // both hashes recomputed in the browser match what the node signed
+  await page.locator("#hash-checks li.ok").nth(1).waitFor();
+  if (await page.locator("#hash-checks li.bad").count()) throw new Error(await page.locator("#hash-checks").textContent());
   // checked in the browser; a tampered receipt is not
   await page.click("#verify");
   await page.locator("#verdict.ok").filter({ hasText: "signature valid" }).waitFor();
