@@ -3,6 +3,7 @@
 
 import { rpc, hexToNum } from "./rpc";
 import { esc, short, ago, table, errorBox } from "./dom";
+import { decode, describe, quorumOf } from "./inference";
 
 const PRECOMPILES: Record<string, string> = {
   "0x00000000000000000000000000000000000000f4": "inference precompile",
@@ -66,13 +67,20 @@ export async function block(el: HTMLElement, id: string): Promise<void> {
     ["gas used / limit", `${hexToNum(b.gasUsed).toLocaleString()} / ${hexToNum(b.gasLimit).toLocaleString()}`],
     ["state root", `<span class="mono">${esc(b.stateRoot)}</span>`],
     ["transactions", String(b.transactions.length)],
-  ], "kv")}<h2>Transactions</h2>${b.transactions.length ? table(["tx", "from", "to", "gas"], b.transactions.map((t: any) => [txLink(t.hash), addrLink(t.from), addrLink(t.to), hexToNum(t.gas).toLocaleString()])) : `<p class="muted">none</p>`}`;
+  ], "kv")}${await sidecarSummary(n)}<h2>Transactions</h2>${b.transactions.length ? table(["tx", "from", "to", "gas"], b.transactions.map((t: any) => [txLink(t.hash), addrLink(t.from), addrLink(t.to), hexToNum(t.gas).toLocaleString()])) : `<p class="muted">none</p>`}`;
 }
 
 export async function tx(el: HTMLElement, hash: string): Promise<void> {
   const [t, r] = await Promise.all([rpc<any>("eth_getTransactionByHash", [hash]), rpc<any>("eth_getTransactionReceipt", [hash])]);
   if (!t) throw new Error(`no transaction ${hash}`);
   const status = r ? (r.status === "0x1" ? `<span class="ok">success</span>` : `<span class="bad">reverted</span>`) : "pending";
+  const call = decode(t.input);
+  let inference = "";
+  if (call && r) {
+    const sc = await rpc<any>("gradnet_sidecar", [r.blockNumber, quorumOf(call.mode)]).catch(() => null);
+    const entry = sc?.calls?.find((c: any) => c.requestHash === call.requestHash);
+    inference = describe(call, entry, r.status === "0x1");
+  }
   el.innerHTML = `<h1>Transaction</h1>${table(["field", "value"], [
     ["hash", `<span class="mono">${esc(t.hash)}</span>`],
     ["status", status],
@@ -82,7 +90,7 @@ export async function tx(el: HTMLElement, hash: string): Promise<void> {
     ["value (wei)", BigInt(t.value).toString()],
     ["gas used", r ? hexToNum(r.gasUsed).toLocaleString() : ""],
     ["input", `<code class="wrap">${esc(t.input.length > 400 ? t.input.slice(0, 400) + "…" : t.input)}</code>`],
-  ], "kv")}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
+  ], "kv")}${inference}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
 }
 
 export async function address(el: HTMLElement, a: string): Promise<void> {
@@ -97,4 +105,19 @@ export async function address(el: HTMLElement, a: string): Promise<void> {
     ["transactions sent", String(hexToNum(nonce))],
     ["code", code && code !== "0x" ? `${(code.length - 2) / 2} bytes` : "none (an account)"],
   ], "kv")}`;
+}
+
+async function sidecarSummary(n: number): Promise<string> {
+  const sc = await rpc<any>("gradnet_sidecar", [`0x${n.toString(16)}`]).catch(() => null);
+  if (!sc || !sc.calls.length) return "";
+  return `<h2>Inference sidecar</h2>${table(
+    ["request", "asked", "answers", "outcomes"],
+    sc.calls.map((c: any) => [
+      `<span class="mono">${esc(short(c.requestHash, 14))}</span>`,
+      String(c.asked.length),
+      String(c.answers.length),
+      c.outcomes.map((o: any) => `${esc(o.kind)} (${o.bytes} B)`).join(", "),
+    ]),
+    "sidecar",
+  )}`;
 }

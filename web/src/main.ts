@@ -6,6 +6,7 @@ import * as hub from "./hub";
 import { playground } from "./playground";
 import { health } from "./health";
 import { chat } from "./chat";
+import { network } from "./network";
 import { errorBox } from "./dom";
 
 const app = document.getElementById("app")!;
@@ -34,6 +35,8 @@ async function route(): Promise<void> {
         return playground(app, arg);
       case "chat":
         return chat(app, arg);
+      case "network":
+        return await network(app);
       case "health":
         return await health(app, current);
       default:

@@ -6,7 +6,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 
-const [base, txHash, modelFile, shots, llm] = process.argv.slice(2);
+const [base, txHash, modelFile, shots, llm, inferenceTx] = process.argv.slice(2);
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -32,6 +32,23 @@ await step("explorer", async () => {
   await page.locator(`a[href="#/tx/${txHash}"]`).first().waitFor({ timeout: 20000 });
   await page.locator(`a[href="#/tx/${txHash}"]`).first().click();
   await page.getByText("success").waitFor();
+});
+
+await step("inference-tx", async () => {
+  await page.goto(`${base}/#/tx/${inferenceTx}`);
+  const call = page.locator("table.inference");
+  await call.waitFor({ timeout: 20000 });
+  for (const text of ["runModelInference", "VANILLA", "one staked node's signed result", "agreed: 1"]) await call.getByText(text).first().waitFor();
+  await page.getByText("success").waitFor();
+});
+
+await step("network", async () => {
+  await page.goto(`${base}/#/network`);
+  await page.locator("table.validators tbody tr").first().waitFor();
+  const node = page.locator("table.nodes tbody tr").first();
+  await node.waitFor();
+  // the node was paid for the call above
+  await node.getByText("0.001").waitFor();
 });
 
 await step("search", async () => {

@@ -18,13 +18,16 @@ const SUGGESTED_TIP: u128 = 1_000_000_000;
 /// Blocks one `eth_getLogs` may scan.
 const MAX_LOG_RANGE: u64 = 10_000;
 
-fn param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<T, RpcError> {
+pub(super) fn param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<T, RpcError> {
     let v = params.get(i).cloned().unwrap_or(Value::Null);
     serde_json::from_value(v)
         .map_err(|e| RpcError::invalid_params(format!("invalid argument {i}: {e}")))
 }
 
-fn opt_param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<Option<T>, RpcError> {
+pub(super) fn opt_param<T: DeserializeOwned>(
+    params: &[Value],
+    i: usize,
+) -> Result<Option<T>, RpcError> {
     match params.get(i) {
         None | Some(Value::Null) => Ok(None),
         Some(_) => param(params, i).map(Some),

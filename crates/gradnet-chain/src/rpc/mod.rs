@@ -4,6 +4,7 @@
 
 mod eth;
 pub mod format;
+mod gradnet;
 
 use std::sync::Arc;
 
@@ -106,7 +107,9 @@ fn one(chain: &Chain, req: Value) -> Value {
             return response(id, Err(RpcError::invalid_params("params must be an array")));
         }
     };
-    response(id, eth::call(chain, method, &params))
+    let result =
+        gradnet::call(chain, method, &params).unwrap_or_else(|| eth::call(chain, method, &params));
+    response(id, result)
 }
 
 async fn handle(State(chain): State<Arc<Chain>>, body: Bytes) -> impl IntoResponse {
