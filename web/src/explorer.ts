@@ -4,6 +4,7 @@
 import { rpc, hexToNum } from "./rpc";
 import { esc, short, ago, table, errorBox } from "./dom";
 import { decode, describe, quorumOf } from "./inference";
+import { checkInference, renderChecks } from "./sidecar";
 
 const PRECOMPILES: Record<string, string> = {
   "0x00000000000000000000000000000000000000f4": "inference precompile",
@@ -21,18 +22,26 @@ const addrLink = (a: string | null) =>
 
 export async function latest(el: HTMLElement, isCurrent: () => boolean): Promise<void> {
   el.innerHTML = `<h1>Explorer</h1><section class="cols"><div><h2>Latest blocks</h2><div id="blocks">loading…</div></div><div><h2>Latest transactions</h2><div id="txs">loading…</div></div></section>`;
+  // every block since the last refresh is read (up to a window), so a
+  // transaction shows up however fast blocks come
+  const WINDOW = 15;
   let shown = -1;
+  let blocks: any[] = [];
+  let txs: any[] = [];
   while (isCurrent()) {
     try {
       const head = hexToNum(await rpc<string>("eth_blockNumber"));
       if (head !== shown) {
+        const from = Math.max(shown + 1, head - 4 * WINDOW + 1, 0);
+        const fresh = (
+          await Promise.all(Array.from({ length: head - from + 1 }, (_, i) => rpc<any>("eth_getBlockByNumber", [`0x${(head - i).toString(16)}`, true])))
+        ).filter(Boolean);
         shown = head;
-        const blocks = await Promise.all(
-          Array.from({ length: Math.min(15, head + 1) }, (_, i) => rpc<any>("eth_getBlockByNumber", [`0x${(head - i).toString(16)}`, true])),
-        );
+        blocks = [...fresh, ...blocks].slice(0, WINDOW);
+        txs = [...fresh.flatMap((b) => b.transactions.map((t: any) => ({ ...t, block: hexToNum(b.number) }))), ...txs].slice(0, WINDOW);
         el.querySelector("#blocks")!.innerHTML = table(
           ["block", "age", "txs", "gas used", "proposer"],
-          blocks.filter(Boolean).map((b) => [
+          blocks.map((b) => [
             blockLink(hexToNum(b.number)),
             ago(hexToNum(b.timestamp)),
             String(b.transactions.length),
@@ -41,10 +50,9 @@ export async function latest(el: HTMLElement, isCurrent: () => boolean): Promise
           ]),
           "blocks",
         );
-        const txs = blocks.filter(Boolean).flatMap((b) => b.transactions.map((t: any) => ({ ...t, block: hexToNum(b.number) }))).slice(0, 15);
         el.querySelector("#txs")!.innerHTML = txs.length
           ? table(["tx", "block", "from", "to"], txs.map((t) => [txLink(t.hash), blockLink(t.block), addrLink(t.from), addrLink(t.to)]), "txs")
-          : `<p class="muted">no transactions in the latest blocks</p>`;
+          : `<p class="muted">no transactions in the latest ${4 * WINDOW} blocks</p>`;
       }
     } catch (e) {
       el.querySelector("#blocks")!.innerHTML = errorBox(e);
@@ -74,13 +82,7 @@ export async function tx(el: HTMLElement, hash: string): Promise<void> {
   const [t, r] = await Promise.all([rpc<any>("eth_getTransactionByHash", [hash]), rpc<any>("eth_getTransactionReceipt", [hash])]);
   if (!t) throw new Error(`no transaction ${hash}`);
   const status = r ? (r.status === "0x1" ? `<span class="ok">success</span>` : `<span class="bad">reverted</span>`) : "pending";
-  const call = decode(t.input);
-  let inference = "";
-  if (call && r) {
-    const sc = await rpc<any>("gradnet_sidecar", [r.blockNumber, quorumOf(call.mode)]).catch(() => null);
-    const entry = sc?.calls?.find((c: any) => c.requestHash === call.requestHash);
-    inference = describe(call, entry, r.status === "0x1");
-  }
+  const inference = r ? await inferenceSection(t, r) : "";
   el.innerHTML = `<h1>Transaction</h1>${table(["field", "value"], [
     ["hash", `<span class="mono">${esc(t.hash)}</span>`],
     ["status", status],
@@ -91,6 +93,31 @@ export async function tx(el: HTMLElement, hash: string): Promise<void> {
     ["gas used", r ? hexToNum(r.gasUsed).toLocaleString() : ""],
     ["input", `<code class="wrap">${esc(t.input.length > 400 ? t.input.slice(0, 400) + "…" : t.input)}</code>`],
   ], "kv")}${inference}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
+  verifyButton(el, t, r);
+}
+
+/** The decoded inference call in `t` with its sidecar entry ("" if none). */
+export async function inferenceSection(t: any, r: any): Promise<string> {
+  const call = decode(t.input);
+  if (!call) return "";
+  const sc = await rpc<any>("gradnet_sidecar", [r.blockNumber, quorumOf(call.mode)]).catch(() => null);
+  const entry = sc?.calls?.find((c: any) => c.requestHash === call.requestHash);
+  return describe(call, entry, r.status === "0x1") + (entry ? `<p><button id="verify-chain">Verify in this browser</button></p><div id="checks"></div>` : "");
+}
+
+/** Wires a "Verify in this browser" button (if shown) to the sidecar checks. */
+export function verifyButton(el: HTMLElement, t: any, r: any): void {
+  const button = el.querySelector<HTMLButtonElement>("#verify-chain");
+  if (!button) return;
+  button.onclick = async () => {
+    const out = el.querySelector("#checks")!;
+    out.innerHTML = "checking…";
+    try {
+      out.innerHTML = renderChecks(await checkInference(t, r));
+    } catch (e) {
+      out.innerHTML = errorBox(e);
+    }
+  };
 }
 
 export async function address(el: HTMLElement, a: string): Promise<void> {

@@ -1,16 +1,30 @@
-// Playground: run an ONNX model on a JSON input and show the output and
-// its signed receipt (the API's error message when the input is wrong).
+// Playground: run an ONNX model on a JSON input, either on this node
+// (VANILLA, its signed receipt) or through the chain in any mode (a
+// transaction to the demo contract; the block's sidecar holds the nodes'
+// signed results), and check the result in the browser. Errors show the
+// API's own message.
 
-import { api } from "./rpc";
+import { api, rpc } from "./rpc";
 import { esc, errorBox } from "./dom";
 import { verifyReceipt } from "./receipt";
 import { outputHash, requestHash } from "./hashes";
+import { DEMO_CONTRACT, MODES, decodeOutput, inferenceCall, loggedResult } from "./onchain";
+import { hasBrowserWallet, receiptOf, savedKey, send } from "./wallet";
+import { inferenceSection, verifyButton } from "./explorer";
 
 export function playground(el: HTMLElement, model = ""): void {
   el.innerHTML = `<h1>Playground</h1>
   <form id="run">
     <label>Model (content id or repo@version/file) <input name="model" value="${esc(model)}" required /></label>
     <label>Inputs (JSON) <textarea name="inputs" rows="6">{"x": [[0.5, -1.0, 2.5, 3.0]]}</textarea></label>
+    <label>Mode <select name="mode">
+      <option value="node">VANILLA on this node: its signed receipt</option>
+      <option value="VANILLA">VANILLA on chain: one staked node, result in a block</option>
+      <option value="QUORUM">QUORUM on chain: three nodes must agree</option>
+      <option value="ZKML">ZKML on chain: a zero-knowledge proof, checked by every validator</option>
+      <option value="TEE">TEE on chain: an attested enclave</option>
+    </select></label>
+    <label id="account" hidden>Account: private key, kept in this tab only${hasBrowserWallet() ? " (empty: your browser wallet)" : ""} <input name="key" type="password" autocomplete="off" value="${esc(savedKey())}" placeholder="0x… (gradnet devnet prints funded keys)" /></label>
     <button>Run</button>
   </form>
   <div id="result"></div>
@@ -32,10 +46,12 @@ export function playground(el: HTMLElement, model = ""): void {
     verdict.className = v === "valid" ? "ok" : "bad";
     verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
   };
+  const modeSelect = el.querySelector<HTMLSelectElement>("select[name=mode]")!;
+  modeSelect.onchange = () => (el.querySelector<HTMLElement>("#account")!.hidden = modeSelect.value === "node");
   el.querySelector<HTMLFormElement>("#run")!.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target as HTMLFormElement);
-    const out = el.querySelector("#result")!;
+    const out = el.querySelector<HTMLElement>("#result")!;
     let inputs: unknown;
     try {
       inputs = JSON.parse(String(f.get("inputs")));
@@ -44,6 +60,8 @@ export function playground(el: HTMLElement, model = ""): void {
       return;
     }
     out.innerHTML = "running…";
+    const mode = String(f.get("mode"));
+    if (mode !== "node") return onChain(out, MODES[mode], String(f.get("model")), inputs as Record<string, unknown>, String(f.get("key") ?? ""));
     try {
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
       out.innerHTML = `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(r.outputs, null, 1))}</pre><h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
@@ -65,4 +83,26 @@ export function playground(el: HTMLElement, model = ""): void {
       out.innerHTML = errorBox(e);
     }
   };
+}
+
+/** Runs the model through the chain in `mode`; shows the output, the
+ *  transaction, its sidecar entry and a button that checks it here. */
+async function onChain(out: HTMLElement, mode: number, model: string, inputs: Record<string, unknown>, key: string): Promise<void> {
+  try {
+    const data = inferenceCall(mode, model, inputs);
+    // a dry run first: a model or input the nodes would refuse fails here,
+    // with its reason, before anything is paid
+    await rpc("eth_call", [{ to: DEMO_CONTRACT, data, gas: "0x4c4b40" }, "latest"]);
+    out.innerHTML = "sending the transaction…";
+    const hash = await send(key, DEMO_CONTRACT, data);
+    out.innerHTML = `waiting for <a class="mono" href="#/tx/${esc(hash)}">${esc(hash)}</a> to be in a final block…`;
+    const r = await receiptOf(hash);
+    const t = await rpc<any>("eth_getTransactionByHash", [hash]);
+    const logged = loggedResult(r);
+    const outputs = r.status === "0x1" && logged ? `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(decodeOutput(logged), null, 1))}</pre>` : errorBox("the call reverted: see the decision below");
+    out.innerHTML = `${outputs}<h2>Transaction</h2><p id="chain-tx">${r.status === "0x1" ? '<span class="ok">success</span>' : '<span class="bad">reverted</span>'}: <a class="mono" href="#/tx/${esc(hash)}">${esc(hash)}</a> in block <a href="#/block/${parseInt(r.blockNumber, 16)}">${parseInt(r.blockNumber, 16)}</a>, gas ${parseInt(r.gasUsed, 16).toLocaleString()}</p>${await inferenceSection(t, r)}`;
+    verifyButton(out, t, r);
+  } catch (e) {
+    out.innerHTML = errorBox(e);
+  }
 }

@@ -5,8 +5,8 @@
 const DOMAIN = "gradnet-receipt-v1\n";
 const FIELDS = ["version", "kind", "request_hash", "model", "output_hash", "mode", "runtime", "node", "timestamp_ms"];
 
-function hex(h: string): Uint8Array<ArrayBuffer> {
-  const pairs = h.match(/../g) ?? [];
+export function hex(h: string): Uint8Array<ArrayBuffer> {
+  const pairs = h.replace(/^0x/, "").match(/../g) ?? [];
   const out = new Uint8Array(new ArrayBuffer(pairs.length));
   pairs.forEach((b, i) => (out[i] = parseInt(b, 16)));
   return out;
@@ -18,13 +18,17 @@ export function signingBytes(r: Record<string, any>): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(DOMAIN + JSON.stringify(body));
 }
 
+/** Whether `signature` (hex) is `key`'s (hex) ed25519 signature of `message`. */
+export async function ed25519(key: string, signature: string, message: Uint8Array<ArrayBuffer>): Promise<boolean> {
+  if (!crypto.subtle) throw new Error("this page is not a secure context (open the console on localhost or https) so the browser cannot check signatures");
+  const k = await crypto.subtle.importKey("raw", hex(key), { name: "Ed25519" }, false, ["verify"]);
+  return crypto.subtle.verify("Ed25519", k, hex(signature), message);
+}
+
 /** "valid", or why not. */
 export async function verifyReceipt(r: Record<string, any>): Promise<string> {
-  if (!crypto.subtle) return "this page is not a secure context (open the console on localhost or https) so the browser cannot check signatures";
   try {
-    const key = await crypto.subtle.importKey("raw", hex(r.node), { name: "Ed25519" }, false, ["verify"]);
-    const ok = await crypto.subtle.verify("Ed25519", key, hex(r.signature), signingBytes(r));
-    return ok ? "valid" : "the signature does not match the receipt";
+    return (await ed25519(r.node, r.signature, signingBytes(r))) ? "valid" : "the signature does not match the receipt";
   } catch (e) {
     return `cannot check: ${(e as Error).message}`;
   }

@@ -1,13 +1,37 @@
-// The console in headless Chromium (Debian's, driven by playwright-core):
-// the explorer shows a new transaction, a model uploaded from the browser
-// is listed, the playground runs it and shows the receipt, and bad input
-// shows the API's error. Screenshots go to SHOTS.
-// Usage: node tests/console.mjs API_URL TX_HASH MODEL_FILE SHOTS
+// The console in headless Chromium (Debian's, driven by playwright-core)
+// against a running devnet: the explorer shows a new block after a
+// transaction, the network page lists validators and nodes, the playground
+// runs the demo model through the chain in QUORUM, ZKML and TEE mode and
+// checks each result in the browser, a model uploaded from the browser is
+// listed and runs with a verified receipt, chat streams tokens, and bad
+// input shows the API's error. Screenshots go to SHOTS.
+// Environment: CONSOLE_URL (a validator's API), CONSOLE_KEY and
+// TRANSFER_KEY (funded dev keys), DEMO_MODEL (its content id), MODEL_FILE
+// (an ONNX file to upload), LLM (a chat model in the hub), SHOTS, CHROMIUM.
 import { chromium } from "playwright-core";
+import { privateKeyToAccount } from "viem/accounts";
 import { mkdirSync } from "node:fs";
 
-const [base, txHash, modelFile, shots, llm, inferenceTx] = process.argv.slice(2);
+const env = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set`); })();
+const base = env("CONSOLE_URL");
+const shots = env("SHOTS");
+const [modelFile, llm, demo] = [env("MODEL_FILE"), env("LLM"), env("DEMO_MODEL")];
 mkdirSync(shots, { recursive: true });
+
+const rpc = async (method, params = []) => {
+  const r = await (await fetch(`${base}/rpc`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ jsonrpc: "2.0", id: 1, method, params }) })).json();
+  if (r.error) throw new Error(`${method}: ${r.error.message}`);
+  return r.result;
+};
+
+/** A plain transfer, signed here (not by the console). */
+async function transfer(key) {
+  const account = privateKeyToAccount(key);
+  const [chainId, nonce, gasPrice] = await Promise.all([rpc("eth_chainId"), rpc("eth_getTransactionCount", [account.address, "pending"]), rpc("eth_gasPrice")]);
+  const raw = await account.signTransaction({ type: "eip1559", chainId: Number(chainId), nonce: Number(nonce), to: "0x0707070707070707070707070707070707070707", value: 12345n, gas: 21000n, maxFeePerGas: BigInt(gasPrice) * 2n, maxPriorityFeePerGas: 1n });
+  return rpc("eth_sendRawTransaction", [raw]);
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -26,29 +50,81 @@ const step = async (name, f) => {
   }
 };
 
-await step("explorer", async () => {
+await step("explorer-new-block", async () => {
   await page.goto(`${base}/`);
-  // the transaction sent before the page opened shows up among the latest
-  await page.locator(`a[href="#/tx/${txHash}"]`).first().waitFor({ timeout: 20000 });
-  await page.locator(`a[href="#/tx/${txHash}"]`).first().click();
-  await page.getByText("success").waitFor();
-});
-
-await step("inference-tx", async () => {
-  await page.goto(`${base}/#/tx/${inferenceTx}`);
-  const call = page.locator("table.inference");
-  await call.waitFor({ timeout: 20000 });
-  for (const text of ["runModelInference", "VANILLA", "one staked node's signed result", "agreed: 1"]) await call.getByText(text).first().waitFor();
+  const top = page.locator("table.blocks tbody tr td a").first();
+  await top.waitFor({ timeout: 20000 });
+  const before = Number(await top.textContent());
+  const hash = await transfer(env("TRANSFER_KEY"));
+  // the page, left open, shows the block that holds it
+  const row = page.locator("table.txs tbody tr", { has: page.locator(`a[href="#/tx/${hash}"]`) });
+  await row.waitFor({ timeout: 30000 });
+  const block = Number(await row.locator("td").nth(1).textContent());
+  if (!(block > before)) throw new Error(`the transaction is in block ${block}, not after ${before}`);
+  await page.locator(`table.blocks a[href="#/block/${block}"]`).first().waitFor();
+  await row.locator(`a[href="#/tx/${hash}"]`).click();
   await page.getByText("success").waitFor();
 });
 
 await step("network", async () => {
   await page.goto(`${base}/#/network`);
-  await page.locator("table.validators tbody tr").first().waitFor();
-  const node = page.locator("table.nodes tbody tr").first();
-  await node.waitFor();
-  // the node was paid for the call above
-  await node.getByText("0.001").waitFor();
+  await page.locator("table.validators tbody tr").nth(3).waitFor();
+  const nodes = page.locator("table.nodes tbody tr");
+  await nodes.nth(2).waitFor();
+  if ((await nodes.count()) !== 3) throw new Error(`${await nodes.count()} inference nodes listed, not 3`);
+  for (let i = 0; i < 3; i++) await nodes.nth(i).getByText("active (dev enclave)").waitFor({ timeout: 30000 });
+});
+
+const quorumTx = {};
+for (const [mode, proof] of [["QUORUM", "3 of 3 required signed the same outcome"], ["ZKML", "Groth16 proof"], ["TEE", "a dev enclave"]]) {
+  await step(`playground-${mode}`, async () => {
+    await page.goto(`${base}/#/playground/${demo}`);
+    await page.selectOption("select[name=mode]", mode);
+    await page.fill("input[name=key]", env("CONSOLE_KEY"));
+    await page.fill("textarea[name=inputs]", '{"x": [[0.5, -1.0, 0.25, 3.0]]}');
+    await page.click("#run button");
+    await page.locator("#chain-tx .ok").filter({ hasText: "success" }).waitFor({ timeout: 60000 });
+    const outputs = JSON.parse(await page.locator("#outputs").textContent());
+    if (!Array.isArray(outputs.y?.[0]) || outputs.y[0].length !== 3) throw new Error(`outputs: ${JSON.stringify(outputs)}`);
+    quorumTx[mode] = await page.locator("#chain-tx a.mono").getAttribute("href");
+    await page.click("#verify-chain");
+    const checks = page.locator("#chain-checks li");
+    await checks.first().waitFor();
+    if (await page.locator("#chain-checks li.bad").count()) throw new Error(await page.locator("#chain-checks").textContent());
+    for (const text of ["keccak of the calldata", "ed25519 signature", proof]) await page.locator("#chain-checks li.ok").filter({ hasText: text }).first().waitFor();
+    if (mode !== "QUORUM") return;
+    // the checks can fail: one node's signature altered in what the node serves
+    await page.route("**/rpc", async (route) => {
+      const body = route.request().postDataJSON();
+      const response = await route.fetch();
+      const json = await response.json();
+      if (body.method === "gradnet_sidecar") {
+        for (const c of json.result.calls) {
+          const s = c.answers[0].signature;
+          c.answers[0].signature = s.slice(0, -2) + (s.endsWith("00") ? "01" : "00");
+        }
+      }
+      await route.fulfill({ response, json });
+    });
+    await page.click("#verify-chain");
+    await page.locator("#chain-checks li.bad").filter({ hasText: "signature does not verify" }).first().waitFor();
+    await page.locator("#chain-checks li.bad").filter({ hasText: "2 of 3 required" }).waitFor();
+    if ((await page.locator("#chain-checks li.bad").count()) !== 2) throw new Error(await page.locator("#chain-checks").textContent());
+    await page.unroute("**/rpc");
+  });
+}
+
+await step("inference-tx", async () => {
+  await page.goto(`${base}/${quorumTx.QUORUM}`);
+  const call = page.locator("table.inference");
+  await call.waitFor({ timeout: 20000 });
+  for (const text of ["runModelInference", "QUORUM-3", "3 of 3 nodes agreed", "agreed: 3"]) await call.getByText(text).first().waitFor();
+  await page.getByText("success").waitFor();
+  // a node paid for its answers shows its earnings
+  await page.goto(`${base}/#/network`);
+  await page.locator("table.nodes tbody tr").first().waitFor();
+  const earned = await page.locator("table.nodes tbody tr td:nth-child(5)").allTextContents();
+  if (!earned.some((e) => Number(e) > 0)) throw new Error(`no node earned anything: ${earned}`);
 });
 
 await step("search", async () => {
@@ -106,6 +182,13 @@ await step("playground-errors", async () => {
   await run('{"x": [[1, 2]]}', "shape");
   await page.fill("input[name=model]", "b3" + "a".repeat(52));
   await run('{"x": [[1, 2, 3, 4]]}', "not found");
+  // through the chain: the dry run names the problem before anything is paid
+  await page.selectOption("select[name=mode]", "QUORUM");
+  await page.fill("input[name=key]", "");
+  await run('{"x": [[1, 2, 3, 4]]}', "not found");
+  await page.fill("input[name=model]", demo);
+  await run('{"x": [[1, 2, 3, 4]]}', "a transaction needs an account");
+  await run('{"x": [[1, 2], [3]]}', "ragged");
 });
 
 await step("chat", async () => {

@@ -3,130 +3,15 @@
 //! tests/eth against it, `gradnet chain` commands, a clean stop, and the
 //! state kept in `--data-dir` across runs.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 mod common;
 
+use common::devnet::Devnet;
 use common::ledger::*;
 use common::BIN;
-
-struct Devnet {
-    child: Child,
-    /// The first validator's inference API.
-    api: String,
-    rpcs: Vec<String>,
-    rpc: String,
-    keys: Vec<String>,
-    root: PathBuf,
-    /// The inference nodes' API URLs.
-    inference: Vec<String>,
-}
-
-impl Devnet {
-    fn start(data_dir: &Path, validators: u16) -> Devnet {
-        Self::start_with(data_dir, validators, &[])
-    }
-
-    /// With more `gradnet devnet` arguments.
-    fn start_with(data_dir: &Path, validators: u16, more: &[&str]) -> Devnet {
-        let (rpc_port, api_port, p2p_port, inference_port) = (
-            free_ports(validators),
-            free_ports(validators),
-            free_ports(validators),
-            free_ports(3),
-        );
-        let mut child = Command::new(BIN)
-            .args([
-                "devnet",
-                "--accounts",
-                "3",
-                "--block-time-ms",
-                "100",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args([
-                "--rpc-port",
-                &rpc_port.to_string(),
-                "--api-port",
-                &api_port.to_string(),
-                "--p2p-port",
-                &p2p_port.to_string(),
-                "--validators",
-                &validators.to_string(),
-                "--inference-port",
-                &inference_port.to_string(),
-            ])
-            .args(more)
-            .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut keys = vec![];
-            let mut in_keys = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.starts_with("Private keys") {
-                    in_keys = true;
-                } else if in_keys && line.starts_with('(') {
-                    keys.push(line.split_whitespace().nth(1).unwrap().to_string());
-                } else if line.starts_with("devnet running") {
-                    let _ = tx.send(keys.clone());
-                }
-            }
-        });
-        let keys = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("devnet did not start");
-        Devnet {
-            child,
-            root: data_dir.to_path_buf(),
-            inference: (0..3)
-                .map(|i| format!("http://127.0.0.1:{}", inference_port + i))
-                .collect(),
-            api: format!("http://127.0.0.1:{api_port}"),
-            rpcs: (0..validators)
-                .map(|i| format!("http://127.0.0.1:{}", rpc_port + i))
-                .collect(),
-            rpc: format!("http://127.0.0.1:{rpc_port}"),
-            keys,
-        }
-    }
-
-    /// Ctrl-C: every validator stops cleanly.
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "devnet exit: {status}");
-    }
-}
-
-impl Drop for Devnet {
-    /// After a failed assertion too: Ctrl-C first, so that the devnet stops
-    /// its validators rather than leaving them running.
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-INT", &self.child.id().to_string()])
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-        }
-    }
-}
 
 fn eth_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/eth")

@@ -77,9 +77,10 @@ fn validators(chain: &Chain) -> Value {
         .collect::<Vec<_>>())
 }
 
-/// A block's sidecar: each inference call, the nodes asked, their answers
-/// and what they decided (the quorum is not in the sidecar: `quorum` from
-/// the caller's mode, default 1, decides).
+/// A block's sidecar: each inference call, the nodes asked, their signed
+/// answers (outcome bytes and signatures, so a client can check them
+/// itself) and what they decided (the quorum is not in the sidecar:
+/// `quorum` from the caller's mode, default 1, decides).
 fn block_sidecar(chain: &Chain, number: u64, quorum: usize) -> Result<Value, RpcError> {
     let Some(b) = chain.store.block(number)? else {
         return Ok(Value::Null);
@@ -100,16 +101,19 @@ fn block_sidecar(chain: &Chain, number: u64, quorum: usize) -> Result<Value, Rpc
             json!({
                 "requestHash": c.request_hash,
                 "asked": c.asked,
-                "answers": c.answers.iter().map(|a| json!({"node": a.node, "outcome": a.outcome})).collect::<Vec<_>>(),
+                "answers": c.answers.iter().map(|a| json!({"node": a.node, "outcome": a.outcome, "signature": a.signature})).collect::<Vec<_>>(),
                 "outcomes": c.outcomes.iter().map(|o| json!({
                     "kind": match o.first() { Some(0) => "result", Some(1) => "failure", Some(2) => "zk-proof", _ => "malformed" },
                     "bytes": o.len(),
+                    "data": o,
                 })).collect::<Vec<_>>(),
                 "decision": decided,
             })
         })
         .collect();
-    Ok(json!({"block": number, "sidecarRoot": b.header.sidecar_root, "calls": calls}))
+    Ok(
+        json!({"block": number, "chainId": chain.store.genesis().chain_id, "sidecarRoot": b.header.sidecar_root, "calls": calls}),
+    )
 }
 
 pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Option<Result<Value, RpcError>> {
