@@ -131,3 +131,12 @@ export function requestHash(model: string, modeCode: number, inputs: Record<stri
   canonical(b, tensors);
   return cid(blake3(b.done()));
 }
+
+/** An LLM answer's output hash: the generated text and why it ended. */
+export function llmOutputHash(text: string, finishReason: string): string {
+  const b = new Bytes();
+  b.str("gradnet/llm-output/v1");
+  b.str(finishReason);
+  b.str(text);
+  return cid(blake3(b.done()));
+}

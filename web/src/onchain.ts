@@ -18,6 +18,12 @@ const abi = parseAbi([
   "struct ModelInferenceRequest { uint8 mode; string modelCID; ModelInput input; }",
   "struct ModelOutput { NumberTensor[] numbers; StringTensor[] strings; JsonScalar[] jsons; bool is_simulation_result; }",
   "function runModelInference(ModelInferenceRequest request) returns (ModelOutput)",
+  "struct ToolCall { string id; string name; string arguments; }",
+  "struct ChatMessage { string role; string content; string name; string tool_call_id; ToolCall[] tool_calls; }",
+  "struct ToolDefinition { string description; string name; string parameters; }",
+  "struct LLMChatRequest { uint8 mode; string modelCID; ChatMessage[] messages; ToolDefinition[] tools; string tool_choice; uint32 max_tokens; string[] stop_sequence; uint32 temperature; }",
+  "struct LLMChatResponse { string finish_reason; ChatMessage message; }",
+  "function runLLMChat(LLMChatRequest request) returns (LLMChatResponse)",
 ]);
 
 type Num = { value: bigint; decimals: bigint };
@@ -81,6 +87,22 @@ export function decodeOutput(data: Hex): Record<string, unknown> {
   for (const t of out.strings) result[t.name] = t.values;
   for (const j of out.jsons) result[j.name] = j.value;
   return result;
+}
+
+/** Calldata of `runLLMChat`: one user message, greedy decoding. */
+export function chatCall(mode: number, model: string, message: string, maxTokens: number): Hex {
+  const messages = [{ role: "user", content: message, name: "", tool_call_id: "", tool_calls: [] }];
+  return encodeFunctionData({
+    abi,
+    functionName: "runLLMChat",
+    args: [{ mode, modelCID: model, messages, tools: [], tool_choice: "", max_tokens: maxTokens, stop_sequence: [], temperature: 0 }],
+  });
+}
+
+/** The answer in `runLLMChat`'s return data. */
+export function decodeChat(data: Hex): { finish: string; content: string } {
+  const r = decodeFunctionResult({ abi, functionName: "runLLMChat", data });
+  return { finish: r.finish_reason, content: r.message.content };
 }
 
 /** A TEE result served by a dev enclave as the contract receives it: every

@@ -4,13 +4,14 @@
 // signed results), and check the result in the browser. Errors show the
 // API's own message.
 
-import { api, rpc } from "./rpc";
+import type { Hex } from "viem";
+import { api } from "./rpc";
 import { esc, errorBox } from "./dom";
 import { verifyReceipt } from "./receipt";
 import { outputHash, requestHash } from "./hashes";
-import { DEMO_CONTRACT, MODES, decodeOutput, inferenceCall, loggedResult } from "./onchain";
-import { hasBrowserWallet, receiptOf, savedKey, send } from "./wallet";
-import { inferenceSection, verifyButton } from "./explorer";
+import { MODES, decodeOutput, inferenceCall } from "./onchain";
+import { accountField, toggleAccount } from "./wallet";
+import { callOnChain } from "./chaincall";
 
 export function playground(el: HTMLElement, model = ""): void {
   el.innerHTML = `<h1>Playground</h1>
@@ -24,7 +25,7 @@ export function playground(el: HTMLElement, model = ""): void {
       <option value="ZKML">ZKML on chain: a zero-knowledge proof, checked by every validator</option>
       <option value="TEE">TEE on chain: an attested enclave</option>
     </select></label>
-    <label id="account" hidden>Account: private key, kept in this tab only${hasBrowserWallet() ? " (empty: your browser wallet)" : ""} <input name="key" type="password" autocomplete="off" value="${esc(savedKey())}" placeholder="0x… (gradnet devnet prints funded keys)" /></label>
+    ${accountField()}
     <button>Run</button>
   </form>
   <div id="result"></div>
@@ -46,8 +47,7 @@ export function playground(el: HTMLElement, model = ""): void {
     verdict.className = v === "valid" ? "ok" : "bad";
     verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
   };
-  const modeSelect = el.querySelector<HTMLSelectElement>("select[name=mode]")!;
-  modeSelect.onchange = () => (el.querySelector<HTMLElement>("#account")!.hidden = modeSelect.value === "node");
+  toggleAccount(el, el.querySelector<HTMLSelectElement>("select[name=mode]")!);
   el.querySelector<HTMLFormElement>("#run")!.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target as HTMLFormElement);
@@ -61,7 +61,16 @@ export function playground(el: HTMLElement, model = ""): void {
     }
     out.innerHTML = "running…";
     const mode = String(f.get("mode"));
-    if (mode !== "node") return onChain(out, MODES[mode], String(f.get("model")), inputs as Record<string, unknown>, String(f.get("key") ?? ""));
+    if (mode !== "node") {
+      let data: Hex;
+      try {
+        data = inferenceCall(MODES[mode], String(f.get("model")), inputs as Record<string, unknown>);
+      } catch (e) {
+        out.innerHTML = errorBox(e);
+        return;
+      }
+      return callOnChain(out, String(f.get("key") ?? ""), data, (logged) => `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(decodeOutput(logged), null, 1))}</pre>`);
+    }
     try {
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
       out.innerHTML = `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(r.outputs, null, 1))}</pre><h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
@@ -83,26 +92,4 @@ export function playground(el: HTMLElement, model = ""): void {
       out.innerHTML = errorBox(e);
     }
   };
-}
-
-/** Runs the model through the chain in `mode`; shows the output, the
- *  transaction, its sidecar entry and a button that checks it here. */
-async function onChain(out: HTMLElement, mode: number, model: string, inputs: Record<string, unknown>, key: string): Promise<void> {
-  try {
-    const data = inferenceCall(mode, model, inputs);
-    // a dry run first: a model or input the nodes would refuse fails here,
-    // with its reason, before anything is paid
-    await rpc("eth_call", [{ to: DEMO_CONTRACT, data, gas: "0x4c4b40" }, "latest"]);
-    out.innerHTML = "sending the transaction…";
-    const hash = await send(key, DEMO_CONTRACT, data);
-    out.innerHTML = `waiting for <a class="mono" href="#/tx/${esc(hash)}">${esc(hash)}</a> to be in a final block…`;
-    const r = await receiptOf(hash);
-    const t = await rpc<any>("eth_getTransactionByHash", [hash]);
-    const logged = loggedResult(r);
-    const outputs = r.status === "0x1" && logged ? `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(decodeOutput(logged), null, 1))}</pre>` : errorBox("the call reverted: see the decision below");
-    out.innerHTML = `${outputs}<h2>Transaction</h2><p id="chain-tx">${r.status === "0x1" ? '<span class="ok">success</span>' : '<span class="bad">reverted</span>'}: <a class="mono" href="#/tx/${esc(hash)}">${esc(hash)}</a> in block <a href="#/block/${parseInt(r.blockNumber, 16)}">${parseInt(r.blockNumber, 16)}</a>, gas ${parseInt(r.gasUsed, 16).toLocaleString()}</p>${await inferenceSection(t, r)}`;
-    verifyButton(out, t, r);
-  } catch (e) {
-    out.innerHTML = errorBox(e);
-  }
 }

@@ -54,12 +54,12 @@ export async function checkInference(tx: any, receipt: any): Promise<Check[]> {
   const tee = (call.mode & 15) === 2 ? byOperator.get(String(agreed[0]).toLowerCase())?.tee : undefined;
   if (outcome?.kind === "result" && logged) {
     let signed = ("0x" + outcome.data.slice(4)) as Hex;
-    if (tee?.devEnclave) signed = markDevEnclave(signed);
+    if (tee?.devEnclave && call.fn === "runModelInference") signed = markDevEnclave(signed);
     const same = signed.toLowerCase() === logged.toLowerCase();
     checks.push({
       ok: same,
       text: same
-        ? `the result the contract received is the signed outcome${tee?.devEnclave ? " (marked tee: dev-enclave by the validators)" : ""}`
+        ? `the result the contract received is the signed outcome${tee?.devEnclave && call.fn === "runModelInference" ? " (marked tee: dev-enclave by the validators)" : ""}`
         : "the result the contract received differs from the signed outcome",
     });
   }

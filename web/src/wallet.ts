@@ -12,6 +12,15 @@ export const savedKey = (): string => sessionStorage.getItem(STORED) ?? "";
 
 export const hasBrowserWallet = (): boolean => Boolean((window as any).ethereum);
 
+/** The form field for the sending account (shown for on-chain modes only). */
+export const accountField = (): string =>
+  `<label id="account" hidden>Account: private key, kept in this tab only${hasBrowserWallet() ? " (empty: your browser wallet)" : ""} <input name="key" type="password" autocomplete="off" value="${savedKey().replace(/"/g, "")}" placeholder="0x… (gradnet devnet prints funded keys)" /></label>`;
+
+/** Shows the account field while `select` names an on-chain mode (any but "node"). */
+export function toggleAccount(form: HTMLElement, select: HTMLSelectElement): void {
+  select.onchange = () => (form.querySelector<HTMLElement>("#account")!.hidden = select.value === "node");
+}
+
 /** Sends a call to `to` with `data`; its transaction hash. */
 export async function send(key: string, to: Hex, data: Hex, gas = 5_000_000n): Promise<Hex> {
   const wallet = (window as any).ethereum;

@@ -197,10 +197,28 @@ await step("chat", async () => {
   await page.locator("#finish").filter({ hasText: "finished" }).waitFor({ timeout: 30000 });
   const chunks = Number(await page.locator("#answer").getAttribute("data-chunks"));
   if (!(chunks > 1)) throw new Error(`the answer came in ${chunks} chunk(s), not streamed`);
+  // the receipt: its output hash recomputed from the streamed text, its signature checked here
+  await page.locator("#chat-hash li.ok").filter({ hasText: "matches the receipt" }).waitFor();
+  await page.click("#chat-verify");
+  await page.locator("#chat-verdict.ok").filter({ hasText: "signature valid" }).waitFor();
   // an unknown model: the API's error, not a blank page
   await page.fill("input[name=model]", "no-such-llm");
   await page.click("#chat button");
   await page.getByRole("alert").waitFor();
+});
+
+await step("chat-TEE", async () => {
+  // the same model through the chain, served by an enclave; the answer read from the block
+  await page.fill("input[name=model]", llm);
+  await page.selectOption("select[name=mode]", "TEE");
+  await page.fill("input[name=key]", env("CONSOLE_KEY"));
+  await page.click("#chat button");
+  await page.locator("#chain-tx .ok").filter({ hasText: "success" }).waitFor({ timeout: 60000 });
+  await page.locator("#finish").filter({ hasText: "read from the block" }).waitFor();
+  await page.click("#verify-chain");
+  await page.locator("#chain-checks li").first().waitFor();
+  if (await page.locator("#chain-checks li.bad").count()) throw new Error(await page.locator("#chain-checks").textContent());
+  for (const text of ["ed25519 signature", "the result the contract received is the signed outcome", "a dev enclave"]) await page.locator("#chain-checks li.ok").filter({ hasText: text }).first().waitFor();
 });
 
 await step("health", async () => {

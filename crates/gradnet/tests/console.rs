@@ -24,12 +24,15 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
     let net = Devnet::start(&dir.path().join("devnet"), 4);
     // a tiny LLM (random weights: its words are noise) for the chat page
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(common::publish(
-        &net.api,
-        "tiny-llm",
-        "model.gguf",
-        gradnet_runtime::llm::sample::tiny_llama(1),
-    ));
+    // (also in each inference node's hub, for chat through the chain)
+    for api in std::iter::once(&net.api).chain(&net.inference) {
+        rt.block_on(common::publish(
+            api,
+            "tiny-llm",
+            "model.gguf",
+            gradnet_runtime::llm::sample::tiny_llama(1),
+        ));
+    }
     // the devnet's demo model: in every inference node's hub, its ZK key registered
     let demo = gradnet_types::cid::ContentId::of(&gradnet_runtime::samples::mlp(4, 8, 3, 7));
     let model = dir.path().join("model.onnx");
@@ -67,6 +70,7 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
         "playground",
         "playground-errors",
         "chat",
+        "chat-TEE",
         "health",
     ] {
         assert!(shots.join(format!("{s}.png")).exists(), "no screenshot {s}");
