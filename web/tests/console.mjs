@@ -223,10 +223,19 @@ await step("chat-TEE", async () => {
 
 await step("health", async () => {
   await page.goto(`${base}/#/health`);
-  // the requests this test made show up as throughput, latency and errors
+  // requests while the page is open (its own polling is not counted) show up as throughput, latency and errors
+  const traffic = setInterval(() => fetch(`${base}/v1/models`).catch(() => {}), 100);
   for (const id of ["throughput", "latency", "errors"]) await page.locator(`#${id} svg path`).first().waitFor({ state: "attached", timeout: 10000 });
   await page.locator("#throughput figcaption").filter({ hasText: /requests\/s \d/ }).waitFor();
   await page.locator("#latency figcaption").filter({ hasText: "ms" }).waitFor();
+  clearInterval(traffic);
+  // the node's own history: the whole run so far, in 5 s intervals
+  await page.selectOption("#window", "1h");
+  await page.locator("#span").filter({ hasText: /^\d+ intervals of 5 s$/ }).waitFor();
+  const intervals = Number((await page.locator("#span").textContent()).split(" ")[0]);
+  if (intervals < 1) throw new Error("no history after the whole run");
+  await page.locator("#latency svg path").first().waitFor({ state: "attached" });
+  await page.locator("#throughput figcaption").filter({ hasText: /requests\/s \d/ }).waitFor();
 });
 
 if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);

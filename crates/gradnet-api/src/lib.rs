@@ -4,6 +4,7 @@
 //! `/metrics`.
 
 pub mod error;
+pub mod history;
 pub mod metrics;
 mod routes;
 
@@ -60,6 +61,8 @@ pub struct Inner {
     pub runtime: Arc<OnnxRuntime>,
     pub key: Arc<NodeKey>,
     pub metrics: Metrics,
+    /// Sampled totals for charts over longer windows.
+    pub history: history::History,
     pub config: ApiConfig,
     /// Permits for admitted requests (running + queued).
     admission: Arc<Semaphore>,
@@ -87,6 +90,7 @@ impl AppState {
             runtime: Arc::new(runtime),
             key: Arc::new(key),
             metrics: Metrics::new(),
+            history: history::History::default(),
             admission: Arc::new(Semaphore::new(workers + config.queue_depth)),
             workers: Arc::new(Semaphore::new(workers)),
             llm: Arc::new(LlmRuntime::new(config.llm_cache_bytes)),
@@ -128,6 +132,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(routes::node::health))
         .route("/metrics", get(routes::node::metrics))
+        .route("/api/v0/metrics/history", get(routes::node::history))
         .route(
             "/api/v0/models",
             post(routes::hub::create_repo).get(routes::hub::list_repos),
@@ -163,6 +168,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    history::spawn_sampler(state.clone());
     serve_app(listener, router(state), shutdown).await
 }
 

@@ -135,6 +135,48 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// Requests, errors, the latency histogram (summed over routes) and
+    /// completion tokens so far, leaving out the routes in `skip`.
+    pub fn totals(&self, skip: &[&str]) -> crate::history::Totals {
+        use prometheus::core::Collector;
+        use prometheus::proto::Metric;
+        let counted = |m: &Metric| {
+            !m.get_label()
+                .iter()
+                .any(|l| l.name() == "route" && skip.contains(&l.value()))
+        };
+        let mut t = crate::history::Totals::default();
+        for m in self.requests.collect().iter().flat_map(|f| f.get_metric()) {
+            if counted(m) {
+                t.requests += m.get_counter().get_value() as u64;
+            }
+        }
+        for m in self.errors.collect().iter().flat_map(|f| f.get_metric()) {
+            t.errors += m.get_counter().get_value() as u64;
+        }
+        for m in self.latency.collect().iter().flat_map(|f| f.get_metric()) {
+            if !counted(m) {
+                continue;
+            }
+            let h = m.get_histogram();
+            let bounds = h
+                .get_bucket()
+                .iter()
+                .map(|b| (b.upper_bound(), b.cumulative_count()))
+                .chain([(f64::INFINITY, h.get_sample_count())]);
+            for (i, (le, n)) in bounds.enumerate() {
+                match t.buckets.get_mut(i) {
+                    Some(b) => b.1 += n,
+                    None => t.buckets.push((le, n)),
+                }
+            }
+        }
+        t.tokens = self.llm_tokens.with_label_values(&["completion"]).get();
+        t
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

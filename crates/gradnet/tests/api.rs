@@ -187,6 +187,31 @@ async fn publish_download_infer_verify_and_restart() {
     assert!(m.contains("gradnet_http_request_duration_seconds_bucket"));
     assert!(m.contains("gradnet_plan_cache_hits_total 3"), "{m}");
     assert!(m.contains(&format!("gradnet_hub_bytes_stored {}", bytes.len())));
+    // the sampled history: every request above (not the polling of /metrics) in its intervals
+    let h: Value = http()
+        .get(format!("{base}/api/v0/metrics/history?window=15m"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["step_secs"], 5, "{h}");
+    let points = h["points"].as_array().unwrap();
+    assert!(!points.is_empty(), "{h}");
+    assert!(points.iter().any(|p| p["p50"].as_f64().is_some()), "{h}");
+    let r = http()
+        .get(format!("{base}/api/v0/metrics/history?window=2d"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_window", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("`2d`"),
+        "{e}"
+    );
 
     // restart on the same data dir: everything is still there, same key
     node.stop();

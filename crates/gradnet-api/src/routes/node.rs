@@ -21,3 +21,34 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         s.metrics.render(&s),
     )
 }
+
+#[derive(serde::Deserialize)]
+pub struct Window {
+    window: Option<String>,
+}
+
+/// Rates and latency percentiles per sampling interval over `window`
+/// (`15m`, `1h` or `24h`; default `1h`).
+pub async fn history(
+    State(s): State<AppState>,
+    axum::extract::Query(w): axum::extract::Query<Window>,
+) -> Result<impl IntoResponse, crate::error::ApiError> {
+    let window_ms: u64 = match w.window.as_deref().unwrap_or("1h") {
+        "15m" => 15 * 60_000,
+        "1h" => 3_600_000,
+        "24h" => 24 * 3_600_000,
+        other => {
+            return Err(crate::error::ApiError::bad_request(
+                "invalid_window",
+                format!("window `{other}` is not one of 15m, 1h, 24h"),
+            )
+            .with_param("window"))
+        }
+    };
+    let points = s.history.points(window_ms, crate::history::totals(&s));
+    Ok(Json(json!({
+        "window": w.window.as_deref().unwrap_or("1h"),
+        "step_secs": if window_ms > 3_600_000 { 60 } else { crate::history::STEP.as_secs() },
+        "points": points,
+    })))
+}

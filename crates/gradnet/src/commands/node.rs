@@ -48,6 +48,7 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
         d.endpoint = format!("http://{addr}");
         tokio::spawn(super::tee::run(state.key.clone(), d));
     }
+    gradnet_api::history::spawn_sampler(state.clone());
     // the web console at /, and on a validator its JSON-RPC at /rpc too
     let mut app = gradnet_api::router(state)
         .merge(pipe)
