@@ -172,6 +172,20 @@ await step("playground", async () => {
   await page.locator("#verdict.bad").filter({ hasText: "does not match" }).waitFor();
 });
 
+await step("playground-uploaded-QUORUM", async () => {
+  // the model just uploaded to this validator's hub: the inference nodes fetch it by content id
+  await page.goto(`${base}/#/playground/${cid}`);
+  await page.selectOption("select[name=mode]", "QUORUM");
+  await page.fill("input[name=key]", env("CONSOLE_KEY"));
+  await page.click("#run button");
+  await page.locator("#chain-tx .ok").filter({ hasText: "success" }).waitFor({ timeout: 60000 });
+  const outputs = JSON.parse(await page.locator("#outputs").textContent());
+  if (outputs.y?.[0]?.length !== 2) throw new Error(`outputs: ${JSON.stringify(outputs)}`);
+  await page.click("#verify-chain");
+  await page.locator("#chain-checks li.ok").filter({ hasText: "3 of 3 required" }).waitFor();
+  if (await page.locator("#chain-checks li.bad").count()) throw new Error(await page.locator("#chain-checks").textContent());
+});
+
 await step("playground-errors", async () => {
   const run = async (inputs, expect) => {
     await page.fill("textarea[name=inputs]", inputs);

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod history;
 pub mod metrics;
+pub mod peers;
 mod routes;
 
 use std::net::SocketAddr;
@@ -37,6 +38,9 @@ pub struct ApiConfig {
     pub llm_queue_depth: usize,
     /// Memory budget for loaded LLMs, in bytes.
     pub llm_cache_bytes: u64,
+    /// Other nodes' API URLs, asked for a model by content id when this
+    /// hub lacks it.
+    pub hub_peers: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +52,7 @@ impl Default for ApiConfig {
             llm_slots: 4,
             llm_queue_depth: 16,
             llm_cache_bytes: 4 << 30,
+            hub_peers: vec![],
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct Inner {
     pub(crate) llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
     pub(crate) llm_slots: Arc<Semaphore>,
+    /// Held while a model is fetched from a hub peer.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -98,6 +105,7 @@ impl AppState {
                 config.llm_slots.max(1) + config.llm_queue_depth,
             )),
             llm_slots: Arc::new(Semaphore::new(config.llm_slots.max(1))),
+            fetching: tokio::sync::Mutex::new(()),
             config,
         }))
     }

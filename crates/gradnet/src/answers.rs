@@ -96,9 +96,9 @@ impl NodeAnswers {
 
     fn resolve(&self, model: &str) -> Result<ContentId, String> {
         let r: ModelRef = model.parse().map_err(|e| format!("model `{model}`: {e}"))?;
-        self.state
-            .hub
-            .resolve(&r)
+        // on a blocking thread (JSON-RPC and PIPE run there)
+        tokio::runtime::Handle::current()
+            .block_on(self.state.resolve_model(&r))
             .map_err(|e| format!("model `{model}`: {e}"))
     }
 

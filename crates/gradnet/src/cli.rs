@@ -284,6 +284,10 @@ pub struct NodeArgs {
     /// (repeat for each).
     #[arg(long = "peer-rpc", value_name = "URL")]
     pub peer_rpc: Vec<String>,
+    /// Another node's API URL to fetch models from when a call names a
+    /// content id this hub lacks (checked against the id; repeat for each).
+    #[arg(long = "hub-peer", value_name = "URL")]
+    pub hub_peer: Vec<String>,
     /// ONNX Runtime shared library for `--backend onnxruntime`
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]

@@ -35,6 +35,8 @@ pub struct FileConfig {
     pub peers: Vec<String>,
     #[serde(default)]
     pub peer_rpc: Vec<String>,
+    #[serde(default)]
+    pub hub_peers: Vec<String>,
 }
 
 /// The ledger part of a node (on when a genesis is given).
@@ -220,6 +222,11 @@ impl NodeConfig {
                     .llm_cache_bytes
                     .or(file.llm_cache_bytes)
                     .unwrap_or(api.llm_cache_bytes),
+                hub_peers: if args.hub_peer.is_empty() {
+                    file.hub_peers.clone()
+                } else {
+                    args.hub_peer.clone()
+                },
             },
         })
     }

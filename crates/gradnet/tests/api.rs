@@ -293,3 +293,86 @@ async fn overload_is_refused_not_queued() {
     }
     assert_eq!(post(&format!("{}/v1/infer", node.url), body).await.0, 200);
 }
+
+/// A model uploaded to one node runs on another that lists it as a hub
+/// peer: fetched by content id, checked against the id (a peer serving
+/// other bytes is passed over), kept; an id no peer has is a 404 that says
+/// where it was looked for.
+#[tokio::test]
+async fn models_are_fetched_by_content_id_from_hub_peers() {
+    // a peer that answers every request with the same wrong bytes
+    let liar = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let liar_url = format!("http://{}", liar.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in liar.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    let (a_dir, b_dir, c_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let a = Node::start(a_dir.path(), &[]);
+    let b = Node::start(
+        b_dir.path(),
+        &["--hub-peer", &liar_url, "--hub-peer", &a.url],
+    );
+    let c = Node::start(c_dir.path(), &["--hub-peer", &liar_url]);
+    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let (_, cid) = publish(&a.url, "mlp", "model.onnx", onnx.clone()).await;
+    let x = json!({"x": [[0.5, -1.0, 0.25, 3.0]]});
+    let (s, on_a) = post(
+        &format!("{}/v1/infer", a.url),
+        json!({"model": cid, "inputs": x}),
+    )
+    .await;
+    assert_eq!(s, 200, "{on_a}");
+    let (s, on_b) = post(
+        &format!("{}/v1/infer", b.url),
+        json!({"model": cid, "inputs": x}),
+    )
+    .await;
+    assert_eq!(s, 200, "{on_b}");
+    assert_eq!(
+        on_b["receipt"]["output_hash"],
+        on_a["receipt"]["output_hash"]
+    );
+    assert_ne!(on_b["receipt"]["node"], on_a["receipt"]["node"]);
+    // b keeps it: served from its own hub now
+    let r = http()
+        .get(format!("{}/api/v0/blobs/{cid}", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), onnx);
+    // only the lying peer: refused, and the reason says why
+    let (s, e) = post(
+        &format!("{}/v1/infer", c.url),
+        json!({"model": cid, "inputs": x}),
+    )
+    .await;
+    assert_eq!(s, 404, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("nor on the hub peers") && msg.contains("hash to"),
+        "{msg}"
+    );
+    // an id nobody has
+    let unknown = gradnet_types::cid::ContentId::of(b"no such model").to_string();
+    let (s, e) = post(
+        &format!("{}/v1/infer", b.url),
+        json!({"model": unknown, "inputs": x}),
+    )
+    .await;
+    assert_eq!(s, 404, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("HTTP 404"),
+        "{e}"
+    );
+}

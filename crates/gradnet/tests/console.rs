@@ -2,8 +2,9 @@
 //! Playwright) against a running `gradnet devnet` (4 validators, 3
 //! inference nodes), served by its first validator: a new block after a
 //! transaction, the network, inference through the chain in every mode with
-//! its result checked in the browser, a model uploaded and run, chat, and
-//! errors shown as the API words them. Screenshots are kept in
+//! its result checked in the browser, a model uploaded and run (on the node
+//! and, fetched by the inference nodes, through the chain), chat, health
+//! charts, and errors shown as the API words them. Screenshots are kept in
 //! `target/console-screenshots`.
 
 mod common;
@@ -68,6 +69,7 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
         "inference-tx",
         "hub-upload",
         "playground",
+        "playground-uploaded-QUORUM",
         "playground-errors",
         "chat",
         "chat-TEE",

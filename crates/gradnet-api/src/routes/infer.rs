@@ -52,13 +52,13 @@ fn response_json(
     Ok(out)
 }
 
-fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
+async fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
     let r: ModelRef = model
         .parse()
         .map_err(|e: gradnet_types::request::ModelRefError| {
             ApiError::bad_request("invalid_model", e.to_string())
         })?;
-    Ok(s.hub.resolve(&r)?)
+    Ok(s.resolve_model(&r).await?)
 }
 
 /// The parsed model, from the cache or read (verified) from the hub.
@@ -80,7 +80,7 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
         ));
     }
     let inputs = req.inputs.parse_with(body.binary())?;
-    let cid = resolve(&s, &req.model)?;
+    let cid = resolve(&s, &req.model).await?;
     // admission: running + queued is bounded; beyond it, refuse at once
     let _admitted = s
         .admission
@@ -169,7 +169,7 @@ pub async fn signature(
     State(s): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
-    let cid = resolve(&s, &model)?;
+    let cid = resolve(&s, &model).await?;
     let m = load(&s, cid).await?;
     Ok(Json(serde_json::json!({"model": cid, "signature": m.signature})).into_response())
 }

@@ -391,6 +391,11 @@ async fn spawn_inference_node(
     if faulty {
         cmd.arg("--byzantine");
     }
+    // models uploaded to any validator's hub run here too
+    for j in 0..args.validators {
+        cmd.arg("--hub-peer")
+            .arg(format!("http://127.0.0.1:{}", args.api_port + j as u16));
+    }
     cmd.args([
         "--tee-dev-enclave",
         super::tee::DEVNET_SEED,
@@ -445,6 +450,8 @@ async fn spawn_validator(
                 format!("127.0.0.1:{}", args.p2p_port + j as u16),
                 "--peer-rpc".to_string(),
                 format!("http://127.0.0.1:{}", args.rpc_port + j as u16),
+                "--hub-peer".to_string(),
+                format!("http://127.0.0.1:{}", args.api_port + j as u16),
             ]
         }))
         .stdout(Stdio::piped())

@@ -37,14 +37,14 @@ impl From<Invalid> for ApiError {
 
 /// A model name as clients write it: a content id, `repo`, `repo@version`
 /// (the version's `.gguf` file), or `repo@version/file`.
-fn resolve(s: &AppState, name: &str) -> Result<ContentId, ApiError> {
+async fn resolve(s: &AppState, name: &str) -> Result<ContentId, ApiError> {
     if ContentId::looks_like(name) || name.contains('/') {
         let r: ModelRef = name
             .parse()
             .map_err(|e: gradnet_types::request::ModelRefError| {
                 ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
             })?;
-        return Ok(s.hub.resolve(&r)?);
+        return Ok(s.resolve_model(&r).await?);
     }
     let (repo, version) = match name.split_once('@') {
         Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),
@@ -105,7 +105,7 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
             .with_param("response_format"))
         }
     };
-    let cid = resolve(&s, &req.model)?;
+    let cid = resolve(&s, &req.model).await?;
     let model = load(&s, cid).await?;
     // tool_choice: "auto" (default) or "none"; forcing a call cannot be enforced
     let tools = match req.tool_choice.as_ref().and_then(Value::as_str) {
@@ -174,7 +174,7 @@ pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Re
             .with_param("prompt"))
         }
     };
-    let cid = resolve(&s, &req.model)?;
+    let cid = resolve(&s, &req.model).await?;
     let model = load(&s, cid).await?;
     let norm = req.sampling.normalize("completion", prompt, false)?;
     serve(s, model, cid, req.model, norm, &req.sampling, false).await

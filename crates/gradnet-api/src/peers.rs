@@ -1,0 +1,68 @@
+//! Models fetched from other nodes: a call that names a content id this
+//! hub lacks is answered once the blob has been downloaded from a peer
+//! (`ApiConfig::hub_peers`, in order) and found to hash to that id, so a
+//! model uploaded to one node runs on every node that knows a peer.
+
+use std::time::Duration;
+
+use gradnet_hub::HubError;
+use gradnet_types::cid::ContentId;
+use gradnet_types::request::ModelRef;
+
+use crate::AppState;
+
+impl AppState {
+    /// The content id `r` names; a missing blob named by id is fetched first.
+    pub async fn resolve_model(&self, r: &ModelRef) -> Result<ContentId, HubError> {
+        if let ModelRef::Cid(c) = r {
+            if !self.config.hub_peers.is_empty() && !self.hub.has_blob(c)? {
+                self.fetch_from_peers(c).await?;
+            }
+        }
+        self.hub.resolve(r)
+    }
+
+    async fn fetch_from_peers(&self, cid: &ContentId) -> Result<(), HubError> {
+        // one download at a time: calls for the same model wait for it
+        let _one = self.fetching.lock().await;
+        if self.hub.has_blob(cid)? {
+            return Ok(());
+        }
+        let mut why = vec![];
+        for peer in &self.config.hub_peers {
+            match self.fetch_from(peer, cid).await {
+                Ok(bytes) => {
+                    tracing::info!(%cid, peer, bytes, "model fetched from a peer");
+                    return Ok(());
+                }
+                Err(e) => why.push(format!("{peer}: {e}")),
+            }
+        }
+        Err(HubError::NotFound(format!(
+            "model {cid} (nor on the hub peers: {})",
+            why.join("; ")
+        )))
+    }
+
+    /// Streams the blob into the hub (its size limit applies); its size.
+    async fn fetch_from(&self, peer: &str, cid: &ContentId) -> Result<u64, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let url = format!("{}/api/v0/blobs/{cid}", peer.trim_end_matches('/'));
+        let mut resp = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("HTTP {}", resp.status()));
+        }
+        let mut w = self.hub.writer().map_err(|e| e.to_string())?;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            w.write(&chunk).await.map_err(|e| e.to_string())?;
+        }
+        let info = w.finish().await.map_err(|e| e.to_string())?;
+        if info.cid != *cid {
+            return Err(format!("it served bytes that hash to {}", info.cid));
+        }
+        Ok(info.size)
+    }
+}
