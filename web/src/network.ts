@@ -1,18 +1,28 @@
-// Validators and inference nodes: stake, earnings, slashing history,
-// modes and enclave status (gradnet_validators / gradnet_inferenceNodes).
+// Validators and inference nodes: uptime over the last blocks (precommits
+// in the commit certificates, blocks proposed; calls answered of those
+// asked), stake, earnings, slashing history, modes and enclave status
+// (gradnet_validators / gradnet_inferenceNodes / gradnet_uptime).
 
 import { rpc } from "./rpc";
 import { esc, short, table } from "./dom";
 
 const MODES = ["VANILLA", "ZKML", "TEE", "QUORUM"];
+const UPTIME_BLOCKS = 100;
 const eth = (wei: string) => (Number(BigInt(wei) / 10n ** 12n) / 1e6).toLocaleString(undefined, { maximumFractionDigits: 6 });
 
 export async function network(el: HTMLElement): Promise<void> {
-  const [validators, nodes] = await Promise.all([rpc<any[]>("gradnet_validators"), rpc<any[]>("gradnet_inferenceNodes")]);
+  const [validators, nodes, up] = await Promise.all([rpc<any[]>("gradnet_validators"), rpc<any[]>("gradnet_inferenceNodes"), rpc<any>("gradnet_uptime", [UPTIME_BLOCKS])]);
+  const signed = new Map(up.validators.map((v: any) => [v.publicKey, v]));
+  const served = new Map(up.inferenceNodes.map((n: any) => [n.operator.toLowerCase(), n]));
+  const pct = (a: number, b: number) => (b ? `${((100 * a) / b).toFixed(1)}% (${a}/${b})` : "–");
   el.innerHTML = `<h1>Network</h1>
-  <h2>Validators</h2>${table(["public key", "voting power", "fee recipient"], validators.map((v) => [`<span class="mono">${esc(short(v.publicKey, 16))}</span>`, esc(v.power), `<a class="mono" href="#/address/${v.feeRecipient}">${esc(short(v.feeRecipient))}</a>`]), "validators")}
+  <p class="muted">Uptime over blocks ${up.from}–${up.to}: a validator's precommits in those blocks' commit certificates (a certificate needs only two thirds), the blocks it proposed; an inference node's answers to the calls it was asked.</p>
+  <h2>Validators</h2>${table(["public key", "voting power", "signed", "proposed", "fee recipient"], validators.map((v) => {
+    const u: any = signed.get(v.publicKey);
+    return [`<span class="mono">${esc(short(v.publicKey, 16))}</span>`, esc(v.power), pct(u?.signed ?? 0, up.blocks), String(u?.proposed ?? 0), `<a class="mono" href="#/address/${v.feeRecipient}">${esc(short(v.feeRecipient))}</a>`];
+  }), "validators")}
   <h2>Inference nodes</h2>${nodes.length ? table(
-    ["operator", "endpoint", "modes", "stake (ETH)", "earned (ETH)", "slashed (ETH)", "faults", "enclave"],
+    ["operator", "endpoint", "modes", "stake (ETH)", "earned (ETH)", "slashed (ETH)", "answered", "faults", "enclave"],
     nodes.map((n) => [
       `<a class="mono" href="#/address/${n.operator}">${esc(short(n.operator))}</a>${n.active ? "" : ' <span class="bad">inactive</span>'}`,
       esc(n.endpoint),
@@ -20,6 +30,7 @@ export async function network(el: HTMLElement): Promise<void> {
       eth(n.stake),
       eth(n.earnings),
       eth(n.slashed),
+      ((u: any) => pct(u?.answered ?? 0, u?.asked ?? 0))(served.get(n.operator.toLowerCase())),
       n.faults.length ? `<ul>${n.faults.map((f: any) => `<li title="${esc(f.requestHash)}">${esc(f.reason)}</li>`).join("")}</ul>` : "none",
       n.tee ? `${n.tee.active ? '<span class="ok">active</span>' : '<span class="bad">inactive</span>'}${n.tee.devEnclave ? " (dev enclave)" : ""}` : "–",
     ]),

@@ -125,6 +125,11 @@ await step("inference-tx", async () => {
   await page.locator("table.nodes tbody tr").first().waitFor();
   const earned = await page.locator("table.nodes tbody tr td:nth-child(5)").allTextContents();
   if (!earned.some((e) => Number(e) > 0)) throw new Error(`no node earned anything: ${earned}`);
+  // uptime: every validator's precommits in the recent certificates, the nodes' answers to the calls they were asked
+  const signed = await page.locator("table.validators tbody tr td:nth-child(3)").allTextContents();
+  if (signed.length !== 4 || !signed.some((t) => /^\d+\.\d% \(\d+\/\d+\)$/.test(t) && !t.startsWith("0.0%"))) throw new Error(`validators signed: ${signed}`);
+  const answered = await page.locator("table.nodes tbody tr td:nth-child(7)").allTextContents();
+  if (!answered.some((t) => /^\d+\.\d% \([1-9]\d*\/\d+\)$/.test(t))) throw new Error(`nodes answered: ${answered}`);
 });
 
 await step("search", async () => {

@@ -6,7 +6,6 @@
 pub mod error;
 pub mod history;
 pub mod metrics;
-pub mod peers;
 mod routes;
 
 use std::net::SocketAddr;
@@ -38,9 +37,6 @@ pub struct ApiConfig {
     pub llm_queue_depth: usize,
     /// Memory budget for loaded LLMs, in bytes.
     pub llm_cache_bytes: u64,
-    /// Other nodes' API URLs, asked for a model by content id when this
-    /// hub lacks it.
-    pub hub_peers: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -52,7 +48,6 @@ impl Default for ApiConfig {
             llm_slots: 4,
             llm_queue_depth: 16,
             llm_cache_bytes: 4 << 30,
-            hub_peers: vec![],
         }
     }
 }
@@ -78,8 +73,6 @@ pub struct Inner {
     pub(crate) llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
     pub(crate) llm_slots: Arc<Semaphore>,
-    /// Held while a model is fetched from a hub peer.
-    fetching: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -105,7 +98,6 @@ impl AppState {
                 config.llm_slots.max(1) + config.llm_queue_depth,
             )),
             llm_slots: Arc::new(Semaphore::new(config.llm_slots.max(1))),
-            fetching: tokio::sync::Mutex::new(()),
             config,
         }))
     }

@@ -4,6 +4,7 @@
 mod blobs;
 mod error;
 mod meta;
+mod peers;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -18,12 +19,16 @@ pub use version::Version;
 pub struct HubConfig {
     /// Largest blob accepted, in bytes.
     pub max_blob_size: u64,
+    /// Other nodes' API URLs, asked for a blob by content id when this hub
+    /// lacks it.
+    pub peers: Vec<String>,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             max_blob_size: 4 << 30,
+            peers: vec![],
         }
     }
 }
@@ -37,6 +42,8 @@ struct Inner {
     db: redb::Database,
     config: HubConfig,
     version_lock: Mutex<()>,
+    /// Held while a blob is fetched from a peer.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl Hub {
@@ -51,6 +58,7 @@ impl Hub {
             db,
             config,
             version_lock: Mutex::new(()),
+            fetching: tokio::sync::Mutex::new(()),
         }));
         hub.create_tables()?;
         Ok(hub)

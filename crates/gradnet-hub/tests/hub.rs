@@ -19,6 +19,7 @@ fn open(dir: &std::path::Path) -> Hub {
         dir,
         HubConfig {
             max_blob_size: 64 << 20,
+            ..Default::default()
         },
     )
     .unwrap()
@@ -119,6 +120,7 @@ async fn limits_and_abandoned_uploads_leave_nothing() {
         dir.path(),
         HubConfig {
             max_blob_size: 1000,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -98,7 +98,7 @@ impl NodeAnswers {
         let r: ModelRef = model.parse().map_err(|e| format!("model `{model}`: {e}"))?;
         // on a blocking thread (JSON-RPC and PIPE run there)
         tokio::runtime::Handle::current()
-            .block_on(self.state.resolve_model(&r))
+            .block_on(self.state.hub.resolve_model(&r))
             .map_err(|e| format!("model `{model}`: {e}"))
     }
 

@@ -181,6 +181,11 @@ impl NodeConfig {
                     .max_blob_size
                     .or(file.max_blob_size)
                     .unwrap_or(hub.max_blob_size),
+                peers: if args.hub_peer.is_empty() {
+                    file.hub_peers.clone()
+                } else {
+                    args.hub_peer.clone()
+                },
             },
             runtime: RuntimeConfig {
                 threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),
@@ -222,11 +227,6 @@ impl NodeConfig {
                     .llm_cache_bytes
                     .or(file.llm_cache_bytes)
                     .unwrap_or(api.llm_cache_bytes),
-                hub_peers: if args.hub_peer.is_empty() {
-                    file.hub_peers.clone()
-                } else {
-                    args.hub_peer.clone()
-                },
             },
         })
     }

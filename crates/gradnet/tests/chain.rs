@@ -711,6 +711,32 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     for i in 0..2 {
         assert!(node(&net.rpc, operator(i)).earnings >= INFERENCE_FEE * U256::from(2));
     }
+    // uptime: the honest nodes answered every call they were asked; every
+    // validator's precommits are in the certificates and the proposals add up
+    let up = rpc(&net.rpc, "gradnet_uptime", serde_json::json!([1000]));
+    let nodes = up["inferenceNodes"].as_array().unwrap();
+    for i in 0..2 {
+        let op = format!("{:#x}", operator(i));
+        let n = nodes
+            .iter()
+            .find(|n| n["operator"].as_str().unwrap().eq_ignore_ascii_case(&op))
+            .unwrap_or_else(|| panic!("{op} not in {up}"));
+        assert!(n["asked"].as_u64().unwrap() >= 2, "{up}");
+        assert_eq!(n["asked"], n["answered"], "{up}");
+    }
+    let validators = up["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 4);
+    assert!(
+        validators.iter().all(|v| v["signed"].as_u64().unwrap() > 0),
+        "{up}"
+    );
+    let proposed: u64 = validators
+        .iter()
+        .map(|v| v["proposed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(proposed, up["blocks"].as_u64().unwrap(), "{up}");
+    let bad = try_rpc(&net.rpc, "gradnet_uptime", serde_json::json!([0])).unwrap();
+    assert_eq!(bad["error"]["code"], -32602, "{bad}");
     net.stop();
 }
 

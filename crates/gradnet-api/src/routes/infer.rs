@@ -58,7 +58,7 @@ async fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
         .map_err(|e: gradnet_types::request::ModelRefError| {
             ApiError::bad_request("invalid_model", e.to_string())
         })?;
-    Ok(s.resolve_model(&r).await?)
+    Ok(s.hub.resolve_model(&r).await?)
 }
 
 /// The parsed model, from the cache or read (verified) from the hub.

@@ -116,10 +116,82 @@ fn block_sidecar(chain: &Chain, number: u64, quorum: usize) -> Result<Value, Rpc
     )
 }
 
+/// Participation over the last `n` blocks: for each validator, the blocks
+/// whose commit certificate carries its precommit and the blocks it
+/// proposed; for each inference node, the calls it was asked and answered.
+fn uptime(chain: &Chain, n: u64) -> Result<Value, RpcError> {
+    use std::collections::HashMap;
+    let head = chain.head().number;
+    let from = head.saturating_sub(n.saturating_sub(1)).max(1);
+    let (mut signed, mut proposed) = (HashMap::<Address, u64>::new(), HashMap::new());
+    let mut nodes: HashMap<Address, (u64, u64)> = HashMap::new();
+    for number in from..=head {
+        if let Some(c) = chain.store.certificate(number)? {
+            let cert = crate::consensus::codec::decode_certificate(&c)
+                .map_err(|e| storage(format!("certificate of block {number}: {e}")))?;
+            for s in cert.commit_signatures {
+                *signed.entry(s.address.0).or_default() += 1;
+            }
+        }
+        let Some(b) = chain.store.block(number)? else {
+            continue;
+        };
+        *proposed.entry(b.header.proposer).or_default() += 1;
+        for c in &b.sidecar.calls {
+            for a in &c.asked {
+                nodes.entry(*a).or_default().0 += 1;
+            }
+            for a in &c.answers {
+                nodes.entry(a.node).or_default().1 += 1;
+            }
+        }
+    }
+    let validators: Vec<Value> = chain
+        .store
+        .genesis()
+        .validators
+        .iter()
+        .map(|v| {
+            let key = alloy_primitives::hex::decode(v.public_key.trim_start_matches("0x"))
+                .unwrap_or_default();
+            let address = crate::consensus::context::address_of_key(&key);
+            json!({
+                "publicKey": v.public_key,
+                "address": address,
+                "signed": signed.get(&address).copied().unwrap_or(0),
+                "proposed": proposed.get(&address).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    let mut inference: Vec<Value> = nodes
+        .into_iter()
+        .map(|(node, (asked, answered))| json!({"operator": node, "asked": asked, "answered": answered}))
+        .collect();
+    inference.sort_by_key(|v| v["operator"].to_string());
+    Ok(json!({
+        "from": from,
+        "to": head,
+        "blocks": (head + 1).saturating_sub(from),
+        "validators": validators,
+        "inferenceNodes": inference,
+    }))
+}
+
 pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Option<Result<Value, RpcError>> {
     Some(match method {
         "gradnet_inferenceNodes" => inference_nodes(chain),
         "gradnet_validators" => Ok(validators(chain)),
+        "gradnet_uptime" => (|| {
+            let n: Option<u64> = opt_param(p, 0)?;
+            let n = n.unwrap_or(100);
+            if n == 0 || n > 10_000 {
+                return Err(RpcError::new(
+                    -32602,
+                    format!("blocks must be between 1 and 10000, not {n}"),
+                ));
+            }
+            uptime(chain, n)
+        })(),
         "gradnet_sidecar" => (|| {
             let n: Value = param(p, 0)?;
             let n = match &n {

@@ -44,7 +44,7 @@ async fn resolve(s: &AppState, name: &str) -> Result<ContentId, ApiError> {
             .map_err(|e: gradnet_types::request::ModelRefError| {
                 ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
             })?;
-        return Ok(s.resolve_model(&r).await?);
+        return Ok(s.hub.resolve_model(&r).await?);
     }
     let (repo, version) = match name.split_once('@') {
         Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),

@@ -1,35 +1,34 @@
-//! Models fetched from other nodes: a call that names a content id this
-//! hub lacks is answered once the blob has been downloaded from a peer
-//! (`ApiConfig::hub_peers`, in order) and found to hash to that id, so a
-//! model uploaded to one node runs on every node that knows a peer.
+//! Blobs fetched from other nodes: a model named by a content id this hub
+//! lacks is downloaded from a peer (`HubConfig::peers`, in order, their
+//! `/api/v0/blobs/{cid}`) and kept only if it hashes to that id, so a model
+//! uploaded to one node runs on every node that knows a peer.
 
 use std::time::Duration;
 
-use gradnet_hub::HubError;
 use gradnet_types::cid::ContentId;
 use gradnet_types::request::ModelRef;
 
-use crate::AppState;
+use crate::{Hub, HubError};
 
-impl AppState {
+impl Hub {
     /// The content id `r` names; a missing blob named by id is fetched first.
     pub async fn resolve_model(&self, r: &ModelRef) -> Result<ContentId, HubError> {
         if let ModelRef::Cid(c) = r {
-            if !self.config.hub_peers.is_empty() && !self.hub.has_blob(c)? {
+            if !self.0.config.peers.is_empty() && !self.has_blob(c)? {
                 self.fetch_from_peers(c).await?;
             }
         }
-        self.hub.resolve(r)
+        self.resolve(r)
     }
 
     async fn fetch_from_peers(&self, cid: &ContentId) -> Result<(), HubError> {
         // one download at a time: calls for the same model wait for it
-        let _one = self.fetching.lock().await;
-        if self.hub.has_blob(cid)? {
+        let _one = self.0.fetching.lock().await;
+        if self.has_blob(cid)? {
             return Ok(());
         }
         let mut why = vec![];
-        for peer in &self.config.hub_peers {
+        for peer in &self.0.config.peers {
             match self.fetch_from(peer, cid).await {
                 Ok(bytes) => {
                     tracing::info!(%cid, peer, bytes, "model fetched from a peer");
@@ -55,7 +54,7 @@ impl AppState {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status()));
         }
-        let mut w = self.hub.writer().map_err(|e| e.to_string())?;
+        let mut w = self.writer().map_err(|e| e.to_string())?;
         while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
             w.write(&chunk).await.map_err(|e| e.to_string())?;
         }
