@@ -47,6 +47,7 @@ async fn main() {
         &dir.path().join("hub"),
         HubConfig {
             max_blob_size: 8 << 30,
+            ..Default::default()
         },
     )
     .unwrap();

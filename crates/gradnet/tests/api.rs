@@ -17,24 +17,11 @@ async fn publish_download_infer_verify_and_restart() {
     assert_eq!(model, "mlp@1.00/model.onnx");
 
     // listings
-    let repos: Vec<Value> = http()
-        .get(format!("{base}/api/v0/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let repos: Vec<Value> = get_json(&format!("{base}/api/v0/models")).await;
     assert_eq!(repos.len(), 1);
     assert_eq!(repos[0]["name"], "mlp");
-    let files: Vec<Value> = http()
-        .get(format!("{base}/api/v0/models/mlp/versions/1.00/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let files: Vec<Value> =
+        get_json(&format!("{base}/api/v0/models/mlp/versions/1.00/files")).await;
     assert_eq!(files[0]["cid"], cid.as_str());
     assert_eq!(files[0]["size"], bytes.len());
     let (s, v2) = post(
@@ -81,14 +68,7 @@ async fn publish_download_infer_verify_and_restart() {
     assert_eq!(r.status(), 416);
 
     // the signature endpoint
-    let sig: Value = http()
-        .get(format!("{base}/api/v0/signature/{model}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sig: Value = get_json(&format!("{base}/api/v0/signature/{model}")).await;
     assert_eq!(
         sig["signature"]["inputs"][0],
         json!({"name": "x", "dtype": "f32", "shape": ["N", 4]})
@@ -114,14 +94,7 @@ async fn publish_download_infer_verify_and_restart() {
         a["output_types"]["y"],
         json!({"dtype": "f32", "shape": [2, 3]})
     );
-    let health: Value = http()
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = get_json(&format!("{base}/health")).await;
     assert_eq!(a["receipt"]["node"], health["node"]);
 
     // the fixed-point form of the same inputs is the same request
@@ -188,14 +161,7 @@ async fn publish_download_infer_verify_and_restart() {
     assert!(m.contains("gradnet_plan_cache_hits_total 3"), "{m}");
     assert!(m.contains(&format!("gradnet_hub_bytes_stored {}", bytes.len())));
     // the sampled history: every request above (not the polling of /metrics) in its intervals
-    let h: Value = http()
-        .get(format!("{base}/api/v0/metrics/history?window=15m"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = get_json(&format!("{base}/api/v0/metrics/history?window=15m")).await;
     assert_eq!(h["step_secs"], 5, "{h}");
     let points = h["points"].as_array().unwrap();
     assert!(!points.is_empty(), "{h}");
@@ -216,17 +182,11 @@ async fn publish_download_infer_verify_and_restart() {
     // restart on the same data dir: everything is still there, same key
     node.stop();
     let node = Node::start(dir.path(), &[]);
-    let files: Vec<Value> = http()
-        .get(format!(
-            "{}/api/v0/models/mlp/versions/1.00/files",
-            node.url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let files: Vec<Value> = get_json(&format!(
+        "{}/api/v0/models/mlp/versions/1.00/files",
+        node.url
+    ))
+    .await;
     assert_eq!(files[0]["cid"], cid.as_str());
     let (s, d) = post(
         &format!("{}/v1/infer", node.url),

@@ -236,14 +236,8 @@ async fn every_bad_input_gets_its_error_and_the_node_keeps_serving() {
         "{resp}"
     );
 
-    let files: Vec<Value> = http()
-        .get(format!("{base}/api/v0/models/two/versions/1.00/files"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let files: Vec<Value> =
+        get_json(&format!("{base}/api/v0/models/two/versions/1.00/files")).await;
     let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,

@@ -44,14 +44,7 @@ async fn smollm2_answers_through_the_api_whole_and_streamed() {
     let base = node.url.clone();
     let bytes = std::fs::read(real_model("smollm2-135m-instruct-q4_1.gguf")).unwrap();
     let (_, cid) = publish(&base, "smollm2", "smollm2-135m-instruct-q4_1.gguf", bytes).await;
-    let models: Value = http()
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(&format!("{base}/v1/models")).await;
     assert_eq!(models["data"][0]["id"], "smollm2");
     assert_eq!(models["object"], "list");
 

@@ -102,6 +102,11 @@ pub fn real_model(name: &str) -> PathBuf {
     p
 }
 
+/// GET `url` as JSON (any status).
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
+    http().get(url).send().await.unwrap().json().await.unwrap()
+}
+
 pub async fn post(url: &str, body: Value) -> (u16, Value) {
     let r = http().post(url).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
