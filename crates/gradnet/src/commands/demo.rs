@@ -80,7 +80,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
-    let (net, rpcs) = start_devnet(&tmp.path().join("devnet")).await?;
+    let (net, rpcs, console) = start_devnet(&tmp.path().join("devnet")).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(gradnet_api::serve(listener, state, async move {
         tokio::select! { _ = stop_rx => {}, _ = node::shutdown_signal() => {} }
@@ -149,6 +149,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
     println!("\nTry it yourself:");
+    println!(
+        "  open {console}/     # the web console: explorer, network, hub, playground (on-chain modes sign with the dev key {})",
+        gradnet_chain::genesis::dev_keys(1)[0]
+    );
     println!("  curl -s {base}/api/v0/models");
     println!("  curl -s {base}/api/v0/signature/{model}");
     println!(
@@ -179,8 +183,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 const DEMO_VALIDATORS: u16 = 4;
 
 /// A devnet of four validator processes (BFT consensus between them) with
-/// one funded development account; returns it and their JSON-RPC URLs.
-async fn start_devnet(root: &std::path::Path) -> Result<(super::devnet::Network, Vec<String>)> {
+/// one funded development account; returns it, their JSON-RPC URLs and
+/// the first one's API (its web console).
+async fn start_devnet(
+    root: &std::path::Path,
+) -> Result<(super::devnet::Network, Vec<String>, String)> {
     use super::devnet::free_ports;
     let args = crate::cli::DevnetArgs {
         validators: DEMO_VALIDATORS as usize,
@@ -206,7 +213,8 @@ async fn start_devnet(root: &std::path::Path) -> Result<(super::devnet::Network,
         rpcs[0],
         rpcs[rpcs.len() - 1]
     );
-    Ok((net, rpcs))
+    let console = format!("http://127.0.0.1:{}", args.api_port);
+    Ok((net, rpcs, console))
 }
 
 /// A signed transfer through one validator's JSON-RPC, until its block is

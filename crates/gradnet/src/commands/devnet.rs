@@ -244,6 +244,10 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
             args.api_port + i as u16
         );
     }
+    println!(
+        "web console: http://127.0.0.1:{}/ (on any validator's API port)",
+        args.api_port
+    );
     for i in 0..args.inference_nodes {
         let faulty = if i + args.byzantine >= args.inference_nodes {
             " (faulty: alters its results)"
