@@ -12,5 +12,6 @@ pub mod scheduler;
 pub mod serve;
 pub mod sidecar;
 pub mod slots;
+pub mod system_call;
 pub mod tee_registry;
 pub mod zk;

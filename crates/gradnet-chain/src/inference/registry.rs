@@ -12,12 +12,13 @@
 //! Gas: reads `REGISTRY_READ_GAS` + `REGISTRY_GAS_PER_NODE` per node
 //! returned; writes `REGISTRY_WRITE_GAS`.
 
-use alloy_primitives::{address, Address, Log, B256, U256};
-use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface, SolValue};
+use alloy_primitives::{address, Address, B256, U256};
+use alloy_sol_types::{sol, SolCall, SolEvent, SolValue};
 use revm::context_interface::{Block, ContextTr, JournalTr};
 use revm::interpreter::CallInputs;
 
 use super::slots::{slot, JournalSlots, Slots};
+use super::system_call::{self, Rules};
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F5");
 /// Least stake of an active node: 10 tokens (18 decimals).
@@ -490,37 +491,25 @@ impl<S: Slots> Registry<S> {
 }
 
 fn log<J: JournalTr>(journal: &mut J, e: impl SolEvent) {
-    journal.log(Log {
-        address: ADDRESS,
-        data: e.encode_log_data(),
-    });
+    system_call::log(journal, ADDRESS, e)
 }
 
 /// Runs a call to the registry: its return data and gas, or why it reverts.
 pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u8>, u64), String> {
-    let input = inputs.input.as_bytes(ctx).to_vec();
-    let call = Call::abi_decode(&input).map_err(|e| format!("registry: malformed call: {e}"))?;
-    if inputs.target_address != ADDRESS {
-        return Err("registry: must be called directly (not by delegatecall)".into());
-    }
     let value = inputs.call_value();
-    let payable = matches!(call, Call::register(_) | Call::stake(_));
-    if !value.is_zero() && !payable {
-        return Err("registry: this function does not take value".into());
-    }
-    let writes = !matches!(
-        call,
-        Call::getNode(_)
-            | Call::receiptBatch(_)
-            | Call::activeNodes(_)
-            | Call::faultEvidence(_)
-            | Call::minStake(_)
-            | Call::inferenceFee(_)
-            | Call::zkModel(_)
-    );
-    if writes && inputs.is_static {
-        return Err("registry: state change in a static call".into());
-    }
+    let call: Call = system_call::decode(ctx, inputs, ADDRESS, "registry", |c| Rules {
+        payable: matches!(c, Call::register(_) | Call::stake(_)),
+        writes: !matches!(
+            c,
+            Call::getNode(_)
+                | Call::receiptBatch(_)
+                | Call::activeNodes(_)
+                | Call::faultEvidence(_)
+                | Call::minStake(_)
+                | Call::inferenceFee(_)
+                | Call::zkModel(_)
+        ),
+    })?;
     let now = to_u64(ctx.block().timestamp());
     let caller = inputs.caller;
     let journal = ctx.journal_mut();

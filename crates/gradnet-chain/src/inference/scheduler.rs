@@ -9,12 +9,13 @@
 //! cannot cover `MAX_RUN_FEE` waits. A run whose inference results are not
 //! in the block yet is left for the next block.
 
-use alloy_primitives::{address, keccak256, Address, Bytes, Log, U256};
-use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface};
+use alloy_primitives::{address, keccak256, Address, Bytes, U256};
+use alloy_sol_types::{sol, SolCall};
 use revm::context_interface::{Block, ContextTr, JournalTr};
 use revm::interpreter::CallInputs;
 
 use super::slots::{slot, JournalSlots, Slots};
+use super::system_call::{self, Rules};
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F6");
 /// A task runs only with this much left in its deposit (15 nodes' fees).
@@ -125,18 +126,11 @@ impl<S: Slots> Scheduler<S> {
 
 /// Runs a call to the scheduler: return data and gas, or why it reverts.
 pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u8>, u64), String> {
-    let input = inputs.input.as_bytes(ctx).to_vec();
-    let call = Call::abi_decode(&input).map_err(|e| format!("scheduler: malformed call: {e}"))?;
-    if inputs.target_address != ADDRESS {
-        return Err("scheduler: must be called directly (not by delegatecall)".into());
-    }
     let value = inputs.call_value();
-    if !value.is_zero() && !matches!(call, Call::registerTask(_) | Call::fundTask(_)) {
-        return Err("scheduler: this function does not take value".into());
-    }
-    if inputs.is_static && !matches!(call, Call::getTask(_)) {
-        return Err("scheduler: state change in a static call".into());
-    }
+    let call: Call = system_call::decode(ctx, inputs, ADDRESS, "scheduler", |c| Rules {
+        payable: matches!(c, Call::registerTask(_) | Call::fundTask(_)),
+        writes: !matches!(c, Call::getTask(_)),
+    })?;
     let now = U256::from(ctx.block().timestamp());
     let caller = inputs.caller;
     let journal = ctx.journal_mut();
@@ -188,16 +182,16 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
                 deposit: deposit + value,
                 runs: 0,
             })?;
-            s.0.journal.log(Log {
-                address: ADDRESS,
-                data: IWorkflowScheduler::TaskRegistered {
+            system_call::log(
+                &mut *s.0.journal,
+                ADDRESS,
+                IWorkflowScheduler::TaskRegistered {
                     contractAddress: c.contractAddress,
                     owner: caller,
                     endTime: c.endTime,
                     frequency: c.frequency,
-                }
-                .encode_log_data(),
-            });
+                },
+            );
             Ok((vec![], SCHEDULER_GAS))
         }
         Call::fundTask(c) => {
@@ -225,13 +219,13 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
             {
                 return Err(format!("scheduler: refund failed: {e:?}"));
             }
-            s.0.journal.log(Log {
-                address: ADDRESS,
-                data: IWorkflowScheduler::TaskCancelled {
+            system_call::log(
+                &mut *s.0.journal,
+                ADDRESS,
+                IWorkflowScheduler::TaskCancelled {
                     contractAddress: c.contractAddress,
-                }
-                .encode_log_data(),
-            });
+                },
+            );
             Ok((vec![], SCHEDULER_GAS))
         }
         Call::getTask(c) => {

@@ -15,13 +15,14 @@
 //! State lives in the inference registry's account (`0x…F5`) under its
 //! own slot tags, so it is journaled and committed with the rest.
 
-use alloy_primitives::{address, keccak256, Address, Bytes, Log, B256, U256};
-use alloy_sol_types::{sol, SolCall, SolEvent, SolInterface};
+use alloy_primitives::{address, keccak256, Address, Bytes, B256, U256};
+use alloy_sol_types::{sol, SolCall, SolEvent};
 use revm::context_interface::{Block, Cfg, ContextTr, JournalTr};
 use revm::interpreter::CallInputs;
 
 use super::registry::{self, REGISTRY_READ_GAS, REGISTRY_WRITE_GAS};
 use super::slots::{slot, JournalSlots, Slots};
+use super::system_call::{self, Rules};
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F8");
 /// Heartbeats older than this (seconds) make an enclave inactive, unless
@@ -331,34 +332,22 @@ impl<S: Slots> TeeRegistry<S> {
 }
 
 fn log<J: JournalTr>(journal: &mut J, e: impl SolEvent) {
-    journal.log(Log {
-        address: ADDRESS,
-        data: e.encode_log_data(),
-    });
+    system_call::log(journal, ADDRESS, e)
 }
 
 /// Runs a call to `0x…F8`: its return data and gas.
 pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u8>, u64), String> {
-    let input = inputs.input.as_bytes(ctx).to_vec();
-    let call =
-        Call::abi_decode(&input).map_err(|e| format!("TEE registry: malformed call: {e}"))?;
-    if inputs.target_address != ADDRESS {
-        return Err("TEE registry: must be called directly (not by delegatecall)".into());
-    }
-    if !inputs.call_value().is_zero() {
-        return Err("TEE registry: its functions do not take value".into());
-    }
-    let writes = matches!(
-        call,
-        Call::approvePCR(_)
-            | Call::revokePCR(_)
-            | Call::registerTEEWithAttestation(_)
-            | Call::heartbeat(_)
-            | Call::deactivateTEE(_)
-    );
-    if writes && inputs.is_static {
-        return Err("TEE registry: state change in a static call".into());
-    }
+    let call: Call = system_call::decode(ctx, inputs, ADDRESS, "TEE registry", |c| Rules {
+        payable: false,
+        writes: matches!(
+            c,
+            Call::approvePCR(_)
+                | Call::revokePCR(_)
+                | Call::registerTEEWithAttestation(_)
+                | Call::heartbeat(_)
+                | Call::deactivateTEE(_)
+        ),
+    })?;
     let now = u64::try_from(ctx.block().timestamp()).unwrap_or(u64::MAX);
     let chain_id = ctx.cfg().chain_id();
     let caller = inputs.caller;
