@@ -10,7 +10,7 @@
 // (an ONNX file to upload), LLM (a chat model in the hub), SHOTS, CHROMIUM.
 import { chromium } from "playwright-core";
 import { privateKeyToAccount } from "viem/accounts";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 
 const env = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set`); })();
 const base = env("CONSOLE_URL");
@@ -157,6 +157,23 @@ await step("hub-upload", async () => {
   await page.click("text=inputs & outputs");
   await page.locator("table.inputs td", { hasText: /^x$/ }).waitFor();
   await page.locator("table.outputs td", { hasText: /^y$/ }).waitFor();
+});
+
+await step("hub-errors", async () => {
+  // a corrupt model and a taken name: the API's own messages
+  const corrupt = `${shots}/corrupt.onnx`;
+  writeFileSync(corrupt, "this is not an ONNX model");
+  await page.goto(`${base}/#/hub/console-mlp`);
+  await page.locator("#upload").waitFor();
+  await page.setInputFiles("#upload input[type=file]", corrupt);
+  await page.click("#upload button");
+  await page.locator("#hub-error [role=alert]").waitFor({ timeout: 20000 });
+  const said = await page.locator("#hub-error").textContent();
+  if (!/onnx|model/i.test(said)) throw new Error(`upload error: ${said}`);
+  await page.goto(`${base}/#/hub`);
+  await page.fill("input[name=name]", "console-mlp");
+  await page.click("#create button");
+  await page.locator("#create-error [role=alert]").filter({ hasText: "already exists" }).waitFor();
 });
 
 await step("playground", async () => {

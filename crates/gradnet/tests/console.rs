@@ -68,6 +68,7 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
         "playground-TEE",
         "inference-tx",
         "hub-upload",
+        "hub-errors",
         "playground",
         "playground-uploaded-QUORUM",
         "playground-errors",
