@@ -8,13 +8,15 @@ import type { Hex } from "viem";
 import { rpc } from "./rpc";
 import { esc, errorBox } from "./dom";
 import { DEMO_CONTRACT, loggedResult } from "./onchain";
-import { receiptOf, send } from "./wallet";
+import { accountOf, receiptOf, send } from "./wallet";
 import { inferenceSection, verifyButton } from "./explorer";
 
 /** Runs `data`; `result` renders the logged return data. */
 export async function callOnChain(out: HTMLElement, key: string, data: Hex, result: (logged: Hex) => string): Promise<void> {
   try {
-    await rpc("eth_call", [{ to: DEMO_CONTRACT, data, gas: "0x4c4b40" }, "latest"]);
+    // from the sending account when known, so that its balance is checked too
+    const from = accountOf(key);
+    await rpc("eth_call", [{ ...(from ? { from } : {}), to: DEMO_CONTRACT, data, gas: "0x4c4b40" }, "latest"]);
     out.innerHTML = "sending the transaction…";
     const hash = await send(key, DEMO_CONTRACT, data);
     const link = `<a class="mono" href="#/tx/${esc(hash)}">${esc(hash)}</a>`;

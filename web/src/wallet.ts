@@ -21,6 +21,13 @@ export function toggleAccount(form: HTMLElement, select: HTMLSelectElement): voi
   select.onchange = () => (form.querySelector<HTMLElement>("#account")!.hidden = select.value === "node");
 }
 
+/** The account a pasted key signs for (none: the browser wallet's, or no key). */
+export function accountOf(key: string): Hex | undefined {
+  key = key.trim();
+  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(key)) return undefined;
+  return privateKeyToAccount((key.startsWith("0x") ? key : `0x${key}`) as Hex).address;
+}
+
 /** Sends a call to `to` with `data`; its transaction hash. */
 export async function send(key: string, to: Hex, data: Hex, gas = 5_000_000n): Promise<Hex> {
   const wallet = (window as any).ethereum;

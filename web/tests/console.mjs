@@ -224,6 +224,10 @@ await step("playground-errors", async () => {
   await run('{"x": [[1, 2, 3, 4]]}', "not found");
   await page.fill("input[name=model]", demo);
   await run('{"x": [[1, 2, 3, 4]]}', "a transaction needs an account");
+  // an account with nothing to pay the nodes: refused by the dry run, nothing sent
+  await page.fill("input[name=key]", "0x" + "11".repeat(32));
+  await run('{"x": [[1, 2, 3, 4]]}', "inference fee");
+  await page.fill("input[name=key]", "");
   await run('{"x": [[1, 2], [3]]}', "ragged");
 });
 
