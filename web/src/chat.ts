@@ -4,10 +4,10 @@
 // signature checked here; or through the chain (runLLMChat in VANILLA or
 // TEE mode), the answer read from the block.
 
-import { esc, errorBox } from "./dom";
+import { esc, errorBox, renderChecks } from "./dom";
 import { api } from "./rpc";
 import { llmOutputHash } from "./hashes";
-import { verifyReceipt } from "./receipt";
+import { hashCheck, showVerdict } from "./receipt";
 import { MODES, chatCall, decodeChat } from "./onchain";
 import { accountField, toggleAccount } from "./wallet";
 import { callOnChain } from "./chaincall";
@@ -124,16 +124,10 @@ async function stream(f: FormData, answer: HTMLElement, finish: Element): Promis
 
 /** The node's receipt, its output hash recomputed from the streamed text, and a verify button. */
 function showReceipt(box: HTMLElement, receipt: any, text: string, reason: string): void {
-  const mine = llmOutputHash(text, reason);
-  const same = mine === receipt.output_hash;
+  const output = hashCheck("output hash", " from the streamed text", llmOutputHash(text, reason), receipt.output_hash);
   box.innerHTML = `<h2>Receipt</h2><pre id="chat-receipt">${esc(JSON.stringify(receipt, null, 1))}</pre>
-    <ul id="chat-hash"><li class="${same ? "ok" : "bad"}">output hash: ${same ? "recomputed here from the streamed text, matches the receipt" : `recomputed ${esc(mine)}, the receipt says ${esc(receipt.output_hash)}`}</li>
-    <li class="muted">request hash: covers the prompt as the model's chat template renders it, with the sampling settings</li></ul>
+    ${renderChecks([output], "chat-hash")}
+    <p class="muted">The request hash covers the prompt as the model's chat template renders it, with the sampling settings.</p>
     <button id="chat-verify">Verify the signature</button> <span id="chat-verdict"></span>`;
-  box.querySelector<HTMLButtonElement>("#chat-verify")!.onclick = async () => {
-    const v = await verifyReceipt(receipt);
-    const verdict = box.querySelector("#chat-verdict")!;
-    verdict.className = v === "valid" ? "ok" : "bad";
-    verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
-  };
+  box.querySelector<HTMLButtonElement>("#chat-verify")!.onclick = () => showVerdict(box.querySelector("#chat-verdict")!, receipt);
 }

@@ -24,6 +24,12 @@ export function bytes(n: number): string {
   return `${n.toFixed(1)} ${u[i]}`;
 }
 
+/** One thing checked in the browser, and what was found. */
+export type Check = { ok: boolean; text: string };
+
+export const renderChecks = (checks: Check[], id: string): string =>
+  `<ul id="${id}">${checks.map((c) => `<li class="${c.ok ? "ok" : "bad"}">${esc(c.text)}</li>`).join("")}</ul>`;
+
 export function errorBox(e: unknown): string {
   return `<div class="error" role="alert">${esc(e instanceof Error ? e.message : e)}</div>`;
 }

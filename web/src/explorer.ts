@@ -2,9 +2,9 @@
 // with its inference call and receipt, an address.
 
 import { rpc, hexToNum } from "./rpc";
-import { esc, short, ago, table, errorBox } from "./dom";
+import { esc, short, ago, table, errorBox, renderChecks } from "./dom";
 import { decode, describe, quorumOf } from "./inference";
-import { checkInference, renderChecks } from "./sidecar";
+import { checkInference } from "./sidecar";
 
 const PRECOMPILES: Record<string, string> = {
   "0x00000000000000000000000000000000000000f4": "inference precompile",
@@ -113,7 +113,7 @@ export function verifyButton(el: HTMLElement, t: any, r: any): void {
     const out = el.querySelector("#checks")!;
     out.innerHTML = "checking…";
     try {
-      out.innerHTML = renderChecks(await checkInference(t, r));
+      out.innerHTML = renderChecks(await checkInference(t, r), "chain-checks");
     } catch (e) {
       out.innerHTML = errorBox(e);
     }

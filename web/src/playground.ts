@@ -6,8 +6,8 @@
 
 import type { Hex } from "viem";
 import { api } from "./rpc";
-import { esc, errorBox } from "./dom";
-import { verifyReceipt } from "./receipt";
+import { esc, errorBox, renderChecks } from "./dom";
+import { hashCheck, showVerdict } from "./receipt";
 import { outputHash, requestHash } from "./hashes";
 import { MODES, decodeOutput, inferenceCall } from "./onchain";
 import { accountField, toggleAccount } from "./wallet";
@@ -43,9 +43,7 @@ export function playground(el: HTMLElement, model = ""): void {
       verdict.textContent = `not valid JSON: ${(e as Error).message}`;
       return;
     }
-    const v = await verifyReceipt(receipt);
-    verdict.className = v === "valid" ? "ok" : "bad";
-    verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
+    await showVerdict(verdict, receipt);
   };
   toggleAccount(el, el.querySelector<HTMLSelectElement>("select[name=mode]")!);
   el.querySelector<HTMLFormElement>("#run")!.onsubmit = async (ev) => {
@@ -69,27 +67,24 @@ export function playground(el: HTMLElement, model = ""): void {
         out.innerHTML = errorBox(e);
         return;
       }
-      return callOnChain(out, String(f.get("key") ?? ""), data, (logged) => `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(decodeOutput(logged), null, 1))}</pre>`);
+      return callOnChain(out, String(f.get("key") ?? ""), data, (logged) => outputsHtml(decodeOutput(logged)));
     }
     try {
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
-      out.innerHTML = `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(r.outputs, null, 1))}</pre><h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
+      out.innerHTML = `${outputsHtml(r.outputs)}<h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
       el.querySelector<HTMLTextAreaElement>("#receipt-input")!.value = JSON.stringify(r.receipt, null, 1);
       // the hashes the receipt signs, recomputed here from what was sent and received
       const sig = (await api<any>(`/api/v0/signature/${r.model}`)).signature ?? {};
       const dtypes = Object.fromEntries((sig.inputs ?? []).map((t: any) => [t.name, t.dtype]));
       const checks = [
-        ["request hash", requestHash(r.model, 0, inputs as Record<string, unknown>, dtypes), r.receipt.request_hash],
-        ["output hash", outputHash(r.outputs, r.output_types), r.receipt.output_hash],
+        hashCheck("request hash", "", requestHash(r.model, 0, inputs as Record<string, unknown>, dtypes), r.receipt.request_hash),
+        hashCheck("output hash", "", outputHash(r.outputs, r.output_types), r.receipt.output_hash),
       ];
-      out.insertAdjacentHTML(
-        "beforeend",
-        `<ul id="hash-checks">${checks
-          .map(([what, mine, signed]) => `<li class="${mine === signed ? "ok" : "bad"}">${what}: ${mine === signed ? "recomputed here, matches the receipt" : `recomputed ${esc(mine)}, the receipt says ${esc(signed)}`}</li>`)
-          .join("")}</ul>`,
-      );
+      out.insertAdjacentHTML("beforeend", renderChecks(checks, "hash-checks"));
     } catch (e) {
       out.innerHTML = errorBox(e);
     }
   };
 }
+
+const outputsHtml = (outputs: unknown): string => `<h2>Outputs</h2><pre id="outputs">${esc(JSON.stringify(outputs, null, 1))}</pre>`;

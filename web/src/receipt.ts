@@ -2,6 +2,8 @@
 // the same bytes the node signed: "gradnet-receipt-v1\n" and the body as
 // compact JSON in the node's field order.
 
+import type { Check } from "./dom";
+
 const DOMAIN = "gradnet-receipt-v1\n";
 const FIELDS = ["version", "kind", "request_hash", "model", "output_hash", "mode", "runtime", "node", "timestamp_ms"];
 
@@ -23,6 +25,20 @@ export async function ed25519(key: string, signature: string, message: Uint8Arra
   if (!crypto.subtle) throw new Error("this page is not a secure context (open the console on localhost or https) so the browser cannot check signatures");
   const k = await crypto.subtle.importKey("raw", hex(key), { name: "Ed25519" }, false, ["verify"]);
   return crypto.subtle.verify("Ed25519", k, hex(signature), message);
+}
+
+/** A hash recomputed here against the one a receipt signs. */
+export function hashCheck(what: string, how: string, mine: string, signed: string): Check {
+  return mine === signed
+    ? { ok: true, text: `${what}: recomputed here${how}, matches the receipt` }
+    : { ok: false, text: `${what}: recomputed ${mine}, the receipt says ${signed}` };
+}
+
+/** Checks `receipt`'s signature and says so in `verdict`. */
+export async function showVerdict(verdict: Element, receipt: Record<string, any>): Promise<void> {
+  const v = await verifyReceipt(receipt);
+  verdict.className = v === "valid" ? "ok" : "bad";
+  verdict.textContent = v === "valid" ? `signature valid (node ${String(receipt.node).slice(0, 12)}…)` : v;
 }
 
 /** "valid", or why not. */

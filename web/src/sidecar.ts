@@ -8,11 +8,9 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { decode, quorumOf } from "./inference";
 import { ed25519, hex } from "./receipt";
 import { rpc } from "./rpc";
-import { esc, short } from "./dom";
+import { short, type Check } from "./dom";
 import { loggedResult, markDevEnclave } from "./onchain";
 import type { Hex } from "viem";
-
-export type Check = { ok: boolean; text: string };
 
 const DOMAIN = new TextEncoder().encode("gradnet-inference-result-v1");
 
@@ -69,6 +67,3 @@ export async function checkInference(tx: any, receipt: any): Promise<Check[]> {
     checks.push({ ok: Boolean(tee?.active), text: tee ? `enclave ${short(tee.teeId)}: attested (measurement ${short(tee.pcrHash)}), ${tee.active ? "active" : "inactive"}${tee.devEnclave ? ", a dev enclave" : ""}` : "the node is not a registered enclave" });
   return checks;
 }
-
-export const renderChecks = (checks: Check[]): string =>
-  `<ul id="chain-checks">${checks.map((c) => `<li class="${c.ok ? "ok" : "bad"}">${esc(c.text)}</li>`).join("")}</ul>`;

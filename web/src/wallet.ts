@@ -21,12 +21,15 @@ export function toggleAccount(form: HTMLElement, select: HTMLSelectElement): voi
   select.onchange = () => (form.querySelector<HTMLElement>("#account")!.hidden = select.value === "node");
 }
 
-/** The account a pasted key signs for (none: the browser wallet's, or no key). */
-export function accountOf(key: string): Hex | undefined {
+/** The account of a pasted private key (0x optional); none if it is not one. */
+function account(key: string) {
   key = key.trim();
   if (!/^(0x)?[0-9a-fA-F]{64}$/.test(key)) return undefined;
-  return privateKeyToAccount((key.startsWith("0x") ? key : `0x${key}`) as Hex).address;
+  return privateKeyToAccount((key.startsWith("0x") ? key : `0x${key}`) as Hex);
 }
+
+/** The address a pasted key signs for (none: the browser wallet's, or no key). */
+export const accountOf = (key: string): Hex | undefined => account(key)?.address;
 
 /** Sends a call to `to` with `data`; its transaction hash. */
 export async function send(key: string, to: Hex, data: Hex, gas = 5_000_000n): Promise<Hex> {
@@ -36,17 +39,17 @@ export async function send(key: string, to: Hex, data: Hex, gas = 5_000_000n): P
     const [from] = await wallet.request({ method: "eth_requestAccounts" });
     return wallet.request({ method: "eth_sendTransaction", params: [{ from, to, data, gas: `0x${gas.toString(16)}` }] });
   }
-  if (!/^(0x)?[0-9a-fA-F]{64}$/.test(key))
+  const signer = account(key);
+  if (!signer)
     throw new Error("a transaction needs an account: paste a funded private key (0x and 64 hex digits; `gradnet devnet` prints its dev keys)");
-  const account = privateKeyToAccount((key.startsWith("0x") ? key : `0x${key}`) as Hex);
   sessionStorage.setItem(STORED, key);
   const [chainId, nonce, gasPrice, tip] = await Promise.all([
     rpc<string>("eth_chainId"),
-    rpc<string>("eth_getTransactionCount", [account.address, "pending"]),
+    rpc<string>("eth_getTransactionCount", [signer.address, "pending"]),
     rpc<string>("eth_gasPrice"),
     rpc<string>("eth_maxPriorityFeePerGas"),
   ]);
-  const raw = await account.signTransaction({
+  const raw = await signer.signTransaction({
     type: "eip1559",
     chainId: hexToNum(chainId),
     nonce: hexToNum(nonce),

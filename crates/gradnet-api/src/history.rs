@@ -72,7 +72,7 @@ impl History {
 
     /// The intervals of the last `window_ms`, ending with the one up to `now`.
     pub fn points(&self, window_ms: u64, now: Totals) -> Vec<Point> {
-        let samples = if window_ms <= FINE as u64 * STEP.as_millis() as u64 {
+        let samples = if fine(window_ms) {
             self.fine.lock().unwrap()
         } else {
             self.coarse.lock().unwrap()
@@ -84,6 +84,20 @@ impl History {
             .filter(|w| w[1].t_ms > w[0].t_ms)
             .map(|w| interval(w[0], w[1]))
             .collect()
+    }
+}
+
+/// Whether a window is served from the 5 s samples (else the minute ones).
+fn fine(window_ms: u64) -> bool {
+    window_ms <= FINE as u64 * STEP.as_millis() as u64
+}
+
+/// The sampling step of the points a window is served with.
+pub fn step_secs(window_ms: u64) -> u64 {
+    if fine(window_ms) {
+        STEP.as_secs()
+    } else {
+        COARSE_STEP_MS / 1000
     }
 }
 

@@ -67,6 +67,11 @@ pub struct NodeConfig {
     pub dev_enclave: Option<crate::commands::tee::DevEnclaveConfig>,
 }
 
+/// A repeatable flag's values, or the config file's list when none is given.
+fn list(flags: &[String], file: &[String]) -> Vec<String> {
+    if flags.is_empty() { file } else { flags }.to_vec()
+}
+
 pub fn default_data_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -139,16 +144,8 @@ impl NodeConfig {
                     .clone()
                     .or(file.p2p_listen.clone())
                     .unwrap_or_else(|| "0.0.0.0:26656".into()),
-                peers: if args.peer.is_empty() {
-                    file.peers.clone()
-                } else {
-                    args.peer.clone()
-                },
-                peer_rpc: if args.peer_rpc.is_empty() {
-                    file.peer_rpc.clone()
-                } else {
-                    args.peer_rpc.clone()
-                },
+                peers: list(&args.peer, &file.peers),
+                peer_rpc: list(&args.peer_rpc, &file.peer_rpc),
             });
         Ok(NodeConfig {
             chain,
@@ -181,11 +178,7 @@ impl NodeConfig {
                     .max_blob_size
                     .or(file.max_blob_size)
                     .unwrap_or(hub.max_blob_size),
-                peers: if args.hub_peer.is_empty() {
-                    file.hub_peers.clone()
-                } else {
-                    args.hub_peer.clone()
-                },
+                peers: list(&args.hub_peer, &file.hub_peers),
             },
             runtime: RuntimeConfig {
                 threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),

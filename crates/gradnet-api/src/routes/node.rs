@@ -33,7 +33,8 @@ pub async fn history(
     State(s): State<AppState>,
     axum::extract::Query(w): axum::extract::Query<Window>,
 ) -> Result<impl IntoResponse, crate::error::ApiError> {
-    let window_ms: u64 = match w.window.as_deref().unwrap_or("1h") {
+    let window = w.window.as_deref().unwrap_or("1h");
+    let window_ms: u64 = match window {
         "15m" => 15 * 60_000,
         "1h" => 3_600_000,
         "24h" => 24 * 3_600_000,
@@ -47,8 +48,8 @@ pub async fn history(
     };
     let points = s.history.points(window_ms, crate::history::totals(&s));
     Ok(Json(json!({
-        "window": w.window.as_deref().unwrap_or("1h"),
-        "step_secs": if window_ms > 3_600_000 { 60 } else { crate::history::STEP.as_secs() },
+        "window": window,
+        "step_secs": crate::history::step_secs(window_ms),
         "points": points,
     })))
 }

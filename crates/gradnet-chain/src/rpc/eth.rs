@@ -35,7 +35,7 @@ pub(super) fn opt_param<T: DeserializeOwned>(
 }
 
 /// A block named by tag or number; resolves to a committed number.
-fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
+pub(super) fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
     let head = chain.head().number;
     match tag {
         None | Some(Value::Null) => Ok(head),

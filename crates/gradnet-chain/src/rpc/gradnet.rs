@@ -5,7 +5,7 @@
 use alloy_primitives::Address;
 use serde_json::{json, Value};
 
-use super::eth::{opt_param, param};
+use super::eth::{block_number, opt_param, param};
 use super::RpcError;
 use crate::chain::Chain;
 use crate::inference::registry::{Registry, ADDRESS as REGISTRY};
@@ -146,17 +146,16 @@ fn uptime(chain: &Chain, n: u64) -> Result<Value, RpcError> {
             }
         }
     }
-    let validators: Vec<Value> = chain
-        .store
-        .genesis()
+    let genesis = chain.store.genesis();
+    let set = crate::consensus::context::ValidatorSet::from_genesis(genesis).map_err(storage)?;
+    let validators: Vec<Value> = genesis
         .validators
         .iter()
-        .map(|v| {
-            let key = alloy_primitives::hex::decode(v.public_key.trim_start_matches("0x"))
-                .unwrap_or_default();
-            let address = crate::consensus::context::address_of_key(&key);
+        .zip(&set.validators)
+        .map(|(g, v)| {
+            let address = v.address.0;
             json!({
-                "publicKey": v.public_key,
+                "publicKey": g.public_key,
                 "address": address,
                 "signed": signed.get(&address).copied().unwrap_or(0),
                 "proposed": proposed.get(&address).copied().unwrap_or(0),
@@ -185,20 +184,19 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Option<Result<Va
             let n: Option<u64> = opt_param(p, 0)?;
             let n = n.unwrap_or(100);
             if n == 0 || n > 10_000 {
-                return Err(RpcError::new(
-                    -32602,
-                    format!("blocks must be between 1 and 10000, not {n}"),
-                ));
+                return Err(RpcError::invalid_params(format!(
+                    "blocks must be between 1 and 10000, not {n}"
+                )));
             }
             uptime(chain, n)
         })(),
         "gradnet_sidecar" => (|| {
+            // a number or tag as eth_getBlockByNumber takes it (or a plain integer)
             let n: Value = param(p, 0)?;
             let n = match &n {
-                Value::String(s) => u64::from_str_radix(s.trim_start_matches("0x"), 16)
-                    .map_err(|_| RpcError::new(-32602, format!("block number {s} is not hex")))?,
+                Value::String(_) => block_number(chain, Some(&n))?,
                 Value::Number(n) => n.as_u64().unwrap_or(0),
-                _ => return Err(RpcError::new(-32602, "block number expected")),
+                _ => return Err(RpcError::invalid_params("block number expected")),
             };
             let quorum: Option<usize> = opt_param(p, 1)?;
             block_sidecar(chain, n, quorum.unwrap_or(1))
