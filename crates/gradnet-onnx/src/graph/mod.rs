@@ -1,0 +1,373 @@
+//! From an ONNX file to a runnable plan: constants read, nodes put in
+//! dependency order, fused where the result stays bit-identical to the
+//! definition the fused kernel implements, folded where every input is
+//! constant, and each value freed after its last use.
+
+mod fuse;
+pub mod node;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use node::{Node, ONNX};
+
+use crate::cx::Cx;
+use crate::error::{invalid, Error, Result};
+use crate::kernels::Isa;
+use crate::ops::{self, Build, Inputs, Op};
+use crate::proto::{GraphProto, ModelProto};
+use crate::tensor::{DType, Tensor};
+
+/// A graph input or output as the file declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueSpec {
+    pub name: String,
+    /// `None` for non-tensor types (sequences, maps) or unknown ones.
+    pub dtype: Option<DType>,
+}
+
+pub(crate) struct Step {
+    pub op: Box<dyn Op>,
+    pub label: Arc<str>,
+    pub inputs: Vec<Option<usize>>,
+    pub outputs: Vec<usize>,
+    /// Values whose last use is this step.
+    pub frees: Vec<usize>,
+}
+
+pub(crate) struct Graph {
+    pub inputs: Vec<(ValueSpec, usize)>,
+    pub outputs: Vec<(String, usize)>,
+    pub values: usize,
+    pub consts: Vec<(usize, Arc<Tensor>)>,
+    pub steps: Vec<Step>,
+}
+
+/// The opset version per domain, as the model imports them.
+fn opsets(m: &ModelProto) -> HashMap<String, i64> {
+    m.opset_import
+        .iter()
+        .map(|o| {
+            let d = if o.domain == "ai.onnx" { ONNX } else { &o.domain };
+            (d.to_string(), o.version)
+        })
+        .collect()
+}
+
+fn value_spec(v: &crate::proto::ValueInfoProto) -> ValueSpec {
+    use crate::proto::type_proto::Value;
+    let dtype = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Value::TensorType(t)) => DType::from_onnx(t.elem_type),
+        _ => None,
+    };
+    ValueSpec {
+        name: v.name.clone(),
+        dtype,
+    }
+}
+
+/// Reads the tensors that `Constant` nodes hold.
+fn constant_node(n: &Node) -> Result<Tensor> {
+    if let Some(t) = n.tensor("value")? {
+        return Ok(t);
+    }
+    if let Some(f) = n.float("value_float")? {
+        return Ok(Tensor::scalar(f));
+    }
+    if let Some(v) = n.floats("value_floats")? {
+        return Tensor::from_vec(vec![v.len()], v);
+    }
+    if let Some(i) = n.int("value_int")? {
+        return Ok(Tensor::scalar(i));
+    }
+    if let Some(v) = n.ints("value_ints")? {
+        return Tensor::from_vec(vec![v.len()], v);
+    }
+    if let Some(s) = n.string("value_string")? {
+        return Ok(Tensor::scalar(s));
+    }
+    if let Some(v) = n.strings("value_strings")? {
+        return Tensor::from_vec(vec![v.len()], v);
+    }
+    if n.attr("sparse_value").is_some() {
+        return Err(Error::Unsupported(vec!["Constant (sparse_value)".into()]));
+    }
+    Err(invalid!("{} holds no value", n.label()))
+}
+
+/// Orders nodes so every input is produced before it is used.
+fn topo_sort(nodes: Vec<Node>, known: &HashSet<String>) -> Result<Vec<Node>> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in n.outputs.iter().filter(|o| !o.is_empty()) {
+            if producer.insert(o, i).is_some() || known.contains(o) {
+                return Err(invalid!("value `{o}` is defined twice"));
+            }
+        }
+    }
+    let mut deps = vec![0usize; nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        for inp in n.inputs.iter().filter(|s| !s.is_empty()) {
+            match producer.get(inp.as_str()) {
+                Some(&p) => {
+                    deps[i] += 1;
+                    users[p].push(i);
+                }
+                None if known.contains(inp) => {}
+                None => {
+                    return Err(invalid!("{} reads `{inp}`, which nothing defines", n.label()))
+                }
+            }
+        }
+    }
+    let mut ready: Vec<usize> = (0..nodes.len()).rev().filter(|&i| deps[i] == 0).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = ready.pop() {
+        order.push(i);
+        for &u in users[i].iter().rev() {
+            deps[u] -= 1;
+            if deps[u] == 0 {
+                ready.push(u);
+            }
+        }
+    }
+    if order.len() != nodes.len() {
+        return Err(invalid!("the graph has a cycle"));
+    }
+    let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    Ok(order.into_iter().map(|i| slots[i].take().expect("each once")).collect())
+}
+
+impl Graph {
+    pub fn load(model: &ModelProto, isa: Isa, max_bytes: u64) -> Result<Graph> {
+        let g: &GraphProto = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| invalid!("the file has no graph"))?;
+        let opsets = opsets(model);
+        let mut unsupported = vec![];
+        let mut consts: HashMap<String, Arc<Tensor>> = HashMap::new();
+        for t in &g.initializer {
+            match Tensor::from_proto(t) {
+                Ok(v) => {
+                    consts.insert(t.name.clone(), Arc::new(v));
+                }
+                Err(Error::Unsupported(u)) => unsupported.extend(u),
+                Err(e) => return Err(e),
+            }
+        }
+        if !g.sparse_initializer.is_empty() {
+            unsupported.push("sparse initializers".into());
+        }
+        // inputs that an initializer also names are constants (ONNX's
+        // defaults that a caller could override; gradnet does not)
+        let inputs: Vec<ValueSpec> = g
+            .input
+            .iter()
+            .filter(|i| !consts.contains_key(&i.name))
+            .map(value_spec)
+            .collect();
+        let mut nodes = vec![];
+        for p in &g.node {
+            let n = Node::from_proto(p);
+            if n.op == "Constant" && n.domain == ONNX {
+                match constant_node(&n) {
+                    Ok(t) => {
+                        let out = n.outputs.first().ok_or_else(|| invalid!("{} has no output", n.label()))?;
+                        consts.insert(out.clone(), Arc::new(t));
+                    }
+                    Err(Error::Unsupported(u)) => unsupported.extend(u),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                if n.domain == node::INTERNAL {
+                    return Err(invalid!("{} uses a domain reserved for gradnet", n.label()));
+                }
+                nodes.push(n);
+            }
+        }
+        let mut known: HashSet<String> = consts.keys().cloned().collect();
+        known.extend(inputs.iter().map(|i| i.name.clone()));
+        let nodes = topo_sort(nodes, &known)?;
+        let outputs: Vec<String> = g.output.iter().map(|o| o.name.clone()).collect();
+        let nodes = fuse::fuse(nodes, &mut consts, &outputs, isa)?;
+
+        // build every operator, folding those whose inputs are all constant
+        let cx = Cx::new(isa, None, max_bytes);
+        let mut built: Vec<(Node, Box<dyn Op>)> = vec![];
+        for n in nodes {
+            let opset = match opsets.get(&n.domain) {
+                Some(&v) => v,
+                None if n.domain == node::INTERNAL => 1,
+                None => {
+                    return Err(invalid!(
+                        "{} is in domain `{}`, which the model does not import",
+                        n.label(),
+                        n.domain
+                    ))
+                }
+            };
+            let b = Build {
+                node: &n,
+                opset,
+                consts: &consts,
+                isa,
+            };
+            let op = match ops::build(&b) {
+                Ok(op) => op,
+                Err(Error::Unsupported(u)) => {
+                    unsupported.extend(u);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let all_const = n.inputs.iter().filter(|s| !s.is_empty()).all(|s| consts.contains_key(s));
+            if all_const && unsupported.is_empty() && !n.inputs.is_empty() {
+                let vals = n
+                    .inputs
+                    .iter()
+                    .map(|s| (!s.is_empty()).then(|| consts[s].clone()))
+                    .collect();
+                let outs = op.run(&cx, Inputs { vals, label: n.label().into() })?;
+                for (name, t) in n.outputs.iter().zip(outs) {
+                    if !name.is_empty() {
+                        consts.insert(name.clone(), Arc::new(t));
+                    }
+                }
+                continue;
+            }
+            built.push((n, op));
+        }
+        if !unsupported.is_empty() {
+            let mut seen = HashSet::new();
+            unsupported.retain(|u| seen.insert(u.clone()));
+            return Err(Error::Unsupported(unsupported));
+        }
+        Graph::plan(inputs, outputs, consts, built)
+    }
+
+    /// Numbers the values and works out when each can be freed.
+    fn plan(
+        inputs: Vec<ValueSpec>,
+        outputs: Vec<String>,
+        consts: HashMap<String, Arc<Tensor>>,
+        built: Vec<(Node, Box<dyn Op>)>,
+    ) -> Result<Graph> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        let id = |name: &str, ids: &mut HashMap<String, usize>| {
+            let next = ids.len();
+            *ids.entry(name.to_string()).or_insert(next)
+        };
+        let inputs: Vec<(ValueSpec, usize)> = inputs
+            .into_iter()
+            .map(|s| {
+                let i = id(&s.name, &mut ids);
+                (s, i)
+            })
+            .collect();
+        let mut used_consts = vec![];
+        let mut steps = vec![];
+        for (n, op) in built {
+            let mut ins = vec![];
+            for s in &n.inputs {
+                if s.is_empty() {
+                    ins.push(None);
+                    continue;
+                }
+                let known = ids.contains_key(s.as_str());
+                let i = id(s, &mut ids);
+                if !known {
+                    match consts.get(s) {
+                        Some(c) => used_consts.push((i, c.clone())),
+                        None => return Err(invalid!("{} reads `{s}` before it is defined", n.label())),
+                    }
+                }
+                ins.push(Some(i));
+            }
+            let outs = n.outputs.iter().map(|s| id(s, &mut ids)).collect();
+            steps.push(Step {
+                op,
+                label: n.label().into(),
+                inputs: ins,
+                outputs: outs,
+                frees: vec![],
+            });
+        }
+        let mut outs = vec![];
+        for o in &outputs {
+            let known = ids.contains_key(o.as_str());
+            let i = id(o, &mut ids);
+            if !known {
+                match consts.get(o) {
+                    Some(c) => used_consts.push((i, c.clone())),
+                    None => return Err(invalid!("graph output `{o}` is never computed")),
+                }
+            }
+            outs.push((o.clone(), i));
+        }
+        // free each value after its last reader, unless it is an output
+        let keep: HashSet<usize> = outs.iter().map(|(_, i)| *i).collect();
+        let mut last: HashMap<usize, usize> = HashMap::new();
+        for (si, s) in steps.iter().enumerate() {
+            for i in s.inputs.iter().flatten() {
+                last.insert(*i, si);
+            }
+        }
+        for (v, si) in last {
+            if !keep.contains(&v) {
+                steps[si].frees.push(v);
+            }
+        }
+        Ok(Graph {
+            inputs,
+            outputs: outs,
+            values: ids.len(),
+            consts: used_consts,
+            steps,
+        })
+    }
+
+    /// Runs the plan on inputs given in the order of `self.inputs`.
+    pub fn run(&self, cx: &Cx, inputs: Vec<Tensor>) -> Result<Vec<(String, Tensor)>> {
+        let mut vals: Vec<Option<Arc<Tensor>>> = vec![None; self.values];
+        for ((_, i), t) in self.inputs.iter().zip(inputs) {
+            vals[*i] = Some(Arc::new(t));
+        }
+        for (i, c) in &self.consts {
+            vals[*i] = Some(c.clone());
+        }
+        for s in &self.steps {
+            let mut ins = Vec::with_capacity(s.inputs.len());
+            for i in &s.inputs {
+                ins.push(match i {
+                    // the last reader takes the value, so it can reuse the buffer
+                    Some(i) if s.frees.contains(i) && s.inputs.iter().filter(|j| **j == Some(*i)).count() == 1 => {
+                        vals[*i].take()
+                    }
+                    Some(i) => vals[*i].clone(),
+                    None => None,
+                });
+            }
+            let outs = s.op.run(cx, Inputs { vals: ins, label: s.label.clone() })?;
+            if outs.len() < s.outputs.iter().filter(|_| true).count().min(1) {
+                return Err(Error::Run(format!("{} produced no output", s.label)));
+            }
+            for (i, t) in s.outputs.iter().zip(outs) {
+                vals[*i] = Some(Arc::new(t));
+            }
+            for i in &s.frees {
+                vals[*i] = None;
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|(name, i)| {
+                let t = vals[*i]
+                    .clone()
+                    .ok_or_else(|| Error::Run(format!("output `{name}` was not computed")))?;
+                Ok((name.clone(), Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,166 @@
+//! A node of the graph as the loader and the optimizer see it, with typed
+//! access to its attributes.
+
+use crate::error::{invalid, Result};
+use crate::kernels::epilogue::Step;
+use crate::proto::attribute_proto::AttributeType;
+use crate::proto::{AttributeProto, NodeProto};
+use crate::tensor::Tensor;
+
+/// The default domain; `ai.onnx` is an alias of it.
+pub const ONNX: &str = "";
+pub const ONNX_ML: &str = "ai.onnx.ml";
+/// Fused operators the optimizer writes; never accepted from a file.
+pub const INTERNAL: &str = "gradnet.internal";
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub op: String,
+    pub domain: String,
+    /// Empty names are absent optional inputs.
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub attrs: Vec<AttributeProto>,
+    /// Element-wise steps the optimizer fused into this node's output.
+    pub epilogue: Vec<Step>,
+}
+
+impl Node {
+    pub fn from_proto(n: &NodeProto) -> Node {
+        let domain = if n.domain == "ai.onnx" {
+            ONNX.to_string()
+        } else {
+            n.domain.clone()
+        };
+        Node {
+            name: n.name.clone(),
+            op: n.op_type.clone(),
+            domain,
+            inputs: n.input.clone(),
+            outputs: n.output.clone(),
+            attrs: n.attribute.clone(),
+            epilogue: vec![],
+        }
+    }
+
+    /// `domain:Op` for messages (just `Op` in the default domain).
+    pub fn kind(&self) -> String {
+        if self.domain.is_empty() {
+            self.op.clone()
+        } else {
+            format!("{}:{}", self.domain, self.op)
+        }
+    }
+
+    /// How the node is named in errors.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("{} node (output `{}`)", self.kind(), self.outputs.first().map_or("", |s| s))
+        } else {
+            format!("{} node `{}`", self.kind(), self.name)
+        }
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    fn typed(&self, name: &str, want: AttributeType) -> Result<Option<&AttributeProto>> {
+        match self.attr(name) {
+            None => Ok(None),
+            Some(a) if a.r#type == want as i32 || a.r#type == AttributeType::Undefined as i32 => {
+                Ok(Some(a))
+            }
+            Some(a) => Err(invalid!(
+                "{}: attribute `{name}` should be {want:?}, is {:?}",
+                self.label(),
+                AttributeType::try_from(a.r#type).unwrap_or(AttributeType::Undefined)
+            )),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self.typed(name, AttributeType::Int)?.map(|a| a.i))
+    }
+
+    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> {
+        Ok(self.int(name)?.unwrap_or(default))
+    }
+
+    pub fn float(&self, name: &str) -> Result<Option<f32>> {
+        Ok(self.typed(name, AttributeType::Float)?.map(|a| a.f))
+    }
+
+    pub fn float_or(&self, name: &str, default: f32) -> Result<f32> {
+        Ok(self.float(name)?.unwrap_or(default))
+    }
+
+    pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(self.typed(name, AttributeType::Ints)?.map(|a| a.ints.clone()))
+    }
+
+    pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        Ok(self.typed(name, AttributeType::Floats)?.map(|a| a.floats.clone()))
+    }
+
+    pub fn string(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .typed(name, AttributeType::String)?
+            .map(|a| String::from_utf8_lossy(&a.s).into_owned()))
+    }
+
+    pub fn string_or(&self, name: &str, default: &str) -> Result<String> {
+        Ok(self.string(name)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+        Ok(self.typed(name, AttributeType::Strings)?.map(|a| {
+            a.strings
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect()
+        }))
+    }
+
+    pub fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
+        match self.typed(name, AttributeType::Tensor)? {
+            Some(a) => match &a.t {
+                Some(t) => Ok(Some(Tensor::from_proto(t)?)),
+                None => Err(invalid!("{}: attribute `{name}` has no tensor", self.label())),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// A required attribute, or an error naming it.
+    pub fn need<T>(&self, name: &str, v: Result<Option<T>>) -> Result<T> {
+        v?.ok_or_else(|| invalid!("{}: attribute `{name}` is required", self.label()))
+    }
+
+    /// The input name at `i`, if present and not empty.
+    pub fn input(&self, i: usize) -> Option<&str> {
+        self.inputs.get(i).map(|s| s.as_str()).filter(|s| !s.is_empty())
+    }
+
+    /// Sets or replaces an integer attribute (used by the optimizer).
+    pub fn set_int(&mut self, name: &str, v: i64) {
+        self.attrs.retain(|a| a.name != name);
+        self.attrs.push(AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Int as i32,
+            i: v,
+            ..Default::default()
+        });
+    }
+
+    pub fn set_floats(&mut self, name: &str, v: Vec<f32>) {
+        self.attrs.retain(|a| a.name != name);
+        self.attrs.push(AttributeProto {
+            name: name.into(),
+            r#type: AttributeType::Floats as i32,
+            floats: v,
+            ..Default::default()
+        });
+    }
+}

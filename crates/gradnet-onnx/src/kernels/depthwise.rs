@@ -1,0 +1,118 @@
+//! Depthwise convolution (one filter per channel), computed directly: each
+//! output is `act((((0 + w00·x) + w01·x) + …) + bias)` over the taps in (ky,
+//! kx) order with one FMA a step — the same sum a grouped matrix product
+//! would make — vectorized across the output row.
+
+use super::epilogue::{self, Step};
+use super::conv::Geom;
+use super::multiversion;
+use crate::cx::{Cx, SharedMut};
+
+thread_local! {
+    static PADDED: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// `input` is `channels` planes of `g.h x g.w` (`g.c` is 1); `w` holds
+/// `channels` filters of `g.kh x g.kw`.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise(
+    cx: &Cx,
+    g: &Geom,
+    channels: usize,
+    input: &[f32],
+    w: &[f32],
+    steps: &[Step],
+    out: &mut [f32],
+) {
+    let (oh, ow) = (g.oh(), g.ow());
+    let (hw, ohw, taps) = (g.h * g.w, oh * ow, g.kh * g.kw);
+    assert_eq!(input.len(), channels * hw);
+    assert_eq!(w.len(), channels * taps);
+    assert_eq!(out.len(), channels * ohw);
+    let dst = SharedMut(out.as_mut_ptr());
+    let isa = cx.isa;
+    cx.par_for(channels, |ch| {
+        // SAFETY: each task writes its own channel's plane.
+        let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * ohw), ohw) };
+        PADDED.with(|p| {
+            let (padded, acc) = &mut *p.borrow_mut();
+            plane(isa, g, &input[ch * hw..][..hw], &w[ch * taps..][..taps], ch, steps, padded, acc, o);
+        });
+    });
+}
+
+multiversion! {
+    fn plane(g: &Geom, x: &[f32], w: &[f32], ch: usize, steps: &[Step], padded: &mut Vec<f32>, acc: &mut Vec<f32>, out: &mut [f32]) {
+        let (oh, ow) = (g.oh(), g.ow());
+        let (hp, wp) = (g.h + g.pt + g.pb, g.w + g.pl + g.pr);
+        padded.clear();
+        padded.resize(hp * wp + wp, 0.0);
+        for y in 0..g.h {
+            padded[(y + g.pt) * wp + g.pl..][..g.w].copy_from_slice(&x[y * g.w..][..g.w]);
+        }
+        acc.clear();
+        acc.resize(ow, 0.0);
+        for oy in 0..oh {
+            acc.fill(0.0);
+            for ky in 0..g.kh {
+                let row = &padded[(oy * g.sh + ky * g.dh) * wp..];
+                for kx in 0..g.kw {
+                    let wv = w[ky * g.kw + kx];
+                    let src = &row[kx * g.dw..];
+                    if g.sw == 1 {
+                        for (a, &v) in acc.iter_mut().zip(&src[..ow]) {
+                            *a = F::fma(wv, v, *a);
+                        }
+                    } else {
+                        for (ox, a) in acc.iter_mut().enumerate() {
+                            *a = F::fma(wv, src[ox * g.sw], *a);
+                        }
+                    }
+                }
+            }
+            let o = &mut out[oy * ow..][..ow];
+            o.copy_from_slice(acc);
+            epilogue::apply::<F>(steps, ch, 0, o);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::gemm::PackedA;
+    use crate::kernels::act::Act;
+    use crate::kernels::epilogue::Operand;
+    use crate::kernels::{conv, Isa};
+
+    #[test]
+    fn depthwise_equals_a_convolution_per_channel_on_every_isa() {
+        let geoms = [
+            Geom { c: 1, h: 9, w: 13, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, pb: 1, pr: 1 },
+            Geom { c: 1, h: 10, w: 21, kh: 5, kw: 5, sh: 2, sw: 2, dh: 1, dw: 1, pt: 2, pl: 2, pb: 2, pr: 2 },
+            Geom { c: 1, h: 7, w: 40, kh: 3, kw: 1, sh: 1, sw: 1, dh: 2, dw: 1, pt: 2, pl: 0, pb: 2, pr: 0 },
+        ];
+        let chans = 5;
+        for g in &geoms {
+            let x: Vec<f32> = (0..chans * g.h * g.w).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+            let w: Vec<f32> = (0..chans * g.kh * g.kw).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
+            let bias: Vec<f32> = (0..chans).map(|i| i as f32 / 3.0).collect();
+            let ohw = g.oh() * g.ow();
+            let mut want = vec![0.0; chans * ohw];
+            let cx = Cx::new(Isa::Portable, None, u64::MAX);
+            for ch in 0..chans {
+                let pw = PackedA::new(Isa::Portable, &w[ch * g.kh * g.kw..][..g.kh * g.kw], 1, g.kh * g.kw);
+                let x = &x[ch * g.h * g.w..][..g.h * g.w];
+                let steps = [Step::Add(Operand::Scalar(bias[ch])), Step::Act(Act::Relu)];
+                conv::conv2d(&cx, g, x, &pw, &steps, &mut want[ch * ohw..][..ohw]);
+            }
+            for isa in Isa::available() {
+                let cx = Cx::new(isa, None, u64::MAX);
+                let mut out = vec![f32::NAN; chans * ohw];
+                let steps = [Step::Add(Operand::Row(bias.clone())), Step::Act(Act::Relu)];
+                depthwise(&cx, g, chans, &x, &w, &steps, &mut out);
+                assert!(out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} {g:?}");
+            }
+        }
+    }
+}
