@@ -2,7 +2,8 @@
 //! output hash (the hash receipts carry) and its largest difference from a
 //! reference engine's outputs. The hashes must be the same on every CPU.
 //!
-//! Usage: onnx-conformance DIR [--threads N] [--only NAME]
+//! Usage: onnx-conformance DIR [--threads N] [--only NAME] [--bench ITERS]
+//! (`--bench` also prints the median time of ITERS runs after a warm-up).
 //! where DIR holds NAME.onnx next to NAME.json: {"inputs": {name: T},
 //! "expected": {name: T}, "rtol": r, "atol": a}, T = {"dtype", "shape",
 //! "data"}.
@@ -79,6 +80,7 @@ fn main() -> ExitCode {
     let opt = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
     let threads = opt("--threads").and_then(|t| t.parse().ok()).unwrap_or(1);
     let only = opt("--only");
+    let bench: usize = opt("--bench").and_then(|t| t.parse().ok()).unwrap_or(0);
     let engine = Engine::new(Options { threads, ..Options::default() });
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("corpus dir")
@@ -119,6 +121,18 @@ fn main() -> ExitCode {
                 continue;
             }
         };
+        let bench_ms = (bench > 0).then(|| {
+            let _ = engine.run(&model, inputs.clone());
+            let mut t: Vec<f64> = (0..bench)
+                .map(|_| {
+                    let s = Instant::now();
+                    let _ = engine.run(&model, inputs.clone());
+                    s.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            t.sort_by(f64::total_cmp);
+            t[t.len() / 2]
+        });
         let out = match engine.run(&model, inputs) {
             Ok(o) => o,
             Err(e) => {
@@ -155,7 +169,10 @@ fn main() -> ExitCode {
         if problem.is_some() || worst > 1.0 {
             failed += 1;
         }
-        println!("{name} {hash} {verdict} ({ms:.1} ms)");
+        match bench_ms {
+            Some(b) => println!("{name} {hash} {verdict} (median {b:.3} ms)"),
+            None => println!("{name} {hash} {verdict} ({ms:.1} ms)"),
+        }
     }
     println!("# {} models, {failed} failed", names.len());
     if failed > 0 {

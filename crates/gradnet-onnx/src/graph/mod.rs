@@ -139,6 +139,33 @@ fn topo_sort(nodes: Vec<Node>, known: &HashSet<String>) -> Result<Vec<Node>> {
     Ok(order.into_iter().map(|i| slots[i].take().expect("each once")).collect())
 }
 
+/// `GRADNET_ONNX_PROFILE=1` prints each run's slowest nodes to stderr.
+fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GRADNET_ONNX_PROFILE").is_ok_and(|v| v == "1"))
+}
+
+fn report(times: &mut [(std::time::Duration, &str)]) {
+    let total: std::time::Duration = times.iter().map(|t| t.0).sum();
+    let mut by_op: HashMap<String, (std::time::Duration, usize)> = HashMap::new();
+    for (d, label) in times.iter() {
+        let op = label.split(' ').next().unwrap_or("").to_string();
+        let e = by_op.entry(op).or_default();
+        e.0 += *d;
+        e.1 += 1;
+    }
+    let mut ops: Vec<_> = by_op.into_iter().collect();
+    ops.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    eprintln!("run: {:.3} ms in {} nodes", total.as_secs_f64() * 1e3, times.len());
+    for (op, (d, n)) in ops.iter().take(12) {
+        eprintln!("  {op:<24} {:>9.3} ms  {n:>4} nodes", d.as_secs_f64() * 1e3);
+    }
+    times.sort_by(|a, b| b.0.cmp(&a.0));
+    for (d, label) in times.iter().take(8) {
+        eprintln!("  {:>9.3} ms  {label}", d.as_secs_f64() * 1e3);
+    }
+}
+
 impl Graph {
     pub fn load(model: &ModelProto, isa: Isa, max_bytes: u64) -> Result<Graph> {
         let g: &GraphProto = model
@@ -191,7 +218,7 @@ impl Graph {
         known.extend(inputs.iter().map(|i| i.name.clone()));
         let nodes = topo_sort(nodes, &known)?;
         let outputs: Vec<String> = g.output.iter().map(|o| o.name.clone()).collect();
-        let nodes = fuse::fuse(nodes, &mut consts, &outputs, isa)?;
+        let nodes = fuse::fuse(nodes, &consts, &opsets, &outputs, isa)?;
 
         // build every operator, folding those whose inputs are all constant
         let cx = Cx::new(isa, None, max_bytes);
@@ -337,7 +364,10 @@ impl Graph {
         for (i, c) in &self.consts {
             vals[*i] = Some(c.clone());
         }
+        let profile = profiling();
+        let mut times: Vec<(std::time::Duration, &str)> = vec![];
         for s in &self.steps {
+            let started = profile.then(std::time::Instant::now);
             let mut ins = Vec::with_capacity(s.inputs.len());
             for i in &s.inputs {
                 ins.push(match i {
@@ -359,6 +389,12 @@ impl Graph {
             for i in &s.frees {
                 vals[*i] = None;
             }
+            if let Some(t) = started {
+                times.push((t.elapsed(), &s.label));
+            }
+        }
+        if profile {
+            report(&mut times);
         }
         self.outputs
             .iter()

@@ -9,7 +9,7 @@ use super::multiversion;
 use crate::cx::{Cx, SharedMut};
 
 thread_local! {
-    static PADDED: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// `input` is `channels` planes of `g.h x g.w` (`g.c` is 1); `w` holds
@@ -34,45 +34,68 @@ pub fn depthwise(
     cx.par_for(channels, |ch| {
         // SAFETY: each task writes its own channel's plane.
         let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * ohw), ohw) };
-        PADDED.with(|p| {
-            let (padded, acc) = &mut *p.borrow_mut();
-            plane(isa, g, &input[ch * hw..][..hw], &w[ch * taps..][..taps], ch, steps, padded, acc, o);
+        SCRATCH.with(|p| {
+            let (padded, phased) = &mut *p.borrow_mut();
+            plane(isa, g, &input[ch * hw..][..hw], &w[ch * taps..][..taps], ch, steps, padded, phased, o);
         });
     });
 }
 
+/// Output columns computed together (their sums stay in registers).
+const CHUNK: usize = 64;
+
 multiversion! {
-    fn plane(g: &Geom, x: &[f32], w: &[f32], ch: usize, steps: &[Step], padded: &mut Vec<f32>, acc: &mut Vec<f32>, out: &mut [f32]) {
+    fn plane(g: &Geom, x: &[f32], w: &[f32], ch: usize, steps: &[Step], padded: &mut Vec<f32>, phased: &mut Vec<f32>, out: &mut [f32]) {
         let (oh, ow) = (g.oh(), g.ow());
         let (hp, wp) = (g.h + g.pt + g.pb, g.w + g.pl + g.pr);
+        // rows of the zero-padded input, split into `sw` phases (phase p of
+        // a row holds its columns p, p + sw, p + 2 sw, ...), so every tap
+        // reads contiguous values
+        let sw = g.sw;
+        let pw = wp.div_ceil(sw) + CHUNK;
         padded.clear();
-        padded.resize(hp * wp + wp, 0.0);
-        for y in 0..g.h {
-            padded[(y + g.pt) * wp + g.pl..][..g.w].copy_from_slice(&x[y * g.w..][..g.w]);
+        padded.resize(wp, 0.0);
+        phased.clear();
+        phased.resize(hp * sw * pw, 0.0);
+        for y in 0..hp {
+            let inside = y >= g.pt && y < g.pt + g.h;
+            if !inside {
+                continue;
+            }
+            let src = &x[(y - g.pt) * g.w..][..g.w];
+            if sw == 1 {
+                phased[y * pw + g.pl..][..g.w].copy_from_slice(src);
+                continue;
+            }
+            padded[g.pl..g.pl + g.w].copy_from_slice(src);
+            for p in 0..sw {
+                let dst = &mut phased[(y * sw + p) * pw..][..wp.div_ceil(sw)];
+                for (d, &v) in dst.iter_mut().zip(padded[p..].iter().step_by(sw)) {
+                    *d = v;
+                }
+            }
         }
-        acc.clear();
-        acc.resize(ow, 0.0);
-        for oy in 0..oh {
-            acc.fill(0.0);
-            for ky in 0..g.kh {
-                let row = &padded[(oy * g.sh + ky * g.dh) * wp..];
-                for kx in 0..g.kw {
-                    let wv = w[ky * g.kw + kx];
-                    let src = &row[kx * g.dw..];
-                    if g.sw == 1 {
-                        for (a, &v) in acc.iter_mut().zip(&src[..ow]) {
+        let mut x0 = 0;
+        while x0 < ow {
+            let n = CHUNK.min(ow - x0);
+            for oy in 0..oh {
+                let mut acc = [0f32; CHUNK];
+                for ky in 0..g.kh {
+                    let y = oy * g.sh + ky * g.dh;
+                    for kx in 0..g.kw {
+                        let wv = w[ky * g.kw + kx];
+                        let o = kx * g.dw;
+                        let src = &phased[(y * sw + o % sw) * pw + o / sw + x0..][..CHUNK];
+                        for (a, &v) in acc.iter_mut().zip(src) {
                             *a = F::fma(wv, v, *a);
-                        }
-                    } else {
-                        for (ox, a) in acc.iter_mut().enumerate() {
-                            *a = F::fma(wv, src[ox * g.sw], *a);
                         }
                     }
                 }
+                let o = &mut out[oy * ow + x0..][..n];
+                o.copy_from_slice(&acc[..n]);
+                epilogue::apply::<F>(steps, ch, 0, o);
             }
-            let o = &mut out[oy * ow..][..ow];
-            o.copy_from_slice(acc);
-            epilogue::apply::<F>(steps, ch, 0, o);
+            x0 += CHUNK;
         }
     }
 }

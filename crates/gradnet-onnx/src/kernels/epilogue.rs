@@ -68,38 +68,58 @@ macro_rules! binop {
 pub fn apply<F: Fma>(steps: &[Step], r: usize, c0: usize, row: &mut [f32]) {
     for s in steps {
         match s {
-            Step::Add(op) => binop!(row, op, r, c0, |x, c| *x + c),
-            Step::Sub(op, false) => binop!(row, op, r, c0, |x, c| *x - c),
-            Step::Sub(op, true) => binop!(row, op, r, c0, |x, c| c - *x),
-            Step::Mul(op) => binop!(row, op, r, c0, |x, c| *x * c),
-            Step::Div(op, false) => binop!(row, op, r, c0, |x, c| *x / c),
-            Step::Div(op, true) => binop!(row, op, r, c0, |x, c| c / *x),
-            Step::Fma(a, b) => match (a.at(r, c0, row.len()), b.at(r, c0, row.len())) {
-                (Ok(a), Ok(b)) => {
-                    for x in row.iter_mut() {
-                        *x = F::fma(*x, a, b);
-                    }
-                }
-                (a, b) => {
-                    for (i, x) in row.iter_mut().enumerate() {
-                        let a = a.unwrap_or_else(|v| v[i]);
-                        let b = b.unwrap_or_else(|v| v[i]);
-                        *x = F::fma(*x, a, b);
-                    }
-                }
-            },
-            Step::Act(a) => a.apply_slice::<F>(row),
             Step::Gate(inner) => {
-                let mut buf = [0f32; 128];
-                for (chunk_i, chunk) in row.chunks_mut(128).enumerate() {
+                let mut buf = [0f32; 64];
+                let (mut i, len) = (0, row.len());
+                while i < len {
+                    let chunk = &mut row[i..(i + 64).min(len)];
                     let g = &mut buf[..chunk.len()];
                     g.copy_from_slice(chunk);
-                    apply::<F>(inner, r, c0 + chunk_i * 128, g);
+                    for s in inner {
+                        one::<F>(s, r, c0 + i, g);
+                    }
                     for (x, &y) in chunk.iter_mut().zip(g.iter()) {
                         *x *= y;
                     }
+                    i += 64;
                 }
             }
+            s => one::<F>(s, r, c0, row),
         }
+    }
+}
+
+/// One step that is not a gate (gates do not nest).
+#[inline(always)]
+fn one<F: Fma>(s: &Step, r: usize, c0: usize, row: &mut [f32]) {
+    match s {
+        Step::Add(op) => binop!(row, op, r, c0, |x, c| *x + c),
+        Step::Sub(op, false) => binop!(row, op, r, c0, |x, c| *x - c),
+        Step::Sub(op, true) => binop!(row, op, r, c0, |x, c| c - *x),
+        Step::Mul(op) => binop!(row, op, r, c0, |x, c| *x * c),
+        Step::Div(op, false) => binop!(row, op, r, c0, |x, c| *x / c),
+        Step::Div(op, true) => binop!(row, op, r, c0, |x, c| c / *x),
+        Step::Fma(a, b) => match (a.at(r, c0, row.len()), b.at(r, c0, row.len())) {
+            (Ok(a), Ok(b)) => {
+                for x in row.iter_mut() {
+                    *x = F::fma(*x, a, b);
+                }
+            }
+            (a, b) => {
+                for (i, x) in row.iter_mut().enumerate() {
+                    let a = match a {
+                        Ok(v) => v,
+                        Err(v) => v[i],
+                    };
+                    let b = match b {
+                        Ok(v) => v,
+                        Err(v) => v[i],
+                    };
+                    *x = F::fma(*x, a, b);
+                }
+            }
+        },
+        Step::Act(a) => a.apply_slice::<F>(row),
+        Step::Gate(_) => unreachable!("gates do not nest"),
     }
 }

@@ -219,31 +219,36 @@ pub fn gemm(
 }
 
 fn run(isa: Isa, job: &Job, nt: std::ops::Range<usize>, mp: std::ops::Range<usize>, epi_only: bool) {
-    // SAFETY: Isa::Avx512 / Avx2 are only constructed on CPUs with those
-    // features; tiles of C are disjoint between tasks.
-    unsafe {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => run_avx512(job, nt, mp, epi_only),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => run_avx2(job, nt, mp, epi_only),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Sse2 => tiles::<Lanes4<Soft>, Soft, 4, 2>(job, nt, mp, epi_only),
-            _ => tiles::<Lanes4<Hard>, Hard, 4, 4>(job, nt, mp, epi_only),
+    SCRATCH.with(|s| {
+        let scratch = &mut *s.borrow_mut();
+        // SAFETY: Isa::Avx512 / Avx2 are only constructed on CPUs with those
+        // features; tiles of C are disjoint between tasks.
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => run_avx512(job, nt, mp, epi_only, scratch),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => run_avx2(job, nt, mp, epi_only, scratch),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Sse2 => tiles::<Lanes4<Soft>, Soft, 4, 2>(job, nt, mp, epi_only, scratch),
+                _ => tiles::<Lanes4<Hard>, Hard, 4, 4>(job, nt, mp, epi_only, scratch),
+            }
         }
-    }
+    })
 }
+
+type Tiles = std::ops::Range<usize>;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn run_avx512(job: &Job, nt: std::ops::Range<usize>, mp: std::ops::Range<usize>, e: bool) {
-    tiles::<super::simd::Avx512, Hard, 8, 2>(job, nt, mp, e)
+unsafe fn run_avx512(job: &Job, nt: Tiles, mp: Tiles, e: bool, s: &mut Vec<f32>) {
+    tiles::<super::simd::Avx512, Hard, 8, 2>(job, nt, mp, e, s)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn run_avx2(job: &Job, nt: std::ops::Range<usize>, mp: std::ops::Range<usize>, e: bool) {
-    tiles::<super::simd::Avx2, Hard, 6, 2>(job, nt, mp, e)
+unsafe fn run_avx2(job: &Job, nt: Tiles, mp: Tiles, e: bool, s: &mut Vec<f32>) {
+    tiles::<super::simd::Avx2, Hard, 6, 2>(job, nt, mp, e, s)
 }
 
 thread_local! {
@@ -258,13 +263,13 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
     nt: std::ops::Range<usize>,
     mp: std::ops::Range<usize>,
     epi_only: bool,
+    scratch: &mut Vec<f32>,
 ) {
     let nr = NV * V::LANES;
     let (m, n, k, ldc) = (job.m, job.n, job.k, job.ldc);
-    let c = job.c.0;
+    let c = job.c.get();
     let mut edge = [0f32; 8 * 32];
-    SCRATCH.with(|s| {
-        let mut scratch = s.borrow_mut();
+    {
         if let BOp::Packer(_) = job.b {
             if scratch.len() < KC * nr {
                 scratch.resize(KC * nr, 0.0);
@@ -340,7 +345,7 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
             }
             q0 = q1;
         }
-    });
+    }
 }
 
 /// A kernel for `rows` (< MR at the bottom edge) rows of unpacked A.

@@ -8,14 +8,14 @@ mod conv;
 mod index;
 mod matmul;
 pub(crate) mod ml;
-mod norm;
+pub(crate) mod norm;
 mod pool;
 mod reduce;
 mod resize;
 mod rnn;
 mod shape;
 mod softmax;
-mod unary;
+pub(crate) mod unary;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -193,24 +193,7 @@ impl Op for Resize {
                         .collect()
                 })
                 .collect();
-            let st = super::shape::strides(&shape_in);
-            let mut idx = Vec::with_capacity(numel(&out)?);
-            let mut pos = vec![0usize; r];
-            loop {
-                idx.push((0..r).map(|a| per_axis[a][pos[a]] * st[a]).sum());
-                let mut a = r;
-                loop {
-                    if a == 0 {
-                        return Ok(vec![Tensor::new(out, x.data().gather(idx.into_iter()))?]);
-                    }
-                    a -= 1;
-                    pos[a] += 1;
-                    if pos[a] < out[a] {
-                        break;
-                    }
-                    pos[a] = 0;
-                }
-            }
+            return Ok(vec![gather_nearest(x, &out, &per_axis)?]);
         }
         let mut cur = x.f32s()?.to_vec();
         let mut shape = shape_in.clone();
@@ -222,6 +205,55 @@ impl Op for Resize {
         }
         Ok(vec![Tensor::from_vec(shape, cur)?])
     }
+}
+
+/// Output rows (all axes but the last) each take one source row through the
+/// last axis' table; a row whose source equals the previous row's is copied.
+fn gather_nearest(x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -> Result<Tensor> {
+    let r = out.len();
+    let st = super::shape::strides(x.shape());
+    let last = &per_axis[r - 1];
+    let row = out[r - 1];
+    let rows: usize = out[..r - 1].iter().product();
+    let mut pos = vec![0usize; r - 1];
+    let mut src_rows = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        src_rows.push((0..r - 1).map(|a| per_axis[a][pos[a]] * st[a]).sum::<usize>());
+        for a in (0..r - 1).rev() {
+            pos[a] += 1;
+            if pos[a] < out[a] {
+                break;
+            }
+            pos[a] = 0;
+        }
+    }
+    macro_rules! fill {
+        ($v:expr) => {{
+            let v = $v;
+            let mut o = Vec::with_capacity(rows * row);
+            for (i, &s) in src_rows.iter().enumerate() {
+                if i > 0 && src_rows[i - 1] == s {
+                    o.extend_from_within(o.len() - row..);
+                } else {
+                    o.extend(last.iter().map(|&j| v[s + j].clone()));
+                }
+            }
+            o
+        }};
+    }
+    let data = match x.data() {
+        Data::F32(v) => Data::F32(fill!(v)),
+        Data::F64(v) => Data::F64(fill!(v)),
+        Data::I64(v) => Data::I64(fill!(v)),
+        Data::I32(v) => Data::I32(fill!(v)),
+        Data::U8(v) => Data::U8(fill!(v)),
+        Data::Bool(v) => Data::Bool(fill!(v)),
+        other => {
+            let idx: Vec<usize> = src_rows.iter().flat_map(|&s| last.iter().map(move |&j| s + j)).collect();
+            other.gather(idx.into_iter())
+        }
+    };
+    Tensor::new(out.to_vec(), data)
 }
 
 impl Resize {
