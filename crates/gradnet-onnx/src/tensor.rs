@@ -130,27 +130,6 @@ macro_rules! with_data {
         }
     };
 }
-pub(crate) use with_data;
-
-/// As [`with_data`], over the numeric variants only; `$other` otherwise.
-macro_rules! with_numeric {
-    ($data:expr, $v:ident => $body:expr, $other:pat => $else:expr) => {
-        match $data {
-            $crate::tensor::Data::F32($v) => $body,
-            $crate::tensor::Data::F64($v) => $body,
-            $crate::tensor::Data::I8($v) => $body,
-            $crate::tensor::Data::U8($v) => $body,
-            $crate::tensor::Data::I16($v) => $body,
-            $crate::tensor::Data::U16($v) => $body,
-            $crate::tensor::Data::I32($v) => $body,
-            $crate::tensor::Data::U32($v) => $body,
-            $crate::tensor::Data::I64($v) => $body,
-            $crate::tensor::Data::U64($v) => $body,
-            $other => $else,
-        }
-    };
-}
-pub(crate) use with_numeric;
 
 /// An element type a tensor can hold.
 pub trait Elem: Clone + Default + Send + Sync + fmt::Debug + 'static {

@@ -13,9 +13,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::node::{Node, ONNX};
+use super::LoadCx;
 use crate::error::Result;
 use crate::kernels::epilogue::{Operand, Step};
-use crate::kernels::Isa;
 use crate::ops::{unary, Build};
 use crate::tensor::{DType, Tensor};
 
@@ -92,8 +92,7 @@ fn operand(t: &Tensor, lay: Layout) -> Option<Operand> {
 
 struct Ctx<'a> {
     consts: &'a HashMap<String, Arc<Tensor>>,
-    opsets: &'a HashMap<String, i64>,
-    isa: Isa,
+    lx: &'a LoadCx,
 }
 
 /// The step node `u` applies to its input `x`, if it can be fused.
@@ -103,9 +102,10 @@ fn as_step(u: &Node, x: &str, lay: Layout, cx: &Ctx) -> Result<Option<Step>> {
     }
     let build = Build {
         node: u,
-        opset: cx.opsets.get(ONNX).copied().unwrap_or(1),
+        opset: cx.lx.opsets.get(ONNX).copied().unwrap_or(1),
         consts: cx.consts,
-        isa: cx.isa,
+        isa: cx.lx.isa,
+        load: cx.lx,
     };
     match u.op.as_str() {
         "Add" | "Sub" | "Mul" | "Div" => {
@@ -143,14 +143,13 @@ fn as_step(u: &Node, x: &str, lay: Layout, cx: &Ctx) -> Result<Option<Step>> {
 pub(crate) fn fuse(
     mut nodes: Vec<Node>,
     consts: &HashMap<String, Arc<Tensor>>,
-    opsets: &HashMap<String, i64>,
+    lx: &LoadCx,
     outputs: &[String],
-    isa: Isa,
 ) -> Result<Vec<Node>> {
     if std::env::var("GRADNET_ONNX_NO_FUSION").is_ok_and(|v| v == "1") {
         return Ok(nodes);
     }
-    let cx = Ctx { consts, opsets, isa };
+    let cx = Ctx { consts, lx };
     let mut users: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
         for inp in n.inputs.iter().filter(|s| !s.is_empty()) {

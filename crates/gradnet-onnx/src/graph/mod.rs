@@ -166,13 +166,67 @@ fn report(times: &mut [(std::time::Duration, &str)]) {
     }
 }
 
+/// What every graph of a model (the main one and control-flow bodies) is
+/// loaded with.
+pub(crate) struct LoadCx {
+    pub opsets: HashMap<String, i64>,
+    pub isa: Isa,
+    pub max_bytes: u64,
+}
+
+/// Names a subgraph reads from the scopes around it: used but not defined
+/// inside (its own inputs, initializers and node outputs), nested bodies
+/// included, in order of first use.
+pub(crate) fn free_vars(g: &GraphProto) -> Vec<String> {
+    let mut defined: HashSet<&str> = g.input.iter().map(|i| i.name.as_str()).collect();
+    defined.extend(g.initializer.iter().map(|t| t.name.as_str()));
+    for n in &g.node {
+        defined.extend(n.output.iter().map(|s| s.as_str()));
+    }
+    let mut out: Vec<String> = vec![];
+    let push = |name: &str, out: &mut Vec<String>| {
+        if !name.is_empty() && !defined.contains(name) && !out.iter().any(|o| o == name) {
+            out.push(name.to_string());
+        }
+    };
+    for n in &g.node {
+        for i in &n.input {
+            push(i, &mut out);
+        }
+        for a in &n.attribute {
+            for sub in a.g.iter().chain(a.graphs.iter()) {
+                for v in free_vars(sub) {
+                    push(&v, &mut out);
+                }
+            }
+        }
+    }
+    for o in &g.output {
+        push(&o.name, &mut out);
+    }
+    out
+}
+
 impl Graph {
     pub fn load(model: &ModelProto, isa: Isa, max_bytes: u64) -> Result<Graph> {
         let g: &GraphProto = model
             .graph
             .as_ref()
             .ok_or_else(|| invalid!("the file has no graph"))?;
-        let opsets = opsets(model);
+        let lx = LoadCx { opsets: opsets(model), isa, max_bytes };
+        Graph::from_proto(g, &lx, &HashMap::new(), &[])
+    }
+
+    /// Loads one graph. `outer` holds the constants of the enclosing scopes;
+    /// `captured` names values of those scopes this graph reads, which come
+    /// as extra inputs after its own (see [`free_vars`]).
+    pub(crate) fn from_proto(
+        g: &GraphProto,
+        lx: &LoadCx,
+        outer: &HashMap<String, Arc<Tensor>>,
+        captured: &[String],
+    ) -> Result<Graph> {
+        let (opsets, isa, max_bytes) = (&lx.opsets, lx.isa, lx.max_bytes);
         let mut unsupported = vec![];
         let mut consts: HashMap<String, Arc<Tensor>> = HashMap::new();
         for t in &g.initializer {
@@ -189,15 +243,23 @@ impl Graph {
         }
         // inputs that an initializer also names are constants (ONNX's
         // defaults that a caller could override; gradnet does not)
-        let inputs: Vec<ValueSpec> = g
+        let mut inputs: Vec<ValueSpec> = g
             .input
             .iter()
             .filter(|i| !consts.contains_key(&i.name))
             .map(value_spec)
             .collect();
+        for c in captured {
+            match outer.get(c) {
+                Some(t) => {
+                    consts.entry(c.clone()).or_insert_with(|| t.clone());
+                }
+                None => inputs.push(ValueSpec { name: c.clone(), dtype: None }),
+            }
+        }
         let mut nodes = vec![];
         for p in &g.node {
-            let n = Node::from_proto(p);
+            let mut n = Node::from_proto(p);
             if n.op == "Constant" && n.domain == ONNX {
                 match constant_node(&n) {
                     Ok(t) => {
@@ -207,18 +269,32 @@ impl Graph {
                     Err(Error::Unsupported(u)) => unsupported.extend(u),
                     Err(e) => return Err(e),
                 }
-            } else {
-                if n.domain == node::INTERNAL {
-                    return Err(invalid!("{} uses a domain reserved for gradnet", n.label()));
-                }
-                nodes.push(n);
+                continue;
             }
+            if n.domain == node::INTERNAL {
+                return Err(invalid!("{} uses a domain reserved for gradnet", n.label()));
+            }
+            // control flow: the values its bodies read from this scope
+            // become inputs of the node
+            let mut implicit = vec![];
+            for a in &p.attribute {
+                for sub in a.g.iter().chain(a.graphs.iter()) {
+                    for v in free_vars(sub) {
+                        if !implicit.contains(&v) {
+                            implicit.push(v);
+                        }
+                    }
+                }
+            }
+            n.implicit = implicit.len();
+            n.inputs.extend(implicit);
+            nodes.push(n);
         }
         let mut known: HashSet<String> = consts.keys().cloned().collect();
         known.extend(inputs.iter().map(|i| i.name.clone()));
         let nodes = topo_sort(nodes, &known)?;
         let outputs: Vec<String> = g.output.iter().map(|o| o.name.clone()).collect();
-        let nodes = fuse::fuse(nodes, &consts, &opsets, &outputs, isa)?;
+        let nodes = fuse::fuse(nodes, &consts, lx, &outputs)?;
 
         // build every operator, folding those whose inputs are all constant
         let cx = Cx::new(isa, None, max_bytes);
@@ -226,7 +302,6 @@ impl Graph {
         for n in nodes {
             let opset = match opsets.get(&n.domain) {
                 Some(&v) => v,
-                None if n.domain == node::INTERNAL => 1,
                 None => {
                     return Err(invalid!(
                         "{} is in domain `{}`, which the model does not import",
@@ -240,6 +315,7 @@ impl Graph {
                 opset,
                 consts: &consts,
                 isa,
+                load: lx,
             };
             let op = match ops::build(&b) {
                 Ok(op) => op,
@@ -356,10 +432,10 @@ impl Graph {
     }
 
     /// Runs the plan on inputs given in the order of `self.inputs`.
-    pub fn run(&self, cx: &Cx, inputs: Vec<Tensor>) -> Result<Vec<(String, Tensor)>> {
+    pub fn run(&self, cx: &Cx, inputs: Vec<Arc<Tensor>>) -> Result<Vec<(String, Tensor)>> {
         let mut vals: Vec<Option<Arc<Tensor>>> = vec![None; self.values];
         for ((_, i), t) in self.inputs.iter().zip(inputs) {
-            vals[*i] = Some(Arc::new(t));
+            vals[*i] = Some(t);
         }
         for (i, c) in &self.consts {
             vals[*i] = Some(c.clone());
@@ -380,9 +456,6 @@ impl Graph {
                 });
             }
             let outs = s.op.run(cx, Inputs { vals: ins, label: s.label.clone() })?;
-            if outs.len() < s.outputs.iter().filter(|_| true).count().min(1) {
-                return Err(Error::Run(format!("{} produced no output", s.label)));
-            }
             for (i, t) in s.outputs.iter().zip(outs) {
                 vals[*i] = Some(Arc::new(t));
             }

@@ -24,6 +24,9 @@ pub struct Node {
     pub attrs: Vec<AttributeProto>,
     /// Element-wise steps the optimizer fused into this node's output.
     pub epilogue: Vec<Step>,
+    /// The last `implicit` inputs are values its control-flow bodies read
+    /// from the enclosing scope.
+    pub implicit: usize,
 }
 
 impl Node {
@@ -41,6 +44,7 @@ impl Node {
             outputs: n.output.clone(),
             attrs: n.attribute.clone(),
             epilogue: vec![],
+            implicit: 0,
         }
     }
 
@@ -141,26 +145,5 @@ impl Node {
     /// The input name at `i`, if present and not empty.
     pub fn input(&self, i: usize) -> Option<&str> {
         self.inputs.get(i).map(|s| s.as_str()).filter(|s| !s.is_empty())
-    }
-
-    /// Sets or replaces an integer attribute (used by the optimizer).
-    pub fn set_int(&mut self, name: &str, v: i64) {
-        self.attrs.retain(|a| a.name != name);
-        self.attrs.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Int as i32,
-            i: v,
-            ..Default::default()
-        });
-    }
-
-    pub fn set_floats(&mut self, name: &str, v: Vec<f32>) {
-        self.attrs.retain(|a| a.name != name);
-        self.attrs.push(AttributeProto {
-            name: name.into(),
-            r#type: AttributeType::Floats as i32,
-            floats: v,
-            ..Default::default()
-        });
     }
 }

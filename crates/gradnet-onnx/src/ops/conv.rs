@@ -5,7 +5,6 @@
 use super::{Build, Inputs, Op};
 use crate::cx::Cx;
 use crate::error::{bail, invalid, Result};
-use crate::graph::node::Node;
 use crate::kernels::conv::{conv2d, Geom};
 use crate::kernels::depthwise;
 use crate::kernels::epilogue::{self, Operand, Step};
@@ -451,9 +450,4 @@ impl Op for ConvTranspose {
         }
         Ok(vec![Tensor::from_vec(shape, out)?])
     }
-}
-
-/// Whether a node is a convolution the optimizer may fuse steps into.
-pub(crate) fn fusable(n: &Node) -> bool {
-    matches!(n.op.as_str(), "Conv" | "ConvTranspose") && n.domain.is_empty()
 }

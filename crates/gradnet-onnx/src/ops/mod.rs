@@ -4,6 +4,7 @@
 mod binary;
 mod broadcast;
 mod cast;
+mod control;
 mod conv;
 mod index;
 mod matmul;
@@ -71,6 +72,8 @@ pub(crate) struct Build<'a> {
     pub opset: i64,
     pub consts: &'a HashMap<String, Arc<Tensor>>,
     pub isa: Isa,
+    /// For loading control-flow bodies.
+    pub load: &'a crate::graph::LoadCx,
 }
 
 impl Build<'_> {
@@ -143,6 +146,9 @@ fn ctor(domain: &str, op: &str) -> Option<Ctor> {
             "NonZero" => index::non_zero,
             "OneHot" => index::one_hot,
             "Trilu" => index::trilu,
+            "If" => control::if_,
+            "Loop" => control::loop_,
+            "Scan" => control::scan,
             _ => unary::ctor(op)?,
         },
         ONNX_ML => ml::ctor(op)?,
