@@ -1,5 +1,6 @@
 // Model hub: repositories, versions, files; upload with a progress bar;
-// a model's declared inputs and outputs.
+// a model's declared inputs and outputs, and whether this node runs it
+// (under which profiles; per engine, the operators that stop it).
 
 import { api } from "./rpc";
 import { esc, table, bytes, errorBox, short } from "./dom";
@@ -57,7 +58,15 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
     const xhr = new XMLHttpRequest();
     xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = (100 * p.loaded) / p.total);
     xhr.onload = async () => {
-      if (xhr.status >= 200 && xhr.status < 300) return repo(el, name);
+      if (xhr.status >= 200 && xhr.status < 300) {
+        await repo(el, name);
+        let report: any = null;
+        try {
+          report = JSON.parse(xhr.responseText).runtime;
+        } catch {}
+        if (report && !report.runs_here) el.querySelector("#hub-error")!.innerHTML = `<div class="error">${esc(file.name)} is stored, but this node cannot run it: ${esc(stoppers(report))}</div>`;
+        return;
+      }
       let msg = xhr.responseText;
       try {
         const e = JSON.parse(msg).error;
@@ -71,11 +80,25 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
   };
 }
 
+/** What stops a model on each engine that cannot run it. */
+function stoppers(report: any): string {
+  return (report.engines ?? [])
+    .filter((e: any) => !e.runs)
+    .map((e: any) => `${e.name} ${e.version}: ${e.unsupported?.length ? "operators it does not support: " + e.unsupported.join(", ") : e.error}`)
+    .join("; ");
+}
+
 export async function model(el: HTMLElement, cid: string): Promise<void> {
-  const s = (await api<any>(`/api/v0/signature/${cid}`)).signature ?? {};
+  const r = await api<any>(`/api/v0/signature/${cid}`);
+  const s = r.signature ?? {};
+  const rt = r.runtime ?? { engines: [], profiles: [] };
   const row = (t: any) => [esc(t.name), esc(t.dtype ?? "unsupported"), esc(JSON.stringify(t.shape ?? "undeclared"))];
+  const det = rt.profiles.includes("det-1");
   el.innerHTML = `<h1>Model <span class="mono">${esc(short(cid, 14))}</span></h1>
   <h2>Inputs</h2>${table(["name", "dtype", "shape"], (s.inputs ?? []).map(row), "inputs")}
   <h2>Outputs</h2>${table(["name", "dtype", "shape"], (s.outputs ?? []).map(row), "outputs")}
+  <h2>Runs on this node</h2>
+  <p id="runs">${rt.runs_here ? '<span class="ok">yes</span>' : '<span class="bad">no</span>'}${rt.profiles.length ? ` — profiles: ${rt.profiles.map(esc).join(", ")}` : ""}. ${det ? "Under det-1 every deterministic node gives the same bits, so QUORUM can compare them." : '<span class="bad">Not under det-1: QUORUM cannot compare its results.</span>'}</p>
+  ${table(["engine", "version", "profile", "runs", "what stops it"], rt.engines.map((e: any) => [esc(e.name), esc(e.version), esc(e.profile), e.runs ? '<span class="ok">yes</span>' : '<span class="bad">no</span>', esc(e.unsupported?.length ? "operators: " + e.unsupported.join(", ") : e.error ?? "")]), "engines")}
   <p><a href="#/playground/${cid}">Run it in the playground</a></p>`;
 }

@@ -1,6 +1,7 @@
 // Validators and inference nodes: uptime over the last blocks (precommits
 // in the commit certificates, blocks proposed; calls answered of those
-// asked), stake, earnings, slashing history, modes and enclave status
+// asked), stake, earnings, slashing history, modes, engine and execution
+// profile, and enclave status
 // (gradnet_validators / gradnet_inferenceNodes / gradnet_uptime).
 
 import { rpc } from "./rpc";
@@ -22,11 +23,12 @@ export async function network(el: HTMLElement): Promise<void> {
     return [`<span class="mono">${esc(short(v.publicKey, 16))}</span>`, esc(v.power), pct(u?.signed ?? 0, up.blocks), String(u?.proposed ?? 0), `<a class="mono" href="#/address/${v.feeRecipient}">${esc(short(v.feeRecipient))}</a>`];
   }), "validators")}
   <h2>Inference nodes</h2>${nodes.length ? table(
-    ["operator", "endpoint", "modes", "stake (ETH)", "earned (ETH)", "slashed (ETH)", "answered", "faults", "enclave"],
+    ["operator", "endpoint", "modes", "engine", "stake (ETH)", "earned (ETH)", "slashed (ETH)", "answered", "faults", "enclave"],
     nodes.map((n) => [
       `<a class="mono" href="#/address/${n.operator}">${esc(short(n.operator))}</a>${n.active ? "" : ' <span class="bad">inactive</span>'}`,
       esc(n.endpoint),
       n.modes.map((m: number) => MODES[m] ?? m).join(", "),
+      n.engine ? `${esc(n.engine)} <span class="${n.profile === "det-1" ? "ok" : "muted"}" title="${n.profile === "det-1" ? "the same bits on any CPU: sampled for QUORUM" : "not bit-comparable: not sampled for QUORUM"}">${esc(n.profile)}</span>` : '<span class="muted">not declared</span>',
       eth(n.stake),
       eth(n.earnings),
       eth(n.slashed),

@@ -16,7 +16,9 @@ export function hex(h: string): Uint8Array<ArrayBuffer> {
 
 export function signingBytes(r: Record<string, any>): Uint8Array<ArrayBuffer> {
   const body: Record<string, unknown> = {};
-  for (const f of FIELDS) body[f] = f === "runtime" ? { name: r.runtime.name, version: r.runtime.version } : r[f];
+  // the runtime's profile is signed when present (receipts before profiles lack it)
+  const rt = (x: any) => (x.profile ? { name: x.name, version: x.version, profile: x.profile } : { name: x.name, version: x.version });
+  for (const f of FIELDS) body[f] = f === "runtime" ? rt(r.runtime) : r[f];
   return new TextEncoder().encode(DOMAIN + JSON.stringify(body));
 }
 

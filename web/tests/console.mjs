@@ -73,6 +73,8 @@ await step("network", async () => {
   await nodes.nth(2).waitFor();
   if ((await nodes.count()) !== 3) throw new Error(`${await nodes.count()} inference nodes listed, not 3`);
   for (let i = 0; i < 3; i++) await nodes.nth(i).getByText("active (dev enclave)").waitFor({ timeout: 30000 });
+  // each node declares its engine and the deterministic profile QUORUM samples
+  for (let i = 0; i < 3; i++) await nodes.nth(i).locator("td:nth-child(4)").getByText("det-1").waitFor();
 });
 
 const quorumTx = {};
@@ -123,12 +125,12 @@ await step("inference-tx", async () => {
   // a node paid for its answers shows its earnings
   await page.goto(`${base}/#/network`);
   await page.locator("table.nodes tbody tr").first().waitFor();
-  const earned = await page.locator("table.nodes tbody tr td:nth-child(5)").allTextContents();
+  const earned = await page.locator("table.nodes tbody tr td:nth-child(6)").allTextContents();
   if (!earned.some((e) => Number(e) > 0)) throw new Error(`no node earned anything: ${earned}`);
   // uptime: every validator's precommits in the recent certificates, the nodes' answers to the calls they were asked
   const signed = await page.locator("table.validators tbody tr td:nth-child(3)").allTextContents();
   if (signed.length !== 4 || !signed.some((t) => /^\d+\.\d% \(\d+\/\d+\)$/.test(t) && !t.startsWith("0.0%"))) throw new Error(`validators signed: ${signed}`);
-  const answered = await page.locator("table.nodes tbody tr td:nth-child(7)").allTextContents();
+  const answered = await page.locator("table.nodes tbody tr td:nth-child(8)").allTextContents();
   if (!answered.some((t) => /^\d+\.\d% \([1-9]\d*\/\d+\)$/.test(t))) throw new Error(`nodes answered: ${answered}`);
 });
 
@@ -157,6 +159,9 @@ await step("hub-upload", async () => {
   await page.click("text=inputs & outputs");
   await page.locator("table.inputs td", { hasText: /^x$/ }).waitFor();
   await page.locator("table.outputs td", { hasText: /^y$/ }).waitFor();
+  // the node says it runs the model, under the deterministic profile
+  await page.locator("#runs").getByText("det-1").waitFor();
+  await page.locator("table.engines td", { hasText: /^gradnet-onnx$/ }).waitFor();
 });
 
 await step("hub-errors", async () => {

@@ -2,7 +2,7 @@
 //! interleaved request by request, on PP-OCRv4 det and a small MLP.
 //! The in-process side runs the runtime on already-typed tensors; the HTTP
 //! side pays for JSON encoding, the request, parsing, checks and the receipt.
-//! Usage: http-overhead [ONNXRUNTIME_LIB] (default engine: tract)
+//! Usage: http-overhead [ONNXRUNTIME_LIB] (default engine: deterministic)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::open(dir.path(), HubConfig::default()).unwrap();
     let backend = match std::env::args().nth(1) {
-        None => Backend::Tract,
+        None => Backend::Deterministic,
         Some(library) => Backend::OnnxRuntime {
             library: library.into(),
         },

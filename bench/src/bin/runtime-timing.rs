@@ -1,7 +1,7 @@
 //! Times gradnet's runtime on one model and input for
 //! `bench/runtime-vs-onnxruntime`: prints `{"median_ms": ...}` for ITERS runs
 //! after a warm-up.
-//! Usage: runtime-timing MODEL.onnx INPUT_NAME d0,d1,... ITERS THREADS tract|ONNXRUNTIME_LIB
+//! Usage: runtime-timing MODEL.onnx INPUT_NAME d0,d1,... ITERS THREADS deterministic|ONNXRUNTIME_LIB
 
 use gradnet_runtime::{Backend, OnnxRuntime, RuntimeConfig};
 use gradnet_types::json::parse_inputs;
@@ -26,7 +26,7 @@ fn main() {
         gradnet_runtime::samples::weights(n, 42, 1.0)
     };
     let backend = match a[6].as_str() {
-        "tract" => Backend::Tract,
+        "deterministic" => Backend::Deterministic,
         library => Backend::OnnxRuntime {
             library: library.into(),
         },

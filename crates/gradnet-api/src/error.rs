@@ -104,6 +104,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Unloadable(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "model_unloadable", m)
             }
+            RuntimeError::Unsupported(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "model_unsupported", m)
+            }
             RuntimeError::Execution(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m)
             }

@@ -79,6 +79,12 @@ pub struct GenesisInferenceNode {
     pub models: Vec<String>,
     /// Stake in wei (held by the registry from the start).
     pub stake: U256,
+    /// The engine its results come from, `name/version`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub engine: String,
+    /// Its execution profile (`det-1`: sampled for QUORUM).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -175,7 +181,9 @@ impl Genesis {
                         n.operator
                     ))
                 })?;
-            Registry(&mut slots)
+            let invalid = |e: String| ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator));
+            let mut reg = Registry(&mut slots);
+            let mut rec = reg
                 .register(
                     n.operator,
                     B256::from(key),
@@ -184,9 +192,13 @@ impl Genesis {
                     n.models.clone(),
                     n.stake,
                 )
-                .map_err(|e| {
-                    ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator))
-                })?;
+                .map_err(invalid)?;
+            if !n.engine.is_empty() || !n.profile.is_empty() {
+                crate::inference::registry::check_runtime(&n.engine, &n.profile).map_err(invalid)?;
+                rec.engine = n.engine.clone();
+                rec.profile = n.profile.clone();
+                reg.put(&rec).map_err(invalid)?;
+            }
             total += n.stake;
         }
         if let Some(t) = &self.tee {

@@ -79,6 +79,8 @@ fn registered(n: &InferenceNode) -> GenesisInferenceNode {
         modes: vec![0, 3],
         models: vec![],
         stake: MIN_STAKE * U256::from(10),
+        engine: "gradnet-onnx/0.1.0".into(),
+        profile: gradnet_types::DETERMINISTIC_PROFILE.into(),
     }
 }
 
@@ -540,6 +542,8 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
             modes: vec![0],
             models: vec![],
             stake: MIN_STAKE,
+            engine: String::new(),
+            profile: String::new(),
         }]
     })
     .await;
@@ -552,8 +556,9 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
             output_hash: ContentId::of(&(i * 7).to_be_bytes()),
             mode: InferenceMode::Vanilla,
             runtime: RuntimeId {
-                name: "tract".into(),
-                version: "0.23.9".into(),
+                name: "gradnet-onnx".into(),
+                version: "0.1.0".into(),
+                profile: gradnet_types::DETERMINISTIC_PROFILE.into(),
             },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000 + i,

@@ -34,7 +34,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The bit-compatibility contract: two engines that declare the same
 /// profile give the same output bits for the same model and input. It
 /// changes whenever any result could change.
-pub const PROFILE: &str = "det-1";
+pub const PROFILE: &str = gradnet_types::DETERMINISTIC_PROFILE;
 
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -3,6 +3,9 @@ pub enum RuntimeError {
     /// The model cannot be parsed or compiled (a client error about the model).
     #[error("model cannot be loaded: {0}")]
     Unloadable(String),
+    /// The model uses operators the engine cannot run.
+    #[error("model cannot run on this node's engine ({engine}): operators it does not support: {}", .0.join(", "), engine = gradnet_onnx::ENGINE)]
+    Unsupported(Vec<String>),
     /// The inputs do not fit the model's declared inputs.
     #[error("{0}")]
     BadInput(String),
@@ -18,8 +21,3 @@ pub enum RuntimeError {
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
-
-/// tract errors carry a chain of context; keep all of it in one line.
-pub(crate) fn chain(e: &tract_onnx::prelude::TractError) -> String {
-    format!("{e:#}").replace('\n', " ")
-}

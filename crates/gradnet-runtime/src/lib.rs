@@ -1,8 +1,9 @@
-//! Model execution. An ONNX model is parsed once per content id and cached
-//! under a memory budget; inputs are checked against its declared signature
-//! before anything runs; outputs come back as gradnet tensors whose canonical
-//! encoding is hashed into receipts. The engine that runs it (tract by
-//! default, onnxruntime optionally) is named in every receipt.
+//! Model execution. An ONNX model is prepared once per content id and
+//! cached under a memory budget; inputs are checked against its declared
+//! signature before anything runs; outputs come back as gradnet tensors
+//! whose canonical encoding is hashed into receipts. The engine that runs it
+//! (gradnet's deterministic engine by default, onnxruntime optionally) is
+//! named in every receipt with its profile.
 
 mod engines;
 mod error;
@@ -13,23 +14,21 @@ mod signature;
 use std::sync::Arc;
 
 use gradnet_types::json::JsonInputs;
-use gradnet_types::{ContentId, NamedTensors, RuntimeId};
+use gradnet_types::{ContentId, NamedTensors, RuntimeId, DETERMINISTIC_PROFILE, NATIVE_PROFILE};
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
+use serde::Serialize;
 
 pub use engines::onnxruntime::LIBRARY_FILE as ONNXRUNTIME_LIBRARY_FILE;
 pub use engines::Backend;
 pub use error::{Result, RuntimeError};
 pub use signature::{Dim, Signature, TensorSpec};
 
-/// The tract version pinned in the workspace `Cargo.toml`.
-pub const TRACT_VERSION: &str = "0.23.9";
-
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Threads for one inference (1 = single-threaded).
     pub threads: usize,
-    /// Memory budget for parsed models, compiled plans and sessions, in bytes.
+    /// Memory budget for prepared models and sessions, in bytes.
     pub cache_bytes: u64,
     pub backend: Backend,
 }
@@ -39,7 +38,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             threads: 1,
             cache_bytes: 2 << 30,
-            backend: Backend::Tract,
+            backend: Backend::Deterministic,
         }
     }
 }
@@ -54,21 +53,19 @@ pub struct Model {
 }
 
 enum Body {
-    Tract(Box<engines::tract::Parsed>),
+    Deterministic(Box<gradnet_onnx::Model>),
     OnnxRuntime(engines::onnxruntime::Sessions),
 }
 
 #[derive(Clone)]
 struct ModelWeight;
 
-/// A parsed protobuf costs what the file weighs; an onnxruntime model keeps
-/// the file and a session holding the weights again, so it counts twice.
+/// A prepared model holds its weights again, repacked for the kernels; an
+/// onnxruntime model keeps the file and a session holding the weights. Both
+/// count twice the file.
 impl Weighter<ContentId, Arc<Model>> for ModelWeight {
     fn weight(&self, _: &ContentId, m: &Arc<Model>) -> u64 {
-        match m.body {
-            Body::Tract(_) => m.bytes.max(1),
-            Body::OnnxRuntime(_) => (2 * m.bytes).max(1),
-        }
+        (2 * m.bytes).max(1)
     }
 }
 
@@ -78,52 +75,93 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
+/// Whether one engine runs a model, and what stops it if not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Support {
+    #[serde(flatten)]
+    pub runtime: RuntimeId,
+    pub runs: bool,
+    /// Operators the engine lacks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported: Vec<String>,
+    /// Any other reason it cannot run the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a node can do with an ONNX model: runs it here or not, under which
+/// profiles, and per engine what stops it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelReport {
+    /// This node's engine can run it.
+    pub runs_here: bool,
+    /// Profiles it runs under: `det-1` means every deterministic node gives
+    /// the same bits (QUORUM can compare them).
+    pub profiles: Vec<String>,
+    pub engines: Vec<Support>,
+}
+
 enum Engine {
-    Tract(engines::tract::Engine),
+    Deterministic(engines::deterministic::Engine),
     OnnxRuntime(engines::onnxruntime::Engine),
 }
 
 pub struct OnnxRuntime {
     engine: Engine,
+    /// Checks models for the deterministic profile when the node runs
+    /// another engine (single-threaded, nothing cached).
+    probe: engines::deterministic::Engine,
     models: Cache<ContentId, Arc<Model>, ModelWeight>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+/// The deterministic engine's id: what a node running it declares.
+pub fn deterministic_id() -> RuntimeId {
+    RuntimeId {
+        name: gradnet_onnx::ENGINE.into(),
+        version: gradnet_onnx::VERSION.into(),
+        profile: DETERMINISTIC_PROFILE.into(),
+    }
 }
 
 impl OnnxRuntime {
     /// Starts the configured engine; fails if it cannot (e.g. the
     /// onnxruntime library is missing).
     pub fn new(config: RuntimeConfig) -> Result<Self> {
-        let budget = config.cache_bytes;
-        let (engine, model_budget) = match &config.backend {
-            // a third of the budget for parsed models, the rest for plans
-            Backend::Tract => (
-                Engine::Tract(engines::tract::Engine::new(
-                    config.threads,
-                    budget - budget / 3,
-                )),
-                budget / 3,
-            ),
-            Backend::OnnxRuntime { library } => (
-                Engine::OnnxRuntime(engines::onnxruntime::Engine::new(library, config.threads)?),
-                budget,
-            ),
+        let engine = match &config.backend {
+            Backend::Deterministic => Engine::Deterministic(engines::deterministic::Engine::new(config.threads)),
+            Backend::OnnxRuntime { library } => {
+                Engine::OnnxRuntime(engines::onnxruntime::Engine::new(library, config.threads)?)
+            }
         };
         Ok(OnnxRuntime {
             engine,
-            models: Cache::with_weighter(1024, model_budget, ModelWeight),
+            probe: engines::deterministic::Engine::new(1),
+            models: Cache::with_weighter(1024, config.cache_bytes, ModelWeight),
+            hits: Default::default(),
+            misses: Default::default(),
         })
     }
 
-    /// The engine's name and version, as receipts carry it.
+    /// The engine's name, version and profile, as receipts carry them.
     pub fn runtime_id(&self) -> RuntimeId {
         match &self.engine {
-            Engine::Tract(_) => RuntimeId {
-                name: "tract".into(),
-                version: TRACT_VERSION.into(),
-            },
+            Engine::Deterministic(_) => deterministic_id(),
             Engine::OnnxRuntime(e) => RuntimeId {
                 name: "onnxruntime".into(),
                 version: e.version().into(),
+                profile: NATIVE_PROFILE.into(),
             },
+        }
+    }
+
+    /// The instruction set the deterministic kernels use here (it changes
+    /// speed, never results).
+    pub fn isa(&self) -> Option<&'static str> {
+        match &self.engine {
+            Engine::Deterministic(e) => Some(e.isa()),
+            Engine::OnnxRuntime(_) => None,
         }
     }
 
@@ -134,13 +172,22 @@ impl OnnxRuntime {
 
     /// Loads an ONNX file (whose content id is `cid`) and caches it.
     pub fn load(&self, cid: ContentId, bytes: &[u8]) -> Result<Arc<Model>> {
+        use std::sync::atomic::Ordering::Relaxed;
         if let Some(m) = self.models.get(&cid) {
+            self.hits.fetch_add(1, Relaxed);
             return Ok(m);
         }
-        let proto = engines::tract::parse(bytes)?;
+        self.misses.fetch_add(1, Relaxed);
+        let proto = gradnet_onnx::proto::decode_model(bytes)
+            .map_err(|e| RuntimeError::Unloadable(format!("not a valid ONNX file: {e}")))?;
         let signature = Signature::from_proto(&proto)?;
         let body = match &self.engine {
-            Engine::Tract(_) => Body::Tract(Box::new(engines::tract::Parsed { proto })),
+            Engine::Deterministic(e) => {
+                let started = std::time::Instant::now();
+                let m = e.load(bytes)?;
+                tracing::info!(model = %cid, ms = started.elapsed().as_millis() as u64, "prepared model");
+                Body::Deterministic(Box::new(m))
+            }
             Engine::OnnxRuntime(e) => Body::OnnxRuntime(e.load(bytes)?),
         };
         let model = Arc::new(Model {
@@ -153,42 +200,60 @@ impl OnnxRuntime {
         Ok(model)
     }
 
+    /// What this node can do with a model: an error only if the file is not
+    /// a valid ONNX model; otherwise a report per engine (a model this
+    /// node's engine runs is loaded and cached on the way).
+    pub fn inspect(&self, cid: ContentId, bytes: &[u8]) -> Result<(Signature, ModelReport)> {
+        let proto = gradnet_onnx::proto::decode_model(bytes)
+            .map_err(|e| RuntimeError::Unloadable(format!("not a valid ONNX file: {e}")))?;
+        let signature = Signature::from_proto(&proto)?;
+        let here = self.runtime_id();
+        let support = |runtime: RuntimeId, r: Result<()>| match r {
+            Ok(()) => Support { runtime, runs: true, unsupported: vec![], error: None },
+            Err(RuntimeError::Unsupported(ops)) => Support { runtime, runs: false, unsupported: ops, error: None },
+            Err(e) => Support { runtime, runs: false, unsupported: vec![], error: Some(e.to_string()) },
+        };
+        let mut engines = vec![support(here.clone(), self.load(cid, bytes).map(|_| ()))];
+        if !here.deterministic() {
+            engines.push(support(deterministic_id(), self.probe.load(bytes).map(|_| ())));
+        }
+        let mut profiles: Vec<String> = engines.iter().filter(|s| s.runs).map(|s| s.runtime.profile.clone()).collect();
+        profiles.dedup();
+        Ok((
+            signature,
+            ModelReport {
+                runs_here: engines[0].runs,
+                profiles,
+                engines,
+            },
+        ))
+    }
+
     /// Runs a model on inputs already checked by [`Signature::check`].
     pub fn run(&self, model: &Model, inputs: &NamedTensors) -> Result<NamedTensors> {
         match (&self.engine, &model.body) {
-            (Engine::Tract(e), Body::Tract(parsed)) => e.run(
-                engines::tract::ModelRef {
-                    cid: model.cid,
-                    bytes: model.bytes,
-                    signature: &model.signature,
-                    parsed,
-                },
-                inputs,
-            ),
-            (Engine::OnnxRuntime(e), Body::OnnxRuntime(sessions)) => {
-                e.run(sessions, &model.signature, inputs)
-            }
-            _ => Err(RuntimeError::Execution(
-                "model was loaded by another runtime".into(),
-            )),
+            (Engine::Deterministic(e), Body::Deterministic(m)) => e.run(m, inputs),
+            (Engine::OnnxRuntime(e), Body::OnnxRuntime(sessions)) => e.run(sessions, &model.signature, inputs),
+            _ => Err(RuntimeError::Execution("model was loaded by another runtime".into())),
         }
     }
 
     /// Checks JSON inputs against the model and runs it.
-    pub fn infer(
-        &self,
-        model: &Model,
-        inputs: &JsonInputs,
-    ) -> Result<(NamedTensors, NamedTensors)> {
+    pub fn infer(&self, model: &Model, inputs: &JsonInputs) -> Result<(NamedTensors, NamedTensors)> {
         let typed = model.signature.check(inputs)?;
         let out = self.run(model, &typed)?;
         Ok((typed, out))
     }
 
-    /// Plan-cache hits and misses (tract), or session reuse (onnxruntime).
+    /// Prepared models reused (hits) and prepared anew (misses); for
+    /// onnxruntime, session reuse.
     pub fn cache_stats(&self) -> CacheStats {
+        use std::sync::atomic::Ordering::Relaxed;
         match &self.engine {
-            Engine::Tract(e) => e.stats(),
+            Engine::Deterministic(_) => CacheStats {
+                hits: self.hits.load(Relaxed),
+                misses: self.misses.load(Relaxed),
+            },
             Engine::OnnxRuntime(e) => e.stats(),
         }
     }

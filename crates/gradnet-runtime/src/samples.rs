@@ -3,9 +3,9 @@
 //! benchmarks use them; nothing here is downloaded.
 
 use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use gradnet_onnx::proto as pb;
+use gradnet_onnx::proto::tensor_proto::DataType;
+use gradnet_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 
 /// A dimension in a declared shape.
 pub enum D {
@@ -345,6 +345,25 @@ pub fn two_inputs() -> Vec<u8> {
             value_info("k1", DataType::Int64, &[D::Sym("N")]),
         ],
     )
+}
+
+/// A valid ONNX model no engine here runs: `y = Relu(FancyOp(x))` with
+/// `FancyOp` from an unknown domain (`com.example`), `x: f32[N, 4]`.
+pub fn with_unknown_op() -> Vec<u8> {
+    let mut fancy = node("FancyOp", &["x"], &["f"], vec![]);
+    fancy.domain = "com.example".into();
+    let bytes = model(
+        vec![fancy, node("Relu", &["f"], &["y"], vec![])],
+        vec![],
+        vec![value_info("x", DataType::Float, &[D::Sym("N"), D::N(4)])],
+        vec![value_info("y", DataType::Float, &[D::Sym("N"), D::N(4)])],
+    );
+    let mut m = pb::ModelProto::decode(&bytes[..]).expect("just encoded");
+    m.opset_import.push(pb::OperatorSetIdProto {
+        domain: "com.example".into(),
+        version: 1,
+    });
+    m.encode_to_vec()
 }
 
 /// A text-like image `[1, 3, h, w]` that Python builds bit-identically (see

@@ -7,8 +7,8 @@ use std::fmt;
 use gradnet_types::json::JsonInputs;
 use gradnet_types::{DType, NamedTensors, Tensor, TensorError};
 use serde::Serialize;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use gradnet_onnx::proto as pb;
+use gradnet_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 
 use crate::error::{Result, RuntimeError};
 

@@ -7,7 +7,7 @@ use gradnet_types::{ContentId, TensorData};
 use serde_json::json;
 
 fn rt(threads: usize) -> OnnxRuntime {
-    with(Backend::Tract, threads)
+    with(Backend::Deterministic, threads)
 }
 
 fn with(backend: Backend, threads: usize) -> OnnxRuntime {
@@ -34,7 +34,7 @@ fn onnxruntime() -> Backend {
 }
 
 fn backends() -> [Backend; 2] {
-    [Backend::Tract, onnxruntime()]
+    [Backend::Deterministic, onnxruntime()]
 }
 
 fn batch(n: usize, width: usize) -> serde_json::Value {
@@ -166,16 +166,101 @@ fn outputs_are_bit_identical_across_runs_and_threads() {
 }
 
 #[test]
-fn plans_are_cached_per_shape() {
+fn prepared_models_are_cached() {
     let bytes = samples::mlp(4, 8, 3, 1);
     let r = rt(1);
-    let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
-    for n in [1, 1, 2, 1, 2] {
-        r.infer(&m, &parse_inputs(&json!({"x": batch(n, 4)})).unwrap())
-            .unwrap();
+    for _ in 0..3 {
+        let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
+        r.infer(&m, &parse_inputs(&json!({"x": batch(2, 4)})).unwrap()).unwrap();
     }
     let s = r.cache_stats();
-    assert_eq!((s.hits, s.misses), (3, 2));
+    assert_eq!((s.hits, s.misses), (2, 1));
+}
+
+/// A row's outputs do not depend on the batch it comes in (the
+/// deterministic engine computes each output whole, in one order).
+#[test]
+fn rows_give_the_same_bits_in_any_batch() {
+    let bytes = samples::mlp(64, 256, 10, 3);
+    let r = rt(2);
+    let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
+    let rows = samples::weights(9 * 64, 21, 1.0);
+    let run = |n: usize| -> Vec<u32> {
+        let x = json!(rows[..n * 64].chunks(64).map(|c| c.to_vec()).collect::<Vec<_>>());
+        let out = r.infer(&m, &parse_inputs(&json!({ "x": x })).unwrap()).unwrap().1;
+        let TensorData::F32(v) = out["y"].data() else { panic!() };
+        v.iter().map(|f| f.to_bits()).collect()
+    };
+    let all = run(9);
+    for n in [1, 2, 5, 8] {
+        assert_eq!(run(n), all[..n * 10], "batch of {n}");
+    }
+}
+
+/// Thread counts 1, 2 and 4, and requests running at the same time on one
+/// runtime, give the same hashes.
+#[test]
+fn concurrent_requests_and_thread_counts_give_the_same_hashes() {
+    let bytes = samples::conv_chain(4);
+    let cid = ContentId::of(&bytes);
+    let m0 = rt(1).load(cid, &bytes).unwrap();
+    let spec = &m0.signature.inputs[0];
+    let dims: Vec<usize> = spec
+        .shape
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) => *n as usize,
+            _ => 2,
+        })
+        .collect();
+    let n: usize = dims.iter().product();
+    let data = samples::weights(n, 5, 1.0);
+    let input = samples::nest(&data, &dims);
+    let inputs = parse_inputs(&json!({ spec.name.clone(): input })).unwrap();
+    let want = output_hash(&rt(1).infer(&m0, &inputs).unwrap().1);
+    for threads in [1, 2, 4] {
+        let r = std::sync::Arc::new(rt(threads));
+        let m = r.load(cid, &bytes).unwrap();
+        let hashes: Vec<_> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (r, m, inputs) = (r.clone(), m.clone(), &inputs);
+                    s.spawn(move || (0..3).map(|_| output_hash(&r.infer(&m, inputs).unwrap().1)).collect::<Vec<_>>())
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        assert!(hashes.iter().all(|h| *h == want), "{threads} threads: {hashes:?} vs {want}");
+    }
+}
+
+/// A model the engine cannot run is reported with the operators that stop
+/// it; a file that is not ONNX is an error.
+#[test]
+fn inspection_names_the_operators_that_stop_a_model() {
+    let r = rt(1);
+    let bytes = samples::with_unknown_op();
+    let (sig, report) = r.inspect(ContentId::of(&bytes), &bytes).unwrap();
+    assert_eq!(sig.inputs[0].name, "x");
+    assert!(!report.runs_here);
+    assert!(report.profiles.is_empty());
+    assert_eq!(report.engines[0].unsupported, vec!["com.example:FancyOp".to_string()]);
+    let err = r.load(ContentId::of(&bytes), &bytes).err().unwrap();
+    assert!(matches!(err, RuntimeError::Unsupported(_)), "{err}");
+    assert!(err.to_string().contains("com.example:FancyOp"), "{err}");
+    let ok = samples::mlp(4, 8, 3, 1);
+    let (_, report) = r.inspect(ContentId::of(&ok), &ok).unwrap();
+    assert!(report.runs_here);
+    assert_eq!(report.profiles, vec![gradnet_types::DETERMINISTIC_PROFILE.to_string()]);
+    // an onnxruntime node reports both its engine and the deterministic profile
+    let o = with(onnxruntime(), 1);
+    let (_, report) = o.inspect(ContentId::of(&ok), &ok).unwrap();
+    assert_eq!(report.engines.len(), 2);
+    assert_eq!(report.profiles, vec![gradnet_types::NATIVE_PROFILE.to_string(), gradnet_types::DETERMINISTIC_PROFILE.to_string()]);
+    let junk = b"not onnx \xff".to_vec();
+    assert!(matches!(r.inspect(ContentId::of(&junk), &junk), Err(RuntimeError::Unloadable(_))));
 }
 
 /// The two engines agree to float tolerance, give the same dtypes and shapes,
@@ -191,9 +276,11 @@ fn engines_agree_and_name_themselves() {
         .collect::<Vec<_>>());
     let inputs = parse_inputs(&json!({ "image": images })).unwrap();
     let [a, b] = backends().map(|b| with(b, 1));
-    assert_eq!(a.runtime_id().name, "tract");
+    assert_eq!(a.runtime_id().name, "gradnet-onnx");
+    assert_eq!(a.runtime_id().profile, gradnet_types::DETERMINISTIC_PROFILE);
     assert_eq!(b.runtime_id().name, "onnxruntime");
     assert_eq!(b.runtime_id().version, "1.32.0");
+    assert_eq!(b.runtime_id().profile, gradnet_types::NATIVE_PROFILE);
     let run = |r: &OnnxRuntime| r.infer(&r.load(cid, &bytes).unwrap(), &inputs).unwrap().1;
     let (x, y) = (run(&a), run(&b));
     assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());

@@ -18,7 +18,7 @@ pub use error::TensorError;
 pub use json::{JsonInputs, OutputFormat};
 pub use keys::NodeKey;
 pub use mode::InferenceMode;
-pub use receipt::{Receipt, ReceiptBody, RuntimeId};
+pub use receipt::{Receipt, ReceiptBody, RuntimeId, DETERMINISTIC_PROFILE, NATIVE_PROFILE};
 pub use request::{InferRequest, ModelRef};
 pub use tensor::{DType, NamedTensors, Tensor, TensorData};
 

@@ -13,12 +13,32 @@ use crate::mode::InferenceMode;
 pub const RECEIPT_VERSION: u32 = 1;
 const DOMAIN: &[u8] = b"gradnet-receipt-v1\n";
 
+/// The execution profile of engines whose results are the same bits on any
+/// CPU, thread count and batch size: a node that declares it can be compared
+/// bit for bit with any other (QUORUM samples only such nodes). It changes
+/// whenever any result could change.
+pub const DETERMINISTIC_PROFILE: &str = "det-1";
+/// The profile of engines whose last bits depend on the CPU (onnxruntime,
+/// candle): right within tolerance, but not comparable bit for bit.
+pub const NATIVE_PROFILE: &str = "native";
+
 /// The runtime that produced a result; part of a result's identity, since two
 /// engines may differ in the last bits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuntimeId {
     pub name: String,
     pub version: String,
+    /// [`DETERMINISTIC_PROFILE`] or [`NATIVE_PROFILE`] (empty in receipts
+    /// made before profiles existed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+}
+
+impl RuntimeId {
+    /// Whether results of this runtime compare bit for bit across nodes.
+    pub fn deterministic(&self) -> bool {
+        self.profile == DETERMINISTIC_PROFILE
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,12 +141,29 @@ mod tests {
             output_hash: ContentId::of(b"out"),
             mode: InferenceMode::Vanilla,
             runtime: RuntimeId {
-                name: "tract".into(),
-                version: "0.23.9".into(),
+                name: "gradnet-onnx".into(),
+                version: "0.1.0".into(),
+                profile: DETERMINISTIC_PROFILE.into(),
             },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000,
         }
+    }
+
+    /// A receipt signed before the profile field existed still verifies.
+    #[test]
+    fn receipts_without_a_profile_still_verify() {
+        let key = NodeKey::generate();
+        let mut b = body(&key);
+        b.runtime.profile = String::new();
+        let r = b.sign(&key);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("profile"));
+        let back: Receipt = serde_json::from_str(&json).unwrap();
+        back.verify().unwrap();
+        let mut t = r.clone();
+        t.body.runtime.profile = DETERMINISTIC_PROFILE.into();
+        assert!(t.verify().is_err(), "the profile is signed");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The quantized circuit against float inference (tract) on a test set:
-//! maximum absolute error of the outputs and how often the argmax agrees.
+//! The quantized circuit against float inference (gradnet's deterministic
+//! engine) on a test set: maximum absolute error of the outputs and how
+//! often the argmax agrees.
 
-use tract_onnx::prelude::*;
+use gradnet_onnx::{Engine, Options, Tensor};
 
 use crate::{QuantModel, ZkError};
 
@@ -22,23 +23,20 @@ fn argmax(v: &[f32]) -> usize {
 
 /// Runs `onnx` in float and `model` in fixed point on every sample.
 pub fn report(onnx: &[u8], model: &QuantModel, samples: &[Vec<f32>]) -> Result<Report, ZkError> {
-    let err = |e: TractError| ZkError::Model(format!("float inference: {e}"));
-    let plan = tract_onnx::onnx()
-        .model_for_read(&mut &onnx[..])
-        .and_then(|m| m.with_input_fact(0, f32::fact(&model.input_shape).into()))
-        .and_then(|m| m.into_optimized())
-        .and_then(|m| m.into_runnable())
-        .map_err(err)?;
+    let err = |e: gradnet_onnx::Error| ZkError::Model(format!("float inference: {e}"));
+    let engine = Engine::new(Options::default());
+    let plan = engine.load(onnx).map_err(err)?;
     let (mut max, mut sum, mut n, mut agree) = (0f64, 0f64, 0usize, 0usize);
     for x in samples {
-        let t = Tensor::from_shape(&model.input_shape, x).map_err(err)?;
-        let out = plan.run(tvec!(t.into_tvalue())).map_err(err)?;
-        let float: Vec<f32> = out[0]
-            .to_plain_array_view::<f32>()
+        let t = Tensor::from_vec(model.input_shape.clone(), x.clone()).map_err(err)?;
+        let out = engine.run(&plan, vec![t]).map_err(err)?;
+        let float: Vec<f32> = out
+            .first()
+            .ok_or_else(|| ZkError::Model("float inference: no output".into()))?
+            .1
+            .f32s()
             .map_err(err)?
-            .iter()
-            .copied()
-            .collect();
+            .to_vec();
         let quant = model.dequantize(&model.forward(&model.quantize(x)?)?);
         for (a, b) in float.iter().zip(&quant) {
             let d = (*a as f64 - *b as f64).abs();

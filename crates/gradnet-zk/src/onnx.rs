@@ -13,8 +13,8 @@
 use std::collections::HashMap;
 
 use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
+use gradnet_onnx::proto as pb;
+use gradnet_onnx::proto::tensor_proto::DataType;
 
 use crate::model::{Op, QuantModel};
 use crate::ZkError;
@@ -49,7 +49,7 @@ fn model_err(s: impl Into<String>) -> ZkError {
 }
 
 fn tensor(t: &pb::TensorProto) -> Result<Const, ZkError> {
-    if t.data_location == Some(pb::tensor_proto::DataLocation::External as i32) {
+    if t.data_location == 1 || !t.external_data.is_empty() {
         return Err(model_err(format!(
             "tensor {} is stored outside the model file",
             t.name

@@ -261,7 +261,8 @@ pub struct NodeArgs {
     /// Memory budget for loaded LLMs, in bytes [default: 4 GiB].
     #[arg(long, env = "GRADNET_LLM_CACHE_BYTES")]
     pub llm_cache_bytes: Option<u64>,
-    /// Engine for ONNX models; receipts name it [default: tract].
+    /// Engine for ONNX models; receipts name it and its profile [default:
+    /// deterministic].
     #[arg(long, env = "GRADNET_BACKEND", value_enum)]
     pub backend: Option<BackendName>,
     /// Genesis file of the chain this node keeps (JSON); without it the node
@@ -312,9 +313,11 @@ pub struct NodeArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendName {
-    /// tract: pure Rust, no external library.
-    Tract,
-    /// ONNX Runtime: faster on convolutional models; needs its shared library.
+    /// gradnet's engine: the same output bits on every CPU (profile det-1),
+    /// so QUORUM can compare this node's answers with any other's.
+    Deterministic,
+    /// ONNX Runtime: faster on convolutional models, exact to its CPU only
+    /// (profile native: not sampled for QUORUM); needs its shared library.
     Onnxruntime,
 }
 

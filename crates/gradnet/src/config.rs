@@ -187,7 +187,7 @@ impl NodeConfig {
                     .or(file.cache_bytes)
                     .unwrap_or(rt.cache_bytes),
                 backend: match args.backend.or(file.backend) {
-                    None | Some(BackendName::Tract) => Backend::Tract,
+                    None | Some(BackendName::Deterministic) => Backend::Deterministic,
                     Some(BackendName::Onnxruntime) => Backend::OnnxRuntime {
                         library: args
                             .onnxruntime_lib

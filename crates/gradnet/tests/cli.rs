@@ -252,7 +252,7 @@ fn a_node_that_cannot_start_its_engine_says_why() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("tract") && err.contains("onnxruntime"),
+        err.contains("deterministic") && err.contains("onnxruntime"),
         "{err}"
     );
 }

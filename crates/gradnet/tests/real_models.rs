@@ -8,9 +8,10 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// tract and onnxruntime sum in different orders; on these models' outputs
-/// (probabilities in [0, 1]) they differ by a few 1e-6 at most. 1e-4 leaves
-/// room for other CPUs' kernels while still catching any real divergence.
+/// gradnet's engine and onnxruntime sum in different orders and use
+/// different approximations of exp and friends; on these models' outputs
+/// (probabilities in [0, 1]) they differ by a few 1e-6 at most. 1e-4 still
+/// catches any real divergence.
 const ABS_TOL: f64 = 1e-4;
 
 /// `exact`: the node runs the same onnxruntime build the fixture came from,
@@ -37,7 +38,7 @@ async fn check_against_onnxruntime(
     )
     .await;
     assert_eq!(s, 200, "{r}");
-    let engine = if exact { "onnxruntime" } else { "tract" };
+    let engine = if exact { "onnxruntime" } else { "gradnet-onnx" };
     assert_eq!(
         r["receipt"]["runtime"]["name"], engine,
         "receipts name the engine"
@@ -108,7 +109,7 @@ async fn ppocr_det_and_rec_match_onnxruntime_and_are_deterministic_across_thread
     let library = models_dir().join("libonnxruntime.so.1.32.0");
     let library = library.to_str().unwrap();
     for (engine, flags) in [
-        ("tract", vec![]),
+        ("gradnet-onnx", vec![]),
         (
             "onnxruntime",
             vec!["--backend", "onnxruntime", "--onnxruntime-lib", library],

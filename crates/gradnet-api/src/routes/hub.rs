@@ -124,10 +124,14 @@ pub async fn upload(
         w.write(&chunk).await?;
     }
     let blob = w.finish().await?;
+    // what this node can do with an ONNX model goes back with the entry; a
+    // file that is not valid ONNX is refused
+    let mut report = None;
     if file.ends_with(".onnx") {
         let bytes = s.hub.read_all(&blob.cid).await?;
         let rt = s.runtime.clone();
-        tokio::task::spawn_blocking(move || rt.load(blob.cid, &bytes)).await??;
+        let (_, r) = tokio::task::spawn_blocking(move || rt.inspect(blob.cid, &bytes)).await??;
+        report = Some(r);
     } else if file.ends_with(".gguf") {
         let bytes = s.hub.read_all(&blob.cid).await?;
         let llm = s.llm.clone();
@@ -135,7 +139,11 @@ pub async fn upload(
         tokio::task::spawn_blocking(move || llm.load(blob.cid, &bytes)).await??;
     }
     let entry = s.hub.add_file(&name, &ver, &file, blob)?;
-    Ok((StatusCode::CREATED, Json(entry)))
+    let mut body = serde_json::to_value(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let (Some(r), Some(obj)) = (report, body.as_object_mut()) {
+        obj.insert("runtime".into(), serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?);
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `GET /api/v0/blobs/{cid}`, with single-range `Range: bytes=...` support.

@@ -164,12 +164,16 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
         .into_response())
 }
 
-/// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs.
+/// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs,
+/// and whether this node runs it: under which profiles, and per engine the
+/// operators that stop it.
 pub async fn signature(
     State(s): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
     let cid = resolve(&s, &model).await?;
-    let m = load(&s, cid).await?;
-    Ok(Json(serde_json::json!({"model": cid, "signature": m.signature})).into_response())
+    let bytes = s.hub.read_all(&cid).await?;
+    let rt = s.runtime.clone();
+    let (sig, report) = tokio::task::spawn_blocking(move || rt.inspect(cid, &bytes)).await??;
+    Ok(Json(serde_json::json!({"model": cid, "signature": sig, "runtime": report})).into_response())
 }

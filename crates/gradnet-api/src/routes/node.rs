@@ -12,6 +12,7 @@ pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
         "version": env!("CARGO_PKG_VERSION"),
         "node": s.key.public_hex(),
         "runtime": s.runtime.runtime_id(),
+        "isa": s.runtime.isa(),
     }))
 }
 

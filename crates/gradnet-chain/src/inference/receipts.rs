@@ -28,6 +28,7 @@ pub struct CompactReceipt {
     pub mode: u8,
     pub runtime_name: String,
     pub runtime_version: String,
+    pub runtime_profile: String,
     pub timestamp_ms: u64,
     pub signature: alloy_primitives::Bytes,
 }
@@ -44,6 +45,7 @@ impl CompactReceipt {
             mode: b.mode.abi_code(),
             runtime_name: b.runtime.name.clone(),
             runtime_version: b.runtime.version.clone(),
+            runtime_profile: b.runtime.profile.clone(),
             timestamp_ms: b.timestamp_ms,
             signature: hex::decode(&r.signature)
                 .map_err(|e| format!("receipt signature: {e}"))?
@@ -65,6 +67,7 @@ impl CompactReceipt {
                 runtime: RuntimeId {
                     name: self.runtime_name.clone(),
                     version: self.runtime_version.clone(),
+                    profile: self.runtime_profile.clone(),
                 },
                 node: node.to_string(),
                 timestamp_ms: self.timestamp_ms,
@@ -184,6 +187,7 @@ mod tests {
             runtime: RuntimeId {
                 name: "gradnet-llm".into(),
                 version: "0.1.0".into(),
+                profile: gradnet_types::DETERMINISTIC_PROFILE.into(),
             },
             node: key.public_hex(),
             timestamp_ms: 42,

@@ -1,7 +1,9 @@
 //! The inference node registry, a system precompile at `0x…F5` with a
 //! Solidity interface (`IInferenceRegistry`): operators register a node
 //! (ed25519 signing key, HTTP endpoint, modes, models) with a stake sent as
-//! the call's value, add stake, unbond (withdrawable after
+//! the call's value, declare the engine and execution profile its results
+//! come from (`setRuntime`: QUORUM samples only nodes of the deterministic
+//! profile, whose results compare bit for bit), add stake, unbond (withdrawable after
 //! `UNBOND_DELAY_SECS`), and withdraw what has matured plus the inference
 //! fees they earned. The chain itself slashes (see `pipe`); slashed stake
 //! stays locked in the registry's balance forever (burned).
@@ -56,6 +58,8 @@ sol! {
             uint64 faults;
             uint64 lastFault;
             bool active;
+            string engine;
+            string profile;
         }
         event NodeRegistered(address indexed operator, bytes32 signingKey, string endpoint);
         event Staked(address indexed operator, uint256 amount, uint256 stake);
@@ -70,6 +74,8 @@ sol! {
         function receiptBatch(bytes32 root) external view returns (address operator, string batchCid, uint32 count, uint32 verified, uint64 settledAt);
         function register(bytes32 signingKey, string endpoint, uint8[] modes, string[] models) external payable;
         function update(string endpoint, uint8[] modes, string[] models) external;
+        event RuntimeSet(address indexed operator, string engine, string profile);
+        function setRuntime(string engine, string profile) external;
         function stake() external payable;
         function unbond(uint256 amount) external;
         function withdraw() external returns (uint256);
@@ -113,6 +119,11 @@ pub struct NodeRecord {
     pub faults: u64,
     /// Block of the last fault (0: none).
     pub last_fault: u64,
+    /// The engine its results come from, `name/version` (empty: not declared).
+    pub engine: String,
+    /// Its execution profile: `det-1` (results compare bit for bit across
+    /// nodes) or `native`; empty: not declared.
+    pub profile: String,
 }
 
 impl NodeRecord {
@@ -124,6 +135,12 @@ impl NodeRecord {
         mode < 8
             && self.modes & (1 << mode) != 0
             && (self.models.is_empty() || self.models.iter().any(|m| m == model))
+    }
+
+    /// Declares the deterministic profile: its results can be compared bit
+    /// for bit with any other such node's.
+    pub fn deterministic(&self) -> bool {
+        self.profile == gradnet_types::DETERMINISTIC_PROFILE
     }
 
     /// Active, serving `mode`/`model`, and not cooling down from a fault
@@ -149,8 +166,22 @@ impl NodeRecord {
             faults: self.faults,
             lastFault: self.last_fault,
             active: self.active(),
+            engine: self.engine.clone(),
+            profile: self.profile.clone(),
         }
     }
+}
+
+/// An engine is `name/version`; a profile is a short token.
+pub fn check_runtime(engine: &str, profile: &str) -> Result<(), String> {
+    let token = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
+    if !token(engine) || !engine.contains('/') {
+        return Err(format!("registry: engine `{engine}` must be name/version (printable, at most 64 bytes)"));
+    }
+    if !token(profile) {
+        return Err(format!("registry: profile `{profile}` must be printable, 1 to 64 bytes"));
+    }
+    Ok(())
 }
 
 pub fn modes_mask(modes: &[u8]) -> Result<u8, String> {
@@ -222,8 +253,14 @@ impl<S: Slots> Registry<S> {
             return Ok(None);
         }
         let blob = self.0.get_bytes(f(F_BLOB))?;
-        let (endpoint, models) = <(String, Vec<String>)>::abi_decode_params(&blob)
-            .map_err(|e| format!("stored node record: {e}"))?;
+        // records written before engines were declared hold two fields
+        let (endpoint, models, engine, profile) =
+            match <(String, Vec<String>, String, String)>::abi_decode_params(&blob) {
+                Ok(r) => r,
+                Err(_) => <(String, Vec<String>)>::abi_decode_params(&blob)
+                    .map(|(e, m)| (e, m, String::new(), String::new()))
+                    .map_err(|e| format!("stored node record: {e}"))?,
+            };
         Ok(Some(NodeRecord {
             operator: *op,
             signing_key: self.0.get(f(F_KEY))?.into(),
@@ -237,6 +274,8 @@ impl<S: Slots> Registry<S> {
             slashed: self.0.get(f(F_SLASHED))?,
             faults: to_u64(self.0.get(f(F_FAULTS))?),
             last_fault: to_u64(self.0.get(f(F_LAST_FAULT))?),
+            engine,
+            profile,
         }))
     }
 
@@ -274,7 +313,7 @@ impl<S: Slots> Registry<S> {
         self.0.set(f(F_FAULTS), U256::from(n.faults))?;
         self.0.set(f(F_LAST_FAULT), U256::from(n.last_fault))?;
         self.0.set(f(F_MODES), U256::from(n.modes))?;
-        let blob = (n.endpoint.clone(), n.models.clone()).abi_encode_params();
+        let blob = (n.endpoint.clone(), n.models.clone(), n.engine.clone(), n.profile.clone()).abi_encode_params();
         self.0.set_bytes(f(F_BLOB), &blob)
     }
 
@@ -544,6 +583,22 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
             n.modes = modes_mask(&c.modes).map_err(|e| format!("registry: {e}"))?;
             n.models = c.models;
             reg.put(&n)?;
+            vec![]
+        }
+        Call::setRuntime(c) => {
+            let mut n = reg.existing(&caller)?;
+            check_runtime(&c.engine, &c.profile)?;
+            n.engine = c.engine;
+            n.profile = c.profile;
+            reg.put(&n)?;
+            log(
+                reg.0.journal,
+                IInferenceRegistry::RuntimeSet {
+                    operator: caller,
+                    engine: n.engine,
+                    profile: n.profile,
+                },
+            );
             vec![]
         }
         Call::stake(_) => {

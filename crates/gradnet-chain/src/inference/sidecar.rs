@@ -17,6 +17,7 @@ use super::registry::NodeRecord;
 const DOMAIN: &[u8] = b"gradnet-inference-result-v1";
 /// The TEE mode: served only by active, approved enclaves.
 pub const TEE: u8 = 2;
+pub const QUORUM: u8 = 3;
 /// Nodes a QUORUM call asks unless it says otherwise.
 pub const DEFAULT_QUORUM: usize = 3;
 /// Stake taken from a node whose result disagrees with the majority (10%).
@@ -189,6 +190,9 @@ impl SamplingView {
             .iter()
             .filter(|n| n.eligible(mode, model, self.block))
             .filter(|n| mode != TEE || self.tee_keys.contains(&n.signing_key))
+            // QUORUM compares bytes: only nodes whose results are the same
+            // bits on any CPU take part
+            .filter(|n| mode != QUORUM || n.deterministic())
             .collect();
         let seed = keccak256([self.parent_hash.as_slice(), request_hash.as_slice()].concat());
         let mut out = Vec::with_capacity(pool.len());

@@ -53,6 +53,8 @@ fn inference_nodes(chain: &Chain) -> Result<Value, RpcError> {
             "endpoint": n.endpoint,
             "modes": (0..8).filter(|m| n.modes >> m & 1 == 1).collect::<Vec<u8>>(),
             "models": n.models,
+            "engine": n.engine,
+            "profile": n.profile,
             "stake": n.stake.to_string(),
             "unbonding": n.unbonding.to_string(),
             "earnings": n.earnings.to_string(),

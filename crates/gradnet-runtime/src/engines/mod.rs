@@ -1,28 +1,27 @@
-//! The engines a node can run ONNX models with. tract (pure Rust) is the
-//! default; onnxruntime is the optional, faster one on convolutional models.
-//! Which one ran is part of every receipt: their outputs differ in the last
-//! bits, so the engine is part of a result's identity.
+//! The engines a node can run ONNX models with. gradnet's deterministic
+//! engine is the default: its results are the same bits on every CPU, so
+//! they can be compared across nodes (QUORUM) and re-run by anyone from a
+//! receipt. onnxruntime is the optional, faster one on convolutional models,
+//! exact to its CPU only. Which one ran is part of every receipt.
 
+pub(crate) mod deterministic;
 pub(crate) mod onnxruntime;
-pub(crate) mod tract;
-mod tract_convert;
 
 use std::path::PathBuf;
 
 /// The engine a runtime uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    Tract,
+    /// gradnet-onnx, the deterministic profile.
+    Deterministic,
     /// ONNX Runtime, loaded from this shared library.
-    OnnxRuntime {
-        library: PathBuf,
-    },
+    OnnxRuntime { library: PathBuf },
 }
 
 impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
-            Backend::Tract => "tract",
+            Backend::Deterministic => gradnet_onnx::ENGINE,
             Backend::OnnxRuntime { .. } => "onnxruntime",
         }
     }

@@ -207,7 +207,7 @@ fn input_value(t: &Tensor) -> Result<SessionInputValue<'_>> {
     })
 }
 
-/// Outputs come back in gradnet's six dtypes, widened the way the tract
+/// Outputs come back in gradnet's six dtypes, widened the way the deterministic
 /// engine widens them, so both engines give the same dtypes.
 fn output_tensor(v: &DynValue) -> Result<Tensor> {
     let exec = |e: ort::Error| RuntimeError::Execution(format!("onnxruntime output: {e}"));

@@ -358,13 +358,16 @@ impl LlmModel {
     /// forward pass and kernels for the llama family, candle's otherwise.
     pub fn runtime_id(&self) -> RuntimeId {
         match self.weights {
+            // exact integer sums and a portable twin of every kernel
             Weights::Llama(_) => RuntimeId {
                 name: "gradnet-llm".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
+                profile: gradnet_types::DETERMINISTIC_PROFILE.into(),
             },
             _ => RuntimeId {
                 name: "candle".into(),
                 version: CANDLE_VERSION.into(),
+                profile: gradnet_types::NATIVE_PROFILE.into(),
             },
         }
     }

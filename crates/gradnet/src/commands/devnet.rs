@@ -39,6 +39,8 @@ pub fn dev_genesis(
     zk_models: Vec<GenesisZkModel>,
 ) -> Result<Genesis> {
     let eth = U256::from(10u64).pow(U256::from(18));
+    let det = gradnet_runtime::deterministic_id();
+    let engine = format!("{}/{}", det.name, det.version);
     let mut alloc = std::collections::BTreeMap::new();
     for k in dev_keys(accounts) {
         alloc.insert(address_of(&k)?, U256::from(DEV_BALANCE_ETH) * eth);
@@ -82,6 +84,9 @@ pub fn dev_genesis(
                     modes: vec![0, 1, 2, 3],
                     models: vec![],
                     stake: U256::from(NODE_STAKE_ETH) * eth,
+                    // the devnet's nodes run the default, deterministic engine
+                    engine: engine.clone(),
+                    profile: det.profile.clone(),
                 })
             })
             .collect::<Result<_>>()?,
