@@ -2,10 +2,12 @@
 """Builds the ONNX conformance corpus: models and inputs, with the outputs
 onnxruntime gives for them, for gradnet's engine to be compared against.
 
-Usage: corpus.py OUT_DIR [--models DIR] [--only GROUP ...]
+Usage: corpus.py OUT_DIR [--models DIR] [--only GROUP ...] [--add DIR]
 Groups: real (the fetched OCR and VAD models), ml (scikit-learn, XGBoost and
 LightGBM models trained here on fixed synthetic data), ops (hand-built ONNX-ML
-graphs that exercise every operator option).
+graphs that exercise every operator option). --add DIR adds every model in
+DIR (e.g. gradnet's generated MLP and CNN) with seeded random inputs of its
+declared shapes (symbolic dimensions 2).
 
 Each model is OUT_DIR/NAME.onnx beside OUT_DIR/NAME.json:
 {"inputs": {name: T}, "expected": {name: T}, "rtol": r, "atol": a} with
@@ -104,13 +106,44 @@ def real(out_dir, models):
           {"input": audio[:1], "state": np.zeros((2, 1, 128), np.float32)}, "rnn")
 
 
+def add_models(out_dir, src):
+    """Any ONNX model file, with seeded random float inputs."""
+    import onnx
+
+    for f in sorted(os.listdir(src)):
+        if not f.endswith(".onnx"):
+            continue
+        path = os.path.join(src, f)
+        m = onnx.load(path)
+        inits = {i.name for i in m.graph.initializer}
+        rng = np.random.default_rng(len(f))
+        inputs = {}
+        for i in m.graph.input:
+            if i.name in inits:
+                continue
+            t = i.type.tensor_type
+            shape = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 2 for d in t.shape.dim]
+            if t.elem_type == 1:
+                inputs[i.name] = rng.standard_normal(shape).astype(np.float32)
+            elif t.elem_type == 7:
+                inputs[i.name] = rng.integers(-5, 5, shape).astype(np.int64)
+            else:
+                sys.exit(f"corpus: {f}: input {i.name} of element type {t.elem_type} is not generated")
+        with open(path, "rb") as fh:
+            write(out_dir, "gen-" + f[:-5], fh.read(), inputs, "cnn")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--models", default=os.environ.get("GRADNET_MODELS_DIR", os.path.join(ROOT, "models")))
     ap.add_argument("--only", nargs="*", default=["real", "ml", "ops"])
+    ap.add_argument("--add", help="also every .onnx model in this directory")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if args.add:
+        add_models(args.out, args.add)
     if "real" in args.only:
         real(args.out, args.models)
     if "ml" in args.only:

@@ -1,5 +1,5 @@
 //! Prometheus metrics: requests and latency by route, errors by code, the
-//! inference queue, plan cache and hub size.
+//! inference queue, model cache and hub size.
 
 use std::time::Instant;
 
@@ -64,9 +64,9 @@ impl Metrics {
         )
         .unwrap();
         let cache_hits =
-            IntGauge::new("plan_cache_hits_total", "Compiled-plan cache hits").unwrap();
+            IntGauge::new("model_cache_hits_total", "Requests that found their model prepared").unwrap();
         let cache_misses =
-            IntGauge::new("plan_cache_misses_total", "Compiled-plan cache misses").unwrap();
+            IntGauge::new("model_cache_misses_total", "Models prepared (loaded, checked, weights packed)").unwrap();
         let bytes_stored =
             IntGauge::new("hub_bytes_stored", "Bytes of distinct blobs in the hub").unwrap();
         let llm_running = IntGauge::new("llm_running", "LLM generations running now").unwrap();

@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 mod ops;
 pub mod proto;
+pub mod samples;
 pub mod tensor;
 
 use std::sync::Arc;

@@ -165,9 +165,13 @@ impl OnnxRuntime {
         }
     }
 
-    /// A model already loaded, if it is in the cache.
+    /// A model already loaded, if it is in the cache (a hit if so).
     pub fn cached(&self, cid: &ContentId) -> Option<Arc<Model>> {
-        self.models.get(cid)
+        let m = self.models.get(cid);
+        if m.is_some() {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        m
     }
 
     /// Loads an ONNX file (whose content id is `cid`) and caches it.

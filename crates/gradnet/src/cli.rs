@@ -130,6 +130,11 @@ pub struct DevnetArgs {
     /// their results.
     #[arg(long, default_value_t = 0, hide = true)]
     pub byzantine: usize,
+    /// Test only: the CPU model each inference node runs on, in order
+    /// (`native`, or a model of `qemu-x86_64 -cpu`, e.g. `Haswell`,
+    /// `Nehalem`): nodes on different CPU generations on one machine.
+    #[arg(long, value_delimiter = ',', hide = true)]
+    pub inference_cpu: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -158,7 +158,9 @@ async fn publish_download_infer_verify_and_restart() {
         "{m}"
     );
     assert!(m.contains("gradnet_http_request_duration_seconds_bucket"));
-    assert!(m.contains("gradnet_plan_cache_hits_total 3"), "{m}");
+    // the upload prepared the model once; every later request found it prepared
+    assert!(m.contains("gradnet_model_cache_hits_total 5"), "{m}");
+    assert!(m.contains("gradnet_model_cache_misses_total 1"), "{m}");
     assert!(m.contains(&format!("gradnet_hub_bytes_stored {}", bytes.len())));
     // the sampled history: every request above (not the polling of /metrics) in its intervals
     let h: Value = get_json(&format!("{base}/api/v0/metrics/history?window=15m")).await;

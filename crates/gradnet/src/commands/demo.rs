@@ -201,6 +201,7 @@ async fn start_devnet(
         inference_nodes: 3,
         inference_port: free_ports(3)?,
         byzantine: 0,
+        inference_cpu: vec![],
     };
     let net =
         super::devnet::Network::start(&args, root, Some("warn,informalsystems_malachitebft=error"))

@@ -392,7 +392,16 @@ async fn spawn_inference_node(
     faulty: bool,
     log: Option<&str>,
 ) -> Result<tokio::process::Child> {
-    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    let exe = std::env::current_exe()?;
+    // emulated on another CPU generation, where asked
+    let mut cmd = match args.inference_cpu.get(i).map(|c| c.as_str()) {
+        None | Some("native") => tokio::process::Command::new(&exe),
+        Some(cpu) => {
+            let mut c = tokio::process::Command::new("qemu-x86_64");
+            c.args(["-cpu", cpu]).arg(&exe);
+            c
+        }
+    };
     if let Some(l) = log {
         cmd.env("GRADNET_LOG", l);
     }
@@ -421,7 +430,10 @@ async fn spawn_inference_node(
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .context("starting an inference node")?;
+        .with_context(|| match args.inference_cpu.get(i) {
+            Some(cpu) if cpu != "native" => format!("starting inference node {i} under qemu-x86_64 -cpu {cpu} (is qemu-user installed?)"),
+            _ => "starting an inference node".into(),
+        })?;
     wait_listening(&mut child, &format!("inference node {i}")).await?;
     Ok(child)
 }

@@ -76,8 +76,9 @@ impl Devnet {
                 }
             }
         });
+        // nodes under CPU emulation start slowly
         let keys = rx
-            .recv_timeout(Duration::from_secs(60))
+            .recv_timeout(Duration::from_secs(240))
             .expect("devnet did not start");
         Devnet {
             child,
