@@ -44,6 +44,16 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// As [`Cx::par_for`], on the calling thread when the whole job is
+    /// smaller than `min_work` (in any unit the caller counts `work` in).
+    pub fn par_for_if(&self, work: usize, min_work: usize, tasks: usize, f: impl Fn(usize) + Sync + Send) {
+        if work < min_work {
+            (0..tasks).for_each(f)
+        } else {
+            self.par_for(tasks, f)
+        }
+    }
+
     /// Fails if a tensor of `shape` and `elem_bytes` per element would pass
     /// the limit (or overflow), before anything is allocated.
     pub fn check_size(&self, shape: &[usize], elem_bytes: usize) -> Result<usize> {

@@ -7,7 +7,7 @@
 //! columns are dropped); the rest gather B column by column (im2col).
 
 use super::epilogue::Step;
-use super::gemm::{self, AOp, BOp, Epilogue, PackB, PackedA, RowsB};
+use super::gemm::{self, panel_row, AOp, BOp, Epilogue, PackB, PackedA, RowsB};
 use crate::cx::Cx;
 
 /// The shape of one convolution over one image and one group.
@@ -53,24 +53,19 @@ impl Geom {
 /// `ci` shifted by (ky*dh, kx*dw); column j is padded position j.
 struct ShiftedB<'a> {
     padded: &'a [f32],
-    plane: usize,
-    wp: usize,
-    kh: usize,
-    kw: usize,
-    dh: usize,
-    dw: usize,
+    /// Row k's start in `padded`.
+    offsets: Vec<usize>,
 }
 
 impl PackB for ShiftedB<'_> {
     fn pack(&self, k0: usize, k1: usize, n0: usize, cols: usize, nr: usize, out: &mut [f32]) {
-        let taps = self.kh * self.kw;
         for (kk, dst) in (k0..k1).zip(out.chunks_exact_mut(nr)) {
-            let (ci, t) = (kk / taps, kk % taps);
-            let (ky, kx) = (t / self.kw, t % self.kw);
-            let off = ci * self.plane + ky * self.dh * self.wp + kx * self.dw + n0;
-            dst[..cols].copy_from_slice(&self.padded[off..off + cols]);
-            dst[cols..].fill(0.0);
+            panel_row(&self.padded[self.offsets[kk] + n0..], cols, dst);
         }
+    }
+
+    fn direct(&self, k0: usize, n0: usize) -> Option<(*const f32, &[usize])> {
+        Some((self.padded[n0..].as_ptr(), &self.offsets[k0..]))
     }
 }
 
@@ -131,7 +126,7 @@ pub fn conv2d(
     let epi = Epilogue { steps };
     let a = AOp::Packed(w);
     if g.is_pointwise() {
-        let b = RowsB { data: input, ld: g.h * g.w };
+        let b = RowsB::new(input, g.h * g.w, g.k());
         gemm::gemm(cx, m, oh * ow, g.k(), a, BOp::Packer(&b), out, oh * ow, epi);
     } else if g.sh == 1 && g.sw == 1 {
         let (hp, wp) = (g.h + g.pt + g.pb, g.w + g.pl + g.pr);
@@ -148,15 +143,14 @@ pub fn conv2d(
                     padded[ci * plane + (y + g.pt) * wp + g.pl..][..g.w].copy_from_slice(src);
                 }
             }
-            let b = ShiftedB {
-                padded: &padded,
-                plane,
-                wp,
-                kh: g.kh,
-                kw: g.kw,
-                dh: g.dh,
-                dw: g.dw,
-            };
+            let taps = g.kh * g.kw;
+            let offsets = (0..g.k())
+                .map(|kk| {
+                    let (ci, t) = (kk / taps, kk % taps);
+                    ci * plane + (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw
+                })
+                .collect();
+            let b = ShiftedB { padded: &padded, offsets };
             if wp == ow {
                 gemm::gemm(cx, m, oh * ow, g.k(), a, BOp::Packer(&b), out, oh * ow, epi);
             } else {

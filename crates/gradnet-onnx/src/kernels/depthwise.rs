@@ -31,7 +31,8 @@ pub fn depthwise(
     assert_eq!(out.len(), channels * ohw);
     let dst = SharedMut(out.as_mut_ptr());
     let isa = cx.isa;
-    cx.par_for(channels, |ch| {
+    let work = channels * ohw * taps;
+    cx.par_for_if(work, 1 << 17, channels, |ch| {
         // SAFETY: each task writes its own channel's plane.
         let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * ohw), ohw) };
         SCRATCH.with(|p| {
@@ -52,47 +53,65 @@ multiversion! {
         // a row holds its columns p, p + sw, p + 2 sw, ...), so every tap
         // reads contiguous values
         let sw = g.sw;
-        let pw = wp.div_ceil(sw) + CHUNK;
-        padded.clear();
+        let pw = wp.div_ceil(sw);
+        // every row written whole (pads included), so nothing is cleared
+        // twice; CHUNK values of slack past the last row for the reads of
+        // the last chunk
+        phased.resize(hp * sw * pw + CHUNK, 0.0);
         padded.resize(wp, 0.0);
-        phased.clear();
-        phased.resize(hp * sw * pw, 0.0);
         for y in 0..hp {
-            let inside = y >= g.pt && y < g.pt + g.h;
-            if !inside {
+            let rows = &mut phased[y * sw * pw..(y + 1) * sw * pw];
+            if y < g.pt || y >= g.pt + g.h {
+                rows.fill(0.0);
                 continue;
             }
             let src = &x[(y - g.pt) * g.w..][..g.w];
-            if sw == 1 {
-                phased[y * pw + g.pl..][..g.w].copy_from_slice(src);
-                continue;
-            }
-            padded[g.pl..g.pl + g.w].copy_from_slice(src);
-            for p in 0..sw {
-                let dst = &mut phased[(y * sw + p) * pw..][..wp.div_ceil(sw)];
-                for (d, &v) in dst.iter_mut().zip(padded[p..].iter().step_by(sw)) {
-                    *d = v;
+            let row = if sw == 1 { &mut rows[..] } else { &mut padded[..] };
+            row[..g.pl].fill(0.0);
+            row[g.pl..g.pl + g.w].copy_from_slice(src);
+            row[g.pl + g.w..wp].fill(0.0);
+            if sw > 1 {
+                for p in 0..sw {
+                    let dst = &mut rows[p * pw..(p + 1) * pw];
+                    for (d, &v) in dst.iter_mut().zip(padded[p..].iter().step_by(sw)) {
+                        *d = v;
+                    }
+                    let filled = (wp - p).div_ceil(sw);
+                    dst[filled..].fill(0.0);
                 }
             }
         }
+        phased[hp * sw * pw..].fill(0.0);
+        // each tap: its weight and its offset from an output's first source
+        let taps: Vec<(f32, usize)> = (0..g.kh * g.kw)
+            .map(|t| {
+                let (ky, kx) = (t / g.kw, t % g.kw);
+                let o = kx * g.dw;
+                (w[t], ky * g.dh * sw * pw + (o % sw) * pw + o / sw)
+            })
+            .collect();
+        let last = taps.iter().map(|t| t.1).max().unwrap_or(0);
         let mut x0 = 0;
         while x0 < ow {
             let n = CHUNK.min(ow - x0);
             for oy in 0..oh {
+                let base = oy * g.sh * sw * pw + x0;
+                assert!(base + last + CHUNK <= phased.len());
                 let mut acc = [0f32; CHUNK];
-                for ky in 0..g.kh {
-                    let y = oy * g.sh + ky * g.dh;
-                    for kx in 0..g.kw {
-                        let wv = w[ky * g.kw + kx];
-                        let o = kx * g.dw;
-                        let src = &phased[(y * sw + o % sw) * pw + o / sw + x0..][..CHUNK];
-                        for (a, &v) in acc.iter_mut().zip(src) {
-                            *a = F::fma(wv, v, *a);
-                        }
+                for &(wv, off) in &taps {
+                    // SAFETY: base + off + CHUNK <= phased.len(), checked above
+                    let src = unsafe { &*(phased.as_ptr().add(base + off) as *const [f32; CHUNK]) };
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a = F::fma(wv, v, *a);
                     }
                 }
                 let o = &mut out[oy * ow + x0..][..n];
-                o.copy_from_slice(&acc[..n]);
+                if n == CHUNK {
+                    let o: &mut [f32; CHUNK] = o.try_into().expect("a full chunk");
+                    *o = acc;
+                } else {
+                    o.copy_from_slice(&acc[..n]);
+                }
                 epilogue::apply::<F>(steps, ch, 0, o);
             }
             x0 += CHUNK;

@@ -28,6 +28,9 @@ pub fn tile(isa: Isa) -> (usize, usize) {
 /// every row panel of A goes over it.
 const KC: usize = 256;
 
+/// Multiply-adds below which a product runs on the calling thread.
+const PARALLEL_MIN: usize = 1 << 18;
+
 /// Column tiles per epilogue pass.
 const GROUP: usize = 4;
 
@@ -108,20 +111,61 @@ impl PackedB {
 /// as `(k1 - k0)` rows of `nr` values (zeros past `cols`).
 pub trait PackB: Sync {
     fn pack(&self, k0: usize, k1: usize, n0: usize, cols: usize, nr: usize, out: &mut [f32]);
+
+    /// Where B's rows from `k0` start in memory (row k at `base +
+    /// offsets[k - k0]`, columns from `n0`), if a full tile can be read
+    /// in place: the kernel then reads it without packing.
+    fn direct(&self, _k0: usize, _n0: usize) -> Option<(*const f32, &[usize])> {
+        None
+    }
+}
+
+/// Copies `src` (at least `cols` values) into a panel row of `nr`, zeros past
+/// `cols`; full rows of the usual widths as fixed-size copies (no memcpy
+/// call per row).
+#[inline(always)]
+pub fn panel_row(src: &[f32], cols: usize, dst: &mut [f32]) {
+    macro_rules! fixed {
+        ($n:literal) => {{
+            let s: &[f32; $n] = src[..$n].try_into().expect("width");
+            let d: &mut [f32; $n] = (&mut dst[..$n]).try_into().expect("width");
+            *d = *s;
+        }};
+    }
+    match (cols, dst.len()) {
+        (32, 32) => fixed!(32),
+        (16, 16) => fixed!(16),
+        (8, 8) => fixed!(8),
+        _ => {
+            dst[..cols].copy_from_slice(&src[..cols]);
+            dst[cols..].fill(0.0);
+        }
+    }
 }
 
 /// B stored row-major with row stride `ld` (e.g. a 1x1 convolution's input).
 pub struct RowsB<'a> {
-    pub data: &'a [f32],
-    pub ld: usize,
+    data: &'a [f32],
+    ld: usize,
+    offsets: Vec<usize>,
+}
+
+impl<'a> RowsB<'a> {
+    /// `k` rows of `data`, `ld` apart.
+    pub fn new(data: &'a [f32], ld: usize, k: usize) -> RowsB<'a> {
+        RowsB { data, ld, offsets: (0..k).map(|r| r * ld).collect() }
+    }
 }
 
 impl PackB for RowsB<'_> {
     fn pack(&self, k0: usize, k1: usize, n0: usize, cols: usize, nr: usize, out: &mut [f32]) {
         for (kk, dst) in (k0..k1).zip(out.chunks_exact_mut(nr)) {
-            dst[..cols].copy_from_slice(&self.data[kk * self.ld + n0..][..cols]);
-            dst[cols..].fill(0.0);
+            panel_row(&self.data[kk * self.ld + n0..], cols, dst);
         }
+    }
+
+    fn direct(&self, k0: usize, n0: usize) -> Option<(*const f32, &[usize])> {
+        Some((self.data[n0..].as_ptr(), &self.offsets[k0..]))
     }
 }
 
@@ -202,7 +246,8 @@ pub fn gemm(
         epi,
     };
     let (n_tiles, m_panels) = (n.div_ceil(nr), m.div_ceil(mr));
-    let threads = cx.threads();
+    // threads only for products big enough to pay for waking them
+    let threads = if m * n * k >= PARALLEL_MIN { cx.threads() } else { 1 };
     // enough tasks to balance, none so small that packing B dominates
     let target = if threads > 1 { threads * 4 } else { 1 };
     let n_chunk = n_tiles.div_ceil(target).max(1);
@@ -268,7 +313,7 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
     let nr = NV * V::LANES;
     let (m, n, k, ldc) = (job.m, job.n, job.k, job.ldc);
     let c = job.c.get();
-    let mut edge = [0f32; 8 * 32];
+    let mut edge = [0f32; 16 * 32];
     {
         if let BOp::Packer(_) = job.b {
             if scratch.len() < KC * nr {
@@ -286,12 +331,16 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
                 while k0 < k && !epi_only {
                     let k1 = (k0 + KC).min(k);
                     let kb = k1 - k0;
-                    let bp = match job.b {
-                        BOp::Packed(p) => p.data.as_ptr().add((q * k + k0) * nr),
-                        BOp::Packer(pk) => {
-                            pk.pack(k0, k1, n0, cols, nr, &mut scratch[..kb * nr]);
-                            scratch.as_ptr()
-                        }
+                    // B's block: read in place where it can be, else packed
+                    let src = match job.b {
+                        BOp::Packed(p) => Src::Packed(Strided(p.data.as_ptr().add((q * k + k0) * nr), nr)),
+                        BOp::Packer(pk) => match pk.direct(k0, n0).filter(|_| cols == nr) {
+                            Some((base, offs)) => Src::Direct(Offsets(base, offs.as_ptr())),
+                            None => {
+                                pk.pack(k0, k1, n0, cols, nr, &mut scratch[..kb * nr]);
+                                Src::Packed(Strided(scratch.as_ptr(), nr))
+                            }
+                        },
                     };
                     for p in mp.clone() {
                         let m0 = p * MR;
@@ -311,15 +360,23 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
                             }
                             (edge.as_mut_ptr(), nr)
                         };
-                        match job.a {
-                            AOp::Packed(pa) => {
-                                let ap = pa.data.as_ptr().add((p * k + k0) * MR);
-                                kernel::<V, MR, NV>(kb, ap, 1, MR, bp, cp, cld, k0 > 0);
-                            }
-                            AOp::Rows { a, lda } => {
-                                let ap = a.as_ptr().add(m0 * lda + k0);
-                                rows_kernel::<V, MR, NV>(rows, kb, ap, lda, bp, cp, cld, k0 > 0);
-                            }
+                        macro_rules! call {
+                            ($b:expr) => {
+                                match job.a {
+                                    AOp::Packed(pa) => {
+                                        let ap = pa.data.as_ptr().add((p * k + k0) * MR);
+                                        kernel::<V, MR, NV, _>(kb, ap, 1, MR, $b, cp, cld, k0 > 0);
+                                    }
+                                    AOp::Rows { a, lda } => {
+                                        let ap = a.as_ptr().add(m0 * lda + k0);
+                                        rows_kernel::<V, MR, NV, _>(rows, kb, ap, lda, $b, cp, cld, k0 > 0);
+                                    }
+                                }
+                            };
+                        }
+                        match src {
+                            Src::Packed(b) => call!(b),
+                            Src::Direct(b) => call!(b),
                         }
                         if !full {
                             for r in 0..rows {
@@ -348,47 +405,80 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
     }
 }
 
+/// Where the kernel finds row k of B's block.
+trait BRows: Copy {
+    /// # Safety
+    /// `k` is within the block.
+    unsafe fn row(self, k: usize) -> *const f32;
+}
+
+/// Packed rows, `self.1` apart.
+#[derive(Clone, Copy)]
+struct Strided(*const f32, usize);
+
+impl BRows for Strided {
+    #[inline(always)]
+    unsafe fn row(self, k: usize) -> *const f32 {
+        self.0.add(k * self.1)
+    }
+}
+
+/// Rows in place: row k at `base + offsets[k]`.
+#[derive(Clone, Copy)]
+struct Offsets(*const f32, *const usize);
+
+impl BRows for Offsets {
+    #[inline(always)]
+    unsafe fn row(self, k: usize) -> *const f32 {
+        self.0.add(*self.1.add(k))
+    }
+}
+
+enum Src {
+    Packed(Strided),
+    Direct(Offsets),
+}
+
 /// A kernel for `rows` (< MR at the bottom edge) rows of unpacked A.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn rows_kernel<V: Simd, const MR: usize, const NV: usize>(
+unsafe fn rows_kernel<V: Simd, const MR: usize, const NV: usize, B: BRows>(
     rows: usize,
     kb: usize,
     ap: *const f32,
     lda: usize,
-    bp: *const f32,
+    bp: B,
     cp: *mut f32,
     cld: usize,
     acc: bool,
 ) {
     match rows.min(MR) {
-        1 => kernel::<V, 1, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        2 => kernel::<V, 2, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        3 => kernel::<V, 3, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        4 => kernel::<V, 4, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        5 => kernel::<V, 5, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        6 => kernel::<V, 6, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        7 => kernel::<V, 7, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
-        _ => kernel::<V, MR, NV>(kb, ap, lda, 1, bp, cp, cld, acc),
+        1 => kernel::<V, 1, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        2 => kernel::<V, 2, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        3 => kernel::<V, 3, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        4 => kernel::<V, 4, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        5 => kernel::<V, 5, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        6 => kernel::<V, 6, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        7 => kernel::<V, 7, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
+        _ => kernel::<V, MR, NV, B>(kb, ap, lda, 1, bp, cp, cld, acc),
     }
 }
 
 /// The micro-kernel: an `R x (NV * LANES)` tile of C, over `kb` steps of k.
-/// A's element (r, k) is at `a + r * a_rs + k * a_ks`; B's block is packed
-/// (rows of NV * LANES). With `accumulate`, the sums continue from C.
+/// A's element (r, k) is at `a + r * a_rs + k * a_ks`; B's row k (NV *
+/// LANES values) at `b.row(k)`. With `accumulate`, the sums continue from C.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel<V: Simd, const R: usize, const NV: usize>(
+unsafe fn kernel<V: Simd, const R: usize, const NV: usize, B: BRows>(
     kb: usize,
     a: *const f32,
     a_rs: usize,
     a_ks: usize,
-    b: *const f32,
+    b: B,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    let nr = NV * V::LANES;
     let mut acc = [[V::splat(0.0); NV]; R];
     if accumulate {
         for (r, row) in acc.iter_mut().enumerate() {
@@ -397,8 +487,9 @@ unsafe fn kernel<V: Simd, const R: usize, const NV: usize>(
             }
         }
     }
-    let (mut ap, mut bp) = (a, b);
-    for _ in 0..kb {
+    let mut ap = a;
+    for kk in 0..kb {
+        let bp = b.row(kk);
         let mut bv = [V::splat(0.0); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = V::load(bp.add(v * V::LANES));
@@ -410,7 +501,6 @@ unsafe fn kernel<V: Simd, const R: usize, const NV: usize>(
             }
         }
         ap = ap.add(a_ks);
-        bp = bp.add(nr);
     }
     for (r, row) in acc.iter().enumerate() {
         for (v, x) in row.iter().enumerate() {
@@ -468,7 +558,7 @@ mod tests {
                     // packed weights as A, B through a packer
                     let pa = PackedA::new(isa, &a, m, k);
                     let mut c = vec![f32::NAN; m * n];
-                    gemm(&cx, m, n, k, AOp::Packed(&pa), BOp::Packer(&RowsB { data: &b, ld: n }), &mut c, n, epi);
+                    gemm(&cx, m, n, k, AOp::Packed(&pa), BOp::Packer(&RowsB::new(&b, n, k)), &mut c, n, epi);
                     assert_eq!(bits(&c), bits(&want), "{isa:?} {m}x{n}x{k}");
                     // activations as A, packed weights as B
                     let pb = PackedB::new(isa, &b, k, n, n, 1);

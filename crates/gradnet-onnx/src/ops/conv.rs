@@ -366,10 +366,9 @@ pub(crate) fn conv_transpose(b: &Build) -> Result<Box<dyn Op>> {
 }
 
 multiversion! {
-    fn finish(steps: &[Step], planes: &mut [f32], plane: usize) {
-        for (ch, p) in planes.chunks_mut(plane).enumerate() {
-            epilogue::apply::<F>(steps, ch, 0, p);
-        }
+    /// The bias and fused steps over (part of) channel `ch`'s plane.
+    fn finish(steps: &[Step], p: &mut [f32], ch: usize) {
+        epilogue::apply::<F>(steps, ch, 0, p);
     }
 }
 
@@ -419,14 +418,26 @@ impl Op for ConvTranspose {
         for i in 0..n {
             for gi in 0..g {
                 let xg = &xs[(i * c + gi * cg) * h * w..][..cg * h * w];
-                let b = RowsB { data: xg, ld: h * w };
+                let b = RowsB::new(xg, h * w, cg);
                 gemm::gemm(cx, rows, h * w, cg, AOp::Packed(&self.packed[gi]), BOp::Packer(&b), &mut cols, h * w, Epilogue::NONE);
                 let og = &mut out[(i * m + gi * mg) * oh * ow..][..mg * oh * ow];
-                for mi in 0..mg {
-                    let o = &mut og[mi * oh * ow..][..oh * ow];
+                let dst = crate::cx::SharedMut(og.as_mut_ptr());
+                let cols = &cols;
+                // output channels in parallel; within one, contributions
+                // added in (ky, kx, iy, ix) order
+                cx.par_for_if(mg * oh * ow, 1 << 16, mg, |mi| {
+                    // SAFETY: each task writes its own channel's plane.
+                    let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(mi * oh * ow), oh * ow) };
                     for ky in 0..kh {
                         for kx in 0..kw {
                             let src = &cols[((mi * kh + ky) * kw + kx) * h * w..][..h * w];
+                            // the input columns whose output column is inside
+                            let shift = (kx * dw) as isize - pl as isize;
+                            let lo = if shift >= 0 { 0 } else { ((-shift) as usize).div_ceil(sw) };
+                            let hi = if (ow as isize) <= shift { 0 } else { (((ow as isize - shift) as usize).div_ceil(sw)).min(w) };
+                            if lo >= hi {
+                                continue;
+                            }
                             for iy in 0..h {
                                 let y = (iy * sh + ky * dh) as isize - pt as isize;
                                 if y < 0 || y as usize >= oh {
@@ -434,19 +445,29 @@ impl Op for ConvTranspose {
                                 }
                                 let orow = &mut o[y as usize * ow..][..ow];
                                 let srow = &src[iy * w..][..w];
-                                for (ix, &v) in srow.iter().enumerate() {
-                                    let xx = (ix * sw + kx * dw) as isize - pl as isize;
-                                    if xx >= 0 && (xx as usize) < ow {
-                                        orow[xx as usize] += v;
-                                    }
+                                let start = (lo as isize * sw as isize + shift) as usize;
+                                for (j, &v) in srow[lo..hi].iter().enumerate() {
+                                    orow[start + j * sw] += v;
                                 }
                             }
                         }
                     }
-                }
+                });
             }
             let oi = &mut out[i * m * oh * ow..][..m * oh * ow];
-            finish(cx.isa, &self.steps, oi, oh * ow);
+            let dst = crate::cx::SharedMut(oi.as_mut_ptr());
+            let plane = oh * ow;
+            // planes cut in pieces, so one large plane splits too
+            const PIECE: usize = 1 << 14;
+            let pieces = plane.div_ceil(PIECE);
+            cx.par_for_if(m * plane, 1 << 16, m * pieces, |t| {
+                let (ch, piece) = (t / pieces, t % pieces);
+                let start = piece * PIECE;
+                let len = PIECE.min(plane - start);
+                // SAFETY: each task writes its own piece of one plane.
+                let p = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * plane + start), len) };
+                finish(cx.isa, &self.steps, p, ch);
+            });
         }
         Ok(vec![Tensor::from_vec(shape, out)?])
     }

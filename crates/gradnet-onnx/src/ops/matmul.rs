@@ -65,7 +65,7 @@ fn batched(cx: &Cx, a: &Tensor, b: &Tensor, steps: &[Step]) -> Result<Tensor> {
     let epi = Epilogue { steps };
     for (i, (ia, ib)) in pairs.into_iter().enumerate() {
         let a = &xa[ia * m * k..][..m * k];
-        let b = RowsB { data: &xb[ib * k * n..][..k * n], ld: n };
+        let b = RowsB::new(&xb[ib * k * n..][..k * n], n, k);
         let c = &mut out[i * m * n..][..m * n];
         run_gemm(cx, m, n, k, AOp::Rows { a, lda: k }, BOp::Packer(&b), c, n, epi);
     }
