@@ -529,6 +529,41 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(got.len(), 3);
+
+    // a model the deterministic engine cannot run: stored, reported, and
+    // refused with the operator named (never silently compared)
+    let bad = gradnet_runtime::samples::with_unknown_op();
+    let (bad_model, bad_cid) = rt.block_on(common::publish(&api, "fancy", "model.onnx", bad));
+    let sig: serde_json::Value = rt.block_on(common::get_json(&format!("{api}/api/v0/signature/{bad_cid}")));
+    assert_eq!(sig["runtime"]["runs_here"], false, "{sig}");
+    assert_eq!(sig["runtime"]["engines"][0]["unsupported"][0], "com.example:FancyOp", "{sig}");
+    let (s, r) = rt.block_on(common::post(
+        &format!("{api}/v1/infer"),
+        serde_json::json!({"model": bad_model, "inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}),
+    ));
+    assert_eq!(s, 422, "{r}");
+    assert_eq!(r["error"]["code"], "model_unsupported", "{r}");
+    let request = ModelInferenceRequest {
+        mode: 3,
+        modelCID: bad_cid,
+        input: ModelInput {
+            numbers: vec![MultiDimensionalNumberTensor {
+                name: "x".into(),
+                values: (0..4).map(|v| Number { value: v.try_into().unwrap(), decimals: 0i128.try_into().unwrap() }).collect(),
+                shape: vec![1, 4],
+            }],
+            strings: vec![],
+        },
+    };
+    let data = alloy_primitives::Bytes::from(InferencePrecompile::runModelInferenceCall { request }.abi_encode());
+    let err = try_rpc(
+        &ports.url(),
+        "eth_call",
+        serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": data}, "latest"]),
+    )
+    .unwrap();
+    assert_eq!(err["error"]["code"], 3, "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("com.example:FancyOp"), "{err}");
 }
 
 fn json_inputs() -> serde_json::Value {
