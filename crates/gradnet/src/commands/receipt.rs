@@ -65,9 +65,15 @@ pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     }
     let mut report =
         format!(
-        "signature: valid (node {})\nmodel: {}\nrequest: {}\noutput: {}\nruntime: {} {}\nmode: {}",
+        "signature: valid (node {})\nmodel: {}\nrequest: {}\noutput: {}\nruntime: {} {}{}\nmode: {}",
         receipt.body.node, receipt.body.model, receipt.body.request_hash, receipt.body.output_hash,
-        receipt.body.runtime.name, receipt.body.runtime.version, receipt.body.mode
+        receipt.body.runtime.name, receipt.body.runtime.version,
+        match receipt.body.runtime.profile.as_str() {
+            "" => String::new(),
+            p if receipt.body.runtime.deterministic() => format!(" (profile {p}: any node with this profile gets the same output hash)"),
+            p => format!(" (profile {p})"),
+        },
+        receipt.body.mode
     );
     if let Some(resp) = response.filter(|r| r.get("choices").is_some()) {
         receipt.check_output(llm_answer_hash(resp)?)?;
