@@ -73,10 +73,14 @@ multiversion! {
             if sw > 1 {
                 for p in 0..sw {
                     let dst = &mut rows[p * pw..(p + 1) * pw];
-                    for (d, &v) in dst.iter_mut().zip(padded[p..].iter().step_by(sw)) {
-                        *d = v;
-                    }
-                    let filled = (wp - p).div_ceil(sw);
+                    let filled = if p < wp {
+                        for (d, &v) in dst.iter_mut().zip(padded[p..].iter().step_by(sw)) {
+                            *d = v;
+                        }
+                        (wp - p).div_ceil(sw)
+                    } else {
+                        0
+                    };
                     dst[filled..].fill(0.0);
                 }
             }

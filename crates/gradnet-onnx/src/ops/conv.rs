@@ -34,8 +34,20 @@ struct Spec {
     group: usize,
 }
 
+/// Largest kernel size, stride, dilation or padding accepted (far beyond
+/// any real model; keeps every size computation far from overflow).
+const LIMIT: i64 = 1 << 20;
+
 fn two(v: &[i64], d: usize) -> Result<[usize; 2]> {
-    let v: Vec<usize> = v.iter().map(|&x| usize::try_from(x).map_err(|_| invalid!("negative conv attribute {x}"))).collect::<Result<_>>()?;
+    let v: Vec<usize> = v
+        .iter()
+        .map(|&x| {
+            usize::try_from(x)
+                .ok()
+                .filter(|&x| x as i64 <= LIMIT)
+                .ok_or_else(|| invalid!("convolution attribute {x} is out of range"))
+        })
+        .collect::<Result<_>>()?;
     Ok(match v.len() {
         1 => [1, v[0]],
         2 => [v[0], v[1]],
@@ -55,15 +67,26 @@ fn spec(b: &Build, wshape: Option<&[usize]>) -> Result<Spec> {
         return Err(b.unsupported(&format!("{rank}-D convolution")));
     }
     let kernel = match (&kernel_attr, wshape) {
-        (Some(k), _) => two(k, 1)?,
-        (None, Some(w)) => two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?,
-        _ => unreachable!(),
+        (Some(k), Some(w)) => {
+            if w.len() != k.len() + 2 {
+                return Err(invalid!("{}: kernel_shape {k:?} does not fit weights of shape {w:?}", n.label()));
+            }
+            let from_w = two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?;
+            if two(k, 1)? != from_w {
+                return Err(invalid!("{}: kernel_shape {k:?} differs from the weights' {w:?}", n.label()));
+            }
+            from_w
+        }
+        (Some(k), None) => two(k, 1)?,
+        (None, Some(w)) if w.len() >= 3 => two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?,
+        (None, Some(w)) => return Err(invalid!("{}: weights of shape {w:?}", n.label())),
+        (None, None) => unreachable!(),
     };
     let ones = vec![1i64; rank];
     let strides = two(&n.ints("strides")?.unwrap_or(ones.clone()), 1)?;
     let dilations = two(&n.ints("dilations")?.unwrap_or(ones), 1)?;
     let p = n.ints("pads")?.unwrap_or(vec![0; 2 * rank]);
-    if p.len() != 2 * rank || p.iter().any(|&x| x < 0) {
+    if p.len() != 2 * rank || p.iter().any(|&x| !(0..=LIMIT).contains(&x)) {
         return Err(invalid!("{}: pads {p:?}", n.label()));
     }
     let pads = if rank == 1 {
@@ -82,8 +105,8 @@ fn spec(b: &Build, wshape: Option<&[usize]>) -> Result<Spec> {
     if group < 1 {
         return Err(invalid!("{}: group {group}", n.label()));
     }
-    if strides.contains(&0) || dilations.contains(&0) {
-        return Err(invalid!("{}: zero stride or dilation", n.label()));
+    if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) {
+        return Err(invalid!("{}: zero kernel size, stride or dilation", n.label()));
     }
     Ok(Spec {
         rank,
@@ -133,6 +156,23 @@ impl Spec {
             vec![n, m, oh, ow]
         }
     }
+}
+
+/// Every per-channel operand of `steps` has one value per channel.
+fn check_rows(steps: &[Step], channels: usize) -> Result<()> {
+    let ok = |o: &Operand| !matches!(o, Operand::Row(v) if v.len() != channels);
+    for s in steps {
+        let good = match s {
+            Step::Add(o) | Step::Sub(o, _) | Step::Mul(o) | Step::Div(o, _) => ok(o),
+            Step::Fma(a, b) => ok(a) && ok(b),
+            Step::Act(_) => true,
+            Step::Gate(inner) => check_rows(inner, channels).is_ok(),
+        };
+        if !good {
+            bail!("a bias or per-channel parameter does not have one value per output channel ({channels})");
+        }
+    }
+    Ok(())
 }
 
 /// The fused steps, with per-channel operands cut to `g`'s channels.
@@ -193,6 +233,7 @@ pub(crate) fn conv(b: &Build) -> Result<Box<dyn Op>> {
         if m % g != 0 {
             return Err(invalid!("{}: {m} filters do not divide into {g} groups", b.node.label()));
         }
+        check_rows(steps, m).map_err(|e| invalid!("{}: {e}", b.node.label()))?;
         let wv = w.f32s()?;
         if g > 1 && g == m && ws[1] == 1 {
             dw = Some(wv.to_vec());
@@ -298,6 +339,7 @@ impl Conv {
             steps.push(Step::Add(Operand::Row(bias.f32s()?.to_vec())));
         }
         steps.extend(self.steps.iter().flatten().cloned());
+        check_rows(&steps, m)?;
         let wv = w.f32s()?;
         let (mg, k) = (m / g, wv.len() / m.max(1));
         let packed = (0..g)
@@ -335,6 +377,7 @@ pub(crate) fn conv_transpose(b: &Build) -> Result<Box<dyn Op>> {
     }
     let (c, mg) = (ws[0], ws[1]);
     let g = spec.group;
+    check_rows(&steps, mg * g).map_err(|e| invalid!("{}: {e}", b.node.label()))?;
     if c % g != 0 {
         return Err(invalid!("{}: {c} channels do not divide into {g} groups", b.node.label()));
     }

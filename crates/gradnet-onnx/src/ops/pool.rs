@@ -19,10 +19,14 @@ struct Window {
     ceil: bool,
 }
 
+/// Largest window, stride, dilation or padding accepted.
+const LIMIT: i64 = 1 << 20;
+
 fn two(v: &[i64]) -> [usize; 2] {
+    let c = |x: i64| x.clamp(1, LIMIT) as usize;
     match v.len() {
-        1 => [1, v[0].max(1) as usize],
-        _ => [v[0].max(1) as usize, v[1].max(1) as usize],
+        1 => [1, c(v[0])],
+        _ => [c(v[0]), c(*v.get(1).unwrap_or(&1))],
     }
 }
 
@@ -35,7 +39,7 @@ fn window(b: &Build) -> Result<Window> {
     }
     let ones = vec![1i64; rank];
     let p = n.ints("pads")?.unwrap_or(vec![0; 2 * rank]);
-    if p.len() != 2 * rank || p.iter().any(|&x| x < 0) {
+    if p.len() != 2 * rank || p.iter().any(|&x| !(0..=LIMIT).contains(&x)) {
         return Err(invalid!("{}: pads {p:?}", n.label()));
     }
     let pads = if rank == 1 {

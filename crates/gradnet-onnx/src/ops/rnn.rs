@@ -54,7 +54,11 @@ fn build(b: &Build, lstm: bool) -> Result<Box<dyn Op>> {
     if n.input(4).is_some() {
         return Err(b.unsupported("sequence_lens"));
     }
-    let hidden = n.need("hidden_size", n.int("hidden_size"))? as usize;
+    let hidden = n.need("hidden_size", n.int("hidden_size"))?;
+    if !(1..=1 << 16).contains(&hidden) {
+        return Err(invalid!("{}: hidden_size {hidden}", n.label()));
+    }
+    let hidden = hidden as usize;
     let direction = n.string_or("direction", "forward")?;
     let ndir = if direction == "bidirectional" { 2 } else { 1 };
     let (ws, rs) = (w.shape(), r.shape());

@@ -156,6 +156,9 @@ pub(crate) fn unsqueeze(b: &Build) -> Result<Box<dyn Op>> {
         let r = x.rank() + axes.len();
         let mut ax = axes.iter().map(|&a| axis(a, r)).collect::<Result<Vec<_>>>()?;
         ax.sort_unstable();
+        if ax.windows(2).any(|w| w[0] == w[1]) {
+            bail!("Unsqueeze: axes {axes:?} repeat an axis");
+        }
         let mut shape = x.shape().to_vec();
         for a in ax {
             shape.insert(a, 1);
@@ -208,7 +211,10 @@ pub(crate) fn transpose(b: &Build) -> Result<Box<dyn Op>> {
 pub(crate) fn concat_tensors(ts: &[&Tensor], a: i64) -> Result<Tensor> {
     let first = ts.first().ok_or_else(|| Error::Run("Concat of nothing".into()))?;
     let r = first.rank();
-    let ax = axis(a, r.max(1))?;
+    if r == 0 {
+        bail!("Concat of scalars");
+    }
+    let ax = axis(a, r)?;
     let dtype = first.dtype();
     let mut shape = first.shape().to_vec();
     shape[ax] = 0;

@@ -238,7 +238,11 @@ struct Regressor {
 
 pub(crate) fn regressor(b: &Build) -> Result<Box<dyn Op>> {
     let n = b.node;
-    let n_targets = n.int_or("n_targets", 1)?.max(1) as usize;
+    let n_targets = n.int_or("n_targets", 1)?;
+    if !(1..=1 << 20).contains(&n_targets) {
+        return Err(invalid!("{}: n_targets {n_targets}", n.label()));
+    }
+    let n_targets = n_targets as usize;
     let aggregate = match n.string_or("aggregate_function", "SUM")?.as_str() {
         "SUM" => Aggregate::Sum,
         "AVERAGE" => Aggregate::Average,
@@ -319,9 +323,10 @@ impl Regressor {
 }
 
 impl Op for Regressor {
-    fn run(&self, _: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
+    fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let x = inputs.get(0)?;
         let (n, f) = rows(x)?;
+        cx.check_size(&[n, self.n_targets], 4)?;
         check_features(&self.forest, f)?;
         let xs = as_f64(x)?;
         let mut out = Vec::with_capacity(n * self.n_targets);
@@ -451,9 +456,10 @@ impl Classifier {
 }
 
 impl Op for Classifier {
-    fn run(&self, _: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
+    fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let x = inputs.get(0)?;
         let (n, f) = rows(x)?;
+        cx.check_size(&[n, self.labels.len()], 4)?;
         check_features(&self.forest, f)?;
         let xs = as_f64(x)?;
         let classes = self.labels.len();
