@@ -473,24 +473,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     assert_eq!(s, 200, "{direct}");
 
     // a contract's view of the same model: OpenGradient's ABI at 0x...F4
-    let request = ModelInferenceRequest {
-        mode: 0,
-        modelCID: cid,
-        input: ModelInput {
-            numbers: vec![MultiDimensionalNumberTensor {
-                name: "x".into(),
-                values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
-                    .iter()
-                    .map(|&(v, d)| Number {
-                        value: v.try_into().unwrap(),
-                        decimals: d.try_into().unwrap(),
-                    })
-                    .collect(),
-                shape: vec![1, 4],
-            }],
-            strings: vec![],
-        },
-    };
+    let request = common::inference::mlp_request(0, &cid);
     let data = alloy_primitives::Bytes::from(
         InferencePrecompile::runModelInferenceCall { request }.abi_encode(),
     );
@@ -577,29 +560,15 @@ fn json_inputs() -> serde_json::Value {
 /// and the caller pays exactly gas and the agreeing nodes' fees.
 #[test]
 fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replaced() {
-    use alloy_primitives::{Address, U256};
+    use alloy_primitives::U256;
     use alloy_sol_types::{SolCall, SolValue};
     use gradnet_chain::inference::abi::*;
-    use gradnet_chain::inference::registry::{IInferenceRegistry, INFERENCE_FEE};
+    use gradnet_chain::inference::registry::INFERENCE_FEE;
     let dir = tempfile::tempdir().unwrap();
     let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
     let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
-    let operator = |i: usize| {
-        let k =
-            gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE + i as u64);
-        gradnet_chain::genesis::address_of(&k).unwrap()
-    };
-    let node = |url: &str, op: Address| {
-        let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
-        let out = rpc(
-            url,
-            "eth_call",
-            serde_json::json!([{"to": gradnet_chain::inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
-        );
-        let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
-        IInferenceRegistry::getNodeCall::abi_decode_returns(&out).unwrap()
-    };
+    use common::inference::{mlp_request, node_record as node, operator};
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
     let sender = gradnet_chain::genesis::address_of(&key).unwrap();
     let balance = || {
@@ -611,24 +580,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
         U256::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
     };
     let call = |nonce: u64, mode: u8| {
-        let request = ModelInferenceRequest {
-            mode,
-            modelCID: cid.clone(),
-            input: ModelInput {
-                numbers: vec![MultiDimensionalNumberTensor {
-                    name: "x".into(),
-                    values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
-                        .iter()
-                        .map(|&(v, d)| Number {
-                            value: v.try_into().unwrap(),
-                            decimals: d.try_into().unwrap(),
-                        })
-                        .collect(),
-                    shape: vec![1, 4],
-                }],
-                strings: vec![],
-            },
-        };
+        let request = mlp_request(mode, &cid);
         let raw = gradnet_chain::wallet::sign(
             &gradnet_chain::wallet::TxRequest {
                 chain_id: 31337,

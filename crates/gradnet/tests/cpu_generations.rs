@@ -4,31 +4,15 @@
 //! kernels, yet a QUORUM call agrees 3 of 3 and nobody is slashed, and each
 //! node's `/v1/infer` signs the same output hash.
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
 use gradnet_chain::inference::abi::*;
-use gradnet_chain::inference::registry::IInferenceRegistry;
 
 mod common;
 
 use common::devnet::Devnet;
+use common::inference::{mlp_request, node_record, operator};
 use common::ledger::*;
-
-fn node_record(url: &str, op: Address) -> IInferenceRegistry::InferenceNode {
-    let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
-    let out = rpc(
-        url,
-        "eth_call",
-        serde_json::json!([{"to": gradnet_chain::inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
-    );
-    let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
-    IInferenceRegistry::getNodeCall::abi_decode_returns(&out).unwrap()
-}
-
-fn operator(i: usize) -> Address {
-    let k = gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE + i as u64);
-    gradnet_chain::genesis::address_of(&k).unwrap()
-}
 
 #[test]
 fn nodes_on_three_cpu_generations_agree_in_quorum() {
@@ -67,24 +51,7 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
 
     // on chain: a QUORUM-3 call from the demo contract
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
-    let request = ModelInferenceRequest {
-        mode: 3,
-        modelCID: cid.clone(),
-        input: ModelInput {
-            numbers: vec![MultiDimensionalNumberTensor {
-                name: "x".into(),
-                values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
-                    .iter()
-                    .map(|&(v, d)| Number {
-                        value: v.try_into().unwrap(),
-                        decimals: d.try_into().unwrap(),
-                    })
-                    .collect(),
-                shape: vec![1, 4],
-            }],
-            strings: vec![],
-        },
-    };
+    let request = mlp_request(3, &cid);
     let raw = gradnet_chain::wallet::sign(
         &gradnet_chain::wallet::TxRequest {
             chain_id: 31337,

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 pub const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
 
 pub mod devnet;
+pub mod inference;
 pub mod ledger;
 
 /// The inference API URL a node prints once it serves (read from its piped

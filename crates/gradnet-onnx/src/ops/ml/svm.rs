@@ -95,6 +95,16 @@ struct Vectors {
 }
 
 impl Vectors {
+    /// The input's rows as f32, checked to have as many features as the
+    /// vectors: (rows, features, values).
+    fn rows_of(&self, x: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
+        let (n, f) = rows(x)?;
+        if f != self.features() {
+            bail!("the model takes {} features, the input has {f}", self.features());
+        }
+        Ok((n, f, as_f32(x)?))
+    }
+
     fn new(b: &Build, raw: Vec<f32>, count: usize) -> Result<Vectors> {
         if count == 0 || raw.len() % count != 0 {
             return Err(invalid!("{}: {} values for {count} vectors", b.node.label(), raw.len()));
@@ -147,12 +157,7 @@ pub(crate) fn regressor(b: &Build) -> Result<Box<dyn Op>> {
 
 impl Op for Regressor {
     fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
-        let x = inputs.get(0)?;
-        let (n, f) = rows(x)?;
-        if f != self.vectors.features() {
-            bail!("the model takes {} features, the input has {f}", self.vectors.features());
-        }
-        let xs = as_f32(x)?;
+        let (n, f, xs) = self.vectors.rows_of(inputs.get(0)?)?;
         let mut y = if self.svc {
             let k = self.kernel.apply(cx, &xs, n, f, &self.vectors, 0.0);
             let nv = self.vectors.count;
@@ -297,12 +302,7 @@ fn multiclass_probability(k: usize, r: &[f32], p: &mut [f32]) {
 
 impl Op for Classifier {
     fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
-        let x = inputs.get(0)?;
-        let (n, f) = rows(x)?;
-        if f != self.vectors.features() {
-            bail!("the model takes {} features, the input has {f}", self.vectors.features());
-        }
-        let xs = as_f32(x)?;
+        let (n, f, xs) = self.vectors.rows_of(inputs.get(0)?)?;
         let classes = self.labels.len();
         let pairs = classes * (classes - 1) / 2;
         let proba = !self.prob_a.is_empty();
