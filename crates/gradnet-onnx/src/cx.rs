@@ -5,12 +5,14 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::kernels::Isa;
+use crate::tensor::{Data, Tensor};
 
 pub struct Cx<'a> {
     pub isa: Isa,
     pool: Option<&'a rayon::ThreadPool>,
     threads: usize,
     max_bytes: u64,
+    recycle: Option<&'a Recycle>,
 }
 
 impl<'a> Cx<'a> {
@@ -21,7 +23,38 @@ impl<'a> Cx<'a> {
             pool,
             threads,
             max_bytes,
+            recycle: None,
         }
+    }
+
+    /// Hands float buffers of values the run has finished with to later
+    /// operators (see [`Cx::buffer`]).
+    pub fn with_recycle(self, recycle: &'a Recycle) -> Cx<'a> {
+        Cx {
+            recycle: Some(recycle),
+            ..self
+        }
+    }
+
+    /// `n` floats whose values are unspecified (a finished value's, or
+    /// zeros): only for outputs whose kernel writes every element before
+    /// anything reads it. Saves zeroing (and faulting in) a fresh buffer.
+    pub fn buffer(&self, n: usize) -> Vec<f32> {
+        match self.recycle.and_then(|r| r.take(n)) {
+            Some(mut v) => {
+                if v.len() >= n {
+                    v.truncate(n);
+                } else {
+                    v.resize(n, 0.0);
+                }
+                v
+            }
+            None => vec![0.0; n],
+        }
+    }
+
+    pub fn recycler(&self) -> Option<&'a Recycle> {
+        self.recycle
     }
 
     /// One thread, the best instruction set, no size limit beyond memory
@@ -54,6 +87,24 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// `f(i, chunk)` over `data` cut into pieces of `chunk` elements (the
+    /// last may be shorter), in parallel when `data` holds at least
+    /// `min_len` elements. Each piece is written by one task alone.
+    pub fn par_chunks<T: Send>(&self, data: &mut [T], chunk: usize, min_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+        let chunk = chunk.max(1);
+        match self.pool {
+            Some(pool) if self.threads > 1 && data.len() >= min_len && data.len() > chunk => {
+                pool.install(|| data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c)))
+            }
+            _ => data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c)),
+        }
+    }
+
+    /// How many of `rows` rows each task takes: a few tasks per thread.
+    pub fn rows_per_task(&self, rows: usize) -> usize {
+        rows.div_ceil(self.threads * 4).max(1)
+    }
+
     /// Fails if a tensor of `shape` and `elem_bytes` per element would pass
     /// the limit (or overflow), before anything is allocated.
     pub fn check_size(&self, shape: &[usize], elem_bytes: usize) -> Result<usize> {
@@ -80,5 +131,43 @@ impl SharedMut {
     /// The pointer (a method, so closures capture the whole `SharedMut`).
     pub fn get(self) -> *mut f32 {
         self.0
+    }
+}
+
+/// Float buffers of values a run no longer needs, for [`Cx::buffer`].
+#[derive(Default)]
+pub struct Recycle(std::sync::Mutex<Vec<Vec<f32>>>);
+
+impl Recycle {
+    /// Buffers kept at most (the largest are kept).
+    const KEEP: usize = 8;
+    /// Smaller buffers are not worth keeping.
+    const MIN: usize = 1 << 14;
+
+    /// Keeps `t`'s buffer when it is a large float tensor.
+    pub fn put(&self, t: Tensor) {
+        if !matches!(t.data(), Data::F32(v) if v.capacity() >= Self::MIN) {
+            return;
+        }
+        let Data::F32(v) = t.into_parts().1 else { return };
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.push(v);
+        if kept.len() > Self::KEEP {
+            let smallest = (0..kept.len()).min_by_key(|&i| kept[i].capacity()).unwrap_or(0);
+            kept.swap_remove(smallest);
+        }
+    }
+
+    /// The smallest kept buffer that holds `n` floats without wasting more
+    /// than three quarters of itself.
+    fn take(&self, n: usize) -> Option<Vec<f32>> {
+        if n < Self::MIN {
+            return None;
+        }
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let i = (0..kept.len())
+            .filter(|&i| (n..=4 * n).contains(&kept[i].capacity()))
+            .min_by_key(|&i| kept[i].capacity())?;
+        Some(kept.swap_remove(i))
     }
 }

@@ -123,7 +123,8 @@ impl Engine {
                 }
             }
         }
-        let cx = Cx::new(self.isa, self.pool.as_ref(), self.opts.max_tensor_bytes);
+        let recycle = cx::Recycle::default();
+        let cx = Cx::new(self.isa, self.pool.as_ref(), self.opts.max_tensor_bytes).with_recycle(&recycle);
         let mut out = model.graph.run(&cx, inputs.into_iter().map(Arc::new).collect())?;
         for (_, t) in out.iter_mut() {
             canonical_nan(t);

@@ -332,7 +332,7 @@ impl Graph {
                     .iter()
                     .map(|s| (!s.is_empty()).then(|| consts[s].clone()))
                     .collect();
-                let outs = op.run(&cx, Inputs { vals, label: n.label().into() })?;
+                let outs = op.run(&cx, Inputs { vals, label: n.label().into(), recycle: None })?;
                 for (name, t) in n.outputs.iter().zip(outs) {
                     if !name.is_empty() {
                         consts.insert(name.clone(), Arc::new(t));
@@ -455,12 +455,15 @@ impl Graph {
                     None => None,
                 });
             }
-            let outs = s.op.run(cx, Inputs { vals: ins, label: s.label.clone() })?;
+            let outs = s.op.run(cx, Inputs { vals: ins, label: s.label.clone(), recycle: cx.recycler() })?;
             for (i, t) in s.outputs.iter().zip(outs) {
                 vals[*i] = Some(Arc::new(t));
             }
             for i in &s.frees {
-                vals[*i] = None;
+                match (vals[*i].take().map(Arc::try_unwrap), cx.recycler()) {
+                    (Some(Ok(t)), Some(r)) => r.put(t),
+                    _ => {}
+                }
             }
             if let Some(t) = started {
                 times.push((t.elapsed(), &s.label));

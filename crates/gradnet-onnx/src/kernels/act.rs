@@ -63,8 +63,8 @@ impl Act {
         }
     }
 
-    /// Applies the activation to every element (the match hoisted out of the
-    /// loop so that each arm vectorizes).
+    /// Applies the activation to every element: each arm its own loop (the
+    /// same expressions as [`Act::apply`]) so that each vectorizes.
     #[inline(always)]
     pub fn apply_slice<F: Fma>(self, v: &mut [f32]) {
         macro_rules! each {
@@ -78,12 +78,12 @@ impl Act {
             Act::Identity => {}
             Act::Relu => each!(x => max(*x, 0.0)),
             Act::Clip(lo, hi) => each!(x => min(max(*x, lo), hi)),
-            Act::LeakyRelu(_)
-            | Act::HardSigmoid(..)
-            | Act::HardSwish
-            | Act::Sigmoid
-            | Act::Swish
-            | Act::Tanh => each!(x => self.apply::<F>(*x)),
+            Act::LeakyRelu(a) => each!(x => if *x < 0.0 { a * *x } else { *x }),
+            Act::HardSigmoid(a, b) => each!(x => min(max(F::fma(a, *x, b), 0.0), 1.0)),
+            Act::HardSwish => each!(x => *x * min(max(F::fma(1.0 / 6.0, *x, 0.5), 0.0), 1.0)),
+            Act::Sigmoid => each!(x => math::sigmoid::<F>(*x)),
+            Act::Swish => each!(x => *x * math::sigmoid::<F>(*x)),
+            Act::Tanh => each!(x => math::tanh::<F>(*x)),
         }
     }
 }

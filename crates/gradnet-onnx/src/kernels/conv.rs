@@ -109,6 +109,9 @@ thread_local! {
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Copies below this many elements run on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
 /// One image, one group: `out[m][oh*ow] = steps(W·B)`, with `input` the
 /// group's `c x h x w` planes and `w` its packed `m x k` weights.
 pub fn conv2d(
@@ -135,14 +138,20 @@ pub fn conv2d(
         let len = g.c * plane + g.dw * (g.kw - 1) + wp;
         PADDED.with(|p| {
             let mut padded = p.borrow_mut();
-            padded.clear();
+            // every element is written below: borders zeroed, interiors copied
             padded.resize(len, 0.0);
-            for ci in 0..g.c {
+            let (planes, slack) = padded.split_at_mut(g.c * plane);
+            slack.fill(0.0);
+            cx.par_chunks(planes, plane, PARALLEL_MIN, |ci, p| {
+                p[..g.pt * wp].fill(0.0);
                 for y in 0..g.h {
-                    let src = &input[(ci * g.h + y) * g.w..][..g.w];
-                    padded[ci * plane + (y + g.pt) * wp + g.pl..][..g.w].copy_from_slice(src);
+                    let row = &mut p[(y + g.pt) * wp..][..wp];
+                    row[..g.pl].fill(0.0);
+                    row[g.pl..g.pl + g.w].copy_from_slice(&input[(ci * g.h + y) * g.w..][..g.w]);
+                    row[g.pl + g.w..].fill(0.0);
                 }
-            }
+                p[(g.pt + g.h) * wp..].fill(0.0);
+            });
             let taps = g.kh * g.kw;
             let offsets = (0..g.k())
                 .map(|kk| {
@@ -155,11 +164,15 @@ pub fn conv2d(
                 gemm::gemm(cx, m, oh * ow, g.k(), a, BOp::Packer(&b), out, oh * ow, epi);
             } else {
                 // columns over the padded width; keep the first ow of each row
-                let mut wide = vec![0.0; m * oh * wp];
+                let mut wide = cx.buffer(m * oh * wp);
                 gemm::gemm(cx, m, oh * wp, g.k(), a, BOp::Packer(&b), &mut wide, oh * wp, epi);
-                for (dst, src) in out.chunks_exact_mut(ow).zip(wide.chunks_exact(wp)) {
-                    dst.copy_from_slice(&src[..ow]);
-                }
+                let rows = cx.rows_per_task(m * oh);
+                cx.par_chunks(out, rows * ow, PARALLEL_MIN, |t, out| {
+                    let wide = &wide[t * rows * wp..];
+                    for (dst, src) in out.chunks_exact_mut(ow).zip(wide.chunks_exact(wp)) {
+                        dst.copy_from_slice(&src[..ow]);
+                    }
+                });
             }
         });
     } else {

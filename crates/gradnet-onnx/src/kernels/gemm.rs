@@ -249,7 +249,7 @@ pub fn gemm(
     // threads only for products big enough to pay for waking them
     let threads = if m * n * k >= PARALLEL_MIN { cx.threads() } else { 1 };
     // enough tasks to balance, none so small that packing B dominates
-    let target = if threads > 1 { threads * 4 } else { 1 };
+    let target = if threads > 1 { threads * std::env::var("TMUL").ok().and_then(|v| v.parse().ok()).unwrap_or(4) } else { 1 };
     let n_chunk = n_tiles.div_ceil(target).max(1);
     let n_tasks = n_tiles.div_ceil(n_chunk);
     let m_split = if n_tasks >= target { 1 } else { (target / n_tasks).clamp(1, m_panels) };

@@ -7,7 +7,7 @@ use super::broadcast::zip2;
 use super::{Build, Inputs, Op};
 use crate::cx::Cx;
 use crate::error::{bail, Error, Result};
-use crate::kernels::{math, multiversion, Isa};
+use crate::kernels::{math, multiversion};
 use crate::tensor::{Data, Tensor};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,8 +75,8 @@ pub(crate) fn binary(b: &Build) -> Result<Box<dyn Op>> {
 
 multiversion! {
     /// `pow` compiled per instruction set (for its FMAs).
-    fn pow_f32(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
-        zip2(a, sa, b, sb, |x, y| math::pow::<F>(x, y))
+    fn pow_f32(cx: &Cx, a: &[f32], sa: &[usize], b: &[f32], sb: &[usize]) -> Result<(Vec<usize>, Vec<f32>)> {
+        zip2(cx, a, sa, b, sb, |x, y| math::pow::<F>(x, y))
     }
 }
 
@@ -104,34 +104,34 @@ fn fmin<T: PartialOrd + Copy>(x: T, y: T) -> T {
 }
 
 macro_rules! arith {
-    ($k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr, float) => {
+    ($cx:expr, $k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr, float) => {
         match $k {
-            Kind::Add | Kind::Sum => zip2($a, $sa, $b, $sb, |x, y| x + y),
-            Kind::Sub => zip2($a, $sa, $b, $sb, |x, y| x - y),
-            Kind::Mul => zip2($a, $sa, $b, $sb, |x, y| x * y),
-            Kind::Div => zip2($a, $sa, $b, $sb, |x, y| x / y),
-            Kind::Max => zip2($a, $sa, $b, $sb, fmax),
-            Kind::Min => zip2($a, $sa, $b, $sb, fmin),
-            Kind::Mod { .. } => zip2($a, $sa, $b, $sb, |x, y| x % y),
-            Kind::PRelu => zip2($a, $sa, $b, $sb, |x, s| if x < Default::default() { s * x } else { x }),
+            Kind::Add | Kind::Sum => zip2($cx, $a, $sa, $b, $sb, |x, y| x + y),
+            Kind::Sub => zip2($cx, $a, $sa, $b, $sb, |x, y| x - y),
+            Kind::Mul => zip2($cx, $a, $sa, $b, $sb, |x, y| x * y),
+            Kind::Div => zip2($cx, $a, $sa, $b, $sb, |x, y| x / y),
+            Kind::Max => zip2($cx, $a, $sa, $b, $sb, fmax),
+            Kind::Min => zip2($cx, $a, $sa, $b, $sb, fmin),
+            Kind::Mod { .. } => zip2($cx, $a, $sa, $b, $sb, |x, y| x % y),
+            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| if x < Default::default() { s * x } else { x }),
             _ => unreachable!(),
         }
     };
-    ($k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr, int $t:ty) => {{
+    ($cx:expr, $k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr, int $t:ty) => {{
         let zero = <$t>::default();
         if matches!($k, Kind::Div | Kind::Mod { .. }) && $b.iter().any(|&y| y == zero) {
             bail!("integer division by zero");
         }
         match $k {
-            Kind::Add | Kind::Sum => zip2($a, $sa, $b, $sb, |x, y| x.wrapping_add(y)),
-            Kind::Sub => zip2($a, $sa, $b, $sb, |x, y| x.wrapping_sub(y)),
-            Kind::Mul => zip2($a, $sa, $b, $sb, |x, y| x.wrapping_mul(y)),
-            Kind::Div => zip2($a, $sa, $b, $sb, |x, y| x.wrapping_div(y)),
-            Kind::Max => zip2($a, $sa, $b, $sb, |x, y| if y > x { y } else { x }),
-            Kind::Min => zip2($a, $sa, $b, $sb, |x, y| if y < x { y } else { x }),
-            Kind::Mod { fmod: true } => zip2($a, $sa, $b, $sb, |x, y| x.wrapping_rem(y)),
+            Kind::Add | Kind::Sum => zip2($cx, $a, $sa, $b, $sb, |x, y| x.wrapping_add(y)),
+            Kind::Sub => zip2($cx, $a, $sa, $b, $sb, |x, y| x.wrapping_sub(y)),
+            Kind::Mul => zip2($cx, $a, $sa, $b, $sb, |x, y| x.wrapping_mul(y)),
+            Kind::Div => zip2($cx, $a, $sa, $b, $sb, |x, y| x.wrapping_div(y)),
+            Kind::Max => zip2($cx, $a, $sa, $b, $sb, |x, y| if y > x { y } else { x }),
+            Kind::Min => zip2($cx, $a, $sa, $b, $sb, |x, y| if y < x { y } else { x }),
+            Kind::Mod { fmod: true } => zip2($cx, $a, $sa, $b, $sb, |x, y| x.wrapping_rem(y)),
             // the sign of the divisor, as Python's %
-            Kind::Mod { fmod: false } => zip2($a, $sa, $b, $sb, |x, y| {
+            Kind::Mod { fmod: false } => zip2($cx, $a, $sa, $b, $sb, |x, y| {
                 let r = x.wrapping_rem(y);
                 if r != zero && ((r < zero) != (y < zero)) {
                     r.wrapping_add(y)
@@ -139,20 +139,20 @@ macro_rules! arith {
                     r
                 }
             }),
-            Kind::PRelu => zip2($a, $sa, $b, $sb, |x, s| if x < zero { s.wrapping_mul(x) } else { x }),
+            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| if x < zero { s.wrapping_mul(x) } else { x }),
             _ => unreachable!(),
         }
     }};
 }
 
 macro_rules! compare {
-    ($k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr) => {
+    ($cx:expr, $k:expr, $a:expr, $sa:expr, $b:expr, $sb:expr) => {
         match $k {
-            Kind::Equal => zip2($a, $sa, $b, $sb, |x, y| x == y),
-            Kind::Less => zip2($a, $sa, $b, $sb, |x, y| x < y),
-            Kind::Greater => zip2($a, $sa, $b, $sb, |x, y| x > y),
-            Kind::LessOrEqual => zip2($a, $sa, $b, $sb, |x, y| x <= y),
-            Kind::GreaterOrEqual => zip2($a, $sa, $b, $sb, |x, y| x >= y),
+            Kind::Equal => zip2($cx, $a, $sa, $b, $sb, |x, y| x == y),
+            Kind::Less => zip2($cx, $a, $sa, $b, $sb, |x, y| x < y),
+            Kind::Greater => zip2($cx, $a, $sa, $b, $sb, |x, y| x > y),
+            Kind::LessOrEqual => zip2($cx, $a, $sa, $b, $sb, |x, y| x <= y),
+            Kind::GreaterOrEqual => zip2($cx, $a, $sa, $b, $sb, |x, y| x >= y),
             _ => unreachable!(),
         }
     };
@@ -165,7 +165,7 @@ fn is_compare(k: Kind) -> bool {
     )
 }
 
-fn pair(isa: Isa, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+fn pair(cx: &Cx, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (sa, sb) = (a.shape(), b.shape());
     let mismatch = || {
         Error::Run(format!(
@@ -175,28 +175,28 @@ fn pair(isa: Isa, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         ))
     };
     if k == Kind::Pow {
-        return pow(isa, a, b);
+        return pow(cx, a, b);
     }
     if let Kind::BitShift { left } = k {
-        return shift(left, a, b);
+        return shift(cx, left, a, b);
     }
     if is_compare(k) {
         let (shape, v) = match (a.data(), b.data()) {
-            (Data::F32(x), Data::F32(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::F64(x), Data::F64(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::I64(x), Data::I64(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::I32(x), Data::I32(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::I16(x), Data::I16(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::I8(x), Data::I8(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::U8(x), Data::U8(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::U16(x), Data::U16(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::U32(x), Data::U32(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::U64(x), Data::U64(y)) => compare!(k, x, sa, y, sb)?,
-            (Data::Bool(x), Data::Bool(y)) if k == Kind::Equal => zip2(x, sa, y, sb, |x, y| x == y)?,
+            (Data::F32(x), Data::F32(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::F64(x), Data::F64(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::I64(x), Data::I64(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::I32(x), Data::I32(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::I16(x), Data::I16(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::I8(x), Data::I8(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::U8(x), Data::U8(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::U16(x), Data::U16(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::U32(x), Data::U32(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::U64(x), Data::U64(y)) => compare!(cx, k, x, sa, y, sb)?,
+            (Data::Bool(x), Data::Bool(y)) if k == Kind::Equal => zip2(cx, x, sa, y, sb, |x, y| x == y)?,
             (Data::Str(x), Data::Str(y)) if k == Kind::Equal => {
                 let xi: Vec<usize> = (0..x.len()).collect();
                 let yi: Vec<usize> = (0..y.len()).collect();
-                zip2(&xi, sa, &yi, sb, |i, j| x[i] == y[j])?
+                zip2(cx, &xi, sa, &yi, sb, |i, j| x[i] == y[j])?
             }
             _ => return Err(mismatch()),
         };
@@ -207,9 +207,9 @@ fn pair(isa: Isa, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             bail!("{k:?} needs bool inputs, got {} and {}", a.dtype(), b.dtype());
         };
         let (shape, v) = match k {
-            Kind::And => zip2(x, sa, y, sb, |x, y| x & y)?,
-            Kind::Or => zip2(x, sa, y, sb, |x, y| x | y)?,
-            _ => zip2(x, sa, y, sb, |x, y| x ^ y)?,
+            Kind::And => zip2(cx, x, sa, y, sb, |x, y| x & y)?,
+            Kind::Or => zip2(cx, x, sa, y, sb, |x, y| x | y)?,
+            _ => zip2(cx, x, sa, y, sb, |x, y| x ^ y)?,
         };
         return Tensor::from_vec(shape, v);
     }
@@ -218,46 +218,46 @@ fn pair(isa: Isa, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             if matches!(k, Kind::Mod { fmod: false }) {
                 bail!("Mod on floats needs fmod = 1");
             }
-            let (s, v) = arith!(k, x, sa, y, sb, float)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, float)?;
             (s, Data::F32(v))
         }
         (Data::F64(x), Data::F64(y)) => {
             if matches!(k, Kind::Mod { fmod: false }) {
                 bail!("Mod on floats needs fmod = 1");
             }
-            let (s, v) = arith!(k, x, sa, y, sb, float)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, float)?;
             (s, Data::F64(v))
         }
         (Data::I64(x), Data::I64(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int i64)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int i64)?;
             (s, Data::I64(v))
         }
         (Data::I32(x), Data::I32(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int i32)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int i32)?;
             (s, Data::I32(v))
         }
         (Data::I16(x), Data::I16(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int i16)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int i16)?;
             (s, Data::I16(v))
         }
         (Data::I8(x), Data::I8(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int i8)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int i8)?;
             (s, Data::I8(v))
         }
         (Data::U8(x), Data::U8(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int u8)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int u8)?;
             (s, Data::U8(v))
         }
         (Data::U16(x), Data::U16(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int u16)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int u16)?;
             (s, Data::U16(v))
         }
         (Data::U32(x), Data::U32(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int u32)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int u32)?;
             (s, Data::U32(v))
         }
         (Data::U64(x), Data::U64(y)) => {
-            let (s, v) = arith!(k, x, sa, y, sb, int u64)?;
+            let (s, v) = arith!(cx, k, x, sa, y, sb, int u64)?;
             (s, Data::U64(v))
         }
         _ => return Err(mismatch()),
@@ -265,7 +265,7 @@ fn pair(isa: Isa, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Tensor::new(shape, data)
 }
 
-fn pow(isa: Isa, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+fn pow(cx: &Cx, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (sa, sb) = (a.shape(), b.shape());
     match a.data() {
         Data::F32(x) => {
@@ -274,7 +274,7 @@ fn pow(isa: Isa, a: &Tensor, b: &Tensor) -> Result<Tensor> {
                 Data::F64(y) => y.iter().map(|&v| v as f32).collect(),
                 _ => b.to_i64s()?.into_iter().map(|v| v as f32).collect(),
             };
-            let (s, v) = pow_f32(isa, x, sa, &y, sb)?;
+            let (s, v) = pow_f32(cx.isa, cx, x, sa, &y, sb)?;
             Tensor::from_vec(s, v)
         }
         _ if matches!(b.dtype(), crate::tensor::DType::F32 | crate::tensor::DType::F64) => {
@@ -282,13 +282,13 @@ fn pow(isa: Isa, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         }
         Data::I64(x) => {
             let y = b.to_i64s()?;
-            let (s, v) = zip2(x, sa, &y, sb, ipow)?;
+            let (s, v) = zip2(cx, x, sa, &y, sb, ipow)?;
             Tensor::from_vec(s, v)
         }
         Data::I32(x) => {
             let x: Vec<i64> = x.iter().map(|&v| v as i64).collect();
             let y = b.to_i64s()?;
-            let (s, v) = zip2(&x, sa, &y, sb, ipow)?;
+            let (s, v) = zip2(cx, &x, sa, &y, sb, ipow)?;
             Tensor::from_vec(s, v.into_iter().map(|v| v as i32).collect::<Vec<_>>())
         }
         _ => bail!("Pow of a {} base is not supported", a.dtype()),
@@ -312,10 +312,10 @@ fn ipow(x: i64, y: i64) -> i64 {
     x.wrapping_pow(y.min(u32::MAX as i64) as u32)
 }
 
-fn shift(left: bool, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+fn shift(cx: &Cx, left: bool, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     macro_rules! sh {
         ($x:expr, $y:expr, $t:ty, $w:expr) => {{
-            let (s, v) = zip2($x, a.shape(), $y, b.shape(), |x: $t, y: $t| {
+            let (s, v) = zip2(cx, $x, a.shape(), $y, b.shape(), |x: $t, y: $t| {
                 let y = y as u64;
                 if y >= $w {
                     0
@@ -371,12 +371,12 @@ impl Op for Binary {
         if matches!(k, Kind::Max | Kind::Min | Kind::Sum | Kind::Mean) && n == 1 {
             return Ok(vec![inputs.take(0)?]);
         }
-        let mut acc = pair(cx.isa, k, inputs.get(0)?, inputs.get(1)?)?;
+        let mut acc = pair(cx, k, inputs.get(0)?, inputs.get(1)?)?;
         for i in 2..n {
             if !matches!(k, Kind::Max | Kind::Min | Kind::Sum | Kind::Mean) {
                 break;
             }
-            acc = pair(cx.isa, k, &acc, inputs.get(i)?)?;
+            acc = pair(cx, k, &acc, inputs.get(i)?)?;
         }
         if k == Kind::Mean {
             let d = n as f64;

@@ -2,6 +2,7 @@
 //! over the output in contiguous runs, with each input's offset and stride
 //! (0 where it is broadcast) per run.
 
+use crate::cx::Cx;
 use crate::error::{Error, Result};
 
 pub fn shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
@@ -97,20 +98,58 @@ pub fn runs<const N: usize>(out: &[usize], st: [&[usize]; N], mut f: impl FnMut(
     }
 }
 
-/// `f` element-wise over two broadcast inputs.
-#[inline(always)]
-pub fn zip2<A: Copy, B: Copy, O: Default + Clone>(
+/// Outputs below this many elements are computed on the calling thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// `f` element-wise over two broadcast inputs. Large outputs are split over
+/// the threads along their first axis longer than 1; every element is
+/// computed alone, so the split never changes a bit.
+pub fn zip2<A: Copy + Sync, B: Copy + Sync, O: Default + Clone + Send>(
+    cx: &Cx,
     a: &[A],
     sa: &[usize],
     b: &[B],
     sb: &[usize],
-    f: impl Fn(A, B) -> O,
+    f: impl Fn(A, B) -> O + Sync + Send,
 ) -> Result<(Vec<usize>, Vec<O>)> {
     let out = shape(&[sa, sb])?;
     let n = crate::tensor::numel(&out)?;
     let mut v = vec![O::default(); n];
     let (ta, tb) = (strides(sa, &out), strides(sb, &out));
-    runs(&out, [&ta, &tb], |o, [oa, ob], [da, db], len| {
+    let Some(axis) = out.iter().position(|&d| d > 1) else {
+        fill2(&mut v, &out, a, 0, &ta, b, 0, &tb, &f);
+        return Ok((out, v));
+    };
+    // the axes before `axis` are 1 in the output, so one index of `axis`
+    // is a contiguous block of each input that is not broadcast along it
+    let inner = n / out[axis];
+    let rows = cx.rows_per_task(out[axis]);
+    cx.par_chunks(&mut v, rows * inner, PARALLEL_MIN, |i, dst| {
+        let r0 = i * rows;
+        let mut sub = out.clone();
+        sub[axis] = dst.len() / inner;
+        fill2(dst, &sub, a, r0 * ta[axis], &ta, b, r0 * tb[axis], &tb, &f);
+    });
+    Ok((out, v))
+}
+
+/// `dst` (of shape `out`) = `f(a, b)` with the inputs walked from `oa0`
+/// and `ob0` by their strides.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fill2<A: Copy, B: Copy, O>(
+    v: &mut [O],
+    out: &[usize],
+    a: &[A],
+    oa0: usize,
+    ta: &[usize],
+    b: &[B],
+    ob0: usize,
+    tb: &[usize],
+    f: &impl Fn(A, B) -> O,
+) {
+    runs(out, [ta, tb], |o, [oa, ob], [da, db], len| {
+        let (oa, ob) = (oa0.wrapping_add(oa), ob0.wrapping_add(ob));
         let dst = &mut v[o..o + len];
         match (da, db) {
             (1, 1) => {
@@ -137,5 +176,4 @@ pub fn zip2<A: Copy, B: Copy, O: Default + Clone>(
             }
         }
     });
-    Ok((out, v))
 }

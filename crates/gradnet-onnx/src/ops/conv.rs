@@ -293,7 +293,8 @@ impl Op for Conv {
         let (oh, ow) = (geom.oh(), geom.ow());
         let shape = self.spec.out_shape(n, m, oh, ow);
         cx.check_size(&shape, 4)?;
-        let mut out = vec![0f32; n * m * oh * ow];
+        // every element written by the kernels below
+        let mut out = cx.buffer(n * m * oh * ow);
         let (plane_in, plane_out) = (c * h * w, m * oh * ow);
         for i in 0..n {
             let xi = &xs[i * plane_in..(i + 1) * plane_in];
@@ -457,7 +458,7 @@ impl Op for ConvTranspose {
         let xs = x.f32s()?;
         let mut out = vec![0f32; n * m * oh * ow];
         let rows = mg * kh * kw;
-        let mut cols = vec![0f32; rows * h * w];
+        let mut cols = cx.buffer(rows * h * w);
         for i in 0..n {
             for gi in 0..g {
                 let xg = &xs[(i * c + gi * cg) * h * w..][..cg * h * w];

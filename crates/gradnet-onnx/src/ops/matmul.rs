@@ -54,7 +54,7 @@ fn batched(cx: &Cx, a: &Tensor, b: &Tensor, steps: &[Step]) -> Result<Tensor> {
     shape.extend([m, n]);
     cx.check_size(&shape, 4)?;
     let (xa, xb) = (a.f32s()?, b.f32s()?);
-    let mut out = vec![0f32; numel(&shape)?];
+    let mut out = cx.buffer(numel(&shape)?);
     let (ta, tb) = (broadcast::strides(ba, &batch), broadcast::strides(bb, &batch));
     let mut pairs = vec![];
     broadcast::runs(&batch, [&ta, &tb], |_, [oa, ob], [da, db], len| {
@@ -92,7 +92,7 @@ impl Op for MatMul {
         let mut shape = sa[..sa.len() - 1].to_vec();
         shape.push(p.n);
         cx.check_size(&shape, 4)?;
-        let mut out = vec![0f32; rows * p.n];
+        let mut out = cx.buffer(rows * p.n);
         let epi = Epilogue { steps: &self.steps };
         run_gemm(cx, rows, p.n, p.k, AOp::Rows { a: a.f32s()?, lda: p.k }, BOp::Packed(p), &mut out, p.n, epi);
         Ok(vec![Tensor::from_vec(shape, out)?])
@@ -188,7 +188,7 @@ impl Op for Gemm {
             bail!("Gemm: A is {m}x{k}, B' is {}x{}", p.k, p.n);
         }
         cx.check_size(&[m, p.n], 4)?;
-        let mut out = vec![0f32; m * p.n];
+        let mut out = cx.buffer(m * p.n);
         let a_rows = AOp::Rows { a: a.f32s()?, lda: k };
         match &self.steps {
             Some(steps) => run_gemm(cx, m, p.n, k, a_rows, BOp::Packed(p), &mut out, p.n, Epilogue { steps }),

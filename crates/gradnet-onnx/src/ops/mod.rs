@@ -21,7 +21,7 @@ pub(crate) mod unary;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::cx::Cx;
+use crate::cx::{Cx, Recycle};
 use crate::error::{Error, Result};
 use crate::graph::node::{Node, ONNX, ONNX_ML};
 use crate::kernels::Isa;
@@ -32,13 +32,26 @@ pub(crate) trait Op: Send + Sync {
 }
 
 /// A node's input values; absent optional inputs are `None`.
-pub(crate) struct Inputs {
+pub(crate) struct Inputs<'a> {
     pub vals: Vec<Option<Arc<Tensor>>>,
     /// For messages.
     pub label: Arc<str>,
+    /// Where inputs the operator leaves behind go when it finishes.
+    pub recycle: Option<&'a Recycle>,
 }
 
-impl Inputs {
+impl Drop for Inputs<'_> {
+    fn drop(&mut self) {
+        let Some(r) = self.recycle else { return };
+        for v in self.vals.drain(..).flatten() {
+            if let Ok(t) = Arc::try_unwrap(v) {
+                r.put(t);
+            }
+        }
+    }
+}
+
+impl Inputs<'_> {
     pub fn len(&self) -> usize {
         self.vals.len()
     }

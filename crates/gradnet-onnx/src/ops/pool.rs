@@ -131,7 +131,7 @@ impl Op for Pool {
         let xs = x.f32s()?;
         let shape = if self.w.rank == 1 { vec![n, c, ow] } else { vec![n, c, oh, ow] };
         cx.check_size(&shape, 4)?;
-        let mut out = vec![0f32; n * c * oh * ow];
+        let mut out = cx.buffer(n * c * oh * ow);
         let [kh, kw] = self.w.kernel;
         let [sh, sw] = self.w.strides;
         let [dh, dw] = self.w.dilations;

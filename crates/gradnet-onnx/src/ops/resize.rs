@@ -193,7 +193,7 @@ impl Op for Resize {
                         .collect()
                 })
                 .collect();
-            return Ok(vec![gather_nearest(x, &out, &per_axis)?]);
+            return Ok(vec![gather_nearest(cx, x, &out, &per_axis)?]);
         }
         let mut cur = x.f32s()?.to_vec();
         let mut shape = shape_in.clone();
@@ -201,7 +201,7 @@ impl Op for Resize {
             if out[a] == shape[a] && scales[a] == 1.0 && self.coord != Coord::AlignCorners {
                 continue;
             }
-            cur = self.linear_axis(&cur, &mut shape, a, out[a], scales[a]);
+            cur = self.linear_axis(cx, &cur, &mut shape, a, out[a], scales[a]);
         }
         Ok(vec![Tensor::from_vec(shape, cur)?])
     }
@@ -209,11 +209,10 @@ impl Op for Resize {
 
 /// Output rows (all axes but the last) each take one source row through the
 /// last axis' table; a row whose source equals the previous row's is copied.
-fn gather_nearest(x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -> Result<Tensor> {
+fn gather_nearest(cx: &Cx, x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -> Result<Tensor> {
     let r = out.len();
     let st = super::shape::strides(x.shape());
     let last = &per_axis[r - 1];
-    let row = out[r - 1];
     let rows: usize = out[..r - 1].iter().product();
     let mut pos = vec![0usize; r - 1];
     let mut src_rows = Vec::with_capacity(rows);
@@ -227,27 +226,15 @@ fn gather_nearest(x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -> Result<
             pos[a] = 0;
         }
     }
-    macro_rules! fill {
-        ($v:expr) => {{
-            let v = $v;
-            let mut o = Vec::with_capacity(rows * row);
-            for (i, &s) in src_rows.iter().enumerate() {
-                if i > 0 && src_rows[i - 1] == s {
-                    o.extend_from_within(o.len() - row..);
-                } else {
-                    o.extend(last.iter().map(|&j| v[s + j].clone()));
-                }
-            }
-            o
-        }};
-    }
+    // every element written by fill_rows
+    let n = rows * last.len();
     let data = match x.data() {
-        Data::F32(v) => Data::F32(fill!(v)),
-        Data::F64(v) => Data::F64(fill!(v)),
-        Data::I64(v) => Data::I64(fill!(v)),
-        Data::I32(v) => Data::I32(fill!(v)),
-        Data::U8(v) => Data::U8(fill!(v)),
-        Data::Bool(v) => Data::Bool(fill!(v)),
+        Data::F32(v) => Data::F32(fill_rows(cx, v, &src_rows, last, cx.buffer(n))),
+        Data::F64(v) => Data::F64(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
+        Data::I64(v) => Data::I64(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
+        Data::I32(v) => Data::I32(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
+        Data::U8(v) => Data::U8(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
+        Data::Bool(v) => Data::Bool(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
         other => {
             let idx: Vec<usize> = src_rows.iter().flat_map(|&s| last.iter().map(move |&j| s + j)).collect();
             other.gather(idx.into_iter())
@@ -256,9 +243,32 @@ fn gather_nearest(x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -> Result<
     Tensor::new(out.to_vec(), data)
 }
 
+/// Output row `i` is `v[src_rows[i] + j]` for `j` in `last`; rows split
+/// over the threads, and a row whose source equals the previous row's is
+/// copied.
+fn fill_rows<T: Clone + Send + Sync>(cx: &Cx, v: &[T], src_rows: &[usize], last: &[usize], mut o: Vec<T>) -> Vec<T> {
+    let row = last.len();
+    assert_eq!(o.len(), src_rows.len() * row);
+    let rows = cx.rows_per_task(src_rows.len());
+    cx.par_chunks(&mut o, rows * row, 1 << 16, |t, dst| {
+        for i in 0..dst.len() / row {
+            let r = t * rows + i;
+            let (done, d) = dst.split_at_mut(i * row);
+            if i > 0 && src_rows[r - 1] == src_rows[r] {
+                d[..row].clone_from_slice(&done[(i - 1) * row..]);
+            } else {
+                for (d, &j) in d[..row].iter_mut().zip(last) {
+                    *d = v[src_rows[r] + j].clone();
+                }
+            }
+        }
+    });
+    o
+}
+
 impl Resize {
     /// Linear interpolation along axis `a` to `len_out`.
-    fn linear_axis(&self, v: &[f32], shape: &mut [usize], a: usize, len_out: usize, scale: f32) -> Vec<f32> {
+    fn linear_axis(&self, cx: &Cx, v: &[f32], shape: &mut [usize], a: usize, len_out: usize, scale: f32) -> Vec<f32> {
         let len_in = shape[a];
         let inner: usize = shape[a + 1..].iter().product();
         let outer: usize = shape[..a].iter().product();
@@ -271,7 +281,7 @@ impl Resize {
                 (i0, i1, 1.0 - w1, w1)
             })
             .collect();
-        let mut out = vec![0f32; outer * len_out * inner];
+        let mut out = cx.buffer(outer * len_out * inner);
         for o in 0..outer {
             let src = &v[o * len_in * inner..][..len_in * inner];
             let dst = &mut out[o * len_out * inner..][..len_out * inner];
