@@ -5,8 +5,11 @@
 
 pub mod error;
 pub mod history;
+pub mod inference;
 pub mod metrics;
 mod routes;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,6 +24,7 @@ use gradnet_types::NodeKey;
 use tokio::sync::Semaphore;
 
 pub use error::ApiError;
+pub use inference::{Admitted, Caller};
 pub use metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -64,15 +68,15 @@ pub struct Inner {
     /// Sampled totals for charts over longer windows.
     pub history: history::History,
     pub config: ApiConfig,
-    /// Permits for admitted requests (running + queued).
+    /// Places for admitted runs (running + queued): see [`inference`].
     admission: Arc<Semaphore>,
     /// Permits for running inferences.
     workers: Arc<Semaphore>,
     pub llm: Arc<LlmRuntime>,
-    /// Permits for admitted LLM requests (running + queued).
-    pub(crate) llm_admission: Arc<Semaphore>,
+    /// Places for admitted LLM requests (running + queued).
+    llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
-    pub(crate) llm_slots: Arc<Semaphore>,
+    llm_slots: Arc<Semaphore>,
 }
 
 impl std::ops::Deref for AppState {

@@ -28,6 +28,11 @@ pub struct Metrics {
     pub llm_running: IntGauge,
     pub llm_tokens: IntCounterVec,
     pub llm_ttft: Histogram,
+    /// Model runs by kind (onnx, llm), caller (infer, openai, pipe,
+    /// eth_call) and outcome (ok, error, refused).
+    pub model_runs: IntCounterVec,
+    /// Time from asking for a worker or slot to the end of the run.
+    pub model_run_seconds: HistogramVec,
 }
 
 impl Metrics {
@@ -47,7 +52,7 @@ impl Metrics {
                 "http_request_duration_seconds",
                 "HTTP request latency by route",
             )
-            .buckets(buckets),
+            .buckets(buckets.clone()),
             &["route"],
         )
         .unwrap();
@@ -88,6 +93,23 @@ impl Metrics {
             ]),
         )
         .unwrap();
+        let model_runs = IntCounterVec::new(
+            Opts::new(
+                "model_runs_total",
+                "Model runs by kind, caller (infer, openai, pipe, eth_call) and outcome (ok, error, refused)",
+            ),
+            &["kind", "caller", "outcome"],
+        )
+        .unwrap();
+        let model_run_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "model_run_duration_seconds",
+                "Model runs: time from asking for a worker or slot to the end, by kind and caller",
+            )
+            .buckets(buckets.clone()),
+            &["kind", "caller"],
+        )
+        .unwrap();
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -101,6 +123,8 @@ impl Metrics {
             Box::new(llm_running.clone()),
             Box::new(llm_tokens.clone()),
             Box::new(llm_ttft.clone()),
+            Box::new(model_runs.clone()),
+            Box::new(model_run_seconds.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -118,6 +142,8 @@ impl Metrics {
             llm_running,
             llm_tokens,
             llm_ttft,
+            model_runs,
+            model_run_seconds,
         }
     }
 

@@ -183,6 +183,12 @@ pub struct Local {
 }
 
 impl gradnet_chain::inference::precompile::Inferencer for Local {
+    fn admit(
+        self: Arc<Self>,
+    ) -> Result<Arc<dyn gradnet_chain::inference::precompile::Inferencer>, String> {
+        Ok(self)
+    }
+
     fn run_model(
         &self,
         model: &str,

@@ -177,6 +177,43 @@ pub fn mlp(inputs: usize, hidden: usize, outputs: usize, seed: u64) -> Vec<u8> {
     )
 }
 
+/// A model that keeps a worker busy for a while, for tests of queues and
+/// limits: `x: f32[1, 4]` → MatMul → Expand to `rows` rows → `layers` x
+/// (MatMul 512x512 → Tanh) → ReduceMean over the rows → `y: f32[512]`;
+/// about `rows * layers * 262144` multiply-adds.
+pub fn busy(rows: usize, layers: usize, seed: u64) -> Vec<u8> {
+    const W: usize = 512;
+    let mut nodes = vec![
+        node("MatMul", &["x", "w0"], &["h0"], vec![]),
+        node("Expand", &["h0", "rows"], &["e0"], vec![]),
+    ];
+    let names: Vec<(String, String)> = (0..layers)
+        .map(|l| (format!("m{l}"), format!("e{}", l + 1)))
+        .collect();
+    for (l, (m, e)) in names.iter().enumerate() {
+        let prev = if l == 0 { "e0".to_string() } else { names[l - 1].1.clone() };
+        nodes.push(node("MatMul", &[&prev, "w"], &[m], vec![]));
+        nodes.push(node("Tanh", &[m], &[e], vec![]));
+    }
+    let last = names.last().map_or("e0".to_string(), |n| n.1.clone());
+    nodes.push(node(
+        "ReduceMean",
+        &[&last],
+        &["y"],
+        vec![attr_ints("axes", &[0]), attr_int("keepdims", 0)],
+    ));
+    model(
+        nodes,
+        vec![
+            floats("w0", &[4, W as i64], weights(4 * W, seed, 0.5)),
+            ints("rows", &[2], vec![rows as i64, W as i64]),
+            floats("w", &[W as i64, W as i64], weights(W * W, seed + 1, (3.0 / W as f32).sqrt())),
+        ],
+        vec![value_info("x", DataType::Float, &[D::N(1), D::N(4)])],
+        vec![value_info("y", DataType::Float, &[D::N(W as i64)])],
+    )
+}
+
 /// `image: f32[N, 1, 28, 28]` → Conv 3x3 (8) → Relu → MaxPool 2x2 → Flatten →
 /// Gemm → `logits: f32[N, 10]`.
 pub fn cnn(seed: u64) -> Vec<u8> {

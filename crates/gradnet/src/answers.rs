@@ -1,12 +1,14 @@
-//! How this node answers the inference precompile in `eth_call` and
-//! `eth_estimateGas`: models from its hub, run on its runtimes, exactly as
-//! `/v1/infer` and the OpenAI endpoints run them.
+//! How this node answers the chain: PIPE calls and the inference
+//! precompile in `eth_call` / `eth_estimateGas`, run through the node's
+//! inference service (the queue, workers, slots and metrics `/v1/infer`
+//! and the OpenAI routes use).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use gradnet_api::AppState;
+use gradnet_api::inference::finish_reason;
+use gradnet_api::{Admitted, ApiError, AppState, Caller};
 use gradnet_chain::inference::abi::ModelInput;
 use gradnet_chain::inference::abi::{
     ChatMessage as AbiMessage, LLMChatRequest, LLMChatResponse, LLMCompletionRequest,
@@ -19,7 +21,6 @@ use gradnet_zk::keys::{proof_to_bytes, proving_key_from_bytes};
 use crate::commands::zk::{META, PROVING_KEY};
 use gradnet_runtime::llm::{ChatMessage, LlmModel, SamplingParams};
 use gradnet_types::cid::ContentId;
-use gradnet_types::request::ModelRef;
 use gradnet_types::tensor::NamedTensors;
 
 /// Results kept for repeated calls: `eth_estimateGas` runs a call once per
@@ -27,12 +28,21 @@ use gradnet_types::tensor::NamedTensors;
 /// and the inputs.
 const REMEMBERED: usize = 64;
 
+/// The chain's model runs on this node, through its inference service.
 pub struct NodeAnswers {
-    pub state: AppState,
-    recent: std::sync::Mutex<std::collections::VecDeque<(String, NamedTensors)>>,
+    shared: Arc<Shared>,
+    /// The place a PIPE request holds for all its calls; without one, each
+    /// call takes its own (`eth_call`).
+    admitted: Option<Admitted>,
+}
+
+struct Shared {
+    state: AppState,
+    caller: Caller,
+    recent: Mutex<VecDeque<(String, NamedTensors)>>,
     /// Where `gradnet zk setup` directories are looked for (ZKML proving).
     zk_dir: Option<PathBuf>,
-    provers: std::sync::Mutex<HashMap<ContentId, Arc<Prover>>>,
+    provers: Mutex<HashMap<ContentId, Arc<Prover>>>,
 }
 
 /// A model's circuit and proving key, loaded once.
@@ -42,28 +52,48 @@ struct Prover {
 }
 
 impl NodeAnswers {
-    pub fn new(state: AppState) -> Self {
+    /// Answers for `caller`: [`Caller::EthCall`] or [`Caller::Pipe`];
+    /// ZKML calls are proved with the keys under `zk_dir` (one directory
+    /// per model, as `gradnet zk setup --out` writes them).
+    pub fn new(state: AppState, caller: Caller, zk_dir: Option<PathBuf>) -> Self {
         NodeAnswers {
-            state,
-            recent: Default::default(),
-            zk_dir: None,
-            provers: Default::default(),
+            shared: Arc::new(Shared {
+                state,
+                caller,
+                recent: Default::default(),
+                zk_dir,
+                provers: Default::default(),
+            }),
+            admitted: None,
         }
     }
 
-    /// Proves ZKML calls with the keys under `dir` (one directory per
-    /// model, as `gradnet zk setup --out` writes them).
-    pub fn with_zk_dir(mut self, dir: PathBuf) -> Self {
-        self.zk_dir = Some(dir);
-        self
+    fn state(&self) -> &AppState {
+        &self.shared.state
+    }
+
+    /// Runs `f` under this batch's place in the queue, or a place of its
+    /// own (refused when the queue is full).
+    fn admitted<T>(&self, kind_llm: bool, f: impl FnOnce(&Admitted) -> Result<T, ApiError>) -> Result<T, String> {
+        let own;
+        let a = match &self.admitted {
+            Some(a) => a,
+            None => {
+                let s = self.state();
+                own = if kind_llm { s.admit_llm(self.shared.caller) } else { s.admit(self.shared.caller) }
+                    .map_err(|e| e.message)?;
+                &own
+            }
+        };
+        f(a).map_err(|e| e.message)
     }
 
     fn prover(&self, cid: &ContentId) -> Result<Arc<Prover>, String> {
-        if let Some(p) = self.provers.lock().unwrap().get(cid) {
+        if let Some(p) = self.shared.provers.lock().unwrap().get(cid) {
             return Ok(p.clone());
         }
         let none = || format!("ZKML: this node holds no proving key for model {cid}");
-        let dir = self.zk_dir.as_ref().ok_or_else(none)?;
+        let dir = self.shared.zk_dir.as_ref().ok_or_else(none)?;
         let entries = std::fs::read_dir(dir).map_err(|_| none())?;
         for e in entries.flatten() {
             let Ok(meta) = std::fs::read(e.path().join(META)) else {
@@ -88,46 +118,40 @@ impl NodeAnswers {
                 .map_err(|err| format!("ZKML: reading the proving key: {err}"))?;
             let pk = proving_key_from_bytes(&pk).map_err(|e| format!("ZKML: {e}"))?;
             let p = Arc::new(Prover { model, pk });
-            self.provers.lock().unwrap().insert(*cid, p.clone());
+            self.shared.provers.lock().unwrap().insert(*cid, p.clone());
             return Ok(p);
         }
         Err(none())
     }
 
-    fn resolve(&self, model: &str) -> Result<ContentId, String> {
-        let r: ModelRef = model.parse().map_err(|e| format!("model `{model}`: {e}"))?;
-        // on a blocking thread (JSON-RPC and PIPE run there)
-        tokio::runtime::Handle::current()
-            .block_on(self.state.hub.resolve_model(&r))
-            .map_err(|e| format!("model `{model}`: {e}"))
+    /// Waits for `f` on this thread (a blocking one: JSON-RPC and PIPE
+    /// run there).
+    fn wait<T>(&self, f: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, String> {
+        tokio::runtime::Handle::current().block_on(f).map_err(|e| e.message)
     }
 
-    /// The blob of `cid` from the hub (verified). Called on a blocking
-    /// thread (JSON-RPC runs there), so it may wait for the async read.
+    fn resolve(&self, model: &str) -> Result<ContentId, String> {
+        self.wait(self.state().resolve(model))
+    }
+
+    /// The blob of `cid` from the hub (verified).
     fn read(&self, cid: &ContentId) -> Result<Vec<u8>, String> {
         tokio::runtime::Handle::current()
-            .block_on(self.state.hub.read_all(cid))
+            .block_on(self.state().hub.read_all(cid))
             .map_err(|e| e.to_string())
-    }
-
-    fn llm(&self, model: &str) -> Result<Arc<LlmModel>, String> {
-        let cid = self.resolve(model)?;
-        if let Some(m) = self.state.llm.cached(&cid) {
-            return Ok(m);
-        }
-        let bytes = self.read(&cid)?;
-        self.state.llm.load(cid, &bytes).map_err(|e| e.to_string())
     }
 
     fn generate(
         &self,
-        m: &LlmModel,
-        prompt: &str,
+        model: &str,
+        prompt: impl FnOnce(&LlmModel) -> Result<String, String>,
         max_tokens: u32,
         stop: &[String],
         temperature: u32,
     ) -> Result<(String, &'static str), String> {
-        let ids = m.encode(prompt).map_err(|e| e.to_string())?;
+        let cid = self.resolve(model)?;
+        let m = self.wait(self.state().llm_model(cid))?;
+        let ids = m.encode(&prompt(&m)?).map_err(|e| e.to_string())?;
         let params = SamplingParams {
             max_tokens: if max_tokens == 0 {
                 256
@@ -139,18 +163,22 @@ impl NodeAnswers {
             stop: stop.to_vec(),
             ..SamplingParams::default()
         };
-        let g = m
-            .generate(&ids, &params, |_| true)
-            .map_err(|e| e.to_string())?;
-        let reason = match g.finish_reason {
-            gradnet_runtime::llm::FinishReason::Length => "length",
-            _ => "stop",
-        };
-        Ok((g.text, reason))
+        let g = self.admitted(true, |a| {
+            Ok(a.llm_slot_here()?.generate(&m, &ids, &params, |_| true)?)
+        })?;
+        Ok((g.text, finish_reason(g.finish_reason)))
     }
 }
 
 impl Inferencer for NodeAnswers {
+    fn admit(self: Arc<Self>) -> Result<Arc<dyn Inferencer>, String> {
+        let admitted = self.state().admit(self.shared.caller).map_err(|e| e.message)?;
+        Ok(Arc::new(NodeAnswers {
+            shared: self.shared.clone(),
+            admitted: Some(admitted),
+        }))
+    }
+
     fn zk_prove(&self, model: &str, input: &ModelInput) -> Result<(Vec<u8>, Vec<i64>), String> {
         let p = self.prover(&self.resolve(model)?)?;
         let x = quantize_input(input, p.model.frac_bits)?;
@@ -162,26 +190,17 @@ impl Inferencer for NodeAnswers {
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String> {
         let cid = self.resolve(model)?;
         let key = format!("{cid}\n{inputs}");
-        if let Some((_, out)) = self.recent.lock().unwrap().iter().find(|(k, _)| *k == key) {
+        let recent = &self.shared.recent;
+        if let Some((_, out)) = recent.lock().unwrap().iter().find(|(k, _)| *k == key) {
             return Ok(out.clone());
         }
-        let m = match self.state.runtime.cached(&cid) {
-            Some(m) => m,
-            None => {
-                let bytes = self.read(&cid)?;
-                self.state
-                    .runtime
-                    .load(cid, &bytes)
-                    .map_err(|e| e.to_string())?
-            }
-        };
         let inputs = gradnet_types::json::parse_inputs(inputs).map_err(|e| e.to_string())?;
-        let (_, out) = self
-            .state
-            .runtime
-            .infer(&m, &inputs)
-            .map_err(|e| e.to_string())?;
-        let mut recent = self.recent.lock().unwrap();
+        let out = self.admitted(false, |a| {
+            let m = tokio::runtime::Handle::current().block_on(self.state().onnx_model(cid))?;
+            let typed = m.signature.check_owned(inputs)?;
+            a.run_onnx_here(&m, &typed)
+        })?;
+        let mut recent = recent.lock().unwrap();
         if recent.len() == REMEMBERED {
             recent.pop_front();
         }
@@ -190,9 +209,14 @@ impl Inferencer for NodeAnswers {
     }
 
     fn complete(&self, r: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String> {
-        let m = self.llm(&r.modelCID)?;
-        let (answer, _) =
-            self.generate(&m, &r.prompt, r.max_tokens, &r.stop_sequence, r.temperature)?;
+        let prompt = |_: &LlmModel| Ok(r.prompt.clone());
+        let (answer, _) = self.generate(
+            &r.modelCID,
+            prompt,
+            r.max_tokens,
+            &r.stop_sequence,
+            r.temperature,
+        )?;
         Ok(LLMCompletionResponse { answer })
     }
 
@@ -200,7 +224,6 @@ impl Inferencer for NodeAnswers {
         if !r.tools.is_empty() {
             return Err("tool definitions are not served through the precompile; call the node's /v1/chat/completions".into());
         }
-        let m = self.llm(&r.modelCID)?;
         let messages: Vec<ChatMessage> = r
             .messages
             .iter()
@@ -212,9 +235,14 @@ impl Inferencer for NodeAnswers {
                 tool_call_id: Some(x.tool_call_id.clone()).filter(|n| !n.is_empty()),
             })
             .collect();
-        let prompt = m.chat_prompt(&messages, None).map_err(|e| e.to_string())?;
-        let (content, reason) =
-            self.generate(&m, &prompt, r.max_tokens, &r.stop_sequence, r.temperature)?;
+        let prompt = |m: &LlmModel| m.chat_prompt(&messages, None).map_err(|e| e.to_string());
+        let (content, reason) = self.generate(
+            &r.modelCID,
+            prompt,
+            r.max_tokens,
+            &r.stop_sequence,
+            r.temperature,
+        )?;
         Ok(LLMChatResponse {
             finish_reason: reason.into(),
             message: AbiMessage {

@@ -549,6 +549,184 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     assert!(err["error"]["message"].as_str().unwrap().contains("com.example:FancyOp"), "{err}");
 }
 
+/// The chain's model runs go through the node's inference service: an
+/// `eth_call` and a PIPE transaction show in `/metrics` (runs by caller and
+/// the latency histogram), and `--workers 1 --queue-depth 0` bounds them
+/// too: while a long `/v1/infer` holds the only place, an `eth_call`, a
+/// PIPE request and another `/v1/infer` are refused (not queued on
+/// threads of their own), and served again once it ends.
+#[test]
+fn chain_model_runs_share_the_nodes_queue_and_metrics() {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    use gradnet_chain::genesis::*;
+    use gradnet_chain::inference::abi::*;
+    let dir = tempfile::tempdir().unwrap();
+    let node_dir = dir.path().join("node");
+    let public_key = node_key(&node_dir);
+    let api_port = free_ports(1);
+    let api = format!("http://127.0.0.1:{api_port}");
+    let sender_key = dev_key(0);
+    let sender = address_of(&sender_key).unwrap();
+    let eth = U256::from(10u64).pow(U256::from(18));
+    let det = gradnet_runtime::deterministic_id();
+    let genesis = Genesis {
+        chain_id: 8282,
+        timestamp: 1_700_000_000,
+        gas_limit: 30_000_000,
+        base_fee: 1_000_000_000,
+        validators: vec![GenesisValidator {
+            public_key: public_key.clone(),
+            power: 1,
+            fee_recipient: alloy_primitives::Address::repeat_byte(3),
+        }],
+        alloc: [(sender, U256::from(100u64) * eth)].into(),
+        code: [(
+            gradnet_chain::inference::demo_contract::ADDRESS,
+            gradnet_chain::inference::demo_contract::runtime_code(),
+        )]
+        .into(),
+        // the node is its own (only) inference node
+        inference_nodes: vec![GenesisInferenceNode {
+            operator: address_of(&dev_key(DEV_OPERATOR_BASE)).unwrap(),
+            signing_key: public_key,
+            endpoint: api.clone(),
+            modes: vec![0],
+            models: vec![],
+            stake: U256::from(100u64) * eth,
+            engine: format!("{}/{}", det.name, det.version),
+            profile: det.profile.clone(),
+        }],
+        zk_models: vec![],
+        tee: None,
+    };
+    let gpath = dir.path().join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
+    let ports = Ports::free();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["node", "start", "--listen", &format!("127.0.0.1:{api_port}"), "--data-dir"])
+        .arg(&node_dir)
+        .arg("--genesis")
+        .arg(&gpath)
+        .args([
+            "--rpc-listen",
+            &format!("127.0.0.1:{}", ports.rpc),
+            "--p2p-listen",
+            &format!("127.0.0.1:{}", ports.p2p),
+            "--block-time-ms",
+            "100",
+            "--workers",
+            "1",
+            "--queue-depth",
+            "0",
+            "--threads",
+            "1",
+        ])
+        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    let (_node, _) = spawn_node_api(cmd);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mlp = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let (_, cid) = rt.block_on(common::publish(&api, "mlp", "model.onnx", mlp));
+    let busy = gradnet_runtime::samples::busy(8192, 48, 1);
+    let (_, busy_cid) = rt.block_on(common::publish(&api, "busy", "model.onnx", busy));
+    let metrics = || -> String {
+        rt.block_on(async { common::http().get(format!("{api}/metrics")).send().await.unwrap().text().await.unwrap() })
+    };
+    // a sample's value in the exposition, 0 when absent
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let runs = |caller: &str, outcome: &str| {
+        format!("gradnet_model_runs_total{{caller=\"{caller}\",kind=\"onnx\",outcome=\"{outcome}\"}}")
+    };
+    let timed = |caller: &str| format!("gradnet_model_run_duration_seconds_count{{caller=\"{caller}\",kind=\"onnx\"}}");
+    // `runModelInference` on the MLP with the first input scaled by `k`
+    let calldata = |k: i128, mode: u8| {
+        let mut request = common::inference::mlp_request(mode, &cid);
+        request.input.numbers[0].values[0].value = (5 * k).try_into().unwrap();
+        alloy_primitives::Bytes::from(InferencePrecompile::runModelInferenceCall { request }.abi_encode())
+    };
+    let eth_call = |k: i128| {
+        try_rpc(
+            &ports.url(),
+            "eth_call",
+            serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": calldata(k, 0)}, "latest"]),
+        )
+        .unwrap()
+    };
+
+    // an eth_call and a PIPE transaction, both counted and timed
+    let r = eth_call(1);
+    assert!(r.get("result").is_some(), "{r}");
+    let raw = gradnet_chain::wallet::sign(
+        &gradnet_chain::wallet::TxRequest {
+            chain_id: 8282,
+            nonce: 0,
+            to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+            gas_limit: 1_000_000,
+            data: calldata(2, 0),
+            ..Default::default()
+        },
+        &sender_key,
+    )
+    .unwrap();
+    let hash = rpc(&ports.url(), "eth_sendRawTransaction", serde_json::json!([raw]));
+    let mut receipt = serde_json::Value::Null;
+    wait_until(60, "the PIPE transaction's receipt", || {
+        receipt = rpc(&ports.url(), "eth_getTransactionReceipt", serde_json::json!([hash]));
+        !receipt.is_null()
+    });
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    let m = metrics();
+    assert_eq!(value(&m, &runs("eth_call", "ok")), 1.0, "{m}");
+    assert_eq!(value(&m, &timed("eth_call")), 1.0, "{m}");
+    assert!(value(&m, &runs("pipe", "ok")) >= 1.0, "{m}");
+    assert!(value(&m, &timed("pipe")) >= 1.0, "{m}");
+
+    // a long run holds the node's only place
+    let long = {
+        let api = api.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(common::post(
+                &format!("{api}/v1/infer"),
+                serde_json::json!({"model": busy_cid, "inputs": {"x": [[0.5, -1.0, 0.25, 3.0]]}}),
+            ))
+        })
+    };
+    wait_until(60, "the long run to start", || value(&metrics(), "gradnet_inference_running") == 1.0);
+    let refused = eth_call(3);
+    assert_eq!(refused["error"]["code"], 3, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("at capacity"), "{refused}");
+    let body = gradnet_chain::inference::pipe::AnswerRequest { chain_id: 8282, calls: vec![calldata(4, 0)] };
+    let (status, pipe) = rt.block_on(common::post(
+        &format!("{api}{}", gradnet_chain::inference::pipe::ANSWER_PATH),
+        serde_json::to_value(&body).unwrap(),
+    ));
+    assert_eq!((status, pipe["error"]["code"].as_str()), (429, Some("overloaded")), "{pipe}");
+    let (status, infer) = rt.block_on(common::post(
+        &format!("{api}/v1/infer"),
+        serde_json::json!({"model": cid, "inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}),
+    ));
+    assert_eq!((status, infer["error"]["code"].as_str()), (429, Some("overloaded")), "{infer}");
+    let m = metrics();
+    assert_eq!(value(&m, "gradnet_inference_running"), 1.0, "the long run ended too soon to test the bound");
+    assert_eq!(value(&m, &runs("eth_call", "refused")), 1.0, "{m}");
+    assert_eq!(value(&m, &runs("pipe", "refused")), 1.0, "{m}");
+    assert_eq!(value(&m, &runs("infer", "refused")), 1.0, "{m}");
+    let (status, out) = long.join().unwrap();
+    eprintln!("long run done at {:?}", std::time::SystemTime::now());
+    assert_eq!(status, 200, "{out}");
+    // nothing is held: the same calls are served again
+    let r = eth_call(3);
+    assert!(r.get("result").is_some(), "{r}");
+    let m = metrics();
+    assert_eq!(value(&m, &runs("eth_call", "ok")), 2.0, "{m}");
+    assert_eq!(value(&m, &runs("infer", "ok")), 1.0, "{m}");
+}
+
 fn json_inputs() -> serde_json::Value {
     serde_json::json!({"x": [[0.5, -1.0, 0.25, 3.0]]})
 }

@@ -1,5 +1,5 @@
-//! `POST /v1/infer`: resolve the model, check the inputs, run it on a bounded
-//! worker pool, sign a receipt.
+//! `POST /v1/infer`: parse the request, run it through the inference
+//! service, sign a receipt, encode the answer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gradnet_runtime::Model;
 use gradnet_types::json::{Encoded, OutputFormat};
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::{output_hash, request_hash, InferRequestRef};
-use gradnet_types::{now_ms, ContentId, DType, InferenceMode, ModelRef, Receipt, ReceiptBody};
+use gradnet_types::{now_ms, ContentId, DType, InferenceMode, Receipt, ReceiptBody};
 use serde::Serialize;
 
 use crate::error::{ApiError, JsonBody, HEADER_LENGTH};
+use crate::inference::Caller;
 use crate::AppState;
 
 #[derive(Serialize)]
@@ -52,25 +52,6 @@ fn response_json(
     Ok(out)
 }
 
-async fn resolve(s: &AppState, model: &str) -> Result<ContentId, ApiError> {
-    let r: ModelRef = model
-        .parse()
-        .map_err(|e: gradnet_types::request::ModelRefError| {
-            ApiError::bad_request("invalid_model", e.to_string())
-        })?;
-    Ok(s.hub.resolve_model(&r).await?)
-}
-
-/// The parsed model, from the cache or read (verified) from the hub.
-async fn load(s: &AppState, cid: ContentId) -> Result<Arc<Model>, ApiError> {
-    if let Some(m) = s.runtime.cached(&cid) {
-        return Ok(m);
-    }
-    let bytes = s.hub.read_all(&cid).await?;
-    let rt = s.runtime.clone();
-    Ok(tokio::task::spawn_blocking(move || rt.load(cid, &bytes)).await??)
-}
-
 pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let req: InferRequestRef<'_> = body.parse()?;
     if req.mode != InferenceMode::Vanilla {
@@ -80,39 +61,15 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
         ));
     }
     let inputs = req.inputs.parse_with(body.binary())?;
-    let cid = resolve(&s, &req.model).await?;
-    // admission: running + queued is bounded; beyond it, refuse at once
-    let _admitted = s
-        .admission
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::overloaded())?;
-    let model = load(&s, cid).await?;
-    let typed = model.signature.check_owned(inputs)?;
-    s.metrics.queued.inc();
-    let worker = s.workers.clone().acquire_owned().await;
-    s.metrics.queued.dec();
-    let worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
-    let rt = s.runtime.clone();
-    let m = model.clone();
-    let running = s.metrics.inflight.clone();
-    // the permit moves into the task: a client that disconnects does not free
-    // a worker that is still computing
-    let typed = Arc::new(typed);
-    let task = tokio::task::spawn_blocking({
-        let typed = typed.clone();
-        move || {
-            let _worker = worker;
-            running.inc();
-            let out = rt.run(&m, &typed);
-            running.dec();
-            out
-        }
-    });
-    // hashed while the model runs: the request hash needs only the inputs
-    let request_hash = request_hash(&cid, req.mode, &typed);
-    let outputs = task.await??;
-    s.metrics.inferences.inc();
+    let cid = s.resolve(&req.model).await?;
+    let admitted = s.admit(Caller::Infer)?;
+    let model = s.onnx_model(cid).await?;
+    let typed = Arc::new(model.signature.check_owned(inputs)?);
+    let run = admitted.run_onnx(model, typed.clone());
+    // hashed while the model runs (the run is polled first, so it has
+    // started): the request hash needs only the inputs
+    let (outputs, request_hash) = tokio::join!(run, async { request_hash(&cid, req.mode, &typed) });
+    let outputs = outputs?;
     let receipt = ReceiptBody {
         version: RECEIPT_VERSION,
         kind: "onnx".into(),
@@ -171,7 +128,7 @@ pub async fn signature(
     State(s): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
-    let cid = resolve(&s, &model).await?;
+    let cid = s.resolve(&model).await?;
     let bytes = s.hub.read_all(&cid).await?;
     let rt = s.runtime.clone();
     let (sig, report) = tokio::task::spawn_blocking(move || rt.inspect(cid, &bytes)).await??;

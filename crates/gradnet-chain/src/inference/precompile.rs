@@ -53,6 +53,10 @@ pub const GAS_PER_BYTE: u64 = 16;
 
 /// Runs models for the precompile (the node's runtime and hub).
 pub trait Inferencer: Send + Sync {
+    /// Takes one place in the node's queue for a batch of calls (a PIPE
+    /// request): the calls of the returned inferencer run under it, waiting
+    /// for workers. A full queue refuses the whole batch with the reason.
+    fn admit(self: Arc<Self>) -> Result<Arc<dyn Inferencer>, String>;
     /// Runs an ONNX model on inputs in gradnet's fixed-point JSON.
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String>;
     fn complete(&self, request: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String>;

@@ -97,13 +97,31 @@ async fn answer(State(a): State<Arc<Answerer>>, body: axum::body::Bytes) -> Resp
             req.calls.len()
         ));
     }
+    // one place in the node's queue for the whole request; a full queue
+    // refuses it (429), and the validator asks another node or retries
+    let inferencer = match a.inferencer.clone().admit() {
+        Ok(i) => i,
+        Err(why) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                Json(json!({"error": {"code": "overloaded", "message": why}})),
+            )
+                .into_response()
+        }
+    };
+    let admitted = Answerer {
+        inferencer,
+        key: a.key.clone(),
+        perturb: a.perturb,
+    };
     // one blocking task for the whole request: the calls are usually small
     // models, where a thread per call would cost more than the call
     let chain_id = req.chain_id;
     let job = tokio::task::spawn_blocking(move || {
         req.calls
             .iter()
-            .map(|c| a.answer(chain_id, c))
+            .map(|c| admitted.answer(chain_id, c))
             .collect::<Vec<_>>()
     });
     let results = match job.await {

@@ -85,7 +85,11 @@ pub async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
-        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers::new(state)));
+        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers::new(
+            state,
+            gradnet_api::Caller::EthCall,
+            None,
+        )));
     }
     let listener = tokio::net::TcpListener::bind(&cfg.rpc_listen)
         .await

@@ -34,8 +34,11 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
         gradnet_chain::inference::serve::Answerer {
             inferencer: std::sync::Arc::new(
-                crate::answers::NodeAnswers::new(state.clone())
-                    .with_zk_dir(cfg.data_dir.join("zk")),
+                crate::answers::NodeAnswers::new(
+                    state.clone(),
+                    gradnet_api::Caller::Pipe,
+                    Some(cfg.data_dir.join("zk")),
+                ),
             ),
             key: state.key.clone(),
             perturb: cfg.byzantine,

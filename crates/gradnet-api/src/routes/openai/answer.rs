@@ -14,8 +14,9 @@ use gradnet_types::{now_ms, ContentId, InferenceMode, Receipt, ReceiptBody};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{finish, stream::stream_events, system_fingerprint, CancelOnDrop, Gen, RECEIPT_HEADER};
+use super::{stream::stream_events, system_fingerprint, CancelOnDrop, Gen, RECEIPT_HEADER};
 use crate::error::ApiError;
+use crate::inference::finish_reason;
 use crate::AppState;
 
 /// Builds the response objects of one request.
@@ -50,7 +51,7 @@ impl Answer {
             .flatten();
         match calls {
             None => Settled {
-                finish: finish(g.finish_reason),
+                finish: finish_reason(g.finish_reason),
                 tool_message: None,
             },
             Some((before, calls)) => {
@@ -105,16 +106,6 @@ impl Answer {
         })
     }
 
-    pub(super) fn record(&self, g: &Generated) {
-        let m = &self.s.metrics;
-        m.llm_tokens
-            .with_label_values(&["prompt"])
-            .inc_by(g.prompt_tokens as u64);
-        m.llm_tokens
-            .with_label_values(&["completion"])
-            .inc_by(g.completion_tokens as u64);
-    }
-
     pub(super) fn object(&self, chunk: bool) -> &'static str {
         match (self.kind, chunk) {
             ("chat", false) => "chat.completion",
@@ -134,7 +125,6 @@ impl Answer {
                 None => return Err(ApiError::internal("generation ended without a result")),
             }
         };
-        self.record(&g);
         let settled = self.settle(&g);
         let receipt = self.receipt(&g, settled.finish);
         let choice = if self.kind == "chat" {

@@ -10,16 +10,17 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use gradnet_runtime::llm::{ChatMessage, FinishReason, Generated, LlmModel, SamplingParams};
+use gradnet_runtime::llm::{ChatMessage, Generated, LlmModel, SamplingParams};
 use gradnet_types::openai::{
     check_messages, check_unknown, ChatRequest, CompletionRequest, Invalid, Normalized, Sampling,
 };
 use gradnet_types::request::llm_request_hash;
-use gradnet_types::{now_ms, ContentId, ModelRef};
+use gradnet_types::{now_ms, ContentId};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, JsonBody};
+use crate::inference::Caller;
 use crate::AppState;
 
 mod answer;
@@ -33,41 +34,6 @@ impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::bad_request("invalid_request", e.message).with_param(e.param)
     }
-}
-
-/// A model name as clients write it: a content id, `repo`, `repo@version`
-/// (the version's `.gguf` file), or `repo@version/file`.
-async fn resolve(s: &AppState, name: &str) -> Result<ContentId, ApiError> {
-    if ContentId::looks_like(name) || name.contains('/') {
-        let r: ModelRef = name
-            .parse()
-            .map_err(|e: gradnet_types::request::ModelRefError| {
-                ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
-            })?;
-        return Ok(s.hub.resolve_model(&r).await?);
-    }
-    let (repo, version) = match name.split_once('@') {
-        Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),
-        None => (name, None),
-    };
-    s.hub
-        .find_file(repo, version, ".gguf")
-        .map(|f| f.cid)
-        .map_err(|e| match e {
-            gradnet_hub::HubError::NotFound(_) | gradnet_hub::HubError::Invalid(_) => {
-                ApiError::not_found(format!("The model `{name}` does not exist ({e})"))
-            }
-            e => e.into(),
-        })
-}
-
-async fn load(s: &AppState, cid: ContentId) -> Result<Arc<LlmModel>, ApiError> {
-    if let Some(m) = s.llm.cached(&cid) {
-        return Ok(m);
-    }
-    let bytes = s.hub.read_all(&cid).await?;
-    let llm = s.llm.clone();
-    Ok(tokio::task::spawn_blocking(move || llm.load(cid, &bytes)).await??)
 }
 
 /// `GET /v1/models`: repositories whose latest version holds a GGUF file.
@@ -105,8 +71,8 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
             .with_param("response_format"))
         }
     };
-    let cid = resolve(&s, &req.model).await?;
-    let model = load(&s, cid).await?;
+    let cid = s.resolve_llm(&req.model).await?;
+    let model = s.llm_model(cid).await?;
     // tool_choice: "auto" (default) or "none"; forcing a call cannot be enforced
     let tools = match req.tool_choice.as_ref().and_then(Value::as_str) {
         None | Some("auto") if req.tool_choice.as_ref().is_none_or(Value::is_string) => {
@@ -174,8 +140,8 @@ pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Re
             .with_param("prompt"))
         }
     };
-    let cid = resolve(&s, &req.model).await?;
-    let model = load(&s, cid).await?;
+    let cid = s.resolve_llm(&req.model).await?;
+    let model = s.llm_model(cid).await?;
     let norm = req.sampling.normalize("completion", prompt, false)?;
     serve(s, model, cid, req.model, norm, &req.sampling, false).await
 }
@@ -222,18 +188,8 @@ async fn serve(
         &cid,
         &serde_json::to_vec(&norm).map_err(|e| ApiError::internal(e.to_string()))?,
     );
-    // admission: running + queued LLM requests are bounded
-    let admitted = s
-        .llm_admission
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::overloaded())?;
-    let slot = s
-        .llm_slots
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| ApiError::internal("LLM slots closed"))?;
+    let admitted = s.admit_llm(Caller::OpenAi)?;
+    let slot = admitted.llm_slot().await?;
     let params = SamplingParams {
         max_tokens,
         temperature: norm.temperature,
@@ -247,15 +203,12 @@ async fn serve(
     let started = Instant::now();
     {
         let cancelled = cancelled.clone();
-        let running = s.metrics.llm_running.clone();
         tokio::task::spawn_blocking(move || {
             // the slot is held until generation ends, whoever is listening
-            let _slot = (slot, admitted);
-            running.inc();
-            let out = model.generate(&ids, &params, |piece| {
+            let _admitted = admitted;
+            let out = slot.generate(&model, &ids, &params, |piece| {
                 !cancelled.load(Ordering::Relaxed) && tx.send(Gen::Text(piece.to_string())).is_ok()
             });
-            running.dec();
             let _ = tx.send(Gen::Done(out));
         });
     }
@@ -288,15 +241,6 @@ async fn serve(
     }
     let _guard = CancelOnDrop(cancelled);
     ctx.whole(rx).await
-}
-
-pub(super) fn finish(r: FinishReason) -> &'static str {
-    match r {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        // nobody reads this answer; recorded for the receipt all the same
-        FinishReason::Cancelled => "cancelled",
-    }
 }
 
 pub(super) fn system_fingerprint() -> String {

@@ -76,7 +76,6 @@ pub(super) fn stream_events(
                     st.pending.push_back(data(&v).unwrap());
                 }
                 Some(Gen::Done(Ok(g))) => {
-                    st.a.record(&g);
                     let settled = st.a.settle(&g);
                     let receipt = st.a.receipt(&g, settled.finish);
                     if st.a.tools {

@@ -1,0 +1,88 @@
+//! ONNX models: loading, and runs on the worker pool.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use gradnet_runtime::Model;
+use gradnet_types::tensor::NamedTensors;
+use gradnet_types::ContentId;
+
+use super::{Admitted, Kind};
+use crate::error::ApiError;
+use crate::AppState;
+
+impl AppState {
+    /// The prepared model, from the cache or read (verified) from the hub.
+    pub async fn onnx_model(&self, cid: ContentId) -> Result<Arc<Model>, ApiError> {
+        if let Some(m) = self.runtime.cached(&cid) {
+            return Ok(m);
+        }
+        let bytes = self.hub.read_all(&cid).await?;
+        let rt = self.runtime.clone();
+        Ok(tokio::task::spawn_blocking(move || rt.load(cid, &bytes)).await??)
+    }
+}
+
+impl Admitted {
+    /// Runs `model` on checked inputs on a worker; waits for one. The
+    /// worker is held by the blocking task: a caller that goes away does
+    /// not free a worker that is still computing.
+    pub async fn run_onnx(
+        &self,
+        model: Arc<Model>,
+        inputs: Arc<NamedTensors>,
+    ) -> Result<NamedTensors, ApiError> {
+        debug_assert_eq!(self.kind, Kind::Onnx);
+        let s = &self.state;
+        let asked = Instant::now();
+        s.metrics.queued.inc();
+        let worker = s.workers.clone().acquire_owned().await;
+        s.metrics.queued.dec();
+        let worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
+        let rt = s.runtime.clone();
+        let running = s.metrics.inflight.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let _worker = worker;
+            running.inc();
+            let out = rt.run(&model, &inputs);
+            running.dec();
+            out
+        })
+        .await
+        .map_err(ApiError::from)
+        .and_then(|r| r.map_err(ApiError::from));
+        self.finish_onnx(asked, out)
+    }
+
+    /// [`Admitted::run_onnx`] on this thread, which must be one that may
+    /// block (the chain's JSON-RPC and PIPE run there).
+    pub fn run_onnx_here(
+        &self,
+        model: &Model,
+        inputs: &NamedTensors,
+    ) -> Result<NamedTensors, ApiError> {
+        debug_assert_eq!(self.kind, Kind::Onnx);
+        let s = &self.state;
+        let asked = Instant::now();
+        s.metrics.queued.inc();
+        let worker = tokio::runtime::Handle::current().block_on(s.workers.acquire());
+        s.metrics.queued.dec();
+        let _worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
+        s.metrics.inflight.inc();
+        let out = s.runtime.run(model, inputs).map_err(ApiError::from);
+        s.metrics.inflight.dec();
+        self.finish_onnx(asked, out)
+    }
+
+    fn finish_onnx(
+        &self,
+        asked: Instant,
+        out: Result<NamedTensors, ApiError>,
+    ) -> Result<NamedTensors, ApiError> {
+        super::record(&self.state, Kind::Onnx, self.caller, asked, out.is_ok());
+        if out.is_ok() {
+            self.state.metrics.inferences.inc();
+        }
+        out
+    }
+}
