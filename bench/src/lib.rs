@@ -18,6 +18,7 @@ pub fn median_ms(warmup: usize, iters: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// The median of `v` (the upper one for an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -33,6 +34,8 @@ pub async fn serve_in_process(state: gradnet_api::AppState) -> String {
     base
 }
 
+/// Where `scripts/fetch-models` put the real models (`GRADNET_MODELS_DIR`
+/// or the repository's `models/`).
 pub fn models_dir() -> std::path::PathBuf {
     std::env::var_os("GRADNET_MODELS_DIR")
         .map(Into::into)

@@ -123,7 +123,6 @@ async fn main() {
                         max_fee: price * 4,
                         tip: price / 2,
                     },
-                    ..Default::default()
                 },
                 &keys[s],
             )
@@ -222,10 +221,8 @@ fn inference_call(cid: &str, mode: u8, i: usize) -> alloy_primitives::Bytes {
     use gradnet_chain::inference::abi::*;
     let values = (0..4)
         .map(|j| Number {
-            value: (((i * 7 + j * 13) % 2001) as i128 - 1000)
-                .try_into()
-                .unwrap(),
-            decimals: 3i128.try_into().unwrap(),
+            value: ((i * 7 + j * 13) % 2001) as i128 - 1000,
+            decimals: 3,
         })
         .collect();
     InferencePrecompile::runModelInferenceCall {

@@ -68,10 +68,16 @@ impl Metrics {
             "Inferences admitted and waiting for a worker",
         )
         .unwrap();
-        let cache_hits =
-            IntGauge::new("model_cache_hits_total", "Requests that found their model prepared").unwrap();
-        let cache_misses =
-            IntGauge::new("model_cache_misses_total", "Models prepared (loaded, checked, weights packed)").unwrap();
+        let cache_hits = IntGauge::new(
+            "model_cache_hits_total",
+            "Requests that found their model prepared",
+        )
+        .unwrap();
+        let cache_misses = IntGauge::new(
+            "model_cache_misses_total",
+            "Models prepared (loaded, checked, weights packed)",
+        )
+        .unwrap();
         let bytes_stored =
             IntGauge::new("hub_bytes_stored", "Bytes of distinct blobs in the hub").unwrap();
         let llm_running = IntGauge::new("llm_running", "LLM generations running now").unwrap();

@@ -56,10 +56,22 @@ async fn publish(s: &AppState, repo: &str, bytes: &[u8]) -> (String, String) {
 
 /// [`publish`] up to the upload's answer.
 async fn try_publish(s: &AppState, repo: &str, bytes: &[u8]) -> (StatusCode, Value, String) {
-    let (st, r) = call(s, "POST", "/api/v0/models", Some(json!({"name": repo, "task": "test"}))).await;
+    let (st, r) = call(
+        s,
+        "POST",
+        "/api/v0/models",
+        Some(json!({"name": repo, "task": "test"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{r}");
     let versions = format!("/api/v0/models/{repo}/versions");
-    let (st, v) = call(s, "POST", &versions, Some(json!({"notes": "", "is_major": false}))).await;
+    let (st, v) = call(
+        s,
+        "POST",
+        &versions,
+        Some(json!({"notes": "", "is_major": false})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let ver = v["versionString"].as_str().unwrap().to_string();
     let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model.onnx\"\r\nContent-Type: application/octet-stream\r\n\r\n".to_vec();
@@ -70,7 +82,11 @@ async fn try_publish(s: &AppState, repo: &str, bytes: &[u8]) -> (StatusCode, Val
         .body(Body::from(body))
         .unwrap();
     let (st, _, up) = send(s, req).await;
-    (st, serde_json::from_slice(&up).unwrap(), format!("{repo}@{ver}/model.onnx"))
+    (
+        st,
+        serde_json::from_slice(&up).unwrap(),
+        format!("{repo}@{ver}/model.onnx"),
+    )
 }
 
 fn mlp() -> Vec<u8> {
@@ -105,8 +121,14 @@ async fn a_published_model_answers_with_a_receipt_that_verifies() {
     assert_eq!(again["outputs"], r["outputs"]);
     assert_eq!(again["receipt"]["output_hash"], r["receipt"]["output_hash"]);
     let text = n.state.metrics.render(&n.state);
-    assert!(text.contains("gradnet_model_runs_total{caller=\"infer\",kind=\"onnx\",outcome=\"ok\"} 2"), "{text}");
-    assert!(text.contains("gradnet_http_requests_total{route=\"/v1/infer\",status=\"200\"} 2"), "{text}");
+    assert!(
+        text.contains("gradnet_model_runs_total{caller=\"infer\",kind=\"onnx\",outcome=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gradnet_http_requests_total{route=\"/v1/infer\",status=\"200\"} 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -118,15 +140,35 @@ async fn bad_requests_get_precise_errors_and_the_node_keeps_serving() {
     let (model, _) = publish(&n.state, "mlp", &mlp()).await;
     let s = &n.state;
     let cases = [
-        (json!({"model": model, "inputs": {"x": [[1.0, 2.0]]}}), 400, "invalid_tensor"),
-        (json!({"model": model, "inputs": {"nope": [[1.0, 2.0, 3.0, 4.0]]}}), 400, "invalid_tensor"),
-        (json!({"model": "mlp@9.99/model.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}), 404, "not_found"),
+        (
+            json!({"model": model, "inputs": {"x": [[1.0, 2.0]]}}),
+            400,
+            "invalid_tensor",
+        ),
+        (
+            json!({"model": model, "inputs": {"nope": [[1.0, 2.0, 3.0, 4.0]]}}),
+            400,
+            "invalid_tensor",
+        ),
+        (
+            json!({"model": "mlp@9.99/model.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}),
+            404,
+            "not_found",
+        ),
         (json!({"model": "", "inputs": {}}), 400, "invalid_model"),
-        (json!({"model": model, "inputs": {"x": [[1, 2, 3, 4]]}, "mode": "QUORUM"}), 400, "unsupported_mode"),
+        (
+            json!({"model": model, "inputs": {"x": [[1, 2, 3, 4]]}, "mode": "QUORUM"}),
+            400,
+            "unsupported_mode",
+        ),
     ];
     for (body, status, code) in cases {
         let (st, r) = call(s, "POST", "/v1/infer", Some(body.clone())).await;
-        assert_eq!((st.as_u16(), r["error"]["code"].as_str()), (status, Some(code)), "{body} → {r}");
+        assert_eq!(
+            (st.as_u16(), r["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body} → {r}"
+        );
         assert!(!r["error"]["message"].as_str().unwrap().is_empty());
     }
     let malformed = Request::post("/v1/infer")
@@ -134,19 +176,54 @@ async fn bad_requests_get_precise_errors_and_the_node_keeps_serving() {
         .body(Body::from("{\"model\": "))
         .unwrap();
     let (st, _, r) = send(s, malformed).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&r));
+    assert_eq!(
+        st,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     let big = json!({"model": model, "inputs": {"x": [vec![1.0; 2000]]}});
     let (st, r) = call(s, "POST", "/v1/infer", Some(big)).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")), "{r}");
-    let (st, r) = call(s, "POST", "/api/v0/models", Some(json!({"name": "../etc", "task": "x"}))).await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+        "{r}"
+    );
+    let (st, r) = call(
+        s,
+        "POST",
+        "/api/v0/models",
+        Some(json!({"name": "../etc", "task": "x"})),
+    )
+    .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{r}");
     // a corrupt model is refused at upload with its reason, and not stored
     let (st, r, broken) = try_publish(s, "broken", b"not an onnx model").await;
-    assert_eq!((st, r["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("model_unloadable")), "{r}");
-    let (st, r) = call(s, "POST", "/v1/infer", Some(json!({"model": broken, "inputs": {"x": [[1, 2, 3, 4]]}}))).await;
-    assert_eq!((st, r["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{r}");
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("model_unloadable")),
+        "{r}"
+    );
+    let (st, r) = call(
+        s,
+        "POST",
+        "/v1/infer",
+        Some(json!({"model": broken, "inputs": {"x": [[1, 2, 3, 4]]}})),
+    )
+    .await;
+    assert_eq!(
+        (st, r["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found")),
+        "{r}"
+    );
     // and the node still serves
-    let (st, r) = call(s, "POST", "/v1/infer", Some(json!({"model": model, "inputs": {"x": [[1, 2, 3, 4]]}}))).await;
+    let (st, r) = call(
+        s,
+        "POST",
+        "/v1/infer",
+        Some(json!({"model": model, "inputs": {"x": [[1, 2, 3, 4]]}})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{r}");
 }
 
@@ -166,24 +243,52 @@ async fn a_full_queue_refuses_at_once_and_frees_its_place() {
     let x = json!({"x": [[0.5, -1.0, 0.25, 3.0]]});
     let long = tokio::spawn({
         let (s, x) = (s.clone(), x.clone());
-        async move { call(&s, "POST", "/v1/infer", Some(json!({"model": busy, "inputs": x}))).await }
+        async move {
+            call(
+                &s,
+                "POST",
+                "/v1/infer",
+                Some(json!({"model": busy, "inputs": x})),
+            )
+            .await
+        }
     });
     let started = std::time::Instant::now();
     while s.metrics.inflight.get() == 0 {
-        assert!(started.elapsed().as_secs() < 60, "the long run did not start");
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the long run did not start"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let req = Request::post("/v1/infer")
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_vec(&json!({"model": model, "inputs": x})).unwrap()))
+        .body(Body::from(
+            serde_json::to_vec(&json!({"model": model, "inputs": x})).unwrap(),
+        ))
         .unwrap();
     let (st, headers, r) = send(&s, req).await;
-    assert_eq!(s.metrics.inflight.get(), 1, "the long run ended too soon to test the bound");
-    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{}", String::from_utf8_lossy(&r));
+    assert_eq!(
+        s.metrics.inflight.get(),
+        1,
+        "the long run ended too soon to test the bound"
+    );
+    assert_eq!(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&r)
+    );
     assert_eq!(headers[header::RETRY_AFTER], "1");
     let (st, r) = long.await.unwrap();
     assert_eq!(st, StatusCode::OK, "{r}");
-    let (st, r) = call(&s, "POST", "/v1/infer", Some(json!({"model": model, "inputs": x}))).await;
+    let (st, r) = call(
+        &s,
+        "POST",
+        "/v1/infer",
+        Some(json!({"model": model, "inputs": x})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{r}");
     let text = s.metrics.render(&s);
     for line in [
@@ -204,7 +309,11 @@ async fn openai_routes_refuse_unknown_models_in_openai_shape() {
     assert_eq!(st, StatusCode::NOT_FOUND, "{r}");
     assert_eq!(r["error"]["type"], "invalid_request_error", "{r}");
     let (st, r) = call(&n.state, "GET", "/v1/models", None).await;
-    assert_eq!((st, r["object"].as_str()), (StatusCode::OK, Some("list")), "{r}");
+    assert_eq!(
+        (st, r["object"].as_str()),
+        (StatusCode::OK, Some("list")),
+        "{r}"
+    );
     let bad = json!({"model": "nobody", "messages": [], "temperature": 7});
     let (st, r) = call(&n.state, "POST", "/v1/chat/completions", Some(bad)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{r}");

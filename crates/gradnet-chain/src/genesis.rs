@@ -181,7 +181,9 @@ impl Genesis {
                         n.operator
                     ))
                 })?;
-            let invalid = |e: String| ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator));
+            let invalid = |e: String| {
+                ChainError::Invalid(format!("genesis: inference node {}: {e}", n.operator))
+            };
             let mut reg = Registry(&mut slots);
             let mut rec = reg
                 .register(
@@ -194,7 +196,8 @@ impl Genesis {
                 )
                 .map_err(invalid)?;
             if !n.engine.is_empty() || !n.profile.is_empty() {
-                crate::inference::registry::check_runtime(&n.engine, &n.profile).map_err(invalid)?;
+                crate::inference::registry::check_runtime(&n.engine, &n.profile)
+                    .map_err(invalid)?;
                 rec.engine = n.engine.clone();
                 rec.profile = n.profile.clone();
                 reg.put(&rec).map_err(invalid)?;

@@ -1,6 +1,10 @@
 //! gradnet's ledger: Ethereum transactions executed with revm, blocks,
 //! receipts and state in redb, a mempool, and the Ethereum JSON-RPC API.
 
+// The workspace lint `missing_docs` is off here until this crate's public
+// items are documented (339 were not when the lint came in).
+#![allow(missing_docs)]
+
 pub mod block;
 pub mod chain;
 pub mod consensus;

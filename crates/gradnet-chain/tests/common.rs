@@ -12,18 +12,18 @@ use gradnet_chain::mempool::PoolConfig;
 use gradnet_chain::wallet::{sign, Fees, TxRequest};
 use serde_json::{json, Value};
 
-pub const CHAIN_ID: u64 = 4242;
-pub const ETH: u128 = 1_000_000_000_000_000_000;
+pub(crate) const CHAIN_ID: u64 = 4242;
+pub(crate) const ETH: u128 = 1_000_000_000_000_000_000;
 
 /// The validator's ed25519 seed.
-pub const VALIDATOR_SEED: [u8; 32] = [0x11; 32];
+pub(crate) const VALIDATOR_SEED: [u8; 32] = [0x11; 32];
 
-pub fn validator_public_hex() -> String {
+pub(crate) fn validator_public_hex() -> String {
     let key = gradnet_chain::consensus::context::PrivateKey::from(VALIDATOR_SEED);
     hex::encode(key.public_key().as_bytes())
 }
 
-pub fn genesis(keys: &[B256]) -> Genesis {
+pub(crate) fn genesis(keys: &[B256]) -> Genesis {
     Genesis {
         chain_id: CHAIN_ID,
         timestamp: 1_700_000_000,
@@ -45,7 +45,7 @@ pub fn genesis(keys: &[B256]) -> Genesis {
     }
 }
 
-pub struct Dev {
+pub(crate) struct Dev {
     pub chain: Arc<Chain>,
     pub url: String,
     pub keys: Vec<B256>,
@@ -65,7 +65,7 @@ impl Drop for Dev {
     }
 }
 
-pub async fn serve(chain: Arc<Chain>) -> (String, tokio::task::JoinHandle<()>) {
+pub(crate) async fn serve(chain: Arc<Chain>) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = gradnet_chain::rpc::router(chain);
@@ -75,12 +75,12 @@ pub async fn serve(chain: Arc<Chain>) -> (String, tokio::task::JoinHandle<()>) {
     (url, server)
 }
 
-pub async fn dev() -> Dev {
+pub(crate) async fn dev() -> Dev {
     dev_with(|_| {}).await
 }
 
 /// A dev chain whose genesis `edit` changes first.
-pub async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
+pub(crate) async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
     let keys = dev_keys(3);
     let dir = tempfile::tempdir().unwrap();
     let mut g = genesis(&keys);
@@ -111,7 +111,7 @@ pub async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
 }
 
 /// The whole JSON-RPC response.
-pub async fn rpc_raw(url: &str, body: Value) -> Value {
+pub(crate) async fn rpc_raw(url: &str, body: Value) -> Value {
     reqwest::Client::new()
         .post(url)
         .json(&body)
@@ -124,7 +124,7 @@ pub async fn rpc_raw(url: &str, body: Value) -> Value {
 }
 
 /// The result, or panic with the error.
-pub async fn rpc(url: &str, method: &str, params: Value) -> Value {
+pub(crate) async fn rpc(url: &str, method: &str, params: Value) -> Value {
     let r = rpc_raw(
         url,
         json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
@@ -135,7 +135,7 @@ pub async fn rpc(url: &str, method: &str, params: Value) -> Value {
 }
 
 /// The error object.
-pub async fn rpc_err(url: &str, method: &str, params: Value) -> Value {
+pub(crate) async fn rpc_err(url: &str, method: &str, params: Value) -> Value {
     let r = rpc_raw(
         url,
         json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
@@ -145,7 +145,7 @@ pub async fn rpc_err(url: &str, method: &str, params: Value) -> Value {
     r["error"].clone()
 }
 
-pub async fn wait_receipt(url: &str, hash: &str) -> Value {
+pub(crate) async fn wait_receipt(url: &str, hash: &str) -> Value {
     for _ in 0..400 {
         let r = rpc(url, "eth_getTransactionReceipt", json!([hash])).await;
         if !r.is_null() {
@@ -156,7 +156,7 @@ pub async fn wait_receipt(url: &str, hash: &str) -> Value {
     panic!("no receipt for {hash}");
 }
 
-pub fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Bytes {
+pub(crate) fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Bytes {
     sign(
         &TxRequest {
             chain_id: CHAIN_ID,
@@ -172,12 +172,12 @@ pub fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Bytes {
     .unwrap()
 }
 
-pub fn hexq(v: &Value) -> u128 {
+pub(crate) fn hexq(v: &Value) -> u128 {
     u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 /// Models by content id, run on gradnet's ONNX runtime.
-pub struct Local {
+pub(crate) struct Local {
     pub runtime: gradnet_runtime::OnnxRuntime,
     pub models: std::collections::HashMap<String, Vec<u8>>,
 }

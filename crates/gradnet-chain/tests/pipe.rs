@@ -94,8 +94,8 @@ fn request(cid: &str, mode: u8, x: [i128; 4]) -> ModelInferenceRequest {
                 values: x
                     .iter()
                     .map(|v| Number {
-                        value: (*v).try_into().unwrap(),
-                        decimals: 1i128.try_into().unwrap(),
+                        value: *v,
+                        decimals: 1,
                     })
                     .collect(),
                 shape: vec![1, 4],
@@ -550,7 +550,7 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
     let receipt = |i: u64| -> Receipt {
         ReceiptBody {
             version: 1,
-            kind: if i % 3 == 0 { "llm" } else { "onnx" }.into(),
+            kind: if i.is_multiple_of(3) { "llm" } else { "onnx" }.into(),
             request_hash: ContentId::of(&i.to_be_bytes()),
             model: ContentId::of(b"model"),
             output_hash: ContentId::of(&(i * 7).to_be_bytes()),
@@ -720,7 +720,7 @@ async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_e
     use gradnet_chain::inference::scheduler::{self, IWorkflowScheduler};
     let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
-    let nodes = vec![
+    let nodes = [
         inference_node(0, &onnx, false).await,
         inference_node(1, &onnx, false).await,
     ];

@@ -22,8 +22,8 @@ use serde_json::json;
 
 fn number(v: i128, d: i128) -> Number {
     Number {
-        value: v.try_into().unwrap(),
-        decimals: d.try_into().unwrap(),
+        value: v,
+        decimals: d,
     }
 }
 

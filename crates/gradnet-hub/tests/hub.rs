@@ -1,3 +1,6 @@
+//! The hub against its own files: chunked blobs, repositories and
+//! versions, references, limits and corruption.
+
 use futures::TryStreamExt;
 use gradnet_hub::{Hub, HubConfig, HubError, RepoSpec, CHUNK_SIZE};
 use gradnet_types::{ContentId, ModelRef};

@@ -79,7 +79,13 @@ impl<'a> Cx<'a> {
 
     /// As [`Cx::par_for`], on the calling thread when the whole job is
     /// smaller than `min_work` (in any unit the caller counts `work` in).
-    pub fn par_for_if(&self, work: usize, min_work: usize, tasks: usize, f: impl Fn(usize) + Sync + Send) {
+    pub fn par_for_if(
+        &self,
+        work: usize,
+        min_work: usize,
+        tasks: usize,
+        f: impl Fn(usize) + Sync + Send,
+    ) {
         if work < min_work {
             (0..tasks).for_each(f)
         } else {
@@ -90,13 +96,25 @@ impl<'a> Cx<'a> {
     /// `f(i, chunk)` over `data` cut into pieces of `chunk` elements (the
     /// last may be shorter), in parallel when `data` holds at least
     /// `min_len` elements. Each piece is written by one task alone.
-    pub fn par_chunks<T: Send>(&self, data: &mut [T], chunk: usize, min_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    pub fn par_chunks<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        min_len: usize,
+        f: impl Fn(usize, &mut [T]) + Sync + Send,
+    ) {
         let chunk = chunk.max(1);
         match self.pool {
-            Some(pool) if self.threads > 1 && data.len() >= min_len && data.len() > chunk => {
-                pool.install(|| data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c)))
-            }
-            _ => data.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c)),
+            Some(pool) if self.threads > 1 && data.len() >= min_len && data.len() > chunk => pool
+                .install(|| {
+                    data.par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, c)| f(i, c))
+                }),
+            _ => data
+                .chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, c)| f(i, c)),
         }
     }
 
@@ -129,7 +147,7 @@ unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
     /// The pointer (a method, so closures capture the whole `SharedMut`).
-    pub fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -149,11 +167,15 @@ impl Recycle {
         if !matches!(t.data(), Data::F32(v) if v.capacity() >= Self::MIN) {
             return;
         }
-        let Data::F32(v) = t.into_parts().1 else { return };
+        let Data::F32(v) = t.into_parts().1 else {
+            return;
+        };
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         kept.push(v);
         if kept.len() > Self::KEEP {
-            let smallest = (0..kept.len()).min_by_key(|&i| kept[i].capacity()).unwrap_or(0);
+            let smallest = (0..kept.len())
+                .min_by_key(|&i| kept[i].capacity())
+                .unwrap_or(0);
             kept.swap_remove(smallest);
         }
     }

@@ -50,7 +50,10 @@ pub fn to_gradnet(t: Tensor) -> Result<GTensor> {
         Data::U32(v) => widen(v.into_iter().map(i64::from).collect()),
         Data::U64(v) => widen(
             v.into_iter()
-                .map(|x| i64::try_from(x).map_err(|_| Error::Run(format!("uint64 output {x} exceeds int64"))))
+                .map(|x| {
+                    i64::try_from(x)
+                        .map_err(|_| Error::Run(format!("uint64 output {x} exceeds int64")))
+                })
                 .collect::<Result<_>>()?,
         ),
     };

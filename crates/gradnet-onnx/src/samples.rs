@@ -2,10 +2,10 @@
 //! and a two-input model with mixed dtypes. Tests, the demo fallback and the
 //! benchmarks use them; nothing here is downloaded.
 
-use prost::Message;
 use crate::proto as pb;
 use crate::proto::tensor_proto::DataType;
 use crate::proto::tensor_shape_proto::dimension::Value as DimValue;
+use prost::Message;
 
 /// A dimension in a declared shape.
 pub enum D {
@@ -191,7 +191,11 @@ pub fn busy(rows: usize, layers: usize, seed: u64) -> Vec<u8> {
         .map(|l| (format!("m{l}"), format!("e{}", l + 1)))
         .collect();
     for (l, (m, e)) in names.iter().enumerate() {
-        let prev = if l == 0 { "e0".to_string() } else { names[l - 1].1.clone() };
+        let prev = if l == 0 {
+            "e0".to_string()
+        } else {
+            names[l - 1].1.clone()
+        };
         nodes.push(node("MatMul", &[&prev, "w"], &[m], vec![]));
         nodes.push(node("Tanh", &[m], &[e], vec![]));
     }
@@ -207,7 +211,11 @@ pub fn busy(rows: usize, layers: usize, seed: u64) -> Vec<u8> {
         vec![
             floats("w0", &[4, W as i64], weights(4 * W, seed, 0.5)),
             ints("rows", &[2], vec![rows as i64, W as i64]),
-            floats("w", &[W as i64, W as i64], weights(W * W, seed + 1, (3.0 / W as f32).sqrt())),
+            floats(
+                "w",
+                &[W as i64, W as i64],
+                weights(W * W, seed + 1, (3.0 / W as f32).sqrt()),
+            ),
         ],
         vec![value_info("x", DataType::Float, &[D::N(1), D::N(4)])],
         vec![value_info("y", DataType::Float, &[D::N(W as i64)])],

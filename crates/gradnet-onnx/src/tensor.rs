@@ -239,10 +239,13 @@ impl Data {
                 }
             };
         }
-        Some(pick!(F32, F64, I8, U8, I16, U16, I32, U32, I64, U64, Bool, Str))
+        Some(pick!(
+            F32, F64, I8, U8, I16, U16, I32, U32, I64, U64, Bool, Str
+        ))
     }
 
     /// The elements at `idx`, in that order.
+    #[allow(clippy::clone_on_copy)] // one body for every element type, strings too
     pub fn gather(&self, idx: impl Iterator<Item = usize> + Clone) -> Data {
         with_data!(self, v => Elem::wrap(idx.map(|i| v[i].clone()).collect()))
     }
@@ -389,7 +392,9 @@ impl Tensor {
     pub fn from_proto(t: &TensorProto) -> Result<Tensor> {
         let bad = |m: &str| invalid!("tensor `{}`: {m}", t.name);
         if !t.external_data.is_empty() || t.data_location == 1 {
-            return Err(bad("its data is stored outside the model file, which is not supported"));
+            return Err(bad(
+                "its data is stored outside the model file, which is not supported",
+            ));
         }
         let shape = t
             .dims
@@ -517,8 +522,15 @@ fn f16_tensor(t: &TensorProto, shape: Vec<usize>, n: usize) -> Result<Tensor> {
         t.int32_data.iter().map(|&x| x as u16).collect()
     };
     if bits.len() != n {
-        return Err(invalid!("tensor `{}` has {} float16 values, needs {n}", t.name, bits.len()));
+        return Err(invalid!(
+            "tensor `{}` has {} float16 values, needs {n}",
+            t.name,
+            bits.len()
+        ));
     }
-    let v = bits.into_iter().map(|b| half::f16::from_bits(b).to_f32()).collect();
+    let v = bits
+        .into_iter()
+        .map(|b| half::f16::from_bits(b).to_f32())
+        .collect();
     Ok(Tensor::from_parts(shape, Data::F32(v)))
 }

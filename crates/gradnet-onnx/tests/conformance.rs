@@ -52,7 +52,13 @@ fn build_corpus(dir: &Path) {
 
 /// Runs the runner (through `wrapper`, e.g. qemu) and returns each model's
 /// hash; panics on a model that fails or is out of tolerance.
-fn hashes(wrapper: &[&str], runner: &str, corpus: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, BTreeMap<String, String>) {
+fn hashes(
+    wrapper: &[&str],
+    runner: &str,
+    corpus: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (String, BTreeMap<String, String>) {
     let mut cmd = match wrapper.split_first() {
         Some((w, rest)) => {
             let mut c = Command::new(w);
@@ -62,10 +68,16 @@ fn hashes(wrapper: &[&str], runner: &str, corpus: &Path, env: &[(&str, &str)], a
         None => Command::new(runner),
     };
     cmd.arg(corpus).args(args).envs(env.iter().copied());
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {wrapper:?} {runner}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {wrapper:?} {runner}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let label = format!("{wrapper:?} {env:?} {args:?}");
-    assert!(out.status.success(), "{label}: conformance failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{label}: conformance failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let isa = text.lines().next().unwrap_or("").to_string();
     let map = text
         .lines()
@@ -79,7 +91,10 @@ fn hashes(wrapper: &[&str], runner: &str, corpus: &Path, env: &[(&str, &str)], a
 }
 
 fn have(cmd: &str) -> bool {
-    Command::new(cmd).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(cmd)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -87,33 +102,84 @@ fn corpus_matches_onnxruntime_and_hashes_agree_across_cpus() {
     let dir = tempfile::tempdir().unwrap();
     build_corpus(dir.path());
     let corpus = dir.path().join("corpus");
-    let models = std::fs::read_dir(&corpus).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "onnx")).count();
+    let models = std::fs::read_dir(&corpus)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "onnx")
+        })
+        .count();
     assert!(models >= 100, "the corpus has {models} models");
 
     let (isa, native) = hashes(&[], RUNNER, &corpus, &[], &[]);
     assert_eq!(native.len(), models);
-    eprintln!("native ({isa}): {} models agree with onnxruntime", native.len());
+    eprintln!(
+        "native ({isa}): {} models agree with onnxruntime",
+        native.len()
+    );
     let mut runs: Vec<(String, BTreeMap<String, String>)> = vec![];
-    runs.push(("4 threads".into(), hashes(&[], RUNNER, &corpus, &[], &["--threads", "4"]).1));
-    runs.push(("fusion off".into(), hashes(&[], RUNNER, &corpus, &[("GRADNET_ONNX_NO_FUSION", "1")], &[]).1));
+    runs.push((
+        "4 threads".into(),
+        hashes(&[], RUNNER, &corpus, &[], &["--threads", "4"]).1,
+    ));
+    runs.push((
+        "fusion off".into(),
+        hashes(
+            &[],
+            RUNNER,
+            &corpus,
+            &[("GRADNET_ONNX_NO_FUSION", "1")],
+            &[],
+        )
+        .1,
+    ));
     for isa in gradnet_onnx::Isa::available() {
-        runs.push((format!("{isa:?} kernels"), hashes(&[], RUNNER, &corpus, &[("GRADNET_ONNX_ISA", isa.name())], &[]).1));
+        runs.push((
+            format!("{isa:?} kernels"),
+            hashes(
+                &[],
+                RUNNER,
+                &corpus,
+                &[("GRADNET_ONNX_ISA", isa.name())],
+                &[],
+            )
+            .1,
+        ));
     }
-    assert!(have("qemu-x86_64"), "qemu-x86_64 is missing: scripts/test installs Debian's qemu-user");
+    assert!(
+        have("qemu-x86_64"),
+        "qemu-x86_64 is missing: scripts/test installs Debian's qemu-user"
+    );
     for cpu in ["Haswell", "Nehalem"] {
         let (isa, h) = hashes(&["qemu-x86_64", "-cpu", cpu], RUNNER, &corpus, &[], &[]);
         eprintln!("qemu {cpu}: {isa}");
         runs.push((format!("qemu-x86_64 -cpu {cpu}"), h));
     }
     if let Ok(arm) = std::env::var("GRADNET_ONNX_AARCH64_BIN") {
-        let sysroot = std::env::var("GRADNET_ONNX_AARCH64_SYSROOT").unwrap_or_else(|_| "/usr/aarch64-linux-gnu".into());
+        let sysroot = std::env::var("GRADNET_ONNX_AARCH64_SYSROOT")
+            .unwrap_or_else(|_| "/usr/aarch64-linux-gnu".into());
         let (isa, h) = hashes(&["qemu-aarch64", "-L", &sysroot], &arm, &corpus, &[], &[]);
         eprintln!("qemu-aarch64: {isa}");
         runs.push(("aarch64".into(), h));
     }
     for (what, h) in &runs {
-        let differ: Vec<&String> = native.keys().filter(|k| h.get(*k) != native.get(*k)).collect();
-        assert!(differ.is_empty(), "{what}: output hashes differ from native on {differ:?}");
+        let differ: Vec<&String> = native
+            .keys()
+            .filter(|k| h.get(*k) != native.get(*k))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{what}: output hashes differ from native on {differ:?}"
+        );
     }
-    eprintln!("same hashes: native, {}", runs.iter().map(|r| r.0.as_str()).collect::<Vec<_>>().join(", "));
+    eprintln!(
+        "same hashes: native, {}",
+        runs.iter()
+            .map(|r| r.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }

@@ -28,10 +28,39 @@ impl Rng {
 const ODD_INTS: &[i64] = &[-1, 0, 1, 2, 3, 7, -9, 1 << 20, i64::MAX, i64::MIN, 100_000];
 const ODD_FLOATS: &[f32] = &[0.0, -1.0, 1e30, f32::NAN, f32::INFINITY, 0.5, 1e-30];
 const OPS: &[&str] = &[
-    "Conv", "ConvTranspose", "MatMul", "Gemm", "Relu", "Softmax", "Reshape", "Transpose", "Concat",
-    "MaxPool", "AveragePool", "GlobalAveragePool", "BatchNormalization", "Add", "Mul", "Resize",
-    "Slice", "Gather", "Pad", "Expand", "Tile", "ReduceMean", "LSTM", "Flatten", "Squeeze",
-    "Unsqueeze", "TopK", "Split", "Where", "Pow", "LayerNormalization", "CumSum", "OneHot",
+    "Conv",
+    "ConvTranspose",
+    "MatMul",
+    "Gemm",
+    "Relu",
+    "Softmax",
+    "Reshape",
+    "Transpose",
+    "Concat",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "BatchNormalization",
+    "Add",
+    "Mul",
+    "Resize",
+    "Slice",
+    "Gather",
+    "Pad",
+    "Expand",
+    "Tile",
+    "ReduceMean",
+    "LSTM",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "TopK",
+    "Split",
+    "Where",
+    "Pow",
+    "LayerNormalization",
+    "CumSum",
+    "OneHot",
 ];
 
 /// One structured mutation; a description of what changed.
@@ -77,7 +106,10 @@ fn mutate(m: &mut ModelProto, rng: &mut Rng) -> String {
             let v = *rng.pick(ODD_FLOATS);
             n.attribute[ai].f = v;
             n.attribute[ai].floats.iter_mut().for_each(|f| *f = v);
-            format!("{}: attribute {} floats -> {v}", n.op_type, n.attribute[ai].name)
+            format!(
+                "{}: attribute {} floats -> {v}",
+                n.op_type, n.attribute[ai].name
+            )
         }
         2 => {
             let n = &mut g.node[ni];
@@ -86,7 +118,11 @@ fn mutate(m: &mut ModelProto, rng: &mut Rng) -> String {
                 n.input.push(v.clone());
             } else {
                 let ii = rng.below(n.input.len());
-                n.input[ii] = if rng.below(5) == 0 { String::new() } else { v.clone() };
+                n.input[ii] = if rng.below(5) == 0 {
+                    String::new()
+                } else {
+                    v.clone()
+                };
             }
             format!("{}: an input rewired to {v}", n.op_type)
         }
@@ -162,7 +198,11 @@ fn inputs(engine_inputs: &[gradnet_onnx::ValueSpec], m: &ModelProto, rng: &mut R
                 DType::I64 => Data::I64((0..n).map(|i| (i % 5) as i64 - 2).collect()),
                 DType::Bool => Data::Bool((0..n).map(|i| i % 2 == 0).collect()),
                 DType::Str => Data::Str((0..n).map(|i| format!("s{i}")).collect()),
-                _ => Data::F32((0..n).map(|i| ((i * 7919) % 200) as f32 / 50.0 - 2.0).collect()),
+                _ => Data::F32(
+                    (0..n)
+                        .map(|i| ((i * 7919) % 200) as f32 / 50.0 - 2.0)
+                        .collect(),
+                ),
             };
             Tensor::new(shape, data).unwrap()
         })
@@ -170,19 +210,39 @@ fn inputs(engine_inputs: &[gradnet_onnx::ValueSpec], m: &ModelProto, rng: &mut R
 }
 
 fn attr_ints(name: &str, v: &[i64]) -> proto::AttributeProto {
-    proto::AttributeProto { name: name.into(), r#type: 7, ints: v.to_vec(), ..Default::default() }
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: 7,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn attr_floats(name: &str, v: &[f32]) -> proto::AttributeProto {
-    proto::AttributeProto { name: name.into(), r#type: 6, floats: v.to_vec(), ..Default::default() }
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: 6,
+        floats: v.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn attr_strings(name: &str, v: &[&str]) -> proto::AttributeProto {
-    proto::AttributeProto { name: name.into(), r#type: 8, strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(), ..Default::default() }
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: 8,
+        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
 }
 
 fn attr_string(name: &str, v: &str) -> proto::AttributeProto {
-    proto::AttributeProto { name: name.into(), r#type: 3, s: v.as_bytes().to_vec(), ..Default::default() }
+    proto::AttributeProto {
+        name: name.into(),
+        r#type: 3,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
 }
 
 /// `X: f32[N, 3]` through a 2-tree ensemble regressor and a linear
@@ -191,18 +251,22 @@ fn ml_model() -> Vec<u8> {
     let vi = |name: &str, t: i32, dims: &[i64]| proto::ValueInfoProto {
         name: name.into(),
         r#type: Some(proto::TypeProto {
-            value: Some(proto::type_proto::Value::TensorType(proto::type_proto::Tensor {
-                elem_type: t,
-                shape: Some(proto::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|&d| proto::tensor_shape_proto::Dimension {
-                            value: Some(proto::tensor_shape_proto::dimension::Value::DimValue(d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
+            value: Some(proto::type_proto::Value::TensorType(
+                proto::type_proto::Tensor {
+                    elem_type: t,
+                    shape: Some(proto::TensorShapeProto {
+                        dim: dims
+                            .iter()
+                            .map(|&d| proto::tensor_shape_proto::Dimension {
+                                value: Some(proto::tensor_shape_proto::dimension::Value::DimValue(
+                                    d,
+                                )),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                },
+            )),
             ..Default::default()
         }),
         ..Default::default()
@@ -216,7 +280,10 @@ fn ml_model() -> Vec<u8> {
             attr_ints("nodes_treeids", &[0, 0, 0, 1, 1, 1]),
             attr_ints("nodes_nodeids", &[0, 1, 2, 0, 1, 2]),
             attr_ints("nodes_featureids", &[0, 0, 0, 2, 0, 0]),
-            attr_strings("nodes_modes", &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GT", "LEAF", "LEAF"]),
+            attr_strings(
+                "nodes_modes",
+                &["BRANCH_LEQ", "LEAF", "LEAF", "BRANCH_GT", "LEAF", "LEAF"],
+            ),
             attr_floats("nodes_values", &[0.5, 0.0, 0.0, -0.2, 0.0, 0.0]),
             attr_ints("nodes_truenodeids", &[1, 0, 0, 1, 0, 0]),
             attr_ints("nodes_falsenodeids", &[2, 0, 0, 2, 0, 0]),
@@ -224,7 +291,12 @@ fn ml_model() -> Vec<u8> {
             attr_ints("target_nodeids", &[1, 2, 1, 2]),
             attr_ints("target_ids", &[0, 0, 0, 0]),
             attr_floats("target_weights", &[1.0, -1.0, 0.5, 2.0]),
-            proto::AttributeProto { name: "n_targets".into(), r#type: 2, i: 1, ..Default::default() },
+            proto::AttributeProto {
+                name: "n_targets".into(),
+                r#type: 2,
+                i: 1,
+                ..Default::default()
+            },
             attr_string("aggregate_function", "SUM"),
         ],
         ..Default::default()
@@ -245,13 +317,23 @@ fn ml_model() -> Vec<u8> {
     proto::ModelProto {
         ir_version: 8,
         opset_import: vec![
-            proto::OperatorSetIdProto { domain: String::new(), version: 17 },
-            proto::OperatorSetIdProto { domain: "ai.onnx.ml".into(), version: 3 },
+            proto::OperatorSetIdProto {
+                domain: String::new(),
+                version: 17,
+            },
+            proto::OperatorSetIdProto {
+                domain: "ai.onnx.ml".into(),
+                version: 3,
+            },
         ],
         graph: Some(proto::GraphProto {
             node: vec![trees, linear],
             input: vec![vi("X", 1, &[2, 3])],
-            output: vec![vi("Y", 1, &[2, 1]), vi("label", 7, &[2]), vi("scores", 1, &[2, 2])],
+            output: vec![
+                vi("Y", 1, &[2, 1]),
+                vi("label", 7, &[2]),
+                vi("scores", 1, &[2, 2]),
+            ],
             ..Default::default()
         }),
         ..Default::default()
@@ -270,8 +352,12 @@ fn mutated_models_fail_cleanly_never_panic() {
         ("ml", ml_model()),
     ];
     // real models too, where scripts/fetch-models put them
-    let dir = std::env::var("GRADNET_MODELS_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").into());
-    for (name, file) in [("ppocr-cls", "ppocr-mobile-v2-cls.onnx"), ("silero", "silero-vad-openvino-16k.onnx")] {
+    let dir = std::env::var("GRADNET_MODELS_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").into());
+    for (name, file) in [
+        ("ppocr-cls", "ppocr-mobile-v2-cls.onnx"),
+        ("silero", "silero-vad-openvino-16k.onnx"),
+    ] {
         if let Ok(b) = std::fs::read(std::path::Path::new(&dir).join(file)) {
             bases.push((name, b));
         }
@@ -282,7 +368,10 @@ fn mutated_models_fail_cleanly_never_panic() {
         max_tensor_bytes: 64 << 20,
     });
     // GRADNET_FUZZ_SEED explores other mutations (CI runs the fixed default)
-    let seed: u64 = std::env::var("GRADNET_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed: u64 = std::env::var("GRADNET_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     // unmutated, every base model loads
     for (name, bytes) in &bases {
@@ -301,7 +390,9 @@ fn mutated_models_fail_cleanly_never_panic() {
         let mutated = m.encode_to_vec();
         let seed = rng.next();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let Ok(model) = engine.load(&mutated) else { return (false, false) };
+            let Ok(model) = engine.load(&mutated) else {
+                return (false, false);
+            };
             let mut r = Rng(seed | 1);
             let ins = inputs(&model.inputs(), &m, &mut r);
             (true, engine.run(&model, ins).is_ok())
@@ -321,9 +412,20 @@ fn mutated_models_fail_cleanly_never_panic() {
             }
         }
     }
-    eprintln!("3000 mutated models: {loaded} loaded, {ran} ran, {} panicked", panics.len());
-    assert!(panics.is_empty(), "{} panics, first ones:\n{}", panics.len(), panics[..panics.len().min(15)].join("\n"));
-    assert!(loaded > 300 && ran > 100, "the mutations should leave many models runnable: {loaded} loaded, {ran} ran");
+    eprintln!(
+        "3000 mutated models: {loaded} loaded, {ran} ran, {} panicked",
+        panics.len()
+    );
+    assert!(
+        panics.is_empty(),
+        "{} panics, first ones:\n{}",
+        panics.len(),
+        panics[..panics.len().min(15)].join("\n")
+    );
+    assert!(
+        loaded > 300 && ran > 100,
+        "the mutations should leave many models runnable: {loaded} loaded, {ran} ran"
+    );
 }
 
 #[test]

@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use gradnet_onnx::proto as pb;
+use gradnet_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 use gradnet_types::json::JsonInputs;
 use gradnet_types::{DType, NamedTensors, Tensor, TensorError};
 use serde::Serialize;
-use gradnet_onnx::proto as pb;
-use gradnet_onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 
 use crate::error::{Result, RuntimeError};
 

@@ -357,7 +357,7 @@ fn concurrent_generations_are_batched_without_changing_answers() {
     let prompts = ["hello", "the quick brown fox", "a", "seeded sampling"];
     let params = |i: usize| SamplingParams {
         max_tokens: 40,
-        temperature: if i % 2 == 0 { 0.0 } else { 0.8 },
+        temperature: if i.is_multiple_of(2) { 0.0 } else { 0.8 },
         seed: i as u64,
         ..Default::default()
     };

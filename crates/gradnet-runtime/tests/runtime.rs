@@ -1,3 +1,6 @@
+//! The runtime on generated and real models: loading, input checks,
+//! engines, threads, caches and errors.
+
 use std::path::PathBuf;
 
 use gradnet_runtime::{samples, Backend, Dim, OnnxRuntime, RuntimeConfig, RuntimeError};
@@ -171,7 +174,8 @@ fn prepared_models_are_cached() {
     let r = rt(1);
     for _ in 0..3 {
         let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
-        r.infer(&m, &parse_inputs(&json!({"x": batch(2, 4)})).unwrap()).unwrap();
+        r.infer(&m, &parse_inputs(&json!({"x": batch(2, 4)})).unwrap())
+            .unwrap();
     }
     let s = r.cache_stats();
     assert_eq!((s.hits, s.misses), (2, 1));
@@ -186,9 +190,17 @@ fn rows_give_the_same_bits_in_any_batch() {
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     let rows = samples::weights(9 * 64, 21, 1.0);
     let run = |n: usize| -> Vec<u32> {
-        let x = json!(rows[..n * 64].chunks(64).map(|c| c.to_vec()).collect::<Vec<_>>());
-        let out = r.infer(&m, &parse_inputs(&json!({ "x": x })).unwrap()).unwrap().1;
-        let TensorData::F32(v) = out["y"].data() else { panic!() };
+        let x = json!(rows[..n * 64]
+            .chunks(64)
+            .map(|c| c.to_vec())
+            .collect::<Vec<_>>());
+        let out = r
+            .infer(&m, &parse_inputs(&json!({ "x": x })).unwrap())
+            .unwrap()
+            .1;
+        let TensorData::F32(v) = out["y"].data() else {
+            panic!()
+        };
         v.iter().map(|f| f.to_bits()).collect()
     };
     let all = run(9);
@@ -227,12 +239,19 @@ fn concurrent_requests_and_thread_counts_give_the_same_hashes() {
             let hs: Vec<_> = (0..4)
                 .map(|_| {
                     let (r, m, inputs) = (r.clone(), m.clone(), &inputs);
-                    s.spawn(move || (0..3).map(|_| output_hash(&r.infer(&m, inputs).unwrap().1)).collect::<Vec<_>>())
+                    s.spawn(move || {
+                        (0..3)
+                            .map(|_| output_hash(&r.infer(&m, inputs).unwrap().1))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
         });
-        assert!(hashes.iter().all(|h| *h == want), "{threads} threads: {hashes:?} vs {want}");
+        assert!(
+            hashes.iter().all(|h| *h == want),
+            "{threads} threads: {hashes:?} vs {want}"
+        );
     }
 }
 
@@ -246,21 +265,36 @@ fn inspection_names_the_operators_that_stop_a_model() {
     assert_eq!(sig.inputs[0].name, "x");
     assert!(!report.runs_here);
     assert!(report.profiles.is_empty());
-    assert_eq!(report.engines[0].unsupported, vec!["com.example:FancyOp".to_string()]);
+    assert_eq!(
+        report.engines[0].unsupported,
+        vec!["com.example:FancyOp".to_string()]
+    );
     let err = r.load(ContentId::of(&bytes), &bytes).err().unwrap();
     assert!(matches!(err, RuntimeError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("com.example:FancyOp"), "{err}");
     let ok = samples::mlp(4, 8, 3, 1);
     let (_, report) = r.inspect(ContentId::of(&ok), &ok).unwrap();
     assert!(report.runs_here);
-    assert_eq!(report.profiles, vec![gradnet_types::DETERMINISTIC_PROFILE.to_string()]);
+    assert_eq!(
+        report.profiles,
+        vec![gradnet_types::DETERMINISTIC_PROFILE.to_string()]
+    );
     // an onnxruntime node reports both its engine and the deterministic profile
     let o = with(onnxruntime(), 1);
     let (_, report) = o.inspect(ContentId::of(&ok), &ok).unwrap();
     assert_eq!(report.engines.len(), 2);
-    assert_eq!(report.profiles, vec![gradnet_types::NATIVE_PROFILE.to_string(), gradnet_types::DETERMINISTIC_PROFILE.to_string()]);
+    assert_eq!(
+        report.profiles,
+        vec![
+            gradnet_types::NATIVE_PROFILE.to_string(),
+            gradnet_types::DETERMINISTIC_PROFILE.to_string()
+        ]
+    );
     let junk = b"not onnx \xff".to_vec();
-    assert!(matches!(r.inspect(ContentId::of(&junk), &junk), Err(RuntimeError::Unloadable(_))));
+    assert!(matches!(
+        r.inspect(ContentId::of(&junk), &junk),
+        Err(RuntimeError::Unloadable(_))
+    ));
 }
 
 /// The two engines agree to float tolerance, give the same dtypes and shapes,

@@ -58,6 +58,9 @@ pub fn dev_pcrs() -> BTreeMap<u64, Vec<u8>> {
         .collect()
 }
 
+/// A local stand-in for an enclave: a root certificate derived from a seed,
+/// and documents in Nitro's format signed under it, for machines without
+/// an enclave. Verifiers accept them only with this root pinned.
 pub struct DevEnclave {
     root_key: SigningKey,
     root_name: Name,

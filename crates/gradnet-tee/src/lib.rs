@@ -23,36 +23,56 @@ pub const BINDING_TAG: &[u8] = b"gradnet-tee-v1";
 /// Module id prefix of dev-enclave documents.
 pub const DEV_MODULE_PREFIX: &str = "gradnet-dev-enclave";
 
+/// Why a document is refused (or could not be built).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TeeError {
+    /// Not a COSE_Sign1 attestation document, or a field is missing or of
+    /// the wrong type.
     #[error("malformed attestation document: {0}")]
     Malformed(String),
+    /// The certificate chain ends at a root nobody pinned.
     #[error("the document does not chain to a pinned root")]
     UntrustedRoot,
+    /// A certificate in the chain is malformed or not signed by the next.
     #[error("certificate chain: {0}")]
     Chain(String),
+    /// A certificate had expired at the time of the check.
     #[error("certificate {subject} expired at {until} (Unix seconds); checked at {now}")]
     Expired {
+        /// The certificate's subject.
         subject: String,
+        /// Its `notAfter`, Unix seconds.
         until: u64,
+        /// The time of the check, Unix seconds.
         now: u64,
     },
+    /// A certificate was not yet valid at the time of the check.
     #[error("certificate {subject} is valid from {from} (Unix seconds); checked at {now}")]
     NotYetValid {
+        /// The certificate's subject.
         subject: String,
+        /// Its `notBefore`, Unix seconds.
         from: u64,
+        /// The time of the check, Unix seconds.
         now: u64,
     },
+    /// The document's ES384 signature does not verify.
     #[error("the document's signature does not verify with its certificate's key")]
     Signature,
+    /// A platform configuration register differs from the approved image's.
     #[error("PCR{index} is {got}, expected {want}")]
     Pcr {
+        /// The register.
         index: u64,
+        /// Its value in the document, hex.
         got: String,
+        /// The approved value, hex.
         want: String,
     },
+    /// The user data does not carry this node's binding ([`binding`]).
     #[error("the document's user data does not bind this node's signing key and TLS certificate")]
     NotBound,
+    /// A dev-enclave document or certificate could not be built.
     #[error("building a document: {0}")]
     Build(String),
 }
@@ -104,6 +124,7 @@ impl Attestation {
         }
     }
 
+    /// The enclave image's identity ([`measurement`] of its PCRs).
     pub fn measurement(&self) -> Result<[u8; 32], TeeError> {
         measurement(&self.pcrs)
     }

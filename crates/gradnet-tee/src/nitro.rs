@@ -27,6 +27,7 @@ const ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
 /// lists for dev enclaves).
 pub const AWS_NITRO_ROOT_B64: &str = "MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTELMAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYDVQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4MTQyODA1WjBJMQswCQYDVQQGEwJVUzEPMA0GA1UECgwGQW1hem9uMQwwCgYDVQQLDANBV1MxGzAZBgNVBAMMEmF3cy5uaXRyby1lbmNsYXZlczB2MBAGByqGSM49AgEGBSuBBAAiA2IABPwCVOumCMHzaHDimtqQvkY4MpJzbolL//Zy2YlES1BR5TSksfbb48C8WBoyt7F2Bw7eEtaaP+ohG2bnUs990d0JX28TcPQXCEPZ3BABIeTPYwEoCWZEh8l5YoQwTcU/9KNCMEAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQUkCW1DdkFR+eWw5b6cp3PmanfS5YwDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMDA2kAMGYCMQCjfy+Rocm9Xue4YnwWmNJVA44fA0P5W2OpYow9OYCVRaEevL8uO1XYru5xtMPWrfMCMQCi85sWBbJwKKXdS6BptQFuZbT73o/gBh1qUxl/nNr12UO8Yfwr6wPLb+6NIwLz3/Y=";
 
+/// [`AWS_NITRO_ROOT_B64`] as DER.
 pub fn aws_nitro_root() -> Vec<u8> {
     data_encoding::BASE64
         .decode(AWS_NITRO_ROOT_B64.as_bytes())
@@ -36,12 +37,17 @@ pub fn aws_nitro_root() -> Vec<u8> {
 /// What a verified document says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attestation {
+    /// The enclave's module id (dev enclaves: [`crate::DEV_MODULE_PREFIX`]…).
     pub module_id: String,
     /// Milliseconds since the Unix epoch, as the document states.
     pub timestamp_ms: u64,
+    /// Platform configuration registers by index.
     pub pcrs: BTreeMap<u64, Vec<u8>>,
+    /// The public key the enclave put in the document, if any.
     pub public_key: Option<Vec<u8>>,
+    /// The enclave's user data (gradnet: the node's [`crate::binding`]).
     pub user_data: Option<Vec<u8>>,
+    /// The nonce the document answers, if any.
     pub nonce: Option<Vec<u8>>,
     /// The pinned root (DER) the document chains to.
     pub root: Vec<u8>,

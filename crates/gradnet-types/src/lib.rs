@@ -1,6 +1,10 @@
 //! gradnet's shared vocabulary: content ids, tensors and their JSON encodings,
 //! inference modes, requests, receipts and node keys.
 
+// The workspace lint `missing_docs` is off here until this crate's public
+// items are documented (164 were not when the lint came in).
+#![allow(missing_docs)]
+
 pub mod cid;
 pub mod error;
 pub mod json;

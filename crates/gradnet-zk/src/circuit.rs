@@ -27,7 +27,7 @@ pub(crate) fn field(v: i128) -> Fr {
 
 /// The model hash as a public input: its first 31 bytes (248 bits), so it
 /// is below the field's modulus.
-pub fn hash_field(hash: &[u8; 32]) -> Fr {
+pub(crate) fn hash_field(hash: &[u8; 32]) -> Fr {
     Fr::from_le_bytes_mod_order(&hash[..31])
 }
 

@@ -10,6 +10,10 @@
 //!   proofs ([`keys`]).
 //! - [`accuracy`]: the quantized model against float inference.
 
+// The workspace lint `missing_docs` is off here until this crate's public
+// items are documented (43 were not when the lint came in).
+#![allow(missing_docs)]
+
 pub mod accuracy;
 mod bundle;
 mod circuit;

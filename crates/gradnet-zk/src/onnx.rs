@@ -12,9 +12,9 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use gradnet_onnx::proto as pb;
 use gradnet_onnx::proto::tensor_proto::DataType;
+use prost::Message;
 
 use crate::model::{Op, QuantModel};
 use crate::ZkError;

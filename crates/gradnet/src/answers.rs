@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use gradnet_api::inference::finish_reason;
+use gradnet_api::inference::{finish_reason, Kind};
 use gradnet_api::{Admitted, ApiError, AppState, Caller};
 use gradnet_chain::inference::abi::ModelInput;
 use gradnet_chain::inference::abi::{
@@ -29,7 +29,7 @@ use gradnet_types::tensor::NamedTensors;
 const REMEMBERED: usize = 64;
 
 /// The chain's model runs on this node, through its inference service.
-pub struct NodeAnswers {
+pub(crate) struct NodeAnswers {
     shared: Arc<Shared>,
     /// The place a PIPE request holds for all its calls; without one, each
     /// call takes its own (`eth_call`).
@@ -55,7 +55,7 @@ impl NodeAnswers {
     /// Answers for `caller`: [`Caller::EthCall`] or [`Caller::Pipe`];
     /// ZKML calls are proved with the keys under `zk_dir` (one directory
     /// per model, as `gradnet zk setup --out` writes them).
-    pub fn new(state: AppState, caller: Caller, zk_dir: Option<PathBuf>) -> Self {
+    pub(crate) fn new(state: AppState, caller: Caller, zk_dir: Option<PathBuf>) -> Self {
         NodeAnswers {
             shared: Arc::new(Shared {
                 state,
@@ -74,14 +74,22 @@ impl NodeAnswers {
 
     /// Runs `f` under this batch's place in the queue, or a place of its
     /// own (refused when the queue is full).
-    fn admitted<T>(&self, kind_llm: bool, f: impl FnOnce(&Admitted) -> Result<T, ApiError>) -> Result<T, String> {
+    fn admitted<T>(
+        &self,
+        kind_llm: bool,
+        f: impl FnOnce(&Admitted) -> Result<T, ApiError>,
+    ) -> Result<T, String> {
         let own;
         let a = match &self.admitted {
             Some(a) => a,
             None => {
                 let s = self.state();
-                own = if kind_llm { s.admit_llm(self.shared.caller) } else { s.admit(self.shared.caller) }
-                    .map_err(|e| e.message)?;
+                own = if kind_llm {
+                    s.admit_llm(self.shared.caller)
+                } else {
+                    s.admit(self.shared.caller)
+                }
+                .map_err(|e| e.message)?;
                 &own
             }
         };
@@ -126,8 +134,13 @@ impl NodeAnswers {
 
     /// Waits for `f` on this thread (a blocking one: JSON-RPC and PIPE
     /// run there).
-    fn wait<T>(&self, f: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T, String> {
-        tokio::runtime::Handle::current().block_on(f).map_err(|e| e.message)
+    fn wait<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, String> {
+        tokio::runtime::Handle::current()
+            .block_on(f)
+            .map_err(|e| e.message)
     }
 
     fn resolve(&self, model: &str) -> Result<ContentId, String> {
@@ -172,7 +185,10 @@ impl NodeAnswers {
 
 impl Inferencer for NodeAnswers {
     fn admit(self: Arc<Self>) -> Result<Arc<dyn Inferencer>, String> {
-        let admitted = self.state().admit(self.shared.caller).map_err(|e| e.message)?;
+        let admitted = self
+            .state()
+            .admit(self.shared.caller)
+            .map_err(|e| e.message)?;
         Ok(Arc::new(NodeAnswers {
             shared: self.shared.clone(),
             admitted: Some(admitted),
@@ -182,8 +198,12 @@ impl Inferencer for NodeAnswers {
     fn zk_prove(&self, model: &str, input: &ModelInput) -> Result<(Vec<u8>, Vec<i64>), String> {
         let p = self.prover(&self.resolve(model)?)?;
         let x = quantize_input(input, p.model.frac_bits)?;
-        let (y, proof) =
-            gradnet_zk::prove(&p.model, &p.pk, &x).map_err(|e| format!("ZKML: {e}"))?;
+        let (y, proof) = self.admitted(false, |a| {
+            a.work_here(Kind::Zkml, || {
+                gradnet_zk::prove(&p.model, &p.pk, &x)
+                    .map_err(|e| ApiError::bad_request("zkml", format!("ZKML: {e}")))
+            })
+        })?;
         Ok((proof_to_bytes(&proof), y))
     }
 

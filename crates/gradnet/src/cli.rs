@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "gradnet: verifiable AI inference — model hub, inference node and CLI"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Node API to talk to (client commands).
     #[arg(
         long,
@@ -32,7 +32,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub(crate) enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCmd),
@@ -68,7 +69,7 @@ pub enum Command {
 }
 
 #[derive(Args, Clone)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The node's home directory (created).
     #[arg(long)]
     pub home: PathBuf,
@@ -94,7 +95,7 @@ pub struct InitArgs {
 }
 
 #[derive(Args, Clone)]
-pub struct DevnetArgs {
+pub(crate) struct DevnetArgs {
     /// Validators (one process each).
     #[arg(long, default_value_t = 4)]
     pub validators: usize,
@@ -138,7 +139,7 @@ pub struct DevnetArgs {
 }
 
 #[derive(Subcommand)]
-pub enum ChainCmd {
+pub(crate) enum ChainCmd {
     /// Chain id, head block and pending transactions.
     Status(RpcArg),
     /// A block by number (or `latest`), with its transactions.
@@ -156,7 +157,7 @@ pub enum ChainCmd {
 }
 
 #[derive(Args, Clone)]
-pub struct RpcArg {
+pub(crate) struct RpcArg {
     /// Ethereum JSON-RPC endpoint of a node.
     #[arg(long, env = "GRADNET_RPC", default_value = "http://127.0.0.1:8545")]
     pub rpc: String,
@@ -164,7 +165,7 @@ pub struct RpcArg {
 
 /// Sampling settings shared by `chat` and `completion`.
 #[derive(Args, Clone, Debug)]
-pub struct GenArgs {
+pub(crate) struct GenArgs {
     /// Model: hub repository (`smollm2`), `repo@version`, or content id.
     #[arg(long, short)]
     pub model: String,
@@ -191,7 +192,7 @@ pub struct GenArgs {
 }
 
 #[derive(Args)]
-pub struct ChatArgs {
+pub(crate) struct ChatArgs {
     #[command(flatten)]
     pub gen: GenArgs,
     /// One message to send; without it, chat line by line from stdin.
@@ -203,7 +204,7 @@ pub struct ChatArgs {
 }
 
 #[derive(Args)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     #[command(flatten)]
     pub gen: GenArgs,
     #[arg(long, short)]
@@ -211,7 +212,7 @@ pub struct CompletionArgs {
 }
 
 #[derive(Subcommand)]
-pub enum NodeCmd {
+pub(crate) enum NodeCmd {
     /// Start a node: hub, inference and HTTP API.
     Start(NodeArgs),
 }
@@ -219,7 +220,7 @@ pub enum NodeCmd {
 /// Node settings; each flag overrides `GRADNET_*` from the environment, which
 /// overrides the config file, which overrides the defaults.
 #[derive(Args, Clone, Default)]
-pub struct NodeArgs {
+pub(crate) struct NodeArgs {
     /// A node home made by `gradnet init`: the data dir, with its
     /// config.toml as the config file.
     #[arg(long, env = "GRADNET_HOME")]
@@ -317,7 +318,7 @@ pub struct NodeArgs {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum BackendName {
+pub(crate) enum BackendName {
     /// gradnet's engine: the same output bits on every CPU (profile det-1),
     /// so QUORUM can compare this node's answers with any other's.
     Deterministic,
@@ -327,7 +328,7 @@ pub enum BackendName {
 }
 
 #[derive(Subcommand)]
-pub enum ModelCmd {
+pub(crate) enum ModelCmd {
     /// Create a model repository.
     Create {
         name: String,
@@ -374,7 +375,7 @@ pub enum ModelCmd {
 }
 
 #[derive(Args)]
-pub struct InferArgs {
+pub(crate) struct InferArgs {
     /// Content id or `repo@version/file`.
     #[arg(long)]
     pub model: String,
@@ -393,7 +394,7 @@ pub struct InferArgs {
 }
 
 #[derive(Subcommand)]
-pub enum ReceiptCmd {
+pub(crate) enum ReceiptCmd {
     /// Check a receipt offline: signature, and the output hash when the file is
     /// a whole inference response.
     Verify {
@@ -433,7 +434,7 @@ pub enum ReceiptCmd {
 }
 
 #[derive(Subcommand)]
-pub enum ZkCmd {
+pub(crate) enum ZkCmd {
     /// Compile an ONNX model to a circuit, generate its keys once, and
     /// report its accuracy against float inference.
     Setup(ZkSetupArgs),
@@ -462,7 +463,7 @@ pub enum ZkCmd {
 }
 
 #[derive(Args)]
-pub struct ZkSetupArgs {
+pub(crate) struct ZkSetupArgs {
     /// The ONNX model.
     pub model: PathBuf,
     /// Fraction bits of the fixed-point scale: values are integers at 2^F.
@@ -483,7 +484,7 @@ pub struct ZkSetupArgs {
 }
 
 #[derive(Subcommand)]
-pub enum KeysCmd {
+pub(crate) enum KeysCmd {
     /// Generate an ed25519 node key.
     New {
         /// Write the secret seed here (never overwritten); without it only the public key is printed.
@@ -493,7 +494,7 @@ pub enum KeysCmd {
 }
 
 #[derive(Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Address for the demo node's API.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub listen: String,

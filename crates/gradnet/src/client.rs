@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub struct Client {
+pub(crate) struct Client {
     base: String,
     http: reqwest::Client,
 }
@@ -27,14 +27,14 @@ fn bar(len: u64, msg: String) -> ProgressBar {
 }
 
 impl Client {
-    pub fn new(base: &str) -> Self {
+    pub(crate) fn new(base: &str) -> Self {
         Client {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -66,17 +66,17 @@ impl Client {
         Ok(self.check(r).await?.json().await?)
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.get(self.url(path))).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+    pub(crate) async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
     /// POSTs a streaming request and hands each server-sent event's `data`
     /// to `on_data` as it arrives, up to `[DONE]`.
-    pub async fn post_sse(
+    pub(crate) async fn post_sse(
         &self,
         path: &str,
         body: &Value,
@@ -121,7 +121,7 @@ impl Client {
     }
 
     /// Streams a file up as multipart, with a progress bar on stderr.
-    pub async fn upload(
+    pub(crate) async fn upload(
         &self,
         repo: &str,
         version: &str,
@@ -156,7 +156,7 @@ impl Client {
     }
 
     /// Downloads a blob to `out` (via a `.part` file), checking its content id.
-    pub async fn download(
+    pub(crate) async fn download(
         &self,
         cid: &gradnet_types::ContentId,
         out: &Path,

@@ -13,7 +13,7 @@ use crate::cli::{BackendName, NodeArgs};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub threads: Option<usize>,
@@ -41,7 +41,7 @@ pub struct FileConfig {
 
 /// The ledger part of a node (on when a genesis is given).
 #[derive(Debug, Clone)]
-pub struct ChainConfig {
+pub(crate) struct ChainConfig {
     pub genesis: PathBuf,
     pub rpc_listen: String,
     pub block_time: std::time::Duration,
@@ -54,7 +54,7 @@ pub struct ChainConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
+pub(crate) struct NodeConfig {
     pub data_dir: PathBuf,
     pub listen: String,
     pub hub: HubConfig,
@@ -72,7 +72,7 @@ fn list(flags: &[String], file: &[String]) -> Vec<String> {
     if flags.is_empty() { file } else { flags }.to_vec()
 }
 
-pub fn default_data_dir() -> PathBuf {
+pub(crate) fn default_data_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."))
@@ -81,7 +81,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// `ORT_DYLIB_PATH` (the variable `ort` users know), else the library that
 /// `scripts/fetch-models` puts next to the models.
-pub fn default_onnxruntime_lib() -> PathBuf {
+pub(crate) fn default_onnxruntime_lib() -> PathBuf {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
@@ -92,16 +92,16 @@ pub fn default_onnxruntime_lib() -> PathBuf {
 }
 
 /// The config file `gradnet init` writes in a node's home.
-pub const HOME_CONFIG: &str = "config.toml";
+pub(crate) const HOME_CONFIG: &str = "config.toml";
 
-pub fn load_file(path: &Path) -> Result<FileConfig> {
+pub(crate) fn load_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))
 }
 
 impl NodeConfig {
-    pub fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
+    pub(crate) fn resolve(args: &NodeArgs) -> Result<NodeConfig> {
         // --home DIR: the data dir, with DIR/config.toml as the config file
         let home_config = args.home.as_ref().map(|h| h.join(HOME_CONFIG));
         let config_path = args.config.clone().or(home_config.filter(|p| p.exists()));

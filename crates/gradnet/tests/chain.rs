@@ -517,9 +517,14 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     // refused with the operator named (never silently compared)
     let bad = gradnet_runtime::samples::with_unknown_op();
     let (bad_model, bad_cid) = rt.block_on(common::publish(&api, "fancy", "model.onnx", bad));
-    let sig: serde_json::Value = rt.block_on(common::get_json(&format!("{api}/api/v0/signature/{bad_cid}")));
+    let sig: serde_json::Value = rt.block_on(common::get_json(&format!(
+        "{api}/api/v0/signature/{bad_cid}"
+    )));
     assert_eq!(sig["runtime"]["runs_here"], false, "{sig}");
-    assert_eq!(sig["runtime"]["engines"][0]["unsupported"][0], "com.example:FancyOp", "{sig}");
+    assert_eq!(
+        sig["runtime"]["engines"][0]["unsupported"][0], "com.example:FancyOp",
+        "{sig}"
+    );
     let (s, r) = rt.block_on(common::post(
         &format!("{api}/v1/infer"),
         serde_json::json!({"model": bad_model, "inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}),
@@ -532,13 +537,20 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         input: ModelInput {
             numbers: vec![MultiDimensionalNumberTensor {
                 name: "x".into(),
-                values: (0..4).map(|v| Number { value: v.try_into().unwrap(), decimals: 0i128.try_into().unwrap() }).collect(),
+                values: (0..4)
+                    .map(|v| Number {
+                        value: v,
+                        decimals: 0,
+                    })
+                    .collect(),
                 shape: vec![1, 4],
             }],
             strings: vec![],
         },
     };
-    let data = alloy_primitives::Bytes::from(InferencePrecompile::runModelInferenceCall { request }.abi_encode());
+    let data = alloy_primitives::Bytes::from(
+        InferencePrecompile::runModelInferenceCall { request }.abi_encode(),
+    );
     let err = try_rpc(
         &ports.url(),
         "eth_call",
@@ -546,7 +558,13 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     )
     .unwrap();
     assert_eq!(err["error"]["code"], 3, "{err}");
-    assert!(err["error"]["message"].as_str().unwrap().contains("com.example:FancyOp"), "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("com.example:FancyOp"),
+        "{err}"
+    );
 }
 
 /// The chain's model runs go through the node's inference service: an
@@ -604,25 +622,31 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
     let ports = Ports::free();
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "start", "--listen", &format!("127.0.0.1:{api_port}"), "--data-dir"])
-        .arg(&node_dir)
-        .arg("--genesis")
-        .arg(&gpath)
-        .args([
-            "--rpc-listen",
-            &format!("127.0.0.1:{}", ports.rpc),
-            "--p2p-listen",
-            &format!("127.0.0.1:{}", ports.p2p),
-            "--block-time-ms",
-            "100",
-            "--workers",
-            "1",
-            "--queue-depth",
-            "0",
-            "--threads",
-            "1",
-        ])
-        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    cmd.args([
+        "node",
+        "start",
+        "--listen",
+        &format!("127.0.0.1:{api_port}"),
+        "--data-dir",
+    ])
+    .arg(&node_dir)
+    .arg("--genesis")
+    .arg(&gpath)
+    .args([
+        "--rpc-listen",
+        &format!("127.0.0.1:{}", ports.rpc),
+        "--p2p-listen",
+        &format!("127.0.0.1:{}", ports.p2p),
+        "--block-time-ms",
+        "100",
+        "--workers",
+        "1",
+        "--queue-depth",
+        "0",
+        "--threads",
+        "1",
+    ])
+    .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
     let (_node, _) = spawn_node_api(cmd);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mlp = gradnet_runtime::samples::mlp(4, 8, 3, 7);
@@ -630,7 +654,16 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     let busy = gradnet_runtime::samples::busy(8192, 48, 1);
     let (_, busy_cid) = rt.block_on(common::publish(&api, "busy", "model.onnx", busy));
     let metrics = || -> String {
-        rt.block_on(async { common::http().get(format!("{api}/metrics")).send().await.unwrap().text().await.unwrap() })
+        rt.block_on(async {
+            common::http()
+                .get(format!("{api}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
     };
     // a sample's value in the exposition, 0 when absent
     let value = |text: &str, series: &str| -> f64 {
@@ -639,14 +672,20 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
             .unwrap_or(0.0)
     };
     let runs = |caller: &str, outcome: &str| {
-        format!("gradnet_model_runs_total{{caller=\"{caller}\",kind=\"onnx\",outcome=\"{outcome}\"}}")
+        format!(
+            "gradnet_model_runs_total{{caller=\"{caller}\",kind=\"onnx\",outcome=\"{outcome}\"}}"
+        )
     };
-    let timed = |caller: &str| format!("gradnet_model_run_duration_seconds_count{{caller=\"{caller}\",kind=\"onnx\"}}");
+    let timed = |caller: &str| {
+        format!("gradnet_model_run_duration_seconds_count{{caller=\"{caller}\",kind=\"onnx\"}}")
+    };
     // `runModelInference` on the MLP with the first input scaled by `k`
     let calldata = |k: i128, mode: u8| {
         let mut request = common::inference::mlp_request(mode, &cid);
-        request.input.numbers[0].values[0].value = (5 * k).try_into().unwrap();
-        alloy_primitives::Bytes::from(InferencePrecompile::runModelInferenceCall { request }.abi_encode())
+        request.input.numbers[0].values[0].value = 5 * k;
+        alloy_primitives::Bytes::from(
+            InferencePrecompile::runModelInferenceCall { request }.abi_encode(),
+        )
     };
     let eth_call = |k: i128| {
         try_rpc(
@@ -672,10 +711,18 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
         &sender_key,
     )
     .unwrap();
-    let hash = rpc(&ports.url(), "eth_sendRawTransaction", serde_json::json!([raw]));
+    let hash = rpc(
+        &ports.url(),
+        "eth_sendRawTransaction",
+        serde_json::json!([raw]),
+    );
     let mut receipt = serde_json::Value::Null;
     wait_until(60, "the PIPE transaction's receipt", || {
-        receipt = rpc(&ports.url(), "eth_getTransactionReceipt", serde_json::json!([hash]));
+        receipt = rpc(
+            &ports.url(),
+            "eth_getTransactionReceipt",
+            serde_json::json!([hash]),
+        );
         !receipt.is_null()
     });
     assert_eq!(receipt["status"], "0x1", "{receipt}");
@@ -696,23 +743,46 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
             ))
         })
     };
-    wait_until(60, "the long run to start", || value(&metrics(), "gradnet_inference_running") == 1.0);
+    wait_until(60, "the long run to start", || {
+        value(&metrics(), "gradnet_inference_running") == 1.0
+    });
     let refused = eth_call(3);
     assert_eq!(refused["error"]["code"], 3, "{refused}");
-    assert!(refused["error"]["message"].as_str().unwrap().contains("at capacity"), "{refused}");
-    let body = gradnet_chain::inference::pipe::AnswerRequest { chain_id: 8282, calls: vec![calldata(4, 0)] };
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at capacity"),
+        "{refused}"
+    );
+    let body = gradnet_chain::inference::pipe::AnswerRequest {
+        chain_id: 8282,
+        calls: vec![calldata(4, 0)],
+    };
     let (status, pipe) = rt.block_on(common::post(
         &format!("{api}{}", gradnet_chain::inference::pipe::ANSWER_PATH),
         serde_json::to_value(&body).unwrap(),
     ));
-    assert_eq!((status, pipe["error"]["code"].as_str()), (429, Some("overloaded")), "{pipe}");
+    assert_eq!(
+        (status, pipe["error"]["code"].as_str()),
+        (429, Some("overloaded")),
+        "{pipe}"
+    );
     let (status, infer) = rt.block_on(common::post(
         &format!("{api}/v1/infer"),
         serde_json::json!({"model": cid, "inputs": {"x": [[1.0, 2.0, 3.0, 4.0]]}}),
     ));
-    assert_eq!((status, infer["error"]["code"].as_str()), (429, Some("overloaded")), "{infer}");
+    assert_eq!(
+        (status, infer["error"]["code"].as_str()),
+        (429, Some("overloaded")),
+        "{infer}"
+    );
     let m = metrics();
-    assert_eq!(value(&m, "gradnet_inference_running"), 1.0, "the long run ended too soon to test the bound");
+    assert_eq!(
+        value(&m, "gradnet_inference_running"),
+        1.0,
+        "the long run ended too soon to test the bound"
+    );
     assert_eq!(value(&m, &runs("eth_call", "refused")), 1.0, "{m}");
     assert_eq!(value(&m, &runs("pipe", "refused")), 1.0, "{m}");
     assert_eq!(value(&m, &runs("infer", "refused")), 1.0, "{m}");
@@ -994,8 +1064,8 @@ fn receipt_batches_settle_and_prove_through_the_cli() {
     // one forged signature: the batch is refused and never settles
     let mut forged = batch.clone();
     let sig = forged[2]["signature"].as_str().unwrap().to_string();
-    let flipped = if sig.starts_with('0') {
-        format!("1{}", &sig[1..])
+    let flipped = if let Some(rest) = sig.strip_prefix('0') {
+        format!("1{rest}")
     } else {
         format!("0{}", &sig[1..])
     };

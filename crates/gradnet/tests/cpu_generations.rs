@@ -17,7 +17,11 @@ use common::ledger::*;
 #[test]
 fn nodes_on_three_cpu_generations_agree_in_quorum() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Devnet::start_with(dir.path(), 4, &["--inference-cpu", "native,Haswell,Nehalem"]);
+    let net = Devnet::start_with(
+        dir.path(),
+        4,
+        &["--inference-cpu", "native,Haswell,Nehalem"],
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     // the emulated nodes really run other kernels
@@ -26,7 +30,11 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
         .iter()
         .map(|u| {
             let h: serde_json::Value = rt.block_on(common::get_json(&format!("{u}/health")));
-            assert_eq!(h["runtime"]["profile"], gradnet_types::DETERMINISTIC_PROFILE, "{h}");
+            assert_eq!(
+                h["runtime"]["profile"],
+                gradnet_types::DETERMINISTIC_PROFILE,
+                "{h}"
+            );
             h["isa"].as_str().unwrap().to_string()
         })
         .collect();
@@ -58,7 +66,9 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
             nonce: 0,
             to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
             gas_limit: 1_000_000,
-            data: InferencePrecompile::runModelInferenceCall { request }.abi_encode().into(),
+            data: InferencePrecompile::runModelInferenceCall { request }
+                .abi_encode()
+                .into(),
             ..Default::default()
         },
         &key,
@@ -67,7 +77,11 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
     let hash = rpc(&net.rpc, "eth_sendRawTransaction", serde_json::json!([raw]));
     let mut r = serde_json::Value::Null;
     wait_until(120, "the QUORUM call's receipt", || {
-        r = rpc(&net.rpc, "eth_getTransactionReceipt", serde_json::json!([hash]));
+        r = rpc(
+            &net.rpc,
+            "eth_getTransactionReceipt",
+            serde_json::json!([hash]),
+        );
         !r.is_null()
     });
     assert_eq!(r["status"], "0x1", "{r}");
@@ -86,8 +100,18 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
     let sidecar = rpc(&net.rpc, "gradnet_sidecar", serde_json::json!([number, 3]));
     let call = &sidecar["calls"][0];
     assert_eq!(call["asked"].as_array().unwrap().len(), 3, "{sidecar}");
-    assert_eq!(call["decision"]["agreed"].as_array().unwrap().len(), 3, "{sidecar}");
-    assert!(call["decision"]["dissenting"].as_array().unwrap().is_empty(), "{sidecar}");
+    assert_eq!(
+        call["decision"]["agreed"].as_array().unwrap().len(),
+        3,
+        "{sidecar}"
+    );
+    assert!(
+        call["decision"]["dissenting"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{sidecar}"
+    );
     for url in &net.rpcs {
         for i in 0..3 {
             let n = node_record(url, operator(i));

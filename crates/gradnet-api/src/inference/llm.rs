@@ -18,11 +18,11 @@ impl AppState {
     /// `repo@version` (the version's `.gguf` file), or `repo@version/file`.
     pub async fn resolve_llm(&self, name: &str) -> Result<ContentId, ApiError> {
         if ContentId::looks_like(name) || name.contains('/') {
-            let r: ModelRef = name
-                .parse()
-                .map_err(|e: gradnet_types::request::ModelRefError| {
-                    ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
-                })?;
+            let r: ModelRef =
+                name.parse()
+                    .map_err(|e: gradnet_types::request::ModelRefError| {
+                        ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
+                    })?;
             return Ok(self.hub.resolve_model(&r).await?);
         }
         let (repo, version) = match name.split_once('@') {

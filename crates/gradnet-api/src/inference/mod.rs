@@ -49,6 +49,8 @@ impl Caller {
 pub enum Kind {
     Onnx,
     Llm,
+    /// A ZKML proof of an ONNX model's run.
+    Zkml,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
         match self {
             Kind::Onnx => "onnx",
             Kind::Llm => "llm",
+            Kind::Zkml => "zkml",
         }
     }
 }
@@ -105,7 +108,7 @@ impl AppState {
 
     fn admit_to(&self, caller: Caller, kind: Kind) -> Result<Admitted, ApiError> {
         let queue = match kind {
-            Kind::Onnx => &self.admission,
+            Kind::Onnx | Kind::Zkml => &self.admission,
             Kind::Llm => &self.llm_admission,
         };
         match queue.clone().try_acquire_owned() {

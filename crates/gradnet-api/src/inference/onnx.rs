@@ -62,16 +62,35 @@ impl Admitted {
         inputs: &NamedTensors,
     ) -> Result<NamedTensors, ApiError> {
         debug_assert_eq!(self.kind, Kind::Onnx);
-        let s = &self.state;
         let asked = Instant::now();
+        let out = self.on_worker(|| Ok(self.state.runtime.run(model, inputs)?));
+        self.finish_onnx(asked, out)
+    }
+
+    /// Runs `f` (a model's work of `kind`, e.g. a ZKML proof) on this
+    /// thread, one that may block, once a worker is free; counted as a run
+    /// of `kind`.
+    pub fn work_here<T>(
+        &self,
+        kind: Kind,
+        f: impl FnOnce() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let asked = Instant::now();
+        let out = self.on_worker(f);
+        super::record(&self.state, kind, self.caller, asked, out.is_ok());
+        out
+    }
+
+    fn on_worker<T>(&self, f: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let s = &self.state;
         s.metrics.queued.inc();
         let worker = tokio::runtime::Handle::current().block_on(s.workers.acquire());
         s.metrics.queued.dec();
         let _worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
         s.metrics.inflight.inc();
-        let out = s.runtime.run(model, inputs).map_err(ApiError::from);
+        let out = f();
         s.metrics.inflight.dec();
-        self.finish_onnx(asked, out)
+        out
     }
 
     fn finish_onnx(

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::error::{ApiError, ApiJson};
 use crate::AppState;
 
-pub async fn create_repo(
+pub(crate) async fn create_repo(
     State(s): State<AppState>,
     ApiJson(spec): ApiJson<RepoSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -21,11 +21,11 @@ pub async fn create_repo(
     Ok((StatusCode::CREATED, Json(repo)))
 }
 
-pub async fn list_repos(State(s): State<AppState>) -> Result<Json<Vec<Repo>>, ApiError> {
+pub(crate) async fn list_repos(State(s): State<AppState>) -> Result<Json<Vec<Repo>>, ApiError> {
     Ok(Json(s.hub.list_repos()?))
 }
 
-pub async fn get_repo(
+pub(crate) async fn get_repo(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -36,14 +36,14 @@ pub async fn get_repo(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewVersion {
+pub(crate) struct NewVersion {
     #[serde(default)]
     notes: String,
     #[serde(default)]
     is_major: bool,
 }
 
-pub async fn create_version(
+pub(crate) async fn create_version(
     State(s): State<AppState>,
     Path(name): Path<String>,
     ApiJson(v): ApiJson<NewVersion>,
@@ -52,14 +52,14 @@ pub async fn create_version(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
-pub async fn list_versions(
+pub(crate) async fn list_versions(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<VersionInfo>>, ApiError> {
     Ok(Json(s.hub.list_versions(&name)?))
 }
 
-pub async fn list_files(
+pub(crate) async fn list_files(
     State(s): State<AppState>,
     Path((name, ver)): Path<(String, String)>,
 ) -> Result<Json<Vec<FileEntry>>, ApiError> {
@@ -67,7 +67,7 @@ pub async fn list_files(
 }
 
 #[derive(Deserialize)]
-pub struct UploadQuery {
+pub(crate) struct UploadQuery {
     /// File name to store under; defaults to the multipart part's file name.
     name: Option<String>,
 }
@@ -75,7 +75,7 @@ pub struct UploadQuery {
 /// Streams the first file part of a multipart body into the hub. A `.onnx`
 /// file must parse as ONNX, a `.gguf` file must load as an LLM (tokenizer,
 /// template, weights), or it is refused (422) and not listed.
-pub async fn upload(
+pub(crate) async fn upload(
     State(s): State<AppState>,
     Path((name, ver)): Path<(String, String)>,
     Query(q): Query<UploadQuery>,
@@ -141,13 +141,16 @@ pub async fn upload(
     let entry = s.hub.add_file(&name, &ver, &file, blob)?;
     let mut body = serde_json::to_value(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
     if let (Some(r), Some(obj)) = (report, body.as_object_mut()) {
-        obj.insert("runtime".into(), serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?);
+        obj.insert(
+            "runtime".into(),
+            serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?,
+        );
     }
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `GET /api/v0/blobs/{cid}`, with single-range `Range: bytes=...` support.
-pub async fn download(
+pub(crate) async fn download(
     State(s): State<AppState>,
     Path(cid): Path<String>,
     headers: HeaderMap,

@@ -52,7 +52,7 @@ fn response_json(
     Ok(out)
 }
 
-pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let req: InferRequestRef<'_> = body.parse()?;
     if req.mode != InferenceMode::Vanilla {
         return Err(ApiError::bad_request(
@@ -124,7 +124,7 @@ pub async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response
 /// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs,
 /// and whether this node runs it: under which profiles, and per engine the
 /// operators that stop it.
-pub async fn signature(
+pub(crate) async fn signature(
     State(s): State<AppState>,
     Path(model): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -132,5 +132,8 @@ pub async fn signature(
     let bytes = s.hub.read_all(&cid).await?;
     let rt = s.runtime.clone();
     let (sig, report) = tokio::task::spawn_blocking(move || rt.inspect(cid, &bytes)).await??;
-    Ok(Json(serde_json::json!({"model": cid, "signature": sig, "runtime": report})).into_response())
+    Ok(
+        Json(serde_json::json!({"model": cid, "signature": sig, "runtime": report}))
+            .into_response(),
+    )
 }

@@ -1,4 +1,4 @@
-pub mod hub;
-pub mod infer;
-pub mod node;
-pub mod openai;
+pub(crate) mod hub;
+pub(crate) mod infer;
+pub(crate) mod node;
+pub(crate) mod openai;

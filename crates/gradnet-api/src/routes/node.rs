@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::AppState;
 
-pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn health(State(s): State<AppState>) -> impl IntoResponse {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -16,7 +16,7 @@ pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
     }))
 }
 
-pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(&s),
@@ -24,13 +24,13 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 #[derive(serde::Deserialize)]
-pub struct Window {
+pub(crate) struct Window {
     window: Option<String>,
 }
 
 /// Rates and latency percentiles per sampling interval over `window`
 /// (`15m`, `1h` or `24h`; default `1h`).
-pub async fn history(
+pub(crate) async fn history(
     State(s): State<AppState>,
     axum::extract::Query(w): axum::extract::Query<Window>,
 ) -> Result<impl IntoResponse, crate::error::ApiError> {

@@ -85,8 +85,8 @@ pub fn input_json(input: &ModelInput) -> Value {
             json!({
                 "name": t.name,
                 "values": t.values.iter().map(|n| json!({
-                    "value": i128::try_from(n.value).unwrap_or(i128::MAX),
-                    "decimals": i128::try_from(n.decimals).unwrap_or(i128::MAX),
+                    "value": n.value,
+                    "decimals": n.decimals,
                 })).collect::<Vec<_>>(),
                 "shape": t.shape,
             })
@@ -120,14 +120,7 @@ pub fn model_output(
             let (value, decimals) = fixed(n).ok_or_else(|| {
                 format!("output `{}` holds a number the ABI cannot carry", t["name"])
             })?;
-            values.push(Number {
-                value: value
-                    .try_into()
-                    .map_err(|_| "output number out of int128 range")?,
-                decimals: decimals
-                    .try_into()
-                    .map_err(|_| "output decimals out of range")?,
-            });
+            values.push(Number { value, decimals });
         }
         out.numbers.push(MultiDimensionalNumberTensor {
             name: t["name"].as_str().unwrap_or_default().to_string(),
@@ -206,12 +199,12 @@ mod tests {
                     name: "x".into(),
                     values: vec![
                         Number {
-                            value: 15i128.try_into().unwrap(),
-                            decimals: 1i128.try_into().unwrap(),
+                            value: 15,
+                            decimals: 1,
                         },
                         Number {
-                            value: (-2i128).try_into().unwrap(),
-                            decimals: 0i128.try_into().unwrap(),
+                            value: -2,
+                            decimals: 0,
                         },
                     ],
                     shape: vec![1, 2],
@@ -250,7 +243,7 @@ mod tests {
         let nums: Vec<(i128, i128)> = out.numbers[0]
             .values
             .iter()
-            .map(|n| (n.value.try_into().unwrap(), n.decimals.try_into().unwrap()))
+            .map(|n| (n.value, n.decimals))
             .collect();
         assert_eq!(nums, vec![(1, 1), (100, 0), (-25, 1)]);
         assert_eq!(out.numbers[0].shape, vec![3]);

@@ -4,6 +4,7 @@
 
 pub mod abi;
 pub mod demo_contract;
+pub mod mode;
 pub mod pipe;
 pub mod precompile;
 pub mod receipts;

@@ -69,7 +69,7 @@ struct Pending {
 impl Pending {
     fn decided(&self) -> bool {
         matches!(
-            sidecar::decide(&self.call, self.miss.quorum),
+            sidecar::decide(&self.call, self.miss.mode.quorum),
             Decision::Agreed { .. }
         )
     }
@@ -77,7 +77,7 @@ impl Pending {
     /// Nodes to ask next: the quorum at first, then enough to replace
     /// those that failed or disagreed, within `max_asked`.
     fn next_asks(&self) -> Vec<Address> {
-        let q = self.miss.quorum;
+        let q = self.miss.mode.quorum;
         let want = if self.call.asked.is_empty() {
             q
         } else {
@@ -111,7 +111,7 @@ impl Dispatcher {
                 continue;
             }
             let ranked: Vec<Address> = view
-                .ranked(&m.request_hash, m.mode, &m.model)
+                .ranked(&m.request_hash, m.mode.kind, &m.model)
                 .iter()
                 .map(|n| n.operator)
                 .collect();
@@ -208,14 +208,14 @@ impl Dispatcher {
                 *t = (t.0 + 1, view.block);
             }
             let eligible = p.ranked.len();
-            let exhausted = eligible < sidecar::needed(p.miss.quorum);
+            let exhausted = eligible < sidecar::needed(p.miss.mode.quorum);
             if t.0 >= MAX_TRIES || exhausted {
                 let why = if exhausted {
                     format!(
                         "inference: {eligible} eligible node(s) serve mode {} for `{}`; the call needs {}",
-                        p.miss.mode,
+                        p.miss.mode.code(),
                         p.miss.model,
-                        sidecar::needed(p.miss.quorum)
+                        sidecar::needed(p.miss.mode.quorum)
                     )
                 } else {
                     format!(

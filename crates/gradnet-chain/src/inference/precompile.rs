@@ -29,6 +29,7 @@ use std::sync::Arc;
 use alloy_primitives::{address, Address, Bytes, Log, B256, U256};
 use alloy_sol_types::{SolCall, SolError, SolEvent, SolInterface, SolValue};
 use gradnet_types::tensor::NamedTensors;
+use gradnet_types::InferenceMode;
 use revm::context::Cfg;
 use revm::context_interface::{ContextTr, JournalTr, Transaction};
 use revm::handler::{EthPrecompiles, PrecompileProvider};
@@ -39,12 +40,13 @@ use super::abi::{
     input_json, model_output, InferencePrecompile::InferencePrecompileCalls as Call,
     LLMChatRequest, LLMChatResponse, LLMCompletionRequest, LLMCompletionResponse, ModelInput,
 };
+use super::mode::Mode;
 use super::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
 use super::scheduler;
-use super::sidecar::{self, Decision, SamplingView, ServedCall, DEFAULT_QUORUM};
+use super::sidecar::{self, Decision, SamplingView, ServedCall};
 use super::slots::JournalSlots;
 use super::tee_registry;
-use super::zk::{self, ZKML};
+use super::zk;
 
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
 pub const INFERENCE_BASE_GAS: u64 = 10_000;
@@ -74,20 +76,8 @@ pub trait Inferencer: Send + Sync {
 /// A decoded call with what sampling needs to know about it.
 pub struct Request {
     pub call: Call,
-    /// 0 VANILLA, 1 ZKML, 2 TEE, 3 QUORUM.
-    pub mode: u8,
-    pub quorum: usize,
+    pub mode: Mode,
     pub model: String,
-}
-
-/// Nodes a call with this raw mode byte asks (ZKML: one prover).
-fn quorum_of(raw: u8) -> Option<usize> {
-    match (raw & 0x0f, raw >> 4) {
-        (0, 0) | (ZKML, 0) | (sidecar::TEE, 0) => Some(1),
-        (3, 0) => Some(DEFAULT_QUORUM),
-        (3, n) => Some(n as usize),
-        _ => None,
-    }
 }
 
 /// Decodes a call to `0x…F4`; the error is its revert reason.
@@ -99,21 +89,13 @@ pub fn parse(calldata: &[u8]) -> Result<Request, String> {
         Call::runLLMCompletion(c) => (c.request.mode, c.request.modelCID.clone()),
         Call::runLLMChat(c) => (c.request.mode, c.request.modelCID.clone()),
     };
-    if raw == ZKML && !matches!(call, Call::runModelInference(_)) {
+    let mode = Mode::parse(raw).ok_or_else(|| format!("inference: unknown mode {raw}"))?;
+    if mode.kind == InferenceMode::Zkml && !matches!(call, Call::runModelInference(_)) {
         return Err(
             "inference: ZKML proves ONNX models only; LLM calls use VANILLA or QUORUM".into(),
         );
     }
-    let (mode, quorum) = match (raw & 0x0f, raw >> 4) {
-        (m, _) if quorum_of(raw).is_some() => (m, quorum_of(raw).expect("checked")),
-        _ => return Err(format!("inference: unknown mode {raw}")),
-    };
-    Ok(Request {
-        call,
-        mode,
-        quorum,
-        model,
-    })
+    Ok(Request { call, mode, model })
 }
 
 /// Runs a call on `inf`: its ABI-encoded return data or why it failed.
@@ -135,8 +117,7 @@ pub fn run_call(inf: &dyn Inferencer, call: &Call, simulation: bool) -> Result<V
 pub struct Miss {
     pub request_hash: B256,
     pub calldata: Bytes,
-    pub mode: u8,
-    pub quorum: usize,
+    pub mode: Mode,
     pub model: String,
 }
 
@@ -215,9 +196,28 @@ fn revert_reason(reason: &str) -> Bytes {
     alloy_sol_types::Revert::from(reason).abi_encode().into()
 }
 
-/// The return data of a call, why it reverts (`Ok(Err)`), or why the
-/// block cannot be executed at all (`Err`: a sidecar that does not hold).
-type Answer = Result<Result<Vec<u8>, String>, String>;
+/// What a call to the inference precompile gives the EVM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallResult {
+    /// The call's return data.
+    Return(Vec<u8>),
+    /// The call reverts with this reason: the caller's problem (a fee it
+    /// cannot pay, a model that does not exist, a call not yet served).
+    Revert(String),
+}
+
+/// Why a block cannot be executed at all: its sidecar does not hold (a
+/// result missing or forged, a node that was not sampled), or the state
+/// could not be read. Distinct from a revert, which a valid block may hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BlockFault(pub String);
+
+impl From<String> for BlockFault {
+    fn from(why: String) -> Self {
+        BlockFault(why)
+    }
+}
 
 impl Precompiles {
     pub fn new(spec: revm::primitives::hardfork::SpecId, answers: Answers) -> Self {
@@ -248,13 +248,18 @@ impl Precompiles {
         )
     }
 
-    fn answer<CTX: ContextTr>(&self, ctx: &mut CTX, input: &[u8]) -> Answer {
+    fn answer<CTX: ContextTr>(
+        &self,
+        ctx: &mut CTX,
+        input: &[u8],
+    ) -> Result<CallResult, BlockFault> {
+        use CallResult::Revert;
         let req = match parse(input) {
             Ok(r) => r,
-            Err(why) => return Ok(Err(why)),
+            Err(why) => return Ok(Revert(why)),
         };
         let origin = ctx.tx().caller();
-        let fee = INFERENCE_FEE * U256::from(req.quorum);
+        let fee = INFERENCE_FEE * U256::from(req.mode.quorum);
         let balance = ctx
             .journal_mut()
             .load_account(origin)
@@ -264,15 +269,15 @@ impl Precompiles {
         // a simulated call without a sender (eth_call with no `from`) pays nothing
         let free = matches!(self.answers, Answers::Simulate(_)) && origin == Address::ZERO;
         if balance < fee && !free {
-            return Ok(Err(format!(
+            return Ok(Revert(format!(
                 "inference fee: {origin} holds {balance} wei, the call needs {fee} wei ({} node(s) at {INFERENCE_FEE} wei)",
-                req.quorum
+                req.mode.quorum
             )));
         }
         // a ZKML call needs a registered key and an input it can quantize,
         // before any node is asked
         let zk_input = match &req.call {
-            Call::runModelInference(c) if req.mode == ZKML => {
+            Call::runModelInference(c) if req.mode.kind == InferenceMode::Zkml => {
                 match zk_key(ctx, &req.model).and_then(|vk| {
                     let x = zk::quantize_input(&c.request.input, vk.frac_bits)?;
                     if x.len() != vk.inputs {
@@ -286,7 +291,7 @@ impl Precompiles {
                     Ok((vk, x))
                 }) {
                     Ok(v) => Some(v),
-                    Err(why) => return Ok(Err(why)),
+                    Err(why) => return Ok(Revert(why)),
                 }
             }
             _ => None,
@@ -294,28 +299,27 @@ impl Precompiles {
         let (out, paid) = match &self.answers {
             Answers::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
                 Ok(out) => (out, vec![]),
-                Err(why) => return Ok(Err(why)),
+                Err(why) => return Ok(Revert(why)),
             },
             Answers::Block(b) => {
                 let rh = sidecar::request_hash(input);
                 let Some(served) = b.served.get(&rh) else {
                     if !b.record {
-                        return Err(format!(
+                        return Err(BlockFault(format!(
                             "the block's sidecar has no result for inference call {rh}"
-                        ));
+                        )));
                     }
                     b.progress.lock().misses.push(Miss {
                         request_hash: rh,
                         calldata: Bytes::copy_from_slice(input),
                         mode: req.mode,
-                        quorum: req.quorum,
                         model: req.model,
                     });
-                    return Ok(Err("inference: pending".into()));
+                    return Ok(Revert("inference: pending".into()));
                 };
-                sidecar::check(served, &b.view, req.mode, &req.model, req.quorum)?;
-                b.progress.lock().used.push((rh, req.quorum));
-                match sidecar::decide(served, req.quorum) {
+                sidecar::check(served, &b.view, req.mode, &req.model)?;
+                b.progress.lock().used.push((rh, req.mode.quorum));
+                match sidecar::decide(served, req.mode.quorum) {
                     Decision::Agreed {
                         outcome,
                         agreeing,
@@ -328,25 +332,25 @@ impl Precompiles {
                             Ok(out) => (out, agreeing),
                             Err(why) => {
                                 b.progress.lock().bad_proofs.push((rh, majority));
-                                return Ok(Err(format!("{why} (node {})", agreeing[0])));
+                                return Ok(Revert(format!("{why} (node {})", agreeing[0])));
                             }
                         }
                     }
                     Decision::Agreed {
                         outcome, agreeing, ..
                     } => match sidecar::outcome_result(&outcome) {
-                        Ok(out) if req.mode == sidecar::TEE => {
+                        Ok(out) if req.mode.kind == InferenceMode::Tee => {
                             let out = mark_dev_enclave(ctx, &b.view, &agreeing[0], out)?;
                             (out, agreeing)
                         }
-                        Ok(out) => (out, agreeing.into_iter().take(req.quorum).collect()),
-                        Err(why) => return Ok(Err(why)),
+                        Ok(out) => (out, agreeing.into_iter().take(req.mode.quorum).collect()),
+                        Err(why) => return Ok(Revert(why)),
                     },
-                    Decision::Unserved(why) => return Ok(Err(why)),
+                    Decision::Unserved(why) => return Ok(Revert(why)),
                 }
             }
             Answers::Unavailable => {
-                return Ok(Err("inference: this node does not run models".into()))
+                return Ok(Revert("inference: this node does not run models".into()))
             }
         };
         // the fee: the quorum's worth when simulating, the agreeing nodes' in a block
@@ -362,7 +366,7 @@ impl Precompiles {
             .transfer(origin, registry::ADDRESS, charged)
             .map_err(|e| e.to_string())?
         {
-            return Ok(Err(format!("inference fee: transfer failed: {e:?}")));
+            return Ok(Revert(format!("inference fee: transfer failed: {e:?}")));
         }
         let mut reg = Registry(JournalSlots {
             journal: &mut *j,
@@ -376,14 +380,14 @@ impl Precompiles {
                 address: registry::ADDRESS,
                 data: IInferenceRegistry::InferenceSettled {
                     requestHash: sidecar::request_hash(input),
-                    mode: req.mode,
+                    mode: req.mode.code(),
                     nodes: paid,
                     fee: charged,
                 }
                 .encode_log_data(),
             });
         }
-        Ok(Ok(out))
+        Ok(CallResult::Return(out))
     }
 }
 
@@ -527,18 +531,21 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         }
         let input = inputs.input.as_bytes(ctx).to_vec();
         // every call's first argument is a struct starting with `uint8 mode`
-        let mode = input.get(67).copied().unwrap_or(0);
-        let quorum = quorum_of(mode).unwrap_or(1);
-        let answer = self.answer(ctx, &input)?;
+        let mode = Mode::parse(input.get(67).copied().unwrap_or(0));
+        let quorum = mode.map_or(1, |m| m.quorum);
+        let answer = self.answer(ctx, &input).map_err(|f| f.0)?;
         // a ZKML result costs its proof's check
         let extra = match (&answer, mode) {
-            (Ok(_), ZKML) => {
+            (CallResult::Return(_), Some(m)) if m.kind == InferenceMode::Zkml => {
                 let model = parse(&input).map(|r| r.model).unwrap_or_default();
                 zk_key(ctx, &model).map_or(0, |vk| zk::verify_gas(&vk))
             }
             _ => 0,
         };
-        let answer = answer.map(|out| (out, 0));
+        let answer = match answer {
+            CallResult::Return(out) => Ok((out, 0)),
+            CallResult::Revert(why) => Err(why),
+        };
         Ok(Some(result(
             answer,
             input.len(),

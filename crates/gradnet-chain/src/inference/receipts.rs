@@ -142,7 +142,7 @@ pub fn verify_proof(
         let sib = i ^ 1;
         if sib < count {
             let Some(s) = p.next() else { return false };
-            h = if i % 2 == 0 {
+            h = if i.is_multiple_of(2) {
                 parent(&h, s)
             } else {
                 parent(s, &h)

@@ -131,9 +131,8 @@ impl NodeRecord {
         self.stake >= MIN_STAKE
     }
 
-    pub fn serves(&self, mode: u8, model: &str) -> bool {
-        mode < 8
-            && self.modes & (1 << mode) != 0
+    pub fn serves(&self, mode: gradnet_types::InferenceMode, model: &str) -> bool {
+        self.modes & (1 << mode.abi_code()) != 0
             && (self.models.is_empty() || self.models.iter().any(|m| m == model))
     }
 
@@ -145,7 +144,7 @@ impl NodeRecord {
 
     /// Active, serving `mode`/`model`, and not cooling down from a fault
     /// at `block`.
-    pub fn eligible(&self, mode: u8, model: &str, block: u64) -> bool {
+    pub fn eligible(&self, mode: gradnet_types::InferenceMode, model: &str, block: u64) -> bool {
         self.active()
             && self.serves(mode, model)
             && (self.last_fault == 0 || block > self.last_fault + FAULT_COOLDOWN_BLOCKS)
@@ -176,10 +175,14 @@ impl NodeRecord {
 pub fn check_runtime(engine: &str, profile: &str) -> Result<(), String> {
     let token = |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic());
     if !token(engine) || !engine.contains('/') {
-        return Err(format!("registry: engine `{engine}` must be name/version (printable, at most 64 bytes)"));
+        return Err(format!(
+            "registry: engine `{engine}` must be name/version (printable, at most 64 bytes)"
+        ));
     }
     if !token(profile) {
-        return Err(format!("registry: profile `{profile}` must be printable, 1 to 64 bytes"));
+        return Err(format!(
+            "registry: profile `{profile}` must be printable, 1 to 64 bytes"
+        ));
     }
     Ok(())
 }
@@ -313,7 +316,13 @@ impl<S: Slots> Registry<S> {
         self.0.set(f(F_FAULTS), U256::from(n.faults))?;
         self.0.set(f(F_LAST_FAULT), U256::from(n.last_fault))?;
         self.0.set(f(F_MODES), U256::from(n.modes))?;
-        let blob = (n.endpoint.clone(), n.models.clone(), n.engine.clone(), n.profile.clone()).abi_encode_params();
+        let blob = (
+            n.endpoint.clone(),
+            n.models.clone(),
+            n.engine.clone(),
+            n.profile.clone(),
+        )
+            .abi_encode_params();
         self.0.set_bytes(f(F_BLOB), &blob)
     }
 

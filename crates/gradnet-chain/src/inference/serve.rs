@@ -15,10 +15,11 @@ use gradnet_types::NodeKey;
 use serde_json::json;
 
 use super::abi::InferencePrecompile::InferencePrecompileCalls as Call;
+use super::mode::Mode;
 use super::pipe::{AnswerRequest, AnswerResponse, SignedOutcome, ANSWER_PATH};
 use super::precompile::{parse, run_call, Inferencer, Request};
 use super::sidecar::{err_outcome, ok_outcome, request_hash, signing_bytes};
-use super::zk::{self, ZKML};
+use super::zk;
 
 /// Calls one request may carry.
 pub const MAX_CALLS: usize = 4096;
@@ -38,7 +39,11 @@ impl Answerer {
         let rh = request_hash(calldata);
         let outcome = match parse(calldata) {
             Ok(Request {
-                mode: ZKML,
+                mode:
+                    Mode {
+                        kind: gradnet_types::InferenceMode::Zkml,
+                        ..
+                    },
                 call: Call::runModelInference(c),
                 model,
                 ..

@@ -12,12 +12,12 @@
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_rlp::{RlpDecodable, RlpEncodable};
 
+use gradnet_types::InferenceMode;
+
+use super::mode::Mode;
 use super::registry::NodeRecord;
 
 const DOMAIN: &[u8] = b"gradnet-inference-result-v1";
-/// The TEE mode: served only by active, approved enclaves.
-pub const TEE: u8 = 2;
-pub const QUORUM: u8 = 3;
 /// Nodes a QUORUM call asks unless it says otherwise.
 pub const DEFAULT_QUORUM: usize = 3;
 /// Stake taken from a node whose result disagrees with the majority (10%).
@@ -184,15 +184,20 @@ impl SamplingView {
     /// Eligible nodes for a call in the order they are asked: weighted
     /// sampling by stake without replacement, seeded by the parent hash
     /// and the request, so every validator derives the same order.
-    pub fn ranked(&self, request_hash: &B256, mode: u8, model: &str) -> Vec<&NodeRecord> {
+    pub fn ranked(
+        &self,
+        request_hash: &B256,
+        mode: InferenceMode,
+        model: &str,
+    ) -> Vec<&NodeRecord> {
         let mut pool: Vec<&NodeRecord> = self
             .nodes
             .iter()
             .filter(|n| n.eligible(mode, model, self.block))
-            .filter(|n| mode != TEE || self.tee_keys.contains(&n.signing_key))
+            .filter(|n| mode != InferenceMode::Tee || self.tee_keys.contains(&n.signing_key))
             // QUORUM compares bytes: only nodes whose results are the same
             // bits on any CPU take part
-            .filter(|n| mode != QUORUM || n.deterministic())
+            .filter(|n| mode != InferenceMode::Quorum || n.deterministic())
             .collect();
         let seed = keccak256([self.parent_hash.as_slice(), request_hash.as_slice()].concat());
         let mut out = Vec::with_capacity(pool.len());
@@ -294,11 +299,11 @@ pub fn decide(call: &ServedCall, quorum: usize) -> Decision {
 pub fn check(
     call: &ServedCall,
     view: &SamplingView,
-    mode: u8,
+    mode: Mode,
     model: &str,
-    quorum: usize,
 ) -> Result<(), String> {
-    let ranked = view.ranked(&call.request_hash, mode, model);
+    let quorum = mode.quorum;
+    let ranked = view.ranked(&call.request_hash, mode.kind, model);
     if call.asked.len() > ranked.len()
         || call
             .asked

@@ -60,7 +60,7 @@ fn inference_nodes(chain: &Chain) -> Result<Value, RpcError> {
             "earnings": n.earnings.to_string(),
             "slashed": n.slashed.to_string(),
             "active": n.active(),
-            "eligibleNow": n.eligible(0, "", head.number + 1),
+            "eligibleNow": n.eligible(gradnet_types::InferenceMode::Vanilla, "", head.number + 1),
             "faults": faults,
             "lastFault": n.last_fault,
             "tee": enclave,

@@ -36,9 +36,17 @@ fn tensor(v: &Value) -> Result<Tensor, String> {
         "float32" => Data::F32(data.iter().map(|x| f(x) as f32).collect()),
         "float64" => Data::F64(data.iter().map(f).collect()),
         "int64" => Data::I64(data.iter().map(|x| x.as_i64().unwrap_or(0)).collect()),
-        "int32" => Data::I32(data.iter().map(|x| x.as_i64().unwrap_or(0) as i32).collect()),
+        "int32" => Data::I32(
+            data.iter()
+                .map(|x| x.as_i64().unwrap_or(0) as i32)
+                .collect(),
+        ),
         "bool" => Data::Bool(data.iter().map(|x| x.as_bool().unwrap_or(false)).collect()),
-        "string" => Data::Str(data.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()),
+        "string" => Data::Str(
+            data.iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect(),
+        ),
         other => return Err(format!("dtype {other}")),
     };
     Tensor::new(shape, d).map_err(|e| e.to_string())
@@ -47,7 +55,11 @@ fn tensor(v: &Value) -> Result<Tensor, String> {
 /// Largest |got - want| / (atol + rtol |want|) over the elements; <= 1 passes.
 fn score(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<f64, String> {
     if got.shape() != want.shape() {
-        return Err(format!("shape {:?}, reference {:?}", got.shape(), want.shape()));
+        return Err(format!(
+            "shape {:?}, reference {:?}",
+            got.shape(),
+            want.shape()
+        ));
     }
     let as_f64 = |t: &Tensor| -> Option<Vec<f64>> {
         match t.data() {
@@ -67,7 +79,11 @@ fn score(got: &Tensor, want: &Tensor, rtol: f64, atol: f64) -> Result<f64, Strin
                 }
             })
             .fold(0.0, f64::max)),
-        _ => Ok(if got.data() == want.data() { 0.0 } else { f64::INFINITY }),
+        _ => Ok(if got.data() == want.data() {
+            0.0
+        } else {
+            f64::INFINITY
+        }),
     }
 }
 
@@ -77,11 +93,18 @@ fn main() -> ExitCode {
         eprintln!("usage: onnx-conformance DIR [--threads N] [--only NAME]");
         return ExitCode::from(2);
     };
-    let opt = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1));
+    let opt = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
     let threads = opt("--threads").and_then(|t| t.parse().ok()).unwrap_or(1);
     let only = opt("--only");
     let bench: usize = opt("--bench").and_then(|t| t.parse().ok()).unwrap_or(0);
-    let engine = Engine::new(Options { threads, ..Options::default() });
+    let engine = Engine::new(Options {
+        threads,
+        ..Options::default()
+    });
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("corpus dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -111,8 +134,11 @@ fn main() -> ExitCode {
                 continue;
             }
         };
-        let inputs: Result<Vec<Tensor>, String> =
-            model.inputs().iter().map(|s| tensor(&spec["inputs"][&s.name])).collect();
+        let inputs: Result<Vec<Tensor>, String> = model
+            .inputs()
+            .iter()
+            .map(|s| tensor(&spec["inputs"][&s.name]))
+            .collect();
         let inputs = match inputs {
             Ok(i) => i,
             Err(e) => {
@@ -142,7 +168,10 @@ fn main() -> ExitCode {
             }
         };
         let ms = started.elapsed().as_secs_f64() * 1e3;
-        let (rtol, atol) = (spec["rtol"].as_f64().unwrap_or(1e-4), spec["atol"].as_f64().unwrap_or(1e-5));
+        let (rtol, atol) = (
+            spec["rtol"].as_f64().unwrap_or(1e-4),
+            spec["atol"].as_f64().unwrap_or(1e-5),
+        );
         let mut named = BTreeMap::new();
         let mut worst = 0f64;
         let mut problem = None;

@@ -34,16 +34,19 @@ fn layout(n: &Node, consts: &HashMap<String, Arc<Tensor>>) -> Option<Layout> {
     }
     let w = n.input(1).and_then(|w| consts.get(w));
     match n.op.as_str() {
-        "Conv" => w.filter(|w| (3..=4).contains(&w.rank())).map(|w| Layout::Channels {
-            rank: w.rank(),
-            channels: w.shape()[0],
-        }),
+        "Conv" => w
+            .filter(|w| (3..=4).contains(&w.rank()))
+            .map(|w| Layout::Channels {
+                rank: w.rank(),
+                channels: w.shape()[0],
+            }),
         "ConvTranspose" => {
             let group = n.int_or("group", 1).ok()? as usize;
-            w.filter(|w| (3..=4).contains(&w.rank())).map(|w| Layout::Channels {
-                rank: w.rank(),
-                channels: w.shape()[1] * group,
-            })
+            w.filter(|w| (3..=4).contains(&w.rank()))
+                .map(|w| Layout::Channels {
+                    rank: w.rank(),
+                    channels: w.shape()[1] * group,
+                })
         }
         "MatMul" => Some(Layout::Columns {
             cols: w.filter(|w| w.rank() == 2).map(|w| w.shape()[1]),
@@ -51,7 +54,9 @@ fn layout(n: &Node, consts: &HashMap<String, Arc<Tensor>>) -> Option<Layout> {
         "Gemm" => {
             let tb = n.int_or("transB", 0).ok()? != 0;
             Some(Layout::Columns {
-                cols: w.filter(|w| w.rank() == 2).map(|w| w.shape()[if tb { 0 } else { 1 }]),
+                cols: w
+                    .filter(|w| w.rank() == 2)
+                    .map(|w| w.shape()[if tb { 0 } else { 1 }]),
             })
         }
         _ => None,
@@ -79,11 +84,15 @@ fn operand(t: &Tensor, lay: Layout) -> Option<Operand> {
                 return None;
             }
             let off = rank - s.len();
-            let ok = s.iter().enumerate().all(|(i, &d)| if i + off == 1 { d == channels } else { d == 1 });
+            let ok = s
+                .iter()
+                .enumerate()
+                .all(|(i, &d)| if i + off == 1 { d == channels } else { d == 1 });
             ok.then(|| Operand::Row(v.to_vec()))
         }
         Layout::Columns { cols: Some(n) } => {
-            let ok = s.last() == Some(&n) && s[..s.len() - 1].iter().all(|&d| d == 1) && s.len() <= 2;
+            let ok =
+                s.last() == Some(&n) && s[..s.len() - 1].iter().all(|&d| d == 1) && s.len() <= 2;
             ok.then(|| Operand::Col(v.to_vec()))
         }
         Layout::Columns { cols: None } => None,
@@ -112,7 +121,11 @@ fn as_step(u: &Node, x: &str, lay: Layout, cx: &Ctx) -> Result<Option<Step>> {
             if u.inputs.len() != 2 || u.inputs[0] == u.inputs[1] {
                 return Ok(None);
             }
-            let (first, other) = if u.inputs[0] == x { (true, &u.inputs[1]) } else { (false, &u.inputs[0]) };
+            let (first, other) = if u.inputs[0] == x {
+                (true, &u.inputs[1])
+            } else {
+                (false, &u.inputs[0])
+            };
             if !first && u.inputs[1] != x {
                 return Ok(None);
             }
@@ -127,10 +140,14 @@ fn as_step(u: &Node, x: &str, lay: Layout, cx: &Ctx) -> Result<Option<Step>> {
             }))
         }
         "BatchNormalization" => match lay {
-            Layout::Channels { .. } if u.inputs.first().is_some_and(|i| i == x) => crate::ops::norm::bn_step(&build),
+            Layout::Channels { .. } if u.inputs.first().is_some_and(|i| i == x) => {
+                crate::ops::norm::bn_step(&build)
+            }
             _ => Ok(None),
         },
-        _ if u.inputs.first().is_some_and(|i| i == x) && u.input(1).is_none_or(|_| u.op == "Clip") => {
+        _ if u.inputs.first().is_some_and(|i| i == x)
+            && u.input(1).is_none_or(|_| u.op == "Clip") =>
+        {
             Ok(match unary::kind(&build) {
                 Ok(Some(unary::Unary::Act(a))) => Some(Step::Act(a)),
                 _ => None,
@@ -158,7 +175,10 @@ pub(crate) fn fuse(
     }
     let mut removed = vec![false; nodes.len()];
     let readers = |v: &str, users: &HashMap<String, Vec<usize>>, removed: &[bool]| -> Vec<usize> {
-        let mut r: Vec<usize> = users.get(v).map(|u| u.iter().copied().filter(|&i| !removed[i]).collect()).unwrap_or_default();
+        let mut r: Vec<usize> = users
+            .get(v)
+            .map(|u| u.iter().copied().filter(|&i| !removed[i]).collect())
+            .unwrap_or_default();
         r.dedup();
         r
     };
@@ -166,7 +186,9 @@ pub(crate) fn fuse(
         if removed[p] {
             continue;
         }
-        let Some(lay) = layout(&nodes[p], consts) else { continue };
+        let Some(lay) = layout(&nodes[p], consts) else {
+            continue;
+        };
         let mut out = nodes[p].outputs[0].clone();
         let mut steps = vec![];
         loop {
@@ -183,7 +205,9 @@ pub(crate) fn fuse(
                 }
             }
             if rs.len() == 2 {
-                if let Some((gate, taken, next)) = gate(&nodes, &rs, &out, lay, &cx, &users, &removed, outputs)? {
+                if let Some((gate, taken, next)) =
+                    gate(&nodes, &rs, &out, lay, &cx, &users, &removed, outputs)?
+                {
                     steps.push(Step::Gate(gate));
                     for t in taken {
                         removed[t] = true;
@@ -199,11 +223,18 @@ pub(crate) fn fuse(
             nodes[p].outputs[0] = out;
         }
     }
-    Ok(nodes.into_iter().zip(removed).filter(|(_, r)| !r).map(|(n, _)| n).collect())
+    Ok(nodes
+        .into_iter()
+        .zip(removed)
+        .filter(|(_, r)| !r)
+        .map(|(n, _)| n)
+        .collect())
 }
 
-/// `x` read by a `Mul` and by a chain whose end is the Mul's other input:
-/// the chain's steps, the nodes taken, and the Mul's output.
+/// A gate found: the chain's steps, the nodes taken, and the Mul's output.
+type Gate = (Vec<Step>, Vec<usize>, String);
+
+/// `x` read by a `Mul` and by a chain whose end is the Mul's other input.
 #[allow(clippy::too_many_arguments)]
 fn gate(
     nodes: &[Node],
@@ -214,24 +245,34 @@ fn gate(
     users: &HashMap<String, Vec<usize>>,
     removed: &[bool],
     outputs: &[String],
-) -> Result<Option<(Vec<Step>, Vec<usize>, String)>> {
+) -> Result<Option<Gate>> {
     for (&m, &c) in [(rs[0], rs[1]), (rs[1], rs[0])].iter().map(|(a, b)| (a, b)) {
         let mul = &nodes[m];
-        if mul.op != "Mul" || mul.domain != ONNX || mul.inputs.len() != 2 || !mul.inputs.iter().any(|i| i == x) {
+        if mul.op != "Mul"
+            || mul.domain != ONNX
+            || mul.inputs.len() != 2
+            || !mul.inputs.iter().any(|i| i == x)
+        {
             continue;
         }
-        let other = if mul.inputs[0] == x { &mul.inputs[1] } else { &mul.inputs[0] };
+        let other = if mul.inputs[0] == x {
+            &mul.inputs[1]
+        } else {
+            &mul.inputs[0]
+        };
         let (mut v, mut at) = (x.to_string(), c);
         let (mut steps, mut taken) = (vec![], vec![]);
-        loop {
-            let Some(step) = as_step(&nodes[at], &v, lay, cx)? else { break };
+        while let Some(step) = as_step(&nodes[at], &v, lay, cx)? {
             steps.push(step);
             taken.push(at);
             v = nodes[at].outputs[0].clone();
             if outputs.contains(&v) {
                 break;
             }
-            let next: Vec<usize> = users.get(&v).map(|u| u.iter().copied().filter(|&i| !removed[i]).collect()).unwrap_or_default();
+            let next: Vec<usize> = users
+                .get(&v)
+                .map(|u| u.iter().copied().filter(|&i| !removed[i]).collect())
+                .unwrap_or_default();
             if &v == other {
                 if next == [m] {
                     taken.push(m);

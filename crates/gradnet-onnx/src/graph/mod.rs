@@ -4,7 +4,7 @@
 //! constant, and each value freed after its last use.
 
 mod fuse;
-pub mod node;
+pub(crate) mod node;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -48,7 +48,11 @@ fn opsets(m: &ModelProto) -> HashMap<String, i64> {
     m.opset_import
         .iter()
         .map(|o| {
-            let d = if o.domain == "ai.onnx" { ONNX } else { &o.domain };
+            let d = if o.domain == "ai.onnx" {
+                ONNX
+            } else {
+                &o.domain
+            };
             (d.to_string(), o.version)
         })
         .collect()
@@ -116,7 +120,10 @@ fn topo_sort(nodes: Vec<Node>, known: &HashSet<String>) -> Result<Vec<Node>> {
                 }
                 None if known.contains(inp) => {}
                 None => {
-                    return Err(invalid!("{} reads `{inp}`, which nothing defines", n.label()))
+                    return Err(invalid!(
+                        "{} reads `{inp}`, which nothing defines",
+                        n.label()
+                    ))
                 }
             }
         }
@@ -136,7 +143,10 @@ fn topo_sort(nodes: Vec<Node>, known: &HashSet<String>) -> Result<Vec<Node>> {
         return Err(invalid!("the graph has a cycle"));
     }
     let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
-    Ok(order.into_iter().map(|i| slots[i].take().expect("each once")).collect())
+    Ok(order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each once"))
+        .collect())
 }
 
 /// `GRADNET_ONNX_PROFILE=1` prints each run's slowest nodes to stderr.
@@ -155,12 +165,16 @@ fn report(times: &mut [(std::time::Duration, &str)]) {
         e.1 += 1;
     }
     let mut ops: Vec<_> = by_op.into_iter().collect();
-    ops.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
-    eprintln!("run: {:.3} ms in {} nodes", total.as_secs_f64() * 1e3, times.len());
+    ops.sort_by_key(|o| std::cmp::Reverse(o.1 .0));
+    eprintln!(
+        "run: {:.3} ms in {} nodes",
+        total.as_secs_f64() * 1e3,
+        times.len()
+    );
     for (op, (d, n)) in ops.iter().take(12) {
         eprintln!("  {op:<24} {:>9.3} ms  {n:>4} nodes", d.as_secs_f64() * 1e3);
     }
-    times.sort_by(|a, b| b.0.cmp(&a.0));
+    times.sort_by_key(|t| std::cmp::Reverse(t.0));
     for (d, label) in times.iter().take(8) {
         eprintln!("  {:>9.3} ms  {label}", d.as_secs_f64() * 1e3);
     }
@@ -208,12 +222,16 @@ pub(crate) fn free_vars(g: &GraphProto) -> Vec<String> {
 }
 
 impl Graph {
-    pub fn load(model: &ModelProto, isa: Isa, max_bytes: u64) -> Result<Graph> {
+    pub(crate) fn load(model: &ModelProto, isa: Isa, max_bytes: u64) -> Result<Graph> {
         let g: &GraphProto = model
             .graph
             .as_ref()
             .ok_or_else(|| invalid!("the file has no graph"))?;
-        let lx = LoadCx { opsets: opsets(model), isa, max_bytes };
+        let lx = LoadCx {
+            opsets: opsets(model),
+            isa,
+            max_bytes,
+        };
         Graph::from_proto(g, &lx, &HashMap::new(), &[])
     }
 
@@ -254,7 +272,10 @@ impl Graph {
                 Some(t) => {
                     consts.entry(c.clone()).or_insert_with(|| t.clone());
                 }
-                None => inputs.push(ValueSpec { name: c.clone(), dtype: None }),
+                None => inputs.push(ValueSpec {
+                    name: c.clone(),
+                    dtype: None,
+                }),
             }
         }
         let mut nodes = vec![];
@@ -263,7 +284,10 @@ impl Graph {
             if n.op == "Constant" && n.domain == ONNX {
                 match constant_node(&n) {
                     Ok(t) => {
-                        let out = n.outputs.first().ok_or_else(|| invalid!("{} has no output", n.label()))?;
+                        let out = n
+                            .outputs
+                            .first()
+                            .ok_or_else(|| invalid!("{} has no output", n.label()))?;
                         consts.insert(out.clone(), Arc::new(t));
                     }
                     Err(Error::Unsupported(u)) => unsupported.extend(u),
@@ -325,14 +349,25 @@ impl Graph {
                 }
                 Err(e) => return Err(e),
             };
-            let all_const = n.inputs.iter().filter(|s| !s.is_empty()).all(|s| consts.contains_key(s));
+            let all_const = n
+                .inputs
+                .iter()
+                .filter(|s| !s.is_empty())
+                .all(|s| consts.contains_key(s));
             if all_const && unsupported.is_empty() && !n.inputs.is_empty() {
                 let vals = n
                     .inputs
                     .iter()
                     .map(|s| (!s.is_empty()).then(|| consts[s].clone()))
                     .collect();
-                let outs = op.run(&cx, Inputs { vals, label: n.label().into(), recycle: None })?;
+                let outs = op.run(
+                    &cx,
+                    Inputs {
+                        vals,
+                        label: n.label().into(),
+                        recycle: None,
+                    },
+                )?;
                 for (name, t) in n.outputs.iter().zip(outs) {
                     if !name.is_empty() {
                         consts.insert(name.clone(), Arc::new(t));
@@ -383,7 +418,9 @@ impl Graph {
                 if !known {
                     match consts.get(s) {
                         Some(c) => used_consts.push((i, c.clone())),
-                        None => return Err(invalid!("{} reads `{s}` before it is defined", n.label())),
+                        None => {
+                            return Err(invalid!("{} reads `{s}` before it is defined", n.label()))
+                        }
                     }
                 }
                 ins.push(Some(i));
@@ -432,7 +469,7 @@ impl Graph {
     }
 
     /// Runs the plan on inputs given in the order of `self.inputs`.
-    pub fn run(&self, cx: &Cx, inputs: Vec<Arc<Tensor>>) -> Result<Vec<(String, Tensor)>> {
+    pub(crate) fn run(&self, cx: &Cx, inputs: Vec<Arc<Tensor>>) -> Result<Vec<(String, Tensor)>> {
         let mut vals: Vec<Option<Arc<Tensor>>> = vec![None; self.values];
         for ((_, i), t) in self.inputs.iter().zip(inputs) {
             vals[*i] = Some(t);
@@ -448,21 +485,32 @@ impl Graph {
             for i in &s.inputs {
                 ins.push(match i {
                     // the last reader takes the value, so it can reuse the buffer
-                    Some(i) if s.frees.contains(i) && s.inputs.iter().filter(|j| **j == Some(*i)).count() == 1 => {
+                    Some(i)
+                        if s.frees.contains(i)
+                            && s.inputs.iter().filter(|j| **j == Some(*i)).count() == 1 =>
+                    {
                         vals[*i].take()
                     }
                     Some(i) => vals[*i].clone(),
                     None => None,
                 });
             }
-            let outs = s.op.run(cx, Inputs { vals: ins, label: s.label.clone(), recycle: cx.recycler() })?;
+            let outs = s.op.run(
+                cx,
+                Inputs {
+                    vals: ins,
+                    label: s.label.clone(),
+                    recycle: cx.recycler(),
+                },
+            )?;
             for (i, t) in s.outputs.iter().zip(outs) {
                 vals[*i] = Some(Arc::new(t));
             }
             for i in &s.frees {
-                match (vals[*i].take().map(Arc::try_unwrap), cx.recycler()) {
-                    (Some(Ok(t)), Some(r)) => r.put(t),
-                    _ => {}
+                if let (Some(Ok(t)), Some(r)) =
+                    (vals[*i].take().map(Arc::try_unwrap), cx.recycler())
+                {
+                    r.put(t);
                 }
             }
             if let Some(t) = started {
@@ -478,7 +526,10 @@ impl Graph {
                 let t = vals[*i]
                     .clone()
                     .ok_or_else(|| Error::Run(format!("output `{name}` was not computed")))?;
-                Ok((name.clone(), Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())))
+                Ok((
+                    name.clone(),
+                    Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()),
+                ))
             })
             .collect()
     }

@@ -8,13 +8,13 @@ use crate::proto::{AttributeProto, NodeProto};
 use crate::tensor::Tensor;
 
 /// The default domain; `ai.onnx` is an alias of it.
-pub const ONNX: &str = "";
-pub const ONNX_ML: &str = "ai.onnx.ml";
+pub(crate) const ONNX: &str = "";
+pub(crate) const ONNX_ML: &str = "ai.onnx.ml";
 /// Fused operators the optimizer writes; never accepted from a file.
-pub const INTERNAL: &str = "gradnet.internal";
+pub(crate) const INTERNAL: &str = "gradnet.internal";
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub name: String,
     pub op: String,
     pub domain: String,
@@ -30,7 +30,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn from_proto(n: &NodeProto) -> Node {
+    pub(crate) fn from_proto(n: &NodeProto) -> Node {
         let domain = if n.domain == "ai.onnx" {
             ONNX.to_string()
         } else {
@@ -49,7 +49,7 @@ impl Node {
     }
 
     /// `domain:Op` for messages (just `Op` in the default domain).
-    pub fn kind(&self) -> String {
+    pub(crate) fn kind(&self) -> String {
         if self.domain.is_empty() {
             self.op.clone()
         } else {
@@ -58,15 +58,19 @@ impl Node {
     }
 
     /// How the node is named in errors.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         if self.name.is_empty() {
-            format!("{} node (output `{}`)", self.kind(), self.outputs.first().map_or("", |s| s))
+            format!(
+                "{} node (output `{}`)",
+                self.kind(),
+                self.outputs.first().map_or("", |s| s)
+            )
         } else {
             format!("{} node `{}`", self.kind(), self.name)
         }
     }
 
-    pub fn attr(&self, name: &str) -> Option<&AttributeProto> {
+    pub(crate) fn attr(&self, name: &str) -> Option<&AttributeProto> {
         self.attrs.iter().find(|a| a.name == name)
     }
 
@@ -84,41 +88,45 @@ impl Node {
         }
     }
 
-    pub fn int(&self, name: &str) -> Result<Option<i64>> {
+    pub(crate) fn int(&self, name: &str) -> Result<Option<i64>> {
         Ok(self.typed(name, AttributeType::Int)?.map(|a| a.i))
     }
 
-    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> {
+    pub(crate) fn int_or(&self, name: &str, default: i64) -> Result<i64> {
         Ok(self.int(name)?.unwrap_or(default))
     }
 
-    pub fn float(&self, name: &str) -> Result<Option<f32>> {
+    pub(crate) fn float(&self, name: &str) -> Result<Option<f32>> {
         Ok(self.typed(name, AttributeType::Float)?.map(|a| a.f))
     }
 
-    pub fn float_or(&self, name: &str, default: f32) -> Result<f32> {
+    pub(crate) fn float_or(&self, name: &str, default: f32) -> Result<f32> {
         Ok(self.float(name)?.unwrap_or(default))
     }
 
-    pub fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
-        Ok(self.typed(name, AttributeType::Ints)?.map(|a| a.ints.clone()))
+    pub(crate) fn ints(&self, name: &str) -> Result<Option<Vec<i64>>> {
+        Ok(self
+            .typed(name, AttributeType::Ints)?
+            .map(|a| a.ints.clone()))
     }
 
-    pub fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
-        Ok(self.typed(name, AttributeType::Floats)?.map(|a| a.floats.clone()))
+    pub(crate) fn floats(&self, name: &str) -> Result<Option<Vec<f32>>> {
+        Ok(self
+            .typed(name, AttributeType::Floats)?
+            .map(|a| a.floats.clone()))
     }
 
-    pub fn string(&self, name: &str) -> Result<Option<String>> {
+    pub(crate) fn string(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .typed(name, AttributeType::String)?
             .map(|a| String::from_utf8_lossy(&a.s).into_owned()))
     }
 
-    pub fn string_or(&self, name: &str, default: &str) -> Result<String> {
+    pub(crate) fn string_or(&self, name: &str, default: &str) -> Result<String> {
         Ok(self.string(name)?.unwrap_or_else(|| default.to_string()))
     }
 
-    pub fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
+    pub(crate) fn strings(&self, name: &str) -> Result<Option<Vec<String>>> {
         Ok(self.typed(name, AttributeType::Strings)?.map(|a| {
             a.strings
                 .iter()
@@ -127,23 +135,29 @@ impl Node {
         }))
     }
 
-    pub fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
+    pub(crate) fn tensor(&self, name: &str) -> Result<Option<Tensor>> {
         match self.typed(name, AttributeType::Tensor)? {
             Some(a) => match &a.t {
                 Some(t) => Ok(Some(Tensor::from_proto(t)?)),
-                None => Err(invalid!("{}: attribute `{name}` has no tensor", self.label())),
+                None => Err(invalid!(
+                    "{}: attribute `{name}` has no tensor",
+                    self.label()
+                )),
             },
             None => Ok(None),
         }
     }
 
     /// A required attribute, or an error naming it.
-    pub fn need<T>(&self, name: &str, v: Result<Option<T>>) -> Result<T> {
+    pub(crate) fn need<T>(&self, name: &str, v: Result<Option<T>>) -> Result<T> {
         v?.ok_or_else(|| invalid!("{}: attribute `{name}` is required", self.label()))
     }
 
     /// The input name at `i`, if present and not empty.
-    pub fn input(&self, i: usize) -> Option<&str> {
-        self.inputs.get(i).map(|s| s.as_str()).filter(|s| !s.is_empty())
+    pub(crate) fn input(&self, i: usize) -> Option<&str> {
+        self.inputs
+            .get(i)
+            .map(|s| s.as_str())
+            .filter(|s| !s.is_empty())
     }
 }

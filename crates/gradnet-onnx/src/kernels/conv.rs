@@ -45,7 +45,11 @@ impl Geom {
     }
 
     fn is_pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && self.pt + self.pl + self.pb + self.pr == 0
+        self.kh == 1
+            && self.kw == 1
+            && self.sh == 1
+            && self.sw == 1
+            && self.pt + self.pl + self.pb + self.pr == 0
     }
 }
 
@@ -114,14 +118,7 @@ const PARALLEL_MIN: usize = 1 << 16;
 
 /// One image, one group: `out[m][oh*ow] = steps(W·B)`, with `input` the
 /// group's `c x h x w` planes and `w` its packed `m x k` weights.
-pub fn conv2d(
-    cx: &Cx,
-    g: &Geom,
-    input: &[f32],
-    w: &PackedA,
-    steps: &[Step],
-    out: &mut [f32],
-) {
+pub fn conv2d(cx: &Cx, g: &Geom, input: &[f32], w: &PackedA, steps: &[Step], out: &mut [f32]) {
     let (m, oh, ow) = (w.m, g.oh(), g.ow());
     assert_eq!(w.k, g.k());
     assert_eq!(input.len(), g.c * g.h * g.w);
@@ -159,13 +156,26 @@ pub fn conv2d(
                     ci * plane + (t / g.kw) * g.dh * wp + (t % g.kw) * g.dw
                 })
                 .collect();
-            let b = ShiftedB { padded: &padded, offsets };
+            let b = ShiftedB {
+                padded: &padded,
+                offsets,
+            };
             if wp == ow {
                 gemm::gemm(cx, m, oh * ow, g.k(), a, BOp::Packer(&b), out, oh * ow, epi);
             } else {
                 // columns over the padded width; keep the first ow of each row
                 let mut wide = cx.buffer(m * oh * wp);
-                gemm::gemm(cx, m, oh * wp, g.k(), a, BOp::Packer(&b), &mut wide, oh * wp, epi);
+                gemm::gemm(
+                    cx,
+                    m,
+                    oh * wp,
+                    g.k(),
+                    a,
+                    BOp::Packer(&b),
+                    &mut wide,
+                    oh * wp,
+                    epi,
+                );
                 let rows = cx.rows_per_task(m * oh);
                 cx.par_chunks(out, rows * ow, PARALLEL_MIN, |t, out| {
                     let wide = &wide[t * rows * wp..];
@@ -212,7 +222,11 @@ mod tests {
                             for kx in 0..g.kw {
                                 let y = (oy * g.sh + ky * g.dh) as isize - g.pt as isize;
                                 let xx = (ox * g.sw + kx * g.dw) as isize - g.pl as isize;
-                                let v = if y >= 0 && xx >= 0 && (y as usize) < g.h && (xx as usize) < g.w {
+                                let v = if y >= 0
+                                    && xx >= 0
+                                    && (y as usize) < g.h
+                                    && (xx as usize) < g.w
+                                {
                                     x[(ci * g.h + y as usize) * g.w + xx as usize]
                                 } else {
                                     0.0
@@ -232,13 +246,83 @@ mod tests {
     fn all_three_strategies_match_the_definition_on_every_isa() {
         let geoms = [
             // pointwise
-            Geom { c: 5, h: 7, w: 9, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, pt: 0, pl: 0, pb: 0, pr: 0 },
+            Geom {
+                c: 5,
+                h: 7,
+                w: 9,
+                kh: 1,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                dh: 1,
+                dw: 1,
+                pt: 0,
+                pl: 0,
+                pb: 0,
+                pr: 0,
+            },
             // stride 1 with padding and dilation
-            Geom { c: 3, h: 10, w: 11, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, pb: 1, pr: 1 },
-            Geom { c: 2, h: 9, w: 12, kh: 3, kw: 2, sh: 1, sw: 1, dh: 2, dw: 1, pt: 2, pl: 0, pb: 1, pr: 3 },
+            Geom {
+                c: 3,
+                h: 10,
+                w: 11,
+                kh: 3,
+                kw: 3,
+                sh: 1,
+                sw: 1,
+                dh: 1,
+                dw: 1,
+                pt: 1,
+                pl: 1,
+                pb: 1,
+                pr: 1,
+            },
+            Geom {
+                c: 2,
+                h: 9,
+                w: 12,
+                kh: 3,
+                kw: 2,
+                sh: 1,
+                sw: 1,
+                dh: 2,
+                dw: 1,
+                pt: 2,
+                pl: 0,
+                pb: 1,
+                pr: 3,
+            },
             // strided: im2col
-            Geom { c: 3, h: 11, w: 13, kh: 3, kw: 3, sh: 2, sw: 2, dh: 1, dw: 1, pt: 1, pl: 1, pb: 1, pr: 1 },
-            Geom { c: 4, h: 8, w: 8, kh: 1, kw: 1, sh: 2, sw: 2, dh: 1, dw: 1, pt: 0, pl: 0, pb: 0, pr: 0 },
+            Geom {
+                c: 3,
+                h: 11,
+                w: 13,
+                kh: 3,
+                kw: 3,
+                sh: 2,
+                sw: 2,
+                dh: 1,
+                dw: 1,
+                pt: 1,
+                pl: 1,
+                pb: 1,
+                pr: 1,
+            },
+            Geom {
+                c: 4,
+                h: 8,
+                w: 8,
+                kh: 1,
+                kw: 1,
+                sh: 2,
+                sw: 2,
+                dh: 1,
+                dw: 1,
+                pt: 0,
+                pl: 0,
+                pb: 0,
+                pr: 0,
+            },
         ];
         for g in &geoms {
             let m = 11;
@@ -250,8 +334,18 @@ mod tests {
                 let cx = Cx::new(isa, None, u64::MAX);
                 let pw = PackedA::new(isa, &w, m, g.k());
                 let mut out = vec![f32::NAN; m * g.oh() * g.ow()];
-                conv2d(&cx, g, &x, &pw, &[Step::Add(Operand::Row(bias.clone()))], &mut out);
-                let same = out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                conv2d(
+                    &cx,
+                    g,
+                    &x,
+                    &pw,
+                    &[Step::Add(Operand::Row(bias.clone()))],
+                    &mut out,
+                );
+                let same = out
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(same, "{isa:?} {g:?}");
             }
         }

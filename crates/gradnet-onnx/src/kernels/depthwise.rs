@@ -3,8 +3,8 @@
 //! kx) order with one FMA a step — the same sum a grouped matrix product
 //! would make — vectorized across the output row.
 
-use super::epilogue::{self, Step};
 use super::conv::Geom;
+use super::epilogue::{self, Step};
 use super::multiversion;
 use crate::cx::{Cx, SharedMut};
 
@@ -37,7 +37,17 @@ pub fn depthwise(
         let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * ohw), ohw) };
         SCRATCH.with(|p| {
             let (padded, phased) = &mut *p.borrow_mut();
-            plane(isa, g, &input[ch * hw..][..hw], &w[ch * taps..][..taps], ch, steps, padded, phased, o);
+            plane(
+                isa,
+                g,
+                &input[ch * hw..][..hw],
+                &w[ch * taps..][..taps],
+                ch,
+                steps,
+                padded,
+                phased,
+                o,
+            );
         });
     });
 }
@@ -126,28 +136,79 @@ multiversion! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::gemm::PackedA;
     use crate::kernels::act::Act;
     use crate::kernels::epilogue::Operand;
+    use crate::kernels::gemm::PackedA;
     use crate::kernels::{conv, Isa};
 
     #[test]
     fn depthwise_equals_a_convolution_per_channel_on_every_isa() {
         let geoms = [
-            Geom { c: 1, h: 9, w: 13, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1, pt: 1, pl: 1, pb: 1, pr: 1 },
-            Geom { c: 1, h: 10, w: 21, kh: 5, kw: 5, sh: 2, sw: 2, dh: 1, dw: 1, pt: 2, pl: 2, pb: 2, pr: 2 },
-            Geom { c: 1, h: 7, w: 40, kh: 3, kw: 1, sh: 1, sw: 1, dh: 2, dw: 1, pt: 2, pl: 0, pb: 2, pr: 0 },
+            Geom {
+                c: 1,
+                h: 9,
+                w: 13,
+                kh: 3,
+                kw: 3,
+                sh: 1,
+                sw: 1,
+                dh: 1,
+                dw: 1,
+                pt: 1,
+                pl: 1,
+                pb: 1,
+                pr: 1,
+            },
+            Geom {
+                c: 1,
+                h: 10,
+                w: 21,
+                kh: 5,
+                kw: 5,
+                sh: 2,
+                sw: 2,
+                dh: 1,
+                dw: 1,
+                pt: 2,
+                pl: 2,
+                pb: 2,
+                pr: 2,
+            },
+            Geom {
+                c: 1,
+                h: 7,
+                w: 40,
+                kh: 3,
+                kw: 1,
+                sh: 1,
+                sw: 1,
+                dh: 2,
+                dw: 1,
+                pt: 2,
+                pl: 0,
+                pb: 2,
+                pr: 0,
+            },
         ];
         let chans = 5;
         for g in &geoms {
-            let x: Vec<f32> = (0..chans * g.h * g.w).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
-            let w: Vec<f32> = (0..chans * g.kh * g.kw).map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0).collect();
+            let x: Vec<f32> = (0..chans * g.h * g.w)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+                .collect();
+            let w: Vec<f32> = (0..chans * g.kh * g.kw)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+                .collect();
             let bias: Vec<f32> = (0..chans).map(|i| i as f32 / 3.0).collect();
             let ohw = g.oh() * g.ow();
             let mut want = vec![0.0; chans * ohw];
             let cx = Cx::new(Isa::Portable, None, u64::MAX);
             for ch in 0..chans {
-                let pw = PackedA::new(Isa::Portable, &w[ch * g.kh * g.kw..][..g.kh * g.kw], 1, g.kh * g.kw);
+                let pw = PackedA::new(
+                    Isa::Portable,
+                    &w[ch * g.kh * g.kw..][..g.kh * g.kw],
+                    1,
+                    g.kh * g.kw,
+                );
                 let x = &x[ch * g.h * g.w..][..g.h * g.w];
                 let steps = [Step::Add(Operand::Scalar(bias[ch])), Step::Act(Act::Relu)];
                 conv::conv2d(&cx, g, x, &pw, &steps, &mut want[ch * ohw..][..ohw]);
@@ -157,7 +218,12 @@ mod tests {
                 let mut out = vec![f32::NAN; chans * ohw];
                 let steps = [Step::Add(Operand::Row(bias.clone())), Step::Act(Act::Relu)];
                 depthwise(&cx, g, chans, &x, &w, &steps, &mut out);
-                assert!(out.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa:?} {g:?}");
+                assert!(
+                    out.iter()
+                        .zip(&want)
+                        .all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{isa:?} {g:?}"
+                );
             }
         }
     }

@@ -153,7 +153,11 @@ pub struct RowsB<'a> {
 impl<'a> RowsB<'a> {
     /// `k` rows of `data`, `ld` apart.
     pub fn new(data: &'a [f32], ld: usize, k: usize) -> RowsB<'a> {
-        RowsB { data, ld, offsets: (0..k).map(|r| r * ld).collect() }
+        RowsB {
+            data,
+            ld,
+            offsets: (0..k).map(|r| r * ld).collect(),
+        }
     }
 }
 
@@ -172,7 +176,10 @@ impl PackB for RowsB<'_> {
 pub enum AOp<'a> {
     Packed(&'a PackedA),
     /// Row-major rows with stride `lda` (activations).
-    Rows { a: &'a [f32], lda: usize },
+    Rows {
+        a: &'a [f32],
+        lda: usize,
+    },
 }
 
 pub enum BOp<'a> {
@@ -232,7 +239,16 @@ pub fn gemm(
         for row in c.chunks_mut(ldc).take(m) {
             row[..n].fill(0.0);
         }
-        let job = Job { m, n, k, a, b, c: SharedMut(c.as_mut_ptr()), ldc, epi };
+        let job = Job {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c: SharedMut(c.as_mut_ptr()),
+            ldc,
+            epi,
+        };
         return run(isa, &job, 0..n.div_ceil(nr), 0..m.div_ceil(mr), true);
     }
     let job = Job {
@@ -247,12 +263,28 @@ pub fn gemm(
     };
     let (n_tiles, m_panels) = (n.div_ceil(nr), m.div_ceil(mr));
     // threads only for products big enough to pay for waking them
-    let threads = if m * n * k >= PARALLEL_MIN { cx.threads() } else { 1 };
+    let threads = if m * n * k >= PARALLEL_MIN {
+        cx.threads()
+    } else {
+        1
+    };
     // enough tasks to balance, none so small that packing B dominates
-    let target = if threads > 1 { threads * std::env::var("TMUL").ok().and_then(|v| v.parse().ok()).unwrap_or(4) } else { 1 };
+    let target = if threads > 1 {
+        threads
+            * std::env::var("TMUL")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4)
+    } else {
+        1
+    };
     let n_chunk = n_tiles.div_ceil(target).max(1);
     let n_tasks = n_tiles.div_ceil(n_chunk);
-    let m_split = if n_tasks >= target { 1 } else { (target / n_tasks).clamp(1, m_panels) };
+    let m_split = if n_tasks >= target {
+        1
+    } else {
+        (target / n_tasks).clamp(1, m_panels)
+    };
     let m_chunk = m_panels.div_ceil(m_split);
     let m_tasks = m_panels.div_ceil(m_chunk);
     cx.par_for(n_tasks * m_tasks, |t| {
@@ -263,7 +295,13 @@ pub fn gemm(
     });
 }
 
-fn run(isa: Isa, job: &Job, nt: std::ops::Range<usize>, mp: std::ops::Range<usize>, epi_only: bool) {
+fn run(
+    isa: Isa,
+    job: &Job,
+    nt: std::ops::Range<usize>,
+    mp: std::ops::Range<usize>,
+    epi_only: bool,
+) {
     SCRATCH.with(|s| {
         let scratch = &mut *s.borrow_mut();
         // SAFETY: Isa::Avx512 / Avx2 are only constructed on CPUs with those
@@ -282,6 +320,7 @@ fn run(isa: Isa, job: &Job, nt: std::ops::Range<usize>, mp: std::ops::Range<usiz
     })
 }
 
+#[cfg(target_arch = "x86_64")]
 type Tiles = std::ops::Range<usize>;
 
 #[cfg(target_arch = "x86_64")]
@@ -333,7 +372,9 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
                     let kb = k1 - k0;
                     // B's block: read in place where it can be, else packed
                     let src = match job.b {
-                        BOp::Packed(p) => Src::Packed(Strided(p.data.as_ptr().add((q * k + k0) * nr), nr)),
+                        BOp::Packed(p) => {
+                            Src::Packed(Strided(p.data.as_ptr().add((q * k + k0) * nr), nr))
+                        }
                         BOp::Packer(pk) => match pk.direct(k0, n0).filter(|_| cols == nr) {
                             Some((base, offs)) => Src::Direct(Offsets(base, offs.as_ptr())),
                             None => {
@@ -369,7 +410,16 @@ unsafe fn tiles<V: Simd, F: Fma, const MR: usize, const NV: usize>(
                                     }
                                     AOp::Rows { a, lda } => {
                                         let ap = a.as_ptr().add(m0 * lda + k0);
-                                        rows_kernel::<V, MR, NV, _>(rows, kb, ap, lda, $b, cp, cld, k0 > 0);
+                                        rows_kernel::<V, MR, NV, _>(
+                                            rows,
+                                            kb,
+                                            ap,
+                                            lda,
+                                            $b,
+                                            cp,
+                                            cld,
+                                            k0 > 0,
+                                        );
                                     }
                                 }
                             };
@@ -544,8 +594,18 @@ mod tests {
 
     #[test]
     fn every_isa_and_thread_count_gives_the_definition_bit_for_bit() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        for &(m, n, k) in &[(1, 1, 1), (5, 7, 3), (8, 32, 256), (13, 70, 300), (24, 100, 600), (3, 200, 0)] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (5, 7, 3),
+            (8, 32, 256),
+            (13, 70, 300),
+            (24, 100, 600),
+            (3, 200, 0),
+        ] {
             let a = data(m * k, 1);
             let b = data(k * n, 2);
             let bias = data(m, 3);
@@ -558,12 +618,32 @@ mod tests {
                     // packed weights as A, B through a packer
                     let pa = PackedA::new(isa, &a, m, k);
                     let mut c = vec![f32::NAN; m * n];
-                    gemm(&cx, m, n, k, AOp::Packed(&pa), BOp::Packer(&RowsB::new(&b, n, k)), &mut c, n, epi);
+                    gemm(
+                        &cx,
+                        m,
+                        n,
+                        k,
+                        AOp::Packed(&pa),
+                        BOp::Packer(&RowsB::new(&b, n, k)),
+                        &mut c,
+                        n,
+                        epi,
+                    );
                     assert_eq!(bits(&c), bits(&want), "{isa:?} {m}x{n}x{k}");
                     // activations as A, packed weights as B
                     let pb = PackedB::new(isa, &b, k, n, n, 1);
                     let mut c = vec![f32::NAN; m * n];
-                    gemm(&cx, m, n, k, AOp::Rows { a: &a, lda: k }, BOp::Packed(&pb), &mut c, n, epi);
+                    gemm(
+                        &cx,
+                        m,
+                        n,
+                        k,
+                        AOp::Rows { a: &a, lda: k },
+                        BOp::Packed(&pb),
+                        &mut c,
+                        n,
+                        epi,
+                    );
                     assert_eq!(bits(&c), bits(&want), "{isa:?} {m}x{n}x{k} rows");
                 }
             }

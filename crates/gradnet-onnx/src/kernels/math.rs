@@ -36,7 +36,13 @@ fn horner<F: Fma>(x: f32, c: &[f32]) -> f32 {
 pub fn exp<F: Fma>(x: f32) -> f32 {
     // clamp so the scale stays representable; NaN passes through the
     // comparisons unchanged (both are false)
-    let xc = if x > 88.8 { 88.8 } else if x < -104.0 { -104.0 } else { x };
+    let xc = if x > 88.8 {
+        88.8
+    } else if x < -104.0 {
+        -104.0
+    } else {
+        x
+    };
     let n = (xc * LOG2E + ROUNDER) - ROUNDER;
     let r = F::fma(n, -LN2_LO, F::fma(n, -LN2_HI, xc));
     let r2 = r * r;
@@ -275,11 +281,16 @@ mod tests {
         for x in sweep(-6.0, 6.0, 200_000) {
             worst[4] = worst[4].max(ulps(erf::<Hard>(x), erf64(x as f64)));
         }
-        for (x, y) in sweep(0.01, 50.0, 300).flat_map(|x| sweep(-3.3, 3.7, 300).map(move |y| (x, y))) {
+        for (x, y) in
+            sweep(0.01, 50.0, 300).flat_map(|x| sweep(-3.3, 3.7, 300).map(move |y| (x, y)))
+        {
             worst[5] = worst[5].max(ulps(pow::<Hard>(x, y), (x as f64).powf(y as f64)));
         }
         let bound = [2.0, 2.0, 3.0, 3.0, 4.0, 64.0];
-        for (i, name) in ["exp", "ln", "tanh", "sigmoid", "erf", "pow"].iter().enumerate() {
+        for (i, name) in ["exp", "ln", "tanh", "sigmoid", "erf", "pow"]
+            .iter()
+            .enumerate()
+        {
             assert!(worst[i] <= bound[i], "{name}: {} ulp", worst[i]);
         }
     }
@@ -343,9 +354,20 @@ mod tests {
     #[test]
     fn soft_and_hard_fma_give_the_same_bits() {
         for x in sweep(-110.0, 110.0, 100_000) {
-            assert_eq!(exp::<Hard>(x).to_bits(), exp::<Soft>(x).to_bits(), "exp {x}");
-            assert_eq!(tanh::<Hard>(x).to_bits(), tanh::<Soft>(x).to_bits(), "tanh {x}");
-            assert_eq!(erf::<Hard>(x / 10.0).to_bits(), erf::<Soft>(x / 10.0).to_bits());
+            assert_eq!(
+                exp::<Hard>(x).to_bits(),
+                exp::<Soft>(x).to_bits(),
+                "exp {x}"
+            );
+            assert_eq!(
+                tanh::<Hard>(x).to_bits(),
+                tanh::<Soft>(x).to_bits(),
+                "tanh {x}"
+            );
+            assert_eq!(
+                erf::<Hard>(x / 10.0).to_bits(),
+                erf::<Soft>(x / 10.0).to_bits()
+            );
             let p = x.abs() + 1e-3;
             assert_eq!(ln::<Hard>(p).to_bits(), ln::<Soft>(p).to_bits(), "ln {p}");
         }

@@ -81,5 +81,8 @@ pub fn max(x: &[f32]) -> f32 {
         l[i] = super::act::max(v, l[i]);
     }
     let m = |a: f32, b: f32| super::act::max(a, b);
-    m(m(m(l[0], l[1]), m(l[2], l[3])), m(m(l[4], l[5]), m(l[6], l[7])))
+    m(
+        m(m(l[0], l[1]), m(l[2], l[3])),
+        m(m(l[4], l[5]), m(l[6], l[7])),
+    )
 }

@@ -44,11 +44,10 @@ impl<F: Fma> Simd for Lanes4<F> {
     }
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
-        let mut r = [0.0; 4];
-        for i in 0..4 {
-            r[i] = F::fma(a.0[i], b.0[i], c.0[i]);
-        }
-        Lanes4(r, PhantomData)
+        Lanes4(
+            std::array::from_fn(|i| F::fma(a.0[i], b.0[i], c.0[i])),
+            PhantomData,
+        )
     }
 }
 

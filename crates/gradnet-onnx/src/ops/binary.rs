@@ -67,7 +67,10 @@ pub(crate) fn binary(b: &Build) -> Result<Box<dyn Op>> {
         },
         _ => return Err(b.unsupported("unknown element-wise operator")),
     };
-    if b.opset < 7 && matches!(k, Kind::Add | Kind::Sub | Kind::Mul | Kind::Div) && n.int("broadcast")?.is_some() {
+    if b.opset < 7
+        && matches!(k, Kind::Add | Kind::Sub | Kind::Mul | Kind::Div)
+        && n.int("broadcast")?.is_some()
+    {
         return Err(b.unsupported("opset < 7 broadcast attribute"));
     }
     Ok(Box::new(Binary(k)))
@@ -113,7 +116,13 @@ macro_rules! arith {
             Kind::Max => zip2($cx, $a, $sa, $b, $sb, fmax),
             Kind::Min => zip2($cx, $a, $sa, $b, $sb, fmin),
             Kind::Mod { .. } => zip2($cx, $a, $sa, $b, $sb, |x, y| x % y),
-            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| if x < Default::default() { s * x } else { x }),
+            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| {
+                if x < Default::default() {
+                    s * x
+                } else {
+                    x
+                }
+            }),
             _ => unreachable!(),
         }
     };
@@ -139,7 +148,13 @@ macro_rules! arith {
                     r
                 }
             }),
-            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| if x < zero { s.wrapping_mul(x) } else { x }),
+            Kind::PRelu => zip2($cx, $a, $sa, $b, $sb, |x, s| {
+                if x < zero {
+                    s.wrapping_mul(x)
+                } else {
+                    x
+                }
+            }),
             _ => unreachable!(),
         }
     }};
@@ -192,7 +207,9 @@ fn pair(cx: &Cx, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             (Data::U16(x), Data::U16(y)) => compare!(cx, k, x, sa, y, sb)?,
             (Data::U32(x), Data::U32(y)) => compare!(cx, k, x, sa, y, sb)?,
             (Data::U64(x), Data::U64(y)) => compare!(cx, k, x, sa, y, sb)?,
-            (Data::Bool(x), Data::Bool(y)) if k == Kind::Equal => zip2(cx, x, sa, y, sb, |x, y| x == y)?,
+            (Data::Bool(x), Data::Bool(y)) if k == Kind::Equal => {
+                zip2(cx, x, sa, y, sb, |x, y| x == y)?
+            }
             (Data::Str(x), Data::Str(y)) if k == Kind::Equal => {
                 let xi: Vec<usize> = (0..x.len()).collect();
                 let yi: Vec<usize> = (0..y.len()).collect();
@@ -204,7 +221,11 @@ fn pair(cx: &Cx, k: Kind, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     if matches!(k, Kind::And | Kind::Or | Kind::Xor) {
         let (Data::Bool(x), Data::Bool(y)) = (a.data(), b.data()) else {
-            bail!("{k:?} needs bool inputs, got {} and {}", a.dtype(), b.dtype());
+            bail!(
+                "{k:?} needs bool inputs, got {} and {}",
+                a.dtype(),
+                b.dtype()
+            );
         };
         let (shape, v) = match k {
             Kind::And => zip2(cx, x, sa, y, sb, |x, y| x & y)?,
@@ -277,8 +298,15 @@ fn pow(cx: &Cx, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             let (s, v) = pow_f32(cx.isa, cx, x, sa, &y, sb)?;
             Tensor::from_vec(s, v)
         }
-        _ if matches!(b.dtype(), crate::tensor::DType::F32 | crate::tensor::DType::F64) => {
-            bail!("Pow of a {} base with a float exponent is not supported", a.dtype())
+        _ if matches!(
+            b.dtype(),
+            crate::tensor::DType::F32 | crate::tensor::DType::F64
+        ) =>
+        {
+            bail!(
+                "Pow of a {} base with a float exponent is not supported",
+                a.dtype()
+            )
         }
         Data::I64(x) => {
             let y = b.to_i64s()?;
@@ -343,20 +371,36 @@ fn where_(c: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         bail!("Where's condition must be bool, got {}", c.dtype());
     };
     if x.dtype() != y.dtype() {
-        bail!("Where needs x and y of one type, got {} and {}", x.dtype(), y.dtype());
+        bail!(
+            "Where needs x and y of one type, got {} and {}",
+            x.dtype(),
+            y.dtype()
+        );
     }
     use super::broadcast::{runs, shape, strides};
     let out = shape(&[c.shape(), x.shape(), y.shape()])?;
     let n = crate::tensor::numel(&out)?;
-    let (tc, tx, ty) = (strides(c.shape(), &out), strides(x.shape(), &out), strides(y.shape(), &out));
+    let (tc, tx, ty) = (
+        strides(c.shape(), &out),
+        strides(x.shape(), &out),
+        strides(y.shape(), &out),
+    );
     let mut idx = Vec::with_capacity(n);
     // indexes into x (< x.len()) or into y (offset by x.len())
     let xl = x.len();
-    runs(&out, [&tc, &tx, &ty], |_, [oc, ox, oy], [dc, dx, dy], len| {
-        for i in 0..len {
-            idx.push(if cv[oc + i * dc] { ox + i * dx } else { xl + oy + i * dy });
-        }
-    });
+    runs(
+        &out,
+        [&tc, &tx, &ty],
+        |_, [oc, ox, oy], [dc, dx, dy], len| {
+            for i in 0..len {
+                idx.push(if cv[oc + i * dc] {
+                    ox + i * dx
+                } else {
+                    xl + oy + i * dy
+                });
+            }
+        },
+    );
     let data = Data::select2(x.data(), y.data(), &idx).expect("same dtype");
     Tensor::new(out, data)
 }
@@ -365,7 +409,11 @@ impl Op for Binary {
     fn run(&self, cx: &Cx, mut inputs: Inputs) -> Result<Vec<Tensor>> {
         let k = self.0;
         if k == Kind::Where {
-            return Ok(vec![where_(inputs.get(0)?, inputs.get(1)?, inputs.get(2)?)?]);
+            return Ok(vec![where_(
+                inputs.get(0)?,
+                inputs.get(1)?,
+                inputs.get(2)?,
+            )?]);
         }
         let n = inputs.len();
         if matches!(k, Kind::Max | Kind::Min | Kind::Sum | Kind::Mean) && n == 1 {
@@ -381,7 +429,9 @@ impl Op for Binary {
         if k == Kind::Mean {
             let d = n as f64;
             acc = match acc.into_parts() {
-                (s, Data::F32(v)) => Tensor::from_vec(s, v.into_iter().map(|x| x / d as f32).collect())?,
+                (s, Data::F32(v)) => {
+                    Tensor::from_vec(s, v.into_iter().map(|x| x / d as f32).collect())?
+                }
                 (s, Data::F64(v)) => Tensor::from_vec(s, v.into_iter().map(|x| x / d).collect())?,
                 _ => bail!("Mean needs float inputs"),
             };

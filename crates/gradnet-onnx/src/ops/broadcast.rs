@@ -5,7 +5,7 @@
 use crate::cx::Cx;
 use crate::error::{Error, Result};
 
-pub fn shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
+pub(super) fn shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
     let rank = shapes.iter().map(|s| s.len()).max().unwrap_or(0);
     let mut out = vec![1usize; rank];
     for s in shapes {
@@ -29,7 +29,7 @@ pub fn shape(shapes: &[&[usize]]) -> Result<Vec<usize>> {
 }
 
 /// Strides of `shape`, aligned right to `out`, 0 where broadcast.
-pub fn strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+pub(super) fn strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     let mut st = vec![0usize; out.len()];
     let mut acc = 1;
     for i in (0..shape.len()).rev() {
@@ -44,7 +44,11 @@ pub fn strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 /// output (row-major), after merging dimensions that every input walks
 /// alike. Strides may be negative, as wrapped `usize`s.
 #[inline(always)]
-pub fn runs<const N: usize>(out: &[usize], st: [&[usize]; N], mut f: impl FnMut(usize, [usize; N], [usize; N], usize)) {
+pub(super) fn runs<const N: usize>(
+    out: &[usize],
+    st: [&[usize]; N],
+    mut f: impl FnMut(usize, [usize; N], [usize; N], usize),
+) {
     // merge and drop dimensions
     let mut dims: Vec<usize> = vec![];
     let mut strides: Vec<[usize; N]> = vec![];
@@ -104,7 +108,7 @@ const PARALLEL_MIN: usize = 1 << 16;
 /// `f` element-wise over two broadcast inputs. Large outputs are split over
 /// the threads along their first axis longer than 1; every element is
 /// computed alone, so the split never changes a bit.
-pub fn zip2<A: Copy + Sync, B: Copy + Sync, O: Default + Clone + Send>(
+pub(super) fn zip2<A: Copy + Sync, B: Copy + Sync, O: Default + Clone + Send>(
     cx: &Cx,
     a: &[A],
     sa: &[usize],

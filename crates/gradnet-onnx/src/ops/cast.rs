@@ -61,9 +61,9 @@ pub(crate) fn convert(d: &Data, to: DType) -> Result<Data> {
             let parsed: Vec<f64> = v
                 .iter()
                 .map(|s| {
-                    s.trim().parse::<f64>().map_err(|_| {
-                        Error::Run(format!("cannot cast the string {s:?} to {to}"))
-                    })
+                    s.trim()
+                        .parse::<f64>()
+                        .map_err(|_| Error::Run(format!("cannot cast the string {s:?} to {to}")))
                 })
                 .collect::<Result<_>>()?;
             if to == DType::Bool {

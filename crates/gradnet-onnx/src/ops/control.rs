@@ -29,7 +29,11 @@ fn body(b: &Build, attr: &str) -> Result<Body> {
     let names = free_vars(g);
     let graph = Graph::from_proto(g, b.load, b.consts, &names)?;
     let first_implicit = n.inputs.len() - n.implicit;
-    let own = g.input.iter().filter(|i| !g.initializer.iter().any(|t| t.name == i.name)).count();
+    let own = g
+        .input
+        .iter()
+        .filter(|i| !g.initializer.iter().any(|t| t.name == i.name))
+        .count();
     let captured = graph.inputs[own..]
         .iter()
         .map(|(spec, _)| {
@@ -37,7 +41,13 @@ fn body(b: &Build, attr: &str) -> Result<Body> {
                 .iter()
                 .position(|s| *s == spec.name)
                 .map(|p| first_implicit + p)
-                .ok_or_else(|| invalid!("{}: body reads `{}`, which is not in scope", n.label(), spec.name))
+                .ok_or_else(|| {
+                    invalid!(
+                        "{}: body reads `{}`, which is not in scope",
+                        n.label(),
+                        spec.name
+                    )
+                })
         })
         .collect::<Result<_>>()?;
     Ok(Body { graph, captured })
@@ -46,9 +56,19 @@ fn body(b: &Build, attr: &str) -> Result<Body> {
 impl Body {
     fn run(&self, cx: &Cx, mut own: Vec<Arc<Tensor>>, inputs: &Inputs) -> Result<Vec<Tensor>> {
         for &i in &self.captured {
-            own.push(inputs.vals[i].clone().ok_or_else(|| crate::error::Error::Run(format!("{}: a value the body reads is missing", inputs.label)))?);
+            own.push(inputs.vals[i].clone().ok_or_else(|| {
+                crate::error::Error::Run(format!(
+                    "{}: a value the body reads is missing",
+                    inputs.label
+                ))
+            })?);
         }
-        Ok(self.graph.run(cx, own)?.into_iter().map(|(_, t)| t).collect())
+        Ok(self
+            .graph
+            .run(cx, own)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect())
     }
 }
 
@@ -73,7 +93,11 @@ pub(crate) fn if_(b: &Build) -> Result<Box<dyn Op>> {
 
 impl Op for If {
     fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
-        let branch = if flag(inputs.get(0)?, "If's condition")? { &self.then } else { &self.els };
+        let branch = if flag(inputs.get(0)?, "If's condition")? {
+            &self.then
+        } else {
+            &self.els
+        };
         branch.run(cx, vec![], &inputs)
     }
 }
@@ -120,7 +144,14 @@ impl Op for Loop {
             None => true,
         };
         let mut carried: Vec<Arc<Tensor>> = (2..self.declared)
-            .map(|i| inputs.vals[i].clone().ok_or_else(|| crate::error::Error::Run(format!("{}: loop-carried input {i} is missing", inputs.label))))
+            .map(|i| {
+                inputs.vals[i].clone().ok_or_else(|| {
+                    crate::error::Error::Run(format!(
+                        "{}: loop-carried input {i} is missing",
+                        inputs.label
+                    ))
+                })
+            })
             .collect::<Result<_>>()?;
         let mut scans: Vec<Vec<Tensor>> = vec![];
         let mut i = 0usize;
@@ -128,10 +159,15 @@ impl Op for Loop {
             if i >= MAX_ITERATIONS {
                 bail!("Loop ran {MAX_ITERATIONS} iterations without stopping");
             }
-            let mut own = vec![Arc::new(Tensor::scalar(i as i64)), Arc::new(Tensor::scalar(cond))];
+            let mut own = vec![
+                Arc::new(Tensor::scalar(i as i64)),
+                Arc::new(Tensor::scalar(cond)),
+            ];
             own.extend(carried.iter().cloned());
             let mut out = self.body.run(cx, own, &inputs)?.into_iter();
-            let c = out.next().ok_or_else(|| crate::error::Error::Run("Loop body gave no condition".into()))?;
+            let c = out
+                .next()
+                .ok_or_else(|| crate::error::Error::Run("Loop body gave no condition".into()))?;
             cond = flag(&c, "Loop body's condition")?;
             carried = out.by_ref().take(carried.len()).map(Arc::new).collect();
             for (k, t) in out.enumerate() {
@@ -142,7 +178,10 @@ impl Op for Loop {
             }
             i += 1;
         }
-        let mut result: Vec<Tensor> = carried.into_iter().map(|t| Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())).collect();
+        let mut result: Vec<Tensor> = carried
+            .into_iter()
+            .map(|t| Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+            .collect();
         for s in scans {
             result.push(stack(&s, 0)?);
         }
@@ -170,7 +209,13 @@ pub(crate) fn scan(b: &Build) -> Result<Box<dyn Op>> {
     if scans > declared {
         return Err(invalid!("{}: {scans} scan inputs of {declared}", n.label()));
     }
-    let flags = |name: &str| -> Result<Vec<bool>> { Ok(n.ints(name)?.unwrap_or_default().into_iter().map(|v| v != 0).collect()) };
+    let flags = |name: &str| -> Result<Vec<bool>> {
+        Ok(n.ints(name)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v != 0)
+            .collect())
+    };
     Ok(Box::new(Scan {
         body: body(b, "body")?,
         scans,
@@ -186,7 +231,14 @@ impl Op for Scan {
     fn run(&self, cx: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let states = self.declared - self.scans;
         let mut state: Vec<Arc<Tensor>> = (0..states)
-            .map(|i| inputs.vals[i].clone().ok_or_else(|| crate::error::Error::Run(format!("{}: state input {i} is missing", inputs.label))))
+            .map(|i| {
+                inputs.vals[i].clone().ok_or_else(|| {
+                    crate::error::Error::Run(format!(
+                        "{}: state input {i} is missing",
+                        inputs.label
+                    ))
+                })
+            })
             .collect::<Result<_>>()?;
         let mut len = None;
         let mut seqs = vec![];
@@ -205,7 +257,11 @@ impl Op for Scan {
         for step in 0..len {
             let mut own = state.clone();
             for (j, (t, a)) in seqs.iter().enumerate() {
-                let at = if self.in_reverse.get(j) == Some(&true) { len - 1 - step } else { step };
+                let at = if self.in_reverse.get(j) == Some(&true) {
+                    len - 1 - step
+                } else {
+                    step
+                };
                 let slice = narrow(t, *a, at, 1)?;
                 let mut shape = slice.shape().to_vec();
                 shape.remove(*a);
@@ -220,7 +276,10 @@ impl Op for Scan {
                 outs[k].push(t);
             }
         }
-        let mut result: Vec<Tensor> = state.into_iter().map(|t| Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone())).collect();
+        let mut result: Vec<Tensor> = state
+            .into_iter()
+            .map(|t| Arc::try_unwrap(t).unwrap_or_else(|t| (*t).clone()))
+            .collect();
         for (k, mut items) in outs.into_iter().enumerate() {
             if self.out_reverse.get(k) == Some(&true) {
                 items.reverse();

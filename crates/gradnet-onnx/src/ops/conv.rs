@@ -61,7 +61,9 @@ fn spec(b: &Build, wshape: Option<&[usize]>) -> Result<Spec> {
     let rank = match (&kernel_attr, wshape) {
         (Some(k), _) => k.len(),
         (None, Some(w)) => w.len().saturating_sub(2),
-        (None, None) => return Err(b.unsupported("weights computed at run time without kernel_shape")),
+        (None, None) => {
+            return Err(b.unsupported("weights computed at run time without kernel_shape"))
+        }
     };
     if !(1..=2).contains(&rank) {
         return Err(b.unsupported(&format!("{rank}-D convolution")));
@@ -69,16 +71,24 @@ fn spec(b: &Build, wshape: Option<&[usize]>) -> Result<Spec> {
     let kernel = match (&kernel_attr, wshape) {
         (Some(k), Some(w)) => {
             if w.len() != k.len() + 2 {
-                return Err(invalid!("{}: kernel_shape {k:?} does not fit weights of shape {w:?}", n.label()));
+                return Err(invalid!(
+                    "{}: kernel_shape {k:?} does not fit weights of shape {w:?}",
+                    n.label()
+                ));
             }
             let from_w = two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?;
             if two(k, 1)? != from_w {
-                return Err(invalid!("{}: kernel_shape {k:?} differs from the weights' {w:?}", n.label()));
+                return Err(invalid!(
+                    "{}: kernel_shape {k:?} differs from the weights' {w:?}",
+                    n.label()
+                ));
             }
             from_w
         }
         (Some(k), None) => two(k, 1)?,
-        (None, Some(w)) if w.len() >= 3 => two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?,
+        (None, Some(w)) if w.len() >= 3 => {
+            two(&w[2..].iter().map(|&d| d as i64).collect::<Vec<_>>(), 1)?
+        }
         (None, Some(w)) => return Err(invalid!("{}: weights of shape {w:?}", n.label())),
         (None, None) => unreachable!(),
     };
@@ -106,7 +116,10 @@ fn spec(b: &Build, wshape: Option<&[usize]>) -> Result<Spec> {
         return Err(invalid!("{}: group {group}", n.label()));
     }
     if strides.contains(&0) || dilations.contains(&0) || kernel.contains(&0) {
-        return Err(invalid!("{}: zero kernel size, stride or dilation", n.label()));
+        return Err(invalid!(
+            "{}: zero kernel size, stride or dilation",
+            n.label()
+        ));
     }
     Ok(Spec {
         rank,
@@ -125,7 +138,10 @@ impl Spec {
         match (self.rank, x) {
             (1, &[n, c, w]) => Ok([n, c, 1, w]),
             (2, &[n, c, h, w]) => Ok([n, c, h, w]),
-            _ => bail!("input of shape {x:?} does not fit a {}-D convolution", self.rank),
+            _ => bail!(
+                "input of shape {x:?} does not fit a {}-D convolution",
+                self.rank
+            ),
         }
     }
 
@@ -135,14 +151,22 @@ impl Spec {
             let out = len.div_ceil(s);
             let total = ((out.max(1) - 1) * s + (k - 1) * d + 1).saturating_sub(len);
             let small = total / 2;
-            if upper { (small, total - small) } else { (total - small, small) }
+            if upper {
+                (small, total - small)
+            } else {
+                (total - small, small)
+            }
         };
         match self.auto_pad {
             AutoPad::NotSet => self.pads,
             AutoPad::Valid => [0; 4],
             AutoPad::SameUpper | AutoPad::SameLower => {
                 let up = self.auto_pad == AutoPad::SameUpper;
-                let (t, b) = if self.rank == 1 { (0, 0) } else { same(h, self.kernel[0], self.strides[0], self.dilations[0], up) };
+                let (t, b) = if self.rank == 1 {
+                    (0, 0)
+                } else {
+                    same(h, self.kernel[0], self.strides[0], self.dilations[0], up)
+                };
                 let (l, r) = same(w, self.kernel[1], self.strides[1], self.dilations[1], up);
                 [t, l, b, r]
             }
@@ -231,7 +255,10 @@ pub(crate) fn conv(b: &Build) -> Result<Box<dyn Op>> {
         m = ws[0];
         let g = spec.group;
         if m % g != 0 {
-            return Err(invalid!("{}: {m} filters do not divide into {g} groups", b.node.label()));
+            return Err(invalid!(
+                "{}: {m} filters do not divide into {g} groups",
+                b.node.label()
+            ));
         }
         check_rows(steps, m).map_err(|e| invalid!("{}: {e}", b.node.label()))?;
         let wv = w.f32s()?;
@@ -243,13 +270,23 @@ pub(crate) fn conv(b: &Build) -> Result<Box<dyn Op>> {
                 (0..g)
                     .map(|gi| {
                         let a = &wv[gi * mg * k..(gi + 1) * mg * k];
-                        (PackedA::new(b.isa, a, mg, k), steps_for_group(steps, gi, mg))
+                        (
+                            PackedA::new(b.isa, a, mg, k),
+                            steps_for_group(steps, gi, mg),
+                        )
                     })
                     .collect(),
             );
         }
     }
-    Ok(Box::new(Conv { spec, packed, depthwise: dw, steps, m, isa: b.isa }))
+    Ok(Box::new(Conv {
+        spec,
+        packed,
+        depthwise: dw,
+        steps,
+        m,
+        isa: b.isa,
+    }))
 }
 
 impl Op for Conv {
@@ -288,7 +325,11 @@ impl Op for Conv {
             pr,
         };
         if h + pt + pb < (geom.kh - 1) * geom.dh + 1 || w + pl + pr < (geom.kw - 1) * geom.dw + 1 {
-            bail!("input {h}x{w} is smaller than the {}x{} kernel", geom.kh, geom.kw);
+            bail!(
+                "input {h}x{w} is smaller than the {}x{} kernel",
+                geom.kh,
+                geom.kw
+            );
         }
         let (oh, ow) = (geom.oh(), geom.ow());
         let shape = self.spec.out_shape(n, m, oh, ow);
@@ -311,7 +352,10 @@ impl Op for Conv {
             let mg = m / g;
             for (gi, (pw, st)) in packed.iter().enumerate() {
                 if pw.k != geom.k() {
-                    bail!("weights expect {} input channels per group, input has {cg}", pw.k / (geom.kh * geom.kw));
+                    bail!(
+                        "weights expect {} input channels per group, input has {cg}",
+                        pw.k / (geom.kh * geom.kw)
+                    );
                 }
                 let xg = &xi[gi * cg * h * w..(gi + 1) * cg * h * w];
                 let og = &mut oi[gi * mg * oh * ow..(gi + 1) * mg * oh * ow];
@@ -328,7 +372,10 @@ impl Conv {
         let w = inputs.get(1)?;
         let ws = w.shape();
         if ws.len() != self.spec.rank + 2 {
-            bail!("weights of shape {ws:?} do not fit a {}-D convolution", self.spec.rank);
+            bail!(
+                "weights of shape {ws:?} do not fit a {}-D convolution",
+                self.spec.rank
+            );
         }
         let m = ws[0];
         let g = self.spec.group;
@@ -344,7 +391,12 @@ impl Conv {
         let wv = w.f32s()?;
         let (mg, k) = (m / g, wv.len() / m.max(1));
         let packed = (0..g)
-            .map(|gi| (PackedA::new(self.isa, &wv[gi * mg * k..(gi + 1) * mg * k], mg, k), steps_for_group(&steps, gi, mg)))
+            .map(|gi| {
+                (
+                    PackedA::new(self.isa, &wv[gi * mg * k..(gi + 1) * mg * k], mg, k),
+                    steps_for_group(&steps, gi, mg),
+                )
+            })
             .collect();
         Ok((packed, steps, m))
     }
@@ -380,7 +432,10 @@ pub(crate) fn conv_transpose(b: &Build) -> Result<Box<dyn Op>> {
     let g = spec.group;
     check_rows(&steps, mg * g).map_err(|e| invalid!("{}: {e}", b.node.label()))?;
     if c % g != 0 {
-        return Err(invalid!("{}: {c} channels do not divide into {g} groups", b.node.label()));
+        return Err(invalid!(
+            "{}: {c} channels do not divide into {g} groups",
+            b.node.label()
+        ));
     }
     let cg = c / g;
     let taps = spec.kernel[0] * spec.kernel[1];
@@ -398,7 +453,10 @@ pub(crate) fn conv_transpose(b: &Build) -> Result<Box<dyn Op>> {
             PackedA::new(b.isa, &t, rows, cg)
         })
         .collect();
-    let op = two(&b.node.ints("output_padding")?.unwrap_or(vec![0; spec.rank]), 0)?;
+    let op = two(
+        &b.node.ints("output_padding")?.unwrap_or(vec![0; spec.rank]),
+        0,
+    )?;
     Ok(Box::new(ConvTranspose {
         output_padding: op,
         output_shape: b.node.ints("output_shape")?,
@@ -423,18 +481,32 @@ impl Op for ConvTranspose {
         let g = self.spec.group;
         let (cg, m, mg) = (c / g, self.m, self.m / g);
         if c % g != 0 || self.packed[0].k != cg {
-            bail!("input has {c} channels, weights expect {}", self.packed[0].k * g);
+            bail!(
+                "input has {c} channels, weights expect {}",
+                self.packed[0].k * g
+            );
         }
         let [kh, kw] = self.spec.kernel;
         let [sh, sw] = self.spec.strides;
         let [dh, dw] = self.spec.dilations;
-        let full = |len: usize, k: usize, s: usize, d: usize, op: usize| (len - 1) * s + (k - 1) * d + 1 + op;
-        let (fh, fw) = (full(h, kh, sh, dh, self.output_padding[0]), full(w, kw, sw, dw, self.output_padding[1]));
+        let full = |len: usize, k: usize, s: usize, d: usize, op: usize| {
+            (len - 1) * s + (k - 1) * d + 1 + op
+        };
+        let (fh, fw) = (
+            full(h, kh, sh, dh, self.output_padding[0]),
+            full(w, kw, sw, dw, self.output_padding[1]),
+        );
         // padding from output_shape or auto_pad, else the pads attribute
         let [pt, pl, pb, pr] = match (&self.output_shape, &self.spec.auto_pad) {
             (Some(os), _) => {
                 let want = two(&os[os.len().saturating_sub(self.spec.rank)..], 1)?;
-                let split = |total: usize, upper: bool| if upper { (total / 2, total - total / 2) } else { (total - total / 2, total / 2) };
+                let split = |total: usize, upper: bool| {
+                    if upper {
+                        (total / 2, total - total / 2)
+                    } else {
+                        (total - total / 2, total / 2)
+                    }
+                };
                 let up = self.spec.auto_pad != AutoPad::SameLower;
                 let (t, b) = split(fh.saturating_sub(want[0]), up);
                 let (l, r) = split(fw.saturating_sub(want[1]), up);
@@ -442,7 +514,13 @@ impl Op for ConvTranspose {
             }
             (None, AutoPad::SameUpper | AutoPad::SameLower) => {
                 let up = self.spec.auto_pad == AutoPad::SameUpper;
-                let split = |total: usize| if up { (total / 2, total - total / 2) } else { (total - total / 2, total / 2) };
+                let split = |total: usize| {
+                    if up {
+                        (total / 2, total - total / 2)
+                    } else {
+                        (total - total / 2, total / 2)
+                    }
+                };
                 let (t, b) = split(fh.saturating_sub(h * sh));
                 let (l, r) = split(fw.saturating_sub(w * sw));
                 [t, l, b, r]
@@ -463,7 +541,17 @@ impl Op for ConvTranspose {
             for gi in 0..g {
                 let xg = &xs[(i * c + gi * cg) * h * w..][..cg * h * w];
                 let b = RowsB::new(xg, h * w, cg);
-                gemm::gemm(cx, rows, h * w, cg, AOp::Packed(&self.packed[gi]), BOp::Packer(&b), &mut cols, h * w, Epilogue::NONE);
+                gemm::gemm(
+                    cx,
+                    rows,
+                    h * w,
+                    cg,
+                    AOp::Packed(&self.packed[gi]),
+                    BOp::Packer(&b),
+                    &mut cols,
+                    h * w,
+                    Epilogue::NONE,
+                );
                 let og = &mut out[(i * m + gi * mg) * oh * ow..][..mg * oh * ow];
                 let dst = crate::cx::SharedMut(og.as_mut_ptr());
                 let cols = &cols;
@@ -471,14 +559,24 @@ impl Op for ConvTranspose {
                 // added in (ky, kx, iy, ix) order
                 cx.par_for_if(mg * oh * ow, 1 << 16, mg, |mi| {
                     // SAFETY: each task writes its own channel's plane.
-                    let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(mi * oh * ow), oh * ow) };
+                    let o = unsafe {
+                        std::slice::from_raw_parts_mut(dst.get().add(mi * oh * ow), oh * ow)
+                    };
                     for ky in 0..kh {
                         for kx in 0..kw {
                             let src = &cols[((mi * kh + ky) * kw + kx) * h * w..][..h * w];
                             // the input columns whose output column is inside
                             let shift = (kx * dw) as isize - pl as isize;
-                            let lo = if shift >= 0 { 0 } else { ((-shift) as usize).div_ceil(sw) };
-                            let hi = if (ow as isize) <= shift { 0 } else { (((ow as isize - shift) as usize).div_ceil(sw)).min(w) };
+                            let lo = if shift >= 0 {
+                                0
+                            } else {
+                                ((-shift) as usize).div_ceil(sw)
+                            };
+                            let hi = if (ow as isize) <= shift {
+                                0
+                            } else {
+                                (((ow as isize - shift) as usize).div_ceil(sw)).min(w)
+                            };
                             if lo >= hi {
                                 continue;
                             }
@@ -509,7 +607,9 @@ impl Op for ConvTranspose {
                 let start = piece * PIECE;
                 let len = PIECE.min(plane - start);
                 // SAFETY: each task writes its own piece of one plane.
-                let p = unsafe { std::slice::from_raw_parts_mut(dst.get().add(ch * plane + start), len) };
+                let p = unsafe {
+                    std::slice::from_raw_parts_mut(dst.get().add(ch * plane + start), len)
+                };
                 finish(cx.isa, &self.steps, p, ch);
             });
         }

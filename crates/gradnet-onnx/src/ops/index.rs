@@ -15,7 +15,9 @@ impl<T: Fn(&Cx, &Inputs) -> Result<Vec<Tensor>> + Send + Sync> Op for F<T> {
     }
 }
 
-fn op(f: impl Fn(&Cx, &Inputs) -> Result<Vec<Tensor>> + Send + Sync + 'static) -> Result<Box<dyn Op>> {
+fn op(
+    f: impl Fn(&Cx, &Inputs) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+) -> Result<Box<dyn Op>> {
     Ok(Box::new(F(f)))
 }
 
@@ -41,7 +43,10 @@ pub(crate) fn gather(b: &Build) -> Result<Box<dyn Op>> {
         shape.extend(idx.shape());
         shape.extend(&x.shape()[ax + 1..]);
         cx.check_size(&shape, x.dtype().size())?;
-        let pos = ids.iter().map(|&j| index(j, d, "Gather")).collect::<Result<Vec<_>>>()?;
+        let pos = ids
+            .iter()
+            .map(|&j| index(j, d, "Gather"))
+            .collect::<Result<Vec<_>>>()?;
         let mut src = Vec::with_capacity(numel(&shape)?);
         for o in 0..outer {
             for &p in &pos {
@@ -59,7 +64,11 @@ pub(crate) fn gather_elements(b: &Build) -> Result<Box<dyn Op>> {
         let (x, idx) = (i.get(0)?, i.get(1)?);
         let ax = axis(a, x.rank())?;
         if idx.rank() != x.rank() {
-            bail!("GatherElements: indices of rank {} for data of rank {}", idx.rank(), x.rank());
+            bail!(
+                "GatherElements: indices of rank {} for data of rank {}",
+                idx.rank(),
+                x.rank()
+            );
         }
         let ids = idx.to_i64s()?;
         let (xs, is) = (strides(x.shape()), strides(idx.shape()));
@@ -67,15 +76,26 @@ pub(crate) fn gather_elements(b: &Build) -> Result<Box<dyn Op>> {
         for (n, &j) in ids.iter().enumerate() {
             let mut off = 0;
             for d in 0..x.rank() {
-                let p = if d == ax { index(j, x.shape()[d], "GatherElements")? } else { (n / is[d]) % idx.shape()[d] };
+                let p = if d == ax {
+                    index(j, x.shape()[d], "GatherElements")?
+                } else {
+                    (n / is[d]) % idx.shape()[d]
+                };
                 if p >= x.shape()[d] {
-                    bail!("GatherElements: indices shape {:?} exceeds data {:?}", idx.shape(), x.shape());
+                    bail!(
+                        "GatherElements: indices shape {:?} exceeds data {:?}",
+                        idx.shape(),
+                        x.shape()
+                    );
                 }
                 off += p * xs[d];
             }
             src.push(off);
         }
-        Ok(vec![Tensor::new(idx.shape().to_vec(), x.data().gather(src.into_iter()))?])
+        Ok(vec![Tensor::new(
+            idx.shape().to_vec(),
+            x.data().gather(src.into_iter()),
+        )?])
     })
 }
 
@@ -88,7 +108,10 @@ pub(crate) fn gather_nd(b: &Build) -> Result<Box<dyn Op>> {
         let (x, idx) = (i.get(0)?, i.get(1)?);
         let k = *idx.shape().last().unwrap_or(&0);
         if k > x.rank() {
-            bail!("GatherND: index tuples of {k} for data of rank {}", x.rank());
+            bail!(
+                "GatherND: index tuples of {k} for data of rank {}",
+                x.rank()
+            );
         }
         let ids = idx.to_i64s()?;
         let xs = strides(x.shape());
@@ -116,8 +139,9 @@ fn scatter(x: &Tensor, dst: &[usize], updates: &Tensor, reduction: &str) -> Resu
         for (u, &d) in dst.iter().enumerate() {
             src[d] = n + u;
         }
-        let data = Data::select2(x.data(), updates.data(), &src)
-            .ok_or_else(|| crate::error::Error::Run("scatter: updates differ in type from data".into()))?;
+        let data = Data::select2(x.data(), updates.data(), &src).ok_or_else(|| {
+            crate::error::Error::Run("scatter: updates differ in type from data".into())
+        })?;
         return Tensor::new(x.shape().to_vec(), data);
     }
     macro_rules! red {
@@ -128,8 +152,20 @@ fn scatter(x: &Tensor, dst: &[usize], updates: &Tensor, reduction: &str) -> Resu
                 out[d] = match reduction {
                     "add" => out[d] + u,
                     "mul" => out[d] * u,
-                    "max" => if u > out[d] { u } else { out[d] },
-                    "min" => if u < out[d] { u } else { out[d] },
+                    "max" => {
+                        if u > out[d] {
+                            u
+                        } else {
+                            out[d]
+                        }
+                    }
+                    "min" => {
+                        if u < out[d] {
+                            u
+                        } else {
+                            out[d]
+                        }
+                    }
                     r => bail!("scatter reduction `{r}` is not supported"),
                 };
             }
@@ -153,7 +189,12 @@ pub(crate) fn scatter_elements(b: &Build) -> Result<Box<dyn Op>> {
         let (x, idx, upd) = (i.get(0)?, i.get(1)?, i.get(2)?);
         let ax = axis(a, x.rank())?;
         if idx.shape() != upd.shape() || idx.rank() != x.rank() {
-            bail!("ScatterElements: indices {:?}, updates {:?}, data {:?}", idx.shape(), upd.shape(), x.shape());
+            bail!(
+                "ScatterElements: indices {:?}, updates {:?}, data {:?}",
+                idx.shape(),
+                upd.shape(),
+                x.shape()
+            );
         }
         let ids = idx.to_i64s()?;
         let (xs, is) = (strides(x.shape()), strides(idx.shape()));
@@ -161,9 +202,17 @@ pub(crate) fn scatter_elements(b: &Build) -> Result<Box<dyn Op>> {
         for (n, &j) in ids.iter().enumerate() {
             let mut off = 0;
             for d in 0..x.rank() {
-                let p = if d == ax { index(j, x.shape()[d], "ScatterElements")? } else { (n / is[d]) % idx.shape()[d] };
+                let p = if d == ax {
+                    index(j, x.shape()[d], "ScatterElements")?
+                } else {
+                    (n / is[d]) % idx.shape()[d]
+                };
                 if p >= x.shape()[d] {
-                    bail!("ScatterElements: indices shape {:?} exceeds data {:?}", idx.shape(), x.shape());
+                    bail!(
+                        "ScatterElements: indices shape {:?} exceeds data {:?}",
+                        idx.shape(),
+                        x.shape()
+                    );
                 }
                 off += p * xs[d];
             }
@@ -179,7 +228,10 @@ pub(crate) fn scatter_nd(b: &Build) -> Result<Box<dyn Op>> {
         let (x, idx, upd) = (i.get(0)?, i.get(1)?, i.get(2)?);
         let k = *idx.shape().last().unwrap_or(&0);
         if k > x.rank() {
-            bail!("ScatterND: index tuples of {k} for data of rank {}", x.rank());
+            bail!(
+                "ScatterND: index tuples of {k} for data of rank {}",
+                x.rank()
+            );
         }
         let ids = idx.to_i64s()?;
         let xs = strides(x.shape());
@@ -193,7 +245,11 @@ pub(crate) fn scatter_nd(b: &Build) -> Result<Box<dyn Op>> {
             dst.extend(off..off + inner);
         }
         if dst.len() != upd.len() {
-            bail!("ScatterND: {} updates for {} positions", upd.len(), dst.len());
+            bail!(
+                "ScatterND: {} updates for {} positions",
+                upd.len(),
+                dst.len()
+            );
         }
         Ok(vec![scatter(x, &dst, upd, &reduction)?])
     })
@@ -211,7 +267,12 @@ pub(crate) fn non_zero(_: &Build) -> Result<Box<dyn Op>> {
         };
         let r = x.rank();
         let st = strides(x.shape());
-        let pos: Vec<usize> = nz.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
+        let pos: Vec<usize> = nz
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b)
+            .map(|(i, _)| i)
+            .collect();
         let mut out = vec![0i64; r * pos.len()];
         for (j, &p) in pos.iter().enumerate() {
             for d in 0..r {
@@ -249,7 +310,10 @@ pub(crate) fn one_hot(b: &Build) -> Result<Box<dyn Op>> {
                 }
             }
         }
-        Ok(vec![Tensor::new(shape, values.data().gather(sel.into_iter()))?])
+        Ok(vec![Tensor::new(
+            shape,
+            values.data().gather(sel.into_iter()),
+        )?])
     })
 }
 
@@ -257,7 +321,12 @@ pub(crate) fn trilu(b: &Build) -> Result<Box<dyn Op>> {
     let upper = b.node.int_or("upper", 1)? != 0;
     op(move |_, i| {
         let x = i.get(0)?;
-        let k = i.opt(1).map(|t| t.to_i64s()).transpose()?.and_then(|v| v.first().copied()).unwrap_or(0);
+        let k = i
+            .opt(1)
+            .map(|t| t.to_i64s())
+            .transpose()?
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0);
         if x.rank() < 2 {
             bail!("Trilu needs rank >= 2");
         }
@@ -268,7 +337,11 @@ pub(crate) fn trilu(b: &Build) -> Result<Box<dyn Op>> {
             .map(|p| {
                 let (r, c) = (((p / cols) % rows) as i64, (p % cols) as i64);
                 let keep = if upper { c - r >= k } else { c - r <= k };
-                if keep { p } else { n }
+                if keep {
+                    p
+                } else {
+                    n
+                }
             })
             .collect();
         let data = Data::select2(x.data(), &zero, &sel).expect("one dtype");

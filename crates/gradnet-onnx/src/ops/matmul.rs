@@ -46,7 +46,11 @@ fn batched(cx: &Cx, a: &Tensor, b: &Tensor, steps: &[Step]) -> Result<Tensor> {
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
-        bail!("MatMul of shapes {:?} and {:?}: inner dimensions {k} and {k2} differ", a.shape(), b.shape());
+        bail!(
+            "MatMul of shapes {:?} and {:?}: inner dimensions {k} and {k2} differ",
+            a.shape(),
+            b.shape()
+        );
     }
     let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
     let batch = broadcast::shape(&[ba, bb])?;
@@ -55,7 +59,10 @@ fn batched(cx: &Cx, a: &Tensor, b: &Tensor, steps: &[Step]) -> Result<Tensor> {
     cx.check_size(&shape, 4)?;
     let (xa, xb) = (a.f32s()?, b.f32s()?);
     let mut out = cx.buffer(numel(&shape)?);
-    let (ta, tb) = (broadcast::strides(ba, &batch), broadcast::strides(bb, &batch));
+    let (ta, tb) = (
+        broadcast::strides(ba, &batch),
+        broadcast::strides(bb, &batch),
+    );
     let mut pairs = vec![];
     broadcast::runs(&batch, [&ta, &tb], |_, [oa, ob], [da, db], len| {
         for i in 0..len {
@@ -67,7 +74,17 @@ fn batched(cx: &Cx, a: &Tensor, b: &Tensor, steps: &[Step]) -> Result<Tensor> {
         let a = &xa[ia * m * k..][..m * k];
         let b = RowsB::new(&xb[ib * k * n..][..k * n], n, k);
         let c = &mut out[i * m * n..][..m * n];
-        run_gemm(cx, m, n, k, AOp::Rows { a, lda: k }, BOp::Packer(&b), c, n, epi);
+        run_gemm(
+            cx,
+            m,
+            n,
+            k,
+            AOp::Rows { a, lda: k },
+            BOp::Packer(&b),
+            c,
+            n,
+            epi,
+        );
     }
     if va {
         shape.remove(shape.len() - 2);
@@ -86,7 +103,11 @@ impl Op for MatMul {
         };
         let sa = a.shape();
         if sa.is_empty() || sa[sa.len() - 1] != p.k {
-            bail!("MatMul of shape {sa:?} by weights [{}, {}]: inner dimensions differ", p.k, p.n);
+            bail!(
+                "MatMul of shape {sa:?} by weights [{}, {}]: inner dimensions differ",
+                p.k,
+                p.n
+            );
         }
         let rows: usize = sa[..sa.len() - 1].iter().product();
         let mut shape = sa[..sa.len() - 1].to_vec();
@@ -94,7 +115,20 @@ impl Op for MatMul {
         cx.check_size(&shape, 4)?;
         let mut out = cx.buffer(rows * p.n);
         let epi = Epilogue { steps: &self.steps };
-        run_gemm(cx, rows, p.n, p.k, AOp::Rows { a: a.f32s()?, lda: p.k }, BOp::Packed(p), &mut out, p.n, epi);
+        run_gemm(
+            cx,
+            rows,
+            p.n,
+            p.k,
+            AOp::Rows {
+                a: a.f32s()?,
+                lda: p.k,
+            },
+            BOp::Packed(p),
+            &mut out,
+            p.n,
+            epi,
+        );
         Ok(vec![Tensor::from_vec(shape, out)?])
     }
 }
@@ -136,7 +170,11 @@ pub(crate) fn gemm(b: &Build) -> Result<Box<dyn Op>> {
     let c_step = match (n.input(2), b.constant(2), &packed) {
         (None, _, _) => Some(None),
         (Some(_), Some(c), Some(p)) => {
-            let v: Vec<f32> = c.f32s()?.iter().map(|&x| if beta == 1.0 { x } else { beta * x }).collect();
+            let v: Vec<f32> = c
+                .f32s()?
+                .iter()
+                .map(|&x| if beta == 1.0 { x } else { beta * x })
+                .collect();
             match c.shape() {
                 [] | [1] | [1, 1] => Some(Some(Step::Add(Operand::Scalar(v[0])))),
                 [nn] | [1, nn] if *nn == p.n => Some(Some(Step::Add(Operand::Col(v)))),
@@ -167,7 +205,11 @@ impl Op for Gemm {
         if a.rank() != 2 {
             bail!("Gemm: A has shape {:?}, not 2-D", a.shape());
         }
-        let a = if self.trans_a { super::shape::permute(a, &[1, 0])? } else { a.clone() };
+        let a = if self.trans_a {
+            super::shape::permute(a, &[1, 0])?
+        } else {
+            a.clone()
+        };
         let (m, k) = (a.shape()[0], a.shape()[1]);
         let local;
         let p = match &self.packed {
@@ -189,24 +231,59 @@ impl Op for Gemm {
         }
         cx.check_size(&[m, p.n], 4)?;
         let mut out = cx.buffer(m * p.n);
-        let a_rows = AOp::Rows { a: a.f32s()?, lda: k };
+        let a_rows = AOp::Rows {
+            a: a.f32s()?,
+            lda: k,
+        };
         match &self.steps {
-            Some(steps) => run_gemm(cx, m, p.n, k, a_rows, BOp::Packed(p), &mut out, p.n, Epilogue { steps }),
+            Some(steps) => run_gemm(
+                cx,
+                m,
+                p.n,
+                k,
+                a_rows,
+                BOp::Packed(p),
+                &mut out,
+                p.n,
+                Epilogue { steps },
+            ),
             None => {
                 // C computed at run time or of full shape: add it after
-                let pre = if self.alpha != 1.0 { vec![Step::Mul(Operand::Scalar(self.alpha))] } else { vec![] };
-                run_gemm(cx, m, p.n, k, a_rows, BOp::Packed(p), &mut out, p.n, Epilogue { steps: &pre });
+                let pre = if self.alpha != 1.0 {
+                    vec![Step::Mul(Operand::Scalar(self.alpha))]
+                } else {
+                    vec![]
+                };
+                run_gemm(
+                    cx,
+                    m,
+                    p.n,
+                    k,
+                    a_rows,
+                    BOp::Packed(p),
+                    &mut out,
+                    p.n,
+                    Epilogue { steps: &pre },
+                );
                 if let Some(c) = inputs.opt(2) {
                     let cv = c.f32s()?;
                     let full = super::broadcast::shape(&[&[m, p.n], c.shape()])?;
                     if full != [m, p.n] {
-                        bail!("Gemm: C of shape {:?} does not broadcast to {m}x{}", c.shape(), p.n);
+                        bail!(
+                            "Gemm: C of shape {:?} does not broadcast to {m}x{}",
+                            c.shape(),
+                            p.n
+                        );
                     }
                     let st = broadcast::strides(c.shape(), &full);
                     for i in 0..m {
                         for j in 0..p.n {
                             let cval = cv[i * st[0] + j * st[1]];
-                            let cval = if self.beta == 1.0 { cval } else { self.beta * cval };
+                            let cval = if self.beta == 1.0 {
+                                cval
+                            } else {
+                                self.beta * cval
+                            };
                             out[i * p.n + j] += cval;
                         }
                     }

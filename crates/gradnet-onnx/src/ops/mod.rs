@@ -52,22 +52,22 @@ impl Drop for Inputs<'_> {
 }
 
 impl Inputs<'_> {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.vals.len()
     }
 
-    pub fn get(&self, i: usize) -> Result<&Tensor> {
+    pub(crate) fn get(&self, i: usize) -> Result<&Tensor> {
         self.opt(i)
             .ok_or_else(|| Error::Run(format!("{}: input {i} is missing", self.label)))
     }
 
-    pub fn opt(&self, i: usize) -> Option<&Tensor> {
+    pub(crate) fn opt(&self, i: usize) -> Option<&Tensor> {
         self.vals.get(i).and_then(|v| v.as_deref())
     }
 
     /// The input by value: moved out when this node holds the only
     /// reference (its last use), copied otherwise.
-    pub fn take(&mut self, i: usize) -> Result<Tensor> {
+    pub(crate) fn take(&mut self, i: usize) -> Result<Tensor> {
         let label = self.label.clone();
         let v = self
             .vals
@@ -91,11 +91,14 @@ pub(crate) struct Build<'a> {
 
 impl Build<'_> {
     /// Input `i` when it is a constant (an initializer or a folded value).
-    pub fn constant(&self, i: usize) -> Option<&Tensor> {
-        self.node.input(i).and_then(|n| self.consts.get(n)).map(|t| &**t)
+    pub(crate) fn constant(&self, i: usize) -> Option<&Tensor> {
+        self.node
+            .input(i)
+            .and_then(|n| self.consts.get(n))
+            .map(|t| &**t)
     }
 
-    pub fn unsupported(&self, what: &str) -> Error {
+    pub(crate) fn unsupported(&self, what: &str) -> Error {
         Error::Unsupported(vec![format!("{} ({what})", self.node.kind())])
     }
 }
@@ -128,8 +131,9 @@ fn ctor(domain: &str, op: &str) -> Option<Ctor> {
             | "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" | "And" | "Or"
             | "Xor" | "Where" | "PRelu" | "BitShift" => binary::binary,
             "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
-            | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
-            | "ReduceLogSumExp" => reduce::reduce,
+            | "ReduceSumSquare" | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" => {
+                reduce::reduce
+            }
             "ArgMax" | "ArgMin" => reduce::arg,
             "TopK" => reduce::top_k,
             "CumSum" => reduce::cum_sum,

@@ -12,12 +12,22 @@ use crate::kernels::{multiversion, reduce};
 use crate::tensor::Tensor;
 
 /// Batch normalization's per-channel coefficients: `y = fma(x, a, b)`.
-pub(crate) fn bn_coeffs(scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], eps: f32) -> Result<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn bn_coeffs(
+    scale: &[f32],
+    bias: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> Result<(Vec<f32>, Vec<f32>)> {
     let c = scale.len();
     if bias.len() != c || mean.len() != c || var.len() != c {
         bail!("BatchNormalization: parameters of different lengths");
     }
-    let a: Vec<f32> = scale.iter().zip(var).map(|(&s, &v)| s / (v + eps).sqrt()).collect();
+    let a: Vec<f32> = scale
+        .iter()
+        .zip(var)
+        .map(|(&s, &v)| s / (v + eps).sqrt())
+        .collect();
     let b = (0..c).map(|i| (-mean[i]).mul_add(a[i], bias[i])).collect();
     Ok((a, b))
 }
@@ -25,7 +35,9 @@ pub(crate) fn bn_coeffs(scale: &[f32], bias: &[f32], mean: &[f32], var: &[f32], 
 /// The fused step for a batch normalization whose parameters are constant.
 pub(crate) fn bn_step(b: &Build) -> Result<Option<Step>> {
     let eps = b.node.float_or("epsilon", 1e-5)?;
-    if b.node.int_or("training_mode", 0)? != 0 || b.node.outputs.iter().skip(1).any(|o| !o.is_empty()) {
+    if b.node.int_or("training_mode", 0)? != 0
+        || b.node.outputs.iter().skip(1).any(|o| !o.is_empty())
+    {
         return Ok(None);
     }
     let p: Vec<&Tensor> = match (1..5).map(|i| b.constant(i)).collect::<Option<Vec<_>>>() {
@@ -56,19 +68,29 @@ impl Op for BatchNorm {
         let step = match &self.step {
             Some(s) => s.clone(),
             None => {
-                let p: Vec<&[f32]> = (1..5).map(|i| inputs.get(i)?.f32s()).collect::<Result<_>>()?;
+                let p: Vec<&[f32]> = (1..5)
+                    .map(|i| inputs.get(i)?.f32s())
+                    .collect::<Result<_>>()?;
                 let (a, c) = bn_coeffs(p[0], p[1], p[2], p[3], self.eps)?;
                 Step::Fma(Operand::Row(a), Operand::Row(c))
             }
         };
-        let Step::Fma(Operand::Row(a), _) = &step else { unreachable!() };
+        let Step::Fma(Operand::Row(a), _) = &step else {
+            unreachable!()
+        };
         let x = inputs.take(0)?;
         if x.rank() < 2 || x.shape()[1] != a.len() {
-            bail!("BatchNormalization: input {:?} does not have {} channels", x.shape(), a.len());
+            bail!(
+                "BatchNormalization: input {:?} does not have {} channels",
+                x.shape(),
+                a.len()
+            );
         }
         let plane: usize = x.shape()[2..].iter().product();
         let (shape, data) = x.into_parts();
-        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else { bail!("BatchNormalization needs float32 input") };
+        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+            bail!("BatchNormalization needs float32 input")
+        };
         apply_planes(cx.isa, std::slice::from_ref(&step), &mut v, plane, a.len());
         Ok(vec![Tensor::from_vec(shape, v)?])
     }
@@ -128,8 +150,12 @@ impl Op for LayerNorm {
         let row: usize = dims.iter().product();
         let x = inputs.take(0)?;
         let (shape, data) = x.into_parts();
-        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else { bail!("LayerNormalization needs float32 input") };
-        rows_par(cx, &mut v, row, |r| normalize_row(cx.isa, r, self.eps, scale.as_deref(), bias.as_deref()));
+        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+            bail!("LayerNormalization needs float32 input")
+        };
+        rows_par(cx, &mut v, row, |r| {
+            normalize_row(cx.isa, r, self.eps, scale.as_deref(), bias.as_deref())
+        });
         Ok(vec![Tensor::from_vec(shape, v)?])
     }
 }
@@ -167,12 +193,18 @@ impl Op for InstanceNorm {
         let bias = inputs.get(2)?.f32s()?.to_vec();
         let x = inputs.take(0)?;
         if x.rank() < 3 || x.shape()[1] != scale.len() || bias.len() != scale.len() {
-            bail!("InstanceNormalization: input {:?} does not fit {} channels", x.shape(), scale.len());
+            bail!(
+                "InstanceNormalization: input {:?} does not fit {} channels",
+                x.shape(),
+                scale.len()
+            );
         }
         let c = scale.len();
         let plane: usize = x.shape()[2..].iter().product();
         let (shape, data) = x.into_parts();
-        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else { bail!("InstanceNormalization needs float32 input") };
+        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+            bail!("InstanceNormalization needs float32 input")
+        };
         for (p, r) in v.chunks_mut(plane.max(1)).enumerate() {
             let ch = p % c;
             let (s, b) = (vec![scale[ch]; r.len()], vec![bias[ch]; r.len()]);
@@ -204,14 +236,20 @@ impl Op for LpNorm {
         let ax = super::shape::axis(self.axis, x.rank())?;
         let (d, inner) = (x.shape()[ax], x.shape()[ax + 1..].iter().product::<usize>());
         let (shape, data) = x.into_parts();
-        let Ok(mut v) = crate::tensor::Elem::into_vec::<>(data) else { bail!("LpNormalization needs float32 input") };
+        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+            bail!("LpNormalization needs float32 input")
+        };
         let v_: &mut Vec<f32> = &mut v;
         for o in 0..v_.len() / (d * inner).max(1) {
             for i in 0..inner {
                 let mut s = 0f32;
                 for j in 0..d {
                     let x: f32 = v_[(o * d + j) * inner + i];
-                    s = if self.p == 1 { s + x.abs() } else { x.mul_add(x, s) };
+                    s = if self.p == 1 {
+                        s + x.abs()
+                    } else {
+                        x.mul_add(x, s)
+                    };
                 }
                 let norm = if self.p == 1 { s } else { s.sqrt() };
                 for j in 0..d {

@@ -77,7 +77,11 @@ impl Window {
                 let out = len.div_ceil(s);
                 let total = ((out - 1) * s + span).saturating_sub(len);
                 let small = total / 2;
-                (p0, p1) = if self.auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                (p0, p1) = if self.auto_pad == "SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
                 return Ok((out, p0, p1));
             }
             "VALID" => (p0, p1) = (0, 0),
@@ -87,7 +91,11 @@ impl Window {
         if full < span {
             bail!("input of length {len} is smaller than the pooling window {span}");
         }
-        let mut out = if self.ceil { (full - span).div_ceil(s) + 1 } else { (full - span) / s + 1 };
+        let mut out = if self.ceil {
+            (full - span).div_ceil(s) + 1
+        } else {
+            (full - span) / s + 1
+        };
         // the last window must start inside the input or its left padding
         if self.ceil && (out - 1) * s >= len + p0 {
             out -= 1;
@@ -111,7 +119,10 @@ pub(crate) fn max_pool(b: &Build) -> Result<Box<dyn Op>> {
     if b.node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
         return Err(b.unsupported("the Indices output"));
     }
-    Ok(Box::new(Pool { w: window(b)?, kind: Kind::Max }))
+    Ok(Box::new(Pool {
+        w: window(b)?,
+        kind: Kind::Max,
+    }))
 }
 
 pub(crate) fn average_pool(b: &Build) -> Result<Box<dyn Op>> {
@@ -129,7 +140,11 @@ impl Op for Pool {
         let (oh, pt, pb) = self.w.axis(h, 0)?;
         let (ow, pl, pr) = self.w.axis(w, 1)?;
         let xs = x.f32s()?;
-        let shape = if self.w.rank == 1 { vec![n, c, ow] } else { vec![n, c, oh, ow] };
+        let shape = if self.w.rank == 1 {
+            vec![n, c, ow]
+        } else {
+            vec![n, c, oh, ow]
+        };
         cx.check_size(&shape, 4)?;
         let mut out = cx.buffer(n * c * oh * ow);
         let [kh, kw] = self.w.kernel;
@@ -143,7 +158,14 @@ impl Op for Pool {
             let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(p * oh * ow), oh * ow) };
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let (mut acc, mut cnt) = (if kind == Kind::Max { f32::NEG_INFINITY } else { 0.0 }, 0usize);
+                    let (mut acc, mut cnt) = (
+                        if kind == Kind::Max {
+                            f32::NEG_INFINITY
+                        } else {
+                            0.0
+                        },
+                        0usize,
+                    );
                     for ky in 0..kh {
                         let y = (oy * sh + ky * dh) as isize - pt as isize;
                         for kx in 0..kw {
@@ -203,7 +225,13 @@ impl Op for Global {
         let xs = x.f32s()?;
         let out: Vec<f32> = xs
             .chunks(plane.max(1))
-            .map(|p| if self.max { reduce::max(p) } else { reduce::sum(p) / plane as f32 })
+            .map(|p| {
+                if self.max {
+                    reduce::max(p)
+                } else {
+                    reduce::sum(p) / plane as f32
+                }
+            })
             .collect();
         let mut shape = x.shape()[..2].to_vec();
         shape.extend(std::iter::repeat_n(1, x.rank() - 2));

@@ -47,7 +47,11 @@ pub(crate) fn reduce(b: &Build) -> Result<Box<dyn Op>> {
         "ReduceLogSum" => Kind::LogSum,
         _ => Kind::LogSumExp,
     };
-    let axes_input = if kind == Kind::Sum { b.opset >= 13 } else { b.opset >= 18 };
+    let axes_input = if kind == Kind::Sum {
+        b.opset >= 13
+    } else {
+        b.opset >= 18
+    };
     Ok(Box::new(Reduce {
         kind,
         axes: if axes_input { None } else { n.ints("axes")? },
@@ -103,9 +107,15 @@ impl Op for Reduce {
         let mut perm = keep.clone();
         perm.extend(&axes);
         let row: usize = axes.iter().map(|&a| x.shape()[a]).product();
-        let t = if perm.iter().enumerate().all(|(i, &p)| i == p) { x.clone() } else { permute(x, &perm)? };
+        let t = if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            x.clone()
+        } else {
+            permute(x, &perm)?
+        };
         let out_shape: Vec<usize> = if self.keepdims {
-            (0..r).map(|a| if axes.contains(&a) { 1 } else { x.shape()[a] }).collect()
+            (0..r)
+                .map(|a| if axes.contains(&a) { 1 } else { x.shape()[a] })
+                .collect()
         } else {
             keep.iter().map(|&a| x.shape()[a]).collect()
         };
@@ -143,7 +153,12 @@ impl Op for Reduce {
             Data::I64(v) => Data::I64(int_reduce(self.kind, v, row)?),
             Data::I32(v) => {
                 let w: Vec<i64> = v.iter().map(|&x| x as i64).collect();
-                Data::I32(int_reduce(self.kind, &w, row)?.into_iter().map(|x| x as i32).collect())
+                Data::I32(
+                    int_reduce(self.kind, &w, row)?
+                        .into_iter()
+                        .map(|x| x as i32)
+                        .collect(),
+                )
             }
             other => bail!("{:?} on {} is not supported", self.kind, other.dtype()),
         };
@@ -155,18 +170,24 @@ impl Op for Reduce {
 }
 
 fn int_reduce(kind: Kind, v: &[i64], row: usize) -> Result<Vec<i64>> {
-    Ok(v.chunks(row.max(1))
+    v.chunks(row.max(1))
         .map(|r| match kind {
             Kind::Sum => Ok(r.iter().fold(0i64, |a, &x| a.wrapping_add(x))),
             Kind::Mean => Ok(r.iter().fold(0i64, |a, &x| a.wrapping_add(x)) / row.max(1) as i64),
             Kind::Max => Ok(r.iter().copied().max().unwrap_or(i64::MIN)),
             Kind::Min => Ok(r.iter().copied().min().unwrap_or(i64::MAX)),
             Kind::Prod => Ok(r.iter().fold(1i64, |a, &x| a.wrapping_mul(x))),
-            Kind::SumSquare => Ok(r.iter().fold(0i64, |a, &x| a.wrapping_add(x.wrapping_mul(x)))),
-            Kind::L1 => Ok(r.iter().fold(0i64, |a, &x| a.wrapping_add(x.wrapping_abs()))),
-            k => Err(crate::error::Error::Run(format!("{k:?} on integers is not supported"))),
+            Kind::SumSquare => Ok(r
+                .iter()
+                .fold(0i64, |a, &x| a.wrapping_add(x.wrapping_mul(x)))),
+            Kind::L1 => Ok(r
+                .iter()
+                .fold(0i64, |a, &x| a.wrapping_add(x.wrapping_abs()))),
+            k => Err(crate::error::Error::Run(format!(
+                "{k:?} on integers is not supported"
+            ))),
         })
-        .collect::<Result<Vec<_>>>()?)
+        .collect::<Result<Vec<_>>>()
 }
 
 /// Rows of `x` along `ax` (moved last), as (outer shape, row length, data).
@@ -369,6 +390,9 @@ impl Op for CumSum {
             Data::I32(v) => cs!(v, I32, 0i32),
             other => bail!("CumSum on {} is not supported", other.dtype()),
         };
-        Ok(vec![unpermute(Tensor::new(t.shape().to_vec(), data)?, &perm)?])
+        Ok(vec![unpermute(
+            Tensor::new(t.shape().to_vec(), data)?,
+            &perm,
+        )?])
     }
 }

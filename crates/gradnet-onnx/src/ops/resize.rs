@@ -53,8 +53,15 @@ pub(crate) fn resize(b: &Build) -> Result<Box<dyn Op>> {
     if n.string_or("keep_aspect_ratio_policy", "stretch")? != "stretch" {
         return Err(b.unsupported("keep_aspect_ratio_policy"));
     }
-    let default_coord = if upsample || b.opset < 11 { "asymmetric" } else { "half_pixel" };
-    let coord = match n.string_or("coordinate_transformation_mode", default_coord)?.as_str() {
+    let default_coord = if upsample || b.opset < 11 {
+        "asymmetric"
+    } else {
+        "half_pixel"
+    };
+    let coord = match n
+        .string_or("coordinate_transformation_mode", default_coord)?
+        .as_str()
+    {
         "half_pixel" => Coord::HalfPixel,
         "pytorch_half_pixel" => Coord::PytorchHalfPixel,
         "align_corners" => Coord::AlignCorners,
@@ -81,7 +88,11 @@ pub(crate) fn resize(b: &Build) -> Result<Box<dyn Op>> {
         linear,
         coord,
         nearest,
-        attr_scales: if upsample && b.opset < 9 { n.floats("scales")? } else { None },
+        attr_scales: if upsample && b.opset < 9 {
+            n.floats("scales")?
+        } else {
+            None
+        },
         scales_input: if upsample || b.opset < 11 { 1 } else { 2 },
     }))
 }
@@ -155,24 +166,39 @@ impl Op for Resize {
             None => inputs
                 .opt(self.scales_input)
                 .filter(|t| !t.is_empty())
-                .map(|t| t.to_f64s().map(|v| v.into_iter().map(|s| s as f32).collect()))
+                .map(|t| {
+                    t.to_f64s()
+                        .map(|v| v.into_iter().map(|s| s as f32).collect())
+                })
                 .transpose()?,
         };
-        let sizes = inputs.opt(self.scales_input + 1).filter(|t| !t.is_empty()).map(|t| t.to_i64s()).transpose()?;
+        let sizes = inputs
+            .opt(self.scales_input + 1)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.to_i64s())
+            .transpose()?;
         let (scales, out): (Vec<f32>, Vec<usize>) = match (scales, sizes) {
             (_, Some(sz)) => {
                 if sz.len() != r || sz.iter().any(|&d| d < 0) {
                     bail!("Resize: sizes {sz:?} do not fit rank {r}");
                 }
                 let out: Vec<usize> = sz.iter().map(|&d| d as usize).collect();
-                let sc = out.iter().zip(&shape_in).map(|(&o, &i)| o as f32 / i.max(1) as f32).collect();
+                let sc = out
+                    .iter()
+                    .zip(&shape_in)
+                    .map(|(&o, &i)| o as f32 / i.max(1) as f32)
+                    .collect();
                 (sc, out)
             }
             (Some(sc), None) => {
                 if sc.len() != r || sc.iter().any(|&s| !(s > 0.0)) {
                     bail!("Resize: scales {sc:?} do not fit rank {r}");
                 }
-                let out = shape_in.iter().zip(&sc).map(|(&i, &s)| (i as f32 * s).floor() as usize).collect();
+                let out = shape_in
+                    .iter()
+                    .zip(&sc)
+                    .map(|(&i, &s)| (i as f32 * s).floor() as usize)
+                    .collect();
                 (sc, out)
             }
             (None, None) => bail!("Resize needs scales or sizes"),
@@ -217,7 +243,11 @@ fn gather_nearest(cx: &Cx, x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -
     let mut pos = vec![0usize; r - 1];
     let mut src_rows = Vec::with_capacity(rows);
     for _ in 0..rows {
-        src_rows.push((0..r - 1).map(|a| per_axis[a][pos[a]] * st[a]).sum::<usize>());
+        src_rows.push(
+            (0..r - 1)
+                .map(|a| per_axis[a][pos[a]] * st[a])
+                .sum::<usize>(),
+        );
         for a in (0..r - 1).rev() {
             pos[a] += 1;
             if pos[a] < out[a] {
@@ -230,13 +260,46 @@ fn gather_nearest(cx: &Cx, x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -
     let n = rows * last.len();
     let data = match x.data() {
         Data::F32(v) => Data::F32(fill_rows(cx, v, &src_rows, last, cx.buffer(n))),
-        Data::F64(v) => Data::F64(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
-        Data::I64(v) => Data::I64(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
-        Data::I32(v) => Data::I32(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
-        Data::U8(v) => Data::U8(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
-        Data::Bool(v) => Data::Bool(fill_rows(cx, v, &src_rows, last, vec![Default::default(); n])),
+        Data::F64(v) => Data::F64(fill_rows(
+            cx,
+            v,
+            &src_rows,
+            last,
+            vec![Default::default(); n],
+        )),
+        Data::I64(v) => Data::I64(fill_rows(
+            cx,
+            v,
+            &src_rows,
+            last,
+            vec![Default::default(); n],
+        )),
+        Data::I32(v) => Data::I32(fill_rows(
+            cx,
+            v,
+            &src_rows,
+            last,
+            vec![Default::default(); n],
+        )),
+        Data::U8(v) => Data::U8(fill_rows(
+            cx,
+            v,
+            &src_rows,
+            last,
+            vec![Default::default(); n],
+        )),
+        Data::Bool(v) => Data::Bool(fill_rows(
+            cx,
+            v,
+            &src_rows,
+            last,
+            vec![Default::default(); n],
+        )),
         other => {
-            let idx: Vec<usize> = src_rows.iter().flat_map(|&s| last.iter().map(move |&j| s + j)).collect();
+            let idx: Vec<usize> = src_rows
+                .iter()
+                .flat_map(|&s| last.iter().map(move |&j| s + j))
+                .collect();
             other.gather(idx.into_iter())
         }
     };
@@ -246,7 +309,13 @@ fn gather_nearest(cx: &Cx, x: &Tensor, out: &[usize], per_axis: &[Vec<usize>]) -
 /// Output row `i` is `v[src_rows[i] + j]` for `j` in `last`; rows split
 /// over the threads, and a row whose source equals the previous row's is
 /// copied.
-fn fill_rows<T: Clone + Send + Sync>(cx: &Cx, v: &[T], src_rows: &[usize], last: &[usize], mut o: Vec<T>) -> Vec<T> {
+fn fill_rows<T: Clone + Send + Sync>(
+    cx: &Cx,
+    v: &[T],
+    src_rows: &[usize],
+    last: &[usize],
+    mut o: Vec<T>,
+) -> Vec<T> {
     let row = last.len();
     assert_eq!(o.len(), src_rows.len() * row);
     let rows = cx.rows_per_task(src_rows.len());
@@ -268,13 +337,24 @@ fn fill_rows<T: Clone + Send + Sync>(cx: &Cx, v: &[T], src_rows: &[usize], last:
 
 impl Resize {
     /// Linear interpolation along axis `a` to `len_out`.
-    fn linear_axis(&self, cx: &Cx, v: &[f32], shape: &mut [usize], a: usize, len_out: usize, scale: f32) -> Vec<f32> {
+    fn linear_axis(
+        &self,
+        cx: &Cx,
+        v: &[f32],
+        shape: &mut [usize],
+        a: usize,
+        len_out: usize,
+        scale: f32,
+    ) -> Vec<f32> {
         let len_in = shape[a];
         let inner: usize = shape[a + 1..].iter().product();
         let outer: usize = shape[..a].iter().product();
         let taps: Vec<(usize, usize, f32, f32)> = (0..len_out)
             .map(|o| {
-                let s = self.source(o, scale, len_in, len_out).max(0.0).min((len_in - 1) as f32);
+                let s = self
+                    .source(o, scale, len_in, len_out)
+                    .max(0.0)
+                    .min((len_in - 1) as f32);
                 let i0 = s.floor() as usize;
                 let i1 = (i0 + 1).min(len_in - 1);
                 let w1 = s - i0 as f32;

@@ -18,7 +18,11 @@ fn activation(name: &str, alpha: Option<f32>, beta: Option<f32>) -> Result<Act> 
         "Relu" => Act::Relu,
         "HardSigmoid" => Act::HardSigmoid(alpha.unwrap_or(0.2), beta.unwrap_or(0.5)),
         "LeakyRelu" => Act::LeakyRelu(alpha.unwrap_or(0.01)),
-        other => return Err(crate::error::Error::Unsupported(vec![format!("recurrent activation {other}")])),
+        other => {
+            return Err(crate::error::Error::Unsupported(vec![format!(
+                "recurrent activation {other}"
+            )]))
+        }
     })
 }
 
@@ -62,8 +66,15 @@ fn build(b: &Build, lstm: bool) -> Result<Box<dyn Op>> {
     let direction = n.string_or("direction", "forward")?;
     let ndir = if direction == "bidirectional" { 2 } else { 1 };
     let (ws, rs) = (w.shape(), r.shape());
-    if ws.len() != 3 || ws[0] != ndir || ws[1] != gates * hidden || rs != [ndir, gates * hidden, hidden] {
-        return Err(invalid!("{}: W {ws:?} / R {rs:?} do not fit hidden size {hidden}", n.label()));
+    if ws.len() != 3
+        || ws[0] != ndir
+        || ws[1] != gates * hidden
+        || rs != [ndir, gates * hidden, hidden]
+    {
+        return Err(invalid!(
+            "{}: W {ws:?} / R {rs:?} do not fit hidden size {hidden}",
+            n.label()
+        ));
     }
     let input = ws[2];
     let bias = b.constant(3);
@@ -102,7 +113,9 @@ fn build(b: &Build, lstm: bool) -> Result<Box<dyn Op>> {
             w: PackedB::new(b.isa, wd, input, gh, 1, input),
             r: PackedB::new(b.isa, rd, hidden, gh, 1, hidden),
             bias: sum,
-            peep: peep.map(|p| p.f32s().map(|v| v[d * 3 * hidden..][..3 * hidden].to_vec())).transpose()?,
+            peep: peep
+                .map(|p| p.f32s().map(|v| v[d * 3 * hidden..][..3 * hidden].to_vec()))
+                .transpose()?,
             rbh,
         });
     }
@@ -110,10 +123,14 @@ fn build(b: &Build, lstm: bool) -> Result<Box<dyn Op>> {
     let alphas = n.floats("activation_alpha")?.unwrap_or_default();
     let betas = n.floats("activation_beta")?.unwrap_or_default();
     let per = if lstm { 3 } else { 2 };
-    let default: Vec<String> = if lstm { vec!["Sigmoid", "Tanh", "Tanh"] } else { vec!["Sigmoid", "Tanh"] }
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let default: Vec<String> = if lstm {
+        vec!["Sigmoid", "Tanh", "Tanh"]
+    } else {
+        vec!["Sigmoid", "Tanh"]
+    }
+    .into_iter()
+    .map(String::from)
+    .collect();
     let names = names.unwrap_or_else(|| default.iter().cycle().take(per * ndir).cloned().collect());
     let acts = names
         .iter()
@@ -121,7 +138,11 @@ fn build(b: &Build, lstm: bool) -> Result<Box<dyn Op>> {
         .map(|(i, s)| activation(s, alphas.get(i).copied(), betas.get(i).copied()))
         .collect::<Result<Vec<_>>>()?;
     if acts.len() < per * ndir {
-        return Err(invalid!("{}: {} activations for {ndir} direction(s)", n.label(), acts.len()));
+        return Err(invalid!(
+            "{}: {} activations for {ndir} direction(s)",
+            n.label(),
+            acts.len()
+        ));
     }
     Ok(Box::new(Rnn {
         lstm,
@@ -210,7 +231,10 @@ impl Op for Rnn {
         let state = |i: usize| -> Result<Vec<f32>> {
             match inputs.opt(i) {
                 Some(t) if t.len() == nd * batch * hid => Ok(t.f32s()?.to_vec()),
-                Some(t) => bail!("initial state of shape {:?}, expected [{nd}, {batch}, {hid}]", t.shape()),
+                Some(t) => bail!(
+                    "initial state of shape {:?}, expected [{nd}, {batch}, {hid}]",
+                    t.shape()
+                ),
                 None => Ok(vec![0.0; nd * batch * hid]),
             }
         };
@@ -221,14 +245,38 @@ impl Op for Rnn {
             let reverse = self.reverse_only || d == 1;
             // x·Wᵀ for every step at once
             let mut xw = vec![0f32; seq * batch * gh];
-            gemm(cx, seq * batch, gh, input, AOp::Rows { a: &xs, lda: input }, BOp::Packed(&dir.w), &mut xw, gh, Epilogue::NONE);
+            gemm(
+                cx,
+                seq * batch,
+                gh,
+                input,
+                AOp::Rows { a: &xs, lda: input },
+                BOp::Packed(&dir.w),
+                &mut xw,
+                gh,
+                Epilogue::NONE,
+            );
             let mut h = h0[d * batch * hid..][..batch * hid].to_vec();
-            let mut c = if self.lstm { c0[d * batch * hid..][..batch * hid].to_vec() } else { vec![] };
+            let mut c = if self.lstm {
+                c0[d * batch * hid..][..batch * hid].to_vec()
+            } else {
+                vec![]
+            };
             let acts = &self.acts[d * if self.lstm { 3 } else { 2 }..];
             let mut hr = vec![0f32; batch * gh];
             for step in 0..seq {
                 let t = if reverse { seq - 1 - step } else { step };
-                gemm(cx, batch, gh, hid, AOp::Rows { a: &h, lda: hid }, BOp::Packed(&dir.r), &mut hr, gh, Epilogue::NONE);
+                gemm(
+                    cx,
+                    batch,
+                    gh,
+                    hid,
+                    AOp::Rows { a: &h, lda: hid },
+                    BOp::Packed(&dir.r),
+                    &mut hr,
+                    gh,
+                    Epilogue::NONE,
+                );
                 for bi in 0..batch {
                     let g = &mut xw[(t * batch + bi) * gh..][..gh];
                     let r = &hr[bi * gh..][..gh];
@@ -237,13 +285,35 @@ impl Op for Rnn {
                         add_rows(g, r);
                         add_rows(g, &dir.bias);
                         let cb = &mut c[bi * hid..][..hid];
-                        lstm_cell(cx.isa, g, cb, hb, dir.peep.as_deref(), [acts[0], acts[1], acts[2]], self.clip, self.input_forget);
+                        lstm_cell(
+                            cx.isa,
+                            g,
+                            cb,
+                            hb,
+                            dir.peep.as_deref(),
+                            [acts[0], acts[1], acts[2]],
+                            self.clip,
+                            self.input_forget,
+                        );
                     } else {
-                        gru_cell(cx.isa, g, r, &dir.bias, &dir.rbh, hb, [acts[0], acts[1]], self.clip, self.linear_before_reset, &dir.r, cx)?;
+                        gru_cell(
+                            cx.isa,
+                            g,
+                            r,
+                            &dir.bias,
+                            &dir.rbh,
+                            hb,
+                            [acts[0], acts[1]],
+                            self.clip,
+                            self.linear_before_reset,
+                            &dir.r,
+                            cx,
+                        )?;
                     }
                 }
                 for bi in 0..batch {
-                    y[((t * nd + d) * batch + bi) * hid..][..hid].copy_from_slice(&h[bi * hid..][..hid]);
+                    y[((t * nd + d) * batch + bi) * hid..][..hid]
+                        .copy_from_slice(&h[bi * hid..][..hid]);
                 }
             }
             yh[d * batch * hid..][..batch * hid].copy_from_slice(&h);
@@ -255,7 +325,10 @@ impl Op for Rnn {
             (vec![seq, nd, batch, hid], y)
         } else {
             let t = Tensor::from_vec(vec![seq, nd, batch, hid], y)?;
-            (vec![batch, seq, nd, hid], super::shape::permute(&t, &[2, 0, 1, 3])?.into_vec()?)
+            (
+                vec![batch, seq, nd, hid],
+                super::shape::permute(&t, &[2, 0, 1, 3])?.into_vec()?,
+            )
         };
         let st = |v: Vec<f32>| -> Result<Tensor> {
             if self.layout == 0 {
@@ -274,7 +347,19 @@ impl Op for Rnn {
 
 /// GRU cell for one batch row: `g` holds x·Wᵀ (z, r, h), `r_` h·Rᵀ.
 #[allow(clippy::too_many_arguments)]
-fn gru_cell(isa: Isa, g: &mut [f32], r_: &[f32], bias: &[f32], rbh: &[f32], h: &mut [f32], acts: [Act; 2], clip: Option<f32>, lbr: bool, rw: &PackedB, cx: &Cx) -> Result<()> {
+fn gru_cell(
+    isa: Isa,
+    g: &mut [f32],
+    r_: &[f32],
+    bias: &[f32],
+    rbh: &[f32],
+    h: &mut [f32],
+    acts: [Act; 2],
+    clip: Option<f32>,
+    lbr: bool,
+    rw: &PackedB,
+    cx: &Cx,
+) -> Result<()> {
     let n = h.len();
     let clipv = |x: f32| match clip {
         Some(cl) => x.max(-cl).min(cl),
@@ -297,7 +382,17 @@ fn gru_cell(isa: Isa, g: &mut [f32], r_: &[f32], bias: &[f32], rbh: &[f32], h: &
         // (r ⊙ h)·Rhᵀ: a second product with the reset state
         let rh: Vec<f32> = (0..n).map(|j| rg[j] * h[j]).collect();
         let mut full = vec![0f32; 3 * n];
-        gemm(cx, 1, 3 * n, n, AOp::Rows { a: &rh, lda: n }, BOp::Packed(rw), &mut full, 3 * n, Epilogue::NONE);
+        gemm(
+            cx,
+            1,
+            3 * n,
+            n,
+            AOp::Rows { a: &rh, lda: n },
+            BOp::Packed(rw),
+            &mut full,
+            3 * n,
+            Epilogue::NONE,
+        );
         for j in 0..n {
             hh[j] = clipv((g[2 * n + j] + full[2 * n + j]) + bias[2 * n + j]);
         }

@@ -48,7 +48,9 @@ impl<F: Fn(&Cx, &mut Inputs) -> Result<Vec<Tensor>> + Send + Sync> Op for Fn1<F>
     }
 }
 
-fn op(f: impl Fn(&Cx, &mut Inputs) -> Result<Vec<Tensor>> + Send + Sync + 'static) -> Result<Box<dyn Op>> {
+fn op(
+    f: impl Fn(&Cx, &mut Inputs) -> Result<Vec<Tensor>> + Send + Sync + 'static,
+) -> Result<Box<dyn Op>> {
     Ok(Box::new(Fn1(f)))
 }
 
@@ -58,7 +60,11 @@ pub(crate) fn identity(_: &Build) -> Result<Box<dyn Op>> {
 
 pub(crate) fn reshape(b: &Build) -> Result<Box<dyn Op>> {
     let allowzero = b.node.int_or("allowzero", 0)? != 0;
-    let attr_shape = if b.opset < 5 { b.node.ints("shape")? } else { None };
+    let attr_shape = if b.opset < 5 {
+        b.node.ints("shape")?
+    } else {
+        None
+    };
     op(move |_, i| {
         let want = match &attr_shape {
             Some(s) => s.clone(),
@@ -80,9 +86,11 @@ fn reshape_dims(input: &[usize], want: &[i64], allowzero: bool) -> Result<Vec<us
                 infer = Some(i);
                 1
             }
-            0 if !allowzero => *input
-                .get(i)
-                .ok_or_else(|| Error::Run(format!("Reshape: 0 at axis {i} copies a dimension the input ({input:?}) lacks")))?,
+            0 if !allowzero => *input.get(i).ok_or_else(|| {
+                Error::Run(format!(
+                    "Reshape: 0 at axis {i} copies a dimension the input ({input:?}) lacks"
+                ))
+            })?,
             d if d >= 0 => d as usize,
             _ => bail!("Reshape: invalid target shape {want:?}"),
         });
@@ -131,13 +139,21 @@ pub(crate) fn squeeze(b: &Build) -> Result<Box<dyn Op>> {
         let r = x.rank();
         let shape: Vec<usize> = match axes {
             Some(axes) => {
-                let ax = axes.iter().map(|&a| axis(a, r)).collect::<Result<Vec<_>>>()?;
+                let ax = axes
+                    .iter()
+                    .map(|&a| axis(a, r))
+                    .collect::<Result<Vec<_>>>()?;
                 for &a in &ax {
                     if x.shape()[a] != 1 {
                         bail!("Squeeze: axis {a} of shape {:?} is not 1", x.shape());
                     }
                 }
-                x.shape().iter().enumerate().filter(|(j, _)| !ax.contains(j)).map(|(_, &d)| d).collect()
+                x.shape()
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| !ax.contains(j))
+                    .map(|(_, &d)| d)
+                    .collect()
             }
             None => x.shape().iter().copied().filter(|&d| d != 1).collect(),
         };
@@ -154,7 +170,10 @@ pub(crate) fn unsqueeze(b: &Build) -> Result<Box<dyn Op>> {
         };
         let x = i.take(0)?;
         let r = x.rank() + axes.len();
-        let mut ax = axes.iter().map(|&a| axis(a, r)).collect::<Result<Vec<_>>>()?;
+        let mut ax = axes
+            .iter()
+            .map(|&a| axis(a, r))
+            .collect::<Result<Vec<_>>>()?;
         ax.sort_unstable();
         if ax.windows(2).any(|w| w[0] == w[1]) {
             bail!("Unsqueeze: axes {axes:?} repeat an axis");
@@ -196,7 +215,10 @@ pub(crate) fn transpose(b: &Build) -> Result<Box<dyn Op>> {
     op(move |_, i| {
         let x = i.get(0)?;
         let p: Vec<usize> = match &perm {
-            Some(p) => p.iter().map(|&a| axis(a, x.rank())).collect::<Result<_>>()?,
+            Some(p) => p
+                .iter()
+                .map(|&a| axis(a, x.rank()))
+                .collect::<Result<_>>()?,
             None => (0..x.rank()).rev().collect(),
         };
         let mut sorted = p.clone();
@@ -209,7 +231,9 @@ pub(crate) fn transpose(b: &Build) -> Result<Box<dyn Op>> {
 }
 
 pub(crate) fn concat_tensors(ts: &[&Tensor], a: i64) -> Result<Tensor> {
-    let first = ts.first().ok_or_else(|| Error::Run("Concat of nothing".into()))?;
+    let first = ts
+        .first()
+        .ok_or_else(|| Error::Run("Concat of nothing".into()))?;
     let r = first.rank();
     if r == 0 {
         bail!("Concat of scalars");
@@ -220,11 +244,20 @@ pub(crate) fn concat_tensors(ts: &[&Tensor], a: i64) -> Result<Tensor> {
     shape[ax] = 0;
     for t in ts {
         if t.dtype() != dtype || t.rank() != r {
-            bail!("Concat: inputs differ in type or rank ({} {:?} vs {dtype} {:?})", t.dtype(), t.shape(), first.shape());
+            bail!(
+                "Concat: inputs differ in type or rank ({} {:?} vs {dtype} {:?})",
+                t.dtype(),
+                t.shape(),
+                first.shape()
+            );
         }
         for d in 0..r {
             if d != ax && t.shape()[d] != first.shape()[d] {
-                bail!("Concat: shapes {:?} and {:?} differ off axis {ax}", first.shape(), t.shape());
+                bail!(
+                    "Concat: shapes {:?} and {:?} differ off axis {ax}",
+                    first.shape(),
+                    t.shape()
+                );
             }
         }
         shape[ax] += t.shape()[ax];
@@ -236,7 +269,9 @@ pub(crate) fn concat_tensors(ts: &[&Tensor], a: i64) -> Result<Tensor> {
             let mut out = Vec::with_capacity(numel(&shape)?);
             for o in 0..outer {
                 for t in ts {
-                    let Data::$var(v) = t.data() else { unreachable!() };
+                    let Data::$var(v) = t.data() else {
+                        unreachable!()
+                    };
                     let n = inner_of(t);
                     out.extend_from_slice(&v[o * n..(o + 1) * n]);
                 }
@@ -280,7 +315,11 @@ pub(crate) fn narrow(x: &Tensor, ax: usize, start: usize, len: usize) -> Result<
 
 pub(crate) fn split(b: &Build) -> Result<Box<dyn Op>> {
     let a = b.node.int_or("axis", 0)?;
-    let attr = if b.opset < 13 { b.node.ints("split")? } else { None };
+    let attr = if b.opset < 13 {
+        b.node.ints("split")?
+    } else {
+        None
+    };
     let outputs = b.node.outputs.len();
     let num_outputs = b.node.int("num_outputs")?;
     op(move |_, i| {
@@ -293,7 +332,9 @@ pub(crate) fn split(b: &Build) -> Result<Box<dyn Op>> {
             (None, None) => {
                 let n = num_outputs.map_or(outputs, |n| n as usize).max(1);
                 let each = dim.div_ceil(n);
-                (0..n).map(|j| each.min(dim.saturating_sub(j * each))).collect()
+                (0..n)
+                    .map(|j| each.min(dim.saturating_sub(j * each)))
+                    .collect()
             }
         };
         if sizes.iter().sum::<usize>() != dim {
@@ -353,7 +394,10 @@ pub(crate) fn slice(b: &Build) -> Result<Box<dyn Op>> {
             let (s, e) = if step > 0 {
                 (clamp(norm(starts[j]), 0, d), clamp(norm(ends[j]), 0, d))
             } else {
-                (clamp(norm(starts[j]), -1, d - 1), clamp(norm(ends[j]), -1, d - 1))
+                (
+                    clamp(norm(starts[j]), -1, d - 1),
+                    clamp(norm(ends[j]), -1, d - 1),
+                )
             };
             let n = if step > 0 {
                 ((e - s).max(0) + step - 1) / step
@@ -369,7 +413,11 @@ pub(crate) fn slice(b: &Build) -> Result<Box<dyn Op>> {
         let mut idx = Vec::with_capacity(n);
         broadcast::runs(&dims, [&vst], |_, [o], [d], len| {
             for k in 0..len {
-                idx.push((base as usize).wrapping_add(o).wrapping_add(k.wrapping_mul(d)));
+                idx.push(
+                    (base as usize)
+                        .wrapping_add(o)
+                        .wrapping_add(k.wrapping_mul(d)),
+                );
             }
         });
         Ok(vec![Tensor::new(dims, x.data().gather(idx.into_iter()))?])
@@ -404,7 +452,12 @@ pub(crate) fn expand_to(cx: &Cx, x: &Tensor, want: &[usize]) -> Result<Tensor> {
 
 pub(crate) fn expand(_: &Build) -> Result<Box<dyn Op>> {
     op(|cx, i| {
-        let want: Vec<usize> = i.get(1)?.to_i64s()?.iter().map(|&d| d.max(0) as usize).collect();
+        let want: Vec<usize> = i
+            .get(1)?
+            .to_i64s()?
+            .iter()
+            .map(|&d| d.max(0) as usize)
+            .collect();
         Ok(vec![expand_to(cx, i.get(0)?, &want)?])
     })
 }
@@ -416,14 +469,24 @@ pub(crate) fn tile(_: &Build) -> Result<Box<dyn Op>> {
         if reps.len() != x.rank() || reps.iter().any(|&r| r < 0) {
             bail!("Tile: repeats {reps:?} do not fit rank {}", x.rank());
         }
-        let out: Vec<usize> = x.shape().iter().zip(&reps).map(|(&d, &r)| d * r as usize).collect();
+        let out: Vec<usize> = x
+            .shape()
+            .iter()
+            .zip(&reps)
+            .map(|(&d, &r)| d * r as usize)
+            .collect();
         cx.check_size(&out, x.dtype().size())?;
         let st = strides(x.shape());
         let mut idx = Vec::with_capacity(numel(&out)?);
         let mut pos = vec![0usize; out.len()];
         let n = numel(&out)?;
         for _ in 0..n {
-            idx.push(pos.iter().enumerate().map(|(d, &p)| (p % x.shape()[d]) * st[d]).sum());
+            idx.push(
+                pos.iter()
+                    .enumerate()
+                    .map(|(d, &p)| (p % x.shape()[d]) * st[d])
+                    .sum(),
+            );
             for d in (0..out.len()).rev() {
                 pos[d] += 1;
                 if pos[d] < out[d] {
@@ -442,7 +505,10 @@ pub(crate) fn pad(b: &Build) -> Result<Box<dyn Op>> {
         return Err(invalid!("Pad: unknown mode `{mode}`"));
     }
     let attrs = if b.opset < 11 {
-        Some((b.node.need("pads", b.node.ints("pads"))?, b.node.float_or("value", 0.0)?))
+        Some((
+            b.node.need("pads", b.node.ints("pads"))?,
+            b.node.float_or("value", 0.0)?,
+        ))
     } else {
         None
     };
@@ -454,7 +520,11 @@ pub(crate) fn pad(b: &Build) -> Result<Box<dyn Op>> {
             None => (i.get(1)?.to_i64s()?, i.opt(2).cloned()),
         };
         let axes: Vec<usize> = match i.opt(3) {
-            Some(a) => a.to_i64s()?.iter().map(|&v| axis(v, r)).collect::<Result<_>>()?,
+            Some(a) => a
+                .to_i64s()?
+                .iter()
+                .map(|&v| axis(v, r))
+                .collect::<Result<_>>()?,
             None => (0..r).collect(),
         };
         if pads.len() != 2 * axes.len() {
@@ -469,7 +539,8 @@ pub(crate) fn pad(b: &Build) -> Result<Box<dyn Op>> {
         let out: Vec<usize> = (0..r)
             .map(|d| {
                 let n = x.shape()[d] as i64 + before[d] + after[d];
-                usize::try_from(n).map_err(|_| Error::Run(format!("Pad: negative size on axis {d}")))
+                usize::try_from(n)
+                    .map_err(|_| Error::Run(format!("Pad: negative size on axis {d}")))
             })
             .collect::<Result<_>>()?;
         cx.check_size(&out, x.dtype().size())?;
@@ -525,14 +596,23 @@ pub(crate) fn pad(b: &Build) -> Result<Box<dyn Op>> {
             _ => Data::zeros(x.dtype(), 1),
         };
         let len = x.len();
-        let data = Data::select2(x.data(), &fill, &idx.iter().map(|&s| if s == usize::MAX { len } else { s }).collect::<Vec<_>>())
-            .ok_or_else(|| Error::Run("Pad: value type differs from the input's".into()))?;
+        let data = Data::select2(
+            x.data(),
+            &fill,
+            &idx.iter()
+                .map(|&s| if s == usize::MAX { len } else { s })
+                .collect::<Vec<_>>(),
+        )
+        .ok_or_else(|| Error::Run("Pad: value type differs from the input's".into()))?;
         Ok(vec![Tensor::new(out, data)?])
     })
 }
 
 pub(crate) fn constant_of_shape(b: &Build) -> Result<Box<dyn Op>> {
-    let value = b.node.tensor("value")?.unwrap_or_else(|| Tensor::scalar(0f32));
+    let value = b
+        .node
+        .tensor("value")?
+        .unwrap_or_else(|| Tensor::scalar(0f32));
     if value.len() != 1 {
         return Err(invalid!("ConstantOfShape: value must hold one element"));
     }
@@ -541,10 +621,16 @@ pub(crate) fn constant_of_shape(b: &Build) -> Result<Box<dyn Op>> {
             .get(0)?
             .to_i64s()?
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| Error::Run(format!("ConstantOfShape: negative dimension {d}"))))
+            .map(|&d| {
+                usize::try_from(d)
+                    .map_err(|_| Error::Run(format!("ConstantOfShape: negative dimension {d}")))
+            })
             .collect::<Result<_>>()?;
         let n = cx.check_size(&shape, value.dtype().size())?;
-        Ok(vec![Tensor::new(shape, value.data().gather(std::iter::repeat_n(0, n)))?])
+        Ok(vec![Tensor::new(
+            shape,
+            value.data().gather(std::iter::repeat_n(0, n)),
+        )?])
     })
 }
 
@@ -579,7 +665,9 @@ pub(crate) fn depth_to_space(b: &Build) -> Result<Box<dyn Op>> {
     let crd = b.node.string_or("mode", "DCR")? == "CRD";
     op(move |_, i| {
         let x = i.get(0)?;
-        let &[n, c, h, w] = x.shape() else { bail!("DepthToSpace needs rank 4") };
+        let &[n, c, h, w] = x.shape() else {
+            bail!("DepthToSpace needs rank 4")
+        };
         if c % (bs * bs) != 0 {
             bail!("DepthToSpace: {c} channels do not divide by {}", bs * bs);
         }
@@ -598,7 +686,9 @@ pub(crate) fn space_to_depth(b: &Build) -> Result<Box<dyn Op>> {
     let bs = b.node.need("blocksize", b.node.int("blocksize"))? as usize;
     op(move |_, i| {
         let x = i.get(0)?;
-        let &[n, c, h, w] = x.shape() else { bail!("SpaceToDepth needs rank 4") };
+        let &[n, c, h, w] = x.shape() else {
+            bail!("SpaceToDepth needs rank 4")
+        };
         if h % bs != 0 || w % bs != 0 {
             bail!("SpaceToDepth: {h}x{w} does not divide by {bs}");
         }

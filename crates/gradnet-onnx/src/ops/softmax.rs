@@ -68,7 +68,9 @@ impl Op for Softmax {
         if self.coerce || ax == r - 1 {
             let row: usize = x.shape()[ax..].iter().product();
             let (shape, data) = x.into_parts();
-            let Ok(mut v) = crate::tensor::Elem::into_vec(data) else { bail!("Softmax needs float32 input") };
+            let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+                bail!("Softmax needs float32 input")
+            };
             rows_par(cx, &mut v, row, |row| softmax_row(cx.isa, row, log));
             return Ok(vec![Tensor::from_vec(shape, v)?]);
         }
@@ -78,7 +80,9 @@ impl Op for Softmax {
         let t = permute(&x, &perm)?;
         let row = x.shape()[ax];
         let (shape, data) = t.into_parts();
-        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else { bail!("Softmax needs float32 input") };
+        let Ok(mut v) = crate::tensor::Elem::into_vec(data) else {
+            bail!("Softmax needs float32 input")
+        };
         rows_par(cx, &mut v, row, |row| softmax_row(cx.isa, row, log));
         let mut back = vec![0; r];
         for (i, &p) in perm.iter().enumerate() {

@@ -45,9 +45,35 @@ struct UnaryOp {
 
 pub(crate) fn ctor(op: &str) -> Option<super::Ctor> {
     const NAMES: &[&str] = &[
-        "Relu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "LeakyRelu", "Clip", "Exp", "Log",
-        "Sqrt", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Erf", "Elu", "Selu",
-        "Celu", "Softplus", "Softsign", "Gelu", "Mish", "ThresholdedRelu", "Shrink", "Not", "IsNaN",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "HardSigmoid",
+        "HardSwish",
+        "LeakyRelu",
+        "Clip",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Abs",
+        "Neg",
+        "Reciprocal",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Sign",
+        "Erf",
+        "Elu",
+        "Selu",
+        "Celu",
+        "Softplus",
+        "Softsign",
+        "Gelu",
+        "Mish",
+        "ThresholdedRelu",
+        "Shrink",
+        "Not",
+        "IsNaN",
         "IsInf",
     ];
     NAMES.contains(&op).then_some(build as super::Ctor)
@@ -61,7 +87,10 @@ pub(crate) fn kind(b: &Build) -> Result<Option<Unary>> {
         "Relu" => Unary::Act(Act::Relu),
         "Sigmoid" => Unary::Act(Act::Sigmoid),
         "Tanh" => Unary::Act(Act::Tanh),
-        "HardSigmoid" => Unary::Act(Act::HardSigmoid(n.float_or("alpha", 0.2)?, n.float_or("beta", 0.5)?)),
+        "HardSigmoid" => Unary::Act(Act::HardSigmoid(
+            n.float_or("alpha", 0.2)?,
+            n.float_or("beta", 0.5)?,
+        )),
         "HardSwish" => Unary::Act(Act::HardSwish),
         "LeakyRelu" => Unary::Act(Act::LeakyRelu(n.float_or("alpha", 0.01)?)),
         "Clip" => {
@@ -71,7 +100,9 @@ pub(crate) fn kind(b: &Build) -> Result<Option<Unary>> {
                 let bound = |i: usize, d: f32| -> Result<Option<f32>> {
                     match (b.node.input(i), b.constant(i)) {
                         (None, _) => Ok(Some(d)),
-                        (Some(_), Some(t)) => Ok(Some(t.to_f64s()?.first().map_or(d, |&v| v as f32))),
+                        (Some(_), Some(t)) => {
+                            Ok(Some(t.to_f64s()?.first().map_or(d, |&v| v as f32)))
+                        }
                         (Some(_), None) => Ok(None),
                     }
                 };
@@ -94,7 +125,10 @@ pub(crate) fn kind(b: &Build) -> Result<Option<Unary>> {
         "Sign" => Unary::Sign,
         "Erf" => Unary::Erf,
         "Elu" => Unary::Elu(n.float_or("alpha", 1.0)?),
-        "Selu" => Unary::Selu(n.float_or("alpha", 1.673_263_2)?, n.float_or("gamma", 1.050_701)?),
+        "Selu" => Unary::Selu(
+            n.float_or("alpha", 1.673_263_2)?,
+            n.float_or("gamma", 1.050_701)?,
+        ),
         "Celu" => Unary::Celu(n.float_or("alpha", 1.0)?),
         "Softplus" => Unary::Softplus,
         "Softsign" => Unary::Softsign,
@@ -116,7 +150,10 @@ pub(crate) fn kind(b: &Build) -> Result<Option<Unary>> {
 
 fn build(b: &Build) -> Result<Box<dyn Op>> {
     match kind(b)? {
-        Some(u) => Ok(Box::new(UnaryOp { u, clip_inputs: false })),
+        Some(u) => Ok(Box::new(UnaryOp {
+            u,
+            clip_inputs: false,
+        })),
         // Clip with bounds computed in the graph
         None if b.node.op == "Clip" => Ok(Box::new(UnaryOp {
             u: Unary::Act(Act::Clip(f32::NEG_INFINITY, f32::INFINITY)),
@@ -229,8 +266,12 @@ impl Op for UnaryOp {
         if self.clip_inputs {
             let lo = inputs.opt(1).map(|t| t.to_f64s()).transpose()?;
             let hi = inputs.opt(2).map(|t| t.to_f64s()).transpose()?;
-            let lo = lo.and_then(|v| v.first().copied()).map_or(f32::NEG_INFINITY, |v| v as f32);
-            let hi = hi.and_then(|v| v.first().copied()).map_or(f32::INFINITY, |v| v as f32);
+            let lo = lo
+                .and_then(|v| v.first().copied())
+                .map_or(f32::NEG_INFINITY, |v| v as f32);
+            let hi = hi
+                .and_then(|v| v.first().copied())
+                .map_or(f32::INFINITY, |v| v as f32);
             u = Unary::Act(Act::Clip(lo, hi));
         }
         let x = inputs.take(0)?;
@@ -253,7 +294,9 @@ impl Op for UnaryOp {
                     .map(|x| (pos && *x == f64::INFINITY) || (neg && *x == f64::NEG_INFINITY))
                     .collect(),
             ),
-            (Unary::IsNaN | Unary::IsInf { .. }, d) => bail!("{u:?} needs float input, got {}", d.dtype()),
+            (Unary::IsNaN | Unary::IsInf { .. }, d) => {
+                bail!("{u:?} needs float input, got {}", d.dtype())
+            }
             (u, Data::F32(mut v)) => {
                 apply_f32(cx.isa, u, &mut v);
                 Data::F32(v)
@@ -263,7 +306,10 @@ impl Op for UnaryOp {
                 Data::F64(v)
             }
             (Unary::Act(Act::Clip(lo, hi)), Data::I64(mut v)) => {
-                let (lo, hi) = (lo.max(i64::MIN as f32) as i64, hi.min(i64::MAX as f32) as i64);
+                let (lo, hi) = (
+                    lo.max(i64::MIN as f32) as i64,
+                    hi.min(i64::MAX as f32) as i64,
+                );
                 v.iter_mut().for_each(|x| *x = (*x).max(lo).min(hi));
                 Data::I64(v)
             }

@@ -37,13 +37,13 @@ struct State {
 }
 
 #[derive(Default)]
-pub struct Batcher {
+pub(super) struct Batcher {
     state: Mutex<State>,
     changed: Condvar,
 }
 
 /// Marks a generation as decoding while it lives.
-pub struct Active<'a>(&'a Batcher);
+pub(super) struct Active<'a>(&'a Batcher);
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
@@ -57,20 +57,20 @@ impl Batcher {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn enter(&self) -> Active<'_> {
+    pub(super) fn enter(&self) -> Active<'_> {
         self.lock().active += 1;
         Active(self)
     }
 
     /// Passes run and rows they carried (rows / passes is the mean batch).
-    pub fn stats(&self) -> (u64, u64) {
+    pub(super) fn stats(&self) -> (u64, u64) {
         let s = self.lock();
         (s.passes, s.rows)
     }
 
     /// Runs `token` at `pos` for `session`, batched with whatever else is
     /// decoding; returns the session and its logits.
-    pub fn step(
+    pub(super) fn step(
         &self,
         weights: &LlamaWeights,
         session: LlamaSession,

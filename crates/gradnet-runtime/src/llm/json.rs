@@ -3,7 +3,7 @@
 //! the answer a valid prefix, so the finished answer always parses.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prefix {
+pub(super) enum Prefix {
     /// No continuation makes this valid JSON.
     Invalid,
     /// Valid so far, not finished.
@@ -45,7 +45,7 @@ enum Lex {
 /// A resumable reader of a JSON object prefix: feed it text piece by piece
 /// (cloning it to try a candidate costs only the candidate's length).
 #[derive(Clone, Debug)]
-pub struct JsonState {
+pub(super) struct JsonState {
     stack: Vec<Frame>,
     started: bool,
     spaces: usize,
@@ -66,7 +66,7 @@ impl Default for JsonState {
 }
 
 impl JsonState {
-    pub fn feed(&mut self, s: &str) -> Prefix {
+    pub(super) fn feed(&mut self, s: &str) -> Prefix {
         for c in s.chars() {
             if self.invalid {
                 break;
@@ -76,7 +76,7 @@ impl JsonState {
         self.status()
     }
 
-    pub fn status(&self) -> Prefix {
+    pub(super) fn status(&self) -> Prefix {
         if self.invalid {
             Prefix::Invalid
         } else if self.started && self.stack.is_empty() && self.lex == Lex::None {

@@ -152,7 +152,7 @@ struct Layer {
     down: Linear,
 }
 
-pub struct LlamaWeights {
+pub(super) struct LlamaWeights {
     embeddings: Embeddings,
     layers: Vec<Layer>,
     norm: Vec<f32>,
@@ -172,7 +172,7 @@ pub struct LlamaWeights {
 
 /// One request's state: the shared weights and its own KV cache.
 #[derive(Clone)]
-pub struct LlamaSession {
+pub(super) struct LlamaSession {
     weights: Arc<LlamaWeights>,
     /// Per layer, keys and values by position: `[pos][kv_head][head_dim]`.
     keys: Vec<Vec<f32>>,
@@ -180,7 +180,7 @@ pub struct LlamaSession {
 }
 
 /// One session's part of a pass: `tokens` at positions `pos..`.
-pub struct Step<'a> {
+pub(super) struct Step<'a> {
     pub session: &'a mut LlamaSession,
     pub tokens: &'a [u32],
     pub pos: usize,
@@ -198,7 +198,7 @@ fn vector<R: std::io::Read + std::io::Seek>(
 }
 
 impl LlamaWeights {
-    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+    pub(super) fn from_gguf<R: std::io::Read + std::io::Seek>(
         ct: &gguf_file::Content,
         r: &mut R,
         max_context: usize,
@@ -228,7 +228,11 @@ impl LlamaWeights {
         {
             candle_core::bail!("mixture-of-experts llama models are not supported");
         }
-        if n_kv_head == 0 || n_head % n_kv_head != 0 || rope_dim > head_dim || rope_dim % 2 != 0 {
+        if n_kv_head == 0
+            || !n_head.is_multiple_of(n_kv_head)
+            || rope_dim > head_dim
+            || rope_dim % 2 != 0
+        {
             candle_core::bail!("inconsistent llama attention shape ({n_head} heads, {n_kv_head} kv heads, rope {rope_dim})");
         }
         let context_length = md("llama.context_length")
@@ -303,7 +307,7 @@ impl LlamaWeights {
 
     /// Runs each step's tokens in one pass and returns each step's
     /// last-position logits. All sessions must use these weights.
-    pub fn forward_many(&self, steps: &mut [Step<'_>]) -> Result<Vec<Vec<f32>>> {
+    pub(super) fn forward_many(&self, steps: &mut [Step<'_>]) -> Result<Vec<Vec<f32>>> {
         let (kvw, qw) = (self.n_kv_head * self.head_dim, self.n_head * self.head_dim);
         for s in steps.iter_mut() {
             let (t, pos) = (s.tokens.len(), s.pos);
@@ -386,7 +390,7 @@ impl LlamaWeights {
             .collect())
     }
 
-    pub fn vocab(&self) -> usize {
+    pub(super) fn vocab(&self) -> usize {
         self.vocab
     }
 
@@ -468,7 +472,7 @@ fn add_in_place(x: &mut [f32], y: &[f32]) {
 }
 
 impl LlamaSession {
-    pub fn new(weights: Arc<LlamaWeights>) -> Self {
+    pub(super) fn new(weights: Arc<LlamaWeights>) -> Self {
         let n = weights.layers.len();
         LlamaSession {
             weights,
@@ -478,7 +482,7 @@ impl LlamaSession {
     }
 
     /// Positions in the KV cache.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         let w = &self.weights;
         self.keys
             .first()
@@ -487,7 +491,7 @@ impl LlamaSession {
 
     /// Runs `tokens` at positions `pos..`; returns the last position's
     /// logits as a `(1, vocab)` tensor.
-    pub fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+    pub(super) fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
         let weights = self.weights.clone();
         let mut logits = weights.forward_many(&mut [Step {
             session: self,

@@ -10,11 +10,11 @@
 use half::f16;
 
 /// Weights and activations per block.
-pub const QK: usize = 32;
+pub(super) const QK: usize = 32;
 
 /// Block formats with kernels here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(super) enum Format {
     /// Scale `d` and minimum `m` (f16), 16 bytes of nibbles: element `j` is
     /// `d * q_j + m`, `q_j` the low nibble of byte `j` for `j < 16`, the high
     /// nibble of byte `j - 16` otherwise.
@@ -33,7 +33,7 @@ impl Format {
 }
 
 /// A row-major `n x k` matrix of blocks as GGUF stores it.
-pub struct QMatrix {
+pub(super) struct QMatrix {
     format: Format,
     n: usize,
     k: usize,
@@ -41,7 +41,7 @@ pub struct QMatrix {
 }
 
 /// Rows of activations quantized per block: `x_j ~ d * q_j`, `s = d * sum(q)`.
-pub struct Q8Rows {
+pub(super) struct Q8Rows {
     blocks: usize,
     q: Vec<i8>,
     d: Vec<f32>,
@@ -49,8 +49,8 @@ pub struct Q8Rows {
 }
 
 impl QMatrix {
-    pub fn new(format: Format, n: usize, k: usize, data: Vec<u8>) -> Result<Self, String> {
-        if k % QK != 0 || data.len() != n * k / QK * format.block_bytes() {
+    pub(super) fn new(format: Format, n: usize, k: usize, data: Vec<u8>) -> Result<Self, String> {
+        if !k.is_multiple_of(QK) || data.len() != n * k / QK * format.block_bytes() {
             return Err(format!(
                 "{format:?} matrix {n}x{k}: {} bytes do not make whole blocks",
                 data.len()
@@ -61,7 +61,7 @@ impl QMatrix {
 
     /// Matrices with the same width stacked into one (their outputs side by
     /// side), so that one pass over the thread pool computes all of them.
-    pub fn stack(parts: Vec<QMatrix>) -> Result<Self, Vec<QMatrix>> {
+    pub(super) fn stack(parts: Vec<QMatrix>) -> Result<Self, Vec<QMatrix>> {
         let (format, k) = (parts[0].format, parts[0].k);
         if parts.iter().any(|p| p.k != k || p.format != format) {
             return Err(parts);
@@ -71,11 +71,11 @@ impl QMatrix {
         Ok(QMatrix { format, n, k, data })
     }
 
-    pub fn rows(&self) -> usize {
+    pub(super) fn rows(&self) -> usize {
         self.n
     }
 
-    pub fn cols(&self) -> usize {
+    pub(super) fn cols(&self) -> usize {
         self.k
     }
 
@@ -85,7 +85,7 @@ impl QMatrix {
     }
 
     /// Row `i` as f32 (embedding lookups).
-    pub fn dequantize_row(&self, i: usize, out: &mut [f32]) {
+    pub(super) fn dequantize_row(&self, i: usize, out: &mut [f32]) {
         let bytes = self.format.block_bytes();
         for (b, o) in self
             .row(i)
@@ -112,7 +112,7 @@ impl QMatrix {
     /// `out[r * n + i] = dot(x row r, weight row i)` for `rows` activation
     /// rows; weight rows are split across candle's thread pool, each output
     /// computed whole by one thread.
-    pub fn matmul(&self, x: &Q8Rows, rows: usize, out: &mut [f32]) {
+    pub(super) fn matmul(&self, x: &Q8Rows, rows: usize, out: &mut [f32]) {
         assert_eq!(x.blocks, self.k / QK);
         assert_eq!(out.len(), rows * self.n);
         let simd = has_avx2();
@@ -141,7 +141,7 @@ impl QMatrix {
 
 impl Q8Rows {
     /// Quantizes `rows` rows of `k` values each.
-    pub fn quantize(x: &[f32], k: usize) -> Self {
+    pub(super) fn quantize(x: &[f32], k: usize) -> Self {
         assert_eq!(k % QK, 0);
         let nb = x.len() / QK;
         let mut q = vec![0i8; x.len()];

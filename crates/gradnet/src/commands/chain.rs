@@ -30,7 +30,7 @@ pub(crate) fn num(v: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-pub async fn run(cmd: ChainCmd) -> Result<()> {
+pub(crate) async fn run(cmd: ChainCmd) -> Result<()> {
     match cmd {
         ChainCmd::Status(a) => {
             let id = num(&rpc(&a.rpc, "eth_chainId", json!([])).await?);
@@ -109,7 +109,7 @@ pub(crate) struct Sender<'a> {
 }
 
 impl<'a> Sender<'a> {
-    pub async fn new(url: &'a str, key: alloy_primitives::B256) -> Result<Sender<'a>> {
+    pub(crate) async fn new(url: &'a str, key: alloy_primitives::B256) -> Result<Sender<'a>> {
         let from = gradnet_chain::genesis::address_of(&key)?;
         Ok(Sender {
             url,
@@ -119,7 +119,7 @@ impl<'a> Sender<'a> {
         })
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         to: alloy_primitives::Address,
         data: Vec<u8>,

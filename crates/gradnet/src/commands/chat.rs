@@ -103,7 +103,7 @@ async fn ask(c: &Client, path: &str, g: &GenArgs, body: Value) -> Result<Value> 
     Ok(answer)
 }
 
-pub async fn chat(c: &Client, a: ChatArgs) -> Result<()> {
+pub(crate) async fn chat(c: &Client, a: ChatArgs) -> Result<()> {
     let mut messages = vec![];
     if let Some(s) = &a.system {
         messages.push(json!({"role": "system", "content": s}));
@@ -143,7 +143,7 @@ pub async fn chat(c: &Client, a: ChatArgs) -> Result<()> {
     }
 }
 
-pub async fn completion(c: &Client, a: CompletionArgs) -> Result<()> {
+pub(crate) async fn completion(c: &Client, a: CompletionArgs) -> Result<()> {
     ask(
         c,
         "/v1/completions",

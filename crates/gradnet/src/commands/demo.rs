@@ -65,7 +65,7 @@ fn text_line_image() -> Value {
     json!([[channel.clone(), channel.clone(), channel]])
 }
 
-pub async fn run(args: DemoArgs) -> Result<()> {
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("gradnet-demo-").tempdir()?;
     let mut cfg = NodeConfig::resolve(&Default::default())?;
     cfg.data_dir = tmp.path().join("node");
@@ -325,8 +325,8 @@ async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: 
                 values: x
                     .iter()
                     .map(|&(v, d)| Number {
-                        value: v.try_into().expect("small"),
-                        decimals: d.try_into().expect("small"),
+                        value: v,
+                        decimals: d,
                     })
                     .collect(),
                 shape: vec![1, 4],
@@ -379,8 +379,7 @@ async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: 
         .values
         .iter()
         .map(|n| {
-            let v: i128 = n.value.try_into().unwrap_or_default();
-            let d: i128 = n.decimals.try_into().unwrap_or_default();
+            let (v, d) = (n.value, n.decimals);
             format!("{:.4}", v as f64 / 10f64.powi(d as i32))
         })
         .collect();

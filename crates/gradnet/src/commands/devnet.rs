@@ -21,9 +21,9 @@ const DEV_BALANCE_ETH: u64 = 10_000;
 /// Each inference node's stake at genesis, in ETH.
 const NODE_STAKE_ETH: u64 = 100;
 /// The model every devnet node holds: an MLP 4-8-3 generated in code.
-pub const DEMO_MODEL_REPO: &str = "demo-mlp";
+pub(crate) const DEMO_MODEL_REPO: &str = "demo-mlp";
 
-pub fn demo_model() -> Vec<u8> {
+pub(crate) fn demo_model() -> Vec<u8> {
     gradnet_runtime::samples::mlp(4, 8, 3, 7)
 }
 
@@ -31,7 +31,7 @@ pub fn demo_model() -> Vec<u8> {
 /// (by ed25519 public key) with power 1 and its own fee recipient, each
 /// inference node (key, endpoint) registered with a stake, and the demo
 /// contract.
-pub fn dev_genesis(
+pub(crate) fn dev_genesis(
     chain_id: u64,
     accounts: usize,
     validators: &[String],
@@ -138,7 +138,7 @@ fn print_accounts(g: &Genesis, n: usize) -> Result<()> {
 }
 
 /// Validator and inference node processes of a local network.
-pub struct Network {
+pub(crate) struct Network {
     pub genesis: Genesis,
     /// The validators.
     pub children: Vec<tokio::process::Child>,
@@ -151,7 +151,11 @@ pub struct Network {
 impl Network {
     /// Writes (or reuses) the genesis in `root` and starts each validator
     /// (with `log` as its log filter, if given).
-    pub async fn start(args: &DevnetArgs, root: &Path, log: Option<&str>) -> Result<Network> {
+    pub(crate) async fn start(
+        args: &DevnetArgs,
+        root: &Path,
+        log: Option<&str>,
+    ) -> Result<Network> {
         if args.validators == 0 {
             bail!("--validators must be at least 1");
         }
@@ -215,7 +219,7 @@ impl Network {
     }
 
     /// SIGTERM to each process (each shuts down cleanly), then waits.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         for c in self.children.iter_mut().chain(self.inference.iter_mut()) {
             if let Some(pid) = c.id() {
                 unsafe_kill(pid);
@@ -228,7 +232,7 @@ impl Network {
     }
 }
 
-pub async fn run(args: DevnetArgs) -> Result<()> {
+pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     if args.validators == 0 {
         bail!("--validators must be at least 1");
     }
@@ -298,7 +302,7 @@ pub async fn run(args: DevnetArgs) -> Result<()> {
 }
 
 /// The first of `n` consecutive free loopback ports.
-pub fn free_ports(n: u16) -> Result<u16> {
+pub(crate) fn free_ports(n: u16) -> Result<u16> {
     for _ in 0..100 {
         let base = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?

@@ -5,7 +5,7 @@ use crate::cli::InferArgs;
 use crate::client::Client;
 
 /// Reads `--input`: inline JSON or `@path`.
-pub fn read_input(s: &str) -> Result<Value> {
+pub(crate) fn read_input(s: &str) -> Result<Value> {
     let text = match s.strip_prefix('@') {
         Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
         None => s.to_string(),
@@ -13,7 +13,7 @@ pub fn read_input(s: &str) -> Result<Value> {
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
-pub async fn run(c: &Client, a: InferArgs) -> Result<()> {
+pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
     let inputs = read_input(&a.input)?;
     let r: Value = c
         .post(

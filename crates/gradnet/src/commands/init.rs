@@ -19,7 +19,7 @@ fn list(items: &[String]) -> String {
     format!("[{}]", q.join(", "))
 }
 
-pub fn run(args: InitArgs) -> Result<()> {
+pub(crate) fn run(args: InitArgs) -> Result<()> {
     let home = &args.home;
     let config = home.join(HOME_CONFIG);
     if config.exists() {

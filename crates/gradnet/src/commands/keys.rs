@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use gradnet_types::NodeKey;
 
-pub fn new(out: Option<PathBuf>) -> Result<()> {
+pub(crate) fn new(out: Option<PathBuf>) -> Result<()> {
     let key = NodeKey::generate();
     if let Some(path) = out {
         key.save_new(&path)?;

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::config::ChainConfig;
 
-pub struct Ledger {
+pub(crate) struct Ledger {
     /// The chain, for the API's `/rpc` (the console's JSON-RPC).
     pub chain: std::sync::Arc<Chain>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -24,7 +24,7 @@ pub struct Ledger {
 impl Ledger {
     /// Stops block production and the JSON-RPC listener; what is committed
     /// is already on disk.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         if let Some(c) = &self.consensus {
             c.stop().await;
         }
@@ -38,13 +38,13 @@ impl Ledger {
 }
 
 /// The EVM-style address of a validator's ed25519 key (blocks name their proposer by it).
-pub fn validator_address(public_hex: &str) -> Result<Address> {
+pub(crate) fn validator_address(public_hex: &str) -> Result<Address> {
     let key = hex::decode(public_hex).context("validator key is not hex")?;
     Ok(gradnet_chain::consensus::context::address_of_key(&key))
 }
 
 /// A consensus p2p address: a multiaddr, or `host:port` for TCP.
-pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
+pub(crate) fn p2p_addr(s: &str) -> Result<Multiaddr> {
     if s.starts_with('/') {
         return s
             .parse()
@@ -62,7 +62,7 @@ pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
 
 /// `state`: the node whose hub and runtimes answer the inference
 /// precompile in `eth_call` (none: such calls revert).
-pub async fn start(
+pub(crate) async fn start(
     data_dir: &Path,
     cfg: &ChainConfig,
     node_key: &NodeKey,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use crate::cli::ModelCmd;
 use crate::client::Client;
 
-pub async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
+pub(crate) async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
     match cmd {
         ModelCmd::Create {
             name,

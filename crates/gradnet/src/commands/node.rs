@@ -4,7 +4,7 @@ use gradnet_api::AppState;
 use crate::config::NodeConfig;
 
 /// Opens the node's state and binds its listener.
-pub async fn open(cfg: &NodeConfig) -> Result<(AppState, tokio::net::TcpListener)> {
+pub(crate) async fn open(cfg: &NodeConfig) -> Result<(AppState, tokio::net::TcpListener)> {
     let state = AppState::open(
         &cfg.data_dir,
         cfg.hub.clone(),
@@ -18,7 +18,7 @@ pub async fn open(cfg: &NodeConfig) -> Result<(AppState, tokio::net::TcpListener
     Ok((state, listener))
 }
 
-pub async fn start(cfg: NodeConfig) -> Result<()> {
+pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     let (state, listener) = open(&cfg).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), node = %state.key.public_hex(), threads = cfg.runtime.threads, workers = cfg.api.workers, "node listening");
@@ -33,13 +33,11 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     // the chain's inference calls (PIPE), answered with this node's key
     let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
         gradnet_chain::inference::serve::Answerer {
-            inferencer: std::sync::Arc::new(
-                crate::answers::NodeAnswers::new(
-                    state.clone(),
-                    gradnet_api::Caller::Pipe,
-                    Some(cfg.data_dir.join("zk")),
-                ),
-            ),
+            inferencer: std::sync::Arc::new(crate::answers::NodeAnswers::new(
+                state.clone(),
+                gradnet_api::Caller::Pipe,
+                Some(cfg.data_dir.join("zk")),
+            )),
             key: state.key.clone(),
             perturb: cfg.byzantine,
         },
@@ -67,7 +65,7 @@ pub async fn start(cfg: NodeConfig) -> Result<()> {
     Ok(())
 }
 
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .expect("SIGTERM handler");

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// Rebuilds the typed outputs of an inference response (`outputs` in either
 /// encoding plus `output_types`) and hashes them as the node did.
-pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
+pub(crate) fn response_output_hash(resp: &Value) -> Result<ContentId> {
     let outputs = parse_inputs(&resp["outputs"]).context("response `outputs`")?;
     let types = resp["output_types"]
         .as_object()
@@ -33,7 +33,7 @@ pub fn response_output_hash(resp: &Value) -> Result<ContentId> {
 }
 
 /// The output hash of a chat or completion answer: its text and finish reason.
-pub fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
+pub(crate) fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
     let choice = &resp["choices"][0];
     // a tool-call answer signs the raw text it was parsed from
     let text = resp["gradnet_output"]
@@ -48,7 +48,7 @@ pub fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
 }
 
 /// Verifies a receipt file or a saved inference response; returns a report.
-pub fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
+pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: Value = serde_json::from_str(&text).context("not JSON")?;

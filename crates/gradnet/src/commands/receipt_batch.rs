@@ -61,7 +61,7 @@ async fn store(hub: &str, path: &Path) -> Result<String> {
     Ok(up["cid"].as_str().unwrap_or_default().to_string())
 }
 
-pub async fn settle(
+pub(crate) async fn settle(
     path: &Path,
     key: &str,
     chunk: usize,
@@ -119,7 +119,7 @@ pub async fn settle(
     Ok(())
 }
 
-pub async fn prove(path: &Path, index: usize, url: &str) -> Result<()> {
+pub(crate) async fn prove(path: &Path, index: usize, url: &str) -> Result<()> {
     let (batch, cid, leaves, root) = load(path)?;
     let r = batch
         .get(index)

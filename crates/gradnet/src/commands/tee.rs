@@ -19,7 +19,7 @@ use serde_json::json;
 use super::chain::{rpc, Sender};
 
 #[derive(Clone)]
-pub struct DevEnclaveConfig {
+pub(crate) struct DevEnclaveConfig {
     /// Seed of the dev root (the genesis pins the same root).
     pub seed: String,
     /// The account that registers the enclave and pays its heartbeats.
@@ -41,11 +41,11 @@ impl std::fmt::Debug for DevEnclaveConfig {
 }
 
 /// The devnet's dev-enclave seed: its genesis pins this seed's root.
-pub const DEVNET_SEED: &str = "gradnet-devnet-dev-enclave";
+pub(crate) const DEVNET_SEED: &str = "gradnet-devnet-dev-enclave";
 
 /// The genesis section that makes a chain accept `seed`'s dev enclaves
 /// (running `dev_pcrs`), with `admin` approving measurements.
-pub fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<GenesisTee> {
+pub(crate) fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<GenesisTee> {
     Ok(GenesisTee {
         admin,
         roots: vec![DevEnclave::from_seed(seed.as_bytes())?
@@ -58,7 +58,7 @@ pub fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<Genes
 }
 
 /// Waits until `n` enclaves are active on the chain at `rpc`.
-pub async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
+pub(crate) async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
     let started = std::time::Instant::now();
     let call = alloy_primitives::Bytes::from(ITEERegistry::getActiveTEEsCall {}.abi_encode());
     loop {
@@ -93,7 +93,7 @@ fn unix_now() -> u64 {
 
 /// Registers, then heartbeats; starts over after an error (the chain not
 /// up yet, a restart).
-pub async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
+pub(crate) async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
     loop {
         if let Err(e) = register_and_beat(&key, &c).await {
             tracing::debug!("dev enclave: {e:#}; retrying");

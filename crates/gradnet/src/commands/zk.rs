@@ -15,14 +15,14 @@ use crate::cli::{ZkCmd, ZkSetupArgs};
 use crate::client::Client;
 use crate::commands::infer::read_input;
 
-pub const PROVING_KEY: &str = "proving.key";
-pub const VERIFYING_KEY: &str = "verifying.key";
-pub const META: &str = "zk.json";
+pub(crate) const PROVING_KEY: &str = "proving.key";
+pub(crate) const VERIFYING_KEY: &str = "verifying.key";
+pub(crate) const META: &str = "zk.json";
 /// 2^13: EZKL's calibrated scale for the benchmark models, and enough
 /// that their quantized argmax agrees with float inference.
-pub const DEFAULT_FRAC_BITS: u32 = 13;
+pub(crate) const DEFAULT_FRAC_BITS: u32 = 13;
 
-pub async fn run(c: &Client, cmd: ZkCmd) -> Result<()> {
+pub(crate) async fn run(c: &Client, cmd: ZkCmd) -> Result<()> {
     match cmd {
         ZkCmd::Setup(a) => setup(c, a).await,
         ZkCmd::Prove {
@@ -68,7 +68,7 @@ fn compile(path: &Path, frac_bits: u32) -> Result<(Vec<u8>, QuantModel)> {
 }
 
 /// Every number in a JSON value, in order: `[[..]]`, or `{"name": [[..]]}`.
-pub fn flatten(v: &Value) -> Result<Vec<f32>> {
+pub(crate) fn flatten(v: &Value) -> Result<Vec<f32>> {
     fn walk(v: &Value, out: &mut Vec<f32>) -> Result<()> {
         match v {
             Value::Number(n) => out.push(n.as_f64().context("not a number")? as f32),
@@ -163,7 +163,7 @@ async fn setup(c: &Client, a: ZkSetupArgs) -> Result<()> {
 }
 
 /// What `zk.json` says about a model's keys.
-pub fn meta(onnx: &[u8], model: &QuantModel, keys: &gradnet_zk::Keys) -> Value {
+pub(crate) fn meta(onnx: &[u8], model: &QuantModel, keys: &gradnet_zk::Keys) -> Value {
     json!({
         "model": ContentId::of(onnx).to_string(),
         "model_hash": hex::encode(model.hash()),
@@ -177,7 +177,7 @@ pub fn meta(onnx: &[u8], model: &QuantModel, keys: &gradnet_zk::Keys) -> Value {
 
 /// Writes both keys and `meta` with the proving key's id and size into
 /// `dir`; returns that `meta`.
-pub fn write_keys(dir: &Path, keys: &gradnet_zk::Keys, meta: &Value) -> Result<Value> {
+pub(crate) fn write_keys(dir: &Path, keys: &gradnet_zk::Keys, meta: &Value) -> Result<Value> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let pk = proving_key_to_bytes(&keys.proving);
     std::fs::write(dir.join(PROVING_KEY), &pk)?;
@@ -210,7 +210,7 @@ fn keys_for(model_path: &Path, keys: &Path) -> Result<QuantModel> {
     Ok(model)
 }
 
-pub fn prove(model_path: &Path, keys: &Path, input: &Value) -> Result<ProofBundle> {
+pub(crate) fn prove(model_path: &Path, keys: &Path, input: &Value) -> Result<ProofBundle> {
     let model = keys_for(model_path, keys)?;
     let pk = proving_key_from_bytes(&std::fs::read(keys.join(PROVING_KEY))?)?;
     let x = model.quantize(&flatten(input)?)?;

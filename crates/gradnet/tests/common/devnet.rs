@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::ledger::free_ports;
 use super::BIN;
 
-pub struct Devnet {
+pub(crate) struct Devnet {
     child: Child,
     /// The first validator's inference API.
     pub api: String,
@@ -22,12 +22,12 @@ pub struct Devnet {
 }
 
 impl Devnet {
-    pub fn start(data_dir: &Path, validators: u16) -> Devnet {
+    pub(crate) fn start(data_dir: &Path, validators: u16) -> Devnet {
         Self::start_with(data_dir, validators, &[])
     }
 
     /// With more `gradnet devnet` arguments.
-    pub fn start_with(data_dir: &Path, validators: u16, more: &[&str]) -> Devnet {
+    pub(crate) fn start_with(data_dir: &Path, validators: u16, more: &[&str]) -> Devnet {
         let (rpc_port, api_port, p2p_port, inference_port) = (
             free_ports(validators),
             free_ports(validators),
@@ -96,7 +96,7 @@ impl Devnet {
     }
 
     /// Ctrl-C: every validator stops cleanly.
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()

@@ -9,13 +9,13 @@ use gradnet_chain::inference::registry::IInferenceRegistry;
 use super::ledger::rpc;
 
 /// The operator account of the devnet's inference node `i`.
-pub fn operator(i: usize) -> Address {
+pub(crate) fn operator(i: usize) -> Address {
     let k = gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE + i as u64);
     gradnet_chain::genesis::address_of(&k).unwrap()
 }
 
 /// A node's registry record, as the validator at `url` holds it.
-pub fn node_record(url: &str, op: Address) -> IInferenceRegistry::InferenceNode {
+pub(crate) fn node_record(url: &str, op: Address) -> IInferenceRegistry::InferenceNode {
     let data = IInferenceRegistry::getNodeCall { operator: op }.abi_encode();
     let out = rpc(
         url,
@@ -28,7 +28,7 @@ pub fn node_record(url: &str, op: Address) -> IInferenceRegistry::InferenceNode 
 
 /// `runModelInference` on the demo MLP's row (0.5, -1, 0.25, 3) in fixed
 /// point, in `mode`.
-pub fn mlp_request(mode: u8, cid: &str) -> ModelInferenceRequest {
+pub(crate) fn mlp_request(mode: u8, cid: &str) -> ModelInferenceRequest {
     ModelInferenceRequest {
         mode,
         modelCID: cid.into(),
@@ -38,8 +38,8 @@ pub fn mlp_request(mode: u8, cid: &str) -> ModelInferenceRequest {
                 values: [(5i128, 1i128), (-1, 0), (25, 2), (3, 0)]
                     .iter()
                     .map(|&(v, d)| Number {
-                        value: v.try_into().unwrap(),
-                        decimals: d.try_into().unwrap(),
+                        value: v,
+                        decimals: d,
                     })
                     .collect(),
                 shape: vec![1, 4],

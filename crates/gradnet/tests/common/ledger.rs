@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::BIN;
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -15,7 +15,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The first of `n` consecutive free loopback ports.
-pub fn free_ports(n: u16) -> u16 {
+pub(crate) fn free_ports(n: u16) -> u16 {
     loop {
         let base = free_port();
         if base.checked_add(n).is_none() {
@@ -31,14 +31,14 @@ pub fn free_ports(n: u16) -> u16 {
 }
 
 /// A JSON-RPC call that must succeed.
-pub fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+pub(crate) fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
     let r = try_rpc(url, method, params).unwrap_or_else(|e| panic!("{method} on {url}: {e}"));
     assert!(r.get("error").is_none(), "{method}: {r}");
     r["result"].clone()
 }
 
 /// The whole JSON-RPC response, or why there is none (node down).
-pub fn try_rpc(
+pub(crate) fn try_rpc(
     url: &str,
     method: &str,
     params: serde_json::Value,
@@ -54,13 +54,13 @@ pub fn try_rpc(
         .map_err(|e| e.to_string())
 }
 
-pub fn head(url: &str) -> u64 {
+pub(crate) fn head(url: &str) -> u64 {
     let n = rpc(url, "eth_blockNumber", serde_json::json!([]));
     u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 /// Waits until `f` holds, or panics with `what` after `secs`.
-pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
         assert!(
@@ -73,7 +73,7 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 /// A process, killed with SIGKILL when dropped (a failed assertion leaves
 /// nothing running).
-pub struct Killed(pub Child);
+pub(crate) struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -83,7 +83,7 @@ impl Drop for Killed {
 }
 
 /// A new node key in `dir/node.key`; returns its public key (hex).
-pub fn node_key(dir: &Path) -> String {
+pub(crate) fn node_key(dir: &Path) -> String {
     std::fs::create_dir_all(dir).unwrap();
     let out = Command::new(BIN)
         .args(["keys", "new", "--out"])
@@ -100,27 +100,27 @@ pub fn node_key(dir: &Path) -> String {
 
 /// Where a validator listens.
 #[derive(Clone, Debug)]
-pub struct Ports {
+pub(crate) struct Ports {
     pub rpc: u16,
     pub p2p: u16,
 }
 
 impl Ports {
-    pub fn free() -> Ports {
+    pub(crate) fn free() -> Ports {
         Ports {
             rpc: free_port(),
             p2p: free_port(),
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rpc)
     }
 }
 
 /// `gradnet node start` for a validator on `dir`, its peers given by their
 /// ports; returns once it serves.
-pub fn start_validator(
+pub(crate) fn start_validator(
     dir: &Path,
     genesis: &Path,
     me: &Ports,
@@ -153,12 +153,12 @@ pub fn start_validator(
 }
 
 /// Runs a `gradnet node start` command; returns once it serves.
-pub fn spawn_node(cmd: Command) -> Killed {
+pub(crate) fn spawn_node(cmd: Command) -> Killed {
     spawn_node_api(cmd).0
 }
 
 /// `spawn_node`, with the URL of the node's inference API.
-pub fn spawn_node_api(mut cmd: Command) -> (Killed, String) {
+pub(crate) fn spawn_node_api(mut cmd: Command) -> (Killed, String) {
     let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
     let rx = super::listening_url(&mut child);
     let child = Killed(child);

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
 
-pub mod devnet;
-pub mod inference;
-pub mod ledger;
+pub(crate) mod devnet;
+pub(crate) mod inference;
+pub(crate) mod ledger;
 
 /// The inference API URL a node prints once it serves (read from its piped
 /// stdout, which is drained from then on).
-pub fn listening_url(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+pub(crate) fn listening_url(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("stdout piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -30,13 +30,13 @@ pub fn listening_url(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
 }
 
 /// A node process; killed when dropped.
-pub struct Node {
+pub(crate) struct Node {
     pub child: Child,
     pub url: String,
 }
 
 impl Node {
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Node {
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Node {
         let mut child = Command::new(BIN)
             .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -56,7 +56,7 @@ impl Node {
     }
 
     /// Stops the node with SIGTERM and waits for it (a clean shutdown).
-    pub fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
@@ -64,7 +64,7 @@ impl Node {
         let _ = self.child.wait();
     }
 
-    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(BIN)
             .arg("--node")
             .arg(&self.url)
@@ -82,18 +82,18 @@ impl Drop for Node {
     }
 }
 
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-pub fn models_dir() -> PathBuf {
+pub(crate) fn models_dir() -> PathBuf {
     std::env::var_os("GRADNET_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
 }
 
 /// A real model from `scripts/fetch-models`; a clear failure if it is missing.
-pub fn real_model(name: &str) -> PathBuf {
+pub(crate) fn real_model(name: &str) -> PathBuf {
     let p = models_dir().join(name);
     assert!(
         p.is_file(),
@@ -104,18 +104,23 @@ pub fn real_model(name: &str) -> PathBuf {
 }
 
 /// GET `url` as JSON (any status).
-pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
+pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {
     http().get(url).send().await.unwrap().json().await.unwrap()
 }
 
-pub async fn post(url: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(url: &str, body: Value) -> (u16, Value) {
     let r = http().post(url).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// Creates `repo`, a version, and uploads `bytes` as `file`; returns (model ref, cid).
-pub async fn publish(base: &str, repo: &str, file: &str, bytes: Vec<u8>) -> (String, String) {
+pub(crate) async fn publish(
+    base: &str,
+    repo: &str,
+    file: &str,
+    bytes: Vec<u8>,
+) -> (String, String) {
     let (s, _) = post(
         &format!("{base}/api/v0/models"),
         json!({"name": repo, "task": "test"}),
@@ -137,7 +142,13 @@ pub async fn publish(base: &str, repo: &str, file: &str, bytes: Vec<u8>) -> (Str
     )
 }
 
-pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(
+    base: &str,
+    repo: &str,
+    ver: &str,
+    file: &str,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let part = reqwest::multipart::Part::bytes(bytes).file_name(file.to_string());
     let form = reqwest::multipart::Form::new().part("file", part);
     let r = http()
@@ -151,9 +162,9 @@ pub async fn upload(base: &str, repo: &str, ver: &str, file: &str, bytes: Vec<u8
 }
 
 #[allow(unused_imports)]
-pub use gradnet_runtime::samples::{nest, pattern_image};
+pub(crate) use gradnet_runtime::samples::{nest, pattern_image};
 
-pub fn flatten(v: &Value, out: &mut Vec<f64>) {
+pub(crate) fn flatten(v: &Value, out: &mut Vec<f64>) {
     match v {
         Value::Array(a) => a.iter().for_each(|e| flatten(e, out)),
         Value::Number(n) => out.push(n.as_f64().unwrap()),

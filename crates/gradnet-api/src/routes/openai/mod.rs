@@ -28,7 +28,7 @@ mod stream;
 
 use answer::Answer;
 
-pub const RECEIPT_HEADER: &str = "x-gradnet-receipt";
+pub(crate) const RECEIPT_HEADER: &str = "x-gradnet-receipt";
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
@@ -37,7 +37,7 @@ impl From<Invalid> for ApiError {
 }
 
 /// `GET /v1/models`: repositories whose latest version holds a GGUF file.
-pub async fn list_models(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn list_models(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut data = vec![];
     for r in s.hub.list_repos()? {
         if s.hub.find_file(&r.name, None, ".gguf").is_ok() {
@@ -52,7 +52,7 @@ pub async fn list_models(State(s): State<AppState>) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
-pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
     let req: ChatRequest = body.parse()?;
     check_unknown(&req.unknown)?;
     check_messages(&req.messages)?;
@@ -126,7 +126,10 @@ pub async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response,
     .await
 }
 
-pub async fn completions(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn completions(
+    State(s): State<AppState>,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let req: CompletionRequest = body.parse()?;
     check_unknown(&req.unknown)?;
     let prompt = match &req.prompt {

@@ -102,7 +102,11 @@ pub(crate) fn label_encoder(b: &Build) -> Result<Box<dyn Op>> {
             map.insert(Key::Str(c.clone()), Val::Int(i as i64));
             map.insert(Key::Int(i as i64), Val::Str(c.clone()));
         }
-        return Ok(Box::new(LabelEncoderV1 { map, default_int, default_str }));
+        return Ok(Box::new(LabelEncoderV1 {
+            map,
+            default_int,
+            default_str,
+        }));
     }
     let tensor = |name: &str| n.tensor(name);
     let (keys, fkeys): (Vec<Key>, Vec<f32>) = if let Some(v) = n.strings("keys_strings")? {
@@ -159,7 +163,12 @@ pub(crate) fn label_encoder(b: &Build) -> Result<Box<dyn Op>> {
     let mut vi = vals.into_iter();
     let map = keys.into_iter().zip(vi.by_ref()).collect();
     let fmap = fkeys.into_iter().zip(vi).collect();
-    Ok(Box::new(LabelEncoder { map, fmap, default, out }))
+    Ok(Box::new(LabelEncoder {
+        map,
+        fmap,
+        default,
+        out,
+    }))
 }
 
 impl Op for LabelEncoder {
@@ -168,18 +177,55 @@ impl Op for LabelEncoder {
         let vals: Vec<&Val> = match x.data() {
             Data::F32(v) if !self.fmap.is_empty() => v
                 .iter()
-                .map(|&f| self.fmap.iter().find(|(k, _)| float_key(*k) == float_key(f)).map_or(&self.default, |(_, v)| v))
+                .map(|&f| {
+                    self.fmap
+                        .iter()
+                        .find(|(k, _)| float_key(*k) == float_key(f))
+                        .map_or(&self.default, |(_, v)| v)
+                })
                 .collect(),
             Data::F64(v) if !self.fmap.is_empty() => v
                 .iter()
-                .map(|&f| self.fmap.iter().find(|(k, _)| float_key(*k) == float_key(f as f32)).map_or(&self.default, |(_, v)| v))
+                .map(|&f| {
+                    self.fmap
+                        .iter()
+                        .find(|(k, _)| float_key(*k) == float_key(f as f32))
+                        .map_or(&self.default, |(_, v)| v)
+                })
                 .collect(),
-            _ => keys(x)?.iter().map(|k| self.map.get(k).unwrap_or(&self.default)).collect(),
+            _ => keys(x)?
+                .iter()
+                .map(|k| self.map.get(k).unwrap_or(&self.default))
+                .collect(),
         };
         let data = match self.out {
-            DType::Str => Data::Str(vals.iter().map(|v| match v { Val::Str(s) => s.clone(), Val::Int(i) => i.to_string(), Val::Float(f) => f.to_string() }).collect()),
-            DType::F32 => Data::F32(vals.iter().map(|v| match v { Val::Float(f) => *f, Val::Int(i) => *i as f32, Val::Str(_) => 0.0 }).collect()),
-            _ => Data::I64(vals.iter().map(|v| match v { Val::Int(i) => *i, Val::Float(f) => *f as i64, Val::Str(_) => 0 }).collect()),
+            DType::Str => Data::Str(
+                vals.iter()
+                    .map(|v| match v {
+                        Val::Str(s) => s.clone(),
+                        Val::Int(i) => i.to_string(),
+                        Val::Float(f) => f.to_string(),
+                    })
+                    .collect(),
+            ),
+            DType::F32 => Data::F32(
+                vals.iter()
+                    .map(|v| match v {
+                        Val::Float(f) => *f,
+                        Val::Int(i) => *i as f32,
+                        Val::Str(_) => 0.0,
+                    })
+                    .collect(),
+            ),
+            _ => Data::I64(
+                vals.iter()
+                    .map(|v| match v {
+                        Val::Int(i) => *i,
+                        Val::Float(f) => *f as i64,
+                        Val::Str(_) => 0,
+                    })
+                    .collect(),
+            ),
         };
         Ok(vec![Tensor::new(x.shape().to_vec(), data)?])
     }
@@ -229,7 +275,10 @@ pub(crate) fn category_mapper(b: &Build) -> Result<Box<dyn Op>> {
     let s = n.strings("cats_strings")?.unwrap_or_default();
     let i = n.ints("cats_int64s")?.unwrap_or_default();
     if s.len() != i.len() {
-        return Err(invalid!("{}: cats_strings and cats_int64s differ in length", n.label()));
+        return Err(invalid!(
+            "{}: cats_strings and cats_int64s differ in length",
+            n.label()
+        ));
     }
     Ok(Box::new(CategoryMapper {
         to_int: s.iter().cloned().zip(i.iter().copied()).collect(),
@@ -243,8 +292,16 @@ impl Op for CategoryMapper {
     fn run(&self, _: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let x = inputs.get(0)?;
         let data = match x.data() {
-            Data::Str(v) => Data::I64(v.iter().map(|s| *self.to_int.get(s).unwrap_or(&self.default_int)).collect()),
-            Data::I64(v) => Data::Str(v.iter().map(|i| self.to_str.get(i).unwrap_or(&self.default_str).clone()).collect()),
+            Data::Str(v) => Data::I64(
+                v.iter()
+                    .map(|s| *self.to_int.get(s).unwrap_or(&self.default_int))
+                    .collect(),
+            ),
+            Data::I64(v) => Data::Str(
+                v.iter()
+                    .map(|i| self.to_str.get(i).unwrap_or(&self.default_str).clone())
+                    .collect(),
+            ),
             d => bail!("CategoryMapper takes strings or int64, got {}", d.dtype()),
         };
         Ok(vec![Tensor::new(x.shape().to_vec(), data)?])

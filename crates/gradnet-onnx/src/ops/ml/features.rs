@@ -21,14 +21,17 @@ impl Op for ArrayFeatureExtractor {
         let pos: Vec<usize> = ids
             .iter()
             .map(|&i| {
-                usize::try_from(i)
-                    .ok()
-                    .filter(|&i| i < f)
-                    .ok_or_else(|| crate::error::Error::Run(format!("ArrayFeatureExtractor: index {i} is out of range for {f} features")))
+                usize::try_from(i).ok().filter(|&i| i < f).ok_or_else(|| {
+                    crate::error::Error::Run(format!(
+                        "ArrayFeatureExtractor: index {i} is out of range for {f} features"
+                    ))
+                })
             })
             .collect::<Result<_>>()?;
         let rows = x.len() / f.max(1);
-        let src = (0..rows).flat_map(|r| pos.iter().map(move |&p| r * f + p)).collect::<Vec<_>>();
+        let src = (0..rows)
+            .flat_map(|r| pos.iter().map(move |&p| r * f + p))
+            .collect::<Vec<_>>();
         let shape = if x.rank() <= 1 {
             vec![1, pos.len()]
         } else {
@@ -45,7 +48,13 @@ struct FeatureVectorizer {
 }
 
 pub(crate) fn feature_vectorizer(b: &Build) -> Result<Box<dyn Op>> {
-    let dims = b.node.ints("inputdimensions")?.unwrap_or_default().into_iter().map(|d| d.max(0) as usize).collect();
+    let dims = b
+        .node
+        .ints("inputdimensions")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.max(0) as usize)
+        .collect();
     Ok(Box::new(FeatureVectorizer { dims }))
 }
 
@@ -53,10 +62,17 @@ impl Op for FeatureVectorizer {
     fn run(&self, _: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let n = inputs.len();
         if n == 0 || self.dims.len() != n {
-            bail!("FeatureVectorizer: {n} inputs, {} input dimensions", self.dims.len());
+            bail!(
+                "FeatureVectorizer: {n} inputs, {} input dimensions",
+                self.dims.len()
+            );
         }
         let first = inputs.get(0)?;
-        let rows = if first.rank() <= 1 { 1 } else { first.shape()[0] };
+        let rows = if first.rank() <= 1 {
+            1
+        } else {
+            first.shape()[0]
+        };
         let total: usize = self.dims.iter().sum();
         let mut out = vec![0f32; rows * total];
         let mut col = 0;

@@ -20,14 +20,23 @@ struct Affine {
 
 impl Affine {
     fn new(b: &Build, coef: Vec<f32>, intercepts: Vec<f32>, targets: usize) -> Result<Affine> {
-        if targets == 0 || coef.len() % targets != 0 || coef.is_empty() {
-            return Err(invalid!("{}: {} coefficients for {targets} targets", b.node.label(), coef.len()));
+        if targets == 0 || !coef.len().is_multiple_of(targets) || coef.is_empty() {
+            return Err(invalid!(
+                "{}: {} coefficients for {targets} targets",
+                b.node.label(),
+                coef.len()
+            ));
         }
         let features = coef.len() / targets;
         let steps = match intercepts.len() {
             0 => vec![],
             l if l == targets => vec![Step::Add(Operand::Col(intercepts))],
-            l => return Err(invalid!("{}: {l} intercepts for {targets} targets", b.node.label())),
+            l => {
+                return Err(invalid!(
+                    "{}: {l} intercepts for {targets} targets",
+                    b.node.label()
+                ))
+            }
         };
         Ok(Affine {
             w: PackedB::new(b.isa, &coef, features, targets, 1, features),
@@ -40,12 +49,25 @@ impl Affine {
     fn scores(&self, cx: &Cx, x: &Tensor) -> Result<(usize, Vec<f32>)> {
         let (n, f) = rows(x)?;
         if f != self.features {
-            bail!("the model takes {} features, the input has {f}", self.features);
+            bail!(
+                "the model takes {} features, the input has {f}",
+                self.features
+            );
         }
         let xs = as_f32(x)?;
         let mut out = vec![0f32; n * self.targets];
         let epi = Epilogue { steps: &self.steps };
-        gemm(cx, n, self.targets, f, AOp::Rows { a: &xs, lda: f }, BOp::Packed(&self.w), &mut out, self.targets, epi);
+        gemm(
+            cx,
+            n,
+            self.targets,
+            f,
+            AOp::Rows { a: &xs, lda: f },
+            BOp::Packed(&self.w),
+            &mut out,
+            self.targets,
+            epi,
+        );
         Ok((n, out))
     }
 }
@@ -60,7 +82,12 @@ pub(crate) fn regressor(b: &Build) -> Result<Box<dyn Op>> {
     let coef = n.need("coefficients", n.floats("coefficients"))?;
     let targets = n.int_or("targets", 1)?.max(1) as usize;
     Ok(Box::new(Regressor {
-        affine: Affine::new(b, coef, n.floats("intercepts")?.unwrap_or_default(), targets)?,
+        affine: Affine::new(
+            b,
+            coef,
+            n.floats("intercepts")?.unwrap_or_default(),
+            targets,
+        )?,
         post: post_transform(n)?,
     }))
 }
@@ -139,7 +166,11 @@ impl Op for Classifier {
             if second {
                 // one score, two labels: [1 - p, p], p through the logistic
                 // function if asked (the other transforms do not apply)
-                let p = if self.post == Post::Logistic { super::logistic(r[0]) } else { r[0] };
+                let p = if self.post == Post::Logistic {
+                    super::logistic(r[0])
+                } else {
+                    r[0]
+                };
                 r = vec![1.0 - p, p];
             } else if t > 1 || self.post == Post::Probit {
                 write_scores(&mut r, self.post, Second::No);
@@ -147,6 +178,9 @@ impl Op for Classifier {
             z.extend(r);
         }
         let cols = z.len() / n.max(1);
-        Ok(vec![self.labels.tensor(&picks)?, Tensor::from_vec(vec![n, cols], z)?])
+        Ok(vec![
+            self.labels.tensor(&picks)?,
+            Tensor::from_vec(vec![n, cols], z)?,
+        ])
     }
 }

@@ -166,7 +166,9 @@ pub(crate) fn rows(x: &Tensor) -> Result<(usize, usize)> {
     match x.shape() {
         [f] => Ok((1, *f)),
         [n, f] => Ok((*n, *f)),
-        s => Err(crate::error::Error::Run(format!("expected input [N, features], got {s:?}"))),
+        s => Err(crate::error::Error::Run(format!(
+            "expected input [N, features], got {s:?}"
+        ))),
     }
 }
 
@@ -254,5 +256,6 @@ pub(crate) fn floats_or_tensor(n: &Node, name: &str) -> Result<Option<Vec<f64>>>
     if let Some(t) = n.tensor(&format!("{name}_as_tensor"))? {
         return Ok(Some(t.to_f64s()?));
     }
-    Ok(n.floats(name)?.map(|v| v.into_iter().map(|x| x as f64).collect()))
+    Ok(n.floats(name)?
+        .map(|v| v.into_iter().map(|x| x as f64).collect()))
 }

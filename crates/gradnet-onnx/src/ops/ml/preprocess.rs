@@ -36,7 +36,10 @@ impl Op for Scaler {
     fn run(&self, _: &Cx, inputs: Inputs) -> Result<Vec<Tensor>> {
         let x = inputs.get(0)?;
         let f = last_dim(x);
-        let (o, s) = (per_feature(&self.offset, f, "offset")?, per_feature(&self.scale, f, "scale")?);
+        let (o, s) = (
+            per_feature(&self.offset, f, "offset")?,
+            per_feature(&self.scale, f, "scale")?,
+        );
         let xs = as_f64(x)?;
         let out: Vec<f32> = xs
             .iter()
@@ -60,12 +63,14 @@ enum Norm {
 struct Normalizer(Norm);
 
 pub(crate) fn normalizer(b: &Build) -> Result<Box<dyn Op>> {
-    Ok(Box::new(Normalizer(match b.node.string_or("norm", "MAX")?.as_str() {
-        "MAX" => Norm::Max,
-        "L1" => Norm::L1,
-        "L2" => Norm::L2,
-        other => return Err(invalid!("{}: norm `{other}`", b.node.label())),
-    })))
+    Ok(Box::new(Normalizer(
+        match b.node.string_or("norm", "MAX")?.as_str() {
+            "MAX" => Norm::Max,
+            "L1" => Norm::L1,
+            "L2" => Norm::L2,
+            other => return Err(invalid!("{}: norm `{other}`", b.node.label())),
+        },
+    )))
 }
 
 impl Op for Normalizer {
@@ -75,7 +80,10 @@ impl Op for Normalizer {
         let mut v: Vec<f32> = as_f64(x)?.into_iter().map(|v| v as f32).collect();
         for r in v.chunks_mut(f.max(1)) {
             let d = match self.0 {
-                Norm::Max => r.iter().copied().fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m }),
+                Norm::Max => r
+                    .iter()
+                    .copied()
+                    .fold(f32::NEG_INFINITY, |m, x| if x > m { x } else { m }),
                 Norm::L1 => r.iter().fold(0.0, |s, x| s + x.abs()),
                 Norm::L2 => r.iter().fold(0.0f32, |s, x| x.mul_add(*x, s)).sqrt(),
             };
@@ -115,7 +123,13 @@ impl Op for Imputer {
                 Data::F32(
                     v.iter()
                         .enumerate()
-                        .map(|(i, &x)| if x == *rep || (rep.is_nan() && x.is_nan()) { imp[i % f] } else { x })
+                        .map(|(i, &x)| {
+                            if x == *rep || (rep.is_nan() && x.is_nan()) {
+                                imp[i % f]
+                            } else {
+                                x
+                            }
+                        })
                         .collect(),
                 )
             }
@@ -125,7 +139,12 @@ impl Op for Imputer {
                     l if l == f => imp.clone(),
                     l => bail!("{l} imputed values for {f} features"),
                 };
-                Data::I64(v.iter().enumerate().map(|(i, &x)| if x == *rep { imp[i % f] } else { x }).collect())
+                Data::I64(
+                    v.iter()
+                        .enumerate()
+                        .map(|(i, &x)| if x == *rep { imp[i % f] } else { x })
+                        .collect(),
+                )
             }
             (d, _, _) => bail!("Imputer has no imputed values for {} input", d.dtype()),
         };
@@ -145,7 +164,11 @@ impl Op for Binarizer {
         let t = self.0;
         let data = match x.data() {
             Data::F32(v) => Data::F32(v.iter().map(|&x| if x > t { 1.0 } else { 0.0 }).collect()),
-            Data::F64(v) => Data::F64(v.iter().map(|&x| if x > t as f64 { 1.0 } else { 0.0 }).collect()),
+            Data::F64(v) => Data::F64(
+                v.iter()
+                    .map(|&x| if x > t as f64 { 1.0 } else { 0.0 })
+                    .collect(),
+            ),
             d => bail!("Binarizer needs float input, got {}", d.dtype()),
         };
         Ok(vec![Tensor::new(x.shape().to_vec(), data)?])

@@ -38,12 +38,25 @@ impl Kernel {
         };
         let p = n.floats("kernel_params")?.unwrap_or_default();
         let at = |i: usize| p.get(i).copied().unwrap_or(0.0);
-        Ok(Kernel { kind, gamma: at(0), coef0: at(1), degree: at(2) })
+        Ok(Kernel {
+            kind,
+            gamma: at(0),
+            coef0: at(1),
+            degree: at(2),
+        })
     }
 
     /// `k(x_i, v_j)` for every row and vector: `[rows, vectors]`. For the
     /// linear kind, `c` is added to the dot products.
-    fn apply(&self, cx: &Cx, x: &[f32], rows: usize, f: usize, vectors: &Vectors, c: f32) -> Vec<f32> {
+    fn apply(
+        &self,
+        cx: &Cx,
+        x: &[f32],
+        rows: usize,
+        f: usize,
+        vectors: &Vectors,
+        c: f32,
+    ) -> Vec<f32> {
         let nv = vectors.count;
         let mut out = vec![0f32; rows * nv];
         if self.kind == Kind::Rbf {
@@ -61,7 +74,11 @@ impl Kernel {
             }
             return out;
         }
-        let (alpha, c) = if self.kind == Kind::Linear { (1.0, c) } else { (self.gamma, self.coef0) };
+        let (alpha, c) = if self.kind == Kind::Linear {
+            (1.0, c)
+        } else {
+            (self.gamma, self.coef0)
+        };
         let mut steps = vec![];
         if alpha != 1.0 {
             steps.push(Step::Mul(Operand::Scalar(alpha)));
@@ -69,7 +86,17 @@ impl Kernel {
         if c != 0.0 {
             steps.push(Step::Add(Operand::Scalar(c)));
         }
-        gemm(cx, rows, nv, f, AOp::Rows { a: x, lda: f }, BOp::Packed(&vectors.packed), &mut out, nv, Epilogue { steps: &steps });
+        gemm(
+            cx,
+            rows,
+            nv,
+            f,
+            AOp::Rows { a: x, lda: f },
+            BOp::Packed(&vectors.packed),
+            &mut out,
+            nv,
+            Epilogue { steps: &steps },
+        );
         match self.kind {
             Kind::Poly => {
                 for v in out.iter_mut() {
@@ -100,17 +127,28 @@ impl Vectors {
     fn rows_of(&self, x: &Tensor) -> Result<(usize, usize, Vec<f32>)> {
         let (n, f) = rows(x)?;
         if f != self.features() {
-            bail!("the model takes {} features, the input has {f}", self.features());
+            bail!(
+                "the model takes {} features, the input has {f}",
+                self.features()
+            );
         }
         Ok((n, f, as_f32(x)?))
     }
 
     fn new(b: &Build, raw: Vec<f32>, count: usize) -> Result<Vectors> {
-        if count == 0 || raw.len() % count != 0 {
-            return Err(invalid!("{}: {} values for {count} vectors", b.node.label(), raw.len()));
+        if count == 0 || !raw.len().is_multiple_of(count) {
+            return Err(invalid!(
+                "{}: {} values for {count} vectors",
+                b.node.label(),
+                raw.len()
+            ));
         }
         let f = raw.len() / count;
-        Ok(Vectors { packed: PackedB::new(b.isa, &raw, f, count, 1, f), raw, count })
+        Ok(Vectors {
+            packed: PackedB::new(b.isa, &raw, f, count, 1, f),
+            raw,
+            count,
+        })
     }
 
     fn features(&self) -> usize {
@@ -132,13 +170,21 @@ pub(crate) fn regressor(b: &Build) -> Result<Box<dyn Op>> {
     let n = b.node;
     let count = n.int_or("n_supports", 0)?.max(0) as usize;
     let coefficients = n.need("coefficients", n.floats("coefficients"))?;
-    let rho = n.need("rho", n.floats("rho"))?.first().copied().unwrap_or(0.0);
+    let rho = n
+        .need("rho", n.floats("rho"))?
+        .first()
+        .copied()
+        .unwrap_or(0.0);
     let svc = count > 0;
     let mut kernel = Kernel::read(n)?;
     let vectors = if svc {
         let sv = n.floats("support_vectors")?.unwrap_or_default();
         if coefficients.len() != count {
-            return Err(invalid!("{}: {} coefficients for {count} support vectors", n.label(), coefficients.len()));
+            return Err(invalid!(
+                "{}: {} coefficients for {count} support vectors",
+                n.label(),
+                coefficients.len()
+            ));
         }
         Vectors::new(b, sv, count)?
     } else {
@@ -174,7 +220,8 @@ impl Op for Regressor {
             self.kernel.apply(cx, &xs, n, f, &self.vectors, self.rho)
         };
         if self.one_class {
-            y.iter_mut().for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
+            y.iter_mut()
+                .for_each(|v| *v = if *v > 0.0 { 1.0 } else { -1.0 });
         }
         Ok(vec![Tensor::from_vec(vec![n, 1], y)?])
     }
@@ -198,7 +245,12 @@ struct Classifier {
 pub(crate) fn classifier(b: &Build) -> Result<Box<dyn Op>> {
     let n = b.node;
     let bad = |m: String| invalid!("{}: {m}", n.label());
-    let per_class: Vec<usize> = n.ints("vectors_per_class")?.unwrap_or_default().iter().map(|&v| v.max(0) as usize).collect();
+    let per_class: Vec<usize> = n
+        .ints("vectors_per_class")?
+        .unwrap_or_default()
+        .iter()
+        .map(|&v| v.max(0) as usize)
+        .collect();
     let labels = Labels::read(n, "classlabels_ints", "classlabels_strings")?;
     let classes = labels.len();
     if classes == 0 {
@@ -217,10 +269,18 @@ pub(crate) fn classifier(b: &Build) -> Result<Box<dyn Op>> {
     let pairs = classes * (classes - 1) / 2;
     let vectors = if svc {
         if per_class.len() != classes {
-            return Err(bad(format!("vectors_per_class has {} entries for {classes} classes", per_class.len())));
+            return Err(bad(format!(
+                "vectors_per_class has {} entries for {classes} classes",
+                per_class.len()
+            )));
         }
-        if coefficients.len() < (classes - 1) * count || rho.len() < pairs || (!prob_a.is_empty() && prob_a.len() < pairs) {
-            return Err(bad("coefficients, rho or probabilities are too short for the classes".into()));
+        if coefficients.len() < (classes - 1) * count
+            || rho.len() < pairs
+            || (!prob_a.is_empty() && prob_a.len() < pairs)
+        {
+            return Err(bad(
+                "coefficients, rho or probabilities are too short for the classes".into(),
+            ));
         }
         Vectors::new(b, n.floats("support_vectors")?.unwrap_or_default(), count)?
     } else {
@@ -323,7 +383,10 @@ impl Op for Classifier {
                 write_scores(&mut r, self.post, Second::No);
                 z.extend(r);
             }
-            return Ok(vec![self.labels.tensor(&picks)?, Tensor::from_vec(vec![n, cols], z)?]);
+            return Ok(vec![
+                self.labels.tensor(&picks)?,
+                Tensor::from_vec(vec![n, cols], z)?,
+            ]);
         }
         let kern = self.kernel.apply(cx, &xs, n, f, &self.vectors, 0.0);
         let nv = self.vectors.count;
@@ -358,7 +421,10 @@ impl Op for Classifier {
                 let mut index = 0;
                 for i in 0..classes - 1 {
                     for j in i + 1..classes {
-                        let v = 1.0 - super::logistic(pair_scores[index].mul_add(self.prob_a[index], self.prob_b[index]));
+                        let v = 1.0
+                            - super::logistic(
+                                pair_scores[index].mul_add(self.prob_a[index], self.prob_b[index]),
+                            );
                         let v = v.clamp(1e-7, 1.0 - 1e-7);
                         r[i * classes + j] = v;
                         r[j * classes + i] = 1.0 - v;
@@ -375,7 +441,11 @@ impl Op for Classifier {
             if proba {
                 write_scores(&mut scores, self.post, Second::No);
             } else if classes <= 2 {
-                let second = if self.post == Post::None { Second::Negate } else { Second::Complement };
+                let second = if self.post == Post::None {
+                    Second::Negate
+                } else {
+                    Second::Complement
+                };
                 write_scores(&mut scores, self.post, second);
                 scores.resize(2, 0.0);
                 cols = 2;
@@ -385,7 +455,10 @@ impl Op for Classifier {
             }
             z.extend(scores);
         }
-        Ok(vec![self.labels.tensor(&picks)?, Tensor::from_vec(vec![n, cols], z)?])
+        Ok(vec![
+            self.labels.tensor(&picks)?,
+            Tensor::from_vec(vec![n, cols], z)?,
+        ])
     }
 }
 
@@ -399,7 +472,9 @@ impl Classifier {
         if classes == 2 {
             if proba {
                 Pick::Class(best)
-            } else if (self.all_positive && max_weight >= 0.5) || (max_weight > 0.0 && !self.all_positive) {
+            } else if (self.all_positive && max_weight >= 0.5)
+                || (max_weight > 0.0 && !self.all_positive)
+            {
                 Pick::Class(1)
             } else {
                 Pick::Class(best)

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use super::{as_f64, floats_or_tensor, post_transform, rows, write_scores, Labels, Pick, Post, Second};
+use super::{
+    as_f64, floats_or_tensor, post_transform, rows, write_scores, Labels, Pick, Post, Second,
+};
 use crate::cx::Cx;
 use crate::error::{bail, invalid, Result};
 use crate::graph::node::Node;
@@ -65,15 +67,31 @@ impl Forest {
         let no = ints(n, "nodes_falsenodeids")?;
         let missing = ints(n, "nodes_missing_value_tracks_true")?;
         let count = tree.len();
-        if [id.len(), feat.len(), modes.len(), values.len(), yes.len(), no.len()].iter().any(|&l| l != count) {
+        if [
+            id.len(),
+            feat.len(),
+            modes.len(),
+            values.len(),
+            yes.len(),
+            no.len(),
+        ]
+        .iter()
+        .any(|&l| l != count)
+        {
             return Err(bad("the nodes_* attributes differ in length".into()));
         }
-        let double = n.tensor("nodes_values_as_tensor")?.is_some_and(|t| t.dtype() == crate::tensor::DType::F64)
-            || n.tensor(&format!("{prefix}_weights_as_tensor"))?.is_some_and(|t| t.dtype() == crate::tensor::DType::F64);
+        let double = n
+            .tensor("nodes_values_as_tensor")?
+            .is_some_and(|t| t.dtype() == crate::tensor::DType::F64)
+            || n.tensor(&format!("{prefix}_weights_as_tensor"))?
+                .is_some_and(|t| t.dtype() == crate::tensor::DType::F64);
         let mut index: HashMap<(i64, i64), u32> = HashMap::new();
         for i in 0..count {
             if index.insert((tree[i], id[i]), i as u32).is_some() {
-                return Err(bad(format!("node {} of tree {} is defined twice", id[i], tree[i])));
+                return Err(bad(format!(
+                    "node {} of tree {} is defined twice",
+                    id[i], tree[i]
+                )));
             }
         }
         let mut nodes = Vec::with_capacity(count);
@@ -87,24 +105,43 @@ impl Forest {
                 "BRANCH_EQ" => Mode::Eq,
                 "BRANCH_NEQ" => Mode::Neq,
                 "LEAF" => Mode::Leaf,
-                other => return Err(crate::error::Error::Unsupported(vec![format!("{} (node mode {other})", n.kind())])),
+                other => {
+                    return Err(crate::error::Error::Unsupported(vec![format!(
+                        "{} (node mode {other})",
+                        n.kind()
+                    )]))
+                }
             };
             let child = |c: i64| -> Result<u32> {
                 index
                     .get(&(tree[i], c))
                     .copied()
                     .filter(|&j| j as usize != i)
-                    .ok_or_else(|| bad(format!("node {} of tree {} points to missing node {c}", id[i], tree[i])))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "node {} of tree {} points to missing node {c}",
+                            id[i], tree[i]
+                        ))
+                    })
             };
-            let (y, f) = if mode == Mode::Leaf { (0, 0) } else { (child(yes[i])?, child(no[i])?) };
-            let feature = usize::try_from(feat[i]).map_err(|_| bad(format!("negative feature id {}", feat[i])))?;
+            let (y, f) = if mode == Mode::Leaf {
+                (0, 0)
+            } else {
+                (child(yes[i])?, child(no[i])?)
+            };
+            let feature = usize::try_from(feat[i])
+                .map_err(|_| bad(format!("negative feature id {}", feat[i])))?;
             if mode != Mode::Leaf {
                 max_feature = max_feature.max(feature + 1);
             }
             nodes.push(TreeNode {
                 feature,
                 mode,
-                threshold: if double { values[i] } else { values[i] as f32 as f64 },
+                threshold: if double {
+                    values[i]
+                } else {
+                    values[i] as f32 as f64
+                },
                 yes: y,
                 no: f,
                 missing_yes: missing.get(i) == Some(&1),
@@ -118,15 +155,27 @@ impl Forest {
                 roots.push(i as u32);
             }
         }
-        let (wt, wn, wi) = (ints(n, &format!("{prefix}_treeids"))?, ints(n, &format!("{prefix}_nodeids"))?, ints(n, &format!("{prefix}_ids"))?);
+        let (wt, wn, wi) = (
+            ints(n, &format!("{prefix}_treeids"))?,
+            ints(n, &format!("{prefix}_nodeids"))?,
+            ints(n, &format!("{prefix}_ids"))?,
+        );
         let ww = floats_or_tensor(n, &format!("{prefix}_weights"))?.unwrap_or_default();
         if wn.len() != wt.len() || wi.len() != wt.len() || ww.len() != wt.len() {
             return Err(bad(format!("the {prefix}_* attributes differ in length")));
         }
         let mut per: Vec<Vec<(usize, f64)>> = vec![vec![]; count];
         for k in 0..wt.len() {
-            let j = *index.get(&(wt[k], wn[k])).ok_or_else(|| bad(format!("a weight names missing node {} of tree {}", wn[k], wt[k])))?;
-            let target = usize::try_from(wi[k]).ok().filter(|&t| t < outputs).ok_or_else(|| bad(format!("{prefix} id {} is out of range", wi[k])))?;
+            let j = *index.get(&(wt[k], wn[k])).ok_or_else(|| {
+                bad(format!(
+                    "a weight names missing node {} of tree {}",
+                    wn[k], wt[k]
+                ))
+            })?;
+            let target = usize::try_from(wi[k])
+                .ok()
+                .filter(|&t| t < outputs)
+                .ok_or_else(|| bad(format!("{prefix} id {} is out of range", wi[k])))?;
             let w = if double { ww[k] } else { ww[k] as f32 as f64 };
             per[j as usize].push((target, w));
         }
@@ -135,7 +184,13 @@ impl Forest {
             node.weights = (weights.len() as u32, (weights.len() + w.len()) as u32);
             weights.extend(w);
         }
-        let forest = Forest { nodes, roots, weights, double, max_feature };
+        let forest = Forest {
+            nodes,
+            roots,
+            weights,
+            double,
+            max_feature,
+        };
         forest.check_acyclic().map_err(bad)?;
         Ok(forest)
     }
@@ -261,7 +316,10 @@ pub(crate) fn regressor(b: &Build) -> Result<Box<dyn Op>> {
 
 fn check_features(forest: &Forest, f: usize) -> Result<()> {
     if forest.max_feature > f {
-        bail!("the trees read feature {} but the input has {f} features", forest.max_feature - 1);
+        bail!(
+            "the trees read feature {} but the input has {f} features",
+            forest.max_feature - 1
+        );
     }
     Ok(())
 }
@@ -272,7 +330,11 @@ impl Regressor {
         let ntrees = fo.roots.len() as f64;
         let round = |v: f64| if d { v } else { v as f32 as f64 };
         if self.n_targets == 1 {
-            let origin = if self.base.len() == 1 { self.base[0] } else { 0.0 };
+            let origin = if self.base.len() == 1 {
+                self.base[0]
+            } else {
+                0.0
+            };
             let mut s = Score::default();
             for &r in &fo.roots {
                 let w = fo.leaf_weights(fo.leaf(r, x)).first().map_or(0.0, |w| w.1);
@@ -289,7 +351,11 @@ impl Regressor {
                 _ => origin,
             };
             let v = v as f32;
-            return vec![if self.post == Post::Probit { super::probit(v) } else { v }];
+            return vec![if self.post == Post::Probit {
+                super::probit(v)
+            } else {
+                v
+            }];
         }
         let mut p = vec![Score::default(); self.n_targets];
         for &r in &fo.roots {
@@ -313,7 +379,9 @@ impl Regressor {
                     }
                 }
                 Aggregate::Average => s.v = Score::add(d, round(s.v / ntrees), b),
-                Aggregate::Min | Aggregate::Max => s.v = Score::add(d, b, if s.set { s.v } else { 0.0 }),
+                Aggregate::Min | Aggregate::Max => {
+                    s.v = Score::add(d, b, if s.set { s.v } else { 0.0 })
+                }
             }
         }
         let mut scores: Vec<f32> = p.iter().map(|s| s.value()).collect();
@@ -424,7 +492,11 @@ impl Classifier {
             _ => {}
         }
         let (s0, h0) = (p[0].v, p[0].set);
-        let (s1, h1) = if p.len() == 2 && p[1].set { (p[1].v, true) } else { (0.0, false) };
+        let (s1, h1) = if p.len() == 2 && p[1].set {
+            (p[1].v, true)
+        } else {
+            (0.0, false)
+        };
         let pos = if h1 {
             s1
         } else if h0 {
@@ -470,6 +542,9 @@ impl Op for Classifier {
             picks.push(p);
             z.extend(s);
         }
-        Ok(vec![self.labels.tensor(&picks)?, Tensor::from_vec(vec![n, classes], z)?])
+        Ok(vec![
+            self.labels.tensor(&picks)?,
+            Tensor::from_vec(vec![n, classes], z)?,
+        ])
     }
 }
