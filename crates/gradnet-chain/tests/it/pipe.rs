@@ -5,7 +5,7 @@
 //! marked; a call nobody can serve reverts after its tries; fees go from
 //! the sender to the agreeing nodes.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -7,7 +7,7 @@
 //! charts, and errors shown as the API words them. Screenshots are kept in
 //! `target/console-screenshots`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -8,7 +8,7 @@ use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
 use gradnet_chain::inference::abi::*;
 
-mod common;
+use crate::common;
 
 use common::devnet::Devnet;
 use common::inference::{mlp_request, node_record, operator};

@@ -1,6 +1,6 @@
 //! The same flow as a user types it: the `gradnet` binary's commands.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::samples;

@@ -3,7 +3,7 @@
 //! (tests/fixtures, made by scripts/make-fixtures), and for determinism
 //! across requests and thread counts.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};
@@ -105,7 +105,7 @@ async fn check_against_onnxruntime(
 #[tokio::test]
 async fn ppocr_det_and_rec_match_onnxruntime_and_are_deterministic_across_threads() {
     let fixture: Value =
-        serde_json::from_str(include_str!("fixtures/ppocr-onnxruntime.json")).unwrap();
+        serde_json::from_str(include_str!("../fixtures/ppocr-onnxruntime.json")).unwrap();
     let library = models_dir().join("libonnxruntime.so.1.32.0");
     let library = library.to_str().unwrap();
     for (engine, flags) in [

@@ -3,7 +3,7 @@
 //! length). Same results and receipts as the JSON forms; malformed bodies get
 //! precise errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::samples;

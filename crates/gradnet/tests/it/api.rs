@@ -1,7 +1,7 @@
 //! The hub and inference API end to end over real HTTP against the real
 //! binary: publish → list → download → infer → verify; restart; overload.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::samples;

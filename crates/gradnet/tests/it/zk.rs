@@ -2,7 +2,7 @@
 //! node's hub, a proof checked against a key fetched by content id, and
 //! every way a proof or a model can be wrong.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::samples;

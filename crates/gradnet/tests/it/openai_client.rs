@@ -1,7 +1,7 @@
 //! The official `openai` Python package (from the project venv that
 //! scripts/test prepares) against a node: tests/openai_client.py.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::llm::sample;

@@ -1,7 +1,7 @@
 //! Bad input at the JSON-RPC door: each gets the error text Ethereum
 //! clients know, and the node keeps serving.
 
-mod common;
+use crate::common;
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;

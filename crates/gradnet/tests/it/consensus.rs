@@ -4,7 +4,7 @@
 //! four stopped → nothing is committed and nothing forks; one back → the
 //! chain moves again. Transactions accepted throughout all land.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::path::PathBuf;

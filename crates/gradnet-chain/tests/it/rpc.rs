@@ -2,7 +2,7 @@
 //! transaction type, a contract deployed, called, its storage and logs
 //! read back, and everything a client asks about blocks and fees.
 
-mod common;
+use crate::common;
 
 use alloy_primitives::{Address, Bytes, U256};
 use common::*;

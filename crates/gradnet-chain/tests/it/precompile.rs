@@ -4,7 +4,7 @@
 //! running the model directly; malformed calls and unknown models revert
 //! with a reason; inside a block, a call without a served result reverts.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The OpenAI-compatible API on a real node: SmolLM2 from scripts/fetch-models
 //! and the tiny random GGUF built in code.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

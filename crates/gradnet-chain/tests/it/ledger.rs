@@ -1,7 +1,7 @@
 //! Blocks built by one node, checked by re-execution on another, kept
 //! across restarts; a block that does not match its execution is refused.
 
-mod common;
+use crate::common;
 
 use alloy_primitives::{Address, B256, U256};
 use common::*;

@@ -1,6 +1,6 @@
 //! Bad input gets a precise error and the node keeps serving.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gradnet_runtime::samples;

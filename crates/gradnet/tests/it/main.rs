@@ -1,0 +1,18 @@
+//! gradnet's integration tests, in one binary (the whole stack is linked
+//! once): the `gradnet` binary run as processes, real servers on loopback
+//! ports, devnets of several validators, real models and real clients.
+
+mod common;
+
+mod api;
+mod bad_input;
+mod binary_body;
+mod chain;
+mod cli;
+mod consensus;
+mod console;
+mod cpu_generations;
+mod llm_api;
+mod openai_client;
+mod real_models;
+mod zk;
