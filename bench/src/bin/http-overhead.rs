@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use gradnet_api::{ApiConfig, AppState};
 use gradnet_hub::{Hub, HubConfig};
-use gradnet_runtime::{Backend, OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{Backend, OnnxRunner, RuntimeConfig};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::NodeKey;
 use serde_json::json;
@@ -27,7 +27,7 @@ async fn main() {
     println!("engine: {}", backend.name());
     let state = AppState::new(
         hub.clone(),
-        OnnxRuntime::new(RuntimeConfig {
+        OnnxRunner::new(RuntimeConfig {
             backend,
             ..RuntimeConfig::default()
         })
@@ -58,7 +58,7 @@ async fn main() {
     ];
     for (label, bytes, name, input, iters) in cases {
         let cid = hub.put_bytes(&bytes).await.unwrap().cid;
-        let rt: Arc<OnnxRuntime> = state.runtime.clone();
+        let rt: Arc<OnnxRunner> = state.runtime.clone();
         let model = rt.load(cid, &bytes).unwrap();
         let typed = model
             .signature

@@ -9,7 +9,7 @@ use std::time::Instant;
 use futures::StreamExt;
 use gradnet_api::{ApiConfig, AppState};
 use gradnet_hub::{Hub, HubConfig};
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{OnnxRunner, RuntimeConfig};
 use gradnet_types::{ContentId, NodeKey};
 
 fn write_file(path: &std::path::Path, mb: usize) -> ContentId {
@@ -53,7 +53,7 @@ async fn main() {
     .unwrap();
     let state = AppState::new(
         hub.clone(),
-        OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+        OnnxRunner::new(RuntimeConfig::default()).unwrap(),
         NodeKey::generate(),
         ApiConfig::default(),
     );

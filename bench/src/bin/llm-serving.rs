@@ -9,7 +9,7 @@ use futures::StreamExt;
 use gradnet_api::{ApiConfig, AppState};
 use gradnet_hub::{Hub, HubConfig};
 use gradnet_runtime::llm::SamplingParams;
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{OnnxRunner, RuntimeConfig};
 use gradnet_types::NodeKey;
 use serde_json::{json, Value};
 
@@ -72,7 +72,7 @@ async fn main() {
     let hub = Hub::open(dir.path(), HubConfig::default()).unwrap();
     let state = AppState::new(
         hub,
-        OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+        OnnxRunner::new(RuntimeConfig::default()).unwrap(),
         NodeKey::generate(),
         ApiConfig {
             llm_slots: slots,

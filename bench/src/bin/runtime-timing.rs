@@ -3,7 +3,7 @@
 //! after a warm-up.
 //! Usage: runtime-timing MODEL.onnx INPUT_NAME d0,d1,... ITERS THREADS deterministic|ONNXRUNTIME_LIB
 
-use gradnet_runtime::{Backend, OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{Backend, OnnxRunner, RuntimeConfig};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::ContentId;
 use serde_json::json;
@@ -31,7 +31,7 @@ fn main() {
             library: library.into(),
         },
     };
-    let rt = OnnxRuntime::new(RuntimeConfig {
+    let rt = OnnxRunner::new(RuntimeConfig {
         threads,
         cache_bytes: 1 << 30,
         backend,

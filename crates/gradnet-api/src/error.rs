@@ -9,10 +9,15 @@ use gradnet_runtime::RuntimeError;
 use gradnet_types::TensorError;
 use serde_json::json;
 
+/// An error answer: its HTTP status, a stable machine-readable code and a
+/// message that names the problem.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// Stable code clients match on (`invalid_tensor`, `overloaded`, ...).
     pub code: &'static str,
+    /// What went wrong, for people.
     pub message: String,
     /// The request field at fault, when there is one (OpenAI's `param`).
     pub param: Option<&'static str>,
@@ -23,6 +28,7 @@ pub struct ApiError {
 pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
+    /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -31,6 +37,7 @@ impl ApiError {
             param: None,
         }
     }
+    /// Names the request field at fault.
     pub fn with_param(mut self, param: &'static str) -> Self {
         self.param = Some(param);
         self
@@ -43,12 +50,15 @@ impl ApiError {
             "invalid_request_error"
         }
     }
+    /// 400 with `code`.
     pub fn bad_request(code: &'static str, m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, m)
     }
+    /// 404 `not_found`.
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", m)
     }
+    /// 429 `overloaded`: the node's queue is full (sent with `Retry-After`).
     pub fn overloaded() -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -56,6 +66,7 @@ impl ApiError {
             "the node is at capacity and its queue is full; retry shortly",
         )
     }
+    /// 500 `internal`: the node's fault, logged.
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m)
     }

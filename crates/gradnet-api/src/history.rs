@@ -22,11 +22,15 @@ pub const UNCOUNTED: [&str; 3] = ["/metrics", "/health", "/api/v0/metrics/histor
 /// Cumulative totals at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
+    /// When they were read (Unix milliseconds).
     pub t_ms: u64,
+    /// Requests counted so far.
     pub requests: u64,
+    /// Error answers so far.
     pub errors: u64,
     /// Latency histogram: (upper bound in seconds, cumulative count), ascending, +Inf last.
     pub buckets: Vec<(f64, u64)>,
+    /// LLM completion tokens so far.
     pub tokens: u64,
 }
 
@@ -35,16 +39,22 @@ pub struct Totals {
 pub struct Point {
     /// End of the interval (Unix milliseconds).
     pub t_ms: u64,
+    /// Requests per second over the interval.
     pub requests_per_sec: f64,
     /// Errors per request in the interval (none without requests).
     pub error_rate: Option<f64>,
     /// Latency percentiles in seconds (none without requests).
     pub p50: Option<f64>,
+    /// The 90th percentile.
     pub p90: Option<f64>,
+    /// The 99th percentile.
     pub p99: Option<f64>,
+    /// LLM completion tokens per second over the interval.
     pub tokens_per_sec: f64,
 }
 
+/// Samples of the node's totals: fine-grained for the last hour, coarser
+/// for the day, read back as rates per interval.
 #[derive(Default)]
 pub struct History {
     fine: Mutex<VecDeque<Totals>>,
@@ -52,6 +62,7 @@ pub struct History {
 }
 
 impl History {
+    /// Keeps a sample of the totals.
     pub fn record(&self, t: Totals) {
         let mut coarse = self.coarse.lock().unwrap();
         if coarse

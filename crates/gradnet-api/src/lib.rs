@@ -3,10 +3,6 @@
 //! `/v1/chat/completions`, `/v1/completions`), `/health` and Prometheus
 //! `/metrics`.
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented (48 were not when the lint came in).
-#![allow(missing_docs)]
-
 pub mod error;
 pub mod history;
 pub mod inference;
@@ -23,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use gradnet_hub::{Hub, HubConfig};
 use gradnet_runtime::llm::LlmRuntime;
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{OnnxRunner, RuntimeConfig};
 use gradnet_types::NodeKey;
 use tokio::sync::Semaphore;
 
@@ -31,6 +27,7 @@ pub use error::ApiError;
 pub use inference::{Admitted, Caller};
 pub use metrics::Metrics;
 
+/// The node's limits.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest JSON request body (inference inputs), in bytes.
@@ -64,18 +61,25 @@ impl Default for ApiConfig {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// What [`AppState`] shares.
 pub struct Inner {
+    /// The model hub.
     pub hub: Hub,
-    pub runtime: Arc<OnnxRuntime>,
+    /// The ONNX runtime (engine, prepared-model cache).
+    pub runtime: Arc<OnnxRunner>,
+    /// The node's signing key (receipts, PIPE answers).
     pub key: Arc<NodeKey>,
+    /// Prometheus metrics.
     pub metrics: Metrics,
     /// Sampled totals for charts over longer windows.
     pub history: history::History,
+    /// The node's limits.
     pub config: ApiConfig,
     /// Places for admitted runs (running + queued): see [`inference`].
     admission: Arc<Semaphore>,
     /// Permits for running inferences.
     workers: Arc<Semaphore>,
+    /// Loaded LLMs.
     pub llm: Arc<LlmRuntime>,
     /// Places for admitted LLM requests (running + queued).
     llm_admission: Arc<Semaphore>,
@@ -91,7 +95,8 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(hub: Hub, runtime: OnnxRuntime, key: NodeKey, config: ApiConfig) -> Self {
+    /// A node's state from its parts.
+    pub fn new(hub: Hub, runtime: OnnxRunner, key: NodeKey, config: ApiConfig) -> Self {
         let workers = config.workers.max(1);
         AppState(Arc::new(Inner {
             hub,
@@ -120,20 +125,25 @@ impl AppState {
     ) -> Result<Self, OpenError> {
         let key = NodeKey::load_or_create(&data_dir.join("node.key"))?;
         let hub = Hub::open(&data_dir.join("hub"), hub)?;
-        Ok(Self::new(hub, OnnxRuntime::new(runtime)?, key, api))
+        Ok(Self::new(hub, OnnxRunner::new(runtime)?, key, api))
     }
 }
 
+/// Why a node's state could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// `node.key` unreadable or malformed.
     #[error("node key: {0}")]
     Key(#[from] gradnet_types::keys::KeyError),
+    /// The hub's database or files.
     #[error("hub: {0}")]
     Hub(#[from] gradnet_hub::HubError),
+    /// The runtime (e.g. onnxruntime's library missing).
     #[error("{0}")]
     Runtime(#[from] gradnet_runtime::RuntimeError),
 }
 
+/// Every route of the node's API, with its limits and metrics.
 pub fn router(state: AppState) -> Router {
     let upload_limit = axum::extract::DefaultBodyLimit::disable();
     let json_limit = axum::extract::DefaultBodyLimit::max(state.config.max_request_bytes);

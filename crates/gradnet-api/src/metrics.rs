@@ -14,19 +14,26 @@ use prometheus::{
 use crate::error::ErrorCode;
 use crate::AppState;
 
+/// The node's Prometheus registry and the metrics handlers update.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
     errors: IntCounterVec,
+    /// ONNX inferences completed.
     pub inferences: IntCounter,
+    /// ONNX runs on a worker now.
     pub inflight: IntGauge,
+    /// Runs admitted and waiting for a worker.
     pub queued: IntGauge,
     cache_hits: IntGauge,
     cache_misses: IntGauge,
     bytes_stored: IntGauge,
+    /// LLM generations running now.
     pub llm_running: IntGauge,
+    /// LLM tokens by kind (prompt, completion).
     pub llm_tokens: IntCounterVec,
+    /// Time to the first streamed token.
     pub llm_ttft: Histogram,
     /// Model runs by kind (onnx, llm), caller (infer, openai, pipe,
     /// eth_call) and outcome (ok, error, refused).
@@ -36,6 +43,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A fresh registry with every metric at zero.
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("gradnet".into()), None).expect("registry");
         let requests = IntCounterVec::new(
@@ -153,6 +161,7 @@ impl Metrics {
         }
     }
 
+    /// The text exposition format, with the gauges read from `state` now.
     pub fn render(&self, state: &AppState) -> String {
         let s = state.runtime.cache_stats();
         self.cache_hits.set(s.hits as i64);

@@ -12,7 +12,8 @@ use crate::error::ChainError;
 use crate::exec::{self, BlockParams, Built};
 use crate::genesis::Genesis;
 use crate::inference::pipe;
-use crate::inference::precompile::{Answers, BlockAnswers, Inferencer};
+use crate::inference::precompile::{BlockResults, Inferencer, Miss, ResultSource};
+use crate::inference::sidecar::{SamplingView, ServedCall};
 use crate::mempool::{Account, Mempool, PoolConfig};
 use crate::store::{Executed, Store};
 use crate::tx;
@@ -29,9 +30,15 @@ pub struct Chain {
     /// Runs models for `eth_call` / `eth_estimateGas` through the inference
     /// precompile (the node's runtime; none: such calls revert).
     inferencer: parking_lot::RwLock<Option<Arc<dyn Inferencer>>>,
-    /// Sends a proposer's inference calls to the nodes (PIPE).
-    pipe: pipe::Dispatcher,
 }
+
+/// How a proposer gets results for the inference calls its block building
+/// found unanswered: the calls, the registry as the block sees it, and a
+/// deadline in; the served calls (possibly none) out. Consensus passes
+/// PIPE's dispatcher ([`pipe::Dispatcher::serve`]); block building itself
+/// does no I/O.
+pub type Serve<'a> =
+    dyn FnMut(&SamplingView, Vec<Miss>, std::time::Instant) -> Vec<ServedCall> + 'a;
 
 impl Chain {
     pub fn open(dir: &Path, genesis: Genesis, pool: PoolConfig) -> Result<Arc<Self>, ChainError> {
@@ -45,7 +52,6 @@ impl Chain {
             heads,
             outbox: Default::default(),
             inferencer: Default::default(),
-            pipe: Default::default(),
         }))
     }
 
@@ -54,10 +60,10 @@ impl Chain {
     }
 
     /// How `eth_call` answers calls to the inference precompile.
-    pub fn simulation_answers(&self) -> Answers {
+    pub fn simulation_answers(&self) -> ResultSource {
         match &*self.inferencer.read() {
-            Some(i) => Answers::Simulate(i.clone()),
-            None => Answers::Unavailable,
+            Some(i) => ResultSource::Simulate(i.clone()),
+            None => ResultSource::Unavailable,
         }
     }
 
@@ -114,11 +120,16 @@ impl Chain {
     }
 
     /// Builds the next block from the pool (not committed). Inference
-    /// calls found without results are served by the sampled nodes (PIPE)
-    /// and the block built again, a few passes within `pipe::BUDGET`;
-    /// transactions whose calls are still unanswered wait in the pool.
-    /// Called on a blocking thread of the runtime.
-    pub fn propose(&self, params: &BlockParams, max_txs: usize) -> Result<Built, ChainError> {
+    /// calls found without results are handed to `serve` and the block
+    /// built again with what it returns, a few passes within
+    /// `pipe::BUDGET`; transactions whose calls are still unanswered wait
+    /// in the pool.
+    pub fn propose(
+        &self,
+        params: &BlockParams,
+        max_txs: usize,
+        serve: &mut Serve<'_>,
+    ) -> Result<Built, ChainError> {
         let head = self.head();
         let state = self.store.state()?;
         let nonce = |a: &Address| state.account(a).ok().flatten().map_or(0, |i| i.nonce);
@@ -133,7 +144,7 @@ impl Chain {
         // discover every call (a sender's later transactions too), serve
         // them, again for calls that only show once earlier ones are served
         let built = loop {
-            let answers = BlockAnswers::speculative(view.clone(), served.clone());
+            let answers = BlockResults::speculative(view.clone(), served.clone());
             let built = exec::build(&state, self.chain_id, &head, params, &txs, answers.clone())?;
             let mut misses = std::mem::take(&mut answers.progress.lock().misses);
             if misses.is_empty() {
@@ -146,11 +157,11 @@ impl Chain {
             let new = if misses.is_empty() || pass > 3 || std::time::Instant::now() >= deadline {
                 vec![]
             } else {
-                tokio::runtime::Handle::current().block_on(self.pipe.serve(&view, misses, deadline))
+                serve(&view, misses, deadline)
             };
             if new.is_empty() {
                 // what is still unanswered waits for a later block
-                let answers = BlockAnswers::new(view.clone(), served.clone(), true);
+                let answers = BlockResults::new(view.clone(), served.clone(), true);
                 break exec::build(&state, self.chain_id, &head, params, &txs, answers)?;
             }
             served.extend(new.into_iter().map(|c| (c.request_hash, c)));

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::block::{receipts_root, transactions_root, Block, Header, StoredReceipt};
 use crate::error::ChainError;
-use crate::inference::precompile::{Answers, BlockAnswers, Precompiles};
+use crate::inference::precompile::{BlockResults, Precompiles, ResultSource};
 use crate::inference::registry::{Fault, Registry};
 use crate::inference::sidecar::{self, Decision, SamplingView, Sidecar};
 use crate::inference::slots::{OverlaySlots, ReaderSlots};
@@ -89,7 +89,7 @@ pub fn sampling_view(
 /// evidence), and a sampled node that did not answer.
 fn settle_faults(
     overlay: &mut crate::state::Overlay,
-    answers: &BlockAnswers,
+    answers: &BlockResults,
     used: &[B256],
     quorum_of: &std::collections::HashMap<B256, usize>,
     bad_proofs: &[(B256, sidecar::NodeResult)],
@@ -179,7 +179,7 @@ fn run(
     params: &BlockParams,
     txs: &[PooledTx],
     strict: bool,
-    answers: Arc<BlockAnswers>,
+    answers: Arc<BlockResults>,
 ) -> Result<Built, ChainError> {
     use revm::{ExecuteCommitEvm, ExecuteEvm};
     let mut header = Header {
@@ -205,7 +205,7 @@ fn run(
         })
         .with_block(block_env(&header))
         .build_mainnet()
-        .with_precompiles(Precompiles::new(SPEC, Answers::Block(answers.clone())));
+        .with_precompiles(Precompiles::new(SPEC, ResultSource::Block(answers.clone())));
     let (mut included, mut receipts, mut dropped, mut waiting) = (vec![], vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
@@ -404,7 +404,7 @@ pub fn build(
     parent: &Header,
     params: &BlockParams,
     txs: &[PooledTx],
-    answers: Arc<BlockAnswers>,
+    answers: Arc<BlockResults>,
 ) -> Result<Built, ChainError> {
     run(state, chain_id, parent, params, txs, false, answers)
 }
@@ -460,7 +460,7 @@ pub fn verify_known(
             )));
         }
     }
-    let answers = BlockAnswers::new(view, served, false);
+    let answers = BlockResults::new(view, served, false);
     let built = run(state, chain_id, parent, &params, &txs, true, answers)?;
     if built.executed.block.sidecar != block.sidecar {
         return Err(ChainError::Invalid(format!(
@@ -486,7 +486,7 @@ pub fn simulate(
     chain_id: u64,
     parent: &Header,
     env: revm::context::TxEnv,
-    answers: Answers,
+    answers: ResultSource,
 ) -> Result<ExecutionResult, ChainError> {
     use revm::ExecuteEvm;
     let mut header = parent.clone();

@@ -19,10 +19,14 @@ use crate::Hub;
 /// per chunk is cheap, small enough that memory stays flat.
 pub const CHUNK_SIZE: usize = 4 << 20;
 
+/// How a blob is stored: its id, size and chunks in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// The blob's content id (BLAKE3 of all its bytes).
     pub cid: ContentId,
+    /// Its size in bytes.
     pub size: u64,
+    /// BLAKE3 of each chunk, in order.
     pub chunks: Vec<[u8; 32]>,
 }
 
@@ -61,7 +65,9 @@ impl Manifest {
 /// Where a blob went: its id and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BlobInfo {
+    /// The blob's content id.
     pub cid: ContentId,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -106,6 +112,7 @@ impl BlobWriter {
         self.size
     }
 
+    /// Appends `data` (refused past the writer's size limit).
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;
         if self.size > self.limit {
@@ -162,6 +169,7 @@ impl BlobWriter {
             .expect("hasher is present when nothing is pending"))
     }
 
+    /// Stores the blob (durably) and returns its id and size.
     pub async fn finish(mut self) -> Result<BlobInfo> {
         if !self.buf.is_empty() {
             self.flush_chunk().await?;

@@ -1,19 +1,35 @@
 use gradnet_types::ContentId;
 
+/// What a hub operation can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// No such repository, version, file or blob (named).
     #[error("{0} not found")]
     NotFound(String),
+    /// A repository of that name exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// A name, version or reference that is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// A blob past the size limit.
     #[error("blob is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// Stored bytes that no longer hash to their id.
     #[error("blob {cid} failed verification ({detail}); it will not be served")]
-    Corrupt { cid: ContentId, detail: String },
+    Corrupt {
+        /// The blob.
+        cid: ContentId,
+        /// Which chunk or length failed.
+        detail: String,
+    },
+    /// The file system.
     #[error("storage: {0}")]
     Io(#[from] std::io::Error),
+    /// The metadata database.
     #[error("metadata database: {0}")]
     Db(String),
 }
@@ -37,4 +53,5 @@ db_errors!(
     serde_json::Error
 );
 
+/// A hub operation's result.
 pub type Result<T, E = HubError> = std::result::Result<T, E>;

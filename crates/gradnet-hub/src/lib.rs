@@ -1,10 +1,6 @@
 //! gradnet's model hub: a content-addressed blob store (chunked, verified on
 //! read) and model repositories with versions and files, in redb.
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented (57 were not when the lint came in).
-#![allow(missing_docs)]
-
 mod blobs;
 mod error;
 mod meta;
@@ -19,6 +15,7 @@ pub use error::{HubError, Result};
 pub use meta::{FileEntry, Repo, RepoSpec, VersionInfo};
 pub use version::Version;
 
+/// A hub's limits and peers.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// Largest blob accepted, in bytes.
@@ -68,6 +65,7 @@ impl Hub {
         Ok(hub)
     }
 
+    /// The hub's limits and peers.
     pub fn config(&self) -> &HubConfig {
         &self.0.config
     }
@@ -77,6 +75,7 @@ impl Hub {
         self.writer_with_limit(self.0.config.max_blob_size)
     }
 
+    /// A writer for a new blob of at most `limit` bytes.
     pub fn writer_with_limit(&self, limit: u64) -> Result<BlobWriter> {
         let staging = self
             .0

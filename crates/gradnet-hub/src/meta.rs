@@ -21,44 +21,68 @@ const BYTES_STORED: &str = "bytes_stored";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoSpec {
+    /// The repository's name (letters, digits, `-`, `_`, `.`).
     pub name: String,
+    /// Free text.
     #[serde(default)]
     pub description: String,
+    /// What the model does (e.g. `classification`).
     #[serde(default)]
     pub task: String,
+    /// The model's license.
     #[serde(default)]
     pub license: String,
+    /// Search tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Who publishes it.
     #[serde(default)]
     pub owner: String,
 }
 
+/// A model repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Repo {
+    /// Its name.
     pub name: String,
+    /// Free text.
     pub description: String,
+    /// What the model does.
     pub task: String,
+    /// The model's license.
     pub license: String,
+    /// Search tags.
     pub tags: Vec<String>,
+    /// Who publishes it.
     pub owner: String,
+    /// When it was created (Unix milliseconds).
     pub created_at_ms: u64,
 }
 
+/// One version of a repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionInfo {
+    /// `major.minor`, e.g. `1.00` ([`crate::Version`]).
     #[serde(rename = "versionString")]
     pub version: String,
+    /// Release notes.
     pub notes: String,
+    /// Whether it bumped the major number.
     pub is_major: bool,
+    /// When it was created (Unix milliseconds).
     pub created_at_ms: u64,
 }
 
+/// A file in a version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileEntry {
+    /// Its name in the version.
     pub name: String,
+    /// The blob holding its bytes.
     pub cid: ContentId,
+    /// Its size in bytes.
     pub size: u64,
+    /// When it was uploaded (Unix milliseconds).
     pub uploaded_at_ms: u64,
 }
 
@@ -93,6 +117,7 @@ impl Hub {
         Ok(())
     }
 
+    /// How blob `cid` is stored.
     pub fn manifest(&self, cid: &ContentId) -> Result<Manifest> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(BLOBS)?;
@@ -102,6 +127,7 @@ impl Hub {
         Manifest::decode(*cid, g.value())
     }
 
+    /// Whether blob `cid` is here.
     pub fn has_blob(&self, cid: &ContentId) -> Result<bool> {
         let tx = self.db().begin_read()?;
         Ok(tx
@@ -120,6 +146,7 @@ impl Hub {
             .unwrap_or(0))
     }
 
+    /// Creates a repository (its name must be new and valid).
     pub fn create_repo(&self, spec: RepoSpec) -> Result<Repo> {
         check_name(&spec.name).map_err(invalid)?;
         let repo = Repo {
@@ -146,6 +173,7 @@ impl Hub {
         Ok(repo)
     }
 
+    /// The repository `name`.
     pub fn repo(&self, name: &str) -> Result<Repo> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
@@ -155,6 +183,7 @@ impl Hub {
         Ok(serde_json::from_slice(g.value())?)
     }
 
+    /// Every repository, by name.
     pub fn list_repos(&self) -> Result<Vec<Repo>> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
@@ -182,6 +211,7 @@ impl Hub {
         Ok(out)
     }
 
+    /// The next version of `repo` (minor, or major when `is_major`).
     pub fn create_version(&self, repo: &str, notes: String, is_major: bool) -> Result<VersionInfo> {
         let _guard = self.version_lock();
         let last = self
@@ -239,6 +269,7 @@ impl Hub {
         Ok(entry)
     }
 
+    /// The files of `repo` at `version`.
     pub fn list_files(&self, repo: &str, version: &str) -> Result<Vec<FileEntry>> {
         self.check_version(repo, version)?;
         let tx = self.db().begin_read()?;

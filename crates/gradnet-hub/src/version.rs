@@ -4,15 +4,20 @@
 
 use std::cmp::Ordering;
 
+/// A version number, `major.minor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
+    /// Bumped by a major release.
     pub major: u32,
+    /// Bumped by a minor release (written with two digits).
     pub minor: u32,
 }
 
 impl Version {
+    /// `1.00`.
     pub const FIRST: Version = Version { major: 1, minor: 0 };
 
+    /// `major.minor` with a minor of two digits or more; `None` otherwise.
     pub fn parse(s: &str) -> Option<Version> {
         let (a, b) = s.split_once('.')?;
         if b.len() < 2
@@ -27,6 +32,7 @@ impl Version {
         })
     }
 
+    /// The version after `prev` (the first when there is none).
     pub fn next(prev: Option<Version>, is_major: bool) -> Version {
         match prev {
             None => Version::FIRST,

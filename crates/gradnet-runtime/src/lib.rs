@@ -110,7 +110,9 @@ enum Engine {
     OnnxRuntime(engines::onnxruntime::Engine),
 }
 
-pub struct OnnxRuntime {
+/// Runs ONNX models on the configured engine (the deterministic one, or
+/// onnxruntime), with prepared models cached by content id.
+pub struct OnnxRunner {
     engine: Engine,
     /// Checks models for the deterministic profile when the node runs
     /// another engine (single-threaded, nothing cached).
@@ -129,7 +131,7 @@ pub fn deterministic_id() -> RuntimeId {
     }
 }
 
-impl OnnxRuntime {
+impl OnnxRunner {
     /// Starts the configured engine; fails if it cannot (e.g. the
     /// onnxruntime library is missing).
     pub fn new(config: RuntimeConfig) -> Result<Self> {
@@ -141,7 +143,7 @@ impl OnnxRuntime {
                 Engine::OnnxRuntime(engines::onnxruntime::Engine::new(library, config.threads)?)
             }
         };
-        Ok(OnnxRuntime {
+        Ok(OnnxRunner {
             engine,
             probe: engines::deterministic::Engine::new(1),
             models: Cache::with_weighter(1024, config.cache_bytes, ModelWeight),

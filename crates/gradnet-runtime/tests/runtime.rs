@@ -3,18 +3,18 @@
 
 use std::path::PathBuf;
 
-use gradnet_runtime::{samples, Backend, Dim, OnnxRuntime, RuntimeConfig, RuntimeError};
+use gradnet_runtime::{samples, Backend, Dim, OnnxRunner, RuntimeConfig, RuntimeError};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::output_hash;
 use gradnet_types::{ContentId, TensorData};
 use serde_json::json;
 
-fn rt(threads: usize) -> OnnxRuntime {
+fn rt(threads: usize) -> OnnxRunner {
     with(Backend::Deterministic, threads)
 }
 
-fn with(backend: Backend, threads: usize) -> OnnxRuntime {
-    OnnxRuntime::new(RuntimeConfig {
+fn with(backend: Backend, threads: usize) -> OnnxRunner {
+    OnnxRunner::new(RuntimeConfig {
         threads,
         cache_bytes: 256 << 20,
         backend,
@@ -52,7 +52,7 @@ fn mlp_runs_and_matches_a_hand_computation() {
     }
 }
 
-fn mlp_matches_hand_computation(r: OnnxRuntime) {
+fn mlp_matches_hand_computation(r: OnnxRunner) {
     let bytes = samples::mlp(4, 8, 3, 1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     assert_eq!(
@@ -94,7 +94,7 @@ fn inputs_are_checked_before_running() {
     }
 }
 
-fn inputs_checked(r: OnnxRuntime) {
+fn inputs_checked(r: OnnxRunner) {
     let bytes = samples::two_inputs();
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     let run = |v: serde_json::Value| r.infer(&m, &parse_inputs(&v).unwrap()).map(|(_, o)| o);
@@ -121,7 +121,7 @@ fn corrupt_models_are_unloadable() {
     }
 }
 
-fn corrupt_unloadable(r: OnnxRuntime) {
+fn corrupt_unloadable(r: OnnxRunner) {
     let mut bytes = samples::mlp(4, 8, 3, 1);
     bytes.truncate(bytes.len() / 2);
     assert!(matches!(
@@ -315,7 +315,7 @@ fn engines_agree_and_name_themselves() {
     assert_eq!(b.runtime_id().name, "onnxruntime");
     assert_eq!(b.runtime_id().version, "1.32.0");
     assert_eq!(b.runtime_id().profile, gradnet_types::NATIVE_PROFILE);
-    let run = |r: &OnnxRuntime| r.infer(&r.load(cid, &bytes).unwrap(), &inputs).unwrap().1;
+    let run = |r: &OnnxRunner| r.infer(&r.load(cid, &bytes).unwrap(), &inputs).unwrap().1;
     let (x, y) = (run(&a), run(&b));
     assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
     for (name, t) in &x {
@@ -334,7 +334,7 @@ fn engines_agree_and_name_themselves() {
 
 #[test]
 fn missing_onnxruntime_library_is_a_clear_error() {
-    let err = OnnxRuntime::new(RuntimeConfig {
+    let err = OnnxRunner::new(RuntimeConfig {
         backend: Backend::OnnxRuntime {
             library: "/nonexistent/libonnxruntime.so".into(),
         },

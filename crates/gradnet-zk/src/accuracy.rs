@@ -6,12 +6,16 @@ use gradnet_onnx::{Engine, Options, Tensor};
 
 use crate::{QuantModel, ZkError};
 
+/// How far the circuit's fixed-point outputs are from float inference.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
+    /// Inputs compared.
     pub samples: usize,
+    /// The circuit's scale (values are integers at 2^frac_bits).
     pub frac_bits: u32,
     /// Largest |float − dequantized circuit output| over all outputs.
     pub max_abs_error: f64,
+    /// Mean |float − dequantized circuit output| over all outputs.
     pub mean_abs_error: f64,
     /// Samples whose largest output is the same index in both.
     pub argmax_agreement: f64,

@@ -7,13 +7,16 @@ use serde::{Deserialize, Serialize};
 use crate::keys::{proof_from_bytes, proof_to_bytes};
 use crate::{verify, VerifyingKey, ZkError};
 
+/// A proof with everything a verifier needs besides the key, as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProofBundle {
     /// BLAKE3 of the quantized model (hex): the proof's first public input.
     pub model_hash: String,
     /// Inputs and outputs are integers at 2^frac_bits.
     pub frac_bits: u32,
+    /// The quantized input (public).
     pub input: Vec<i64>,
+    /// The circuit's output (public).
     pub output: Vec<i64>,
     /// Groth16 proof over BN254, compressed (hex).
     pub proof: String,
@@ -27,6 +30,7 @@ fn hex_err(what: &'static str) -> impl Fn(hex::FromHexError) -> ZkError {
 }
 
 impl ProofBundle {
+    /// A bundle of this proof for `model_hash`'s circuit.
     pub fn new(
         model_hash: [u8; 32],
         frac_bits: u32,
@@ -49,6 +53,7 @@ impl ProofBundle {
         self.output.iter().map(|&v| (v as f64 / s) as f32).collect()
     }
 
+    /// The compressed proof's bytes.
     pub fn proof_bytes(&self) -> Result<Vec<u8>, ZkError> {
         hex::decode(&self.proof).map_err(hex_err("proof"))
     }

@@ -21,11 +21,17 @@ fn snark(e: impl std::fmt::Display) -> ZkError {
 /// model: its hash, scale, and the shape and name of its output.
 #[derive(Clone)]
 pub struct VerifyingKey {
+    /// BLAKE3 of the quantized model (the proof's first public input).
     pub model_hash: [u8; 32],
+    /// The scale of inputs and outputs (integers at 2^frac_bits).
     pub frac_bits: u32,
+    /// Input values the circuit takes.
     pub inputs: usize,
+    /// Output values it gives.
     pub outputs: usize,
+    /// The output tensor's shape.
     pub output_shape: Vec<usize>,
+    /// The output tensor's name in results.
     pub output_name: String,
     prepared: PreparedVerifyingKey<Bn254>,
 }
@@ -33,8 +39,11 @@ pub struct VerifyingKey {
 /// A model's Groth16 proving key.
 pub type ProvingKeyBn254 = ProvingKey<Bn254>;
 
+/// A circuit's keys from one setup.
 pub struct Keys {
+    /// For the prover.
     pub proving: ProvingKey<Bn254>,
+    /// For everyone who checks proofs.
     pub verifying: VerifyingKey,
 }
 
@@ -224,6 +233,8 @@ pub fn proving_key_to_bytes(pk: &ProvingKey<Bn254>) -> Vec<u8> {
     out
 }
 
+/// A proving key as written by its uncompressed serialization (the
+/// node's own file, so not re-checked).
 pub fn proving_key_from_bytes(b: &[u8]) -> Result<ProvingKey<Bn254>, ZkError> {
     ProvingKey::deserialize_uncompressed_unchecked(b).map_err(|e| ZkError::Encoding {
         what: "proving key",
@@ -238,6 +249,7 @@ pub fn proof_to_bytes(p: &Proof<Bn254>) -> Vec<u8> {
     out
 }
 
+/// A proof from its 128 compressed bytes.
 pub fn proof_from_bytes(b: &[u8]) -> Result<Proof<Bn254>, ZkError> {
     Proof::deserialize_compressed(b).map_err(|e| ZkError::Encoding {
         what: "proof",

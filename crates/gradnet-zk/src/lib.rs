@@ -10,10 +10,6 @@
 //!   proofs ([`keys`]).
 //! - [`accuracy`]: the quantized model against float inference.
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented (43 were not when the lint came in).
-#![allow(missing_docs)]
-
 pub mod accuracy;
 mod bundle;
 mod circuit;
@@ -26,22 +22,41 @@ pub use circuit::public_inputs;
 pub use keys::{prove, setup, verify, Keys, VerifyingKey};
 pub use model::{Op, QuantModel, ACT_BITS};
 
+/// Why a model could not be compiled, proved or verified.
 #[derive(Debug, thiserror::Error)]
 pub enum ZkError {
+    /// The input's length is not the circuit's.
     #[error("input has {got} values, the model takes {want}")]
-    InputLen { got: usize, want: usize },
+    InputLen {
+        /// Values given.
+        got: usize,
+        /// Values the circuit takes.
+        want: usize,
+    },
+    /// An input value that cannot be quantized.
     #[error("invalid input: {0}")]
     Input(String),
+    /// An activation outside the circuit's range.
     #[error("value {0} leaves the circuit's {ACT_BITS}-bit activation range")]
     Range(i128),
     #[error("the ZK compiler does not support {}: {} (supported: {})", if .0.len() == 1 { "this operator" } else { "these operators" }, .0.join(", "), onnx::SUPPORTED.join(", "))]
+    /// Operators the compiler does not lower, by name.
     Unsupported(Vec<String>),
+    /// A model that is not a chain the compiler understands.
     #[error("model: {0}")]
     Model(String),
+    /// Bytes that do not decode as `what`.
     #[error("malformed {what}: {why}")]
-    Encoding { what: &'static str, why: String },
+    Encoding {
+        /// What was being decoded (proof, key, ...).
+        what: &'static str,
+        /// The decoder's reason.
+        why: String,
+    },
+    /// A proof that does not verify.
     #[error("proof rejected: {0}")]
     Rejected(String),
+    /// The proving system failed.
     #[error("proving system: {0}")]
     Snark(String),
 }

@@ -13,29 +13,41 @@ use crate::ZkError;
 /// lies in [-2^(B-1), 2^(B-1)).
 pub const ACT_BITS: u32 = 32;
 
+/// One step of a compiled model, on integers at 2^F.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// `y[o] = floor((Σ w·x[i] + bias[o]) / 2^F)`, then ReLU when `relu`.
     /// Rows are sparse (`(input index, weight)`), so a convolution is a
     /// linear map like any other.
     Linear {
+        /// Per output, its (input index, weight) terms.
         rows: Vec<Vec<(u32, i64)>>,
+        /// Per output, at 2^(2F).
         bias: Vec<i64>,
+        /// A ReLU follows.
         relu: bool,
     },
     /// `max(x, 0)` on its own (a ReLU not directly after a linear map).
     Relu,
     /// `y[o] = max(x[i] for i in windows[o])`.
-    MaxPool { windows: Vec<Vec<u32>> },
+    MaxPool {
+        /// Per output, the input indices it takes the maximum of.
+        windows: Vec<Vec<u32>>,
+    },
 }
 
+/// An ONNX model compiled to fixed point: a chain of [`Op`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuantModel {
+    /// F: values are integers at 2^F.
     pub frac_bits: u32,
+    /// The input tensor's shape.
     pub input_shape: Vec<usize>,
+    /// The output tensor's shape.
     pub output_shape: Vec<usize>,
     /// The ONNX graph's output name (the tensor's name in results).
     pub output_name: String,
+    /// The steps, in order.
     pub ops: Vec<Op>,
 }
 
@@ -49,10 +61,12 @@ pub(crate) fn in_range(v: i128) -> Result<i128, ZkError> {
 }
 
 impl QuantModel {
+    /// Input values it takes.
     pub fn inputs(&self) -> usize {
         self.input_shape.iter().product()
     }
 
+    /// Output values it gives.
     pub fn outputs(&self) -> usize {
         self.output_shape.iter().product()
     }
@@ -71,6 +85,7 @@ impl QuantModel {
             .collect()
     }
 
+    /// Outputs back to floats.
     pub fn dequantize(&self, y: &[i64]) -> Vec<f32> {
         let s = (1u64 << self.frac_bits) as f64;
         y.iter().map(|&v| (v as f64 / s) as f32).collect()

@@ -19,6 +19,7 @@ use prost::Message;
 use crate::model::{Op, QuantModel};
 use crate::ZkError;
 
+/// The ONNX operators the compiler lowers.
 pub const SUPPORTED: &[&str] = &[
     "Gemm",
     "MatMul",

@@ -1,10 +1,10 @@
 //! The `gradnet` binary: node, hub client, inference client, receipts, demo.
 
-mod answers;
 mod cli;
 mod client;
 mod commands;
 mod config;
+mod inferencer;
 
 use anyhow::Result;
 use clap::Parser;

@@ -34,6 +34,7 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The metrics label.
     pub fn label(self) -> &'static str {
         match self {
             Caller::Infer => "infer",
@@ -47,13 +48,16 @@ impl Caller {
 /// The kind of model a run is for (the other metrics label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// An ONNX model on a worker.
     Onnx,
+    /// An LLM generation in a slot.
     Llm,
     /// A ZKML proof of an ONNX model's run.
     Zkml,
 }
 
 impl Kind {
+    /// The metrics label.
     pub fn label(self) -> &'static str {
         match self {
             Kind::Onnx => "onnx",
@@ -74,6 +78,7 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// Who was admitted.
     pub fn caller(&self) -> Caller {
         self.caller
     }

@@ -29,6 +29,7 @@ use super::parts::{split, Streams};
 use crate::block::Block;
 use crate::chain::Chain;
 use crate::exec::BlockParams;
+use crate::inference::pipe;
 use crate::store::Executed;
 
 /// Transactions in one block at most (the gas limit usually binds first).
@@ -68,6 +69,9 @@ pub struct App {
     /// The same for the last decided height: the next proposal comes one
     /// block time after it, so that consensus time does not add to it.
     last_proposal: Instant,
+    /// Sends this proposer's unanswered inference calls to the sampled
+    /// nodes (PIPE): the network leg of block building.
+    pipe: Arc<pipe::Dispatcher>,
 }
 
 impl App {
@@ -88,6 +92,7 @@ impl App {
             candidates: HashMap::new(),
             proposal_seen: None,
             last_proposal: Instant::now(),
+            pipe: Default::default(),
         }
     }
 
@@ -177,13 +182,17 @@ impl App {
             .get_by_address(&me)
             .map(|v| v.fee_recipient)
             .ok_or_else(|| eyre::eyre!("this node is not a validator"))?;
+        let pipe = self.pipe.clone();
         let built = tokio::task::spawn_blocking(move || {
             let params = BlockParams {
                 timestamp: now_secs().max(chain.head().timestamp),
                 proposer: me.0,
                 coinbase,
             };
-            chain.propose(&params, MAX_BLOCK_TXS)
+            let rt = tokio::runtime::Handle::current();
+            chain.propose(&params, MAX_BLOCK_TXS, &mut |view, misses, deadline| {
+                rt.block_on(pipe.serve(view, misses, deadline))
+            })
         })
         .await??;
         let block = built.executed.block.clone();
@@ -522,7 +531,12 @@ mod tests {
             proposer: ValidatorId::of(&who.public_key()).0,
             coinbase,
         };
-        app.chain.propose(&params, 10).unwrap().executed.block
+        let mut none = |_: &_, _, _| vec![];
+        app.chain
+            .propose(&params, 10, &mut none)
+            .unwrap()
+            .executed
+            .block
     }
 
     async fn stream(

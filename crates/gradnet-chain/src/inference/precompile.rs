@@ -131,8 +131,8 @@ pub struct Progress {
     pub bad_proofs: Vec<(B256, sidecar::NodeResult)>,
 }
 
-/// Answers inside a block: from its sidecar.
-pub struct BlockAnswers {
+/// ResultSource inside a block: from its sidecar.
+pub struct BlockResults {
     pub view: SamplingView,
     pub served: HashMap<B256, ServedCall>,
     /// A proposer's pre-execution: a call without a result is recorded
@@ -148,9 +148,9 @@ pub struct BlockAnswers {
     pub progress: parking_lot::Mutex<Progress>,
 }
 
-impl BlockAnswers {
+impl BlockResults {
     pub fn new(view: SamplingView, served: HashMap<B256, ServedCall>, record: bool) -> Arc<Self> {
-        Arc::new(BlockAnswers {
+        Arc::new(BlockResults {
             view,
             served,
             record,
@@ -160,9 +160,9 @@ impl BlockAnswers {
         })
     }
 
-    /// Answers for a pass that only discovers calls.
+    /// ResultSource for a pass that only discovers calls.
     pub fn speculative(view: SamplingView, served: HashMap<B256, ServedCall>) -> Arc<Self> {
-        Arc::new(BlockAnswers {
+        Arc::new(BlockResults {
             view,
             served,
             record: true,
@@ -175,11 +175,11 @@ impl BlockAnswers {
 
 /// Where answers to calls come from.
 #[derive(Clone)]
-pub enum Answers {
+pub enum ResultSource {
     /// `eth_call` / `eth_estimateGas`: the node runs the model.
     Simulate(Arc<dyn Inferencer>),
     /// Block execution: the sidecar's results.
-    Block(Arc<BlockAnswers>),
+    Block(Arc<BlockResults>),
     /// `eth_call` on a node that runs no models: calls revert.
     Unavailable,
 }
@@ -189,7 +189,7 @@ pub enum Answers {
 pub struct Precompiles {
     eth: EthPrecompiles,
     warm: AddressSet,
-    answers: Answers,
+    answers: ResultSource,
 }
 
 fn revert_reason(reason: &str) -> Bytes {
@@ -220,7 +220,7 @@ impl From<String> for BlockFault {
 }
 
 impl Precompiles {
-    pub fn new(spec: revm::primitives::hardfork::SpecId, answers: Answers) -> Self {
+    pub fn new(spec: revm::primitives::hardfork::SpecId, answers: ResultSource) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.insert(ADDRESS);
@@ -267,7 +267,7 @@ impl Precompiles {
             .info
             .balance;
         // a simulated call without a sender (eth_call with no `from`) pays nothing
-        let free = matches!(self.answers, Answers::Simulate(_)) && origin == Address::ZERO;
+        let free = matches!(self.answers, ResultSource::Simulate(_)) && origin == Address::ZERO;
         if balance < fee && !free {
             return Ok(Revert(format!(
                 "inference fee: {origin} holds {balance} wei, the call needs {fee} wei ({} node(s) at {INFERENCE_FEE} wei)",
@@ -297,11 +297,11 @@ impl Precompiles {
             _ => None,
         };
         let (out, paid) = match &self.answers {
-            Answers::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
+            ResultSource::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
                 Ok(out) => (out, vec![]),
                 Err(why) => return Ok(Revert(why)),
             },
-            Answers::Block(b) => {
+            ResultSource::Block(b) => {
                 let rh = sidecar::request_hash(input);
                 let Some(served) = b.served.get(&rh) else {
                     if !b.record {
@@ -349,7 +349,7 @@ impl Precompiles {
                     Decision::Unserved(why) => return Ok(Revert(why)),
                 }
             }
-            Answers::Unavailable => {
+            ResultSource::Unavailable => {
                 return Ok(Revert("inference: this node does not run models".into()))
             }
         };

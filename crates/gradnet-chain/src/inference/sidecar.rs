@@ -35,7 +35,7 @@ pub struct NodeResult {
 
 /// One node's answer inside a served call: its outcome by index.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
-pub struct Answer {
+pub struct IndexedResult {
     pub node: Address,
     pub outcome: u32,
     pub signature: Bytes,
@@ -50,8 +50,8 @@ pub struct ServedCall {
     pub asked: Vec<Address>,
     /// The distinct outcomes, in order of first answer.
     pub outcomes: Vec<Bytes>,
-    /// Answers that arrived in time.
-    pub answers: Vec<Answer>,
+    /// ResultSource that arrived in time.
+    pub answers: Vec<IndexedResult>,
     /// Non-empty: the call could not be served (why); it reverts.
     pub unserved: Bytes,
 }
@@ -91,7 +91,7 @@ impl ServedCall {
                 self.outcomes.len() - 1
             }
         };
-        self.answers.push(Answer {
+        self.answers.push(IndexedResult {
             node: r.node,
             outcome: i as u32,
             signature: r.signature,

@@ -178,7 +178,7 @@ pub(crate) fn hexq(v: &Value) -> u128 {
 
 /// Models by content id, run on gradnet's ONNX runtime.
 pub(crate) struct Local {
-    pub runtime: gradnet_runtime::OnnxRuntime,
+    pub runtime: gradnet_runtime::OnnxRunner,
     pub models: std::collections::HashMap<String, Vec<u8>>,
 }
 

@@ -10,6 +10,15 @@ use gradnet_chain::exec::{self, BlockParams};
 use gradnet_chain::genesis::{address_of, dev_keys};
 use gradnet_chain::mempool::PoolConfig;
 
+/// The serving step of a proposer without inference nodes: nothing served.
+fn no_inference(
+    _: &gradnet_chain::inference::sidecar::SamplingView,
+    _: Vec<gradnet_chain::inference::precompile::Miss>,
+    _: std::time::Instant,
+) -> Vec<gradnet_chain::inference::sidecar::ServedCall> {
+    vec![]
+}
+
 fn params(t: u64) -> BlockParams {
     BlockParams {
         timestamp: 1_700_000_000 + t,
@@ -33,7 +42,9 @@ fn validators_reexecute_proposals_and_state_survives_restarts() {
                     .unwrap();
             }
         }
-        let built = a.propose(&params(round + 1), 1000).unwrap();
+        let built = a
+            .propose(&params(round + 1), 1000, &mut no_inference)
+            .unwrap();
         assert!(built.dropped.is_empty());
         assert_eq!(built.executed.block.transactions.len(), 12);
         // the other node re-executes the proposal and gets the same block
@@ -60,7 +71,11 @@ fn validators_reexecute_proposals_and_state_survives_restarts() {
     for k in &keys {
         a.submit(&transfer(k, 12, to, 1)).unwrap();
     }
-    let good = a.propose(&params(10), 1000).unwrap().executed.block;
+    let good = a
+        .propose(&params(10), 1000, &mut no_inference)
+        .unwrap()
+        .executed
+        .block;
     let state = b.store.state().unwrap();
     let mut bad = good.clone();
     bad.header.state_root = B256::repeat_byte(1);

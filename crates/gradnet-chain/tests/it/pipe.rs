@@ -23,7 +23,7 @@ use gradnet_chain::inference::serve::{router, Answerer};
 use gradnet_chain::inference::sidecar::{Evidence, SLASH_MISSED_BPS, SLASH_WRONG_BPS};
 use gradnet_chain::inference::zk;
 use gradnet_chain::wallet::{sign, TxRequest};
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{OnnxRunner, RuntimeConfig};
 use gradnet_types::cid::ContentId;
 use gradnet_types::NodeKey;
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ struct InferenceNode {
 
 fn local(onnx: &[u8]) -> Local {
     Local {
-        runtime: OnnxRuntime::new(RuntimeConfig::default()).unwrap(),
+        runtime: OnnxRunner::new(RuntimeConfig::default()).unwrap(),
         models: [(ContentId::of(onnx).to_string(), onnx.to_vec())].into(),
     }
 }
@@ -186,7 +186,7 @@ async fn quorum_outvotes_and_slashes_a_faulty_node_and_the_caller_gets_the_hones
     let relay: Address = serde_json::from_value(deploy["contractAddress"].clone()).unwrap();
 
     // what the model gives, run directly
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
     let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
     let (_, direct) = runtime.infer(&m, &inputs).unwrap();
@@ -795,7 +795,7 @@ async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_e
     assert_eq!(slot(0).await, runs, "no run after the end time");
 
     // each run kept the nodes' result (not a simulation)
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
     let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
     let (_, direct) = runtime.infer(&m, &inputs).unwrap();
@@ -1105,7 +1105,7 @@ async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     assert_eq!(got, zk::model_output(&keys.verifying, &y));
     assert_eq!(node_info(&dev, honest_op).await.earnings, INFERENCE_FEE);
     // close to float inference
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
     let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
     let (_, direct) = runtime.infer(&m, &inputs).unwrap();
@@ -1330,7 +1330,7 @@ async fn tee_calls_go_only_to_active_approved_enclaves() {
         "dev enclaves say so"
     );
 
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
     let inputs = gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 2.5, 3.0]]})).unwrap();
     let want = model_output(&runtime.infer(&m, &inputs).unwrap().1, false).unwrap();

@@ -16,7 +16,7 @@ use gradnet_chain::inference::abi::{
     MultiDimensionalNumberTensor, Number,
 };
 use gradnet_chain::inference::precompile::ADDRESS;
-use gradnet_runtime::{OnnxRuntime, RuntimeConfig};
+use gradnet_runtime::{OnnxRunner, RuntimeConfig};
 use gradnet_types::cid::ContentId;
 use serde_json::json;
 
@@ -32,7 +32,7 @@ async fn eth_call_runs_a_model_through_the_precompile() {
     let dev = dev().await;
     let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     dev.chain.set_inferencer(Arc::new(Local {
         runtime,
         models: [(cid.clone(), onnx.clone())].into(),
@@ -69,7 +69,7 @@ async fn eth_call_runs_a_model_through_the_precompile() {
     assert_eq!(got.numbers[0].shape, vec![1, 3]);
 
     // the same as running the model directly, number for number
-    let runtime = OnnxRuntime::new(RuntimeConfig::default()).unwrap();
+    let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     let m = runtime.load(cid.parse().unwrap(), &onnx).unwrap();
     let inputs =
         gradnet_types::json::parse_inputs(&json!({"x": [[0.5, -1.0, 0.25, 3.0]]})).unwrap();

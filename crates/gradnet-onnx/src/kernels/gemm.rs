@@ -11,7 +11,9 @@
 
 use super::epilogue::{self, Step};
 use super::simd::{Lanes4, Simd};
-use super::{Fma, Hard, Isa, Soft};
+#[cfg(target_arch = "x86_64")]
+use super::Soft;
+use super::{Fma, Hard, Isa};
 use crate::cx::{Cx, SharedMut};
 
 /// Rows of A and columns of B per micro-kernel call, per instruction set.

@@ -85,7 +85,7 @@ pub(crate) async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
-        chain.set_inferencer(std::sync::Arc::new(crate::answers::NodeAnswers::new(
+        chain.set_inferencer(std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
             state,
             gradnet_api::Caller::EthCall,
             None,

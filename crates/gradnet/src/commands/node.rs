@@ -33,7 +33,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     // the chain's inference calls (PIPE), answered with this node's key
     let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
         gradnet_chain::inference::serve::Answerer {
-            inferencer: std::sync::Arc::new(crate::answers::NodeAnswers::new(
+            inferencer: std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
                 state.clone(),
                 gradnet_api::Caller::Pipe,
                 Some(cfg.data_dir.join("zk")),

@@ -23,10 +23,10 @@ use crate::error::{ApiError, JsonBody};
 use crate::inference::Caller;
 use crate::AppState;
 
-mod answer;
+mod completion;
 mod stream;
 
-use answer::Answer;
+use completion::Completion;
 
 pub(crate) const RECEIPT_HEADER: &str = "x-gradnet-receipt";
 
@@ -215,7 +215,7 @@ async fn serve(
             let _ = tx.send(Gen::Done(out));
         });
     }
-    let ctx = Answer {
+    let ctx = Completion {
         s,
         cid,
         name,

@@ -7,7 +7,7 @@ use futures::Stream;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::answer::Answer;
+use super::completion::Completion;
 use super::{CancelOnDrop, Gen};
 use crate::error::ApiError;
 
@@ -19,13 +19,13 @@ fn data(v: &Value) -> Result<Event, Infallible> {
 /// final chunk with `finish_reason` and the receipt, a usage chunk when
 /// asked for, then `[DONE]`. An error mid-stream ends it with an error event.
 pub(super) fn stream_events(
-    a: Answer,
+    a: Completion,
     rx: mpsc::UnboundedReceiver<Gen>,
     include_usage: bool,
     guard: CancelOnDrop,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     struct St {
-        a: Answer,
+        a: Completion,
         rx: mpsc::UnboundedReceiver<Gen>,
         pending: std::collections::VecDeque<Event>,
         first: bool,
@@ -97,7 +97,7 @@ pub(super) fn stream_events(
                     if st.include_usage {
                         let mut u = st.a.chunk(Value::Null, None);
                         u["choices"] = json!([]);
-                        u["usage"] = Answer::usage(&g);
+                        u["usage"] = Completion::usage(&g);
                         st.pending.push_back(data(&u).unwrap());
                     }
                     st.pending.push_back(Event::default().data("[DONE]"));

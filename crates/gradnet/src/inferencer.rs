@@ -29,7 +29,7 @@ use gradnet_types::tensor::NamedTensors;
 const REMEMBERED: usize = 64;
 
 /// The chain's model runs on this node, through its inference service.
-pub(crate) struct NodeAnswers {
+pub(crate) struct NodeInferencer {
     shared: Arc<Shared>,
     /// The place a PIPE request holds for all its calls; without one, each
     /// call takes its own (`eth_call`).
@@ -51,12 +51,12 @@ struct Prover {
     pk: gradnet_zk::keys::ProvingKeyBn254,
 }
 
-impl NodeAnswers {
-    /// Answers for `caller`: [`Caller::EthCall`] or [`Caller::Pipe`];
+impl NodeInferencer {
+    /// ResultSource for `caller`: [`Caller::EthCall`] or [`Caller::Pipe`];
     /// ZKML calls are proved with the keys under `zk_dir` (one directory
     /// per model, as `gradnet zk setup --out` writes them).
     pub(crate) fn new(state: AppState, caller: Caller, zk_dir: Option<PathBuf>) -> Self {
-        NodeAnswers {
+        NodeInferencer {
             shared: Arc::new(Shared {
                 state,
                 caller,
@@ -183,13 +183,13 @@ impl NodeAnswers {
     }
 }
 
-impl Inferencer for NodeAnswers {
+impl Inferencer for NodeInferencer {
     fn admit(self: Arc<Self>) -> Result<Arc<dyn Inferencer>, String> {
         let admitted = self
             .state()
             .admit(self.shared.caller)
             .map_err(|e| e.message)?;
-        Ok(Arc::new(NodeAnswers {
+        Ok(Arc::new(NodeInferencer {
             shared: self.shared.clone(),
             admitted: Some(admitted),
         }))

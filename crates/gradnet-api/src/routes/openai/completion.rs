@@ -20,7 +20,7 @@ use crate::inference::finish_reason;
 use crate::AppState;
 
 /// Builds the response objects of one request.
-pub(super) struct Answer {
+pub(super) struct Completion {
     pub(super) s: AppState,
     pub(super) cid: ContentId,
     pub(super) name: String,
@@ -43,7 +43,7 @@ pub(super) struct Settled {
     pub(super) tool_message: Option<Value>,
 }
 
-impl Answer {
+impl Completion {
     pub(super) fn settle(&self, g: &Generated) -> Settled {
         let calls = self
             .tools
