@@ -1,3 +1,4 @@
+/// Why a model could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The model cannot be parsed or compiled (a client error about the model).
@@ -20,4 +21,5 @@ pub enum RuntimeError {
     Unavailable(String),
 }
 
+/// A runtime operation's result.
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -5,10 +5,6 @@
 //! (gradnet's deterministic engine by default, onnxruntime optionally) is
 //! named in every receipt with its profile.
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented (50 were not when the lint came in).
-#![allow(missing_docs)]
-
 mod engines;
 mod error;
 pub mod llm;
@@ -28,12 +24,14 @@ pub use engines::Backend;
 pub use error::{Result, RuntimeError};
 pub use signature::{Dim, Signature, TensorSpec};
 
+/// How ONNX models run on this node.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Threads for one inference (1 = single-threaded).
     pub threads: usize,
     /// Memory budget for prepared models and sessions, in bytes.
     pub cache_bytes: u64,
+    /// The engine.
     pub backend: Backend,
 }
 
@@ -49,7 +47,9 @@ impl Default for RuntimeConfig {
 
 /// A loaded model: its signature and what its engine needs to run it.
 pub struct Model {
+    /// The ONNX file's content id.
     pub cid: ContentId,
+    /// Its declared inputs and outputs.
     pub signature: Signature,
     /// Size of the ONNX file: the unit of the memory estimate.
     bytes: u64,
@@ -73,17 +73,22 @@ impl Weighter<ContentId, Arc<Model>> for ModelWeight {
     }
 }
 
+/// The prepared-model cache's counters.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CacheStats {
+    /// Requests that found their model prepared.
     pub hits: u64,
+    /// Models prepared (loaded, checked, weights packed).
     pub misses: u64,
 }
 
 /// Whether one engine runs a model, and what stops it if not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Support {
+    /// The engine (name, version, profile).
     #[serde(flatten)]
     pub runtime: RuntimeId,
+    /// It runs the model.
     pub runs: bool,
     /// Operators the engine lacks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -102,6 +107,7 @@ pub struct ModelReport {
     /// Profiles it runs under: `det-1` means every deterministic node gives
     /// the same bits (QUORUM can compare them).
     pub profiles: Vec<String>,
+    /// Per engine gradnet has, whether it runs the model.
     pub engines: Vec<Support>,
 }
 

@@ -12,9 +12,11 @@ use serde::Serialize;
 
 use crate::error::{Result, RuntimeError};
 
+/// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Dim {
+    /// A fixed size.
     Fixed(u64),
     /// A named symbolic dimension: every use of one name must agree.
     Named(String),
@@ -37,8 +39,10 @@ impl fmt::Display for Dim {
     }
 }
 
+/// A declared input or output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TensorSpec {
+    /// Its name in the graph.
     pub name: String,
     /// `None` where the model uses a dtype gradnet cannot take as input.
     pub dtype: Option<DType>,
@@ -66,9 +70,12 @@ impl fmt::Display for TensorSpec {
     }
 }
 
+/// A model's declared inputs and outputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Signature {
+    /// The graph's inputs (initializers left out).
     pub inputs: Vec<TensorSpec>,
+    /// The graph's outputs.
     pub outputs: Vec<TensorSpec>,
 }
 
@@ -109,6 +116,7 @@ fn spec(v: &pb::ValueInfoProto) -> TensorSpec {
 }
 
 impl Signature {
+    /// The signature an ONNX model declares.
     pub fn from_proto(model: &pb::ModelProto) -> Result<Signature> {
         let g = model
             .graph

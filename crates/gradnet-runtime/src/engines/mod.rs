@@ -15,10 +15,14 @@ pub enum Backend {
     /// gradnet-onnx, the deterministic profile.
     Deterministic,
     /// ONNX Runtime, loaded from this shared library.
-    OnnxRuntime { library: PathBuf },
+    OnnxRuntime {
+        /// `libonnxruntime.so`.
+        library: PathBuf,
+    },
 }
 
 impl Backend {
+    /// The engine's name in receipts and the registry.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Deterministic => gradnet_onnx::ENGINE,

@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 use super::{json, llama, LlmModel, Session, Weights};
 use crate::error::{Result, RuntimeError};
 
+/// How to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
     /// Tokens to generate at most.
     pub max_tokens: usize,
     /// 0 is greedy (bit-reproducible); above 0 samples with `seed`.
     pub temperature: f64,
+    /// Nucleus sampling: the smallest set of tokens with this much mass.
     pub top_p: Option<f64>,
+    /// The sampler's seed (the same seed, the same text).
     pub seed: u64,
+    /// Strings that end the generation (not included in the text).
     pub stop: Vec<String>,
     /// Constrain the answer to one JSON object (OpenAI's `json_object`).
     pub json: bool,
@@ -35,6 +39,7 @@ impl Default for SamplingParams {
     }
 }
 
+/// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -46,11 +51,16 @@ pub enum FinishReason {
     Cancelled,
 }
 
+/// A finished generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
+    /// The completion's text.
     pub text: String,
+    /// Why it ended.
     pub finish_reason: FinishReason,
+    /// Tokens of the prompt.
     pub prompt_tokens: usize,
+    /// Tokens generated.
     pub completion_tokens: usize,
 }
 

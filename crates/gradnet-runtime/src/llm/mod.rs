@@ -39,10 +39,13 @@ pub const CANDLE_VERSION: &str = "0.11.1";
 /// What a client may want to know about a loaded model.
 #[derive(Debug, Clone, Serialize)]
 pub struct LlmInfo {
+    /// `general.architecture` (llama, qwen2, phi3).
     pub architecture: String,
+    /// `general.name`, when the file has one.
     pub name: Option<String>,
     /// Tokens of prompt and completion together.
     pub context_length: usize,
+    /// Tokens in the vocabulary.
     pub vocab_size: usize,
     /// Whether the chat template renders `tools`.
     pub supports_tools: bool,
@@ -63,8 +66,11 @@ enum Session<'a> {
     Qwen2(std::sync::MutexGuard<'a, quantized_qwen2::ModelWeights>),
 }
 
+/// A loaded GGUF model: weights, tokenizer and chat template.
 pub struct LlmModel {
+    /// The GGUF file's content id.
     pub cid: ContentId,
+    /// What the file says about the model.
     pub info: LlmInfo,
     weights: Weights,
     tokenizer: tokenizers::Tokenizer,
@@ -292,6 +298,7 @@ impl LlmModel {
         pieces.get(id as usize).map(String::as_str).unwrap_or("")
     }
 
+    /// Token ids back to text.
     pub fn decode(&self, ids: &[u32]) -> String {
         self.tokenizer.decode(ids, true).unwrap_or_default()
     }
@@ -389,16 +396,19 @@ pub struct LlmRuntime {
 }
 
 impl LlmRuntime {
+    /// A cache of loaded LLMs within `cache_bytes` of files.
     pub fn new(cache_bytes: u64) -> Self {
         LlmRuntime {
             models: Cache::with_weighter(64, cache_bytes, ByFileSize),
         }
     }
 
+    /// The model `cid` if it is loaded.
     pub fn cached(&self, cid: &ContentId) -> Option<Arc<LlmModel>> {
         self.models.get(cid)
     }
 
+    /// Loads the GGUF file `bytes` (once per content id).
     pub fn load(&self, cid: ContentId, bytes: &[u8]) -> Result<Arc<LlmModel>> {
         if let Some(m) = self.models.get(&cid) {
             return Ok(m);

@@ -9,12 +9,17 @@ use crate::error::{Result, RuntimeError};
 /// One chat message as templates see it (OpenAI's shape).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ChatMessage {
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
+    /// The text.
     pub content: String,
+    /// The author's name, if given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An assistant's tool calls (OpenAI's shape).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<serde_json::Value>,
+    /// The call a `tool` message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
 }

@@ -5,8 +5,10 @@
 
 use serde_json::Value;
 
+/// A function call found in generated text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolCall {
+    /// The function's name.
     pub name: String,
     /// The arguments object.
     pub arguments: Value,
