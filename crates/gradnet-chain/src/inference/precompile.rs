@@ -189,7 +189,7 @@ pub enum ResultSource {
 pub struct Precompiles {
     eth: EthPrecompiles,
     warm: AddressSet,
-    answers: ResultSource,
+    results: ResultSource,
 }
 
 fn revert_reason(reason: &str) -> Bytes {
@@ -220,7 +220,7 @@ impl From<String> for BlockFault {
 }
 
 impl Precompiles {
-    pub fn new(spec: revm::primitives::hardfork::SpecId, answers: ResultSource) -> Self {
+    pub fn new(spec: revm::primitives::hardfork::SpecId, results: ResultSource) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();
         warm.insert(ADDRESS);
@@ -228,7 +228,7 @@ impl Precompiles {
         warm.insert(scheduler::ADDRESS);
         warm.insert(zk::VERIFIER_ADDRESS);
         warm.insert(tee_registry::ADDRESS);
-        Precompiles { eth, warm, answers }
+        Precompiles { eth, warm, results }
     }
 
     /// A ZKML outcome checked against the model's key and the call's
@@ -248,6 +248,9 @@ impl Precompiles {
         )
     }
 
+    /// A call to `0x…F4`: decoded, its fee checked, its result taken from
+    /// where this execution gets results (the node's runtime or the
+    /// block's sidecar), and the fee settled.
     fn answer<CTX: ContextTr>(
         &self,
         ctx: &mut CTX,
@@ -259,136 +262,196 @@ impl Precompiles {
             Err(why) => return Ok(Revert(why)),
         };
         let origin = ctx.tx().caller();
-        let fee = INFERENCE_FEE * U256::from(req.mode.quorum);
-        let balance = ctx
-            .journal_mut()
-            .load_account(origin)
-            .map_err(|e| e.to_string())?
-            .info
-            .balance;
         // a simulated call without a sender (eth_call with no `from`) pays nothing
-        let free = matches!(self.answers, ResultSource::Simulate(_)) && origin == Address::ZERO;
-        if balance < fee && !free {
-            return Ok(Revert(format!(
-                "inference fee: {origin} holds {balance} wei, the call needs {fee} wei ({} node(s) at {INFERENCE_FEE} wei)",
-                req.mode.quorum
-            )));
+        let free = matches!(self.results, ResultSource::Simulate(_)) && origin == Address::ZERO;
+        if let Some(why) = check_fee(ctx, origin, &req, free)? {
+            return Ok(Revert(why));
         }
         // a ZKML call needs a registered key and an input it can quantize,
         // before any node is asked
-        let zk_input = match &req.call {
-            Call::runModelInference(c) if req.mode.kind == InferenceMode::Zkml => {
-                match zk_key(ctx, &req.model).and_then(|vk| {
-                    let x = zk::quantize_input(&c.request.input, vk.frac_bits)?;
-                    if x.len() != vk.inputs {
-                        return Err(format!(
-                            "ZKML: the input has {} values, model {} takes {}",
-                            x.len(),
-                            req.model,
-                            vk.inputs
-                        ));
-                    }
-                    Ok((vk, x))
-                }) {
-                    Ok(v) => Some(v),
-                    Err(why) => return Ok(Revert(why)),
-                }
-            }
-            _ => None,
+        let zk_input = match zk_input(ctx, &req) {
+            Ok(v) => v,
+            Err(why) => return Ok(Revert(why)),
         };
-        let (out, paid) = match &self.answers {
+        let (out, paid) = match &self.results {
             ResultSource::Simulate(inf) => match run_call(inf.as_ref(), &req.call, true) {
                 Ok(out) => (out, vec![]),
                 Err(why) => return Ok(Revert(why)),
             },
-            ResultSource::Block(b) => {
-                let rh = sidecar::request_hash(input);
-                let Some(served) = b.served.get(&rh) else {
-                    if !b.record {
-                        return Err(BlockFault(format!(
-                            "the block's sidecar has no result for inference call {rh}"
-                        )));
-                    }
-                    b.progress.lock().misses.push(Miss {
-                        request_hash: rh,
-                        calldata: Bytes::copy_from_slice(input),
-                        mode: req.mode,
-                        model: req.model,
-                    });
-                    return Ok(Revert("inference: pending".into()));
-                };
-                sidecar::check(served, &b.view, req.mode, &req.model)?;
-                b.progress.lock().used.push((rh, req.mode.quorum));
-                match sidecar::decide(served, req.mode.quorum) {
-                    Decision::Agreed {
-                        outcome,
-                        agreeing,
-                        majority,
-                        ..
-                    } if zk_input.is_some() && !outcome.starts_with(&[1]) => {
-                        // only a proof (or a signed refusal) answers a ZKML call
-                        let (vk, x) = zk_input.as_ref().expect("checked");
-                        match Self::zk_result(vk, x, &outcome) {
-                            Ok(out) => (out, agreeing),
-                            Err(why) => {
-                                b.progress.lock().bad_proofs.push((rh, majority));
-                                return Ok(Revert(format!("{why} (node {})", agreeing[0])));
-                            }
-                        }
-                    }
-                    Decision::Agreed {
-                        outcome, agreeing, ..
-                    } => match sidecar::outcome_result(&outcome) {
-                        Ok(out) if req.mode.kind == InferenceMode::Tee => {
-                            let out = mark_dev_enclave(ctx, &b.view, &agreeing[0], out)?;
-                            (out, agreeing)
-                        }
-                        Ok(out) => (out, agreeing.into_iter().take(req.mode.quorum).collect()),
-                        Err(why) => return Ok(Revert(why)),
-                    },
-                    Decision::Unserved(why) => return Ok(Revert(why)),
-                }
-            }
+            ResultSource::Block(b) => match from_sidecar(ctx, b, input, &req, zk_input)? {
+                Served::Result(out, paid) => (out, paid),
+                Served::Revert(why) => return Ok(Revert(why)),
+            },
             ResultSource::Unavailable => {
                 return Ok(Revert("inference: this node does not run models".into()))
             }
         };
-        // the fee: the quorum's worth when simulating, the agreeing nodes' in a block
-        let charged = if free {
-            U256::ZERO
-        } else if paid.is_empty() {
-            fee
-        } else {
-            INFERENCE_FEE * U256::from(paid.len())
-        };
-        let j = ctx.journal_mut();
-        if let Some(e) = j
-            .transfer(origin, registry::ADDRESS, charged)
-            .map_err(|e| e.to_string())?
-        {
-            return Ok(Revert(format!("inference fee: transfer failed: {e:?}")));
-        }
-        let mut reg = Registry(JournalSlots {
-            journal: &mut *j,
-            account: registry::ADDRESS,
-        });
-        for node in &paid {
-            reg.credit(node, INFERENCE_FEE)?;
-        }
-        if !paid.is_empty() {
-            j.log(Log {
-                address: registry::ADDRESS,
-                data: IInferenceRegistry::InferenceSettled {
-                    requestHash: sidecar::request_hash(input),
-                    mode: req.mode.code(),
-                    nodes: paid,
-                    fee: charged,
-                }
-                .encode_log_data(),
-            });
-        }
-        Ok(CallResult::Return(out))
+        Ok(match settle(ctx, origin, &req, free, paid, input)? {
+            None => CallResult::Return(out),
+            Some(why) => Revert(why),
+        })
     }
+}
+
+/// A ZKML call's verifying key and quantized input.
+type ZkInput = (Arc<gradnet_zk::VerifyingKey>, Vec<i64>);
+
+/// What the sidecar gives a call: its output and the nodes to pay, or a
+/// revert.
+enum Served {
+    Result(Vec<u8>, Vec<Address>),
+    Revert(String),
+}
+
+/// Why the caller cannot pay the call's fee (its quorum's worth), if so.
+fn check_fee<CTX: ContextTr>(
+    ctx: &mut CTX,
+    origin: Address,
+    req: &Request,
+    free: bool,
+) -> Result<Option<String>, BlockFault> {
+    let fee = INFERENCE_FEE * U256::from(req.mode.quorum);
+    let balance = ctx
+        .journal_mut()
+        .load_account(origin)
+        .map_err(|e| e.to_string())?
+        .info
+        .balance;
+    Ok((balance < fee && !free).then(|| {
+        format!(
+            "inference fee: {origin} holds {balance} wei, the call needs {fee} wei ({} node(s) at {INFERENCE_FEE} wei)",
+            req.mode.quorum
+        )
+    }))
+}
+
+/// A ZKML call's verifying key and quantized input (other calls: none);
+/// the error is the call's revert reason.
+fn zk_input<CTX: ContextTr>(ctx: &mut CTX, req: &Request) -> Result<Option<ZkInput>, String> {
+    let Call::runModelInference(c) = &req.call else {
+        return Ok(None);
+    };
+    if req.mode.kind != InferenceMode::Zkml {
+        return Ok(None);
+    }
+    let vk = zk_key(ctx, &req.model)?;
+    let x = zk::quantize_input(&c.request.input, vk.frac_bits)?;
+    if x.len() != vk.inputs {
+        return Err(format!(
+            "ZKML: the input has {} values, model {} takes {}",
+            x.len(),
+            req.model,
+            vk.inputs
+        ));
+    }
+    Ok(Some((vk, x)))
+}
+
+/// The call's result from the block's sidecar: checked against the
+/// registry (a sidecar that does not hold is a [`BlockFault`]), decided
+/// (majority, proof or attestation), and recorded as used. A call the
+/// sidecar lacks is a miss while the proposer builds, a fault otherwise.
+fn from_sidecar<CTX: ContextTr>(
+    ctx: &mut CTX,
+    b: &BlockResults,
+    input: &[u8],
+    req: &Request,
+    zk_input: Option<ZkInput>,
+) -> Result<Served, BlockFault> {
+    let rh = sidecar::request_hash(input);
+    let Some(served) = b.served.get(&rh) else {
+        if !b.record {
+            return Err(BlockFault(format!(
+                "the block's sidecar has no result for inference call {rh}"
+            )));
+        }
+        b.progress.lock().misses.push(Miss {
+            request_hash: rh,
+            calldata: Bytes::copy_from_slice(input),
+            mode: req.mode,
+            model: req.model.clone(),
+        });
+        return Ok(Served::Revert("inference: pending".into()));
+    };
+    sidecar::check(served, &b.view, req.mode, &req.model)?;
+    b.progress.lock().used.push((rh, req.mode.quorum));
+    Ok(match sidecar::decide(served, req.mode.quorum) {
+        Decision::Agreed {
+            outcome,
+            agreeing,
+            majority,
+            ..
+        } if zk_input.is_some() && !outcome.starts_with(&[1]) => {
+            // only a proof (or a signed refusal) answers a ZKML call
+            let (vk, x) = zk_input.as_ref().expect("checked");
+            match Precompiles::zk_result(vk, x, &outcome) {
+                Ok(out) => Served::Result(out, agreeing),
+                Err(why) => {
+                    b.progress.lock().bad_proofs.push((rh, majority));
+                    Served::Revert(format!("{why} (node {})", agreeing[0]))
+                }
+            }
+        }
+        Decision::Agreed {
+            outcome, agreeing, ..
+        } => match sidecar::outcome_result(&outcome) {
+            Ok(out) if req.mode.kind == InferenceMode::Tee => {
+                let out = mark_dev_enclave(ctx, &b.view, &agreeing[0], out)?;
+                Served::Result(out, agreeing)
+            }
+            Ok(out) => Served::Result(out, agreeing.into_iter().take(req.mode.quorum).collect()),
+            Err(why) => Served::Revert(why),
+        },
+        Decision::Unserved(why) => Served::Revert(why),
+    })
+}
+
+/// Takes the fee from the caller to the registry (the quorum's worth when
+/// simulating, the agreeing nodes' in a block), credits the nodes paid and
+/// logs the settlement; a transfer that fails reverts the call (the
+/// reason returned).
+fn settle<CTX: ContextTr>(
+    ctx: &mut CTX,
+    origin: Address,
+    req: &Request,
+    free: bool,
+    paid: Vec<Address>,
+    input: &[u8],
+) -> Result<Option<String>, BlockFault> {
+    let charged = if free {
+        U256::ZERO
+    } else if paid.is_empty() {
+        INFERENCE_FEE * U256::from(req.mode.quorum)
+    } else {
+        INFERENCE_FEE * U256::from(paid.len())
+    };
+    let j = ctx.journal_mut();
+    if let Some(e) = j
+        .transfer(origin, registry::ADDRESS, charged)
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(Some(format!("inference fee: transfer failed: {e:?}")));
+    }
+    let mut reg = Registry(JournalSlots {
+        journal: &mut *j,
+        account: registry::ADDRESS,
+    });
+    for node in &paid {
+        reg.credit(node, INFERENCE_FEE)?;
+    }
+    if !paid.is_empty() {
+        j.log(Log {
+            address: registry::ADDRESS,
+            data: IInferenceRegistry::InferenceSettled {
+                requestHash: sidecar::request_hash(input),
+                mode: req.mode.code(),
+                nodes: paid,
+                fee: charged,
+            }
+            .encode_log_data(),
+        });
+    }
+    Ok(None)
 }
 
 /// A TEE result served by a dev enclave says so: the output's `jsons`

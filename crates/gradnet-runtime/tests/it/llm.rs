@@ -214,7 +214,8 @@ fn smollm2_knows_the_capital_of_france() {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "paris_answer_in_a_child",
+                // the test's path in this binary (module `llm`)
+                "llm::paris_answer_in_a_child",
                 "--nocapture",
                 "--include-ignored",
             ])

@@ -1,0 +1,5 @@
+//! gradnet-runtime's integration tests, in one binary: ONNX models on each
+//! engine, and LLMs from GGUF.
+
+mod llm;
+mod runtime;
