@@ -565,244 +565,346 @@ pub fn call<CTX: ContextTr>(ctx: &mut CTX, inputs: &CallInputs) -> Result<(Vec<u
         journal: &mut *journal,
         account: ADDRESS,
     });
-    let out = match call {
-        Call::register(c) => {
-            let n = reg.register(caller, c.signingKey, c.endpoint, &c.modes, c.models, value)?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::NodeRegistered {
-                    operator: caller,
-                    signingKey: n.signing_key,
-                    endpoint: n.endpoint,
-                },
-            );
-            log(
-                reg.0.journal,
-                IInferenceRegistry::Staked {
-                    operator: caller,
-                    amount: value,
-                    stake: value,
-                },
-            );
-            vec![]
-        }
-        Call::update(c) => {
-            let mut n = reg.existing(&caller)?;
-            n.endpoint = c.endpoint;
-            n.modes = modes_mask(&c.modes).map_err(|e| format!("registry: {e}"))?;
-            n.models = c.models;
-            reg.put(&n)?;
-            vec![]
-        }
-        Call::setRuntime(c) => {
-            let mut n = reg.existing(&caller)?;
-            check_runtime(&c.engine, &c.profile)?;
-            n.engine = c.engine;
-            n.profile = c.profile;
-            reg.put(&n)?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::RuntimeSet {
-                    operator: caller,
-                    engine: n.engine,
-                    profile: n.profile,
-                },
-            );
-            vec![]
-        }
-        Call::stake(_) => {
-            let mut n = reg.existing(&caller)?;
-            n.stake += value;
-            reg.put(&n)?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::Staked {
-                    operator: caller,
-                    amount: value,
-                    stake: n.stake,
-                },
-            );
-            vec![]
-        }
-        Call::unbond(c) => {
-            let mut n = reg.existing(&caller)?;
-            if c.amount.is_zero() || c.amount > n.stake {
-                return Err(format!(
-                    "registry: cannot unbond {} wei of a stake of {} wei",
-                    c.amount, n.stake
-                ));
-            }
-            n.stake -= c.amount;
-            n.unbonding += c.amount;
-            n.unbonding_until = now + UNBOND_DELAY_SECS;
-            reg.put(&n)?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::Unbonding {
-                    operator: caller,
-                    amount: c.amount,
-                    until: n.unbonding_until,
-                },
-            );
-            vec![]
-        }
-        Call::withdraw(_) => {
-            let mut n = reg.existing(&caller)?;
-            let mut amount = std::mem::take(&mut n.earnings);
-            if !n.unbonding.is_zero() && now >= n.unbonding_until {
-                amount += std::mem::take(&mut n.unbonding);
-            }
-            if amount.is_zero() {
-                return Err(format!(
-                    "registry: nothing to withdraw yet (unbonding {} wei until {})",
-                    n.unbonding, n.unbonding_until
-                ));
-            }
-            reg.put(&n)?;
-            if let Some(e) = reg
-                .0
-                .journal
-                .transfer(ADDRESS, caller, amount)
-                .map_err(|e| e.to_string())?
-            {
-                return Err(format!("registry: transfer failed: {e:?}"));
-            }
-            log(
-                reg.0.journal,
-                IInferenceRegistry::Withdrawn {
-                    operator: caller,
-                    amount,
-                },
-            );
-            IInferenceRegistry::withdrawCall::abi_encode_returns(&amount)
-        }
-        Call::getNode(c) => {
-            let n = reg.existing(&c.operator)?;
-            let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE;
-            return Ok((
-                IInferenceRegistry::getNodeCall::abi_encode_returns(&n.abi()),
-                gas,
-            ));
-        }
-        Call::activeNodes(_) => {
-            let all = reg.all()?;
-            let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE * all.len() as u64;
-            let active: Vec<InferenceNode> = all
-                .iter()
-                .filter(|n| n.active())
-                .map(NodeRecord::abi)
-                .collect();
-            return Ok((
-                IInferenceRegistry::activeNodesCall::abi_encode_returns(&active),
-                gas,
-            ));
-        }
-        Call::faultEvidence(c) => {
-            let f = reg.evidence(&c.operator, c.index)?;
-            let gas = REGISTRY_READ_GAS + 16 * f.evidence.len() as u64;
-            return Ok((
-                IInferenceRegistry::faultEvidenceCall::abi_encode_returns_tuple(&(
-                    f.request_hash,
-                    f.reason,
-                    f.evidence,
-                )),
-                gas,
-            ));
-        }
-        Call::postReceiptBatch(c) => {
-            reg.existing(&caller)?;
-            if c.count == 0 || c.count > MAX_BATCH {
-                return Err(format!(
-                    "receipts: a batch holds 1 to {MAX_BATCH} receipts, not {}",
-                    c.count
-                ));
-            }
-            let b = batch_slot(&c.root);
-            if !reg.0.get(b)?.is_zero() {
-                return Err(format!("receipts: batch {} was posted already", c.root));
-            }
-            reg.0.set(b, caller.into_word().into())?;
-            reg.0.set(b + U256::from(1), U256::from(c.count))?;
-            reg.0.set_bytes(b + U256::from(16), c.batchCid.as_bytes())?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::ReceiptBatchPosted {
-                    operator: caller,
-                    root: c.root,
-                    batchCid: c.batchCid,
-                    count: c.count,
-                },
-            );
-            vec![]
-        }
-        Call::verifyReceipts(c) => {
-            let gas = reg.verify_receipts(&c.root, &c.chunk, now)?;
-            if let Some(settled) = gas.1 {
-                log(reg.0.journal, settled);
-            }
-            return Ok((vec![], REGISTRY_WRITE_GAS + gas.0));
-        }
-        Call::receiptBatch(c) => {
-            let b = batch_slot(&c.root);
-            let op = reg.0.get(b)?;
-            if op.is_zero() {
-                return Err(format!("receipts: no batch {}", c.root));
-            }
-            let cid = String::from_utf8_lossy(&reg.0.get_bytes(b + U256::from(16))?).into_owned();
-            let out = IInferenceRegistry::receiptBatchCall::abi_encode_returns_tuple(&(
-                Address::from_word(op.into()),
-                cid,
-                to_u64(reg.0.get(b + U256::from(1))?) as u32,
-                to_u64(reg.0.get(b + U256::from(2))?) as u32,
-                to_u64(reg.0.get(b + U256::from(3))?),
-            ));
-            return Ok((out, REGISTRY_READ_GAS));
-        }
-        Call::registerZkModel(c) => {
-            // parsed (every point checked) before it is stored
-            super::zk::key(&c.verifyingKey).map_err(|e| format!("registry: {e}"))?;
-            let key_id = reg.register_zk(caller, &c.modelCID, &c.verifyingKey)?;
-            log(
-                reg.0.journal,
-                IInferenceRegistry::ZkModelRegistered {
-                    modelCID: c.modelCID,
-                    keyId: key_id,
-                    owner: caller,
-                },
-            );
-            let words = c.verifyingKey.len().div_ceil(32) as u64;
-            return Ok((vec![], REGISTRY_WRITE_GAS + ZK_KEY_GAS_PER_WORD * words));
-        }
-        Call::zkModel(c) => {
-            let (bytes, owner) = reg.zk_model(&c.modelCID)?.ok_or_else(|| {
-                format!(
-                    "registry: no verifying key registered for model {}",
-                    c.modelCID
-                )
-            })?;
-            let vk = super::zk::key(&bytes)?;
-            let out = IInferenceRegistry::zkModelCall::abi_encode_returns_tuple(&(
-                B256::from(vk.id().0),
-                owner,
-                vk.frac_bits as u8,
-                vk.inputs as u32,
-                vk.outputs as u32,
-            ));
-            let words = bytes.len().div_ceil(32) as u64;
-            return Ok((out, REGISTRY_READ_GAS + 200 * words));
-        }
-        Call::minStake(_) => {
-            return Ok((
-                IInferenceRegistry::minStakeCall::abi_encode_returns(&MIN_STAKE),
-                REGISTRY_READ_GAS,
-            ))
-        }
-        Call::inferenceFee(_) => {
-            return Ok((
-                IInferenceRegistry::inferenceFeeCall::abi_encode_returns(&INFERENCE_FEE),
-                REGISTRY_READ_GAS,
-            ))
-        }
-    };
-    Ok((out, REGISTRY_WRITE_GAS))
+    match call {
+        Call::register(c) => register(&mut reg, caller, value, c),
+        Call::update(c) => update(&mut reg, caller, c),
+        Call::setRuntime(c) => set_runtime(&mut reg, caller, c),
+        Call::stake(_) => stake(&mut reg, caller, value),
+        Call::unbond(c) => unbond(&mut reg, caller, now, c),
+        Call::withdraw(_) => withdraw(&mut reg, caller, now),
+        Call::getNode(c) => get_node(&mut reg, c),
+        Call::activeNodes(_) => active_nodes(&mut reg),
+        Call::faultEvidence(c) => fault_evidence(&mut reg, c),
+        Call::postReceiptBatch(c) => post_receipt_batch(&mut reg, caller, c),
+        Call::verifyReceipts(c) => verify_receipts(&mut reg, now, c),
+        Call::receiptBatch(c) => receipt_batch(&mut reg, c),
+        Call::registerZkModel(c) => register_zk_model(&mut reg, caller, c),
+        Call::zkModel(c) => zk_model(&mut reg, c),
+        Call::minStake(_) => min_stake(),
+        Call::inferenceFee(_) => inference_fee(),
+    }
+}
+
+/// `register`: a new node with its stake (the call's value).
+fn register<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    value: U256,
+    c: IInferenceRegistry::registerCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let n = reg.register(caller, c.signingKey, c.endpoint, &c.modes, c.models, value)?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::NodeRegistered {
+            operator: caller,
+            signingKey: n.signing_key,
+            endpoint: n.endpoint,
+        },
+    );
+    log(
+        reg.0.journal,
+        IInferenceRegistry::Staked {
+            operator: caller,
+            amount: value,
+            stake: value,
+        },
+    );
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `update`: a node's endpoint, modes and models.
+fn update<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    c: IInferenceRegistry::updateCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut n = reg.existing(&caller)?;
+    n.endpoint = c.endpoint;
+    n.modes = modes_mask(&c.modes).map_err(|e| format!("registry: {e}"))?;
+    n.models = c.models;
+    reg.put(&n)?;
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `setRuntime`: the engine and profile a node's results come from.
+fn set_runtime<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    c: IInferenceRegistry::setRuntimeCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut n = reg.existing(&caller)?;
+    check_runtime(&c.engine, &c.profile)?;
+    n.engine = c.engine;
+    n.profile = c.profile;
+    reg.put(&n)?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::RuntimeSet {
+            operator: caller,
+            engine: n.engine,
+            profile: n.profile,
+        },
+    );
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `stake`: more stake (the call's value).
+fn stake<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    value: U256,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut n = reg.existing(&caller)?;
+    n.stake += value;
+    reg.put(&n)?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::Staked {
+            operator: caller,
+            amount: value,
+            stake: n.stake,
+        },
+    );
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `unbond`: stake that becomes withdrawable after `UNBOND_DELAY_SECS`.
+fn unbond<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    now: u64,
+    c: IInferenceRegistry::unbondCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut n = reg.existing(&caller)?;
+    if c.amount.is_zero() || c.amount > n.stake {
+        return Err(format!(
+            "registry: cannot unbond {} wei of a stake of {} wei",
+            c.amount, n.stake
+        ));
+    }
+    n.stake -= c.amount;
+    n.unbonding += c.amount;
+    n.unbonding_until = now + UNBOND_DELAY_SECS;
+    reg.put(&n)?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::Unbonding {
+            operator: caller,
+            amount: c.amount,
+            until: n.unbonding_until,
+        },
+    );
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `withdraw`: earnings and matured unbonded stake, to the operator.
+fn withdraw<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    now: u64,
+) -> Result<(Vec<u8>, u64), String> {
+    let mut n = reg.existing(&caller)?;
+    let mut amount = std::mem::take(&mut n.earnings);
+    if !n.unbonding.is_zero() && now >= n.unbonding_until {
+        amount += std::mem::take(&mut n.unbonding);
+    }
+    if amount.is_zero() {
+        return Err(format!(
+            "registry: nothing to withdraw yet (unbonding {} wei until {})",
+            n.unbonding, n.unbonding_until
+        ));
+    }
+    reg.put(&n)?;
+    if let Some(e) = reg
+        .0
+        .journal
+        .transfer(ADDRESS, caller, amount)
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("registry: transfer failed: {e:?}"));
+    }
+    log(
+        reg.0.journal,
+        IInferenceRegistry::Withdrawn {
+            operator: caller,
+            amount,
+        },
+    );
+    Ok((
+        IInferenceRegistry::withdrawCall::abi_encode_returns(&amount),
+        REGISTRY_WRITE_GAS,
+    ))
+}
+
+/// `getNode`: one node's record.
+fn get_node<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    c: IInferenceRegistry::getNodeCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let n = reg.existing(&c.operator)?;
+    let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE;
+    Ok((
+        IInferenceRegistry::getNodeCall::abi_encode_returns(&n.abi()),
+        gas,
+    ))
+}
+
+/// `activeNodes`: every node with at least the minimum stake.
+fn active_nodes<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+) -> Result<(Vec<u8>, u64), String> {
+    let all = reg.all()?;
+    let gas = REGISTRY_READ_GAS + REGISTRY_GAS_PER_NODE * all.len() as u64;
+    let active: Vec<InferenceNode> = all
+        .iter()
+        .filter(|n| n.active())
+        .map(NodeRecord::abi)
+        .collect();
+    Ok((
+        IInferenceRegistry::activeNodesCall::abi_encode_returns(&active),
+        gas,
+    ))
+}
+
+/// `faultEvidence`: one recorded fault of a node.
+fn fault_evidence<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    c: IInferenceRegistry::faultEvidenceCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let f = reg.evidence(&c.operator, c.index)?;
+    let gas = REGISTRY_READ_GAS + 16 * f.evidence.len() as u64;
+    Ok((
+        IInferenceRegistry::faultEvidenceCall::abi_encode_returns_tuple(&(
+            f.request_hash,
+            f.reason,
+            f.evidence,
+        )),
+        gas,
+    ))
+}
+
+/// `postReceiptBatch`: the Merkle root of a batch of a node's receipts.
+fn post_receipt_batch<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    c: IInferenceRegistry::postReceiptBatchCall,
+) -> Result<(Vec<u8>, u64), String> {
+    reg.existing(&caller)?;
+    if c.count == 0 || c.count > MAX_BATCH {
+        return Err(format!(
+            "receipts: a batch holds 1 to {MAX_BATCH} receipts, not {}",
+            c.count
+        ));
+    }
+    let b = batch_slot(&c.root);
+    if !reg.0.get(b)?.is_zero() {
+        return Err(format!("receipts: batch {} was posted already", c.root));
+    }
+    reg.0.set(b, caller.into_word().into())?;
+    reg.0.set(b + U256::from(1), U256::from(c.count))?;
+    reg.0.set_bytes(b + U256::from(16), c.batchCid.as_bytes())?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::ReceiptBatchPosted {
+            operator: caller,
+            root: c.root,
+            batchCid: c.batchCid,
+            count: c.count,
+        },
+    );
+    Ok((vec![], REGISTRY_WRITE_GAS))
+}
+
+/// `verifyReceipts`: a chunk of a posted batch, every signature checked.
+fn verify_receipts<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    now: u64,
+    c: IInferenceRegistry::verifyReceiptsCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let gas = reg.verify_receipts(&c.root, &c.chunk, now)?;
+    if let Some(settled) = gas.1 {
+        log(reg.0.journal, settled);
+    }
+    Ok((vec![], REGISTRY_WRITE_GAS + gas.0))
+}
+
+/// `receiptBatch`: a posted batch and how far it is verified.
+fn receipt_batch<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    c: IInferenceRegistry::receiptBatchCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let b = batch_slot(&c.root);
+    let op = reg.0.get(b)?;
+    if op.is_zero() {
+        return Err(format!("receipts: no batch {}", c.root));
+    }
+    let cid = String::from_utf8_lossy(&reg.0.get_bytes(b + U256::from(16))?).into_owned();
+    let out = IInferenceRegistry::receiptBatchCall::abi_encode_returns_tuple(&(
+        Address::from_word(op.into()),
+        cid,
+        to_u64(reg.0.get(b + U256::from(1))?) as u32,
+        to_u64(reg.0.get(b + U256::from(2))?) as u32,
+        to_u64(reg.0.get(b + U256::from(3))?),
+    ));
+    Ok((out, REGISTRY_READ_GAS))
+}
+
+/// `registerZkModel`: a model's verifying key (checked before it is stored).
+fn register_zk_model<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    caller: Address,
+    c: IInferenceRegistry::registerZkModelCall,
+) -> Result<(Vec<u8>, u64), String> {
+    // parsed (every point checked) before it is stored
+    super::zk::key(&c.verifyingKey).map_err(|e| format!("registry: {e}"))?;
+    let key_id = reg.register_zk(caller, &c.modelCID, &c.verifyingKey)?;
+    log(
+        reg.0.journal,
+        IInferenceRegistry::ZkModelRegistered {
+            modelCID: c.modelCID,
+            keyId: key_id,
+            owner: caller,
+        },
+    );
+    let words = c.verifyingKey.len().div_ceil(32) as u64;
+    Ok((vec![], REGISTRY_WRITE_GAS + ZK_KEY_GAS_PER_WORD * words))
+}
+
+/// `zkModel`: a model's registered verifying key.
+fn zk_model<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    c: IInferenceRegistry::zkModelCall,
+) -> Result<(Vec<u8>, u64), String> {
+    let (bytes, owner) = reg.zk_model(&c.modelCID)?.ok_or_else(|| {
+        format!(
+            "registry: no verifying key registered for model {}",
+            c.modelCID
+        )
+    })?;
+    let vk = super::zk::key(&bytes)?;
+    let out = IInferenceRegistry::zkModelCall::abi_encode_returns_tuple(&(
+        B256::from(vk.id().0),
+        owner,
+        vk.frac_bits as u8,
+        vk.inputs as u32,
+        vk.outputs as u32,
+    ));
+    let words = bytes.len().div_ceil(32) as u64;
+    Ok((out, REGISTRY_READ_GAS + 200 * words))
+}
+
+/// `minStake`.
+fn min_stake() -> Result<(Vec<u8>, u64), String> {
+    Ok((
+        IInferenceRegistry::minStakeCall::abi_encode_returns(&MIN_STAKE),
+        REGISTRY_READ_GAS,
+    ))
+}
+
+/// `inferenceFee`.
+fn inference_fee() -> Result<(Vec<u8>, u64), String> {
+    Ok((
+        IInferenceRegistry::inferenceFeeCall::abi_encode_returns(&INFERENCE_FEE),
+        REGISTRY_READ_GAS,
+    ))
 }
