@@ -169,6 +169,135 @@ fn block_env(h: &Header) -> BlockEnv {
     }
 }
 
+/// The EVM a block runs in: mainnet rules over the state overlay, with
+/// gradnet's precompiles.
+type BlockEvm<'a> = revm::context::Evm<
+    BlockContext<'a>,
+    (),
+    revm::handler::instructions::EthInstructions<
+        revm::interpreter::interpreter::EthInterpreter,
+        BlockContext<'a>,
+    >,
+    Precompiles,
+    revm::handler::EthFrame,
+>;
+type BlockContext<'a> = Context<
+    BlockEnv,
+    revm::context::TxEnv,
+    revm::context::CfgEnv,
+    Overlay<'a>,
+    revm::Journal<Overlay<'a>>,
+>;
+
+/// Runs the scheduled tasks that are due at `now` (system calls from the
+/// scheduler to each task's `run()`), charging their deposits; a run whose
+/// inference call has no result in this block is left for a later one.
+fn run_scheduled(
+    evm: &mut BlockEvm<'_>,
+    answers: &BlockResults,
+    now: u64,
+) -> Result<(), ChainError> {
+    use crate::inference::scheduler::{self, Scheduler};
+    use revm::database_interface::Database;
+    use revm::ExecuteCommitEvm;
+    use revm::SystemCallEvm;
+    use std::sync::atomic::Ordering;
+    let due = Scheduler(OverlaySlots {
+        overlay: &mut evm.ctx.journaled_state.database,
+        account: scheduler::ADDRESS,
+    })
+    .due(now)
+    .map_err(ChainError::Storage)?;
+    for mut task in due {
+        let balance = |o: &mut crate::state::Overlay| {
+            o.basic(scheduler::ADDRESS)
+                .map(|a| a.map_or(U256::ZERO, |a| a.balance))
+                .map_err(|e| ChainError::Storage(e.0))
+        };
+        let before = balance(&mut evm.ctx.journaled_state.database)?;
+        let (misses, used) = {
+            let p = answers.progress.lock();
+            (p.misses.len(), p.used.len())
+        };
+        answers.soft.store(true, Ordering::Relaxed);
+        let out = evm.system_call_with_caller(
+            scheduler::ADDRESS,
+            task.contractAddress,
+            scheduler::run_selector(),
+        );
+        answers.soft.store(false, Ordering::Relaxed);
+        let out = match out {
+            Ok(out) => out,
+            Err(EVMError::Custom(e)) => return Err(ChainError::Execution(e)),
+            Err(e) => {
+                tracing::warn!(task = %task.contractAddress, "scheduled run not executed: {e}");
+                continue;
+            }
+        };
+        {
+            let mut p = answers.progress.lock();
+            if p.misses.len() > misses && !answers.speculative {
+                p.used.truncate(used);
+                continue;
+            }
+        }
+        evm.commit(out.state);
+        let o = &mut evm.ctx.journaled_state.database;
+        let spent = before.saturating_sub(balance(o)?);
+        task.deposit = task.deposit.saturating_sub(spent);
+        task.nextRun = U256::from(now) + task.frequency;
+        task.runs += 1;
+        Scheduler(OverlaySlots {
+            overlay: o,
+            account: scheduler::ADDRESS,
+        })
+        .put(&task)
+        .map_err(ChainError::Storage)?;
+    }
+    Ok(())
+}
+
+/// The block's sidecar: the served calls its transactions used, in order
+/// of first use (with `strict`, every served call must be used), after the
+/// faults they show (disagreeing, missing or bad-proof nodes) are settled
+/// in the registry.
+fn block_sidecar(
+    evm: &mut BlockEvm<'_>,
+    answers: &BlockResults,
+    strict: bool,
+    number: u64,
+) -> Result<Sidecar, ChainError> {
+    let used_calls = std::mem::take(&mut answers.progress.lock().used);
+    let mut used: Vec<B256> = vec![];
+    let mut quorum_of = std::collections::HashMap::new();
+    for (rh, q) in &used_calls {
+        if quorum_of.insert(*rh, *q).is_none() {
+            used.push(*rh);
+        }
+    }
+    if strict && used.len() != answers.served.len() {
+        return Err(ChainError::Invalid(format!(
+            "the sidecar holds {} inference results, the block's calls use {}",
+            answers.served.len(),
+            used.len()
+        )));
+    }
+    let mut bad_proofs = std::mem::take(&mut answers.progress.lock().bad_proofs);
+    bad_proofs.retain(|(rh, _)| quorum_of.contains_key(rh));
+    bad_proofs.dedup_by(|a, b| a.0 == b.0);
+    settle_faults(
+        &mut evm.ctx.journaled_state.database,
+        answers,
+        &used,
+        &quorum_of,
+        &bad_proofs,
+        number,
+    )?;
+    Ok(Sidecar {
+        calls: used.iter().map(|rh| answers.served[rh].clone()).collect(),
+    })
+}
+
 /// Runs `txs` in order on the state after `parent`. With `strict`, any
 /// invalid transaction fails the whole block (a validator checking a
 /// proposal); otherwise it is left out (a proposer building one).
@@ -209,68 +338,8 @@ fn run(
     let (mut included, mut receipts, mut dropped, mut waiting) = (vec![], vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
-    // scheduled tasks first (system calls from the scheduler to each due
-    // task's `run()`); a run whose inference call has no result in this
-    // block is left for a later one
-    {
-        use crate::inference::scheduler::{self, Scheduler};
-        use revm::database_interface::Database;
-        use revm::SystemCallEvm;
-        use std::sync::atomic::Ordering;
-        let now = header.timestamp;
-        let due = Scheduler(OverlaySlots {
-            overlay: &mut evm.ctx.journaled_state.database,
-            account: scheduler::ADDRESS,
-        })
-        .due(now)
-        .map_err(ChainError::Storage)?;
-        for mut task in due {
-            let balance = |o: &mut crate::state::Overlay| {
-                o.basic(scheduler::ADDRESS)
-                    .map(|a| a.map_or(U256::ZERO, |a| a.balance))
-                    .map_err(|e| ChainError::Storage(e.0))
-            };
-            let before = balance(&mut evm.ctx.journaled_state.database)?;
-            let (misses, used) = {
-                let p = answers.progress.lock();
-                (p.misses.len(), p.used.len())
-            };
-            answers.soft.store(true, Ordering::Relaxed);
-            let out = evm.system_call_with_caller(
-                scheduler::ADDRESS,
-                task.contractAddress,
-                scheduler::run_selector(),
-            );
-            answers.soft.store(false, Ordering::Relaxed);
-            let out = match out {
-                Ok(out) => out,
-                Err(EVMError::Custom(e)) => return Err(ChainError::Execution(e)),
-                Err(e) => {
-                    tracing::warn!(task = %task.contractAddress, "scheduled run not executed: {e}");
-                    continue;
-                }
-            };
-            {
-                let mut p = answers.progress.lock();
-                if p.misses.len() > misses && !answers.speculative {
-                    p.used.truncate(used);
-                    continue;
-                }
-            }
-            evm.commit(out.state);
-            let o = &mut evm.ctx.journaled_state.database;
-            let spent = before.saturating_sub(balance(o)?);
-            task.deposit = task.deposit.saturating_sub(spent);
-            task.nextRun = U256::from(now) + task.frequency;
-            task.runs += 1;
-            Scheduler(OverlaySlots {
-                overlay: o,
-                account: scheduler::ADDRESS,
-            })
-            .put(&task)
-            .map_err(ChainError::Storage)?;
-        }
-    }
+    // scheduled tasks first; then the pooled transactions
+    run_scheduled(&mut evm, &answers, header.timestamp)?;
     let mut waiting_senders = std::collections::HashSet::new();
     for tx in txs {
         if waiting_senders.contains(&tx.sender) {
@@ -345,35 +414,7 @@ fn run(
         envelopes.push(tx.envelope.clone());
         included.push(tx.raw.clone());
     }
-    let used_calls = std::mem::take(&mut answers.progress.lock().used);
-    let mut used: Vec<B256> = vec![];
-    let mut quorum_of = std::collections::HashMap::new();
-    for (rh, q) in &used_calls {
-        if quorum_of.insert(*rh, *q).is_none() {
-            used.push(*rh);
-        }
-    }
-    if strict && used.len() != answers.served.len() {
-        return Err(ChainError::Invalid(format!(
-            "the sidecar holds {} inference results, the block's calls use {}",
-            answers.served.len(),
-            used.len()
-        )));
-    }
-    let mut bad_proofs = std::mem::take(&mut answers.progress.lock().bad_proofs);
-    bad_proofs.retain(|(rh, _)| quorum_of.contains_key(rh));
-    bad_proofs.dedup_by(|a, b| a.0 == b.0);
-    settle_faults(
-        &mut evm.ctx.journaled_state.database,
-        &answers,
-        &used,
-        &quorum_of,
-        &bad_proofs,
-        header.number,
-    )?;
-    let sidecar = Sidecar {
-        calls: used.iter().map(|rh| answers.served[rh].clone()).collect(),
-    };
+    let sidecar = block_sidecar(&mut evm, &answers, strict, header.number)?;
     header.sidecar_root = sidecar.root();
     let diff = evm.ctx.journaled_state.database.diff;
     header.state_root = diff.commitment(parent.state_root);
