@@ -149,9 +149,7 @@ impl NodeInferencer {
 
     /// The blob of `cid` from the hub (verified).
     fn read(&self, cid: &ContentId) -> Result<Vec<u8>, String> {
-        tokio::runtime::Handle::current()
-            .block_on(self.state().hub.read_all(cid))
-            .map_err(|e| e.to_string())
+        self.wait(async { Ok(self.state().hub.read_all(cid).await?) })
     }
 
     fn generate(
