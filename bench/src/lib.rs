@@ -34,13 +34,7 @@ pub async fn serve_in_process(state: gradnet_api::AppState) -> String {
     base
 }
 
-/// Where `scripts/fetch-models` put the real models (`GRADNET_MODELS_DIR`
-/// or the repository's `models/`).
-pub fn models_dir() -> std::path::PathBuf {
-    std::env::var_os("GRADNET_MODELS_DIR")
-        .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"))
-}
+pub use gradnet_types::test_utils::models_dir;
 
 /// Peak resident memory of this process so far (VmHWM), in MiB.
 pub fn peak_rss_mib() -> f64 {

@@ -15,49 +15,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, U256};
-use gradnet_chain::wallet::{sign, Fees, TxRequest};
-use serde_json::{json, Value};
+use gradnet_client::wallet::{sign, Fees, TxRequest};
+use gradnet_client::{ClientError, Rpc};
+use serde_json::json;
 use tokio::sync::Mutex;
-
-/// The whole JSON-RPC response.
-async fn call(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
-    c.post(url)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
-        .send()
-        .await
-        .expect("rpc")
-        .json()
-        .await
-        .expect("json")
-}
-
-/// The result; an error ends the run.
-async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Value {
-    let r = call(c, url, method, params).await;
-    if let Some(e) = r.get("error") {
-        panic!("{method}: {e}");
-    }
-    r["result"].clone()
-}
 
 /// Submits one transaction; a full pool or a sender too far ahead is
 /// backpressure: wait and retry, as a wallet would.
-async fn send(c: &reqwest::Client, url: &str, raw: &str) {
+async fn send(rpc: &Rpc, raw: &[u8]) {
     for _ in 0..2000 {
-        let r = call(c, url, "eth_sendRawTransaction", json!([raw])).await;
-        match r.get("error").and_then(|e| e["message"].as_str()) {
-            None => return,
-            Some("nonce too high" | "txpool is full") => {
+        match rpc.send_raw(raw).await {
+            Ok(_) => return,
+            Err(ClientError::Rpc { message, .. })
+                if message == "nonce too high" || message == "txpool is full" =>
+            {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
-            Some(e) => panic!("eth_sendRawTransaction: {e}"),
+            Err(e) => panic!("{e}"),
         }
     }
     panic!("transaction refused for 100 s");
-}
-
-fn num(v: &Value) -> u128 {
-    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -73,20 +50,18 @@ async fn main() {
     let rate: f64 = a[3].parse().unwrap();
     let secs: f64 = a[4].parse().unwrap();
     let total = (rate * secs) as usize;
-    let c = reqwest::Client::new();
-    let chain_id = num(&rpc(&c, &url, "eth_chainId", json!([])).await) as u64;
-    let price = num(&rpc(&c, &url, "eth_gasPrice", json!([])).await);
+    let rpc = Rpc::new(&url).expect("JSON-RPC URL");
+    let chain_id = rpc.chain_id().await.expect("eth_chainId");
+    let price = rpc.gas_price().await.expect("eth_gasPrice");
     // presign: senders round-robin, each with its own nonce sequence
     let mut nonces = vec![];
     for k in &keys {
-        let addr = gradnet_chain::genesis::address_of(k).unwrap();
-        nonces.push(num(&rpc(
-            &c,
-            &url,
-            "eth_getTransactionCount",
-            json!([addr, "pending"]),
-        )
-        .await) as u64);
+        let addr = gradnet_ledger::genesis::address_of(k).unwrap();
+        nonces.push(
+            rpc.pending_nonce(addr)
+                .await
+                .expect("eth_getTransactionCount"),
+        );
     }
     let infer: Option<(String, u8)> = a.get(5).map(|spec| {
         let mut p = spec.split(':');
@@ -101,10 +76,10 @@ async fn main() {
         )
     });
     let to = match infer {
-        Some(_) => gradnet_chain::inference::demo_contract::ADDRESS,
+        Some(_) => gradnet_inference::demo_contract::ADDRESS,
         None => Address::repeat_byte(0x77),
     };
-    let txs: Vec<(String, B256, String)> = (0..total)
+    let txs: Vec<(alloy_primitives::Bytes, B256, Rpc)> = (0..total)
         .map(|i| {
             let s = i % keys.len();
             let (data, gas_limit) = match &infer {
@@ -127,35 +102,34 @@ async fn main() {
                 &keys[s],
             )
             .unwrap();
+            let hash = alloy_primitives::keccak256(&raw);
             (
-                format!("{raw}"),
-                alloy_primitives::keccak256(&raw),
-                urls[s % urls.len()].clone(),
+                raw,
+                hash,
+                Rpc::new(&urls[s % urls.len()]).expect("JSON-RPC URL"),
             )
         })
         .collect();
     let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::default();
-    let start_block = num(&rpc(&c, &url, "eth_blockNumber", json!([])).await) as u64;
+    let start_block = rpc.block_number().await.expect("eth_blockNumber");
     // watcher: inclusion times by polling new blocks
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
-        let (c, url, done) = (c.clone(), url.clone(), done.clone());
+        let (rpc, done) = (rpc.clone(), done.clone());
         tokio::spawn(async move {
             let mut seen: HashMap<B256, Instant> = HashMap::new();
             let mut next = start_block + 1;
             while !done.load(std::sync::atomic::Ordering::Relaxed) || seen.len() < total {
-                let head = num(&rpc(&c, &url, "eth_blockNumber", json!([])).await) as u64;
+                let head = rpc.block_number().await.expect("eth_blockNumber");
                 while next <= head {
-                    let b = rpc(
-                        &c,
-                        &url,
-                        "eth_getBlockByNumber",
-                        json!([format!("{next:#x}"), false]),
-                    )
-                    .await;
+                    let b = rpc
+                        .block(next)
+                        .await
+                        .expect("eth_getBlockByNumber")
+                        .expect("a block up to the head");
                     let now = Instant::now();
-                    for h in b["transactions"].as_array().unwrap() {
-                        seen.insert(h.as_str().unwrap().parse().unwrap(), now);
+                    for h in b.transactions.hashes() {
+                        seen.insert(h, now);
                     }
                     next += 1;
                 }
@@ -171,14 +145,14 @@ async fn main() {
     let began = Instant::now();
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut handles = vec![];
-    for (i, (raw, hash, url)) in txs.into_iter().enumerate() {
+    for (i, (raw, hash, to)) in txs.into_iter().enumerate() {
         let due = began + Duration::from_secs_f64(i as f64 / rate);
         tokio::time::sleep_until(due.into()).await;
         let permit = gate.clone().acquire_owned().await.unwrap();
-        let (c, submitted) = (c.clone(), submitted.clone());
+        let submitted = submitted.clone();
         handles.push(tokio::spawn(async move {
             let t = Instant::now();
-            send(&c, &url, &raw).await;
+            send(&to, &raw).await;
             submitted.lock().await.insert(hash, t);
             drop(permit);
         }));
@@ -204,8 +178,8 @@ async fn main() {
     if infer.is_some() {
         ok = 0;
         for h in submitted.keys() {
-            let r = rpc(&c, &url, "eth_getTransactionReceipt", json!([h])).await;
-            ok += (r["status"] == "0x1") as usize;
+            let r = rpc.receipt(*h).await.expect("eth_getTransactionReceipt");
+            ok += r.is_some_and(|r| r.inner.inner.status()) as usize;
         }
     }
     println!(
@@ -218,7 +192,7 @@ async fn main() {
 /// `runModelInference` on an MLP 4-8-3 with row `i` as its input.
 fn inference_call(cid: &str, mode: u8, i: usize) -> alloy_primitives::Bytes {
     use alloy_sol_types::SolCall;
-    use gradnet_chain::inference::abi::*;
+    use gradnet_inference::abi::*;
     let values = (0..4)
         .map(|j| Number {
             value: ((i * 7 + j * 13) % 2001) as i128 - 1000,

@@ -16,6 +16,8 @@ pub mod openai;
 pub mod receipt;
 pub mod request;
 pub mod tensor;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use cid::ContentId;
 pub use error::TensorError;

@@ -17,6 +17,14 @@ fn snark(e: impl std::fmt::Display) -> ZkError {
     ZkError::Snark(e.to_string())
 }
 
+/// The proving key's file in a model's key directory (`gradnet zk setup`
+/// writes it; an inference node proves with it).
+pub const PROVING_KEY_FILE: &str = "proving.key";
+/// The verifying key's file in the same directory.
+pub const VERIFYING_KEY_FILE: &str = "verifying.key";
+/// The directory's description: model, scale, and the keys' hashes.
+pub const META_FILE: &str = "zk.json";
+
 /// A prepared verifying key with what a verifier needs to know about its
 /// model: its hash, scale, and the shape and name of its output.
 #[derive(Clone)]

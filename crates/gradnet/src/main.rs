@@ -1,16 +1,14 @@
 //! The `gradnet` binary: node, hub client, inference client, receipts, demo.
 
 mod cli;
-mod client;
 mod commands;
 mod config;
-mod inferencer;
 
 use anyhow::Result;
 use clap::Parser;
 
 use cli::{Cli, Command, KeysCmd, NodeCmd, ReceiptCmd};
-use client::Client;
+use gradnet_client::NodeClient as Client;
 
 fn main() {
     let cli = Cli::parse();

@@ -352,13 +352,12 @@ fn mutated_models_fail_cleanly_never_panic() {
         ("ml", ml_model()),
     ];
     // real models too, where scripts/fetch-models put them
-    let dir = std::env::var("GRADNET_MODELS_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../models").into());
+    let dir = gradnet_types::test_utils::models_dir();
     for (name, file) in [
         ("ppocr-cls", "ppocr-mobile-v2-cls.onnx"),
         ("silero", "silero-vad-openvino-16k.onnx"),
     ] {
-        if let Ok(b) = std::fs::read(std::path::Path::new(&dir).join(file)) {
+        if let Ok(b) = std::fs::read(dir.join(file)) {
             bases.push((name, b));
         }
     }

@@ -161,12 +161,7 @@ fn corrupt_gguf_is_unloadable() {
 /// The real SmolLM2-135M-Instruct from scripts/fetch-models.
 #[test]
 fn smollm2_knows_the_capital_of_france() {
-    let dir = std::env::var_os("GRADNET_MODELS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models")
-        });
-    let path = dir.join("smollm2-135m-instruct-q4_1.gguf");
+    let path = gradnet_types::test_utils::models_dir().join("smollm2-135m-instruct-q4_1.gguf");
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|_| panic!("{} missing: run scripts/fetch-models", path.display()));
     let m = LlmModel::load(ContentId::of(&bytes), &bytes).unwrap();

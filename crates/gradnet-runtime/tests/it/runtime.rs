@@ -1,8 +1,6 @@
 //! The runtime on generated and real models: loading, input checks,
 //! engines, threads, caches and errors.
 
-use std::path::PathBuf;
-
 use gradnet_runtime::{samples, Backend, Dim, OnnxRunner, RuntimeConfig, RuntimeError};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::output_hash;
@@ -24,10 +22,8 @@ fn with(backend: Backend, threads: usize) -> OnnxRunner {
 
 /// The ONNX Runtime library `scripts/fetch-models` puts next to the models.
 fn onnxruntime() -> Backend {
-    let dir = std::env::var_os("GRADNET_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    let library = dir.join(gradnet_runtime::ONNXRUNTIME_LIBRARY_FILE);
+    let library =
+        gradnet_types::test_utils::models_dir().join(gradnet_runtime::ONNXRUNTIME_LIBRARY_FILE);
     assert!(
         library.is_file(),
         "{} is missing: run scripts/fetch-models",

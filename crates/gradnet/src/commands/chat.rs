@@ -8,8 +8,8 @@ use gradnet_types::Receipt;
 use serde_json::{json, Value};
 
 use crate::cli::{ChatArgs, CompletionArgs, GenArgs};
-use crate::client::Client;
 use crate::commands::receipt::llm_answer_hash;
+use gradnet_client::NodeClient as Client;
 
 fn body(g: &GenArgs, extra: Value) -> Value {
     let mut b = json!({"model": g.model, "stream": g.stream});
@@ -61,7 +61,7 @@ async fn ask(c: &Client, path: &str, g: &GenArgs, body: Value) -> Result<Value> 
             if !choice["finish_reason"].is_null() {
                 last = v;
             }
-            Ok(())
+            anyhow::Ok(())
         })
         .await?;
         println!();

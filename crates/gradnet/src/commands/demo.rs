@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::cli::DemoArgs;
-use crate::client::Client;
 use crate::commands::{node, receipt};
 use crate::config::NodeConfig;
+use gradnet_client::{NodeClient as Client, Rpc, Sender};
 
 const DEMO_MODEL: &str = "ppocr-mobile-v2-cls.onnx";
 const DEMO_LLM: &str = "smollm2-135m-instruct-q4_1.gguf";
@@ -151,7 +151,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     println!("\nTry it yourself:");
     println!(
         "  open {console}/     # the web console: explorer, network, hub, playground (on-chain modes sign with the dev key {})",
-        gradnet_chain::genesis::dev_keys(1)[0]
+        gradnet_ledger::genesis::dev_keys(1)[0]
     );
     println!("  curl -s {base}/api/v0/models");
     println!("  curl -s {base}/api/v0/signature/{model}");
@@ -188,7 +188,7 @@ const DEMO_VALIDATORS: u16 = 4;
 async fn start_devnet(
     root: &std::path::Path,
 ) -> Result<(super::devnet::Network, Vec<String>, String)> {
-    use super::devnet::free_ports;
+    use gradnet_node::ports::free_ports;
     let args = crate::cli::DevnetArgs {
         validators: DEMO_VALIDATORS as usize,
         accounts: 1,
@@ -221,61 +221,34 @@ async fn start_devnet(
 /// A signed transfer through one validator's JSON-RPC, until its block is
 /// final; then that block as every validator has it.
 async fn chain_demo(rpcs: &[String]) -> Result<()> {
-    let rpc = rpcs[0].as_str();
-    use super::chain::rpc as call;
-    use gradnet_chain::wallet::{sign, TxRequest};
-    let key = gradnet_chain::genesis::dev_keys(1)[0];
+    let rpc = Rpc::new(&rpcs[0])?;
+    let mut sender = Sender::new(rpc.clone(), gradnet_ledger::genesis::dev_keys(1)[0]).await?;
     let to = alloy_primitives::Address::repeat_byte(0x42);
-    let raw = sign(
-        &TxRequest {
-            chain_id: 31337,
-            nonce: 0,
-            to: Some(to),
-            value: alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18)),
-            gas_limit: 21_000,
-            ..Default::default()
-        },
-        &key,
-    )?;
+    let one_eth = alloy_primitives::U256::from(10u64).pow(alloy_primitives::U256::from(18));
     let started = std::time::Instant::now();
-    let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
-    let receipt = super::chain::wait_receipt(
-        rpc,
-        &hash,
-        std::time::Duration::from_secs(30),
-        "the transfer",
-    )
-    .await?;
-    let block = call(
-        rpc,
-        "eth_getBlockByNumber",
-        json!([receipt["blockNumber"], false]),
-    )
-    .await?;
+    let hash = sender.submit(Some(to), one_eth, vec![], 21_000).await?;
+    let receipt = sender.succeeded(hash).await.context("the transfer")?;
+    let number = receipt.block_number.context("the receipt names no block")?;
+    let block = rpc
+        .block(number)
+        .await?
+        .with_context(|| format!("no block {number}"))?;
     println!(
-        "● chain: 1 ETH sent to {to} with an EIP-1559 transaction through JSON-RPC at {rpc}\n  final in block {} after {:.0} ms; state root {}",
-        receipt["blockNumber"]
-            .as_str()
-            .and_then(|n| u64::from_str_radix(n.trim_start_matches("0x"), 16).ok())
-            .unwrap_or_default(),
+        "● chain: 1 ETH sent to {to} with an EIP-1559 transaction through JSON-RPC at {}\n  final in block {number} after {:.0} ms; state root {}",
+        rpc.url(),
         started.elapsed().as_secs_f64() * 1e3,
-        block["stateRoot"].as_str().unwrap_or("")
+        block.header.state_root
     );
     let mut same = 0;
     for other in rpcs {
+        let other = Rpc::new(other)?;
         let b = loop {
-            let b = call(
-                other,
-                "eth_getBlockByNumber",
-                json!([receipt["blockNumber"], false]),
-            )
-            .await?;
-            if !b.is_null() {
+            if let Some(b) = other.block(number).await? {
                 break b;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         };
-        if b["hash"] == block["hash"] && b["stateRoot"] == block["stateRoot"] {
+        if b.header.hash == block.header.hash && b.header.state_root == block.header.state_root {
             same += 1;
         }
     }
@@ -285,7 +258,7 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
     );
     println!(
         "  the same block (hash {}) on all {same} validators",
-        block["hash"].as_str().unwrap_or("")
+        block.header.hash
     );
     Ok(())
 }
@@ -296,25 +269,19 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
 /// enclave, which the result says); each block carries the signed results
 /// and the receipt the output.
 async fn inference_demo(rpcs: &[String], model: &str) -> Result<()> {
-    for (nonce, (mode, name)) in [(3u8, "QUORUM"), (1, "ZKML"), (2, "TEE")]
-        .into_iter()
-        .enumerate()
-    {
-        run_in_mode(rpcs, model, mode, name, 1 + nonce as u64).await?;
+    for (mode, name) in [(3u8, "QUORUM"), (1, "ZKML"), (2, "TEE")] {
+        run_in_mode(rpcs, model, mode, name).await?;
     }
     Ok(())
 }
 
-async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: u64) -> Result<()> {
-    use super::chain::rpc as call;
+async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str) -> Result<()> {
     use alloy_sol_types::{SolCall, SolEvent, SolValue};
-    use gradnet_chain::inference::abi::{
+    use gradnet_inference::abi::{
         InferencePrecompile::runModelInferenceCall, ModelInferenceRequest, ModelInput, ModelOutput,
         MultiDimensionalNumberTensor, Number,
     };
-    use gradnet_chain::inference::registry::IInferenceRegistry::InferenceSettled;
-    use gradnet_chain::wallet::{sign, TxRequest};
-    let rpc = rpcs[0].as_str();
+    use gradnet_inference::registry::IInferenceRegistry::InferenceSettled;
     let x = [(5i128, 1i128), (-1, 0), (25, 1), (3, 0)];
     let request = ModelInferenceRequest {
         mode,
@@ -334,47 +301,29 @@ async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: 
             strings: vec![],
         },
     };
-    let raw = sign(
-        &TxRequest {
-            chain_id: 31337,
-            nonce,
-            to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
-            gas_limit: 1_000_000,
-            data: runModelInferenceCall { request }.abi_encode().into(),
-            ..Default::default()
-        },
-        &gradnet_chain::genesis::dev_keys(1)[0],
-    )?;
+    let mut sender =
+        Sender::new(Rpc::new(&rpcs[0])?, gradnet_ledger::genesis::dev_keys(1)[0]).await?;
     let started = std::time::Instant::now();
-    let hash = call(rpc, "eth_sendRawTransaction", json!([raw])).await?;
-    let receipt = super::chain::wait_receipt(
-        rpc,
-        &hash,
-        std::time::Duration::from_secs(30),
-        "the inference transaction",
-    )
-    .await?;
-    anyhow::ensure!(
-        receipt["status"] == "0x1",
-        "the {name} inference transaction failed: {receipt}"
-    );
-    let logs = receipt["logs"].as_array().cloned().unwrap_or_default();
-    let data = |l: &Value| -> Result<Vec<u8>> {
-        Ok(hex::decode(
-            l["data"].as_str().unwrap_or("").trim_start_matches("0x"),
-        )?)
-    };
+    let receipt = sender
+        .send(
+            gradnet_inference::demo_contract::ADDRESS,
+            runModelInferenceCall { request }.abi_encode(),
+            1_000_000,
+        )
+        .await
+        .with_context(|| format!("the {name} inference transaction"))?;
+    let logs = receipt.inner.inner.logs();
     let out = logs
         .iter()
-        .find(|l| l["topics"].as_array().is_some_and(|t| t.is_empty()))
+        .find(|l| l.topics().is_empty())
         .context("no result logged")?;
-    let out = ModelOutput::abi_decode(&data(out)?)?;
+    let out = ModelOutput::abi_decode(&out.data().data)?;
     let settled = logs
         .iter()
-        .find(|l| l["topics"][0] == json!(InferenceSettled::SIGNATURE_HASH))
+        .find(|l| l.topics().first() == Some(&InferenceSettled::SIGNATURE_HASH))
         .context("no settlement logged")?;
-    let topics: Vec<alloy_primitives::B256> = serde_json::from_value(settled["topics"].clone())?;
-    let settled = InferenceSettled::decode_raw_log(topics, &data(settled)?)?;
+    let settled =
+        InferenceSettled::decode_raw_log(settled.topics().to_vec(), &settled.data().data)?;
     let values: Vec<String> = out.numbers[0]
         .values
         .iter()
@@ -397,8 +346,8 @@ async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str, nonce: 
     };
     println!(
         "● on-chain inference, {name}: the demo contract {} ran {model} in block {} ({:.0} ms)\n  output {} = [{}] (is_simulation_result = {})\n  {how}; paid {} wei to {}",
-        gradnet_chain::inference::demo_contract::ADDRESS,
-        u64::from_str_radix(receipt["blockNumber"].as_str().unwrap_or("0x0").trim_start_matches("0x"), 16)?,
+        gradnet_inference::demo_contract::ADDRESS,
+        receipt.block_number.unwrap_or_default(),
         started.elapsed().as_secs_f64() * 1e3,
         out.numbers[0].name,
         values.join(", "),
@@ -466,7 +415,7 @@ async fn chat_demo(c: &Client, tmp: &tempfile::TempDir) -> Result<&'static str> 
         if !v["choices"][0]["finish_reason"].is_null() {
             last = v;
         }
-        Ok(())
+        anyhow::Ok(())
     })
     .await?;
     let answer = json!({

@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
-use gradnet_chain::genesis::{
+use gradnet_ledger::genesis::{
     address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator, GenesisZkModel,
     DEV_OPERATOR_BASE,
 };
@@ -54,7 +54,7 @@ pub(crate) fn dev_genesis(
     }
     Ok(Genesis {
         chain_id,
-        timestamp: gradnet_chain::consensus::app::now_secs(),
+        timestamp: gradnet_consensus::app::now_secs(),
         gas_limit: 30_000_000,
         base_fee: 1_000_000_000,
         validators: validators
@@ -69,8 +69,8 @@ pub(crate) fn dev_genesis(
             .collect::<Result<_>>()?,
         alloc,
         code: [(
-            gradnet_chain::inference::demo_contract::ADDRESS,
-            gradnet_chain::inference::demo_contract::runtime_code(),
+            gradnet_inference::demo_contract::ADDRESS,
+            gradnet_inference::demo_contract::runtime_code(),
         )]
         .into(),
         inference_nodes: inference
@@ -273,7 +273,7 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     println!(
         "\nmodel {DEMO_MODEL_REPO} (in every node's hub): {}\ndemo contract (forwards a call to the inference precompile 0x…F4, logs the result): {}",
         net.model,
-        gradnet_chain::inference::demo_contract::ADDRESS
+        gradnet_inference::demo_contract::ADDRESS
     );
     if args.inference_nodes > 0 {
         println!(
@@ -299,25 +299,6 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     net.stop().await;
     println!("devnet stopped");
     Ok(())
-}
-
-/// The first of `n` consecutive free loopback ports.
-pub(crate) fn free_ports(n: u16) -> Result<u16> {
-    for _ in 0..100 {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let held: Vec<_> = (0..n)
-            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == n as usize {
-            return Ok(base);
-        }
-    }
-    bail!("no {n} consecutive free ports on 127.0.0.1")
 }
 
 async fn wait_any(children: &mut [tokio::process::Child]) -> (usize, String) {
@@ -347,7 +328,7 @@ async fn publish_demo_model(root: &Path, apis: &[String]) -> Result<String> {
     std::fs::write(&path, &bytes)?;
     let cid = gradnet_types::cid::ContentId::of(&bytes).to_string();
     for api in apis {
-        let c = crate::client::Client::new(api);
+        let c = gradnet_client::NodeClient::new(api);
         if c.get::<serde_json::Value>(&format!("/api/v0/models/{DEMO_MODEL_REPO}"))
             .await
             .is_ok()

@@ -2,7 +2,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::cli::InferArgs;
-use crate::client::Client;
+use gradnet_client::NodeClient as Client;
 
 /// Reads `--input`: inline JSON or `@path`.
 pub(crate) fn read_input(s: &str) -> Result<Value> {

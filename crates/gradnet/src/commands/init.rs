@@ -4,7 +4,7 @@
 //! home and runs `gradnet node start --home DIR`.
 
 use anyhow::{bail, Context, Result};
-use gradnet_chain::genesis::Genesis;
+use gradnet_ledger::genesis::Genesis;
 use gradnet_types::NodeKey;
 
 use crate::cli::InitArgs;

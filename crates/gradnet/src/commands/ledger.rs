@@ -4,11 +4,11 @@
 
 use alloy_primitives::Address;
 use anyhow::{bail, Context, Result};
-use gradnet_chain::chain::Chain;
-use gradnet_chain::consensus::node::{KeySeed, Multiaddr};
-use gradnet_chain::consensus::{ConsensusOptions, Running, Validator};
-use gradnet_chain::genesis::Genesis;
-use gradnet_chain::mempool::PoolConfig;
+use gradnet_consensus::node::{KeySeed, Multiaddr};
+use gradnet_consensus::{ConsensusOptions, Running, Validator};
+use gradnet_ledger::chain::Chain;
+use gradnet_ledger::genesis::Genesis;
+use gradnet_ledger::mempool::PoolConfig;
 use gradnet_types::NodeKey;
 use std::path::Path;
 
@@ -40,7 +40,7 @@ impl Ledger {
 /// The EVM-style address of a validator's ed25519 key (blocks name their proposer by it).
 pub(crate) fn validator_address(public_hex: &str) -> Result<Address> {
     let key = hex::decode(public_hex).context("validator key is not hex")?;
-    Ok(gradnet_chain::consensus::context::address_of_key(&key))
+    Ok(gradnet_consensus::context::address_of_key(&key))
 }
 
 /// A consensus p2p address: a multiaddr, or `host:port` for TCP.
@@ -85,29 +85,32 @@ pub(crate) async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
-        chain.set_inferencer(std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
-            state,
-            gradnet_api::Caller::EthCall,
-            None,
-        )));
+        chain.set_inferencer(std::sync::Arc::new(
+            gradnet_node::inferencer::NodeInferencer::new(
+                state,
+                gradnet_api::Caller::EthCall,
+                None,
+            ),
+        ));
     }
     let listener = tokio::net::TcpListener::bind(&cfg.rpc_listen)
         .await
         .with_context(|| format!("binding JSON-RPC on {}", cfg.rpc_listen))?;
     let rpc_addr = listener.local_addr()?;
-    let app = gradnet_chain::rpc::router(chain.clone());
+    let app = gradnet_rpc::router(chain.clone());
     let mut tasks = vec![tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("JSON-RPC server: {e}");
         }
     })];
-    tasks.push(tokio::spawn(gradnet_chain::relay::run(
+    tasks.push(tokio::spawn(gradnet_node::relay::run(
         chain.clone(),
         cfg.peer_rpc.clone(),
     )));
     let head = chain.head();
     let validator = Validator {
         chain: chain.clone(),
+        pipe: std::sync::Arc::new(gradnet_node::pipe::Dispatcher::default()),
         key: KeySeed(node_key.seed()),
         genesis: genesis.clone(),
         options: ConsensusOptions {

@@ -5,7 +5,7 @@ use gradnet_types::{ContentId, ModelRef};
 use serde_json::{json, Value};
 
 use crate::cli::ModelCmd;
-use crate::client::Client;
+use gradnet_client::NodeClient as Client;
 
 pub(crate) async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
     match cmd {

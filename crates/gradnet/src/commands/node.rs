@@ -31,9 +31,9 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     // a line for scripts and tests to wait on
     println!("gradnet node listening on http://{addr}");
     // the chain's inference calls (PIPE), answered with this node's key
-    let pipe = gradnet_chain::inference::serve::router(std::sync::Arc::new(
-        gradnet_chain::inference::serve::Answerer {
-            inferencer: std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
+    let pipe = gradnet_node::pipe::answer::router(std::sync::Arc::new(
+        gradnet_node::pipe::answer::OutcomeSigner {
+            inferencer: std::sync::Arc::new(gradnet_node::inferencer::NodeInferencer::new(
                 state.clone(),
                 gradnet_api::Caller::Pipe,
                 Some(cfg.data_dir.join("zk")),
@@ -55,7 +55,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         .merge(pipe)
         .merge(gradnet_web::router());
     if let Some(l) = &ledger {
-        app = app.nest("/rpc", gradnet_chain::rpc::router(l.chain.clone()));
+        app = app.nest("/rpc", gradnet_rpc::router(l.chain.clone()));
     }
     gradnet_api::serve_app(listener, app, shutdown_signal()).await?;
     if let Some(l) = ledger {

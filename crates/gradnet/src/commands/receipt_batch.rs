@@ -1,18 +1,18 @@
 //! `gradnet receipt settle|prove`: batches of off-chain receipts settled in
-//! the registry at `0x…F5` (see `gradnet_chain::inference::receipts`).
+//! the registry at `0x…F5` (see `gradnet_inference::receipts`).
 
 use std::path::Path;
 
-use alloy_primitives::{Bytes, B256};
+use alloy_primitives::B256;
 use alloy_sol_types::SolCall;
 use anyhow::{bail, Context, Result};
-use gradnet_chain::inference::receipts::{self, CompactReceipt};
-use gradnet_chain::inference::registry::{IInferenceRegistry, ADDRESS};
+use gradnet_inference::receipts::{self, CompactReceipt};
+use gradnet_inference::registry::{IInferenceRegistry, ADDRESS};
 use gradnet_types::cid::ContentId;
 use gradnet_types::Receipt;
 use serde_json::{json, Value};
 
-use super::chain::rpc;
+use gradnet_client::{Rpc, Sender};
 
 /// The batch, its content id, its leaves and root.
 fn load(path: &Path) -> Result<(Vec<Receipt>, ContentId, Vec<B256>, B256)> {
@@ -33,7 +33,7 @@ fn load(path: &Path) -> Result<(Vec<Receipt>, ContentId, Vec<B256>, B256)> {
 
 /// Puts the batch file in a node's hub; its content id.
 async fn store(hub: &str, path: &Path) -> Result<String> {
-    let c = crate::client::Client::new(hub);
+    let c = gradnet_client::NodeClient::new(hub);
     const REPO: &str = "receipt-batches";
     if c.get::<Value>(&format!("/api/v0/models/{REPO}"))
         .await
@@ -86,7 +86,7 @@ pub(crate) async fn settle(
         );
         println!("stored the batch in {hub} as {cid}");
     }
-    let mut sender = super::chain::Sender::new(url, key).await?;
+    let mut sender = Sender::new(Rpc::new(url)?, key).await?;
     let post = IInferenceRegistry::postReceiptBatchCall {
         root,
         batchCid: cid.to_string(),
@@ -131,14 +131,10 @@ pub(crate) async fn prove(path: &Path, index: usize, url: &str) -> Result<()> {
         "the proof does not verify"
     );
     let data = IInferenceRegistry::receiptBatchCall { root }.abi_encode();
-    let out = rpc(
-        url,
-        "eth_call",
-        json!([{"to": ADDRESS, "data": Bytes::from(data)}, "latest"]),
-    )
-    .await
-    .with_context(|| format!("batch {root} is not on chain"))?;
-    let out: Bytes = serde_json::from_value(out)?;
+    let out = Rpc::new(url)?
+        .call(ADDRESS, data)
+        .await
+        .with_context(|| format!("batch {root} is not on chain"))?;
     let b = IInferenceRegistry::receiptBatchCall::abi_decode_returns(&out)?;
     if b.settledAt == 0 {
         bail!(

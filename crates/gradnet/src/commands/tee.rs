@@ -10,13 +10,12 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256};
 use alloy_sol_types::SolCall;
 use anyhow::{Context, Result};
-use gradnet_chain::genesis::GenesisTee;
-use gradnet_chain::inference::tee_registry::{self, ITEERegistry};
+use gradnet_inference::tee_registry::{self, ITEERegistry};
+use gradnet_ledger::genesis::GenesisTee;
 use gradnet_tee::dev::{dev_pcrs, DevEnclave};
 use gradnet_types::NodeKey;
-use serde_json::json;
 
-use super::chain::{rpc, Sender};
+use gradnet_client::{Rpc, Sender};
 
 #[derive(Clone)]
 pub(crate) struct DevEnclaveConfig {
@@ -60,18 +59,17 @@ pub(crate) fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Resul
 /// Waits until `n` enclaves are active on the chain at `rpc`.
 pub(crate) async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
     let started = std::time::Instant::now();
-    let call = alloy_primitives::Bytes::from(ITEERegistry::getActiveTEEsCall {}.abi_encode());
+    let rpc = Rpc::new(rpc_url)?;
     loop {
-        let active = rpc(
-            rpc_url,
-            "eth_call",
-            json!([{"to": tee_registry::ADDRESS, "data": call}, "latest"]),
-        )
-        .await
-        .ok()
-        .and_then(|v| serde_json::from_value::<alloy_primitives::Bytes>(v).ok())
-        .and_then(|b| ITEERegistry::getActiveTEEsCall::abi_decode_returns(&b).ok())
-        .map_or(0, |ids| ids.len());
+        let active = rpc
+            .call(
+                tee_registry::ADDRESS,
+                ITEERegistry::getActiveTEEsCall {}.abi_encode(),
+            )
+            .await
+            .ok()
+            .and_then(|b| ITEERegistry::getActiveTEEsCall::abi_decode_returns(&b).ok())
+            .map_or(0, |ids| ids.len());
         if active >= n {
             return Ok(());
         }
@@ -103,8 +101,9 @@ pub(crate) async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
 }
 
 async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
-    let chain_id = super::chain::num(&rpc(&c.rpc, "eth_chainId", json!([])).await?);
-    let mut sender = Sender::new(&c.rpc, c.operator_key).await?;
+    let rpc = Rpc::new(&c.rpc)?;
+    let chain_id = rpc.chain_id().await?;
+    let mut sender = Sender::new(rpc.clone(), c.operator_key).await?;
     let root = DevEnclave::from_seed(c.seed.as_bytes())?;
     let public: [u8; 32] = hex::decode(key.public_hex())?
         .try_into()
@@ -120,7 +119,7 @@ async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
         attestation: doc.into(),
         publicKey: public.to_vec().into(),
         tlsCertificate: Default::default(),
-        paymentAddress: gradnet_chain::genesis::address_of(&c.operator_key)?,
+        paymentAddress: gradnet_ledger::genesis::address_of(&c.operator_key)?,
         endpoint: c.endpoint.clone(),
         teeType: 0,
     };
@@ -130,13 +129,15 @@ async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
         .context("registering the dev enclave")?;
     let id = tee_registry::tee_id(&public);
     tracing::info!(tee = %id, "registered as a dev enclave (not an enclave: a test root signs its attestation)");
-    let age = rpc(
-        &c.rpc,
-        "eth_call",
-        json!([{"to": tee_registry::ADDRESS, "data": alloy_primitives::Bytes::from(ITEERegistry::maxHeartbeatAgeCall {}.abi_encode())}, "latest"]),
-    )
-    .await?;
-    let age = super::chain::num(&age).max(3);
+    let age = rpc
+        .call(
+            tee_registry::ADDRESS,
+            ITEERegistry::maxHeartbeatAgeCall {}.abi_encode(),
+        )
+        .await?;
+    let age: u64 = ITEERegistry::maxHeartbeatAgeCall::abi_decode_returns(&age)?
+        .saturating_to::<u64>()
+        .max(3);
     loop {
         tokio::time::sleep(Duration::from_secs(age / 3)).await;
         let ts = unix_now();

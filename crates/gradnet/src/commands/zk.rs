@@ -12,12 +12,12 @@ use gradnet_zk::{accuracy, onnx, ProofBundle, QuantModel, VerifyingKey};
 use serde_json::{json, Value};
 
 use crate::cli::{ZkCmd, ZkSetupArgs};
-use crate::client::Client;
 use crate::commands::infer::read_input;
+use gradnet_client::NodeClient as Client;
 
-pub(crate) const PROVING_KEY: &str = "proving.key";
-pub(crate) const VERIFYING_KEY: &str = "verifying.key";
-pub(crate) const META: &str = "zk.json";
+use gradnet_zk::keys::{
+    META_FILE as META, PROVING_KEY_FILE as PROVING_KEY, VERIFYING_KEY_FILE as VERIFYING_KEY,
+};
 /// 2^13: EZKL's calibrated scale for the benchmark models, and enough
 /// that their quantized argmax agrees with float inference.
 pub(crate) const DEFAULT_FRAC_BITS: u32 = 13;

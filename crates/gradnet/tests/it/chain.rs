@@ -200,8 +200,8 @@ fn devnet_refuses_a_network_without_validators() {
 
 #[test]
 fn a_killed_validator_loses_no_committed_block() {
-    use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
-    use gradnet_chain::wallet::{sign, TxRequest};
+    use gradnet_client::wallet::{sign, TxRequest};
+    use gradnet_ledger::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
     let public = node_key(&node_dir);
@@ -307,7 +307,7 @@ fn a_killed_validator_loses_no_committed_block() {
 
 #[test]
 fn init_makes_a_home_that_node_start_runs() {
-    use gradnet_chain::genesis::{Genesis, GenesisValidator};
+    use gradnet_ledger::genesis::{Genesis, GenesisValidator};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     let ports = Ports::free();
@@ -426,8 +426,8 @@ fn init_makes_a_home_that_node_start_runs() {
 #[test]
 fn eth_call_runs_hub_models_through_the_inference_precompile() {
     use alloy_sol_types::{SolCall, SolValue};
-    use gradnet_chain::genesis::{Genesis, GenesisValidator};
-    use gradnet_chain::inference::abi::*;
+    use gradnet_inference::abi::*;
+    use gradnet_ledger::genesis::{Genesis, GenesisValidator};
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
     let genesis = Genesis {
@@ -492,8 +492,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": data}]),
     );
     let gas = u64::from_str_radix(gas.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
-    let min =
-        21_000 + gradnet_chain::inference::precompile::inference_gas(1, data.len(), out.len());
+    let min = 21_000 + gradnet_inference::precompile::inference_gas(1, data.len(), out.len());
     assert!((min..min + 40_000).contains(&gas), "{gas} vs {min}");
     let as_f64 = |v: String, d: String| {
         let d: i64 = d.parse().unwrap();
@@ -577,8 +576,8 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
 fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     use alloy_primitives::U256;
     use alloy_sol_types::SolCall;
-    use gradnet_chain::genesis::*;
-    use gradnet_chain::inference::abi::*;
+    use gradnet_inference::abi::*;
+    use gradnet_ledger::genesis::*;
     let dir = tempfile::tempdir().unwrap();
     let node_dir = dir.path().join("node");
     let public_key = node_key(&node_dir);
@@ -600,8 +599,8 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
         }],
         alloc: [(sender, U256::from(100u64) * eth)].into(),
         code: [(
-            gradnet_chain::inference::demo_contract::ADDRESS,
-            gradnet_chain::inference::demo_contract::runtime_code(),
+            gradnet_inference::demo_contract::ADDRESS,
+            gradnet_inference::demo_contract::runtime_code(),
         )]
         .into(),
         // the node is its own (only) inference node
@@ -699,11 +698,11 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     // an eth_call and a PIPE transaction, both counted and timed
     let r = eth_call(1);
     assert!(r.get("result").is_some(), "{r}");
-    let raw = gradnet_chain::wallet::sign(
-        &gradnet_chain::wallet::TxRequest {
+    let raw = gradnet_client::wallet::sign(
+        &gradnet_client::wallet::TxRequest {
             chain_id: 8282,
             nonce: 0,
-            to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+            to: Some(gradnet_inference::demo_contract::ADDRESS),
             gas_limit: 1_000_000,
             data: calldata(2, 0),
             ..Default::default()
@@ -755,12 +754,12 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
             .contains("at capacity"),
         "{refused}"
     );
-    let body = gradnet_chain::inference::pipe::AnswerRequest {
+    let body = gradnet_inference::pipe::AnswerRequest {
         chain_id: 8282,
         calls: vec![calldata(4, 0)],
     };
     let (status, pipe) = rt.block_on(common::post(
-        &format!("{api}{}", gradnet_chain::inference::pipe::ANSWER_PATH),
+        &format!("{api}{}", gradnet_inference::pipe::ANSWER_PATH),
         serde_json::to_value(&body).unwrap(),
     ));
     assert_eq!(
@@ -810,15 +809,15 @@ fn json_inputs() -> serde_json::Value {
 fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replaced() {
     use alloy_primitives::U256;
     use alloy_sol_types::{SolCall, SolValue};
-    use gradnet_chain::inference::abi::*;
-    use gradnet_chain::inference::registry::INFERENCE_FEE;
+    use gradnet_inference::abi::*;
+    use gradnet_inference::registry::INFERENCE_FEE;
     let dir = tempfile::tempdir().unwrap();
     let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
     let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     use common::inference::{mlp_request, node_record as node, operator};
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
-    let sender = gradnet_chain::genesis::address_of(&key).unwrap();
+    let sender = gradnet_ledger::genesis::address_of(&key).unwrap();
     let balance = || {
         let b = rpc(
             &net.rpc,
@@ -829,11 +828,11 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     };
     let call = |nonce: u64, mode: u8| {
         let request = mlp_request(mode, &cid);
-        let raw = gradnet_chain::wallet::sign(
-            &gradnet_chain::wallet::TxRequest {
+        let raw = gradnet_client::wallet::sign(
+            &gradnet_client::wallet::TxRequest {
                 chain_id: 31337,
                 nonce,
-                to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+                to: Some(gradnet_inference::demo_contract::ADDRESS),
                 gas_limit: 1_000_000,
                 data: InferencePrecompile::runModelInferenceCall { request }
                     .abi_encode()
@@ -998,7 +997,7 @@ fn receipt_batches_settle_and_prove_through_the_cli() {
     let file = dir.path().join("batch.json");
     std::fs::write(&file, serde_json::to_vec(&batch).unwrap()).unwrap();
     let key =
-        gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE).to_string();
+        gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_OPERATOR_BASE).to_string();
     let cli = |args: &[&str]| {
         Command::new(BIN)
             .args(["receipt"])

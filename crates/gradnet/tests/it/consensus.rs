@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use common::ledger::*;
-use gradnet_chain::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
-use gradnet_chain::wallet::{sign, TxRequest};
+use gradnet_client::wallet::{sign, TxRequest};
+use gradnet_ledger::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
 use serde_json::json;
 
 const CHAIN_ID: u64 = 4747;

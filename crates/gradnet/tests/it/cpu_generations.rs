@@ -6,7 +6,7 @@
 
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
-use gradnet_chain::inference::abi::*;
+use gradnet_inference::abi::*;
 
 use crate::common;
 
@@ -60,11 +60,11 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
     // on chain: a QUORUM-3 call from the demo contract
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
     let request = mlp_request(3, &cid);
-    let raw = gradnet_chain::wallet::sign(
-        &gradnet_chain::wallet::TxRequest {
+    let raw = gradnet_client::wallet::sign(
+        &gradnet_client::wallet::TxRequest {
             chain_id: 31337,
             nonce: 0,
-            to: Some(gradnet_chain::inference::demo_contract::ADDRESS),
+            to: Some(gradnet_inference::demo_contract::ADDRESS),
             gas_limit: 1_000_000,
             data: InferencePrecompile::runModelInferenceCall { request }
                 .abi_encode()

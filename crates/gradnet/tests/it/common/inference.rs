@@ -3,15 +3,15 @@
 
 use alloy_primitives::Address;
 use alloy_sol_types::SolCall;
-use gradnet_chain::inference::abi::*;
-use gradnet_chain::inference::registry::IInferenceRegistry;
+use gradnet_inference::abi::*;
+use gradnet_inference::registry::IInferenceRegistry;
 
 use super::ledger::rpc;
 
 /// The operator account of the devnet's inference node `i`.
 pub(crate) fn operator(i: usize) -> Address {
-    let k = gradnet_chain::genesis::dev_key(gradnet_chain::genesis::DEV_OPERATOR_BASE + i as u64);
-    gradnet_chain::genesis::address_of(&k).unwrap()
+    let k = gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_OPERATOR_BASE + i as u64);
+    gradnet_ledger::genesis::address_of(&k).unwrap()
 }
 
 /// A node's registry record, as the validator at `url` holds it.
@@ -20,7 +20,7 @@ pub(crate) fn node_record(url: &str, op: Address) -> IInferenceRegistry::Inferen
     let out = rpc(
         url,
         "eth_call",
-        serde_json::json!([{"to": gradnet_chain::inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
+        serde_json::json!([{"to": gradnet_inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
     );
     let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
     IInferenceRegistry::getNodeCall::abi_decode_returns(&out).unwrap()

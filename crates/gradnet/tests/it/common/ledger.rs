@@ -16,28 +16,35 @@ pub(crate) fn free_port() -> u16 {
 
 /// The first of `n` consecutive free loopback ports.
 pub(crate) fn free_ports(n: u16) -> u16 {
-    loop {
-        let base = free_port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let held: Vec<_> = (0..n)
-            .map_while(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
-            .collect();
-        if held.len() == n as usize {
-            return base;
-        }
-    }
+    gradnet_node::ports::free_ports(n).unwrap()
 }
 
-/// A JSON-RPC call that must succeed.
-pub(crate) fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-    let r = try_rpc(url, method, params).unwrap_or_else(|e| panic!("{method} on {url}: {e}"));
-    assert!(r.get("error").is_none(), "{method}: {r}");
-    r["result"].clone()
+/// Runs a client library call from a test's thread, failing it after 10 s.
+pub(crate) fn client<T>(
+    url: &str,
+    call: impl AsyncFnOnce(gradnet_client::Rpc) -> Result<T, gradnet_client::ClientError>,
+) -> Result<T, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rpc = gradnet_client::Rpc::new(url).map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        match tokio::time::timeout(Duration::from_secs(10), call(rpc)).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer from {url} within 10 s")),
+        }
+    })
 }
 
-/// The whole JSON-RPC response, or why there is none (node down).
+/// A JSON-RPC call that must succeed, through the client library.
+pub(crate) fn rpc(url: &str, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+    client(url, async |r| r.request(method, params).await)
+        .unwrap_or_else(|e| panic!("{method} on {url}: {e}"))
+}
+
+/// The whole JSON-RPC response as the node sent it, or why there is none
+/// (node down): for the tests of error responses.
 pub(crate) fn try_rpc(
     url: &str,
     method: &str,
@@ -55,8 +62,7 @@ pub(crate) fn try_rpc(
 }
 
 pub(crate) fn head(url: &str) -> u64 {
-    let n = rpc(url, "eth_blockNumber", serde_json::json!([]));
-    u64::from_str_radix(n.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    client(url, async |r| r.block_number().await).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Waits until `f` holds, or panics with `what` after `secs`.

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -86,22 +86,7 @@ pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-pub(crate) fn models_dir() -> PathBuf {
-    std::env::var_os("GRADNET_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"))
-}
-
-/// A real model from `scripts/fetch-models`; a clear failure if it is missing.
-pub(crate) fn real_model(name: &str) -> PathBuf {
-    let p = models_dir().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/fetch-models (scripts/test does)",
-        p.display()
-    );
-    p
-}
+pub(crate) use gradnet_types::test_utils::{models_dir, real_model};
 
 /// GET `url` as JSON (any status).
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> T {

@@ -1,0 +1,24 @@
+//! Inference on chain, with no I/O: OpenGradient's precompile ABI at
+//! `0x…F4`, the inference node registry at `0x…F5`, the TEE registry, the
+//! workflow scheduler, ZKML checks, and PIPE's protocol: the block sidecar
+//! of signed node results that answers calls inside blocks, how nodes are
+//! sampled, and how their answers are decided and settled.
+
+// The workspace lint `missing_docs` is off here until this crate's public
+// items are documented.
+#![allow(missing_docs)]
+
+pub mod abi;
+pub mod demo_contract;
+pub mod error;
+pub mod mode;
+pub mod pipe;
+pub mod precompile;
+pub mod receipts;
+pub mod registry;
+pub mod scheduler;
+pub mod sidecar;
+pub mod slots;
+pub mod system_call;
+pub mod tee_registry;
+pub mod zk;

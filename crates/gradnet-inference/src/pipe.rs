@@ -1,0 +1,35 @@
+//! PIPE's wire protocol: a proposer sends the inference calls its block
+//! building found without results to the nodes sampled for them (one
+//! request per node carrying all its calls, to [`ANSWER_PATH`]); each node
+//! answers every call with a signed outcome. The HTTP legs live in the
+//! node library; this module is what both sides agree on.
+
+use std::time::Duration;
+
+use alloy_primitives::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The inference node's route that answers precompile calls.
+pub const ANSWER_PATH: &str = "/v1/pipe/answer";
+/// Time a proposer gives the nodes for one block's calls.
+pub const BUDGET: Duration = Duration::from_secs(2);
+/// Blocks a call is tried in before it is given up (and reverts).
+pub const MAX_TRIES: u32 = 3;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AnswerRequest {
+    pub chain_id: u64,
+    /// Calldata of each call to `0x…F4`.
+    pub calls: Vec<Bytes>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignedOutcome {
+    pub outcome: Bytes,
+    pub signature: Bytes,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AnswerResponse {
+    pub results: Vec<SignedOutcome>,
+}

@@ -1,0 +1,292 @@
+//! Blocks, receipts, the transaction index and the state, in redb. A block
+//! and the state it leads to are written in one durable transaction, so a
+//! node killed at any moment restarts on its last committed block.
+
+use std::path::Path;
+
+use alloy_primitives::{Address, Bloom, B256, U256};
+use parking_lot::RwLock;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use revm::state::AccountInfo;
+
+use crate::block::{Block, Header, StoredReceipt};
+use crate::error::ChainError;
+use crate::genesis::Genesis;
+use crate::state::{encode_account, storage_key, Diff, StateReader};
+
+/// number -> block hash (32 bytes) followed by the RLP block
+pub(crate) const BLOCKS_BY_NUMBER: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_NUMBERS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("block_numbers");
+/// tx hash -> (block number, index in block)
+const TX_INDEX: TableDefinition<&[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
+/// number -> JSON list of receipts
+const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// number -> the commit certificate that decided the block (encoded by
+/// `consensus::codec`), served to nodes catching up
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+pub(crate) const ACCOUNTS: TableDefinition<&[u8; 20], &[u8]> = TableDefinition::new("accounts");
+pub(crate) const STORAGE: TableDefinition<&[u8; 52], [u8; 32]> = TableDefinition::new("storage");
+pub(crate) const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("code");
+
+/// A block with what executing it produced, ready to commit.
+#[derive(Debug, Clone)]
+pub struct Executed {
+    pub block: Block,
+    pub receipts: Vec<StoredReceipt>,
+    pub diff: Diff,
+}
+
+pub struct Store {
+    db: redb::Database,
+    genesis: Genesis,
+    head: RwLock<Header>,
+}
+
+fn bad<E: std::fmt::Display>(e: E) -> ChainError {
+    ChainError::State(e.to_string())
+}
+
+impl Store {
+    /// Opens the chain in `dir`, writing the genesis state on first use.
+    pub fn open(dir: &Path, genesis: Genesis) -> Result<Self, ChainError> {
+        genesis.check()?;
+        std::fs::create_dir_all(dir).map_err(bad)?;
+        let db = redb::Database::create(dir.join("chain.redb")).map_err(bad)?;
+        let existing = {
+            let r = db.begin_read().map_err(bad)?;
+            match r.open_table(META) {
+                Ok(t) => t.get("genesis").map_err(bad)?.map(|v| v.value().to_vec()),
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(bad(e)),
+            }
+        };
+        let head = match existing {
+            Some(hash) => {
+                if hash != genesis.hash().as_slice() {
+                    return Err(ChainError::Invalid(format!(
+                        "{} holds another chain (genesis {}), not this genesis ({})",
+                        dir.display(),
+                        B256::from_slice(&hash),
+                        genesis.hash()
+                    )));
+                }
+                let r = db.begin_read().map_err(bad)?;
+                let t = r.open_table(BLOCKS_BY_NUMBER).map_err(bad)?;
+                let (_, last) = t.last().map_err(bad)?.ok_or_else(|| bad("no blocks"))?;
+                Block::decode(&last.value()[32..])?.header
+            }
+            None => Self::write_genesis(&db, &genesis)?,
+        };
+        Ok(Store {
+            db,
+            genesis,
+            head: RwLock::new(head),
+        })
+    }
+
+    fn write_genesis(db: &redb::Database, g: &Genesis) -> Result<Header, ChainError> {
+        let mut diff = Diff::default();
+        for (a, balance) in &g.alloc {
+            diff.accounts.insert(
+                *a,
+                Some(AccountInfo {
+                    balance: *balance,
+                    ..Default::default()
+                }),
+            );
+        }
+        for (a, code) in &g.code {
+            let code_hash = alloy_primitives::keccak256(code);
+            let balance = g.alloc.get(a).copied().unwrap_or_default();
+            diff.accounts.insert(
+                *a,
+                Some(AccountInfo {
+                    balance,
+                    nonce: 1,
+                    code_hash,
+                    ..Default::default()
+                }),
+            );
+            diff.codes.insert(code_hash, code.clone());
+        }
+        let (slots, staked) = g.registry_storage()?;
+        if !slots.is_empty() {
+            diff.accounts.insert(
+                gradnet_inference::registry::ADDRESS,
+                Some(AccountInfo {
+                    nonce: 1,
+                    balance: staked,
+                    ..Default::default()
+                }),
+            );
+            diff.storage
+                .insert(gradnet_inference::registry::ADDRESS, slots);
+        }
+        let header = Header {
+            parent_hash: g.hash(),
+            number: 0,
+            timestamp: g.timestamp,
+            proposer: Address::ZERO,
+            coinbase: Address::ZERO,
+            state_root: diff.commitment(B256::ZERO),
+            transactions_root: crate::block::transactions_root(&[]),
+            receipts_root: crate::block::receipts_root(&[]),
+            logs_bloom: Bloom::ZERO,
+            gas_limit: g.gas_limit,
+            gas_used: 0,
+            base_fee: g.base_fee,
+            sidecar_root: B256::ZERO,
+        };
+        let executed = Executed {
+            block: Block {
+                header: header.clone(),
+                transactions: vec![],
+                sidecar: Default::default(),
+            },
+            receipts: vec![],
+            diff,
+        };
+        let w = db.begin_write().map_err(bad)?;
+        Self::write(&w, &executed)?;
+        w.open_table(META)
+            .map_err(bad)?
+            .insert("genesis", g.hash().as_slice())
+            .map_err(bad)?;
+        w.commit().map_err(bad)?;
+        Ok(header)
+    }
+
+    fn write(w: &redb::WriteTransaction, e: &Executed) -> Result<(), ChainError> {
+        let hash = e.block.hash();
+        let n = e.block.header.number;
+        let mut bytes = hash.to_vec();
+        bytes.extend_from_slice(&e.block.encode());
+        w.open_table(BLOCKS_BY_NUMBER)
+            .map_err(bad)?
+            .insert(n, bytes.as_slice())
+            .map_err(bad)?;
+        w.open_table(BLOCK_NUMBERS)
+            .map_err(bad)?
+            .insert(&hash.0, n)
+            .map_err(bad)?;
+        {
+            let mut t = w.open_table(TX_INDEX).map_err(bad)?;
+            for (i, r) in e.receipts.iter().enumerate() {
+                t.insert(&r.tx_hash.0, (n, i as u32)).map_err(bad)?;
+            }
+        }
+        let receipts = serde_json::to_vec(&e.receipts).map_err(bad)?;
+        w.open_table(RECEIPTS)
+            .map_err(bad)?
+            .insert(n, receipts.as_slice())
+            .map_err(bad)?;
+        let d = &e.diff;
+        let mut storage = w.open_table(STORAGE).map_err(bad)?;
+        for a in &d.wiped {
+            let from = storage_key(a, &U256::ZERO);
+            let to = storage_key(a, &U256::MAX);
+            storage
+                .retain_in::<&[u8; 52], _>(&from..=&to, |_, _| false)
+                .map_err(bad)?;
+        }
+        for (a, slots) in &d.storage {
+            for (k, v) in slots {
+                let key = storage_key(a, k);
+                if v.is_zero() {
+                    storage.remove(&key).map_err(bad)?;
+                } else {
+                    storage.insert(&key, v.to_be_bytes::<32>()).map_err(bad)?;
+                }
+            }
+        }
+        let mut accounts = w.open_table(ACCOUNTS).map_err(bad)?;
+        for (a, info) in &d.accounts {
+            match info {
+                Some(i) => accounts
+                    .insert(&a.into_array(), encode_account(i).as_slice())
+                    .map(|_| ()),
+                None => accounts.remove(&a.into_array()).map(|_| ()),
+            }
+            .map_err(bad)?;
+        }
+        let mut code = w.open_table(CODE).map_err(bad)?;
+        for (h, c) in &d.codes {
+            code.insert(&h.0, c.as_ref()).map_err(bad)?;
+        }
+        Ok(())
+    }
+
+    /// Appends an executed block on the head, durably, with the certificate
+    /// that decided it.
+    pub fn commit(&self, e: &Executed, certificate: &[u8]) -> Result<(), ChainError> {
+        let mut head = self.head.write();
+        if e.block.header.number != head.number + 1 || e.block.header.parent_hash != head.hash() {
+            return Err(ChainError::Invalid(format!(
+                "block {} does not extend the head {}",
+                e.block.header.number, head.number
+            )));
+        }
+        let w = self.db.begin_write().map_err(bad)?;
+        Self::write(&w, e)?;
+        w.open_table(CERTIFICATES)
+            .map_err(bad)?
+            .insert(e.block.header.number, certificate)
+            .map_err(bad)?;
+        w.commit().map_err(bad)?;
+        *head = e.block.header.clone();
+        Ok(())
+    }
+
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    pub fn head(&self) -> Header {
+        self.head.read().clone()
+    }
+
+    /// A snapshot of the committed state.
+    pub fn state(&self) -> Result<StateReader, ChainError> {
+        StateReader::new(&self.db).map_err(|e| ChainError::State(e.0))
+    }
+
+    pub fn block(&self, number: u64) -> Result<Option<Block>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = r.open_table(BLOCKS_BY_NUMBER).map_err(bad)?;
+        let v = t.get(&number).map_err(bad)?;
+        v.map(|v| Block::decode(&v.value()[32..])).transpose()
+    }
+
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = r.open_table(BLOCK_NUMBERS).map_err(bad)?;
+        Ok(t.get(&hash.0).map_err(bad)?.map(|v| v.value()))
+    }
+
+    pub fn receipts(&self, number: u64) -> Result<Vec<StoredReceipt>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = r.open_table(RECEIPTS).map_err(bad)?;
+        match t.get(&number).map_err(bad)? {
+            Some(v) => serde_json::from_slice(v.value()).map_err(bad),
+            None => Ok(vec![]),
+        }
+    }
+
+    pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = match r.open_table(CERTIFICATES) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(bad(e)),
+        };
+        Ok(t.get(&number).map_err(bad)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Where a transaction landed: block number and index.
+    pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, ChainError> {
+        let r = self.db.begin_read().map_err(bad)?;
+        let t = r.open_table(TX_INDEX).map_err(bad)?;
+        Ok(t.get(&hash.0).map_err(bad)?.map(|v| v.value()))
+    }
+}
