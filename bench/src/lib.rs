@@ -24,7 +24,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub use gradnet_runtime::samples::{nest, pattern_image};
+pub use gradnet_runtime::generated::{nest, pattern_image};
 
 /// Serves `state` on a loopback port from this process; returns its base URL.
 pub async fn serve_in_process(state: gradnet_api::AppState) -> String {

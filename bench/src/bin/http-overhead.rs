@@ -50,9 +50,9 @@ async fn main() {
         ),
         (
             "MLP 784-128-10, batch 1",
-            gradnet_runtime::samples::mlp(784, 128, 10, 7),
+            gradnet_runtime::generated::mlp(784, 128, 10, 7),
             "x",
-            gradnet_bench::nest(&gradnet_runtime::samples::weights(784, 1, 1.0), &[1, 784]),
+            gradnet_bench::nest(&gradnet_runtime::generated::weights(784, 1, 1.0), &[1, 784]),
             3000,
         ),
     ];

@@ -15,7 +15,7 @@ use gradnet_types::{ContentId, NodeKey};
 fn write_file(path: &std::path::Path, mb: usize) -> ContentId {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut h = blake3::Hasher::new();
-    let block: Vec<u8> = gradnet_runtime::samples::weights(1 << 18, 3, 1.0)
+    let block: Vec<u8> = gradnet_runtime::generated::weights(1 << 18, 3, 1.0)
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect();

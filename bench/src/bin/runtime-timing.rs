@@ -23,7 +23,7 @@ fn main() {
     let data = if shape.len() == 4 {
         gradnet_bench::pattern_image(shape[2], shape[3])
     } else {
-        gradnet_runtime::samples::weights(n, 42, 1.0)
+        gradnet_runtime::generated::weights(n, 42, 1.0)
     };
     let backend = match a[6].as_str() {
         "deterministic" => Backend::Deterministic,

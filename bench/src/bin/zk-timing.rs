@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use ark_std::rand::SeedableRng;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use gradnet_zk::keys::proving_key_to_bytes;
 use gradnet_zk::{accuracy, onnx, prove, setup, verify};
 use serde_json::json;
@@ -30,13 +30,13 @@ fn main() {
         Some("write") => {
             let dir = std::path::Path::new(&args[2]);
             std::fs::create_dir_all(dir).unwrap();
-            std::fs::write(dir.join("mlp.onnx"), samples::mlp(784, 32, 10, 7)).unwrap();
-            std::fs::write(dir.join("cnn.onnx"), samples::cnn(3)).unwrap();
+            std::fs::write(dir.join("mlp.onnx"), generated::mlp(784, 32, 10, 7)).unwrap();
+            std::fs::write(dir.join("cnn.onnx"), generated::cnn(3)).unwrap();
             // image-like inputs in [0, 1)
             let inputs = |seed: u64| -> Vec<Vec<f32>> {
                 (0..16)
                     .map(|s| {
-                        samples::weights(784, seed + s, 0.5)
+                        generated::weights(784, seed + s, 0.5)
                             .iter()
                             .map(|v| v + 0.5)
                             .collect()

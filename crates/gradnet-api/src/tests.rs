@@ -90,7 +90,7 @@ async fn try_publish(s: &AppState, repo: &str, bytes: &[u8]) -> (StatusCode, Val
 }
 
 fn mlp() -> Vec<u8> {
-    gradnet_runtime::samples::mlp(4, 8, 3, 7)
+    gradnet_runtime::generated::mlp(4, 8, 3, 7)
 }
 
 #[tokio::test]
@@ -238,7 +238,7 @@ async fn a_full_queue_refuses_at_once_and_frees_its_place() {
         ..ApiConfig::default()
     });
     let s = n.state.clone();
-    let (busy, _) = publish(&s, "busy", &gradnet_runtime::samples::busy(8192, 48, 1)).await;
+    let (busy, _) = publish(&s, "busy", &gradnet_runtime::generated::busy(8192, 48, 1)).await;
     let (model, _) = publish(&s, "mlp", &mlp()).await;
     let x = json!({"x": [[0.5, -1.0, 0.25, 3.0]]});
     let long = tokio::spawn({

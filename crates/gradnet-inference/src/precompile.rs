@@ -45,7 +45,7 @@ use crate::mode::Mode;
 use crate::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
 use crate::revert;
 use crate::scheduler;
-use crate::sidecar::{self, Decision, SamplingView, ServedCall};
+use crate::sidecar::{self, Decision, RegistryView, ServedCall};
 use crate::slots::JournalSlots;
 use crate::tee_registry;
 use crate::zk;
@@ -135,7 +135,7 @@ pub struct Progress {
 
 /// ResultSource inside a block: from its sidecar.
 pub struct BlockResults {
-    pub view: SamplingView,
+    pub view: RegistryView,
     pub served: HashMap<B256, ServedCall>,
     /// A proposer's pre-execution: a call without a result is recorded
     /// (and its transaction left out) rather than failing the block.
@@ -151,7 +151,7 @@ pub struct BlockResults {
 }
 
 impl BlockResults {
-    pub fn new(view: SamplingView, served: HashMap<B256, ServedCall>, record: bool) -> Arc<Self> {
+    pub fn new(view: RegistryView, served: HashMap<B256, ServedCall>, record: bool) -> Arc<Self> {
         Arc::new(BlockResults {
             view,
             served,
@@ -163,7 +163,7 @@ impl BlockResults {
     }
 
     /// ResultSource for a pass that only discovers calls.
-    pub fn speculative(view: SamplingView, served: HashMap<B256, ServedCall>) -> Arc<Self> {
+    pub fn speculative(view: RegistryView, served: HashMap<B256, ServedCall>) -> Arc<Self> {
         Arc::new(BlockResults {
             view,
             served,
@@ -476,7 +476,7 @@ fn settle<CTX: ContextTr>(
 /// validator, from the registry: not the node's choice).
 fn mark_dev_enclave<CTX: ContextTr>(
     ctx: &mut CTX,
-    view: &SamplingView,
+    view: &RegistryView,
     node: &Address,
     out: Vec<u8>,
 ) -> Result<Vec<u8>, SystemError> {

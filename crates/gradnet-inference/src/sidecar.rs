@@ -169,7 +169,7 @@ pub fn verify_signature(key: &B256, message: &[u8], signature: &[u8]) -> bool {
 
 /// The registry as of the parent block: who may serve calls in this one.
 #[derive(Debug, Clone, Default)]
-pub struct SamplingView {
+pub struct RegistryView {
     pub chain_id: u64,
     pub parent_hash: B256,
     /// The number of the block being built.
@@ -180,7 +180,7 @@ pub struct SamplingView {
     pub tee_keys: Vec<B256>,
 }
 
-impl SamplingView {
+impl RegistryView {
     /// Eligible nodes for a call in the order they are asked: weighted
     /// sampling by stake without replacement, seeded by the parent hash
     /// and the request, so every validator derives the same order.
@@ -298,7 +298,7 @@ pub fn decide(call: &ServedCall, quorum: usize) -> Decision {
 /// majority. Errors make the whole block invalid.
 pub fn check(
     call: &ServedCall,
-    view: &SamplingView,
+    view: &RegistryView,
     mode: Mode,
     model: &str,
 ) -> Result<(), String> {

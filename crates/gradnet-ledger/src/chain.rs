@@ -17,7 +17,7 @@ use crate::store::{Executed, Store};
 use crate::tx;
 use gradnet_inference::pipe;
 use gradnet_inference::precompile::{BlockResults, Inferencer, Miss, ResultSource};
-use gradnet_inference::sidecar::{SamplingView, ServedCall};
+use gradnet_inference::sidecar::{RegistryView, ServedCall};
 
 pub struct Chain {
     pub store: Store,
@@ -40,14 +40,14 @@ pub struct Chain {
 /// block building itself does no I/O.
 pub trait MissServer: Send + Sync {
     /// Serves what it can of `misses` before `deadline`.
-    fn serve(&self, view: &SamplingView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall>;
+    fn serve(&self, view: &RegistryView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall>;
 }
 
 impl<F> MissServer for F
 where
-    F: Fn(&SamplingView, Vec<Miss>, Instant) -> Vec<ServedCall> + Send + Sync,
+    F: Fn(&RegistryView, Vec<Miss>, Instant) -> Vec<ServedCall> + Send + Sync,
 {
-    fn serve(&self, view: &SamplingView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
+    fn serve(&self, view: &RegistryView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
         self(view, misses, deadline)
     }
 }
@@ -148,7 +148,7 @@ impl Chain {
         let txs = self
             .pool
             .pending(nonce, exec::next_base_fee(&head), max_txs);
-        let view = exec::sampling_view(&state, self.chain_id, &head)?;
+        let view = exec::registry_view(&state, self.chain_id, &head)?;
         let deadline = std::time::Instant::now() + pipe::BUDGET;
         let mut served = std::collections::HashMap::new();
         let mut pass = 0;

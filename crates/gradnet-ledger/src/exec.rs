@@ -20,7 +20,7 @@ use crate::store::Executed;
 use crate::tx::{tx_env, PooledTx};
 use gradnet_inference::precompile::{BlockResults, Precompiles, ResultSource};
 use gradnet_inference::registry::{Fault, Registry};
-use gradnet_inference::sidecar::{self, Decision, SamplingView, Sidecar};
+use gradnet_inference::sidecar::{self, Decision, RegistryView, Sidecar};
 use gradnet_inference::tee_registry::TeeRegistry;
 
 /// The EVM rules the chain runs.
@@ -57,11 +57,11 @@ pub struct Built {
 }
 
 /// The registry as of `parent`, for the block after it.
-pub fn sampling_view(
+pub fn registry_view(
     state: &StateReader,
     chain_id: u64,
     parent: &Header,
-) -> Result<SamplingView, ChainError> {
+) -> Result<RegistryView, ChainError> {
     let nodes = Registry(ReaderSlots {
         state,
         account: gradnet_inference::registry::ADDRESS,
@@ -72,7 +72,7 @@ pub fn sampling_view(
         account: gradnet_inference::registry::ADDRESS,
     })
     .active_keys(parent.timestamp)?;
-    Ok(SamplingView {
+    Ok(RegistryView {
         chain_id,
         parent_hash: parent.hash(),
         block: parent.number + 1,
@@ -487,7 +487,7 @@ pub fn verify_known(
         proposer: h.proposer,
         coinbase: h.coinbase,
     };
-    let view = sampling_view(state, chain_id, parent)?;
+    let view = registry_view(state, chain_id, parent)?;
     let mut served = std::collections::HashMap::new();
     for c in &block.sidecar.calls {
         if served.insert(c.request_hash, c.clone()).is_some() {

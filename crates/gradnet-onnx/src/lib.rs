@@ -24,12 +24,12 @@
 
 pub mod cx;
 pub mod error;
+pub mod generated;
 mod graph;
 pub mod io;
 pub mod kernels;
 mod ops;
 pub mod proto;
-pub mod samples;
 pub mod tensor;
 
 use std::sync::Arc;

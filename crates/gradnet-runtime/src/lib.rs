@@ -7,8 +7,8 @@
 
 mod engines;
 mod error;
+pub mod generated;
 pub mod llm;
-pub mod samples;
 mod signature;
 
 use std::sync::Arc;

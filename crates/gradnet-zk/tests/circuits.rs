@@ -3,7 +3,7 @@
 //! proof, key or model does not.
 
 use ark_std::rand::SeedableRng;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use gradnet_zk::keys::{proof_from_bytes, proof_to_bytes};
 use gradnet_zk::{accuracy, onnx, prove, setup, verify, Op, VerifyingKey, ZkError};
 
@@ -13,13 +13,13 @@ fn rng(seed: u64) -> ark_std::rand::rngs::StdRng {
 
 fn inputs(n: usize, len: usize) -> Vec<Vec<f32>> {
     (0..n)
-        .map(|s| samples::weights(len, 100 + s as u64, 1.0))
+        .map(|s| generated::weights(len, 100 + s as u64, 1.0))
         .collect()
 }
 
 #[test]
 fn an_mlp_compiles_to_two_linear_maps_with_the_relu_fused() {
-    let m = onnx::compile(&samples::mlp(4, 8, 3, 7), 12).unwrap();
+    let m = onnx::compile(&generated::mlp(4, 8, 3, 7), 12).unwrap();
     assert_eq!(
         (m.input_shape.clone(), m.output_shape.clone()),
         (vec![1, 4], vec![1, 3])
@@ -33,14 +33,14 @@ fn an_mlp_compiles_to_two_linear_maps_with_the_relu_fused() {
         })
         .collect();
     assert_eq!(relus, [true, false]);
-    let r = accuracy::report(&samples::mlp(4, 8, 3, 7), &m, &inputs(200, 4)).unwrap();
+    let r = accuracy::report(&generated::mlp(4, 8, 3, 7), &m, &inputs(200, 4)).unwrap();
     assert!(r.max_abs_error < 0.01, "{r:?}");
     assert!(r.argmax_agreement >= 0.99, "{r:?}");
 }
 
 #[test]
 fn every_supported_operator_lowers_and_matches_float_inference() {
-    let onnx_bytes = samples::conv_chain(3);
+    let onnx_bytes = generated::conv_chain(3);
     let m = onnx::compile(&onnx_bytes, 12).unwrap();
     assert_eq!(m.output_shape, vec![1, 3]);
     assert!(m.ops.iter().any(|op| matches!(op, Op::MaxPool { .. })));
@@ -55,7 +55,7 @@ fn every_supported_operator_lowers_and_matches_float_inference() {
 
 #[test]
 fn unsupported_operators_are_all_named() {
-    let e = onnx::compile(&samples::sigmoid_softmax(), 8).unwrap_err();
+    let e = onnx::compile(&generated::sigmoid_softmax(), 8).unwrap_err();
     assert!(
         matches!(&e, ZkError::Unsupported(ops) if ops == &["Sigmoid", "Softmax"]),
         "{e}"
@@ -67,13 +67,13 @@ fn unsupported_operators_are_all_named() {
     );
     let e = onnx::compile(b"not a model", 8).unwrap_err();
     assert!(e.to_string().contains("not an ONNX model"), "{e}");
-    let e = onnx::compile(&samples::two_inputs(), 8).unwrap_err();
+    let e = onnx::compile(&generated::two_inputs(), 8).unwrap_err();
     assert!(e.to_string().contains("one input tensor"), "{e}");
 }
 
 #[test]
 fn a_proof_verifies_and_anything_changed_does_not() {
-    let m = onnx::compile(&samples::mlp(4, 8, 3, 7), 10).unwrap();
+    let m = onnx::compile(&generated::mlp(4, 8, 3, 7), 10).unwrap();
     let keys = setup(&m, &mut rng(1)).unwrap();
     let x = m.quantize(&[0.5, -1.0, 0.25, 1.2]).unwrap();
     let (y, proof) = prove(&m, &keys.proving, &x).unwrap();
@@ -114,7 +114,7 @@ fn a_proof_verifies_and_anything_changed_does_not() {
     assert!(VerifyingKey::from_bytes(&vk_bytes[..vk_bytes.len() - 1]).is_err());
 
     // another model (other weights, same shapes) and its key
-    let other = onnx::compile(&samples::mlp(4, 8, 3, 8), 10).unwrap();
+    let other = onnx::compile(&generated::mlp(4, 8, 3, 8), 10).unwrap();
     let other_keys = setup(&other, &mut rng(1)).unwrap();
     assert!(
         !verify(&other_keys.verifying, &x, &y, &proof),
@@ -126,10 +126,10 @@ fn a_proof_verifies_and_anything_changed_does_not() {
 
 #[test]
 fn conv_maxpool_and_batchnorm_circuits_prove() {
-    let m = onnx::compile(&samples::conv_chain(5), 10).unwrap();
+    let m = onnx::compile(&generated::conv_chain(5), 10).unwrap();
     let keys = setup(&m, &mut rng(4)).unwrap();
     for s in 0..2 {
-        let x = m.quantize(&samples::weights(64, 40 + s, 1.0)).unwrap();
+        let x = m.quantize(&generated::weights(64, 40 + s, 1.0)).unwrap();
         let (y, proof) = prove(&m, &keys.proving, &x).unwrap();
         assert!(verify(&keys.verifying, &x, &y, &proof));
         let mut wrong = y.clone();
@@ -140,7 +140,7 @@ fn conv_maxpool_and_batchnorm_circuits_prove() {
 
 #[test]
 fn out_of_range_values_are_refused_not_wrapped() {
-    let m = onnx::compile(&samples::mlp(4, 8, 3, 7), 10).unwrap();
+    let m = onnx::compile(&generated::mlp(4, 8, 3, 7), 10).unwrap();
     let e = m.quantize(&[1e9, 0.0, 0.0, 0.0]).unwrap_err();
     assert!(matches!(e, ZkError::Range(_)), "{e}");
     let e = m.quantize(&[f32::NAN, 0.0, 0.0, 0.0]).unwrap_err();

@@ -39,20 +39,6 @@ pub(crate) struct FileConfig {
     pub hub_peers: Vec<String>,
 }
 
-/// The ledger part of a node (on when a genesis is given).
-#[derive(Debug, Clone)]
-pub(crate) struct ChainConfig {
-    pub genesis: PathBuf,
-    pub rpc_listen: String,
-    pub block_time: std::time::Duration,
-    /// Consensus p2p address (multiaddr or ip:port).
-    pub p2p_listen: String,
-    /// The other validators' consensus p2p addresses.
-    pub peers: Vec<String>,
-    /// The other validators' JSON-RPC URLs, to relay transactions to.
-    pub peer_rpc: Vec<String>,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct NodeConfig {
     pub data_dir: PathBuf,
@@ -60,11 +46,11 @@ pub(crate) struct NodeConfig {
     pub hub: HubConfig,
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
-    pub chain: Option<ChainConfig>,
+    pub chain: Option<gradnet_node::ledger::LedgerConfig>,
     /// Test only: alter every PIPE result (a faulty inference node).
     pub byzantine: bool,
     /// Development only: act as a dev enclave.
-    pub dev_enclave: Option<crate::commands::tee::DevEnclaveConfig>,
+    pub dev_enclave: Option<gradnet_node::dev_enclave::DevEnclaveConfig>,
 }
 
 /// A repeatable flag's values, or the config file's list when none is given.
@@ -122,11 +108,8 @@ impl NodeConfig {
         let hub = HubConfig::default();
         let rt = RuntimeConfig::default();
         let api = ApiConfig::default();
-        let chain = args
-            .genesis
-            .clone()
-            .or(file.genesis)
-            .map(|genesis| ChainConfig {
+        let chain = args.genesis.clone().or(file.genesis).map(|genesis| {
+            gradnet_node::ledger::LedgerConfig {
                 genesis,
                 rpc_listen: args
                     .rpc_listen
@@ -146,13 +129,14 @@ impl NodeConfig {
                     .unwrap_or_else(|| "0.0.0.0:26656".into()),
                 peers: list(&args.peer, &file.peers),
                 peer_rpc: list(&args.peer_rpc, &file.peer_rpc),
-            });
+            }
+        });
         Ok(NodeConfig {
             chain,
             byzantine: args.byzantine,
             dev_enclave: match (&args.tee_dev_enclave, &args.tee_operator_key, &args.tee_rpc) {
                 (Some(seed), Some(key), Some(rpc)) => {
-                    Some(crate::commands::tee::DevEnclaveConfig {
+                    Some(gradnet_node::dev_enclave::DevEnclaveConfig {
                         seed: seed.clone(),
                         operator_key: key
                             .parse()

@@ -14,7 +14,7 @@ use std::time::Instant;
 use alloy_primitives::{Address, B256};
 use gradnet_inference::pipe::{AnswerRequest, AnswerResponse, ANSWER_PATH, MAX_TRIES};
 use gradnet_inference::precompile::Miss;
-use gradnet_inference::sidecar::{self, Decision, NodeResult, SamplingView, ServedCall};
+use gradnet_inference::sidecar::{self, Decision, NodeResult, RegistryView, ServedCall};
 use gradnet_ledger::chain::MissServer;
 
 /// Sends a proposer's unanswered calls to the sampled nodes over HTTP.
@@ -77,7 +77,7 @@ impl Dispatcher {
     /// Serves what it can of `misses` for the block `view` describes.
     pub async fn serve_calls(
         &self,
-        view: &SamplingView,
+        view: &RegistryView,
         misses: Vec<Miss>,
         deadline: Instant,
     ) -> Vec<ServedCall> {
@@ -210,7 +210,7 @@ impl Dispatcher {
 }
 
 impl MissServer for Dispatcher {
-    fn serve(&self, view: &SamplingView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
+    fn serve(&self, view: &RegistryView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
         // block building runs on a blocking thread of the node's runtime
         tokio::runtime::Handle::current().block_on(self.serve_calls(view, misses, deadline))
     }

@@ -12,7 +12,7 @@ use gradnet_ledger::mempool::PoolConfig;
 
 /// The serving step of a proposer without inference nodes: nothing served.
 fn no_inference(
-    _: &gradnet_inference::sidecar::SamplingView,
+    _: &gradnet_inference::sidecar::RegistryView,
     _: Vec<gradnet_inference::precompile::Miss>,
     _: std::time::Instant,
 ) -> Vec<gradnet_inference::sidecar::ServedCall> {

@@ -171,7 +171,7 @@ fn balance(v: Value) -> U256 {
 
 #[tokio::test]
 async fn quorum_outvotes_and_slashes_a_faulty_node_and_the_caller_gets_the_honest_result() {
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let nodes = vec![
         inference_node(0, &onnx, false).await,
@@ -321,7 +321,7 @@ async fn quorum_outvotes_and_slashes_a_faulty_node_and_the_caller_gets_the_hones
 
 #[tokio::test]
 async fn a_node_that_is_down_is_replaced_and_a_call_nobody_serves_reverts_after_its_tries() {
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let nodes = vec![
         inference_node(0, &onnx, false).await,
@@ -718,7 +718,7 @@ fn workflow_initcode(request: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_end_time() {
     use gradnet_inference::scheduler::{self, IWorkflowScheduler};
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let nodes = [
         inference_node(0, &onnx, false).await,
@@ -926,13 +926,14 @@ async fn eth_call(dev: &Dev, to: Address, data: Vec<u8>) -> Result<Bytes, Value>
 #[tokio::test]
 async fn zkml_results_are_proved_checked_by_validators_and_by_contracts() {
     use ark_std::rand::SeedableRng;
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let model = gradnet_zk::onnx::compile(&onnx, 10).unwrap();
     let keys = Arc::new(
         gradnet_zk::setup(&model, &mut ark_std::rand::rngs::StdRng::seed_from_u64(11)).unwrap(),
     );
-    let other = gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 8), 10).unwrap();
+    let other =
+        gradnet_zk::onnx::compile(&gradnet_runtime::generated::mlp(4, 8, 3, 8), 10).unwrap();
     let other_keys = Arc::new(
         gradnet_zk::setup(&other, &mut ark_std::rand::rngs::StdRng::seed_from_u64(12)).unwrap(),
     );
@@ -1166,7 +1167,7 @@ fn unix_now() -> u64 {
 async fn tee_calls_go_only_to_active_approved_enclaves() {
     use gradnet_inference::tee_registry::{self, ITEERegistry};
     use gradnet_tee::dev::DevEnclave;
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let dev_root = DevEnclave::from_seed(b"pipe-test").unwrap();
     let pcrs: std::collections::BTreeMap<u64, Vec<u8>> =

@@ -30,7 +30,7 @@ fn number(v: i128, d: i128) -> Number {
 #[tokio::test]
 async fn eth_call_runs_a_model_through_the_precompile() {
     let dev = dev().await;
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = ContentId::of(&onnx).to_string();
     let runtime = OnnxRunner::new(RuntimeConfig::default()).unwrap();
     dev.chain.set_inferencer(Arc::new(Local {

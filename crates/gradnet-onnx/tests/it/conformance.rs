@@ -29,13 +29,13 @@ fn python() -> String {
 fn build_corpus(dir: &Path) {
     let gen = dir.join("generated");
     std::fs::create_dir_all(&gen).unwrap();
-    use gradnet_onnx::samples;
+    use gradnet_onnx::generated;
     for (name, bytes) in [
-        ("mlp", samples::mlp(64, 128, 10, 3)),
-        ("cnn", samples::cnn(5)),
-        ("conv-chain", samples::conv_chain(4)),
-        ("sigmoid-softmax", samples::sigmoid_softmax()),
-        ("two-inputs", samples::two_inputs()),
+        ("mlp", generated::mlp(64, 128, 10, 3)),
+        ("cnn", generated::cnn(5)),
+        ("conv-chain", generated::conv_chain(4)),
+        ("sigmoid-softmax", generated::sigmoid_softmax()),
+        ("two-inputs", generated::two_inputs()),
     ] {
         std::fs::write(gen.join(format!("{name}.onnx")), bytes).unwrap();
     }

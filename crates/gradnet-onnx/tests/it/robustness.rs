@@ -5,7 +5,7 @@
 //! allocate without bound or hang.
 
 use gradnet_onnx::proto::{self, ModelProto};
-use gradnet_onnx::{samples, DType, Data, Engine, Options, Tensor};
+use gradnet_onnx::{generated, DType, Data, Engine, Options, Tensor};
 use prost::Message;
 
 struct Rng(u64);
@@ -344,11 +344,11 @@ fn ml_model() -> Vec<u8> {
 #[test]
 fn mutated_models_fail_cleanly_never_panic() {
     let mut bases: Vec<(&str, Vec<u8>)> = vec![
-        ("mlp", samples::mlp(4, 8, 3, 1)),
-        ("cnn", samples::cnn(5)),
-        ("conv-chain", samples::conv_chain(4)),
-        ("sigmoid-softmax", samples::sigmoid_softmax()),
-        ("two-inputs", samples::two_inputs()),
+        ("mlp", generated::mlp(4, 8, 3, 1)),
+        ("cnn", generated::cnn(5)),
+        ("conv-chain", generated::conv_chain(4)),
+        ("sigmoid-softmax", generated::sigmoid_softmax()),
+        ("two-inputs", generated::two_inputs()),
         ("ml", ml_model()),
     ];
     // real models too, where scripts/fetch-models put them
@@ -430,7 +430,7 @@ fn mutated_models_fail_cleanly_never_panic() {
 #[test]
 fn truncated_and_random_bytes_are_refused() {
     let engine = Engine::new(Options::default());
-    let bytes = samples::cnn(5);
+    let bytes = generated::cnn(5);
     for cut in (0..bytes.len()).step_by(97) {
         let _ = engine.load(&bytes[..cut]);
     }

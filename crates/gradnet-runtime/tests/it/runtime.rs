@@ -1,7 +1,7 @@
 //! The runtime on generated and real models: loading, input checks,
 //! engines, threads, caches and errors.
 
-use gradnet_runtime::{samples, Backend, Dim, OnnxRunner, RuntimeConfig, RuntimeError};
+use gradnet_runtime::{generated, Backend, Dim, OnnxRunner, RuntimeConfig, RuntimeError};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::output_hash;
 use gradnet_types::{ContentId, TensorData};
@@ -37,7 +37,7 @@ fn backends() -> [Backend; 2] {
 }
 
 fn batch(n: usize, width: usize) -> serde_json::Value {
-    let w = samples::weights(n * width, 7, 1.0);
+    let w = generated::weights(n * width, 7, 1.0);
     json!(w.chunks(width).map(|r| r.to_vec()).collect::<Vec<_>>())
 }
 
@@ -49,7 +49,7 @@ fn mlp_runs_and_matches_a_hand_computation() {
 }
 
 fn mlp_matches_hand_computation(r: OnnxRunner) {
-    let bytes = samples::mlp(4, 8, 3, 1);
+    let bytes = generated::mlp(4, 8, 3, 1);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     assert_eq!(
         m.signature.inputs[0].shape,
@@ -60,10 +60,10 @@ fn mlp_matches_hand_computation(r: OnnxRunner) {
         .infer(&m, &parse_inputs(&json!({"x": [x]})).unwrap())
         .unwrap();
     // the same computation by hand
-    let w1 = samples::weights(32, 1, 0.5);
-    let b1 = samples::weights(8, 2, 0.1);
-    let w2 = samples::weights(24, 3, (1.0f32 / 8.0).sqrt());
-    let b2 = samples::weights(3, 4, 0.1);
+    let w1 = generated::weights(32, 1, 0.5);
+    let b1 = generated::weights(8, 2, 0.1);
+    let w2 = generated::weights(24, 3, (1.0f32 / 8.0).sqrt());
+    let b2 = generated::weights(3, 4, 0.1);
     let h: Vec<f32> = (0..8)
         .map(|j| (b1[j] + (0..4).map(|i| x[i] * w1[j * 4 + i]).sum::<f32>()).max(0.0))
         .collect();
@@ -91,7 +91,7 @@ fn inputs_are_checked_before_running() {
 }
 
 fn inputs_checked(r: OnnxRunner) {
-    let bytes = samples::two_inputs();
+    let bytes = generated::two_inputs();
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
     let run = |v: serde_json::Value| r.infer(&m, &parse_inputs(&v).unwrap()).map(|(_, o)| o);
     let ok = run(json!({"x": [[1.0, 2.0], [3.0, 4.0]], "k": [5, 6]})).unwrap();
@@ -118,7 +118,7 @@ fn corrupt_models_are_unloadable() {
 }
 
 fn corrupt_unloadable(r: OnnxRunner) {
-    let mut bytes = samples::mlp(4, 8, 3, 1);
+    let mut bytes = generated::mlp(4, 8, 3, 1);
     bytes.truncate(bytes.len() / 2);
     assert!(matches!(
         r.load(ContentId::of(&bytes), &bytes),
@@ -135,14 +135,14 @@ fn corrupt_unloadable(r: OnnxRunner) {
 /// thread counts.
 #[test]
 fn outputs_are_bit_identical_across_runs_and_threads() {
-    let img = samples::weights(2 * 28 * 28, 9, 1.0);
+    let img = generated::weights(2 * 28 * 28, 9, 1.0);
     let images = json!(img
         .chunks(28 * 28)
         .map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()])
         .collect::<Vec<_>>());
     for (bytes, name, input) in [
-        (samples::mlp(64, 256, 10, 3), "x", batch(4, 64)),
-        (samples::cnn(5), "image", images),
+        (generated::mlp(64, 256, 10, 3), "x", batch(4, 64)),
+        (generated::cnn(5), "image", images),
     ] {
         let cid = ContentId::of(&bytes);
         let inputs = parse_inputs(&json!({ name: input })).unwrap();
@@ -166,7 +166,7 @@ fn outputs_are_bit_identical_across_runs_and_threads() {
 
 #[test]
 fn prepared_models_are_cached() {
-    let bytes = samples::mlp(4, 8, 3, 1);
+    let bytes = generated::mlp(4, 8, 3, 1);
     let r = rt(1);
     for _ in 0..3 {
         let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
@@ -181,10 +181,10 @@ fn prepared_models_are_cached() {
 /// deterministic engine computes each output whole, in one order).
 #[test]
 fn rows_give_the_same_bits_in_any_batch() {
-    let bytes = samples::mlp(64, 256, 10, 3);
+    let bytes = generated::mlp(64, 256, 10, 3);
     let r = rt(2);
     let m = r.load(ContentId::of(&bytes), &bytes).unwrap();
-    let rows = samples::weights(9 * 64, 21, 1.0);
+    let rows = generated::weights(9 * 64, 21, 1.0);
     let run = |n: usize| -> Vec<u32> {
         let x = json!(rows[..n * 64]
             .chunks(64)
@@ -209,7 +209,7 @@ fn rows_give_the_same_bits_in_any_batch() {
 /// runtime, give the same hashes.
 #[test]
 fn concurrent_requests_and_thread_counts_give_the_same_hashes() {
-    let bytes = samples::conv_chain(4);
+    let bytes = generated::conv_chain(4);
     let cid = ContentId::of(&bytes);
     let m0 = rt(1).load(cid, &bytes).unwrap();
     let spec = &m0.signature.inputs[0];
@@ -224,8 +224,8 @@ fn concurrent_requests_and_thread_counts_give_the_same_hashes() {
         })
         .collect();
     let n: usize = dims.iter().product();
-    let data = samples::weights(n, 5, 1.0);
-    let input = samples::nest(&data, &dims);
+    let data = generated::weights(n, 5, 1.0);
+    let input = generated::nest(&data, &dims);
     let inputs = parse_inputs(&json!({ spec.name.clone(): input })).unwrap();
     let want = output_hash(&rt(1).infer(&m0, &inputs).unwrap().1);
     for threads in [1, 2, 4] {
@@ -256,7 +256,7 @@ fn concurrent_requests_and_thread_counts_give_the_same_hashes() {
 #[test]
 fn inspection_names_the_operators_that_stop_a_model() {
     let r = rt(1);
-    let bytes = samples::with_unknown_op();
+    let bytes = generated::with_unknown_op();
     let (sig, report) = r.inspect(ContentId::of(&bytes), &bytes).unwrap();
     assert_eq!(sig.inputs[0].name, "x");
     assert!(!report.runs_here);
@@ -268,7 +268,7 @@ fn inspection_names_the_operators_that_stop_a_model() {
     let err = r.load(ContentId::of(&bytes), &bytes).err().unwrap();
     assert!(matches!(err, RuntimeError::Unsupported(_)), "{err}");
     assert!(err.to_string().contains("com.example:FancyOp"), "{err}");
-    let ok = samples::mlp(4, 8, 3, 1);
+    let ok = generated::mlp(4, 8, 3, 1);
     let (_, report) = r.inspect(ContentId::of(&ok), &ok).unwrap();
     assert!(report.runs_here);
     assert_eq!(
@@ -297,9 +297,9 @@ fn inspection_names_the_operators_that_stop_a_model() {
 /// and say who they are.
 #[test]
 fn engines_agree_and_name_themselves() {
-    let bytes = samples::cnn(5);
+    let bytes = generated::cnn(5);
     let cid = ContentId::of(&bytes);
-    let img = samples::weights(3 * 28 * 28, 11, 1.0);
+    let img = generated::weights(3 * 28 * 28, 11, 1.0);
     let images = json!(img
         .chunks(28 * 28)
         .map(|c| [c.chunks(28).map(|r| r.to_vec()).collect::<Vec<_>>()])

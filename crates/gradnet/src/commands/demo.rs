@@ -93,8 +93,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         None => {
             eprintln!("models/ is missing and could not be fetched; using a CNN generated in code instead");
             let p = tmp.path().join("sample-cnn.onnx");
-            std::fs::write(&p, gradnet_runtime::samples::cnn(1))?;
-            let img = gradnet_runtime::samples::weights(28 * 28, 2, 1.0);
+            std::fs::write(&p, gradnet_runtime::generated::cnn(1))?;
+            let img = gradnet_runtime::generated::weights(28 * 28, 2, 1.0);
             let rows: Vec<Vec<f32>> = img.chunks(28).map(|r| r.to_vec()).collect();
             (p, "sample-cnn", json!([[rows]]), "image")
         }

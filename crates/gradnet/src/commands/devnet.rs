@@ -24,7 +24,7 @@ const NODE_STAKE_ETH: u64 = 100;
 pub(crate) const DEMO_MODEL_REPO: &str = "demo-mlp";
 
 pub(crate) fn demo_model() -> Vec<u8> {
-    gradnet_runtime::samples::mlp(4, 8, 3, 7)
+    gradnet_runtime::generated::mlp(4, 8, 3, 7)
 }
 
 /// A development genesis: `accounts` funded dev accounts, each validator
@@ -63,7 +63,7 @@ pub(crate) fn dev_genesis(
                 Ok(GenesisValidator {
                     public_key: pk.clone(),
                     power: 1,
-                    fee_recipient: super::ledger::validator_address(pk)?,
+                    fee_recipient: gradnet_node::ledger::validator_address(pk)?,
                 })
             })
             .collect::<Result<_>>()?,
@@ -92,8 +92,8 @@ pub(crate) fn dev_genesis(
             .collect::<Result<_>>()?,
         zk_models,
         // inference nodes stand in for enclaves with a dev root pinned here
-        tee: Some(super::tee::dev_genesis_tee(
-            super::tee::DEVNET_SEED,
+        tee: Some(gradnet_node::dev_enclave::dev_genesis_tee(
+            gradnet_node::dev_enclave::DEVNET_SEED,
             address_of(&dev_key(0))?,
             60,
         )?),
@@ -203,7 +203,7 @@ impl Network {
         }
         let model = publish_demo_model(root, &apis).await?;
         if args.inference_nodes > 0 {
-            super::tee::wait_active(
+            gradnet_node::dev_enclave::wait_active(
                 &format!("http://127.0.0.1:{}", args.rpc_port),
                 args.inference_nodes,
                 std::time::Duration::from_secs(60),
@@ -401,7 +401,7 @@ async fn spawn_inference_node(
     }
     cmd.args([
         "--tee-dev-enclave",
-        super::tee::DEVNET_SEED,
+        gradnet_node::dev_enclave::DEVNET_SEED,
         "--tee-operator-key",
         &dev_key(DEV_OPERATOR_BASE + i as u64).to_string(),
         "--tee-rpc",

@@ -29,7 +29,7 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
         );
     }
     for p in args.peer.iter().chain([&args.p2p_listen]) {
-        super::ledger::p2p_addr(p)?;
+        gradnet_node::ledger::p2p_addr(p)?;
     }
     std::fs::create_dir_all(home).with_context(|| format!("creating {}", home.display()))?;
     let key = NodeKey::load_or_create(&home.join("node.key"))?;
@@ -63,7 +63,7 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
     println!("validator public key: {}", key.public_hex());
     println!(
         "validator address:    {}",
-        super::ledger::validator_address(&key.public_hex())?
+        gradnet_node::ledger::validator_address(&key.public_hex())?
     );
     if !genesis.exists() {
         println!(

@@ -23,9 +23,9 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), node = %state.key.public_hex(), threads = cfg.runtime.threads, workers = cfg.api.workers, "node listening");
     let ledger = match &cfg.chain {
-        Some(c) => {
-            Some(super::ledger::start(&cfg.data_dir, c, &state.key, Some(state.clone())).await?)
-        }
+        Some(c) => Some(
+            gradnet_node::ledger::start(&cfg.data_dir, c, &state.key, Some(state.clone())).await?,
+        ),
         None => None,
     };
     // a line for scripts and tests to wait on
@@ -47,7 +47,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     }
     if let Some(mut d) = cfg.dev_enclave {
         d.endpoint = format!("http://{addr}");
-        tokio::spawn(super::tee::run(state.key.clone(), d));
+        tokio::spawn(gradnet_node::dev_enclave::run(state.key.clone(), d));
     }
     gradnet_api::history::spawn_sampler(state.clone());
     // the web console at /, and on a validator its JSON-RPC at /rpc too

@@ -107,7 +107,7 @@ async fn setup(c: &Client, a: ZkSetupArgs) -> Result<()> {
                 .collect::<Result<_>>()?
         }
         None => (0..a.samples)
-            .map(|s| gradnet_runtime::samples::weights(model.inputs(), 1000 + s as u64, 1.0))
+            .map(|s| gradnet_runtime::generated::weights(model.inputs(), 1000 + s as u64, 1.0))
             .collect(),
     };
     let report = accuracy::report(&onnx_bytes, &model, &samples)?;

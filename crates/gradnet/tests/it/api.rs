@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -12,7 +12,7 @@ async fn publish_download_infer_verify_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
     let base = node.url.clone();
-    let bytes = samples::mlp(4, 16, 3, 11);
+    let bytes = generated::mlp(4, 16, 3, 11);
     let (model, cid) = publish(&base, "mlp", "model.onnx", bytes.clone()).await;
     assert_eq!(model, "mlp@1.00/model.onnx");
 
@@ -286,7 +286,7 @@ async fn models_are_fetched_by_content_id_from_hub_peers() {
         &["--hub-peer", &liar_url, "--hub-peer", &a.url],
     );
     let c = Node::start(c_dir.path(), &["--hub-peer", &liar_url]);
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let (_, cid) = publish(&a.url, "mlp", "model.onnx", onnx.clone()).await;
     let x = json!({"x": [[0.5, -1.0, 0.25, 3.0]]});
     let (s, on_a) = post(

@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -29,7 +29,7 @@ async fn every_bad_input_gets_its_error_and_the_node_keeps_serving() {
         &["--max-request-bytes", "20000", "--max-blob-size", "200000"],
     );
     let base = node.url.clone();
-    let (model, cid) = publish(&base, "two", "two.onnx", samples::two_inputs()).await;
+    let (model, cid) = publish(&base, "two", "two.onnx", generated::two_inputs()).await;
     let good = json!({"model": model, "inputs": {"x": [[1.0, 2.0]], "k": [3]}});
 
     expect(
@@ -189,7 +189,7 @@ async fn every_bad_input_gets_its_error_and_the_node_keeps_serving() {
     );
 
     // a corrupt ONNX upload is refused and not listed
-    let mut corrupt = samples::mlp(4, 8, 2, 1);
+    let mut corrupt = generated::mlp(4, 8, 2, 1);
     corrupt.truncate(corrupt.len() - 40);
     let (s, v) = upload(&base, "two", "1.00", "broken.onnx", corrupt).await;
     assert_eq!(

@@ -6,7 +6,7 @@
 use crate::common;
 
 use common::*;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use serde_json::{json, Value};
 
 async fn send(
@@ -36,7 +36,7 @@ async fn binary_bodies_give_the_same_results_and_receipts_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
     let base = node.url.clone();
-    let (model, _) = publish(&base, "two", "two.onnx", samples::two_inputs()).await;
+    let (model, _) = publish(&base, "two", "two.onnx", generated::two_inputs()).await;
     let x = [1.5f32, -2.0, 0.25, 8.0];
     let (s, plain) = post(
         &format!("{base}/v1/infer"),
@@ -124,7 +124,7 @@ async fn malformed_binary_bodies_are_refused_precisely() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), &[]);
     let base = node.url.clone();
-    let (model, _) = publish(&base, "two", "two.onnx", samples::two_inputs()).await;
+    let (model, _) = publish(&base, "two", "two.onnx", generated::two_inputs()).await;
     let x = le_f32(&[1.0, 2.0]);
     let k = 7i64.to_le_bytes();
     let header = |xs: Value| json!({"model": model, "inputs": {"x": {"dtype": "f32", "shape": [1, 2], "binary_data_size": xs}, "k": [7]}});

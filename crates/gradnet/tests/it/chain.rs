@@ -43,7 +43,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     assert_eq!(net.keys.len(), 3);
     // a model in the first validator's hub, for a contract to call
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let (model, cid) = rt.block_on(common::publish(&net.api, "mlp", "model.onnx", onnx));
     let out = Command::new("node")
         .arg(eth_dir().join("client.mjs"))
@@ -94,7 +94,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     // ZKML's is the circuit's output (proved, checked by every validator),
     // exactly; TEE's comes from a registered (dev) enclave
     let circuit =
-        gradnet_zk::onnx::compile(&gradnet_runtime::samples::mlp(4, 8, 3, 7), 13).unwrap();
+        gradnet_zk::onnx::compile(&gradnet_runtime::generated::mlp(4, 8, 3, 7), 13).unwrap();
     // 0.05, -0.1, 0.25, 3.0 at 2^13, rounded half away from zero
     let y = circuit.forward(&[410, -819, 2048, 24576]).unwrap();
     for mode in ["0", "1", "2", "3"] {
@@ -463,7 +463,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
     let (_node, api) = spawn_node_api(cmd);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let (model, cid) = rt.block_on(common::publish(&api, "mlp", "model.onnx", onnx));
     let input = json_inputs();
     let (s, direct) = rt.block_on(common::post(
@@ -514,7 +514,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
 
     // a model the deterministic engine cannot run: stored, reported, and
     // refused with the operator named (never silently compared)
-    let bad = gradnet_runtime::samples::with_unknown_op();
+    let bad = gradnet_runtime::generated::with_unknown_op();
     let (bad_model, bad_cid) = rt.block_on(common::publish(&api, "fancy", "model.onnx", bad));
     let sig: serde_json::Value = rt.block_on(common::get_json(&format!(
         "{api}/api/v0/signature/{bad_cid}"
@@ -648,9 +648,9 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
     let (_node, _) = spawn_node_api(cmd);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mlp = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let mlp = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let (_, cid) = rt.block_on(common::publish(&api, "mlp", "model.onnx", mlp));
-    let busy = gradnet_runtime::samples::busy(8192, 48, 1);
+    let busy = gradnet_runtime::generated::busy(8192, 48, 1);
     let (_, busy_cid) = rt.block_on(common::publish(&api, "busy", "model.onnx", busy));
     let metrics = || -> String {
         rt.block_on(async {
@@ -813,7 +813,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     use gradnet_inference::registry::INFERENCE_FEE;
     let dir = tempfile::tempdir().unwrap();
     let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     use common::inference::{mlp_request, node_record as node, operator};
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
@@ -982,7 +982,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
 fn receipt_batches_settle_and_prove_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let net = Devnet::start_with(dir.path(), 1, &[]);
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut batch = vec![];

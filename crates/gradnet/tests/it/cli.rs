@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 
 fn ok(out: std::process::Output) -> String {
     assert!(
@@ -19,7 +19,7 @@ fn cli_publish_list_download_infer_verify() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("node"), &[]);
     let model = dir.path().join("cnn.onnx");
-    let bytes = samples::cnn(3);
+    let bytes = generated::cnn(3);
     std::fs::write(&model, &bytes).unwrap();
 
     ok(node.cli(&[
@@ -64,7 +64,7 @@ fn cli_publish_list_download_infer_verify() {
     ok(node.cli(&["model", "download", &cid, "--out", out2.to_str().unwrap()]));
     assert_eq!(std::fs::read(&out2).unwrap(), bytes);
 
-    let img: Vec<Vec<f32>> = samples::weights(28 * 28, 4, 1.0)
+    let img: Vec<Vec<f32>> = generated::weights(28 * 28, 4, 1.0)
         .chunks(28)
         .map(|r| r.to_vec())
         .collect();

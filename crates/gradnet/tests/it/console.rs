@@ -35,9 +35,9 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
         ));
     }
     // the devnet's demo model: in every inference node's hub, its ZK key registered
-    let demo = gradnet_types::cid::ContentId::of(&gradnet_runtime::samples::mlp(4, 8, 3, 7));
+    let demo = gradnet_types::cid::ContentId::of(&gradnet_runtime::generated::mlp(4, 8, 3, 7));
     let model = dir.path().join("model.onnx");
-    std::fs::write(&model, gradnet_runtime::samples::mlp(4, 6, 2, 11)).unwrap();
+    std::fs::write(&model, gradnet_runtime::generated::mlp(4, 6, 2, 11)).unwrap();
     let shots =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/console-screenshots");
     let out = Command::new("node")

@@ -41,7 +41,7 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
     assert_eq!(&isas[1..], ["avx2", "sse2"], "{isas:?}");
 
     // off chain: the same request signs the same output hash on each
-    let onnx = gradnet_runtime::samples::mlp(4, 8, 3, 7);
+    let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     let hashes: Vec<serde_json::Value> = net
         .inference

@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use gradnet_runtime::samples;
+use gradnet_runtime::generated;
 use serde_json::Value;
 
 fn run(node: &Node, args: &[&str]) -> (bool, String, String) {
@@ -28,9 +28,9 @@ fn setup_prove_verify_and_every_rejection() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(&dir.path().join("node"), &[]);
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    std::fs::write(p("mlp.onnx"), samples::mlp(16, 8, 4, 1)).unwrap();
-    std::fs::write(p("other.onnx"), samples::mlp(16, 8, 4, 2)).unwrap();
-    std::fs::write(p("sig.onnx"), samples::sigmoid_softmax()).unwrap();
+    std::fs::write(p("mlp.onnx"), generated::mlp(16, 8, 4, 1)).unwrap();
+    std::fs::write(p("other.onnx"), generated::mlp(16, 8, 4, 2)).unwrap();
+    std::fs::write(p("sig.onnx"), generated::sigmoid_softmax()).unwrap();
     ok(&node, &["model", "create", "mlp"]);
     ok(&node, &["model", "version", "mlp"]);
 
@@ -65,7 +65,7 @@ fn setup_prove_verify_and_every_rejection() {
         "{files}"
     );
 
-    let input = format!("{:?}", samples::weights(16, 9, 1.0));
+    let input = format!("{:?}", generated::weights(16, 9, 1.0));
     ok(
         &node,
         &[

@@ -147,7 +147,7 @@ pub(crate) async fn upload(
 }
 
 #[allow(unused_imports)]
-pub(crate) use gradnet_runtime::samples::{nest, pattern_image};
+pub(crate) use gradnet_runtime::generated::{nest, pattern_image};
 
 pub(crate) fn flatten(v: &Value, out: &mut Vec<f64>) {
     match v {

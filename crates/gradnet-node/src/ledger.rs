@@ -10,11 +10,28 @@ use gradnet_ledger::chain::Chain;
 use gradnet_ledger::genesis::Genesis;
 use gradnet_ledger::mempool::PoolConfig;
 use gradnet_types::NodeKey;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::ChainConfig;
+/// The ledger part of a node (on when a genesis is given).
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// The genesis file.
+    pub genesis: PathBuf,
+    /// Where JSON-RPC listens.
+    pub rpc_listen: String,
+    /// Time from one block proposal to the next.
+    pub block_time: std::time::Duration,
+    /// Consensus p2p address (multiaddr or ip:port).
+    pub p2p_listen: String,
+    /// The other validators' consensus p2p addresses.
+    pub peers: Vec<String>,
+    /// The other validators' JSON-RPC URLs, to relay transactions to.
+    pub peer_rpc: Vec<String>,
+}
 
-pub(crate) struct Ledger {
+/// A running ledger: the chain, its JSON-RPC listener, the relay and
+/// consensus.
+pub struct Ledger {
     /// The chain, for the API's `/rpc` (the console's JSON-RPC).
     pub chain: std::sync::Arc<Chain>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -24,7 +41,7 @@ pub(crate) struct Ledger {
 impl Ledger {
     /// Stops block production and the JSON-RPC listener; what is committed
     /// is already on disk.
-    pub(crate) async fn stop(self) {
+    pub async fn stop(self) {
         if let Some(c) = &self.consensus {
             c.stop().await;
         }
@@ -38,13 +55,13 @@ impl Ledger {
 }
 
 /// The EVM-style address of a validator's ed25519 key (blocks name their proposer by it).
-pub(crate) fn validator_address(public_hex: &str) -> Result<Address> {
+pub fn validator_address(public_hex: &str) -> Result<Address> {
     let key = hex::decode(public_hex).context("validator key is not hex")?;
     Ok(gradnet_consensus::context::address_of_key(&key))
 }
 
 /// A consensus p2p address: a multiaddr, or `host:port` for TCP.
-pub(crate) fn p2p_addr(s: &str) -> Result<Multiaddr> {
+pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
     if s.starts_with('/') {
         return s
             .parse()
@@ -62,9 +79,9 @@ pub(crate) fn p2p_addr(s: &str) -> Result<Multiaddr> {
 
 /// `state`: the node whose hub and runtimes answer the inference
 /// precompile in `eth_call` (none: such calls revert).
-pub(crate) async fn start(
+pub async fn start(
     data_dir: &Path,
-    cfg: &ChainConfig,
+    cfg: &LedgerConfig,
     node_key: &NodeKey,
     state: Option<gradnet_api::AppState>,
 ) -> Result<Ledger> {
@@ -85,13 +102,11 @@ pub(crate) async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
-        chain.set_inferencer(std::sync::Arc::new(
-            gradnet_node::inferencer::NodeInferencer::new(
-                state,
-                gradnet_api::Caller::EthCall,
-                None,
-            ),
-        ));
+        chain.set_inferencer(std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
+            state,
+            gradnet_api::Caller::EthCall,
+            None,
+        )));
     }
     let listener = tokio::net::TcpListener::bind(&cfg.rpc_listen)
         .await
@@ -103,14 +118,14 @@ pub(crate) async fn start(
             tracing::error!("JSON-RPC server: {e}");
         }
     })];
-    tasks.push(tokio::spawn(gradnet_node::relay::run(
+    tasks.push(tokio::spawn(crate::relay::run(
         chain.clone(),
         cfg.peer_rpc.clone(),
     )));
     let head = chain.head();
     let validator = Validator {
         chain: chain.clone(),
-        pipe: std::sync::Arc::new(gradnet_node::pipe::Dispatcher::default()),
+        pipe: std::sync::Arc::new(crate::pipe::Dispatcher::default()),
         key: KeySeed(node_key.seed()),
         genesis: genesis.clone(),
         options: ConsensusOptions {

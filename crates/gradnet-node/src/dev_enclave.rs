@@ -17,12 +17,14 @@ use gradnet_types::NodeKey;
 
 use gradnet_client::{Rpc, Sender};
 
+/// How a node acts as a dev enclave.
 #[derive(Clone)]
-pub(crate) struct DevEnclaveConfig {
+pub struct DevEnclaveConfig {
     /// Seed of the dev root (the genesis pins the same root).
     pub seed: String,
     /// The account that registers the enclave and pays its heartbeats.
     pub operator_key: B256,
+    /// The chain's JSON-RPC.
     pub rpc: String,
     /// The node's API, as the registry lists it.
     pub endpoint: String,
@@ -40,11 +42,11 @@ impl std::fmt::Debug for DevEnclaveConfig {
 }
 
 /// The devnet's dev-enclave seed: its genesis pins this seed's root.
-pub(crate) const DEVNET_SEED: &str = "gradnet-devnet-dev-enclave";
+pub const DEVNET_SEED: &str = "gradnet-devnet-dev-enclave";
 
 /// The genesis section that makes a chain accept `seed`'s dev enclaves
 /// (running `dev_pcrs`), with `admin` approving measurements.
-pub(crate) fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<GenesisTee> {
+pub fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Result<GenesisTee> {
     Ok(GenesisTee {
         admin,
         roots: vec![DevEnclave::from_seed(seed.as_bytes())?
@@ -57,7 +59,7 @@ pub(crate) fn dev_genesis_tee(seed: &str, admin: Address, max_age: u64) -> Resul
 }
 
 /// Waits until `n` enclaves are active on the chain at `rpc`.
-pub(crate) async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
+pub async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()> {
     let started = std::time::Instant::now();
     let rpc = Rpc::new(rpc_url)?;
     loop {
@@ -91,7 +93,7 @@ fn unix_now() -> u64 {
 
 /// Registers, then heartbeats; starts over after an error (the chain not
 /// up yet, a restart).
-pub(crate) async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
+pub async fn run(key: Arc<NodeKey>, c: DevEnclaveConfig) {
     loop {
         if let Err(e) = register_and_beat(&key, &c).await {
             tracing::debug!("dev enclave: {e:#}; retrying");
