@@ -9,7 +9,7 @@ use gradnet_hub::HubConfig;
 use gradnet_runtime::{Backend, RuntimeConfig};
 use serde::Deserialize;
 
-use crate::cli::{BackendName, NodeArgs};
+use crate::commands::node::{BackendName, NodeArgs};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,10 @@ mod config;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, KeysCmd, NodeCmd, ReceiptCmd};
+use cli::{Cli, Command};
+use commands::keys::KeysCmd;
+use commands::node::NodeCmd;
+use commands::receipt::ReceiptCmd;
 use gradnet_client::NodeClient as Client;
 
 fn main() {

@@ -172,8 +172,11 @@ pub(crate) fn transfer(key: &B256, nonce: u64, to: Address, value: u128) -> Byte
     .unwrap()
 }
 
+/// A JSON-RPC quantity (`0x`-prefixed hex).
 pub(crate) fn hexq(v: &Value) -> u128 {
-    u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    serde_json::from_value::<U256>(v.clone())
+        .unwrap_or_else(|e| panic!("{v} is not a quantity: {e}"))
+        .to()
 }
 
 /// Models by content id, run on gradnet's ONNX runtime.

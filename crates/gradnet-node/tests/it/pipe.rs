@@ -749,7 +749,7 @@ async fn a_scheduled_workflow_runs_its_model_at_its_frequency_and_stops_at_its_e
                 json!([workflow, format!("{n:#x}"), "latest"]),
             )
             .await;
-            U256::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+            serde_json::from_value::<U256>(v).unwrap()
         }
     };
     let head_time = || {

@@ -1,10 +1,9 @@
 //! `gradnet chain status|block|tx`: the ledger through Ethereum JSON-RPC.
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use gradnet_client::Rpc;
 use serde_json::{json, Value};
-
-use crate::cli::ChainCmd;
 
 pub(crate) async fn run(cmd: ChainCmd) -> Result<()> {
     match cmd {
@@ -55,4 +54,29 @@ pub(crate) async fn run(cmd: ChainCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ChainCmd {
+    /// Chain id, head block and pending transactions.
+    Status(RpcArg),
+    /// A block by number (or `latest`), with its transactions.
+    Block {
+        number: String,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// A transaction and its receipt.
+    Tx {
+        hash: String,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct RpcArg {
+    /// Ethereum JSON-RPC endpoint of a node.
+    #[arg(long, env = "GRADNET_RPC", default_value = "http://127.0.0.1:8545")]
+    pub rpc: String,
 }

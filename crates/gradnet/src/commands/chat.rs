@@ -2,14 +2,15 @@
 //! streamed or whole, with the answer's receipt checked on arrival.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::Args;
+use gradnet_client::NodeClient as Client;
 use gradnet_types::Receipt;
 use serde_json::{json, Value};
 
-use crate::cli::{ChatArgs, CompletionArgs, GenArgs};
 use crate::commands::receipt::llm_answer_hash;
-use gradnet_client::NodeClient as Client;
 
 fn body(g: &GenArgs, extra: Value) -> Value {
     let mut b = json!({"model": g.model, "stream": g.stream});
@@ -152,4 +153,52 @@ pub(crate) async fn completion(c: &Client, a: CompletionArgs) -> Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// Sampling settings shared by `chat` and `completion`.
+#[derive(Args, Clone, Debug)]
+pub(crate) struct GenArgs {
+    /// Model: hub repository (`smollm2`), `repo@version`, or content id.
+    #[arg(long, short)]
+    pub model: String,
+    /// Print tokens as they are generated.
+    #[arg(long)]
+    pub stream: bool,
+    /// Tokens to generate at most.
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+    /// 0 is greedy and reproducible.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Seed for sampling; the same seed gives the same text.
+    #[arg(long)]
+    pub seed: Option<i64>,
+    /// Stop sequence (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+    /// Save the last full answer (with its receipt) for `gradnet receipt verify`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct ChatArgs {
+    #[command(flatten)]
+    pub gen: GenArgs,
+    /// One message to send; without it, chat line by line from stdin.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// System prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct CompletionArgs {
+    #[command(flatten)]
+    pub gen: GenArgs,
+    #[arg(long, short)]
+    pub prompt: String,
 }

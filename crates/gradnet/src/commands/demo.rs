@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Args;
+use gradnet_client::{NodeClient as Client, Rpc, Sender};
 use serde_json::{json, Value};
 
-use crate::cli::DemoArgs;
 use crate::commands::{node, receipt};
 use crate::config::NodeConfig;
-use gradnet_client::{NodeClient as Client, Rpc, Sender};
 
 const DEMO_MODEL: &str = "ppocr-mobile-v2-cls.onnx";
 const DEMO_LLM: &str = "smollm2-135m-instruct-q4_1.gguf";
@@ -189,7 +189,7 @@ async fn start_devnet(
     root: &std::path::Path,
 ) -> Result<(super::devnet::Network, Vec<String>, String)> {
     use gradnet_node::ports::free_ports;
-    let args = crate::cli::DevnetArgs {
+    let args = super::devnet::DevnetArgs {
         validators: DEMO_VALIDATORS as usize,
         accounts: 1,
         data_dir: None,
@@ -431,4 +431,14 @@ async fn chat_demo(c: &Client, tmp: &tempfile::TempDir) -> Result<&'static str> 
         report.replace('\n', "\n  ")
     );
     Ok(repo)
+}
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Address for the demo node's API.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// Exit after the demo instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub once: bool,
 }

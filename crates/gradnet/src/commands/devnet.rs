@@ -8,13 +8,12 @@ use std::process::Stdio;
 
 use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use gradnet_ledger::genesis::{
     address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator, GenesisZkModel,
     DEV_OPERATOR_BASE,
 };
 use gradnet_types::NodeKey;
-
-use crate::cli::DevnetArgs;
 
 /// Each development account starts with 10,000 ETH.
 const DEV_BALANCE_ETH: u64 = 10_000;
@@ -466,4 +465,48 @@ async fn spawn_validator(
         .context("starting a validator")?;
     wait_listening(&mut child, &format!("validator {i}")).await?;
     Ok(child)
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct DevnetArgs {
+    /// Validators (one process each).
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// Funded development accounts.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
+    /// Keep the network's state here (reused on the next run); default: a
+    /// temporary directory removed at exit.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Chain id.
+    #[arg(long, default_value_t = 31337)]
+    pub chain_id: u64,
+    /// Milliseconds between block proposals (an empty block when nothing is pending).
+    #[arg(long, default_value_t = 1000)]
+    pub block_time_ms: u64,
+    /// JSON-RPC port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 8545)]
+    pub rpc_port: u16,
+    /// Inference API port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 7700)]
+    pub api_port: u16,
+    /// Consensus p2p port of the first validator (the next ones count up).
+    #[arg(long, default_value_t = 26656)]
+    pub p2p_port: u16,
+    /// Inference nodes (one process each), registered and staked at genesis.
+    #[arg(long, default_value_t = 3)]
+    pub inference_nodes: usize,
+    /// API port of the first inference node (the next ones count up).
+    #[arg(long, default_value_t = 7800)]
+    pub inference_port: u16,
+    /// Test only: this many of the inference nodes (the last ones) alter
+    /// their results.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub byzantine: usize,
+    /// Test only: the CPU model each inference node runs on, in order
+    /// (`native`, or a model of `qemu-x86_64 -cpu`, e.g. `Haswell`,
+    /// `Nehalem`): nodes on different CPU generations on one machine.
+    #[arg(long, value_delimiter = ',', hide = true)]
+    pub inference_cpu: Vec<String>,
 }

@@ -1,8 +1,11 @@
-use anyhow::{Context, Result};
-use serde_json::{json, Value};
+//! `gradnet infer`: one model run on a node, its outputs and signed receipt.
 
-use crate::cli::InferArgs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
 use gradnet_client::NodeClient as Client;
+use serde_json::{json, Value};
 
 /// Reads `--input`: inline JSON or `@path`.
 pub(crate) fn read_input(s: &str) -> Result<Value> {
@@ -27,4 +30,23 @@ pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
+}
+
+#[derive(Args)]
+pub(crate) struct InferArgs {
+    /// Content id or `repo@version/file`.
+    #[arg(long)]
+    pub model: String,
+    /// Inputs as JSON, or `@file` to read them from a file.
+    #[arg(long)]
+    pub input: String,
+    /// VANILLA, QUORUM, ZKML or TEE.
+    #[arg(long, default_value = "VANILLA")]
+    pub mode: String,
+    /// Output encoding: plain, fixed_point or base64.
+    #[arg(long, default_value = "plain")]
+    pub format: String,
+    /// Also write the whole response (outputs + receipt) here, for `receipt verify`.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
 }

@@ -3,11 +3,13 @@
 //! lists those keys as validators; each operator puts the genesis in the
 //! home and runs `gradnet node start --home DIR`.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use gradnet_ledger::genesis::Genesis;
 use gradnet_types::NodeKey;
 
-use crate::cli::InitArgs;
 use crate::config::HOME_CONFIG;
 
 fn quoted(s: &str) -> String {
@@ -73,4 +75,30 @@ pub(crate) fn run(args: InitArgs) -> Result<()> {
     }
     println!("then:  gradnet node start --home {}", home.display());
     Ok(())
+}
+
+#[derive(Args, Clone)]
+pub(crate) struct InitArgs {
+    /// The node's home directory (created).
+    #[arg(long)]
+    pub home: PathBuf,
+    /// The network's genesis file, copied into the home (it can be added
+    /// later as <home>/genesis.json).
+    #[arg(long)]
+    pub genesis: Option<PathBuf>,
+    /// Consensus p2p address.
+    #[arg(long, default_value = "0.0.0.0:26656")]
+    pub p2p_listen: String,
+    /// Ethereum JSON-RPC address.
+    #[arg(long, default_value = "127.0.0.1:8545")]
+    pub rpc_listen: String,
+    /// Inference API address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: String,
+    /// Another validator's consensus p2p address (repeat for each).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peer: Vec<String>,
+    /// Another validator's JSON-RPC URL, to relay client transactions to.
+    #[arg(long = "peer-rpc", value_name = "URL")]
+    pub peer_rpc: Vec<String>,
 }

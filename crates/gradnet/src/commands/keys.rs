@@ -1,6 +1,9 @@
+//! `gradnet keys`: a node's signing key.
+
 use std::path::PathBuf;
 
 use anyhow::Result;
+use clap::Subcommand;
 use gradnet_types::NodeKey;
 
 pub(crate) fn new(out: Option<PathBuf>) -> Result<()> {
@@ -11,4 +14,14 @@ pub(crate) fn new(out: Option<PathBuf>) -> Result<()> {
     }
     println!("{}", key.public_hex());
     Ok(())
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Generate an ed25519 node key.
+    New {
+        /// Write the secret seed here (never overwritten); without it only the public key is printed.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }

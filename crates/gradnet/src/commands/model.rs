@@ -1,11 +1,12 @@
+//! `gradnet model`: repositories, versions and files in a node's hub.
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
+use gradnet_client::NodeClient as Client;
 use gradnet_types::{ContentId, ModelRef};
 use serde_json::{json, Value};
-
-use crate::cli::ModelCmd;
-use gradnet_client::NodeClient as Client;
 
 pub(crate) async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
     match cmd {
@@ -116,4 +117,51 @@ async fn resolve(c: &Client, model: &str) -> Result<(ContentId, String)> {
             Ok((f["cid"].as_str().unwrap_or_default().parse()?, file))
         }
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelCmd {
+    /// Create a model repository.
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long, default_value = "")]
+        task: String,
+        #[arg(long, default_value = "")]
+        license: String,
+        /// Repeat for several tags.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long, default_value = "")]
+        owner: String,
+    },
+    /// Create a new version (1.00, then 1.01 … or 2.00 with --major).
+    Version {
+        name: String,
+        #[arg(long, default_value = "")]
+        notes: String,
+        #[arg(long)]
+        major: bool,
+    },
+    /// Upload a file into a version, with a progress bar.
+    Upload {
+        name: String,
+        version: String,
+        file: PathBuf,
+        /// Store under this file name instead of the local one.
+        #[arg(long = "as")]
+        store_as: Option<String>,
+    },
+    /// List repositories.
+    Ls,
+    /// List the files of a version.
+    Files { name: String, version: String },
+    /// Download a file by content id or `repo@version/file`, checking its hash.
+    Download {
+        model: String,
+        /// Output path [default: the file name or the content id].
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+    },
 }

@@ -1,4 +1,10 @@
+//! `gradnet node start`: one node's listener (the API, the console, PIPE's
+//! answer route) and, given a genesis, the ledger with `/rpc`.
+
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 use gradnet_api::AppState;
 
 use crate::config::NodeConfig;
@@ -73,4 +79,120 @@ pub(crate) async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term.recv() => {},
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCmd {
+    /// Start a node: hub, inference and HTTP API.
+    Start(NodeArgs),
+}
+
+/// Node settings; each flag overrides `GRADNET_*` from the environment, which
+/// overrides the config file, which overrides the defaults.
+#[derive(Args, Clone, Default)]
+pub(crate) struct NodeArgs {
+    /// A node home made by `gradnet init`: the data dir, with its
+    /// config.toml as the config file.
+    #[arg(long, env = "GRADNET_HOME")]
+    pub home: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, env = "GRADNET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the hub and the node key live [default: ~/.gradnet].
+    #[arg(long, env = "GRADNET_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address for the HTTP API [default: 127.0.0.1:7700].
+    #[arg(long, env = "GRADNET_LISTEN")]
+    pub listen: Option<String>,
+    /// Threads per inference [default: 1].
+    #[arg(long, env = "GRADNET_THREADS")]
+    pub threads: Option<usize>,
+    /// Inferences running at once [default: 2].
+    #[arg(long, env = "GRADNET_WORKERS")]
+    pub workers: Option<usize>,
+    /// Inferences waiting for a worker before new ones get 429 [default: 64].
+    #[arg(long, env = "GRADNET_QUEUE_DEPTH")]
+    pub queue_depth: Option<usize>,
+    /// Largest file the hub accepts, in bytes [default: 4 GiB].
+    #[arg(long, env = "GRADNET_MAX_BLOB_SIZE")]
+    pub max_blob_size: Option<u64>,
+    /// Largest inference request body, in bytes [default: 32 MiB].
+    #[arg(long, env = "GRADNET_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Memory budget for parsed models and compiled plans, in bytes [default: 2 GiB].
+    #[arg(long, env = "GRADNET_CACHE_BYTES")]
+    pub cache_bytes: Option<u64>,
+    /// Threads per LLM generation [default: the machine's cores]. candle's
+    /// workers spin while they wait, so on a busy machine fewer threads (and
+    /// more --llm-slots) hold up better.
+    #[arg(long, env = "GRADNET_LLM_THREADS")]
+    pub llm_threads: Option<usize>,
+    /// LLM generations that run at once [default: 4]; those of one llama-
+    /// family model decode together in shared passes.
+    #[arg(long, env = "GRADNET_LLM_SLOTS")]
+    pub llm_slots: Option<usize>,
+    /// LLM requests waiting for a slot before new ones get 429 [default: 16].
+    #[arg(long, env = "GRADNET_LLM_QUEUE_DEPTH")]
+    pub llm_queue_depth: Option<usize>,
+    /// Memory budget for loaded LLMs, in bytes [default: 4 GiB].
+    #[arg(long, env = "GRADNET_LLM_CACHE_BYTES")]
+    pub llm_cache_bytes: Option<u64>,
+    /// Engine for ONNX models; receipts name it and its profile [default:
+    /// deterministic].
+    #[arg(long, env = "GRADNET_BACKEND", value_enum)]
+    pub backend: Option<BackendName>,
+    /// Genesis file of the chain this node keeps (JSON); without it the node
+    /// serves inference and the hub only.
+    #[arg(long, env = "GRADNET_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Address for Ethereum JSON-RPC [default: 127.0.0.1:8545].
+    #[arg(long, env = "GRADNET_RPC_LISTEN")]
+    pub rpc_listen: Option<String>,
+    /// Milliseconds between block proposals [default: 1000].
+    #[arg(long, env = "GRADNET_BLOCK_TIME_MS")]
+    pub block_time_ms: Option<u64>,
+    /// Consensus p2p address, a multiaddr or ip:port [default: 0.0.0.0:26656].
+    #[arg(long, env = "GRADNET_P2P_LISTEN")]
+    pub p2p_listen: Option<String>,
+    /// Another validator's consensus p2p address (repeat for each).
+    #[arg(long = "peer", value_name = "ADDR")]
+    pub peer: Vec<String>,
+    /// Another validator's JSON-RPC URL, to relay client transactions to
+    /// (repeat for each).
+    #[arg(long = "peer-rpc", value_name = "URL")]
+    pub peer_rpc: Vec<String>,
+    /// Another node's API URL to fetch models from when a call names a
+    /// content id this hub lacks (checked against the id; repeat for each).
+    #[arg(long = "hub-peer", value_name = "URL")]
+    pub hub_peer: Vec<String>,
+    /// ONNX Runtime shared library for `--backend onnxruntime`
+    /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
+    #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]
+    pub onnxruntime_lib: Option<PathBuf>,
+    /// Test only: answer the chain's inference calls with altered outputs
+    /// (a faulty node, to be outvoted and slashed).
+    #[arg(long, hide = true)]
+    pub byzantine: bool,
+    /// Development only: stand in for an enclave, attesting with the
+    /// dev-enclave root of this seed (accepted only by a genesis that pins
+    /// it), registering in the TEE registry and sending heartbeats.
+    #[arg(long, hide = true, requires_all = ["tee_operator_key", "tee_rpc"])]
+    pub tee_dev_enclave: Option<String>,
+    /// The account that registers the dev enclave and pays its heartbeats.
+    #[arg(long, hide = true)]
+    pub tee_operator_key: Option<String>,
+    /// JSON-RPC of the chain the dev enclave registers on.
+    #[arg(long, hide = true)]
+    pub tee_rpc: Option<String>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BackendName {
+    /// gradnet's engine: the same output bits on every CPU (profile det-1),
+    /// so QUORUM can compare this node's answers with any other's.
+    Deterministic,
+    /// ONNX Runtime: faster on convolutional models, exact to its CPU only
+    /// (profile native: not sampled for QUORUM); needs its shared library.
+    Onnxruntime,
 }

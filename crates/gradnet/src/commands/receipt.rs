@@ -1,10 +1,17 @@
+//! `gradnet receipt`: receipts checked offline, and batches of them
+//! committed on chain and proved.
+
 use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use clap::Subcommand;
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::output_hash;
 use gradnet_types::{ContentId, DType, NamedTensors, Receipt};
 use serde_json::Value;
+
+use crate::commands::chain::RpcArg;
 
 /// Rebuilds the typed outputs of an inference response (`outputs` in either
 /// encoding plus `output_types`) and hashes them as the node did.
@@ -96,4 +103,44 @@ pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
         }
     }
     Ok(report)
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ReceiptCmd {
+    /// Check a receipt offline: signature, and the output hash when the file is
+    /// a whole inference response.
+    Verify {
+        file: PathBuf,
+        /// Require this signer (hex public key).
+        #[arg(long)]
+        signer: Option<String>,
+    },
+    /// Settle a batch of this node's receipts on chain: post its Merkle root
+    /// and send every receipt (in chunks) for the registry to check.
+    Settle {
+        /// The batch: a JSON array of receipts, all signed by one node.
+        batch: PathBuf,
+        /// The registered operator's secp256k1 private key (hex).
+        #[arg(long, env = "GRADNET_OPERATOR_KEY")]
+        key: String,
+        /// Receipts per transaction.
+        #[arg(long, default_value_t = 250)]
+        chunk: usize,
+        /// Also store the batch file in this node's hub (repository
+        /// `receipt-batches`), where its content id finds it.
+        #[arg(long)]
+        hub: Option<String>,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
+    /// Prove that one receipt is in a batch settled on chain: its Merkle
+    /// path to the batch's root, checked against the registry.
+    Prove {
+        /// The batch file (a JSON array of receipts).
+        batch: PathBuf,
+        /// The receipt's position in the batch (from 0).
+        index: usize,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
 }

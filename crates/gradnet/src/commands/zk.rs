@@ -6,18 +6,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use gradnet_client::NodeClient as Client;
 use gradnet_types::ContentId;
 use gradnet_zk::keys::{proving_key_from_bytes, proving_key_to_bytes};
-use gradnet_zk::{accuracy, onnx, ProofBundle, QuantModel, VerifyingKey};
-use serde_json::{json, Value};
-
-use crate::cli::{ZkCmd, ZkSetupArgs};
-use crate::commands::infer::read_input;
-use gradnet_client::NodeClient as Client;
-
 use gradnet_zk::keys::{
     META_FILE as META, PROVING_KEY_FILE as PROVING_KEY, VERIFYING_KEY_FILE as VERIFYING_KEY,
 };
+use gradnet_zk::{accuracy, onnx, ProofBundle, QuantModel, VerifyingKey};
+use serde_json::{json, Value};
+
+use crate::commands::infer::read_input;
+
 /// 2^13: EZKL's calibrated scale for the benchmark models, and enough
 /// that their quantized argmax agrees with float inference.
 pub(crate) const DEFAULT_FRAC_BITS: u32 = 13;
@@ -240,4 +240,54 @@ async fn load_vk(c: &Client, vk: &str) -> Result<VerifyingKey> {
         bail!("--vk {vk}: no such file, and not a content id");
     };
     Ok(VerifyingKey::from_bytes(&bytes)?)
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ZkCmd {
+    /// Compile an ONNX model to a circuit, generate its keys once, and
+    /// report its accuracy against float inference.
+    Setup(ZkSetupArgs),
+    /// Run the circuit on an input and prove its output.
+    Prove {
+        /// The ONNX model the keys were made for.
+        model: PathBuf,
+        /// The directory `zk setup` wrote.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Input as JSON (numbers in nested arrays, or `{"name": [...]}`), or `@file`.
+        #[arg(long)]
+        input: String,
+        /// Write the proof here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof file against a verifying key.
+    Verify {
+        /// A proof file from `zk prove`.
+        proof: PathBuf,
+        /// The verifying key: a file, or its content id in the node's hub.
+        #[arg(long)]
+        vk: String,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct ZkSetupArgs {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Fraction bits of the fixed-point scale: values are integers at 2^F.
+    #[arg(long, default_value_t = crate::commands::zk::DEFAULT_FRAC_BITS)]
+    pub frac_bits: u32,
+    /// Where to write the keys [default: MODEL with extension .zk].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Random inputs in [-1, 1) for the accuracy report.
+    #[arg(long, default_value_t = 256)]
+    pub samples: usize,
+    /// A JSON array of inputs for the accuracy report instead.
+    #[arg(long)]
+    pub test_set: Option<PathBuf>,
+    /// Also upload both keys into this hub version (REPO@VERSION).
+    #[arg(long)]
+    pub upload: Option<String>,
 }

@@ -171,7 +171,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     let head_before: u64 = {
         let b: serde_json::Value =
             serde_json::from_str(&chain_cli(&net.rpc, &["block", "latest"])).unwrap();
-        u64::from_str_radix(b["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        quantity(&b["number"]).to::<u64>()
     };
     net.stop();
 
@@ -179,8 +179,7 @@ fn ethers_and_solidity_work_unchanged_on_a_devnet() {
     let net = Devnet::start(dir.path(), 4);
     let b: serde_json::Value =
         serde_json::from_str(&chain_cli(&net.rpc, &["block", "latest"])).unwrap();
-    let head =
-        u64::from_str_radix(b["number"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let head = quantity(&b["number"]).to::<u64>();
     assert!(head >= head_before, "{head} < {head_before}");
     let tx = chain_cli(&net.rpc, &["tx", summary["transfer"].as_str().unwrap()]);
     assert!(tx.contains("\"status\": \"0x1\""), "{tx}");
@@ -491,7 +490,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         "eth_estimateGas",
         serde_json::json!([{"to": "0x00000000000000000000000000000000000000F4", "data": data}]),
     );
-    let gas = u64::from_str_radix(gas.as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+    let gas = quantity(&gas).to::<u64>();
     let min = 21_000 + gradnet_inference::precompile::inference_gas(1, data.len(), out.len());
     assert!((min..min + 40_000).contains(&gas), "{gas} vs {min}");
     let as_f64 = |v: String, d: String| {
@@ -824,7 +823,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
             "eth_getBalance",
             serde_json::json!([sender, "latest"]),
         );
-        U256::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        quantity(&b)
     };
     let call = |nonce: u64, mode: u8| {
         let request = mlp_request(mode, &cid);
@@ -928,17 +927,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     let r = receipt(&h);
     assert_eq!(r["status"], "0x1", "{r}");
     assert_eq!(numbers(&output(&r)), want);
-    let gas = U256::from(
-        u128::from_str_radix(r["gasUsed"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-            * u128::from_str_radix(
-                r["effectiveGasPrice"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("0x"),
-                16,
-            )
-            .unwrap(),
-    );
+    let gas = quantity(&r["gasUsed"]) * quantity(&r["effectiveGasPrice"]);
     let fees = before - balance() - gas;
     // the two agreeing nodes paid, once, whether the killed one was asked or not
     assert_eq!(fees, INFERENCE_FEE * U256::from(2));

@@ -61,6 +61,11 @@ pub(crate) fn try_rpc(
         .map_err(|e| e.to_string())
 }
 
+/// A JSON-RPC quantity (`0x`-prefixed hex).
+pub(crate) fn quantity(v: &serde_json::Value) -> alloy_primitives::U256 {
+    serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v} is not a quantity: {e}"))
+}
+
 pub(crate) fn head(url: &str) -> u64 {
     client(url, async |r| r.block_number().await).unwrap_or_else(|e| panic!("{e}"))
 }
