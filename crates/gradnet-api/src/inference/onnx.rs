@@ -6,6 +6,8 @@ use std::time::Instant;
 use gradnet_runtime::Model;
 use gradnet_types::tensor::NamedTensors;
 use gradnet_types::ContentId;
+use prometheus::IntGauge;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Admitted, Kind};
 use crate::error::ApiError;
@@ -23,7 +25,34 @@ impl AppState {
     }
 }
 
+/// A worker held for a run: the `inflight` gauge counts it until it is
+/// dropped, so that a run that fails or panics is not counted forever.
+struct Worker {
+    _permit: OwnedSemaphorePermit,
+    inflight: IntGauge,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.inflight.dec();
+    }
+}
+
 impl Admitted {
+    /// Waits for a free worker (counted as `queued` meanwhile).
+    async fn worker(&self) -> Result<Worker, ApiError> {
+        let m = &self.state.metrics;
+        m.queued.inc();
+        let permit = self.state.workers.clone().acquire_owned().await;
+        m.queued.dec();
+        let permit = permit.map_err(|_| ApiError::internal("worker pool closed"))?;
+        m.inflight.inc();
+        Ok(Worker {
+            _permit: permit,
+            inflight: m.inflight.clone(),
+        })
+    }
+
     /// Runs `model` on checked inputs on a worker; waits for one. The
     /// worker is held by the blocking task: a caller that goes away does
     /// not free a worker that is still computing.
@@ -33,24 +62,19 @@ impl Admitted {
         inputs: Arc<NamedTensors>,
     ) -> Result<NamedTensors, ApiError> {
         debug_assert_eq!(self.kind, Kind::Onnx);
-        let s = &self.state;
         let asked = Instant::now();
-        s.metrics.queued.inc();
-        let worker = s.workers.clone().acquire_owned().await;
-        s.metrics.queued.dec();
-        let worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
-        let rt = s.runtime.clone();
-        let running = s.metrics.inflight.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            let _worker = worker;
-            running.inc();
-            let out = rt.run(&model, &inputs);
-            running.dec();
-            out
-        })
-        .await
-        .map_err(ApiError::from)
-        .and_then(|r| r.map_err(ApiError::from));
+        let worker = self.worker().await;
+        let rt = self.state.runtime.clone();
+        let out = match worker {
+            Ok(worker) => tokio::task::spawn_blocking(move || {
+                let _worker = worker;
+                rt.run(&model, &inputs)
+            })
+            .await
+            .map_err(ApiError::from)
+            .and_then(|r| r.map_err(ApiError::from)),
+            Err(e) => Err(e),
+        };
         self.finish_onnx(asked, out)
     }
 
@@ -81,16 +105,10 @@ impl Admitted {
         out
     }
 
+    /// `f` on this (blocking) thread while a worker is held.
     fn on_worker<T>(&self, f: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
-        let s = &self.state;
-        s.metrics.queued.inc();
-        let worker = tokio::runtime::Handle::current().block_on(s.workers.acquire());
-        s.metrics.queued.dec();
-        let _worker = worker.map_err(|_| ApiError::internal("worker pool closed"))?;
-        s.metrics.inflight.inc();
-        let out = f();
-        s.metrics.inflight.dec();
-        out
+        let _worker = tokio::runtime::Handle::current().block_on(self.worker())?;
+        f()
     }
 
     fn finish_onnx(
