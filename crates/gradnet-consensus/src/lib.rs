@@ -1,6 +1,8 @@
 //! BFT consensus with Malachite (Tendermint): gradnet's context types,
 //! message encodings, proposal streaming, and the app that ties decisions
-//! to the chain.
+//! to the ledger. No network I/O: the app exchanges messages with
+//! Malachite's engine over channels, and the node starts the engine with
+//! its p2p (`gradnet_node::consensus`).
 
 // The workspace lint `missing_docs` is off here until this crate's public
 // items are documented.
@@ -9,7 +11,4 @@
 pub mod app;
 pub mod codec;
 pub mod context;
-pub mod node;
 pub mod parts;
-
-pub use node::{ConsensusOptions, Running, Validator};

@@ -143,7 +143,9 @@ async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
     loop {
         tokio::time::sleep(Duration::from_secs(age / 3)).await;
         let ts = unix_now();
-        let sig = hex::decode(key.sign(&tee_registry::heartbeat_message(chain_id, &id, ts)))?;
+        let sig = key
+            .sign(&tee_registry::heartbeat_message(chain_id, &id, ts))
+            .to_vec();
         sender
             .send(
                 tee_registry::ADDRESS,

@@ -2,10 +2,9 @@
 //! JSON-RPC listener, BFT consensus with the other validators, and the
 //! relay that passes client transactions on to them.
 
+use crate::consensus::{ConsensusOptions, KeySeed, Multiaddr, Running, Validator};
 use alloy_primitives::Address;
 use anyhow::{bail, Context, Result};
-use gradnet_consensus::node::{KeySeed, Multiaddr};
-use gradnet_consensus::{ConsensusOptions, Running, Validator};
 use gradnet_ledger::chain::Chain;
 use gradnet_ledger::genesis::Genesis;
 use gradnet_ledger::mempool::PoolConfig;

@@ -6,6 +6,7 @@
 //! service (its queue, limits and metrics); and the dev-enclave service
 //! ([`dev_enclave`]).
 
+pub mod consensus;
 pub mod dev_enclave;
 pub mod inferencer;
 pub mod ledger;

@@ -46,8 +46,14 @@ impl NodeKey {
         hex::encode(self.0.verifying_key().to_bytes())
     }
 
-    pub fn sign(&self, msg: &[u8]) -> String {
-        hex::encode(self.0.sign(msg).to_bytes())
+    /// An ed25519 signature of `msg`.
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        self.0.sign(msg).to_bytes()
+    }
+
+    /// The same in hex, as receipts carry it.
+    pub fn sign_hex(&self, msg: &[u8]) -> String {
+        hex::encode(self.sign(msg))
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
@@ -114,7 +120,7 @@ mod tests {
     #[test]
     fn sign_verify_and_files() {
         let k = NodeKey::generate();
-        let sig = k.sign(b"m");
+        let sig = k.sign_hex(b"m");
         verify_hex(&k.public_hex(), b"m", &sig).unwrap();
         assert!(matches!(
             verify_hex(&k.public_hex(), b"n", &sig),

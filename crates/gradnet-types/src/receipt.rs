@@ -87,7 +87,7 @@ impl ReceiptBody {
     }
 
     pub fn sign(self, key: &NodeKey) -> Receipt {
-        let signature = key.sign(&self.signing_bytes());
+        let signature = key.sign_hex(&self.signing_bytes());
         Receipt {
             body: self,
             signature,

@@ -73,7 +73,7 @@ impl OutcomeSigner {
         let sig = self.key.sign(&signing_bytes(chain_id, &rh, &outcome));
         SignedOutcome {
             outcome,
-            signature: hex::decode(sig).expect("hex signature").into(),
+            signature: sig.to_vec().into(),
         }
     }
 }

@@ -50,7 +50,7 @@ pub(crate) struct Dev {
     pub url: String,
     pub keys: Vec<B256>,
     pub dir: tempfile::TempDir,
-    consensus: Option<gradnet_consensus::Running>,
+    consensus: Option<gradnet_node::consensus::Running>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -87,12 +87,12 @@ pub(crate) async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
     edit(&mut g);
     let chain = Chain::open(dir.path(), g, PoolConfig::default()).unwrap();
     let (url, server) = serve(chain.clone()).await;
-    let validator = gradnet_consensus::Validator {
+    let validator = gradnet_node::consensus::Validator {
         chain: chain.clone(),
         pipe: std::sync::Arc::new(gradnet_node::pipe::Dispatcher::default()),
-        key: gradnet_consensus::node::KeySeed(VALIDATOR_SEED),
+        key: gradnet_node::consensus::KeySeed(VALIDATOR_SEED),
         genesis: chain.store.genesis().clone(),
-        options: gradnet_consensus::ConsensusOptions {
+        options: gradnet_node::consensus::ConsensusOptions {
             home: dir.path().join("consensus"),
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             peers: vec![],

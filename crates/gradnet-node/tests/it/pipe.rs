@@ -1362,7 +1362,7 @@ async fn tee_calls_go_only_to_active_approved_enclaves() {
     // fresh one the enclave goes inactive and TEE calls are not served
     let sign = |ts: u64| {
         let m = tee_registry::heartbeat_message(CHAIN_ID, &id, ts);
-        hex::decode(enclave.key.sign(&m)).unwrap()
+        enclave.key.sign(&m).to_vec()
     };
     let r = send(
         &dev,

@@ -1,6 +1,8 @@
 //! Starting Malachite for one validator: its engine configuration (p2p
 //! address and peers, timeouts derived from the block time, block sync),
-//! its key, its write-ahead log under the node's home, and the app loop.
+//! its key, its write-ahead log under the node's home, and gradnet's app
+//! loop (`gradnet_consensus::app`). The engine's p2p is the node's network
+//! leg of consensus; the app itself only exchanges messages over channels.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use malachitebft_app_channel::app::types::Keypair;
 pub use multiaddr::Multiaddr;
 use serde::{Deserialize, Serialize};
 
-use super::app::App;
-use super::codec::WireCodec;
-use super::context::{Ctx, Height, PrivateKey, PublicKey, Signer, ValidatorId, ValidatorSet};
+use gradnet_consensus::app::App;
+use gradnet_consensus::codec::WireCodec;
+use gradnet_consensus::context::{
+    Ctx, Height, PrivateKey, PublicKey, Signer, ValidatorId, ValidatorSet,
+};
 use gradnet_ledger::chain::{Chain, MissServer};
 use gradnet_ledger::genesis::Genesis;
 
@@ -33,14 +37,18 @@ pub struct ConsensusOptions {
     pub peers: Vec<Multiaddr>,
     /// Time from one block proposal to the next.
     pub block_time: Duration,
+    /// The validator's name in the engine's logs.
     pub moniker: String,
 }
 
 /// Malachite's configuration, derived from the options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EngineConfig {
+    /// The validator's name in the engine's logs.
     pub moniker: String,
+    /// Timeouts, p2p and value payload.
     pub consensus: ConsensusConfig,
+    /// Block sync for a validator that fell behind.
     pub value_sync: ValueSyncConfig,
 }
 
@@ -57,6 +65,7 @@ impl NodeConfig for EngineConfig {
 }
 
 impl EngineConfig {
+    /// The engine's configuration for `o`.
     pub fn new(o: &ConsensusOptions) -> Self {
         let timeouts = TimeoutConfig {
             // the proposer waits out the block time, then builds and streams
@@ -100,19 +109,26 @@ pub struct KeySeed(pub [u8; 32]);
 /// One validator: its chain, key, genesis and engine configuration.
 #[derive(Clone)]
 pub struct Validator {
+    /// The ledger it decides blocks for.
     pub chain: Arc<Chain>,
     /// Serves the inference calls this validator's proposals find
     /// unanswered (PIPE's dispatcher, from the node).
     pub pipe: Arc<dyn MissServer>,
+    /// Its consensus key.
     pub key: KeySeed,
+    /// The chain's genesis (the validator set).
     pub genesis: Genesis,
+    /// How it joins the network.
     pub options: ConsensusOptions,
 }
 
 /// The running engine and app loop.
 pub struct Running {
+    /// Malachite's engine.
     pub engine: EngineHandle,
+    /// gradnet's app loop.
     pub app: tokio::task::JoinHandle<()>,
+    /// The engine's events.
     pub events: TxEvent<Ctx>,
 }
 
@@ -228,7 +244,10 @@ impl Node for Validator {
     }
 }
 
-fn mc_find<'a>(vs: &'a ValidatorSet, me: &ValidatorId) -> Option<&'a super::context::Validator> {
+fn mc_find<'a>(
+    vs: &'a ValidatorSet,
+    me: &ValidatorId,
+) -> Option<&'a gradnet_consensus::context::Validator> {
     use malachitebft_app_channel::app::types::core::ValidatorSet as _;
     vs.get_by_address(me)
 }
