@@ -70,6 +70,10 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A node's answer that does not hold: a bad signature, outputs that
+    /// are not the signed ones.
+    #[error("not verified: {0}")]
+    Unverified(String),
     /// A transaction could not be signed (a bad key).
     #[error("signing: {0}")]
     Signing(String),

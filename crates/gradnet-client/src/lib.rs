@@ -7,13 +7,16 @@
 //! - [`Rpc`]: Ethereum JSON-RPC through alloy's provider, with gradnet's
 //!   own `gradnet_*` methods as raw requests;
 //! - [`Sender`]: signs transactions with a local key ([`wallet`]), keeps
-//!   its nonce, sends, waits for the receipt and decodes a revert's reason.
+//!   its nonce, sends, waits for the receipt and decodes a revert's reason;
+//! - [`verify`]: a node's answer checked offline against its signed
+//!   receipt.
 
 mod error;
 mod node;
 mod revert;
 mod rpc;
 mod sender;
+pub mod verify;
 pub mod wallet;
 
 pub use error::ClientError;

@@ -4,13 +4,10 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use gradnet_client::NodeClient as Client;
-use gradnet_types::Receipt;
 use serde_json::{json, Value};
-
-use crate::commands::receipt::llm_answer_hash;
 
 fn body(g: &GenArgs, extra: Value) -> Value {
     let mut b = json!({"model": g.model, "stream": g.stream});
@@ -84,10 +81,11 @@ async fn ask(c: &Client, path: &str, g: &GenArgs, body: Value) -> Result<Value> 
         println!("{}", text.as_str().unwrap_or_default());
         v
     };
-    let receipt: Receipt = serde_json::from_value(answer["gradnet_receipt"].clone())
-        .context("the answer carries no gradnet_receipt")?;
-    receipt.verify()?;
-    receipt.check_output(llm_answer_hash(&answer)?)?;
+    anyhow::ensure!(
+        answer.get("gradnet_receipt").is_some(),
+        "the answer carries no gradnet_receipt"
+    );
+    let (receipt, _) = gradnet_client::verify::verify_response(&answer, None)?;
     eprintln!(
         "[{} · {} prompt + {} completion tokens · receipt verified, node {}…]",
         answer["choices"][0]["finish_reason"]

@@ -24,6 +24,12 @@ pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
             &json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format}),
         )
         .await?;
+    // the node's signature and the outputs it signs, checked on arrival
+    let (receipt, _) = gradnet_client::verify::verify_response(&r, None)?;
+    eprintln!(
+        "receipt verified: the outputs are the ones node {}… signed",
+        &receipt.body.node[..12]
+    );
     if let Some(path) = &a.save {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
         eprintln!("response saved to {}", path.display());

@@ -4,72 +4,19 @@
 use std::path::Path;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use gradnet_types::json::parse_inputs;
-use gradnet_types::request::output_hash;
-use gradnet_types::{ContentId, DType, NamedTensors, Receipt};
+use gradnet_client::verify::{verify_response, Checked};
 use serde_json::Value;
 
 use crate::commands::chain::RpcArg;
-
-/// Rebuilds the typed outputs of an inference response (`outputs` in either
-/// encoding plus `output_types`) and hashes them as the node did.
-pub(crate) fn response_output_hash(resp: &Value) -> Result<ContentId> {
-    let outputs = parse_inputs(&resp["outputs"]).context("response `outputs`")?;
-    let types = resp["output_types"]
-        .as_object()
-        .context("response has no `output_types`")?;
-    let mut typed = NamedTensors::new();
-    for (name, t) in outputs {
-        let info = types
-            .get(&name)
-            .with_context(|| format!("no output_types entry for `{name}`"))?;
-        let dtype: DType = serde_json::from_value(info["dtype"].clone())?;
-        let tensor = t.to_tensor(&name, dtype)?;
-        let shape: Vec<usize> = serde_json::from_value(info["shape"].clone())?;
-        // an empty or scalar tensor's JSON form does not carry its full shape
-        let tensor = if tensor.shape() == shape {
-            tensor
-        } else {
-            gradnet_types::Tensor::new(shape, tensor.into_data())?
-        };
-        typed.insert(name, tensor);
-    }
-    Ok(output_hash(&typed))
-}
-
-/// The output hash of a chat or completion answer: its text and finish reason.
-pub(crate) fn llm_answer_hash(resp: &Value) -> Result<ContentId> {
-    let choice = &resp["choices"][0];
-    // a tool-call answer signs the raw text it was parsed from
-    let text = resp["gradnet_output"]
-        .as_str()
-        .or(choice["message"]["content"].as_str())
-        .or(choice["text"].as_str())
-        .context("answer has no choices[0].message.content or choices[0].text")?;
-    let reason = choice["finish_reason"]
-        .as_str()
-        .context("answer has no finish_reason")?;
-    Ok(gradnet_types::request::llm_output_hash(text, reason))
-}
 
 /// Verifies a receipt file or a saved inference response; returns a report.
 pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: Value = serde_json::from_str(&text).context("not JSON")?;
-    // an inference response holds `receipt`; an OpenAI-style answer,
-    // `gradnet_receipt`; otherwise the file is the receipt itself
-    let (receipt_json, response) = match v.get("receipt").or(v.get("gradnet_receipt")) {
-        Some(r) => (r.clone(), Some(&v)),
-        None => (v.clone(), None),
-    };
-    let receipt: Receipt = serde_json::from_value(receipt_json).context("not a gradnet receipt")?;
-    match signer {
-        Some(s) => receipt.verify_from(s)?,
-        None => receipt.verify()?,
-    }
+    let (receipt, checked) = verify_response(&v, signer)?;
     let mut report =
         format!(
         "signature: valid (node {})\nmodel: {}\nrequest: {}\noutput: {}\nruntime: {} {}{}\nmode: {}",
@@ -82,25 +29,10 @@ pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
         },
         receipt.body.mode
     );
-    if let Some(resp) = response.filter(|r| r.get("choices").is_some()) {
-        receipt.check_output(llm_answer_hash(resp)?)?;
-        report.push_str("\nanswer: matches the signed output hash");
-        return Ok(report);
-    }
-    if let Some(resp) = response {
-        receipt.check_output(response_output_hash(resp)?)?;
-        report.push_str("\noutputs: match the signed output hash");
-        if resp
-            .get("model")
-            .and_then(Value::as_str)
-            .is_some_and(|m| m != receipt.body.model.to_string())
-        {
-            bail!(
-                "response names model {} but the receipt signs {}",
-                resp["model"],
-                receipt.body.model
-            );
-        }
+    match checked {
+        Checked::Answer => report.push_str("\nanswer: matches the signed output hash"),
+        Checked::Outputs => report.push_str("\noutputs: match the signed output hash"),
+        Checked::Receipt => {}
     }
     Ok(report)
 }
