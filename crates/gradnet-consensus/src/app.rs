@@ -36,6 +36,7 @@ pub const MAX_BLOCK_TXS: usize = 10_000;
 /// How far ahead of a validator's clock a block's timestamp may be.
 const MAX_CLOCK_DRIFT_SECS: u64 = 15;
 
+/// Seconds since the Unix epoch: a proposed block's timestamp.
 pub fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -54,10 +55,16 @@ struct Candidate {
     validity: Option<Validity>,
 }
 
+/// gradnet's side of consensus: proposes blocks, checks and keeps the
+/// others' proposals, commits what is decided, serves block sync.
 pub struct App {
+    /// The ledger the decided blocks go into.
     pub chain: Arc<Chain>,
+    /// Signs this validator's proposals, parts and votes.
     pub signer: Arc<Signer>,
+    /// This validator.
     pub me: ValidatorId,
+    /// Who votes (from the genesis).
     pub validators: ValidatorSet,
     /// Time from one proposal to the next (consensus time does not add to it).
     pub block_time: Duration,
@@ -74,6 +81,7 @@ pub struct App {
 }
 
 impl App {
+    /// The app of the validator `signer` signs for.
     pub fn new(
         chain: Arc<Chain>,
         signer: Arc<Signer>,

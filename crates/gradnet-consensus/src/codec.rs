@@ -23,6 +23,7 @@ use super::context::{
     vote_type_from, BlockId, Ctx, Height, ProposalPart, Signature, ValidatorId, Vote,
 };
 
+/// A consensus message that does not decode.
 #[derive(Debug, thiserror::Error)]
 #[error("undecodable consensus message: {0}")]
 pub struct CodecError(pub String);
@@ -161,6 +162,7 @@ pub fn encode_certificate(c: &CommitCertificate<Ctx>) -> Vec<u8> {
     alloy_rlp::encode(raw_commit(c))
 }
 
+/// A commit certificate as the store keeps it ([`encode_certificate`]).
 pub fn decode_certificate(b: &[u8]) -> Result<CommitCertificate<Ctx>, CodecError> {
     commit_of(rlp_decode(b)?)
 }

@@ -19,6 +19,7 @@ pub use malachitebft_signing_ed25519::{Ed25519, PrivateKey, PublicKey, Signature
 
 use gradnet_ledger::genesis::Genesis;
 
+/// A block height.
 #[derive(Copy, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Height(pub u64);
 
@@ -53,6 +54,7 @@ impl mc::Height for Height {
 pub struct ValidatorId(pub Address);
 
 impl ValidatorId {
+    /// The id of a consensus key.
     pub fn of(key: &PublicKey) -> Self {
         ValidatorId(address_of_key(key.as_bytes()))
     }
@@ -101,10 +103,14 @@ impl mc::Value for BlockId {
     }
 }
 
+/// A validator with its voting power.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Validator {
+    /// Its id (an address derived from its key).
     pub address: ValidatorId,
+    /// Its consensus key.
     pub public_key: PublicKey,
+    /// Its voting power.
     pub power: u64,
     /// Where the priority fees of the blocks it proposes go.
     pub fee_recipient: Address,
@@ -123,12 +129,15 @@ impl mc::Validator<Ctx> for Validator {
 }
 
 /// The validators in genesis order (every node derives the same order).
+/// The validators of the chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidatorSet {
+    /// In the genesis's order.
     pub validators: Vec<Validator>,
 }
 
 impl ValidatorSet {
+    /// The genesis's validators.
     pub fn from_genesis(g: &Genesis) -> Result<Self, String> {
         let mut validators = Vec::with_capacity(g.validators.len());
         for v in &g.validators {
@@ -174,6 +183,7 @@ pub fn round_code(r: Round) -> u64 {
     r.as_u32().map_or(0, |r| r as u64 + 1)
 }
 
+/// The round a [`round_code`] names.
 pub fn round_from_code(c: u64) -> Option<Round> {
     match c {
         0 => Some(Round::Nil),
@@ -181,12 +191,18 @@ pub fn round_from_code(c: u64) -> Option<Round> {
     }
 }
 
+/// A signed proposal of a block for a height and round.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Proposal {
+    /// The height proposed for.
     pub height: Height,
+    /// The round.
     pub round: Round,
+    /// The proposed block.
     pub value: BlockId,
+    /// The round of the proof of lock, if any.
     pub pol_round: Round,
+    /// Who proposes.
     pub proposer: ValidatorId,
 }
 
@@ -211,13 +227,20 @@ impl mc::Proposal<Ctx> for Proposal {
     }
 }
 
+/// A prevote or precommit.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Vote {
+    /// Prevote or precommit.
     pub typ: VoteType,
+    /// The height voted at.
     pub height: Height,
+    /// The round.
     pub round: Round,
+    /// A block, or nil.
     pub value: NilOrVal<BlockId>,
+    /// Who votes.
     pub validator: ValidatorId,
+    /// A vote extension (unused by gradnet).
     pub extension: Option<SignedExtension<Ctx>>,
 }
 
@@ -256,15 +279,23 @@ impl mc::Vote<Ctx> for Vote {
 
 /// A proposal travels as `Init`, the RLP block in `Data` chunks, and `Fin`
 /// with the proposer's signature over all of it.
+/// A piece of a streamed proposal: `Init`, the block in `Data` chunks, `Fin`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProposalPart {
+    /// What the stream proposes for.
     Init {
+        /// The height.
         height: Height,
+        /// The round.
         round: Round,
+        /// The round of the proof of lock, if any.
         pol_round: Round,
+        /// Who proposes.
         proposer: ValidatorId,
     },
+    /// A chunk of the encoded block.
     Data(Bytes),
+    /// The proposer's signature over the whole stream.
     Fin(Signature),
 }
 
@@ -278,8 +309,10 @@ impl mc::ProposalPart<Ctx> for ProposalPart {
 }
 
 /// The context: it carries the genesis hash that every signature binds.
+/// gradnet's Malachite context: its types and how they are signed.
 #[derive(Clone, Debug)]
 pub struct Ctx {
+    /// The chain's genesis hash (every signature is bound to it).
     pub genesis_hash: B256,
 }
 
@@ -358,6 +391,8 @@ impl mc::Context for Ctx {
     }
 }
 
+/// The proposer of `round` at `height`: round-robin weighted by voting
+/// power, advancing one step per height and per round.
 pub fn select_proposer(vs: &ValidatorSet, height: Height, round: Round) -> &Validator {
     use mc::ValidatorSet as _;
     let total = vs.total_voting_power().max(1);
@@ -382,6 +417,7 @@ pub fn decode_exact<T: alloy_rlp::Decodable>(b: &[u8]) -> Result<T, String> {
     Ok(v)
 }
 
+/// A vote type's byte on the wire.
 pub fn vote_type_code(t: VoteType) -> u8 {
     match t {
         VoteType::Prevote => 1,
@@ -389,6 +425,7 @@ pub fn vote_type_code(t: VoteType) -> u8 {
     }
 }
 
+/// The vote type of a wire byte.
 pub fn vote_type_from(c: u8) -> Option<VoteType> {
     match c {
         1 => Some(VoteType::Prevote),
@@ -405,6 +442,7 @@ pub fn value_bytes(v: &NilOrVal<BlockId>) -> Bytes {
     }
 }
 
+/// A vote value from its [`value_bytes`].
 pub fn value_from(b: &[u8]) -> Option<NilOrVal<BlockId>> {
     match b.len() {
         0 => Some(NilOrVal::Nil),
@@ -442,6 +480,7 @@ pub fn vote_body(v: &Vote) -> Vec<u8> {
     })
 }
 
+/// A vote from its [`vote_body`].
 pub fn vote_from_body(b: &[u8]) -> Option<Vote> {
     let r: VoteBytes = decode_exact(b).ok()?;
     Some(Vote {
@@ -454,6 +493,7 @@ pub fn vote_from_body(b: &[u8]) -> Option<Vote> {
     })
 }
 
+/// The signed bytes of a proposal.
 pub fn proposal_body(p: &Proposal) -> Vec<u8> {
     alloy_rlp::encode(ProposalBytes {
         height: p.height.0,
@@ -464,6 +504,7 @@ pub fn proposal_body(p: &Proposal) -> Vec<u8> {
     })
 }
 
+/// A proposal from its [`proposal_body`].
 pub fn proposal_from_body(b: &[u8]) -> Option<Proposal> {
     let r: ProposalBytes = decode_exact(b).ok()?;
     Some(Proposal {
@@ -515,6 +556,7 @@ pub fn encode_part(p: &ProposalPart) -> Vec<u8> {
     out
 }
 
+/// A proposal part from its [`encode_part`].
 pub fn decode_part(b: &[u8]) -> Option<ProposalPart> {
     let (&tag, rest) = b.split_first()?;
     Some(match tag {
@@ -547,10 +589,12 @@ impl fmt::Debug for Signer {
 }
 
 impl Signer {
+    /// A signer for `key` on the chain of `genesis_hash`.
     pub fn new(key: PrivateKey, genesis_hash: B256) -> Self {
         Signer { key, genesis_hash }
     }
 
+    /// Its public key.
     pub fn public_key(&self) -> PublicKey {
         self.key.public_key()
     }
@@ -560,20 +604,27 @@ impl Signer {
         [tag, genesis_hash.as_slice(), body].concat()
     }
 
+    /// Signs `body` under `tag` ([`Signer::domain`]).
     pub fn sign(&self, tag: &[u8], body: &[u8]) -> Signature {
         self.key.sign(&Self::domain(tag, &self.genesis_hash, body))
     }
 
+    /// Whether `sig` is `key`'s over `body` under `tag`.
     pub fn verify(&self, tag: &[u8], body: &[u8], sig: &Signature, key: &PublicKey) -> bool {
         key.verify(&Self::domain(tag, &self.genesis_hash, body), sig)
             .is_ok()
     }
 }
 
+/// Domain tag of votes.
 pub const TAG_VOTE: &[u8] = b"gradnet/vote/v1";
+/// Domain tag of proposals.
 pub const TAG_PROPOSAL: &[u8] = b"gradnet/proposal/v1";
+/// Domain tag of single proposal parts.
 pub const TAG_PART: &[u8] = b"gradnet/part/v1";
+/// Domain tag of a whole proposal stream (its `Fin`).
 pub const TAG_STREAM: &[u8] = b"gradnet/stream/v1";
+/// Domain tag of vote extensions.
 pub const TAG_EXTENSION: &[u8] = b"gradnet/extension/v1";
 
 impl mc::SigningProvider<Ctx> for Signer {

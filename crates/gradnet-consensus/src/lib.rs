@@ -4,10 +4,6 @@
 //! Malachite's engine over channels, and the node starts the engine with
 //! its p2p (`gradnet_node::consensus`).
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented.
-#![allow(missing_docs)]
-
 pub mod app;
 pub mod codec;
 pub mod context;

@@ -42,6 +42,7 @@ pub fn stream_body(
     b
 }
 
+/// The id of the proposal stream for `height` and `round`.
 pub fn stream_id(height: Height, round: Round) -> StreamId {
     let mut b = height.0.to_be_bytes().to_vec();
     b.extend_from_slice(&round_code(round).to_be_bytes());
@@ -80,13 +81,20 @@ pub fn split(
 }
 
 /// A complete stream: who says they proposed what, and their signature.
+/// A whole proposal, put together from its parts.
 #[derive(Debug, Clone)]
 pub struct Assembled {
+    /// The height proposed for.
     pub height: Height,
+    /// The round.
     pub round: Round,
+    /// The round of the proof of lock, if any.
     pub pol_round: Round,
+    /// Who proposed.
     pub proposer: ValidatorId,
+    /// The encoded block.
     pub block: Vec<u8>,
+    /// The proposer's signature over the stream.
     pub signature: Signature,
 }
 
