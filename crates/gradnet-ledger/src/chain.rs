@@ -19,8 +19,11 @@ use gradnet_inference::pipe;
 use gradnet_inference::precompile::{BlockResults, Inferencer, Miss, ResultSource};
 use gradnet_inference::sidecar::{RegistryView, ServedCall};
 
+/// One node's ledger.
 pub struct Chain {
+    /// Blocks, receipts and state.
     pub store: Store,
+    /// Transactions waiting for a block.
     pub pool: Mempool,
     chain_id: u64,
     /// The head's number, for whoever waits for new blocks.
@@ -53,6 +56,7 @@ where
 }
 
 impl Chain {
+    /// Opens the chain in `dir`, writing `genesis` if it is new.
     pub fn open(dir: &Path, genesis: Genesis, pool: PoolConfig) -> Result<Arc<Self>, ChainError> {
         let chain_id = genesis.chain_id;
         let store = Store::open(dir, genesis)?;
@@ -67,6 +71,7 @@ impl Chain {
         }))
     }
 
+    /// Who runs models for `eth_call` / `eth_estimateGas` (the node's runtimes).
     pub fn set_inferencer(&self, i: Arc<dyn Inferencer>) {
         *self.inferencer.write() = Some(i);
     }
@@ -79,14 +84,17 @@ impl Chain {
         }
     }
 
+    /// The chain id (EIP-155).
     pub fn chain_id(&self) -> u64 {
         self.chain_id
     }
 
+    /// The latest committed header.
     pub fn head(&self) -> Header {
         self.store.head()
     }
 
+    /// The head's number, as new blocks are committed.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.heads.subscribe()
     }

@@ -7,14 +7,17 @@ use thiserror::Error;
 
 use crate::state::StateError;
 
+/// What went wrong in the ledger.
 #[derive(Debug, Error)]
 pub enum ChainError {
     /// A transaction refused at the door; the text is what Ethereum clients
     /// print for the same case (geth's wording).
     #[error("{0}")]
     Rejected(String),
+    /// Input that does not hold (a malformed block, genesis or parameter).
     #[error("{0}")]
     Invalid(String),
+    /// Something asked for that is not there.
     #[error("{0}")]
     NotFound(String),
     /// The database failed.
@@ -28,6 +31,7 @@ pub enum ChainError {
     /// settlement, scheduled tasks, the genesis).
     #[error(transparent)]
     System(#[from] SystemError),
+    /// The EVM failed (not a revert: that is a receipt).
     #[error("execution: {0}")]
     Execution(String),
 }

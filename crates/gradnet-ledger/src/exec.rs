@@ -29,8 +29,11 @@ pub const SPEC: SpecId = SpecId::CANCUN;
 /// What a new block is built on and by whom.
 #[derive(Debug, Clone)]
 pub struct BlockParams {
+    /// The block's timestamp.
     pub timestamp: u64,
+    /// The proposing validator.
     pub proposer: Address,
+    /// Where its priority fees go.
     pub coinbase: Address,
 }
 
@@ -51,8 +54,11 @@ pub fn next_base_fee(parent: &Header) -> u64 {
 /// why), and transactions left for a later block because an inference
 /// call they make has no result yet.
 pub struct Built {
+    /// The block and what executing it produced.
     pub executed: Executed,
+    /// Transactions the EVM refused, with why.
     pub dropped: Vec<(B256, String)>,
+    /// Transactions left for a later block.
     pub waiting: Vec<B256>,
 }
 

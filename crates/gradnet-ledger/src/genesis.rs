@@ -10,15 +10,19 @@ use serde::{Deserialize, Serialize};
 use crate::error::ChainError;
 use gradnet_inference::error::SystemError;
 
+/// The chain's first state: id, gas limit, validators, funded accounts and system contracts' setup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Genesis {
+    /// The chain id (EIP-155).
     pub chain_id: u64,
     /// Unix seconds of block 0.
     pub timestamp: u64,
+    /// Gas a block may use.
     pub gas_limit: u64,
     /// Base fee of block 1, in wei; EIP-1559 moves it from there.
     pub base_fee: u64,
+    /// Who votes.
     pub validators: Vec<GenesisValidator>,
     /// Starting balances, in wei.
     pub alloc: BTreeMap<Address, U256>,
@@ -37,6 +41,7 @@ pub struct Genesis {
     pub tee: Option<GenesisTee>,
 }
 
+/// The TEE registry's setup.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisTee {
@@ -54,6 +59,7 @@ pub struct GenesisTee {
     pub max_heartbeat_age: Option<u64>,
 }
 
+/// A ZKML model's verifying key, registered from the start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisZkModel {
@@ -65,9 +71,11 @@ pub struct GenesisZkModel {
     pub owner: Address,
 }
 
+/// An inference node registered from the start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisInferenceNode {
+    /// The account that runs it (and holds its stake).
     pub operator: Address,
     /// ed25519 public key its results are signed with, hex.
     pub signing_key: String,
@@ -88,11 +96,13 @@ pub struct GenesisInferenceNode {
     pub profile: String,
 }
 
+/// A validator.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GenesisValidator {
     /// ed25519 public key, hex.
     pub public_key: String,
+    /// Its voting power.
     pub power: u64,
     /// Where its block rewards (priority fees) go.
     pub fee_recipient: Address,
@@ -110,6 +120,7 @@ pub fn dev_key(i: u64) -> B256 {
     keccak256([b"gradnet devnet account ".as_slice(), &i.to_be_bytes()].concat())
 }
 
+/// Index of the first inference operator among the dev keys ([`dev_key`]).
 pub const DEV_OPERATOR_BASE: u64 = 1000;
 
 /// The Ethereum address of a secp256k1 private key.
@@ -120,6 +131,7 @@ pub fn address_of(key: &B256) -> Result<Address, ChainError> {
 }
 
 impl Genesis {
+    /// A genesis from its JSON file, checked.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ChainError> {
         let g: Genesis = serde_json::from_slice(bytes)
             .map_err(|e| ChainError::Invalid(format!("genesis: {e}")))?;
@@ -127,6 +139,7 @@ impl Genesis {
         Ok(g)
     }
 
+    /// Whether the genesis holds together (ids, keys, stakes, the TEE setup).
     pub fn check(&self) -> Result<(), ChainError> {
         let bad = |m: &str| Err(ChainError::Invalid(format!("genesis: {m}")));
         if self.chain_id == 0 {

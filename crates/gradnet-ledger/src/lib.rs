@@ -4,10 +4,6 @@
 //! building and verification. No network I/O: the node gives block building
 //! its PIPE leg ([`chain::MissServer`]) and relays the [`outbox`].
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented (214 were not when the crate was split out).
-#![allow(missing_docs)]
-
 pub mod block;
 pub mod chain;
 pub mod error;

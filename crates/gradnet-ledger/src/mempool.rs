@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use crate::error::ChainError;
 use crate::tx::PooledTx;
 
+/// Bounds of the mempool.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
     /// Transactions held at most.
@@ -31,7 +32,9 @@ impl Default for PoolConfig {
 /// The account state a new transaction is checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct Account {
+    /// Its next nonce.
     pub nonce: u64,
+    /// Its balance in wei.
     pub balance: U256,
 }
 
@@ -41,6 +44,7 @@ struct Inner {
     by_hash: HashMap<B256, (Address, u64)>,
 }
 
+/// Transactions waiting for a block, by sender and nonce.
 pub struct Mempool {
     config: PoolConfig,
     inner: Mutex<Inner>,
@@ -56,6 +60,7 @@ fn bumped(new: u128, old: u128) -> bool {
 }
 
 impl Mempool {
+    /// An empty pool.
     pub fn new(config: PoolConfig) -> Self {
         Mempool {
             config,
@@ -63,14 +68,17 @@ impl Mempool {
         }
     }
 
+    /// Transactions held.
     pub fn len(&self) -> usize {
         self.inner.lock().by_hash.len()
     }
 
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// A held transaction by hash.
     pub fn get(&self, hash: &B256) -> Option<PooledTx> {
         let inner = self.inner.lock();
         let (s, n) = inner.by_hash.get(hash)?;

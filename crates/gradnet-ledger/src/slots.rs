@@ -10,7 +10,9 @@ use crate::state::{Overlay, StateReader};
 
 /// The committed state, read only.
 pub struct ReaderSlots<'a> {
+    /// The committed state.
     pub state: &'a StateReader,
+    /// The system contract whose storage this is.
     pub account: Address,
 }
 
@@ -27,7 +29,9 @@ impl Slots for ReaderSlots<'_> {
 
 /// A block's overlay, after its transactions ran.
 pub struct OverlaySlots<'a, 'b> {
+    /// The block's state so far.
     pub overlay: &'a mut Overlay<'b>,
+    /// The system contract whose storage this is.
     pub account: Address,
 }
 

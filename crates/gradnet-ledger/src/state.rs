@@ -14,6 +14,7 @@ use revm::state::{Account, AccountInfo};
 
 use crate::store::{ACCOUNTS, BLOCKS_BY_NUMBER, CODE, STORAGE};
 
+/// A state read that failed (revm's database error).
 #[derive(Debug, thiserror::Error)]
 #[error("state: {0}")]
 pub struct StateError(pub String);
@@ -48,6 +49,7 @@ pub fn decode_account(b: &[u8]) -> AccountInfo {
     }
 }
 
+/// The storage table's key: address then slot.
 pub fn storage_key(a: &Address, slot: &U256) -> [u8; 52] {
     let mut k = [0u8; 52];
     k[..20].copy_from_slice(a.as_slice());
@@ -61,24 +63,28 @@ pub struct StateReader {
 }
 
 impl StateReader {
+    /// A snapshot of the committed state.
     pub fn new(db: &redb::Database) -> Result<Self, StateError> {
         Ok(StateReader {
             txn: db.begin_read().map_err(|e| StateError(e.to_string()))?,
         })
     }
 
+    /// An account (none: it does not exist).
     pub fn account(&self, a: &Address) -> Result<Option<AccountInfo>, StateError> {
         let t = self.txn.open_table(ACCOUNTS).map_err(redb::Error::from)?;
         let v = t.get(&a.into_array()).map_err(redb::Error::from)?;
         Ok(v.map(|v| decode_account(v.value())))
     }
 
+    /// A storage slot (zero when unset).
     pub fn storage(&self, a: &Address, slot: &U256) -> Result<U256, StateError> {
         let t = self.txn.open_table(STORAGE).map_err(redb::Error::from)?;
         let v = t.get(&storage_key(a, slot)).map_err(redb::Error::from)?;
         Ok(v.map_or(U256::ZERO, |v| U256::from_be_bytes(v.value())))
     }
 
+    /// Contract code by its hash.
     pub fn code(&self, hash: &B256) -> Result<Option<Bytes>, StateError> {
         if *hash == KECCAK_EMPTY {
             return Ok(Some(Bytes::new()));
@@ -88,6 +94,7 @@ impl StateReader {
         Ok(v.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
+    /// The hash of block `number` (zero if there is none).
     pub fn block_hash(&self, number: u64) -> Result<B256, StateError> {
         let t = self
             .txn
@@ -102,9 +109,13 @@ impl StateReader {
 /// and accounts whose storage was wiped (self-destructed or re-created).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Diff {
+    /// Accounts changed (none: deleted).
     pub accounts: BTreeMap<Address, Option<AccountInfo>>,
+    /// Storage slots written.
     pub storage: BTreeMap<Address, BTreeMap<U256, U256>>,
+    /// Accounts whose storage was wiped.
     pub wiped: BTreeSet<Address>,
+    /// Code deployed, by hash.
     pub codes: BTreeMap<B256, Bytes>,
 }
 
@@ -142,11 +153,14 @@ impl Diff {
 
 /// The snapshot with a block's changes on top; revm's database.
 pub struct Overlay<'a> {
+    /// The committed state below.
     pub base: &'a StateReader,
+    /// The block's changes so far.
     pub diff: Diff,
 }
 
 impl<'a> Overlay<'a> {
+    /// No changes yet on top of `base`.
     pub fn new(base: &'a StateReader) -> Self {
         Overlay {
             base,

@@ -32,11 +32,15 @@ pub(crate) const CODE: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(
 /// A block with what executing it produced, ready to commit.
 #[derive(Debug, Clone)]
 pub struct Executed {
+    /// The block.
     pub block: Block,
+    /// Its receipts, in order.
     pub receipts: Vec<StoredReceipt>,
+    /// What it changes in the state.
     pub diff: Diff,
 }
 
+/// Blocks, receipts, certificates and state in redb.
 pub struct Store {
     db: redb::Database,
     genesis: Genesis,
@@ -238,10 +242,12 @@ impl Store {
         Ok(())
     }
 
+    /// The genesis it was opened with.
     pub fn genesis(&self) -> &Genesis {
         &self.genesis
     }
 
+    /// The latest committed header.
     pub fn head(&self) -> Header {
         self.head.read().clone()
     }
@@ -251,6 +257,7 @@ impl Store {
         StateReader::new(&self.db).map_err(|e| ChainError::State(e.0))
     }
 
+    /// Block `number`, if committed.
     pub fn block(&self, number: u64) -> Result<Option<Block>, ChainError> {
         let r = self.db.begin_read().map_err(bad)?;
         let t = r.open_table(BLOCKS_BY_NUMBER).map_err(bad)?;
@@ -258,12 +265,14 @@ impl Store {
         v.map(|v| Block::decode(&v.value()[32..])).transpose()
     }
 
+    /// The number of the block with `hash`.
     pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, ChainError> {
         let r = self.db.begin_read().map_err(bad)?;
         let t = r.open_table(BLOCK_NUMBERS).map_err(bad)?;
         Ok(t.get(&hash.0).map_err(bad)?.map(|v| v.value()))
     }
 
+    /// The receipts of block `number`.
     pub fn receipts(&self, number: u64) -> Result<Vec<StoredReceipt>, ChainError> {
         let r = self.db.begin_read().map_err(bad)?;
         let t = r.open_table(RECEIPTS).map_err(bad)?;
@@ -273,6 +282,7 @@ impl Store {
         }
     }
 
+    /// The commit certificate that decided block `number`.
     pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
         let r = self.db.begin_read().map_err(bad)?;
         let t = match r.open_table(CERTIFICATES) {

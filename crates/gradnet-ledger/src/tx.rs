@@ -17,21 +17,28 @@ pub const MAX_TX_BYTES: usize = 128 * 1024;
 /// A decoded, signature-checked transaction.
 #[derive(Debug, Clone)]
 pub struct PooledTx {
+    /// The decoded transaction.
     pub envelope: TxEnvelope,
+    /// Its bytes as sent.
     pub raw: Bytes,
+    /// Its hash.
     pub hash: B256,
+    /// The account that signed it.
     pub sender: Address,
 }
 
 impl PooledTx {
+    /// Its nonce.
     pub fn nonce(&self) -> u64 {
         self.envelope.nonce()
     }
 
+    /// Its gas limit.
     pub fn gas_limit(&self) -> u64 {
         self.envelope.gas_limit()
     }
 
+    /// The most it pays per gas.
     pub fn max_fee(&self) -> u128 {
         self.envelope.max_fee_per_gas()
     }
