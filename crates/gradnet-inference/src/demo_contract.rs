@@ -22,6 +22,7 @@ pub const ADDRESS: Address = address!("0000000000000000000000000000000000000de0"
 const RUNTIME: &str =
     "36600060003760006000366000600060f45af1156022573d600060003e3d6000a0005b3d600060003e3d6000fd";
 
+/// The contract's deployed code.
 pub fn runtime_code() -> Bytes {
     hex::decode(RUNTIME).expect("hex").into()
 }

@@ -4,10 +4,6 @@
 //! of signed node results that answers calls inside blocks, how nodes are
 //! sampled, and how their answers are decided and settled.
 
-// The workspace lint `missing_docs` is off here until this crate's public
-// items are documented.
-#![allow(missing_docs)]
-
 pub mod abi;
 pub mod demo_contract;
 pub mod error;

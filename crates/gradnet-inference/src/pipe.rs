@@ -16,20 +16,27 @@ pub const BUDGET: Duration = Duration::from_secs(2);
 /// Blocks a call is tried in before it is given up (and reverts).
 pub const MAX_TRIES: u32 = 3;
 
+/// A proposer's request to one node: every call it was sampled for.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AnswerRequest {
+    /// The chain the outcomes are signed for.
     pub chain_id: u64,
     /// Calldata of each call to `0x…F4`.
     pub calls: Vec<Bytes>,
 }
 
+/// One call's outcome, signed by the node.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SignedOutcome {
+    /// The outcome ([`crate::sidecar::ok_outcome`] or [`crate::sidecar::err_outcome`]).
     pub outcome: Bytes,
+    /// ed25519 over [`crate::sidecar::signing_bytes`].
     pub signature: Bytes,
 }
 
+/// A node's answer: one signed outcome per call, in order.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AnswerResponse {
+    /// The outcomes.
     pub results: Vec<SignedOutcome>,
 }

@@ -50,9 +50,13 @@ use crate::slots::JournalSlots;
 use crate::tee_registry;
 use crate::zk;
 
+/// The inference precompile (OpenGradient's address).
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F4");
+/// Gas of any inference call.
 pub const INFERENCE_BASE_GAS: u64 = 10_000;
+/// Gas per node the call is served by.
 pub const INFERENCE_GAS_PER_NODE: u64 = 3_000;
+/// Gas per byte of input and output.
 pub const GAS_PER_BYTE: u64 = 16;
 
 /// Runs models for the precompile (the node's runtime and hub).
@@ -63,7 +67,9 @@ pub trait Inferencer: Send + Sync {
     fn admit(self: Arc<Self>) -> Result<Arc<dyn Inferencer>, String>;
     /// Runs an ONNX model on inputs in gradnet's fixed-point JSON.
     fn run_model(&self, model: &str, inputs: &serde_json::Value) -> Result<NamedTensors, String>;
+    /// An LLM completion.
     fn complete(&self, request: &LLMCompletionRequest) -> Result<LLMCompletionResponse, String>;
+    /// An LLM chat answer.
     fn chat(&self, request: &LLMChatRequest) -> Result<LLMChatResponse, String>;
     /// ZKML: the circuit's output for the model's input and its proof
     /// (128 bytes), with the node's proving key for the model.
@@ -77,8 +83,11 @@ pub trait Inferencer: Send + Sync {
 
 /// A decoded call with what sampling needs to know about it.
 pub struct Request {
+    /// The decoded call.
     pub call: Call,
+    /// Its mode.
     pub mode: Mode,
+    /// The model it names.
     pub model: String,
 }
 
@@ -117,15 +126,20 @@ pub fn run_call(inf: &dyn Inferencer, call: &Call, simulation: bool) -> Result<V
 /// A call a proposer's pre-execution found without a served result.
 #[derive(Debug, Clone)]
 pub struct Miss {
+    /// keccak of the calldata.
     pub request_hash: B256,
+    /// The call as made.
     pub calldata: Bytes,
+    /// Its mode.
     pub mode: Mode,
+    /// The model it names.
     pub model: String,
 }
 
 /// What block execution records about inference calls.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Calls found without a result.
     pub misses: Vec<Miss>,
     /// Served calls execution used, with their quorum, in order.
     pub used: Vec<(B256, usize)>,
@@ -135,7 +149,9 @@ pub struct Progress {
 
 /// ResultSource inside a block: from its sidecar.
 pub struct BlockResults {
+    /// The registry the sidecar is checked against.
     pub view: RegistryView,
+    /// The sidecar's calls by request hash.
     pub served: HashMap<B256, ServedCall>,
     /// A proposer's pre-execution: a call without a result is recorded
     /// (and its transaction left out) rather than failing the block.
@@ -147,10 +163,12 @@ pub struct BlockResults {
     /// Set while a scheduled task runs: a call without a result skips the
     /// task (in every mode) rather than failing the block.
     pub soft: std::sync::atomic::AtomicBool,
+    /// What execution recorded.
     pub progress: parking_lot::Mutex<Progress>,
 }
 
 impl BlockResults {
+    /// Results from `served`; `record`: a proposer's pre-execution.
     pub fn new(view: RegistryView, served: HashMap<B256, ServedCall>, record: bool) -> Arc<Self> {
         Arc::new(BlockResults {
             view,
@@ -236,6 +254,7 @@ impl From<SystemError> for BlockFault {
 }
 
 impl Precompiles {
+    /// Ethereum's precompiles for `spec` and gradnet's system contracts.
     pub fn new(spec: revm::primitives::hardfork::SpecId, results: ResultSource) -> Self {
         let eth = EthPrecompiles::new(spec);
         let mut warm = eth.warm_addresses().clone();

@@ -20,20 +20,32 @@ use gradnet_types::receipt::{Receipt, ReceiptBody, RuntimeId};
 /// ids as their 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct CompactReceipt {
+    /// The receipt format version.
     pub version: u32,
+    /// `onnx` or `llm`.
     pub kind: String,
+    /// The request's hash.
     pub request_hash: B256,
+    /// The model's content id.
     pub model: B256,
+    /// The output's hash.
     pub output_hash: B256,
+    /// The inference mode's code.
     pub mode: u8,
+    /// The engine.
     pub runtime_name: String,
+    /// Its version.
     pub runtime_version: String,
+    /// Its determinism profile.
     pub runtime_profile: String,
+    /// When the node signed it.
     pub timestamp_ms: u64,
+    /// The node's ed25519 signature.
     pub signature: alloy_primitives::Bytes,
 }
 
 impl CompactReceipt {
+    /// The compact form of a node's receipt.
     pub fn of(r: &Receipt) -> Result<Self, String> {
         let b = &r.body;
         Ok(CompactReceipt {
@@ -101,6 +113,7 @@ fn next_level(level: &[B256]) -> Vec<B256> {
         .collect()
 }
 
+/// The Merkle root of a batch's leaves.
 pub fn root(leaves: &[B256]) -> B256 {
     if leaves.is_empty() {
         return B256::ZERO;

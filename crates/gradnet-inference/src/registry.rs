@@ -24,6 +24,7 @@ use crate::revert;
 use crate::slots::{slot, JournalSlots, Slots};
 use crate::system_call::{self, Rules};
 
+/// The inference node registry.
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F5");
 /// Least stake of an active node: 10 tokens (18 decimals).
 pub const MIN_STAKE: U256 = U256::from_limbs([10_000_000_000_000_000_000u128 as u64, 0, 0, 0]);
@@ -33,8 +34,11 @@ pub const UNBOND_DELAY_SECS: u64 = 3600;
 pub const FAULT_COOLDOWN_BLOCKS: u64 = 20;
 /// The fee for one node's result, paid by the transaction's sender.
 pub const INFERENCE_FEE: U256 = U256::from_limbs([1_000_000_000_000_000, 0, 0, 0]);
+/// Gas of a registry read.
 pub const REGISTRY_READ_GAS: u64 = 2_600;
+/// Gas per node listed.
 pub const REGISTRY_GAS_PER_NODE: u64 = 2_000;
+/// Gas of a registry write.
 pub const REGISTRY_WRITE_GAS: u64 = 60_000;
 /// Storing a verifying key: per 32-byte word, as a new storage slot costs.
 pub const ZK_KEY_GAS_PER_WORD: u64 = 20_000;
@@ -98,26 +102,38 @@ use IInferenceRegistry::{IInferenceRegistryCalls as Call, InferenceNode};
 /// results that prove it (RLP, see `sidecar::Evidence`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
+    /// The call.
     pub request_hash: B256,
+    /// Why, for a person.
     pub reason: String,
+    /// The signed results that prove it.
     pub evidence: alloy_primitives::Bytes,
 }
 
 /// One registered node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeRecord {
+    /// Its operator account.
     pub operator: Address,
+    /// The ed25519 key its results are signed with.
     pub signing_key: B256,
+    /// Where PIPE reaches it.
     pub endpoint: String,
     /// Bit `m` set: serves mode `m`.
     pub modes: u8,
     /// Models it serves (content ids or names); empty: any in its hub.
     pub models: Vec<String>,
+    /// Bonded stake, in wei.
     pub stake: U256,
+    /// Stake being unbonded.
     pub unbonding: U256,
+    /// When the unbonding stake can be withdrawn.
     pub unbonding_until: u64,
+    /// Fees earned.
     pub earnings: U256,
+    /// Stake slashed.
     pub slashed: U256,
+    /// Faults recorded.
     pub faults: u64,
     /// Block of the last fault (0: none).
     pub last_fault: u64,
@@ -129,10 +145,12 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// Whether it has stake enough to be sampled.
     pub fn active(&self) -> bool {
         self.stake >= MIN_STAKE
     }
 
+    /// Whether it serves `mode` for `model`.
     pub fn serves(&self, mode: gradnet_types::InferenceMode, model: &str) -> bool {
         self.modes & (1 << mode.abi_code()) != 0
             && (self.models.is_empty() || self.models.iter().any(|m| m == model))
@@ -189,6 +207,7 @@ pub fn check_runtime(engine: &str, profile: &str) -> Result<(), SystemError> {
     Ok(())
 }
 
+/// The bit mask of a list of mode codes.
 pub fn modes_mask(modes: &[u8]) -> Result<u8, SystemError> {
     modes.iter().try_fold(0u8, |m, &x| {
         if x > 3 {
@@ -241,6 +260,7 @@ impl<S: Slots> Registry<S> {
         slot("gradnet.registry.nodes", &[])
     }
 
+    /// Every registered operator, in registration order.
     pub fn operators(&mut self) -> Result<Vec<Address>, SystemError> {
         let n = to_u64(self.0.get(Self::list())?);
         (0..n)
@@ -251,6 +271,7 @@ impl<S: Slots> Registry<S> {
             .collect()
     }
 
+    /// The node of `op`, if registered.
     pub fn node(&mut self, op: &Address) -> Result<Option<NodeRecord>, SystemError> {
         let b = Self::base(op);
         let f = |i: u64| b + U256::from(i);

@@ -19,11 +19,13 @@ use crate::revert;
 use crate::slots::{slot, JournalSlots, Slots};
 use crate::system_call::{self, Rules};
 
+/// The workflow scheduler.
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F6");
 /// A task runs only with this much left in its deposit (15 nodes' fees).
 pub const MAX_RUN_FEE: U256 = U256::from_limbs([15 * 1_000_000_000_000_000, 0, 0, 0]);
 /// Task runs in one block at most.
 pub const MAX_RUNS_PER_BLOCK: usize = 16;
+/// Gas of a scheduler call.
 pub const SCHEDULER_GAS: u64 = 40_000;
 
 sol! {
@@ -66,9 +68,11 @@ fn to_addr(v: U256) -> Address {
     Address::from_word(v.into())
 }
 
+/// The scheduler's storage.
 pub struct Scheduler<S>(pub S);
 
 impl<S: Slots> Scheduler<S> {
+    /// The task of contract `c`.
     pub fn task(&mut self, c: &Address) -> Result<Option<Task>, SystemError> {
         let b = base(c);
         let owner = self.0.get(b)?;
@@ -87,6 +91,7 @@ impl<S: Slots> Scheduler<S> {
         }))
     }
 
+    /// Stores a task.
     pub fn put(&mut self, t: &Task) -> Result<(), SystemError> {
         let b = base(&t.contractAddress);
         if self.0.get(b)?.is_zero() {

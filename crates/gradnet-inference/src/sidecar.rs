@@ -28,16 +28,22 @@ pub const SLASH_MISSED_BPS: u64 = 100;
 /// One node's signed answer to one call.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct NodeResult {
+    /// The node.
     pub node: Address,
+    /// Its outcome.
     pub outcome: Bytes,
+    /// Its signature over the outcome.
     pub signature: Bytes,
 }
 
 /// One node's answer inside a served call: its outcome by index.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct IndexedResult {
+    /// The node.
     pub node: Address,
+    /// Index of its outcome in the call's outcomes.
     pub outcome: u32,
+    /// Its signature over the outcome.
     pub signature: Bytes,
 }
 
@@ -45,6 +51,7 @@ pub struct IndexedResult {
 /// agree share one), so a QUORUM call costs one output in the block.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct ServedCall {
+    /// The call.
     pub request_hash: B256,
     /// The sampled nodes asked, in sampling order.
     pub asked: Vec<Address>,
@@ -57,6 +64,7 @@ pub struct ServedCall {
 }
 
 impl ServedCall {
+    /// A call nobody answered yet.
     pub fn new(request_hash: B256) -> Self {
         ServedCall {
             request_hash,
@@ -83,6 +91,7 @@ impl ServedCall {
             .collect()
     }
 
+    /// Adds a node's answer (its outcome kept once).
     pub fn push(&mut self, r: NodeResult) {
         let i = match self.outcomes.iter().position(|o| *o == r.outcome) {
             Some(i) => i,
@@ -104,12 +113,15 @@ impl ServedCall {
     }
 }
 
+/// The signed node results a block's inference calls used.
 #[derive(Debug, Clone, Default, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct Sidecar {
+    /// The calls, in the order execution used them.
     pub calls: Vec<ServedCall>,
 }
 
 impl Sidecar {
+    /// Its hash, committed in the header.
     pub fn root(&self) -> B256 {
         if self.calls.is_empty() {
             return B256::ZERO;
@@ -121,16 +133,22 @@ impl Sidecar {
 /// Both results of a disagreement, stored with a slashing.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
 pub struct Evidence {
+    /// The chain.
     pub chain_id: u64,
+    /// The call.
     pub request_hash: B256,
+    /// An agreeing node's result.
     pub majority: NodeResult,
+    /// The dissenting node's result.
     pub dissent: NodeResult,
 }
 
+/// A call's request hash: keccak of its calldata.
 pub fn request_hash(calldata: &[u8]) -> B256 {
     keccak256(calldata)
 }
 
+/// What a node signs for one call: domain, chain id, request hash, keccak of the outcome.
 pub fn signing_bytes(chain_id: u64, request_hash: &B256, outcome: &[u8]) -> Vec<u8> {
     let mut m = DOMAIN.to_vec();
     m.extend_from_slice(&chain_id.to_be_bytes());
@@ -139,10 +157,12 @@ pub fn signing_bytes(chain_id: u64, request_hash: &B256, outcome: &[u8]) -> Vec<
     m
 }
 
+/// The outcome of a call that returned `abi`.
 pub fn ok_outcome(abi: &[u8]) -> Bytes {
     [&[0u8][..], abi].concat().into()
 }
 
+/// The outcome of a call that failed with `reason`.
 pub fn err_outcome(reason: &str) -> Bytes {
     [&[1u8][..], reason.as_bytes()].concat().into()
 }
@@ -156,6 +176,7 @@ pub fn outcome_result(outcome: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Whether `signature` is `key`'s ed25519 signature of `message`.
 pub fn verify_signature(key: &B256, message: &[u8], signature: &[u8]) -> bool {
     let Ok(vk) = ed25519_consensus::VerificationKey::try_from(key.0) else {
         return false;
@@ -170,10 +191,13 @@ pub fn verify_signature(key: &B256, message: &[u8], signature: &[u8]) -> bool {
 /// The registry as of the parent block: who may serve calls in this one.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryView {
+    /// The chain.
     pub chain_id: u64,
+    /// The parent block (sampling is seeded with it).
     pub parent_hash: B256,
     /// The number of the block being built.
     pub block: u64,
+    /// The registered nodes.
     pub nodes: Vec<NodeRecord>,
     /// Signing keys of the enclaves active in the TEE registry: the only
     /// nodes that serve TEE calls.
@@ -221,6 +245,7 @@ impl RegistryView {
         out
     }
 
+    /// The node of operator `a`.
     pub fn node(&self, a: &Address) -> Option<&NodeRecord> {
         self.nodes.iter().find(|n| n.operator == *a)
     }
@@ -232,12 +257,18 @@ pub enum Decision {
     /// `need` or more identical outcomes: the call gets `outcome`; the
     /// first `quorum` agreeing nodes are paid.
     Agreed {
+        /// The agreed outcome.
         outcome: Bytes,
+        /// The nodes that gave it.
         agreeing: Vec<Address>,
+        /// One of their signed results.
         majority: NodeResult,
+        /// Nodes that gave another outcome.
         dissenting: Vec<NodeResult>,
+        /// Nodes asked that did not answer.
         missed: Vec<Address>,
     },
+    /// No majority: the call reverts with this reason.
     Unserved(String),
 }
 

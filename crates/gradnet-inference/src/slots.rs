@@ -11,8 +11,11 @@ use revm::context_interface::JournalTr;
 
 use crate::error::StorageFault;
 
+/// 32-byte storage slots of one system contract.
 pub trait Slots {
+    /// Reads a slot (zero when unset).
     fn get(&mut self, slot: U256) -> Result<U256, StorageFault>;
+    /// Writes a slot.
     fn set(&mut self, slot: U256, value: U256) -> Result<(), StorageFault>;
 
     /// Bytes stored as a length slot followed by 32-byte chunks.
@@ -28,6 +31,7 @@ pub trait Slots {
         Ok(out)
     }
 
+    /// Writes bytes as [`Slots::get_bytes`] reads them.
     fn set_bytes(&mut self, slot: U256, bytes: &[u8]) -> Result<(), StorageFault> {
         self.set(slot, U256::from(bytes.len()))?;
         for (i, chunk) in bytes.chunks(32).enumerate() {
@@ -47,7 +51,9 @@ pub fn slot(tag: &str, key: &[u8]) -> U256 {
 
 /// Inside a transaction: through revm's journal.
 pub struct JournalSlots<'a, J> {
+    /// revm's journal.
     pub journal: &'a mut J,
+    /// The system contract whose storage this is.
     pub account: Address,
 }
 

@@ -13,7 +13,9 @@ use crate::revert;
 
 /// How one function may be called.
 pub struct Rules {
+    /// Whether it takes value.
     pub payable: bool,
+    /// Whether it writes (refused in a static call).
     pub writes: bool,
 }
 

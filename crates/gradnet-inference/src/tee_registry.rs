@@ -26,6 +26,7 @@ use crate::revert;
 use crate::slots::{slot, JournalSlots, Slots};
 use crate::system_call::{self, Rules};
 
+/// The TEE registry.
 pub const ADDRESS: Address = address!("00000000000000000000000000000000000000F8");
 /// Heartbeats older than this (seconds) make an enclave inactive, unless
 /// the genesis says otherwise.
@@ -84,6 +85,7 @@ pub fn heartbeat_message(chain_id: u64, tee_id: &B256, timestamp: u64) -> Vec<u8
     .concat()
 }
 
+/// An enclave's id: keccak of its public key.
 pub fn tee_id(public_key: &[u8]) -> B256 {
     keccak256(public_key)
 }
@@ -95,16 +97,27 @@ fn s(tag: &str, key: &[u8]) -> U256 {
 /// One enclave's record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tee {
+    /// The account that registered it.
     pub owner: Address,
+    /// Where its fees go.
     pub payment: Address,
+    /// Where it serves.
     pub endpoint: String,
+    /// Its signing key, bound in its attestation.
     pub public_key: Vec<u8>,
+    /// Its TLS certificate (empty: plain HTTP).
     pub tls_certificate: Vec<u8>,
+    /// The measurement it attested.
     pub pcr_hash: B256,
+    /// The enclave kind (0: AWS Nitro).
     pub tee_type: u8,
+    /// Whether it was deactivated.
     pub deactivated: bool,
+    /// Whether a dev-enclave root attested it.
     pub dev: bool,
+    /// When it registered.
     pub registered_at: u64,
+    /// Its last heartbeat.
     pub last_heartbeat: u64,
 }
 
@@ -112,12 +125,14 @@ pub struct Tee {
 pub struct TeeRegistry<S>(pub S);
 
 impl<S: Slots> TeeRegistry<S> {
+    /// Who approves and revokes measurements.
     pub fn admin(&mut self) -> Result<Address, SystemError> {
         Ok(Address::from_word(
             self.0.get(s("gradnet.tee.admin", &[]))?.into(),
         ))
     }
 
+    /// How old a heartbeat may be for the enclave to count as active.
     pub fn max_age(&mut self) -> Result<u64, SystemError> {
         let v = self.0.get(s("gradnet.tee.max-age", &[]))?;
         Ok(if v.is_zero() {
@@ -162,6 +177,7 @@ impl<S: Slots> TeeRegistry<S> {
         Ok(())
     }
 
+    /// Whether a measurement is approved.
     pub fn approved(&mut self, pcr_hash: &B256) -> Result<bool, SystemError> {
         Ok(!self
             .0
@@ -184,6 +200,7 @@ impl<S: Slots> TeeRegistry<S> {
             .collect()
     }
 
+    /// The enclave with `id`.
     pub fn get(&mut self, id: &B256) -> Result<Option<Tee>, SystemError> {
         let b = s("gradnet.tee.info", id.as_slice());
         let f = |i: u64| b + U256::from(i);

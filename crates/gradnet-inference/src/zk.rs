@@ -25,11 +25,12 @@ use crate::abi::{ModelInput, ModelOutput, MultiDimensionalNumberTensor, Number};
 use crate::error::SystemError;
 use crate::revert;
 
-pub const ZKML: u8 = 1;
+/// The ZK verifier contracts call.
 pub const VERIFIER_ADDRESS: Address = address!("00000000000000000000000000000000000000F7");
 /// A Groth16 check: three pairings and a multi-scalar multiplication over
 /// the public inputs, priced like Ethereum's BN254 precompiles (EIP-1108).
 pub const VERIFY_BASE_GAS: u64 = 181_000;
+/// Gas per public input of a proof check.
 pub const VERIFY_GAS_PER_PUBLIC: u64 = 6_000;
 const OUTCOME_TAG: u8 = 2;
 const PROOF_LEN: usize = 128;
@@ -43,6 +44,7 @@ sol! {
     }
 }
 
+/// The gas of checking a proof under `vk`.
 pub fn verify_gas(vk: &VerifyingKey) -> u64 {
     VERIFY_BASE_GAS + VERIFY_GAS_PER_PUBLIC * (1 + vk.inputs + vk.outputs) as u64
 }
@@ -74,6 +76,7 @@ pub fn quantize_input(input: &ModelInput, frac_bits: u32) -> Result<Vec<i64>, St
         .collect()
 }
 
+/// A ZKML outcome: the proof and the output.
 pub fn outcome(proof: &[u8], output: &[i64]) -> Bytes {
     let mut o = vec![OUTCOME_TAG];
     o.extend_from_slice(proof);
