@@ -6,12 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::BIN;
 
+/// A free loopback port (below the ephemeral range: see `gradnet_node::ports`).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    gradnet_node::ports::free_port().unwrap()
 }
 
 /// The first of `n` consecutive free loopback ports.
