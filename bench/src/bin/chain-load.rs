@@ -45,12 +45,16 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let a: Vec<String> = std::env::args().collect();
     let urls: Vec<String> = a[1].split(',').map(str::to_string).collect();
-    let url = urls[0].clone();
     let keys: Vec<B256> = a[2].split(',').map(|k| k.parse().unwrap()).collect();
     let rate: f64 = a[3].parse().unwrap();
     let secs: f64 = a[4].parse().unwrap();
     let total = (rate * secs) as usize;
-    let rpc = Rpc::new(&url).expect("JSON-RPC URL");
+    // one client (and connection pool) per endpoint, shared by its senders
+    let endpoints: Vec<Rpc> = urls
+        .iter()
+        .map(|u| Rpc::new(u).expect("JSON-RPC URL"))
+        .collect();
+    let rpc = endpoints[0].clone();
     let chain_id = rpc.chain_id().await.expect("eth_chainId");
     let price = rpc.gas_price().await.expect("eth_gasPrice");
     // presign: senders round-robin, each with its own nonce sequence
@@ -103,11 +107,7 @@ async fn main() {
             )
             .unwrap();
             let hash = alloy_primitives::keccak256(&raw);
-            (
-                raw,
-                hash,
-                Rpc::new(&urls[s % urls.len()]).expect("JSON-RPC URL"),
-            )
+            (raw, hash, endpoints[s % endpoints.len()].clone())
         })
         .collect();
     let submitted: Arc<Mutex<HashMap<B256, Instant>>> = Arc::default();
