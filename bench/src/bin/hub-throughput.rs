@@ -55,14 +55,22 @@ async fn main() {
         hub.clone(),
         OnnxRunner::new(RuntimeConfig::default()).unwrap(),
         NodeKey::generate(),
-        ApiConfig::default(),
+        ApiConfig {
+            dev_mode: true,
+            ..ApiConfig::default()
+        },
     );
-    hub.create_repo(gradnet_hub::RepoSpec {
-        name: "big".into(),
-        ..Default::default()
-    })
+    let anon = gradnet_hub::Writer::Anonymous;
+    hub.create_repo(
+        gradnet_hub::RepoSpec {
+            name: "big".into(),
+            ..Default::default()
+        },
+        &anon,
+    )
     .unwrap();
-    hub.create_version("big", String::new(), false).unwrap();
+    hub.create_version("big", String::new(), false, &anon)
+        .unwrap();
     let base = gradnet_bench::serve_in_process(state).await;
     let client = reqwest::Client::new();
 

@@ -76,6 +76,7 @@ async fn main() {
         NodeKey::generate(),
         ApiConfig {
             llm_slots: slots,
+            dev_mode: true,
             ..ApiConfig::default()
         },
     );

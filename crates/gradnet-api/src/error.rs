@@ -98,6 +98,10 @@ impl From<HubError> for ApiError {
             HubError::NotFound(_) => Self::not_found(m),
             HubError::AlreadyExists(_) => Self::new(StatusCode::CONFLICT, "already_exists", m),
             HubError::Invalid(_) => Self::bad_request("invalid_request", m),
+            HubError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            HubError::Quota { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", m),
+            HubError::Limit(_) => Self::new(StatusCode::CONFLICT, "limit_reached", m),
+            HubError::Replayed { .. } => Self::new(StatusCode::UNAUTHORIZED, "replayed", m),
             HubError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             HubError::Corrupt { .. } => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "blob_corrupt", m)

@@ -3,15 +3,19 @@
 //! `/v1/chat/completions`, `/v1/completions`), `/health` and Prometheus
 //! `/metrics`.
 
+pub mod auth;
 pub mod error;
 pub mod history;
 pub mod inference;
 pub mod metrics;
+pub mod rate;
 mod routes;
+pub mod server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_auth;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +30,7 @@ use tokio::sync::Semaphore;
 pub use error::ApiError;
 pub use inference::{Admitted, Caller};
 pub use metrics::Metrics;
+pub use server::ServerLimits;
 
 /// The node's limits.
 #[derive(Debug, Clone)]
@@ -42,7 +47,18 @@ pub struct ApiConfig {
     pub llm_queue_depth: usize,
     /// Memory budget for loaded LLMs, in bytes.
     pub llm_cache_bytes: u64,
+    /// The chain id signed writes must name (the ledger's, when there is one).
+    pub chain_id: u64,
+    /// Development only: accept unsigned hub writes, made as `anonymous`.
+    pub dev_mode: bool,
+    /// Signed requests per second one account may make (0: no limit).
+    pub requests_per_account: u32,
+    /// Signed requests one account may make at once above its rate.
+    pub burst_per_account: u32,
 }
+
+/// The chain id of a node without a ledger (and of `gradnet devnet`'s default).
+pub const DEFAULT_CHAIN_ID: u64 = 31337;
 
 impl Default for ApiConfig {
     fn default() -> Self {
@@ -53,6 +69,10 @@ impl Default for ApiConfig {
             llm_slots: 4,
             llm_queue_depth: 16,
             llm_cache_bytes: 4 << 30,
+            chain_id: DEFAULT_CHAIN_ID,
+            dev_mode: false,
+            requests_per_account: 20,
+            burst_per_account: 60,
         }
     }
 }
@@ -85,6 +105,8 @@ pub struct Inner {
     llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
     llm_slots: Arc<Semaphore>,
+    /// Signed requests per account.
+    pub(crate) account_rate: rate::RateLimiter<alloy_primitives::Address>,
 }
 
 impl std::ops::Deref for AppState {
@@ -111,6 +133,10 @@ impl AppState {
                 config.llm_slots.max(1) + config.llm_queue_depth,
             )),
             llm_slots: Arc::new(Semaphore::new(config.llm_slots.max(1))),
+            account_rate: rate::RateLimiter::new(
+                config.requests_per_account,
+                config.burst_per_account,
+            ),
             config,
         }))
     }
@@ -157,6 +183,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v0/models/{name}", get(routes::hub::get_repo))
         .route(
+            "/api/v0/models/{name}/collaborators",
+            post(routes::hub::add_collaborator),
+        )
+        .route(
+            "/api/v0/models/{name}/collaborators/{account}",
+            axum::routing::delete(routes::hub::remove_collaborator),
+        )
+        .route("/api/v0/models/{name}/owner", post(routes::hub::transfer))
+        .route(
+            "/api/v0/accounts/{account}",
+            get(routes::hub::account_usage),
+        )
+        .route(
             "/api/v0/models/{name}/versions",
             post(routes::hub::create_version).get(routes::hub::list_versions),
         )
@@ -175,6 +214,10 @@ pub fn router(state: AppState) -> Router {
         .layer(json_limit)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            auth::signed_writes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .with_state(state)
@@ -187,23 +230,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     history::spawn_sampler(state.clone());
-    serve_app(listener, router(state), shutdown).await
+    serve_app(listener, router(state), ServerLimits::default(), shutdown).await
 }
 
-/// `serve` for the API's router with more routes merged in.
+/// `serve` for the API's router with more routes merged in, under `limits`.
 pub async fn serve_app(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    // responses go out as soon as they are written (no Nagle delay between
-    // the headers and the body)
-    let listener = listener.tap_io(|s| {
-        let _ = s.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve_limited(listener, app, limits, shutdown).await
 }

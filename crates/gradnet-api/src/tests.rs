@@ -15,11 +15,16 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
+/// A node in development mode (unsigned hub writes accepted).
 fn node(config: ApiConfig) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let runtime = RuntimeConfig {
         threads: 1,
         ..RuntimeConfig::default()
+    };
+    let config = ApiConfig {
+        dev_mode: true,
+        ..config
     };
     let state = AppState::open(dir.path(), Default::default(), runtime, config).unwrap();
     Node { state, _dir: dir }

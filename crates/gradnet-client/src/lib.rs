@@ -8,9 +8,11 @@
 //!   own `gradnet_*` methods as raw requests;
 //! - [`Sender`]: signs transactions with a local key ([`wallet`]), keeps
 //!   its nonce, sends, waits for the receipt and decodes a revert's reason;
+//! - [`auth`]: signed requests (EIP-712) for a node's writes;
 //! - [`verify`]: a node's answer checked offline against its signed
 //!   receipt.
 
+pub mod auth;
 mod error;
 mod node;
 mod revert;

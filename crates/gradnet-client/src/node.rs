@@ -13,11 +13,15 @@ use crate::ClientError;
 
 type Result<T> = std::result::Result<T, ClientError>;
 
-/// A node's API at one base URL.
+/// A node's API at one base URL; with a key ([`NodeClient::with_key`]) it
+/// signs its writes ([`crate::auth`]).
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     base: String,
     http: reqwest::Client,
+    key: Option<alloy_primitives::B256>,
+    /// The node's chain id, asked once from `/health`.
+    chain_id: std::sync::Arc<tokio::sync::OnceCell<u64>>,
 }
 
 fn bar(len: u64, msg: String) -> ProgressBar {
@@ -39,7 +43,54 @@ impl NodeClient {
         NodeClient {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            key: None,
+            chain_id: Default::default(),
         }
+    }
+
+    /// The same client, signing its writes with the account of `key`.
+    pub fn with_key(mut self, key: alloy_primitives::B256) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The account this client signs for, if it has a key.
+    pub fn account(&self) -> Option<alloy_primitives::Address> {
+        self.key.and_then(|k| crate::wallet::address(&k).ok())
+    }
+
+    /// The chain id the node checks signatures against (from `/health`).
+    pub async fn chain_id(&self) -> Result<u64> {
+        self.chain_id
+            .get_or_try_init(|| async {
+                let h: Value = self.get("/health").await?;
+                h["chain_id"].as_u64().ok_or_else(|| {
+                    ClientError::Invalid("the node's /health names no chain_id".into())
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// Adds the signature headers for `method path_q` with `body_hash`, when
+    /// this client has a key.
+    async fn signed(
+        &self,
+        mut req: reqwest::RequestBuilder,
+        method: &str,
+        path_q: &str,
+        body_hash: alloy_primitives::B256,
+    ) -> Result<reqwest::RequestBuilder> {
+        // reads and inference need no signature; hub writes do
+        let Some(key) = self.key.filter(|_| path_q.starts_with("/api/v0/")) else {
+            return Ok(req);
+        };
+        let chain_id = self.chain_id().await?;
+        let h = crate::auth::sign(&key, chain_id, method, path_q, body_hash)?;
+        for (name, value) in h.pairs() {
+            req = req.header(name, value);
+        }
+        Ok(req)
     }
 
     /// The full URL of `path` on this node.
@@ -92,9 +143,25 @@ impl NodeClient {
         self.send(self.http.get(self.url(path))).await
     }
 
-    /// POST a JSON body to `path`, its JSON answer deserialized.
+    /// POST a JSON body to `path` (signed when this client has a key), its
+    /// JSON answer deserialized.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
-        self.send(self.http.post(self.url(path)).json(body)).await
+        let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+        let hash = crate::auth::body_hash(&bytes);
+        let req = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes);
+        self.send(self.signed(req, "POST", path, hash).await?).await
+    }
+
+    /// DELETE `path` (signed when this client has a key).
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let req = self.http.delete(self.url(path));
+        let hash = crate::auth::body_hash(b"");
+        self.send(self.signed(req, "DELETE", path, hash).await?)
+            .await
     }
 
     /// POSTs a streaming request and hands each server-sent event's `data`
@@ -145,7 +212,8 @@ impl NodeClient {
         Err(ClientError::Invalid("the stream ended before [DONE]".into()).into())
     }
 
-    /// Streams a file up as multipart, with a progress bar on stderr.
+    /// Streams a file up as multipart, with a progress bar on stderr (signed
+    /// over the file's keccak256 when this client has a key).
     pub async fn upload(
         &self,
         repo: &str,
@@ -179,8 +247,16 @@ impl NodeClient {
                 .mime_str("application/octet-stream")
                 .map_err(|e| self.unreachable(e))?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let url = self.url(&format!("/api/v0/models/{repo}/versions/{version}/files"));
-        let out = self.send(self.http.post(url).multipart(form)).await;
+        let path = format!("/api/v0/models/{repo}/versions/{version}/files?name={name}");
+        let mut req = self.http.post(self.url(&path)).multipart(form);
+        if self.key.is_some() {
+            let hash = file_hash(file).await?;
+            req = self
+                .signed(req, "POST", &path, hash)
+                .await?
+                .header(crate::auth::BODY_HASH_HEADER, hash.to_string());
+        }
+        let out = self.send(req).await;
         pb.finish_and_clear();
         out
     }
@@ -230,5 +306,25 @@ impl NodeClient {
         }
         tokio::fs::rename(&part, out).await.map_err(io)?;
         Ok(n)
+    }
+}
+
+/// The keccak256 of a file's bytes, read in 1 MiB blocks.
+async fn file_hash(file: &Path) -> Result<alloy_primitives::B256> {
+    use tokio::io::AsyncReadExt;
+    let mut f = tokio::fs::File::open(file)
+        .await
+        .map_err(|e| ClientError::io(file.display(), e))?;
+    let mut h = alloy_primitives::Keccak256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .await
+            .map_err(|e| ClientError::io(file.display(), e))?;
+        if n == 0 {
+            return Ok(h.finalize());
+        }
+        h.update(&buf[..n]);
     }
 }

@@ -12,6 +12,33 @@ pub enum HubError {
     /// A name, version or reference that is not valid.
     #[error("{0}")]
     Invalid(String),
+    /// The writer may not change this repository (not its owner or a
+    /// collaborator; or an owner-only change).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The account's storage quota on this node would be exceeded.
+    #[error("storage quota of {account} on this node exceeded: {used} of {quota} bytes used, this upload needs {needed} more")]
+    Quota {
+        /// The account (`anonymous` in development mode).
+        account: String,
+        /// Bytes it has stored here.
+        used: u64,
+        /// Its quota.
+        quota: u64,
+        /// What the refused upload would add (at least).
+        needed: u64,
+    },
+    /// A repository at its limit of versions, or a version at its limit of files.
+    #[error("{0}")]
+    Limit(String),
+    /// A signed request seen before.
+    #[error("nonce {nonce} was already used by {account}: a replayed request is refused; sign again with a fresh nonce")]
+    Replayed {
+        /// The signer.
+        account: String,
+        /// The nonce.
+        nonce: String,
+    },
     /// A blob past the size limit.
     #[error("blob is larger than the limit of {limit} bytes")]
     TooLarge {

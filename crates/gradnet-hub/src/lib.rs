@@ -4,6 +4,7 @@
 mod blobs;
 mod error;
 mod meta;
+mod owners;
 mod peers;
 mod version;
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use blobs::{BlobInfo, BlobWriter, Manifest, CHUNK_SIZE};
 pub use error::{HubError, Result};
 pub use meta::{FileEntry, Repo, RepoSpec, VersionInfo};
+pub use owners::{Writer, ANONYMOUS};
 pub use version::Version;
 
 /// A hub's limits and peers.
@@ -23,6 +25,12 @@ pub struct HubConfig {
     /// Other nodes' API URLs, asked for a blob by content id when this hub
     /// lacks it.
     pub peers: Vec<String>,
+    /// Bytes one account may upload to this node, in all.
+    pub quota_bytes: u64,
+    /// Versions a repository may have.
+    pub max_versions: usize,
+    /// Files a version may have.
+    pub max_files: usize,
 }
 
 impl Default for HubConfig {
@@ -30,6 +38,9 @@ impl Default for HubConfig {
         HubConfig {
             max_blob_size: 4 << 30,
             peers: vec![],
+            quota_bytes: 16 << 30,
+            max_versions: 1000,
+            max_files: 256,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::{BlobInfo, Manifest};
 use crate::error::{HubError, Result};
+use crate::owners::Writer;
 use crate::version::Version;
 use crate::Hub;
 
@@ -35,7 +36,8 @@ pub struct RepoSpec {
     /// Search tags.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Who publishes it.
+    /// Who publishes it: when given, it must be the signing account (the
+    /// first to register a name owns it).
     #[serde(default)]
     pub owner: String,
 }
@@ -53,8 +55,12 @@ pub struct Repo {
     pub license: String,
     /// Search tags.
     pub tags: Vec<String>,
-    /// Who publishes it.
+    /// The account that owns it (empty: created anonymously in development
+    /// mode, so anyone may write to it).
     pub owner: String,
+    /// Accounts the owner lets publish versions and files.
+    #[serde(default)]
+    pub collaborators: Vec<String>,
     /// When it was created (Unix milliseconds).
     pub created_at_ms: u64,
 }
@@ -98,6 +104,8 @@ impl Hub {
         tx.open_table(VERSIONS)?;
         tx.open_table(FILES)?;
         tx.open_table(COUNTERS)?;
+        tx.open_table(crate::owners::USAGE)?;
+        tx.open_table(crate::owners::NONCES)?;
         tx.commit()?;
         Ok(())
     }
@@ -146,16 +154,26 @@ impl Hub {
             .unwrap_or(0))
     }
 
-    /// Creates a repository (its name must be new and valid).
-    pub fn create_repo(&self, spec: RepoSpec) -> Result<Repo> {
+    /// Creates a repository owned by `by` (its name must be new and valid:
+    /// the first to register a name owns it).
+    pub fn create_repo(&self, spec: RepoSpec, by: &Writer) -> Result<Repo> {
         check_name(&spec.name).map_err(invalid)?;
+        let owner = by.owner_name();
+        if !spec.owner.is_empty() && !spec.owner.eq_ignore_ascii_case(&owner) {
+            return Err(HubError::Forbidden(format!(
+                "`owner` is {}, but the request is signed by {}: a repository is owned by the account that creates it",
+                spec.owner,
+                by.display()
+            )));
+        }
         let repo = Repo {
             name: spec.name,
             description: spec.description,
             task: spec.task,
             license: spec.license,
             tags: spec.tags,
-            owner: spec.owner,
+            owner,
+            collaborators: vec![],
             created_at_ms: now_ms(),
         };
         let tx = self.db().begin_write()?;
@@ -211,13 +229,25 @@ impl Hub {
         Ok(out)
     }
 
-    /// The next version of `repo` (minor, or major when `is_major`).
-    pub fn create_version(&self, repo: &str, notes: String, is_major: bool) -> Result<VersionInfo> {
+    /// The next version of `repo` (minor, or major when `is_major`), made
+    /// by its owner or a collaborator.
+    pub fn create_version(
+        &self,
+        repo: &str,
+        notes: String,
+        is_major: bool,
+        by: &Writer,
+    ) -> Result<VersionInfo> {
+        self.authorize(repo, by)?;
         let _guard = self.version_lock();
-        let last = self
-            .list_versions(repo)?
-            .last()
-            .and_then(|v| Version::parse(&v.version));
+        let versions = self.list_versions(repo)?;
+        if versions.len() >= self.config().max_versions {
+            return Err(HubError::Limit(format!(
+                "model repository `{repo}` has {} versions, the most this node keeps",
+                versions.len()
+            )));
+        }
+        let last = versions.last().and_then(|v| Version::parse(&v.version));
         let info = VersionInfo {
             version: Version::next(last, is_major).to_string(),
             notes,
@@ -233,7 +263,7 @@ impl Hub {
         Ok(info)
     }
 
-    fn check_version(&self, repo: &str, version: &str) -> Result<()> {
+    pub(crate) fn check_version(&self, repo: &str, version: &str) -> Result<()> {
         self.repo(repo)?;
         let tx = self.db().begin_read()?;
         if tx.open_table(VERSIONS)?.get((repo, version))?.is_none() {
@@ -244,16 +274,19 @@ impl Hub {
         Ok(())
     }
 
-    /// Records an uploaded blob as `file` of a version (replacing an earlier one).
+    /// Records an uploaded blob as `file` of a version (replacing an earlier
+    /// one), by the repository's owner or a collaborator; its size counts
+    /// against the writer's quota.
     pub fn add_file(
         &self,
         repo: &str,
         version: &str,
         file: &str,
         blob: BlobInfo,
+        by: &Writer,
     ) -> Result<FileEntry> {
         check_name(file).map_err(invalid)?;
-        self.check_version(repo, version)?;
+        self.check_upload(repo, version, file, by)?;
         let entry = FileEntry {
             name: file.to_string(),
             cid: blob.cid,
@@ -261,6 +294,7 @@ impl Hub {
             uploaded_at_ms: now_ms(),
         };
         let tx = self.db().begin_write()?;
+        self.charge(&tx, by, blob.size)?;
         tx.open_table(FILES)?.insert(
             (repo, version, file),
             serde_json::to_vec(&entry)?.as_slice(),

@@ -169,6 +169,8 @@ fn walk(p: &std::path::Path) -> usize {
         .sum()
 }
 
+const ANON: gradnet_hub::Writer = gradnet_hub::Writer::Anonymous;
+
 #[tokio::test]
 async fn repositories_versions_files_survive_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -181,45 +183,49 @@ async fn repositories_versions_files_survive_restart() {
             tags: vec!["vision".into()],
             ..Default::default()
         };
-        hub.create_repo(spec.clone()).unwrap();
+        hub.create_repo(spec.clone(), &ANON).unwrap();
         assert!(matches!(
-            hub.create_repo(spec),
+            hub.create_repo(spec, &ANON),
             Err(HubError::AlreadyExists(_))
         ));
         assert!(matches!(
-            hub.create_repo(RepoSpec {
-                name: "../x".into(),
-                ..Default::default()
-            }),
+            hub.create_repo(
+                RepoSpec {
+                    name: "../x".into(),
+                    ..Default::default()
+                },
+                &ANON
+            ),
             Err(HubError::Invalid(_))
         ));
         assert_eq!(
-            hub.create_version("mnist", "first".into(), false)
+            hub.create_version("mnist", "first".into(), false, &ANON)
                 .unwrap()
                 .version,
             "1.00"
         );
         assert_eq!(
-            hub.create_version("mnist", "fix".into(), false)
+            hub.create_version("mnist", "fix".into(), false, &ANON)
                 .unwrap()
                 .version,
             "1.01"
         );
         assert_eq!(
-            hub.create_version("mnist", "new arch".into(), true)
+            hub.create_version("mnist", "new arch".into(), true, &ANON)
                 .unwrap()
                 .version,
             "2.00"
         );
         assert!(matches!(
-            hub.create_version("nope", String::new(), false),
+            hub.create_version("nope", String::new(), false, &ANON),
             Err(HubError::NotFound(_))
         ));
         let info = hub.put_bytes(b"onnx bytes").await.unwrap();
         cid = info.cid;
-        hub.add_file("mnist", "1.01", "model.onnx", info).unwrap();
+        hub.add_file("mnist", "1.01", "model.onnx", info, &ANON)
+            .unwrap();
         assert!(matches!(
-            hub.add_file("mnist", "9.00", "model.onnx", info),
+            hub.add_file("mnist", "9.00", "model.onnx", info, &ANON),
             Err(HubError::NotFound(_))
         ));
         let r: ModelRef = "mnist@1.01/model.onnx".parse().unwrap();

@@ -10,7 +10,7 @@ use crate::commands::devnet::DevnetArgs;
 use crate::commands::infer::InferArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::keys::KeysCmd;
-use crate::commands::model::ModelCmd;
+use crate::commands::model::ModelArgs;
 use crate::commands::node::NodeCmd;
 use crate::commands::receipt::ReceiptCmd;
 use crate::commands::zk::ZkCmd;
@@ -48,9 +48,8 @@ pub(crate) enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCmd),
-    /// Model hub: repositories, versions, files.
-    #[command(subcommand)]
-    Model(ModelCmd),
+    /// Model hub: repositories, versions, files, owners.
+    Model(ModelArgs),
     /// Run a model on a node and print the outputs and the signed receipt.
     Infer(InferArgs),
     /// Chat with an LLM on a node (interactive without --message).

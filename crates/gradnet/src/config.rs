@@ -37,6 +37,17 @@ pub(crate) struct FileConfig {
     pub peer_rpc: Vec<String>,
     #[serde(default)]
     pub hub_peers: Vec<String>,
+    pub dev_mode: Option<bool>,
+    pub quota_bytes: Option<u64>,
+    pub max_versions: Option<usize>,
+    pub max_files: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub requests_per_ip: Option<u32>,
+    pub requests_per_account: Option<u32>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_idle_timeout_secs: Option<u64>,
+    pub trusted_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +57,7 @@ pub(crate) struct NodeConfig {
     pub hub: HubConfig,
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
+    pub limits: gradnet_api::ServerLimits,
     pub chain: Option<gradnet_node::ledger::LedgerConfig>,
     /// Test only: alter every PIPE result (a faulty inference node).
     pub byzantine: bool,
@@ -108,6 +120,7 @@ impl NodeConfig {
         let hub = HubConfig::default();
         let rt = RuntimeConfig::default();
         let api = ApiConfig::default();
+        let lim = gradnet_api::ServerLimits::default();
         let chain = args.genesis.clone().or(file.genesis).map(|genesis| {
             gradnet_node::ledger::LedgerConfig {
                 genesis,
@@ -131,6 +144,10 @@ impl NodeConfig {
                 peer_rpc: list(&args.peer_rpc, &file.peer_rpc),
             }
         });
+        let chain_id = match &chain {
+            Some(c) => genesis_chain_id(&c.genesis)?,
+            None => api.chain_id,
+        };
         Ok(NodeConfig {
             chain,
             byzantine: args.byzantine,
@@ -163,6 +180,39 @@ impl NodeConfig {
                     .or(file.max_blob_size)
                     .unwrap_or(hub.max_blob_size),
                 peers: list(&args.hub_peer, &file.hub_peers),
+                quota_bytes: args
+                    .quota_bytes
+                    .or(file.quota_bytes)
+                    .unwrap_or(hub.quota_bytes),
+                max_versions: file.max_versions.unwrap_or(hub.max_versions),
+                max_files: file.max_files.unwrap_or(hub.max_files),
+            },
+            limits: gradnet_api::ServerLimits {
+                max_connections: args
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(lim.max_connections)
+                    .max(1),
+                max_connections_per_ip: args
+                    .max_connections_per_ip
+                    .or(file.max_connections_per_ip)
+                    .unwrap_or(lim.max_connections_per_ip)
+                    .max(1),
+                requests_per_ip: args
+                    .requests_per_ip
+                    .or(file.requests_per_ip)
+                    .unwrap_or(lim.requests_per_ip),
+                burst_per_ip: 2 * args
+                    .requests_per_ip
+                    .or(file.requests_per_ip)
+                    .unwrap_or(lim.requests_per_ip),
+                header_timeout: file
+                    .header_timeout_secs
+                    .map_or(lim.header_timeout, std::time::Duration::from_secs),
+                body_idle_timeout: file
+                    .body_idle_timeout_secs
+                    .map_or(lim.body_idle_timeout, std::time::Duration::from_secs),
+                trusted: file.trusted_ips.clone().unwrap_or(lim.trusted),
             },
             runtime: RuntimeConfig {
                 threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),
@@ -204,9 +254,28 @@ impl NodeConfig {
                     .llm_cache_bytes
                     .or(file.llm_cache_bytes)
                     .unwrap_or(api.llm_cache_bytes),
+                chain_id,
+                dev_mode: args.dev_mode || file.dev_mode.unwrap_or(false),
+                requests_per_account: file
+                    .requests_per_account
+                    .unwrap_or(api.requests_per_account),
+                burst_per_account: 3 * file
+                    .requests_per_account
+                    .unwrap_or(api.requests_per_account),
             },
         })
     }
+}
+
+/// The chain id a genesis file names (signed writes name it too).
+fn genesis_chain_id(path: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading genesis {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("parsing genesis {}", path.display()))?;
+    v["chain_id"]
+        .as_u64()
+        .with_context(|| format!("genesis {} has no chain_id", path.display()))
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Node(NodeCmd::Start(args)) => {
             commands::node::start(config::NodeConfig::resolve(&args)?).await
         }
-        Command::Model(cmd) => commands::model::run(&client, cmd).await,
+        Command::Model(args) => commands::model::run(client, args).await,
         Command::Infer(args) => commands::infer::run(&client, args).await,
         Command::Chat(args) => commands::chat::chat(&client, args).await,
         Command::Completion(args) => commands::chat::completion(&client, args).await,

@@ -1,7 +1,7 @@
 //! Hub REST: repositories, versions, streamed uploads, ranged downloads.
 
 use axum::body::Body;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{Extension, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,15 +10,88 @@ use gradnet_types::ContentId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::auth::Signed;
 use crate::error::{ApiError, ApiJson};
 use crate::AppState;
 
 pub(crate) async fn create_repo(
     State(s): State<AppState>,
+    Extension(by): Extension<Signed>,
     ApiJson(spec): ApiJson<RepoSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let repo = s.hub.create_repo(spec)?;
+    let repo = s.hub.create_repo(spec, &by.writer)?;
     Ok((StatusCode::CREATED, Json(repo)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccountBody {
+    /// An account, `0x` and 40 hex digits.
+    account: String,
+}
+
+/// The account named in a body or path, checksummed.
+fn account(a: &str) -> Result<String, ApiError> {
+    a.trim()
+        .parse::<alloy_primitives::Address>()
+        .map(|a| a.to_checksum(None))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_account",
+                format!("`{a}` is not an account (0x and 40 hex digits)"),
+            )
+        })
+}
+
+pub(crate) async fn add_collaborator(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Extension(by): Extension<Signed>,
+    ApiJson(b): ApiJson<AccountBody>,
+) -> Result<Json<Repo>, ApiError> {
+    Ok(Json(s.hub.add_collaborator(
+        &name,
+        &account(&b.account)?,
+        &by.writer,
+    )?))
+}
+
+pub(crate) async fn remove_collaborator(
+    State(s): State<AppState>,
+    Path((name, who)): Path<(String, String)>,
+    Extension(by): Extension<Signed>,
+) -> Result<Json<Repo>, ApiError> {
+    Ok(Json(s.hub.remove_collaborator(
+        &name,
+        &account(&who)?,
+        &by.writer,
+    )?))
+}
+
+pub(crate) async fn transfer(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Extension(by): Extension<Signed>,
+    ApiJson(b): ApiJson<AccountBody>,
+) -> Result<Json<Repo>, ApiError> {
+    Ok(Json(s.hub.transfer(
+        &name,
+        &account(&b.account)?,
+        &by.writer,
+    )?))
+}
+
+/// An account's standing on this node: bytes stored and its quota.
+pub(crate) async fn account_usage(
+    State(s): State<AppState>,
+    Path(who): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let writer = gradnet_hub::Writer::Account(account(&who)?);
+    Ok(Json(json!({
+        "account": writer.display(),
+        "bytes_stored": s.hub.usage(&writer)?,
+        "quota_bytes": s.hub.config().quota_bytes,
+    })))
 }
 
 pub(crate) async fn list_repos(State(s): State<AppState>) -> Result<Json<Vec<Repo>>, ApiError> {
@@ -46,9 +119,12 @@ pub(crate) struct NewVersion {
 pub(crate) async fn create_version(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    Extension(by): Extension<Signed>,
     ApiJson(v): ApiJson<NewVersion>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let info = s.hub.create_version(&name, v.notes, v.is_major)?;
+    let info = s
+        .hub
+        .create_version(&name, v.notes, v.is_major, &by.writer)?;
     Ok((StatusCode::CREATED, Json(info)))
 }
 
@@ -74,22 +150,42 @@ pub(crate) struct UploadQuery {
 
 /// Streams the first file part of a multipart body into the hub. A `.onnx`
 /// file must parse as ONNX, a `.gguf` file must load as an LLM (tokenizer,
-/// template, weights), or it is refused (422) and not listed.
+/// template, weights), or it is refused (422) and not listed. The writer
+/// must own the repository or collaborate on it, the file must fit its
+/// quota, and a signed upload's bytes must hash to what was signed; when
+/// any check fails, nothing is listed and no quota is used.
 pub(crate) async fn upload(
     State(s): State<AppState>,
     Path((name, ver)): Path<(String, String)>,
     Query(q): Query<UploadQuery>,
+    Extension(by): Extension<Signed>,
     headers: HeaderMap,
     mut mp: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
-    s.hub.list_files(&name, &ver)?; // 404 before reading a byte
-    let limit = s.hub.config().max_blob_size;
+    if by.file_hash.is_some() && q.name.is_none() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "a signed upload names its file with ?name= (the multipart file name is not signed)",
+        ));
+    }
+    // refused before a byte is read: not the writer's repository, no such
+    // version, a full version, a file over the size limit or the quota
+    if let Some(f) = &q.name {
+        s.hub.check_upload(&name, &ver, f, &by.writer)?;
+    } else {
+        s.hub.authorize(&name, &by.writer)?;
+        s.hub.list_files(&name, &ver)?;
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit + 64 * 1024) {
-        return Err(gradnet_hub::HubError::TooLarge { limit }.into());
+    let max_blob = s.hub.config().max_blob_size;
+    if declared.is_some_and(|n| n > max_blob + 64 * 1024) {
+        return Err(gradnet_hub::HubError::TooLarge { limit: max_blob }.into());
     }
+    let quota_left = s
+        .hub
+        .quota_left(&by.writer, declared.unwrap_or(0).saturating_sub(64 * 1024))?;
     let cut = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(
             "upload_failed",
@@ -110,6 +206,7 @@ pub(crate) async fn upload(
     };
     let file = q
         .name
+        .clone()
         .or_else(|| field.file_name().map(str::to_owned))
         .ok_or_else(|| {
             ApiError::bad_request(
@@ -119,9 +216,35 @@ pub(crate) async fn upload(
         })?;
     gradnet_types::request::check_name(&file)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    let mut w = s.hub.writer()?;
+    if q.name.is_none() {
+        s.hub.check_upload(&name, &ver, &file, &by.writer)?;
+    }
+    let mut w = s.hub.writer_with_limit(quota_left)?;
+    let mut hasher = by.file_hash.map(|_| alloy_primitives::Keccak256::new());
     while let Some(chunk) = field.chunk().await.map_err(cut)? {
-        w.write(&chunk).await?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(&chunk);
+        }
+        w.write(&chunk).await.map_err(|e| match e {
+            // the writer's limit was the quota, not the blob size limit
+            gradnet_hub::HubError::TooLarge { limit } if limit < max_blob => {
+                match s.hub.quota_left(&by.writer, limit + 1) {
+                    Err(q) => ApiError::from(q),
+                    Ok(_) => ApiError::from(gradnet_hub::HubError::TooLarge { limit }),
+                }
+            }
+            e => e.into(),
+        })?;
+    }
+    if let (Some(h), Some(signed)) = (hasher, by.file_hash) {
+        let actual = h.finalize();
+        if actual != signed {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "body_hash_mismatch",
+                gradnet_client::auth::AuthError::BodyHash { signed, actual }.to_string(),
+            ));
+        }
     }
     let blob = w.finish().await?;
     // what this node can do with an ONNX model goes back with the entry; a
@@ -138,7 +261,7 @@ pub(crate) async fn upload(
         // loaded now, it is also warm for the first request
         tokio::task::spawn_blocking(move || llm.load(blob.cid, &bytes)).await??;
     }
-    let entry = s.hub.add_file(&name, &ver, &file, blob)?;
+    let entry = s.hub.add_file(&name, &ver, &file, blob, &by.writer)?;
     let mut body = serde_json::to_value(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
     if let (Some(r), Some(obj)) = (report, body.as_object_mut()) {
         obj.insert(

@@ -13,6 +13,8 @@ pub(crate) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         "node": s.key.public_hex(),
         "runtime": s.runtime.runtime_id(),
         "isa": s.runtime.isa(),
+        "chain_id": s.config.chain_id,
+        "dev_mode": s.config.dev_mode,
     }))
 }
 

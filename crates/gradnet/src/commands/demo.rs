@@ -70,6 +70,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut cfg = NodeConfig::resolve(&Default::default())?;
     cfg.data_dir = tmp.path().join("node");
     cfg.listen = args.listen.clone();
+    cfg.api.dev_mode = true;
     let (state, listener) = match node::open(&cfg).await {
         Ok(x) => x,
         Err(_) => {

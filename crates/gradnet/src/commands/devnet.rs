@@ -389,7 +389,9 @@ async fn spawn_inference_node(
     if let Some(l) = log {
         cmd.env("GRADNET_LOG", l);
     }
-    cmd.args(["node", "start", "--data-dir"]).arg(dir);
+    // a development network: unsigned hub writes are accepted
+    cmd.args(["node", "start", "--dev-mode", "--data-dir"])
+        .arg(dir);
     if faulty {
         cmd.arg("--byzantine");
     }
@@ -435,7 +437,7 @@ async fn spawn_validator(
         cmd.env("GRADNET_LOG", l);
     }
     let mut child = cmd
-        .args(["node", "start", "--data-dir"])
+        .args(["node", "start", "--dev-mode", "--data-dir"])
         .arg(dir)
         .arg("--genesis")
         .arg(genesis)

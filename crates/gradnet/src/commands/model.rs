@@ -8,8 +8,16 @@ use gradnet_client::NodeClient as Client;
 use gradnet_types::{ContentId, ModelRef};
 use serde_json::{json, Value};
 
-pub(crate) async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
-    match cmd {
+pub(crate) async fn run(c: Client, args: ModelArgs) -> Result<()> {
+    let c = &match &args.key {
+        Some(k) => c.with_key(
+            k.trim()
+                .parse()
+                .context("--key / GRADNET_KEY is not a private key (0x and 64 hex digits)")?,
+        ),
+        None => c,
+    };
+    match args.cmd {
         ModelCmd::Create {
             name,
             description,
@@ -53,6 +61,32 @@ pub(crate) async fn run(c: &Client, cmd: ModelCmd) -> Result<()> {
                     &json!({"cid": r["cid"], "size": r["size"], "name": r["name"]})
                 )?
             );
+        }
+        ModelCmd::Collaborator {
+            name,
+            account,
+            remove,
+        } => {
+            let r: Value = if remove {
+                c.delete(&format!("/api/v0/models/{name}/collaborators/{account}"))
+                    .await?
+            } else {
+                c.post(
+                    &format!("/api/v0/models/{name}/collaborators"),
+                    &json!({ "account": account }),
+                )
+                .await?
+            };
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        ModelCmd::Transfer { name, account } => {
+            let r: Value = c
+                .post(
+                    &format!("/api/v0/models/{name}/owner"),
+                    &json!({ "account": account }),
+                )
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
         }
         ModelCmd::Ls => {
             let repos: Vec<Value> = c.get("/api/v0/models").await?;
@@ -119,6 +153,17 @@ async fn resolve(c: &Client, model: &str) -> Result<(ContentId, String)> {
     }
 }
 
+#[derive(clap::Args)]
+pub(crate) struct ModelArgs {
+    /// The account that signs hub writes: a secp256k1 private key (hex).
+    /// Without it a write is unsigned, which only a node in development
+    /// mode accepts.
+    #[arg(long, global = true, env = "GRADNET_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    #[command(subcommand)]
+    pub cmd: ModelCmd,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum ModelCmd {
     /// Create a model repository.
@@ -133,6 +178,8 @@ pub(crate) enum ModelCmd {
         /// Repeat for several tags.
         #[arg(long = "tag")]
         tags: Vec<String>,
+        /// The owner: must be the signing account (the first account to
+        /// register a name owns it).
         #[arg(long, default_value = "")]
         owner: String,
     },
@@ -152,6 +199,21 @@ pub(crate) enum ModelCmd {
         /// Store under this file name instead of the local one.
         #[arg(long = "as")]
         store_as: Option<String>,
+    },
+    /// Let an account publish to a repository (or stop it, with
+    /// --remove); owner only.
+    Collaborator {
+        name: String,
+        /// The account (0x and 40 hex digits).
+        account: String,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Give a repository to another account; owner only.
+    Transfer {
+        name: String,
+        /// The new owner (0x and 40 hex digits).
+        account: String,
     },
     /// List repositories.
     Ls,

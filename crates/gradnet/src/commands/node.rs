@@ -63,7 +63,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     if let Some(l) = &ledger {
         app = app.nest("/rpc", gradnet_rpc::router(l.chain.clone()));
     }
-    gradnet_api::serve_app(listener, app, shutdown_signal()).await?;
+    gradnet_api::serve_app(listener, app, cfg.limits.clone(), shutdown_signal()).await?;
     if let Some(l) = ledger {
         l.stop().await;
     }
@@ -169,6 +169,23 @@ pub(crate) struct NodeArgs {
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Development only: accept unsigned hub writes (made as `anonymous`);
+    /// `gradnet devnet` and `gradnet demo` turn it on.
+    #[arg(long, env = "GRADNET_DEV_MODE")]
+    pub dev_mode: bool,
+    /// Bytes one account may upload to this node in all [default: 16 GiB].
+    #[arg(long, env = "GRADNET_QUOTA_BYTES")]
+    pub quota_bytes: Option<u64>,
+    /// Open connections in all [default: 8192].
+    #[arg(long, env = "GRADNET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one client address [default: 256].
+    #[arg(long, env = "GRADNET_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Requests per second from one client address, 0 for no limit
+    /// [default: 200, burst twice that]; loopback is not limited.
+    #[arg(long, env = "GRADNET_REQUESTS_PER_IP")]
+    pub requests_per_ip: Option<u32>,
     /// Test only: answer the chain's inference calls with altered outputs
     /// (a faulty node, to be outvoted and slashed).
     #[arg(long, hide = true)]

@@ -376,7 +376,7 @@ fn init_makes_a_home_that_node_start_runs() {
     )
     .unwrap();
     let refused = Command::new(BIN)
-        .args(["node", "start", "--home"])
+        .args(["node", "start", "--dev-mode", "--home"])
         .arg(&home)
         .output()
         .unwrap();
@@ -409,7 +409,7 @@ fn init_makes_a_home_that_node_start_runs() {
     )
     .unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "start", "--home"])
+    cmd.args(["node", "start", "--dev-mode", "--home"])
         .arg(&home)
         .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
     let _node = spawn_node(cmd);
@@ -449,17 +449,24 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
     let ports = Ports::free();
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&node_dir)
-        .arg("--genesis")
-        .arg(&gpath)
-        .args([
-            "--rpc-listen",
-            &format!("127.0.0.1:{}", ports.rpc),
-            "--p2p-listen",
-            &format!("127.0.0.1:{}", ports.p2p),
-        ])
-        .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
+    cmd.args([
+        "node",
+        "start",
+        "--dev-mode",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(&node_dir)
+    .arg("--genesis")
+    .arg(&gpath)
+    .args([
+        "--rpc-listen",
+        &format!("127.0.0.1:{}", ports.rpc),
+        "--p2p-listen",
+        &format!("127.0.0.1:{}", ports.p2p),
+    ])
+    .env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
     let (_node, api) = spawn_node_api(cmd);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);

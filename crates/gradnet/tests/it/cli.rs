@@ -231,7 +231,14 @@ fn cli_chat_and_completion_stream_and_save_verifiable_answers() {
 fn a_node_that_cannot_start_its_engine_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(BIN)
-        .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "node",
+            "start",
+            "--dev-mode",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .args([
             "--backend",

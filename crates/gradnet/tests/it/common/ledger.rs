@@ -136,18 +136,25 @@ pub(crate) fn start_validator(
     block_time_ms: u64,
 ) -> Killed {
     let mut cmd = Command::new(BIN);
-    cmd.args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .arg("--genesis")
-        .arg(genesis)
-        .args([
-            "--rpc-listen",
-            &format!("127.0.0.1:{}", me.rpc),
-            "--p2p-listen",
-            &format!("127.0.0.1:{}", me.p2p),
-            "--block-time-ms",
-            &block_time_ms.to_string(),
-        ]);
+    cmd.args([
+        "node",
+        "start",
+        "--dev-mode",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .arg("--genesis")
+    .arg(genesis)
+    .args([
+        "--rpc-listen",
+        &format!("127.0.0.1:{}", me.rpc),
+        "--p2p-listen",
+        &format!("127.0.0.1:{}", me.p2p),
+        "--block-time-ms",
+        &block_time_ms.to_string(),
+    ]);
     for p in peers {
         cmd.args([
             "--peer",

@@ -38,7 +38,14 @@ pub(crate) struct Node {
 impl Node {
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Node {
         let mut child = Command::new(BIN)
-            .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "node",
+                "start",
+                "--dev-mode",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env("GRADNET_LOG", "warn")
