@@ -35,6 +35,7 @@ fn main() {
         threads,
         cache_bytes: 1 << 30,
         backend,
+        ..RuntimeConfig::default()
     })
     .unwrap();
     let model = rt.load(ContentId::of(&bytes), &bytes).unwrap();

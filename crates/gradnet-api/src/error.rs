@@ -125,6 +125,9 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::Execution(_) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "inference_failed", m)
             }
+            RuntimeError::Budget(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "budget_exceeded", m)
+            }
             RuntimeError::ContextLength(_) => {
                 Self::bad_request("context_length_exceeded", m).with_param("messages")
             }

@@ -37,6 +37,8 @@ pub use server::ServerLimits;
 pub struct ApiConfig {
     /// Largest JSON request body (inference inputs), in bytes.
     pub max_request_bytes: usize,
+    /// Largest inference answer: its output tensors' bytes.
+    pub max_response_bytes: usize,
     /// Inferences that run at once.
     pub workers: usize,
     /// Inferences admitted to wait for a worker; beyond it requests get 429.
@@ -64,6 +66,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_request_bytes: 32 << 20,
+            max_response_bytes: 64 << 20,
             workers: 2,
             queue_depth: 64,
             llm_slots: 4,

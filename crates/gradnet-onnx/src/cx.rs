@@ -13,6 +13,11 @@ pub struct Cx<'a> {
     threads: usize,
     max_bytes: u64,
     recycle: Option<&'a Recycle>,
+    /// Bytes the run may hold in values at once, and what it holds now.
+    budget: u64,
+    held: std::sync::atomic::AtomicU64,
+    /// When the run must have finished.
+    deadline: Option<(std::time::Instant, std::time::Duration)>,
 }
 
 impl<'a> Cx<'a> {
@@ -24,6 +29,52 @@ impl<'a> Cx<'a> {
             threads,
             max_bytes,
             recycle: None,
+            budget: u64::MAX,
+            held: Default::default(),
+            deadline: None,
+        }
+    }
+
+    /// Limits the run to `bytes` of values held at once and to `time`.
+    pub fn with_budget(self, bytes: u64, time: Option<std::time::Duration>) -> Cx<'a> {
+        Cx {
+            budget: bytes,
+            deadline: time.map(|t| (std::time::Instant::now() + t, t)),
+            ..self
+        }
+    }
+
+    /// Counts values the run holds (`delta` bytes more, or fewer).
+    pub(crate) fn hold(&self, added: u64, freed: u64) {
+        use std::sync::atomic::Ordering;
+        self.held.fetch_add(added, Ordering::Relaxed);
+        self.held.fetch_sub(
+            freed.min(self.held.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Fails if the run holds more than its memory budget (checked after
+    /// each operator, for outputs whose size no check saw in advance).
+    pub(crate) fn check_held(&self, label: &str) -> Result<()> {
+        let held = self.held.load(std::sync::atomic::Ordering::Relaxed);
+        if held > self.budget {
+            return Err(Error::Limit(format!(
+                "after node `{label}` the run holds {held} bytes, over this node's memory budget of {} bytes per inference",
+                self.budget
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails once the run is past its time budget (checked between operators).
+    pub(crate) fn check_time(&self, label: &str) -> Result<()> {
+        match self.deadline {
+            Some((at, budget)) if std::time::Instant::now() > at => Err(Error::Limit(format!(
+                "the run passed this node's time budget of {:.1} s per inference (at node `{label}`)",
+                budget.as_secs_f64()
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -132,6 +183,13 @@ impl<'a> Cx<'a> {
             return Err(Error::Limit(format!(
                 "a tensor of shape {shape:?} needs {bytes} bytes, over this node's limit of {} per tensor",
                 self.max_bytes
+            )));
+        }
+        let held = self.held.load(std::sync::atomic::Ordering::Relaxed);
+        if bytes + held as u128 > self.budget as u128 {
+            return Err(Error::Limit(format!(
+                "a tensor of shape {shape:?} needs {bytes} bytes while the run holds {held}: over this node's memory budget of {} bytes per inference",
+                self.budget
             )));
         }
         Ok(n)

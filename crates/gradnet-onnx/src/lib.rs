@@ -57,13 +57,21 @@ pub struct Options {
     pub threads: usize,
     /// Largest tensor a model may create, in bytes.
     pub max_tensor_bytes: u64,
+    /// Bytes of values one run may hold at once (inputs and intermediate
+    /// results; the model's weights are not counted), checked before each
+    /// tensor is allocated.
+    pub max_run_bytes: u64,
+    /// Time one run may take, checked between operators.
+    pub max_run_time: Option<std::time::Duration>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             threads: 1,
-            max_tensor_bytes: 4 << 30,
+            max_tensor_bytes: 2 << 30,
+            max_run_bytes: 4 << 30,
+            max_run_time: None,
         }
     }
 }
@@ -144,6 +152,7 @@ impl Engine {
         }
         let recycle = cx::Recycle::default();
         let cx = Cx::new(self.isa, self.pool.as_ref(), self.opts.max_tensor_bytes)
+            .with_budget(self.opts.max_run_bytes, self.opts.max_run_time)
             .with_recycle(&recycle);
         let mut out = model
             .graph

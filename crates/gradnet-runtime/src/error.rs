@@ -13,6 +13,9 @@ pub enum RuntimeError {
     /// The model failed while running on valid inputs.
     #[error("inference failed: {0}")]
     Execution(String),
+    /// The model needs more memory or time than this node gives one run.
+    #[error("{0}")]
+    Budget(String),
     /// Prompt and completion do not fit the model's context window.
     #[error("{0}")]
     ContextLength(String),

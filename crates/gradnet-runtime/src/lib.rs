@@ -33,6 +33,27 @@ pub struct RuntimeConfig {
     pub cache_bytes: u64,
     /// The engine.
     pub backend: Backend,
+    /// What one inference may use.
+    pub budget: Budget,
+}
+
+/// What one inference may use; a model past it is refused with
+/// [`RuntimeError::Budget`], and the node keeps serving.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Bytes of tensors a run may hold at once (checked before allocating).
+    pub memory_bytes: u64,
+    /// Time a run may take (checked between operators).
+    pub time: std::time::Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            memory_bytes: 4 << 30,
+            time: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +62,7 @@ impl Default for RuntimeConfig {
             threads: 1,
             cache_bytes: 2 << 30,
             backend: Backend::Deterministic,
+            budget: Budget::default(),
         }
     }
 }
@@ -142,16 +164,17 @@ impl OnnxRunner {
     /// onnxruntime library is missing).
     pub fn new(config: RuntimeConfig) -> Result<Self> {
         let engine = match &config.backend {
-            Backend::Deterministic => {
-                Engine::Deterministic(engines::deterministic::Engine::new(config.threads))
-            }
+            Backend::Deterministic => Engine::Deterministic(engines::deterministic::Engine::new(
+                config.threads,
+                &config.budget,
+            )),
             Backend::OnnxRuntime { library } => {
                 Engine::OnnxRuntime(engines::onnxruntime::Engine::new(library, config.threads)?)
             }
         };
         Ok(OnnxRunner {
             engine,
-            probe: engines::deterministic::Engine::new(1),
+            probe: engines::deterministic::Engine::new(1, &config.budget),
             models: Cache::with_weighter(1024, config.cache_bytes, ModelWeight),
             hits: Default::default(),
             misses: Default::default(),

@@ -86,6 +86,18 @@ impl TensorData {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Bytes its values take (a string: its UTF-8 length).
+    pub fn byte_len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len() * 4,
+            TensorData::F64(v) => v.len() * 8,
+            TensorData::I32(v) => v.len() * 4,
+            TensorData::I64(v) => v.len() * 8,
+            TensorData::Bool(v) => v.len(),
+            TensorData::String(v) => v.iter().map(String::len).sum(),
+        }
+    }
 }
 
 /// A dense tensor in row-major order.
@@ -118,6 +130,10 @@ impl Tensor {
     }
     pub fn dtype(&self) -> DType {
         self.data.dtype()
+    }
+    /// Bytes its values take.
+    pub fn byte_len(&self) -> usize {
+        self.data.byte_len()
     }
 }
 

@@ -48,6 +48,9 @@ pub(crate) struct FileConfig {
     pub header_timeout_secs: Option<u64>,
     pub body_idle_timeout_secs: Option<u64>,
     pub trusted_ips: Option<Vec<std::net::IpAddr>>,
+    pub inference_memory_bytes: Option<u64>,
+    pub inference_time_secs: Option<f64>,
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +218,16 @@ impl NodeConfig {
                 trusted: file.trusted_ips.clone().unwrap_or(lim.trusted),
             },
             runtime: RuntimeConfig {
+                budget: gradnet_runtime::Budget {
+                    memory_bytes: args
+                        .inference_memory_bytes
+                        .or(file.inference_memory_bytes)
+                        .unwrap_or(rt.budget.memory_bytes),
+                    time: file
+                        .inference_time_secs
+                        .filter(|t| t.is_finite() && *t > 0.0)
+                        .map_or(rt.budget.time, std::time::Duration::from_secs_f64),
+                },
                 threads: args.threads.or(file.threads).unwrap_or(rt.threads).max(1),
                 cache_bytes: args
                     .cache_bytes
@@ -255,6 +268,7 @@ impl NodeConfig {
                     .or(file.llm_cache_bytes)
                     .unwrap_or(api.llm_cache_bytes),
                 chain_id,
+                max_response_bytes: file.max_response_bytes.unwrap_or(api.max_response_bytes),
                 dev_mode: args.dev_mode || file.dev_mode.unwrap_or(false),
                 requests_per_account: file
                     .requests_per_account

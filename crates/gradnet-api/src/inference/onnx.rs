@@ -116,6 +116,18 @@ impl Admitted {
         asked: Instant,
         out: Result<NamedTensors, ApiError>,
     ) -> Result<NamedTensors, ApiError> {
+        let limit = self.state.config.max_response_bytes;
+        let out = out.and_then(|o| {
+            let bytes: usize = o.values().map(|t| t.byte_len()).sum();
+            if bytes > limit {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "budget_exceeded",
+                    format!("the model's outputs are {bytes} bytes, over this node's limit of {limit} bytes per answer"),
+                ));
+            }
+            Ok(o)
+        });
         super::record(&self.state, Kind::Onnx, self.caller, asked, out.is_ok());
         if out.is_ok() {
             self.state.metrics.inferences.inc();

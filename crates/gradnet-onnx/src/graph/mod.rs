@@ -479,7 +479,13 @@ impl Graph {
         }
         let profile = profiling();
         let mut times: Vec<(std::time::Duration, &str)> = vec![];
+        let bytes = |t: &Option<Arc<Tensor>>| {
+            t.as_ref()
+                .map_or(0, |t| (t.len() * t.dtype().size()) as u64)
+        };
+        cx.hold(self.inputs.iter().map(|(_, i)| bytes(&vals[*i])).sum(), 0);
         for s in &self.steps {
+            cx.check_time(&s.label)?;
             let started = profile.then(std::time::Instant::now);
             let mut ins = Vec::with_capacity(s.inputs.len());
             for i in &s.inputs {
@@ -489,7 +495,9 @@ impl Graph {
                         if s.frees.contains(i)
                             && s.inputs.iter().filter(|j| **j == Some(*i)).count() == 1 =>
                     {
-                        vals[*i].take()
+                        let v = vals[*i].take();
+                        cx.hold(0, bytes(&v)); // the operator frees or reuses it
+                        v
                     }
                     Some(i) => vals[*i].clone(),
                     None => None,
@@ -505,11 +513,13 @@ impl Graph {
             )?;
             for (i, t) in s.outputs.iter().zip(outs) {
                 vals[*i] = Some(Arc::new(t));
+                cx.hold(bytes(&vals[*i]), 0);
             }
+            cx.check_held(&s.label)?;
             for i in &s.frees {
-                if let (Some(Ok(t)), Some(r)) =
-                    (vals[*i].take().map(Arc::try_unwrap), cx.recycler())
-                {
+                let taken = vals[*i].take();
+                cx.hold(0, bytes(&taken));
+                if let (Some(Ok(t)), Some(r)) = (taken.map(Arc::try_unwrap), cx.recycler()) {
                     r.put(t);
                 }
             }

@@ -366,7 +366,7 @@ fn shift(cx: &Cx, left: bool, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// `Where(cond, x, y)` with three-way broadcasting.
-fn where_(c: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+fn where_(cx: &Cx, c: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     let Data::Bool(cv) = c.data() else {
         bail!("Where's condition must be bool, got {}", c.dtype());
     };
@@ -379,7 +379,7 @@ fn where_(c: &Tensor, x: &Tensor, y: &Tensor) -> Result<Tensor> {
     }
     use super::broadcast::{runs, shape, strides};
     let out = shape(&[c.shape(), x.shape(), y.shape()])?;
-    let n = crate::tensor::numel(&out)?;
+    let n = cx.check_size(&out, std::mem::size_of::<usize>() + x.dtype().size())?;
     let (tc, tx, ty) = (
         strides(c.shape(), &out),
         strides(x.shape(), &out),
@@ -410,6 +410,7 @@ impl Op for Binary {
         let k = self.0;
         if k == Kind::Where {
             return Ok(vec![where_(
+                cx,
                 inputs.get(0)?,
                 inputs.get(1)?,
                 inputs.get(2)?,

@@ -117,7 +117,8 @@ pub(super) fn zip2<A: Copy + Sync, B: Copy + Sync, O: Default + Clone + Send>(
     f: impl Fn(A, B) -> O + Sync + Send,
 ) -> Result<(Vec<usize>, Vec<O>)> {
     let out = shape(&[sa, sb])?;
-    let n = crate::tensor::numel(&out)?;
+    // broadcasting [n, 1] with [1, n] asks for n² elements: checked first
+    let n = cx.check_size(&out, std::mem::size_of::<O>())?;
     let mut v = vec![O::default(); n];
     let (ta, tb) = (strides(sa, &out), strides(sb, &out));
     let Some(axis) = out.iter().position(|&d| d > 1) else {

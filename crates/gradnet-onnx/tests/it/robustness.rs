@@ -247,8 +247,9 @@ fn attr_string(name: &str, v: &str) -> proto::AttributeProto {
 
 /// `X: f32[N, 3]` through a 2-tree ensemble regressor and a linear
 /// classifier (ONNX-ML), for the mutations to chew on.
-fn ml_model() -> Vec<u8> {
-    let vi = |name: &str, t: i32, dims: &[i64]| proto::ValueInfoProto {
+/// A tensor value of ONNX element type `t` and shape `dims`.
+fn vi(name: &str, t: i32, dims: &[i64]) -> proto::ValueInfoProto {
+    proto::ValueInfoProto {
         name: name.into(),
         r#type: Some(proto::TypeProto {
             value: Some(proto::type_proto::Value::TensorType(
@@ -270,7 +271,10 @@ fn ml_model() -> Vec<u8> {
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
+
+fn ml_model() -> Vec<u8> {
     let trees = proto::NodeProto {
         op_type: "TreeEnsembleRegressor".into(),
         domain: "ai.onnx.ml".into(),
@@ -365,6 +369,8 @@ fn mutated_models_fail_cleanly_never_panic() {
         threads: 2,
         // a model asking for gigabytes is refused, not allocated
         max_tensor_bytes: 64 << 20,
+        max_run_bytes: 256 << 20,
+        max_run_time: Some(std::time::Duration::from_secs(20)),
     });
     // GRADNET_FUZZ_SEED explores other mutations (CI runs the fixed default)
     let seed: u64 = std::env::var("GRADNET_FUZZ_SEED")
@@ -447,4 +453,92 @@ fn truncated_and_random_bytes_are_refused() {
         }
     }
     assert!(engine.load(b"\xff\xff\xff not onnx").is_err());
+}
+
+/// A model whose `Expand` asks for `dims` from a one-element input.
+fn expand_bomb(dims: &[i64]) -> Vec<u8> {
+    let shape = proto::TensorProto {
+        name: "shape".into(),
+        dims: vec![dims.len() as i64],
+        data_type: 7,
+        int64_data: dims.to_vec(),
+        ..Default::default()
+    };
+    let expand = proto::NodeProto {
+        op_type: "Expand".into(),
+        input: vec!["X".into(), "shape".into()],
+        output: vec!["E".into()],
+        ..Default::default()
+    };
+    // E and its negation are both outputs, so both are held
+    let neg = proto::NodeProto {
+        op_type: "Neg".into(),
+        input: vec!["E".into()],
+        output: vec!["N".into()],
+        ..Default::default()
+    };
+    proto::ModelProto {
+        ir_version: 8,
+        opset_import: vec![proto::OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(proto::GraphProto {
+            node: vec![expand, neg],
+            initializer: vec![shape],
+            input: vec![vi("X", 1, &[1])],
+            output: vec![vi("E", 1, &[]), vi("N", 1, &[])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn models_past_the_memory_budget_are_refused_before_allocating() {
+    let engine = Engine::new(Options {
+        threads: 1,
+        max_tensor_bytes: 40 << 20,
+        max_run_bytes: 60 << 20,
+        max_run_time: None,
+    });
+    let x = || vec![Tensor::new(vec![1], Data::F32(vec![1.5])).unwrap()];
+    // (outputs are large: only errors are printed)
+    let refusal = |dims: &[i64]| {
+        let m = engine.load(&expand_bomb(dims)).unwrap();
+        match engine.run(&m, x()) {
+            Ok(_) => panic!("{dims:?} ran"),
+            Err(e) => e.to_string(),
+        }
+    };
+    // 200000 x 200000 floats: 160 GB asked of a 40 MiB tensor limit
+    let e = refusal(&[200_000, 200_000]);
+    assert!(e.contains("limit of 41943040 per tensor"), "{e}");
+    // two 32 MiB tensors, each under the tensor limit, held at once: over
+    // the run's 60 MiB budget
+    let e = refusal(&[8 << 20]);
+    assert!(e.contains("memory budget of 62914560 bytes"), "{e}");
+    // a model within the budget runs on the same engine
+    let m = engine.load(&expand_bomb(&[1 << 20])).unwrap();
+    match engine.run(&m, x()) {
+        Ok(out) => assert_eq!(out[0].1.len(), 1 << 20),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_run_past_its_time_budget_is_stopped_between_operators() {
+    let engine = Engine::new(Options {
+        max_run_time: Some(std::time::Duration::ZERO),
+        ..Options::default()
+    });
+    let m = engine.load(&expand_bomb(&[4])).unwrap();
+    match engine.run(
+        &m,
+        vec![Tensor::new(vec![1], Data::F32(vec![1.0])).unwrap()],
+    ) {
+        Ok(_) => panic!("ran past a zero time budget"),
+        Err(e) => assert!(e.to_string().contains("time budget"), "{e}"),
+    }
 }

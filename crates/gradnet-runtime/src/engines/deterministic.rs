@@ -19,17 +19,20 @@ impl From<gradnet_onnx::Error> for RuntimeError {
             E::Invalid(m) => RuntimeError::Unloadable(m),
             E::Unsupported(ops) => RuntimeError::Unsupported(ops),
             E::Input(m) => RuntimeError::BadInput(m),
-            E::Run(m) | E::Limit(m) => RuntimeError::Execution(m),
+            E::Run(m) => RuntimeError::Execution(m),
+            E::Limit(m) => RuntimeError::Budget(m),
         }
     }
 }
 
 impl Engine {
-    pub(crate) fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize, budget: &crate::Budget) -> Self {
         Engine {
             onnx: Onnx::new(Options {
                 threads,
-                ..Options::default()
+                max_tensor_bytes: budget.memory_bytes.min(Options::default().max_tensor_bytes),
+                max_run_bytes: budget.memory_bytes,
+                max_run_time: Some(budget.time),
             }),
         }
     }

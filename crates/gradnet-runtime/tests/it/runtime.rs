@@ -16,6 +16,7 @@ fn with(backend: Backend, threads: usize) -> OnnxRunner {
         threads,
         cache_bytes: 256 << 20,
         backend,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }

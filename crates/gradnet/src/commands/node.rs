@@ -176,6 +176,10 @@ pub(crate) struct NodeArgs {
     /// Bytes one account may upload to this node in all [default: 16 GiB].
     #[arg(long, env = "GRADNET_QUOTA_BYTES")]
     pub quota_bytes: Option<u64>,
+    /// Bytes of tensors one inference may hold at once; a model past it is
+    /// refused with 422 budget_exceeded [default: 4 GiB].
+    #[arg(long, env = "GRADNET_INFERENCE_MEMORY_BYTES")]
+    pub inference_memory_bytes: Option<u64>,
     /// Open connections in all [default: 8192].
     #[arg(long, env = "GRADNET_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
