@@ -443,3 +443,20 @@ pub fn nest(data: &[f32], shape: &[usize]) -> serde_json::Value {
             .collect(),
     )
 }
+
+/// A memory bomb for budget tests: `x: f32[1]` → `Expand` to `dims` → `e`,
+/// and its negation `n`; both are outputs, so a run holds both at once.
+pub fn expand_bomb(dims: &[i64]) -> Vec<u8> {
+    model(
+        vec![
+            node("Expand", &["x", "shape"], &["e"], vec![]),
+            node("Neg", &["e"], &["n"], vec![]),
+        ],
+        vec![ints("shape", &[dims.len() as i64], dims.to_vec())],
+        vec![value_info("x", DataType::Float, &[D::N(1)])],
+        vec![
+            value_info("e", DataType::Float, &[]),
+            value_info("n", DataType::Float, &[]),
+        ],
+    )
+}

@@ -17,6 +17,11 @@ use gradnet_ledger::exec;
 const SUGGESTED_TIP: u128 = 1_000_000_000;
 /// Blocks one `eth_getLogs` may scan.
 const MAX_LOG_RANGE: u64 = 10_000;
+/// Logs one `eth_getLogs` may return.
+const MAX_LOGS: usize = 10_000;
+/// Gas one `eth_call` / `eth_estimateGas` may use, whatever it asks (as
+/// geth's `--rpc.gascap`): it bounds the time a call can take.
+const RPC_GAS_CAP: u64 = 50_000_000;
 
 pub(super) fn param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<T, RpcError> {
     let v = params.get(i).cloned().unwrap_or(Value::Null);
@@ -108,7 +113,10 @@ impl CallRequest {
         TxEnv {
             tx_type: if self.max_fee_per_gas.is_some() { 2 } else { 0 },
             caller: self.from.unwrap_or_default(),
-            gas_limit: self.gas.map_or(gas_limit, |g| g.to::<u64>()),
+            gas_limit: self
+                .gas
+                .map_or(gas_limit, |g| g.saturating_to::<u64>())
+                .min(RPC_GAS_CAP),
             gas_price: price,
             gas_priority_fee: self.max_priority_fee_per_gas.map(|p| p.to::<u128>()),
             kind: self.to.map_or(TxKind::Create, TxKind::Call),
@@ -180,7 +188,10 @@ fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
 
 fn estimate_gas(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     let mut req: CallRequest = param(params, 0)?;
-    let cap = req.gas.map_or(chain.head().gas_limit, |g| g.to::<u64>());
+    let cap = req
+        .gas
+        .map_or(chain.head().gas_limit, |g| g.saturating_to::<u64>())
+        .min(RPC_GAS_CAP);
     req.gas = Some(U64::from(cap));
     let used = match simulate(chain, &req)? {
         ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
@@ -353,9 +364,10 @@ fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
         return Ok(json!([]));
     }
     if to - from >= MAX_LOG_RANGE {
-        return Err(RpcError::server(format!(
-            "query exceeds max block range {MAX_LOG_RANGE}"
-        )));
+        return Err(RpcError::new(
+            -32005,
+            format!("query exceeds max block range {MAX_LOG_RANGE}"),
+        ));
     }
     let addresses: Option<Vec<Address>> = match &f.address {
         None | Some(Value::Null) => None,
@@ -399,6 +411,12 @@ fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
                     Some(set) => l.data.topics().get(k).is_some_and(|t| set.contains(t)),
                 });
                 if addr_ok && topics_ok {
+                    if out.len() == MAX_LOGS {
+                        return Err(RpcError::new(
+                            -32005,
+                            format!("query returned more than {MAX_LOGS} results; ask for a smaller block range (the limit was reached at block {n})"),
+                        ));
+                    }
                     out.push(format::log(l, r.tx_hash, hash, n, i as u64, log_index));
                 }
                 log_index += 1;

@@ -283,13 +283,11 @@ impl NodeConfig {
 
 /// The chain id a genesis file names (signed writes name it too).
 fn genesis_chain_id(path: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading genesis {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading genesis {}", path.display()))?;
+    let g = gradnet_ledger::genesis::Genesis::from_json(&bytes)
         .with_context(|| format!("parsing genesis {}", path.display()))?;
-    v["chain_id"]
-        .as_u64()
-        .with_context(|| format!("genesis {} has no chain_id", path.display()))
+    Ok(g.chain_id)
 }
 
 #[cfg(test)]

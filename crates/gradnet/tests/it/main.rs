@@ -13,6 +13,7 @@ mod consensus;
 mod console;
 mod cpu_generations;
 mod llm_api;
+mod open_node;
 mod openai_client;
 mod real_models;
 mod zk;

@@ -36,16 +36,19 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// A node in development mode (unsigned hub writes accepted).
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Node {
+        Self::start_with(data_dir, &[&["--dev-mode"], extra].concat())
+    }
+
+    /// A node as strangers meet it: hub writes must be signed.
+    pub(crate) fn start_strict(data_dir: &Path, extra: &[&str]) -> Node {
+        Self::start_with(data_dir, extra)
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str]) -> Node {
         let mut child = Command::new(BIN)
-            .args([
-                "node",
-                "start",
-                "--dev-mode",
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
+            .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("GRADNET_LOG", "warn")

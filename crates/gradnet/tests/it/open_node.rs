@@ -1,0 +1,231 @@
+//! A node strangers can reach: signed hub writes through the CLI, owners
+//! that survive a restart, and abuse (half-sent headers, request floods,
+//! memory bombs) that gets a clear refusal while a normal client is served.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{self, Node};
+
+const ALICE: &str = "0xa1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+const BOB: &str = "0xb0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+
+fn address(key: &str) -> String {
+    gradnet_client::wallet::address(&key.parse().unwrap())
+        .unwrap()
+        .to_checksum(None)
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A config file for a strict node with short deadlines and a low rate.
+fn strict_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("strict.toml");
+    std::fs::write(
+        &path,
+        "header_timeout_secs = 2\nbody_idle_timeout_secs = 2\nrequests_per_ip = 20\nmax_connections_per_ip = 64\ninference_memory_bytes = 67108864\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn owners_publish_through_the_cli_and_keep_their_names_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let model = dir.path().join("mlp.onnx");
+    std::fs::write(&model, gradnet_runtime::generated::mlp(4, 8, 3, 1)).unwrap();
+    let node = Node::start_strict(&data, &[]);
+    let as_ = |key: Option<&str>, args: &[&str]| {
+        let mut a = vec!["model"];
+        if let Some(k) = key {
+            a.extend(["--key", k]);
+        }
+        a.extend(args);
+        node.cli(&a)
+    };
+    // unsigned: refused, saying how to sign
+    let o = as_(None, &["create", "alice-model"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("signature_required"), "{}", stderr(&o));
+    let o = as_(Some(ALICE), &["create", "alice-model"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_(Some(ALICE), &["version", "alice-model"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = model.to_str().unwrap();
+    let o = as_(Some(ALICE), &["upload", "alice-model", "1.00", m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Bob is refused until Alice adds him
+    let o = as_(
+        Some(BOB),
+        &["upload", "alice-model", "1.00", m, "--as", "b.onnx"],
+    );
+    assert!(stderr(&o).contains("forbidden"), "{}", stderr(&o));
+    let o = as_(Some(ALICE), &["collaborator", "alice-model", &address(BOB)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_(
+        Some(BOB),
+        &["upload", "alice-model", "1.00", m, "--as", "b.onnx"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    node.stop();
+    // after a restart: the same owner and collaborator, still enforced
+    let node = Node::start_strict(&data, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r: Value = rt.block_on(common::get_json(&format!(
+        "{}/api/v0/models/alice-model",
+        node.url
+    )));
+    assert_eq!(r["repo"]["owner"], address(ALICE), "{r}");
+    assert_eq!(r["repo"]["collaborators"], json!([address(BOB)]), "{r}");
+    let o = node.cli(&[
+        "model",
+        "--key",
+        BOB,
+        "transfer",
+        "alice-model",
+        &address(BOB),
+    ]);
+    assert!(stderr(&o).contains("only the owner"), "{}", stderr(&o));
+    let infer = node.cli(&[
+        "infer",
+        "--model",
+        "alice-model@1.00/b.onnx",
+        "--input",
+        r#"{"x": [[1, 2, 3, 4]]}"#,
+    ]);
+    assert!(infer.status.success(), "{}", stderr(&infer));
+}
+
+/// Opens `n` connections from `from` that send half a request's headers.
+async fn slow_clients(
+    addr: std::net::SocketAddr,
+    from: &str,
+    n: usize,
+) -> Vec<tokio::net::TcpStream> {
+    let mut out = vec![];
+    for _ in 0..n {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        if let Ok(mut c) = s.connect(addr).await {
+            let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How long a normal client waits for `/health`.
+async fn normal_wait(url: &str) -> Duration {
+    let t = Instant::now();
+    let r = tokio::time::timeout(
+        Duration::from_secs(20),
+        reqwest::get(format!("{url}/health")),
+    )
+    .await
+    .expect("a normal client was not answered in 20 s")
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    t.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abusers_are_refused_and_a_normal_client_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = strict_config(dir.path());
+    let node = Node::start_strict(
+        &dir.path().join("node"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let addr: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+
+    // 2000 connections from another address, each with half its headers
+    let mut slow = slow_clients(addr, "127.0.0.2", 2000).await;
+    let waited = normal_wait(&node.url).await;
+    eprintln!("slow headers x2000: normal client waited {waited:?}");
+    // past the per-address cap the node closes them at once; the rest are
+    // cut off after the 2 s header deadline
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut open = slow.len();
+    while open > 0 && Instant::now() < deadline {
+        open = 0;
+        for c in slow.iter_mut() {
+            let mut b = [0u8; 256];
+            // a read that neither ends nor answers: the node still holds it
+            // (a closed one reads 0 bytes, or a 408 and then 0)
+            let pending = tokio::time::timeout(Duration::from_millis(1), c.read(&mut b)).await;
+            if pending.is_err() {
+                open += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(open, 0, "half-sent requests still held after 20 s");
+    drop(slow);
+
+    // a flood from 127.0.0.2: 429 with Retry-After past its burst, while
+    // 127.0.0.1 is served
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let mut limited = None;
+    for _ in 0..200 {
+        let r = client
+            .get(format!("{}/health", node.url))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("200 requests at once from one address were all served");
+    assert!(r.headers().get("retry-after").is_some());
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "rate_limited", "{e}");
+    let waited = normal_wait(&node.url).await;
+    eprintln!("request flood: normal client waited {waited:?}");
+
+    // a memory bomb: stored, refused at run time with the budget named,
+    // and the node keeps answering
+    let files = dir.path().join("bomb.onnx");
+    std::fs::write(
+        &files,
+        gradnet_runtime::generated::expand_bomb(&[200_000, 200_000]),
+    )
+    .unwrap();
+    let c = gradnet_client::NodeClient::new(&node.url).with_key(ALICE.parse().unwrap());
+    let _: Value = c
+        .post("/api/v0/models", &json!({"name": "bomb"}))
+        .await
+        .unwrap();
+    let _: Value = c
+        .post("/api/v0/models/bomb/versions", &json!({}))
+        .await
+        .unwrap();
+    c.upload("bomb", "1.00", &files, "model.onnx", true)
+        .await
+        .unwrap();
+    let (st, e) = common::post(
+        &format!("{}/v1/infer", node.url),
+        json!({"model": "bomb@1.00/model.onnx", "inputs": {"x": [1.0]}}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("budget_exceeded")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("limit"),
+        "{e}"
+    );
+    let waited = normal_wait(&node.url).await;
+    eprintln!("memory bomb: normal client waited {waited:?}");
+}
