@@ -4,6 +4,16 @@
 
 import { api } from "./rpc";
 import { esc, table, bytes, errorBox, short } from "./dom";
+import { signedPost, uploadHeaders } from "./sign";
+import { savedKey, hasBrowserWallet, keepKey } from "./wallet";
+
+/** Who signs this page's writes: a pasted key, the browser wallet, or nobody. */
+const signer = (): string =>
+  `<label id="signer">Account that signs (private key, kept in this tab only${hasBrowserWallet() ? "; empty: your browser wallet" : "; empty: unsigned, for development nodes"}) <input name="key" type="password" autocomplete="off" value="${savedKey().replace(/"/g, "")}" placeholder="0x…" /></label>`;
+
+function takeKey(el: HTMLElement): void {
+  keepKey(el.querySelector<HTMLInputElement>("#signer input")?.value ?? "");
+}
 
 export async function repos(el: HTMLElement): Promise<void> {
   const list = await api<any[]>("/api/v0/models");
@@ -12,13 +22,14 @@ export async function repos(el: HTMLElement): Promise<void> {
     <input name="name" placeholder="new repository name" required />
     <input name="description" placeholder="description" />
     <button>Create</button>
-  </form><div id="create-error"></div>
-  ${list.length ? table(["repository", "task", "description"], list.map((r) => [`<a href="#/hub/${encodeURIComponent(r.name)}">${esc(r.name)}</a>`, esc(r.task), esc(r.description)]), "repos") : `<p class="muted">no repositories yet</p>`}`;
+  </form>${signer()}<div id="create-error"></div>
+  ${list.length ? table(["repository", "owner", "task", "description"], list.map((r) => [`<a href="#/hub/${encodeURIComponent(r.name)}">${esc(r.name)}</a>`, `<span class="mono">${esc(r.owner ? short(r.owner) : "anyone (development)")}</span>`, esc(r.task), esc(r.description)]), "repos") : `<p class="muted">no repositories yet</p>`}`;
   el.querySelector<HTMLFormElement>("#create")!.onsubmit = async (ev) => {
     ev.preventDefault();
     const f = new FormData(ev.target as HTMLFormElement);
     try {
-      await api("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
+      takeKey(el);
+      await signedPost("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
       location.hash = `#/hub/${encodeURIComponent(String(f.get("name")))}`;
     } catch (e) {
       el.querySelector("#create-error")!.innerHTML = errorBox(e);
@@ -27,12 +38,13 @@ export async function repos(el: HTMLElement): Promise<void> {
 }
 
 export async function repo(el: HTMLElement, name: string): Promise<void> {
-  const versions = await api<any[]>(`/api/v0/models/${encodeURIComponent(name)}/versions`);
+  const { repo: info, versions }: { repo: any; versions: any[] } = await api(`/api/v0/models/${encodeURIComponent(name)}`);
   const files = await Promise.all(
     versions.map((v) => api<any[]>(`/api/v0/models/${encodeURIComponent(name)}/versions/${v.versionString}/files`)),
   );
   const latest = versions.at(-1)?.versionString;
-  el.innerHTML = `<h1>${esc(name)}</h1>
+  const owner = info.owner ? `owned by <span class="mono" id="owner">${esc(info.owner)}</span>${info.collaborators?.length ? `, collaborators ${info.collaborators.map((c: string) => `<span class="mono">${esc(short(c))}</span>`).join(", ")}` : ""}; only they publish here` : "created unsigned on a development node: anyone may publish";
+  el.innerHTML = `<h1>${esc(name)}</h1><p class="muted">${owner}</p>${signer()}
   <form id="version" class="row"><input name="notes" placeholder="release notes" /><button>New version</button></form>
   ${latest ? `<form id="upload" class="row"><label>Upload into ${esc(latest)}: <input type="file" name="file" required /></label><button>Upload</button><progress id="progress" max="100" value="0" hidden></progress></form>` : ""}
   <div id="hub-error"></div>
@@ -40,15 +52,17 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
   el.querySelector<HTMLFormElement>("#version")!.onsubmit = async (ev) => {
     ev.preventDefault();
     try {
-      await api(`/api/v0/models/${encodeURIComponent(name)}/versions`, { notes: new FormData(ev.target as HTMLFormElement).get("notes") ?? "" });
+      takeKey(el);
+      await signedPost(`/api/v0/models/${encodeURIComponent(name)}/versions`, { notes: new FormData(ev.target as HTMLFormElement).get("notes") ?? "" });
       await repo(el, name);
     } catch (e) {
       el.querySelector("#hub-error")!.innerHTML = errorBox(e);
     }
   };
   const up = el.querySelector<HTMLFormElement>("#upload");
-  if (up) up.onsubmit = (ev) => {
+  if (up) up.onsubmit = async (ev) => {
     ev.preventDefault();
+    takeKey(el);
     const file = (up.elements.namedItem("file") as HTMLInputElement).files?.[0];
     if (!file) return;
     const bar = el.querySelector<HTMLProgressElement>("#progress")!;
@@ -75,7 +89,16 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
       el.querySelector("#hub-error")!.innerHTML = errorBox(msg);
     };
     xhr.onerror = () => (el.querySelector("#hub-error")!.innerHTML = errorBox("upload failed: the node closed the connection"));
-    xhr.open("POST", `/api/v0/models/${encodeURIComponent(name)}/versions/${latest}/files`);
+    const path = `/api/v0/models/${encodeURIComponent(name)}/versions/${latest}/files?name=${encodeURIComponent(file.name)}`;
+    let headers: Record<string, string>;
+    try {
+      headers = await uploadHeaders(path, file);
+    } catch (e) {
+      el.querySelector("#hub-error")!.innerHTML = errorBox(e);
+      return;
+    }
+    xhr.open("POST", path);
+    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
     xhr.send(body);
   };
 }

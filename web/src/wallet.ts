@@ -10,6 +10,13 @@ const STORED = "gradnet-console-key";
 
 export const savedKey = (): string => sessionStorage.getItem(STORED) ?? "";
 
+/** Keeps `key` as this tab's account; an empty one forgets it (the browser
+ * wallet signs then, if there is one). */
+export function keepKey(key: string): void {
+  if (key.trim()) sessionStorage.setItem(STORED, key.trim());
+  else sessionStorage.removeItem(STORED);
+}
+
 export const hasBrowserWallet = (): boolean => Boolean((window as any).ethereum);
 
 /** The form field for the sending account (shown for on-chain modes only). */

@@ -630,6 +630,7 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
     cmd.args([
         "node",
         "start",
+        "--dev-mode",
         "--listen",
         &format!("127.0.0.1:{api_port}"),
         "--data-dir",
