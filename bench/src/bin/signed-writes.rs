@@ -29,7 +29,8 @@ async fn main() {
     let bytes = gradnet_runtime::generated::mlp(784, 128, 10, 7);
     let cid = hub.put_bytes(&bytes).await.unwrap().cid;
     let input = gradnet_bench::nest(&gradnet_runtime::generated::weights(784, 1, 1.0), &[1, 784]);
-    let body = serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": {"x": input}})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": {"x": input}})).unwrap();
     let infer = || async {
         let r = client
             .post(format!("{base}/v1/infer"))
@@ -53,7 +54,15 @@ async fn main() {
         let h = auth::parse_headers(|n| pairs.iter().find(|p| p.0 == n).map(|p| p.1.as_str()))
             .unwrap()
             .unwrap();
-        auth::verify(&h, chain, "POST", path, auth::body_hash(payload), h.timestamp).unwrap();
+        auth::verify(
+            &h,
+            chain,
+            "POST",
+            path,
+            auth::body_hash(payload),
+            h.timestamp,
+        )
+        .unwrap();
     };
 
     for _ in 0..50 {

@@ -116,9 +116,17 @@ fn prefix_key(tokens: &[u32]) -> u64 {
 impl LlmModel {
     /// Loads a GGUF file whose content id is `cid`.
     pub fn load(cid: ContentId, bytes: &[u8]) -> Result<Self> {
+        Self::load_within(cid, bytes, u64::MAX)
+    }
+
+    /// Loads a GGUF file whose weights take at most `budget` bytes; the
+    /// header's promises are checked against the file and the budget
+    /// before a weight is read.
+    pub fn load_within(cid: ContentId, bytes: &[u8], budget: u64) -> Result<Self> {
         let bad = |e: candle_core::Error| RuntimeError::Unloadable(format!("GGUF: {e}"));
         let mut reader = std::io::Cursor::new(bytes);
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
+        check_extents(&ct, bytes.len() as u64, budget)?;
         // the llama family multiplies Q4_1 with its own kernel (see `quant`)
         let own_q4_1 = ct
             .metadata
@@ -316,6 +324,47 @@ impl LlmModel {
     }
 }
 
+/// Fails if a tensor the header describes lies past the end of the file, or
+/// if all of them together are over `budget` bytes: a header that promises
+/// more than the file holds would otherwise have its sizes allocated first.
+fn check_extents(ct: &gguf_file::Content, file_len: u64, budget: u64) -> Result<()> {
+    let mut total: u64 = 0;
+    for (name, t) in &ct.tensor_infos {
+        let too_big = || {
+            RuntimeError::Unloadable(format!(
+                "GGUF tensor `{name}` of shape {:?} is larger than any file",
+                t.shape.dims()
+            ))
+        };
+        let elems = t
+            .shape
+            .dims()
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d as u64))
+            .ok_or_else(too_big)?;
+        let block = t.ggml_dtype.block_size() as u64;
+        let size = (elems / block.max(1))
+            .checked_mul(t.ggml_dtype.type_size() as u64)
+            .ok_or_else(too_big)?;
+        let start = (ct.tensor_data_offset)
+            .checked_add(t.offset)
+            .ok_or_else(too_big)?;
+        let end = start.checked_add(size).ok_or_else(too_big)?;
+        if end > file_len {
+            return Err(RuntimeError::Unloadable(format!(
+                "GGUF tensor `{name}` claims bytes {start}..{end}, but the file has {file_len}"
+            )));
+        }
+        total = total.saturating_add(size);
+    }
+    if total > budget {
+        return Err(RuntimeError::Budget(format!(
+            "the GGUF file's weights take {total} bytes, over this node's LLM memory budget of {budget} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Formats candle multiplies with scalar code only (Q4_1, Q5_1) are widened
 /// to Q8_0, which has SIMD kernels: about 2x faster, and the Q8_0 grid holds
 /// each 4- or 5-bit weight to within a fraction of its own step. Q4_1 stays
@@ -393,6 +442,8 @@ impl Weighter<ContentId, Arc<LlmModel>> for ByFileSize {
 /// Loaded LLMs by content id, under a memory budget.
 pub struct LlmRuntime {
     models: Cache<ContentId, Arc<LlmModel>, ByFileSize>,
+    /// Largest model's weights, in bytes.
+    budget: u64,
 }
 
 impl LlmRuntime {
@@ -400,6 +451,7 @@ impl LlmRuntime {
     pub fn new(cache_bytes: u64) -> Self {
         LlmRuntime {
             models: Cache::with_weighter(64, cache_bytes, ByFileSize),
+            budget: cache_bytes,
         }
     }
 
@@ -413,7 +465,7 @@ impl LlmRuntime {
         if let Some(m) = self.models.get(&cid) {
             return Ok(m);
         }
-        let m = Arc::new(LlmModel::load(cid, bytes)?);
+        let m = Arc::new(LlmModel::load_within(cid, bytes, self.budget)?);
         self.models.insert(cid, m.clone());
         Ok(m)
     }

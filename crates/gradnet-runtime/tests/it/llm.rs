@@ -158,6 +158,33 @@ fn corrupt_gguf_is_unloadable() {
     ));
 }
 
+#[test]
+fn gguf_headers_that_promise_more_than_the_file_or_the_budget_are_refused_before_reading() {
+    let bytes = sample::tiny_llama(1);
+    // a tensor info: name length (u64), name, dims count (u32), dims (u64 each)
+    let name = b"token_embd.weight";
+    let mut key = (name.len() as u64).to_le_bytes().to_vec();
+    key.extend_from_slice(name);
+    let at = bytes
+        .windows(key.len())
+        .position(|w| w == key.as_slice())
+        .expect("the tiny model has token embeddings");
+    let first_dim = at + key.len() + 4;
+    let mut huge = bytes.clone();
+    huge[first_dim..first_dim + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    match LlmModel::load(ContentId::of(&huge), &huge) {
+        Err(RuntimeError::Unloadable(m)) => assert!(m.contains("claims bytes"), "{m}"),
+        Err(e) => panic!("expected an unloadable file, got {e}"),
+        Ok(_) => panic!("a header past the file's end loaded"),
+    }
+    // within the file, but over the node's budget
+    match LlmModel::load_within(ContentId::of(&bytes), &bytes, 1000) {
+        Err(RuntimeError::Budget(m)) => assert!(m.contains("budget of 1000 bytes"), "{m}"),
+        Err(e) => panic!("expected a budget refusal, got {e}"),
+        Ok(_) => panic!("loaded past its budget"),
+    }
+}
+
 /// The real SmolLM2-135M-Instruct from scripts/fetch-models.
 #[test]
 fn smollm2_knows_the_capital_of_france() {
