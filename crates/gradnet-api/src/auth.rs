@@ -40,7 +40,7 @@ fn unauthorized(e: AuthError) -> ApiError {
 
 /// Whether `path` streams a file up (its body is hashed as it arrives).
 fn is_upload(path: &str) -> bool {
-    path.starts_with("/api/v0/models/") && path.ends_with("/files")
+    path == "/api/v0/blobs" || (path.starts_with("/api/v0/models/") && path.ends_with("/files"))
 }
 
 /// The middleware: verifies a write's signature and records who made it.

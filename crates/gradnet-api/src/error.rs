@@ -100,6 +100,7 @@ impl From<HubError> for ApiError {
             HubError::Invalid(_) => Self::bad_request("invalid_request", m),
             HubError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
             HubError::Quota { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded", m),
+            HubError::OnChain(_) => Self::new(StatusCode::CONFLICT, "names_on_chain", m),
             HubError::Limit(_) => Self::new(StatusCode::CONFLICT, "limit_reached", m),
             HubError::Replayed { .. } => Self::new(StatusCode::UNAUTHORIZED, "replayed", m),
             HubError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),

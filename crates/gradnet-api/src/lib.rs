@@ -204,9 +204,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/api/v0/models/{name}/versions/{ver}/files",
-            post(routes::hub::upload)
+            post(routes::upload::upload)
                 .layer(upload_limit)
                 .get(routes::hub::list_files),
+        )
+        .route(
+            "/api/v0/blobs",
+            post(routes::upload::upload_blob).layer(upload_limit),
         )
         .route("/api/v0/blobs/{cid}", get(routes::hub::download))
         .route("/api/v0/signature/{*model}", get(routes::infer::signature))

@@ -222,6 +222,18 @@ impl NodeClient {
         name: &str,
         quiet: bool,
     ) -> Result<Value> {
+        let path = format!("/api/v0/models/{repo}/versions/{version}/files?name={name}");
+        self.upload_to(&path, file, name, quiet).await
+    }
+
+    /// Stores a file by its content id alone (`POST /api/v0/blobs`), for a
+    /// version published on chain; its `cid` and `size`.
+    pub async fn upload_blob(&self, file: &Path, name: &str, quiet: bool) -> Result<Value> {
+        self.upload_to(&format!("/api/v0/blobs?name={name}"), file, name, quiet)
+            .await
+    }
+
+    async fn upload_to(&self, path: &str, file: &Path, name: &str, quiet: bool) -> Result<Value> {
         let f = tokio::fs::File::open(file)
             .await
             .map_err(|e| ClientError::io(file.display(), e))?;
@@ -247,12 +259,11 @@ impl NodeClient {
                 .mime_str("application/octet-stream")
                 .map_err(|e| self.unreachable(e))?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let path = format!("/api/v0/models/{repo}/versions/{version}/files?name={name}");
-        let mut req = self.http.post(self.url(&path)).multipart(form);
+        let mut req = self.http.post(self.url(path)).multipart(form);
         if self.key.is_some() {
             let hash = file_hash(file).await?;
             req = self
-                .signed(req, "POST", &path, hash)
+                .signed(req, "POST", path, hash)
                 .await?
                 .header(crate::auth::BODY_HASH_HEADER, hash.to_string());
         }

@@ -28,6 +28,9 @@ pub enum HubError {
         /// What the refused upload would add (at least).
         needed: u64,
     },
+    /// A name the chain holds: changed only by transactions.
+    #[error("{0}")]
+    OnChain(String),
     /// A repository at its limit of versions, or a version at its limit of files.
     #[error("{0}")]
     Limit(String),

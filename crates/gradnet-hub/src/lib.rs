@@ -4,18 +4,19 @@
 mod blobs;
 mod error;
 mod meta;
+mod names;
 mod owners;
 mod peers;
-mod version;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use blobs::{BlobInfo, BlobWriter, Manifest, CHUNK_SIZE};
 pub use error::{HubError, Result};
+pub use gradnet_types::version::Version;
 pub use meta::{FileEntry, Repo, RepoSpec, VersionInfo};
+pub use names::NameSource;
 pub use owners::{Writer, ANONYMOUS};
-pub use version::Version;
 
 /// A hub's limits and peers.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ struct Inner {
     version_lock: Mutex<()>,
     /// Held while a blob is fetched from a peer.
     fetching: tokio::sync::Mutex<()>,
+    /// The chain's names, once the ledger runs.
+    names: std::sync::OnceLock<std::sync::Arc<dyn NameSource>>,
 }
 
 impl Hub {
@@ -71,6 +74,7 @@ impl Hub {
             config,
             version_lock: Mutex::new(()),
             fetching: tokio::sync::Mutex::new(()),
+            names: Default::default(),
         }));
         hub.create_tables()?;
         Ok(hub)

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::blobs::{BlobInfo, Manifest};
 use crate::error::{HubError, Result};
 use crate::owners::Writer;
-use crate::version::Version;
 use crate::Hub;
+use gradnet_types::version::Version;
 
 pub(crate) const BLOBS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blobs");
 pub(crate) const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("repos");
@@ -158,6 +158,7 @@ impl Hub {
     /// the first to register a name owns it).
     pub fn create_repo(&self, spec: RepoSpec, by: &Writer) -> Result<Repo> {
         check_name(&spec.name).map_err(invalid)?;
+        self.not_on_chain(&spec.name)?;
         let owner = by.owner_name();
         if !spec.owner.is_empty() && !spec.owner.eq_ignore_ascii_case(&owner) {
             return Err(HubError::Forbidden(format!(
@@ -191,8 +192,15 @@ impl Hub {
         Ok(repo)
     }
 
-    /// The repository `name`.
+    /// The repository `name` (the chain's, when it has one).
     pub fn repo(&self, name: &str) -> Result<Repo> {
+        if let Some(r) = self.on_chain(name)? {
+            return Ok(r);
+        }
+        self.local_repo(name)
+    }
+
+    pub(crate) fn local_repo(&self, name: &str) -> Result<Repo> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
         let g = t
@@ -201,18 +209,34 @@ impl Hub {
         Ok(serde_json::from_slice(g.value())?)
     }
 
-    /// Every repository, by name.
+    /// Every repository, by name: the chain's, and local ones it has no
+    /// name for.
     pub fn list_repos(&self) -> Result<Vec<Repo>> {
         let tx = self.db().begin_read()?;
         let t = tx.open_table(REPOS)?;
-        t.iter()?
+        let local: Vec<Repo> = t
+            .iter()?
             .map(|r| Ok(serde_json::from_slice(r?.1.value())?))
-            .collect()
+            .collect::<Result<_>>()?;
+        let Some(chain) = self.chain_names() else {
+            return Ok(local);
+        };
+        let mut all = chain.repos()?;
+        for r in local {
+            if !all.iter().any(|c| c.name == r.name) {
+                all.push(r);
+            }
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(all)
     }
 
     /// Versions of a repository, oldest first.
     pub fn list_versions(&self, repo: &str) -> Result<Vec<VersionInfo>> {
-        self.repo(repo)?;
+        if let (Some(chain), Some(_)) = (self.chain_names(), self.on_chain(repo)?) {
+            return chain.versions(repo);
+        }
+        self.local_repo(repo)?;
         let tx = self.db().begin_read()?;
         let t = tx.open_table(VERSIONS)?;
         let mut out: Vec<VersionInfo> = t
@@ -264,7 +288,7 @@ impl Hub {
     }
 
     pub(crate) fn check_version(&self, repo: &str, version: &str) -> Result<()> {
-        self.repo(repo)?;
+        self.local_repo(repo)?;
         let tx = self.db().begin_read()?;
         if tx.open_table(VERSIONS)?.get((repo, version))?.is_none() {
             return Err(HubError::NotFound(format!(
@@ -305,6 +329,11 @@ impl Hub {
 
     /// The files of `repo` at `version`.
     pub fn list_files(&self, repo: &str, version: &str) -> Result<Vec<FileEntry>> {
+        if let (Some(chain), Some(_)) = (self.chain_names(), self.on_chain(repo)?) {
+            return chain.files(repo, version)?.ok_or_else(|| {
+                HubError::NotFound(format!("version `{version}` of model repository `{repo}`"))
+            });
+        }
         self.check_version(repo, version)?;
         let tx = self.db().begin_read()?;
         let t = tx.open_table(FILES)?;

@@ -54,7 +54,8 @@ impl Hub {
     /// The repository, if `by` may publish into it (its owner or a
     /// collaborator; anyone for a repository created anonymously).
     pub fn authorize(&self, repo: &str, by: &Writer) -> Result<Repo> {
-        let r = self.repo(repo)?;
+        self.not_on_chain(repo)?;
+        let r = self.local_repo(repo)?;
         if r.owner.is_empty() || by.is(&r.owner) || r.collaborators.iter().any(|c| by.is(c)) {
             return Ok(r);
         }
@@ -71,7 +72,8 @@ impl Hub {
     }
 
     fn owner_only(&self, repo: &str, by: &Writer, what: &str) -> Result<Repo> {
-        let r = self.repo(repo)?;
+        self.not_on_chain(repo)?;
+        let r = self.local_repo(repo)?;
         if r.owner.is_empty() || by.is(&r.owner) {
             return Ok(r);
         }
@@ -180,6 +182,15 @@ impl Hub {
             });
         }
         Ok(left)
+    }
+
+    /// Counts an upload that no version lists yet (a blob for a version
+    /// published on chain) against `by`'s quota.
+    pub fn charge_upload(&self, by: &Writer, size: u64) -> Result<()> {
+        let tx = self.db().begin_write()?;
+        self.charge(&tx, by, size)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Counts `size` bytes against `by`'s quota within `tx`.

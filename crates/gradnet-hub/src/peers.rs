@@ -11,14 +11,20 @@ use gradnet_types::request::ModelRef;
 use crate::{Hub, HubError};
 
 impl Hub {
-    /// The content id `r` names; a missing blob named by id is fetched first.
+    /// The content id `r` names, its blob here: a blob this hub lacks (named
+    /// by id, or by a name the chain holds) is fetched from the peers first.
     pub async fn resolve_model(&self, r: &ModelRef) -> Result<ContentId, HubError> {
-        if let ModelRef::Cid(c) = r {
-            if !self.0.config.peers.is_empty() && !self.has_blob(c)? {
-                self.fetch_from_peers(c).await?;
+        let cid = match r {
+            ModelRef::Cid(c) => *c,
+            ModelRef::Path { .. } => self.resolve(r)?,
+        };
+        if !self.has_blob(&cid)? {
+            if self.0.config.peers.is_empty() {
+                return Err(HubError::NotFound(format!("model {cid}")));
             }
+            self.fetch_from_peers(&cid).await?;
         }
-        self.resolve(r)
+        Ok(cid)
     }
 
     async fn fetch_from_peers(&self, cid: &ContentId) -> Result<(), HubError> {

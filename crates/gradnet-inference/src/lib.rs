@@ -1,5 +1,6 @@
 //! Inference on chain, with no I/O: OpenGradient's precompile ABI at
 //! `0x…F4`, the inference node registry at `0x…F5`, the TEE registry, the
+//! model registry (the hub's names, owners and versions), the
 //! workflow scheduler, ZKML checks, and PIPE's protocol: the block sidecar
 //! of signed node results that answers calls inside blocks, how nodes are
 //! sampled, and how their answers are decided and settled.
@@ -8,6 +9,7 @@ pub mod abi;
 pub mod demo_contract;
 pub mod error;
 pub mod mode;
+pub mod model_registry;
 pub mod pipe;
 pub mod precompile;
 pub mod receipts;

@@ -42,6 +42,7 @@ use crate::abi::{
 };
 use crate::error::{StorageFault, SystemError};
 use crate::mode::Mode;
+use crate::model_registry;
 use crate::registry::{self, IInferenceRegistry, Registry, INFERENCE_FEE};
 use crate::revert;
 use crate::scheduler;
@@ -593,6 +594,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             self.warm.insert(scheduler::ADDRESS);
             self.warm.insert(zk::VERIFIER_ADDRESS);
             self.warm.insert(tee_registry::ADDRESS);
+            self.warm.insert(model_registry::ADDRESS);
         }
         changed
     }
@@ -619,6 +621,13 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         if inputs.bytecode_address == tee_registry::ADDRESS {
             let len = inputs.input.len();
             let r = tee_registry::call(ctx, inputs);
+            return fatal(result(r, len, inputs.gas_limit, |_, _| {
+                registry::REGISTRY_READ_GAS
+            }));
+        }
+        if inputs.bytecode_address == model_registry::ADDRESS {
+            let len = inputs.input.len();
+            let r = model_registry::call(ctx, inputs);
             return fatal(result(r, len, inputs.gas_limit, |_, _| {
                 registry::REGISTRY_READ_GAS
             }));
@@ -671,6 +680,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             || *address == scheduler::ADDRESS
             || *address == zk::VERIFIER_ADDRESS
             || *address == tee_registry::ADDRESS
+            || *address == model_registry::ADDRESS
             || self.eth.contains(address)
     }
 }

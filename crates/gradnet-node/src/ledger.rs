@@ -101,6 +101,10 @@ pub async fn start(
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
     if let Some(state) = state {
+        // the hub serves the network's names from the model registry
+        state
+            .hub
+            .use_names(std::sync::Arc::new(crate::names::ChainNames(chain.clone())));
         chain.set_inferencer(std::sync::Arc::new(crate::inferencer::NodeInferencer::new(
             state,
             gradnet_api::Caller::EthCall,
@@ -113,7 +117,11 @@ pub async fn start(
     let rpc_addr = listener.local_addr()?;
     let app = gradnet_rpc::router(chain.clone());
     let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        // strangers reach JSON-RPC too: the same connection and rate limits
+        let limits = gradnet_api::ServerLimits::default();
+        if let Err(e) =
+            gradnet_api::server::serve_limited(listener, app, limits, std::future::pending()).await
+        {
             tracing::error!("JSON-RPC server: {e}");
         }
     })];

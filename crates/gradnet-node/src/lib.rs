@@ -10,6 +10,7 @@ pub mod consensus;
 pub mod dev_enclave;
 pub mod inferencer;
 pub mod ledger;
+pub mod names;
 pub mod pipe;
 pub mod ports;
 pub mod relay;

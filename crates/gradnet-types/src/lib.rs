@@ -18,6 +18,7 @@ pub mod request;
 pub mod tensor;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
+pub mod version;
 
 pub use cid::ContentId;
 pub use error::TensorError;

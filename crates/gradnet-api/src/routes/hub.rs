@@ -1,7 +1,7 @@
 //! Hub REST: repositories, versions, streamed uploads, ranged downloads.
 
 use axum::body::Body;
-use axum::extract::{Extension, Multipart, Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,11 +14,25 @@ use crate::auth::Signed;
 use crate::error::{ApiError, ApiJson};
 use crate::AppState;
 
+/// Refuses a local name write on a node whose names are the chain's (only
+/// a development node keeps local names beside them).
+pub(crate) fn local_names(s: &AppState) -> Result<(), ApiError> {
+    if s.hub.chain_names().is_some() && !s.config.dev_mode {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "names_on_chain",
+            "this node serves the network's names from the model registry on chain (0x00000000000000000000000000000000000000F9): create repositories and publish versions with transactions (`gradnet model publish --rpc URL --key K NAME FILE...`); upload their files with POST /api/v0/blobs",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_repo(
     State(s): State<AppState>,
     Extension(by): Extension<Signed>,
     ApiJson(spec): ApiJson<RepoSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
+    local_names(&s)?;
     let repo = s.hub.create_repo(spec, &by.writer)?;
     Ok((StatusCode::CREATED, Json(repo)))
 }
@@ -49,6 +63,7 @@ pub(crate) async fn add_collaborator(
     Extension(by): Extension<Signed>,
     ApiJson(b): ApiJson<AccountBody>,
 ) -> Result<Json<Repo>, ApiError> {
+    local_names(&s)?;
     Ok(Json(s.hub.add_collaborator(
         &name,
         &account(&b.account)?,
@@ -61,6 +76,7 @@ pub(crate) async fn remove_collaborator(
     Path((name, who)): Path<(String, String)>,
     Extension(by): Extension<Signed>,
 ) -> Result<Json<Repo>, ApiError> {
+    local_names(&s)?;
     Ok(Json(s.hub.remove_collaborator(
         &name,
         &account(&who)?,
@@ -74,6 +90,7 @@ pub(crate) async fn transfer(
     Extension(by): Extension<Signed>,
     ApiJson(b): ApiJson<AccountBody>,
 ) -> Result<Json<Repo>, ApiError> {
+    local_names(&s)?;
     Ok(Json(s.hub.transfer(
         &name,
         &account(&b.account)?,
@@ -122,6 +139,7 @@ pub(crate) async fn create_version(
     Extension(by): Extension<Signed>,
     ApiJson(v): ApiJson<NewVersion>,
 ) -> Result<impl IntoResponse, ApiError> {
+    local_names(&s)?;
     let info = s
         .hub
         .create_version(&name, v.notes, v.is_major, &by.writer)?;
@@ -140,136 +158,6 @@ pub(crate) async fn list_files(
     Path((name, ver)): Path<(String, String)>,
 ) -> Result<Json<Vec<FileEntry>>, ApiError> {
     Ok(Json(s.hub.list_files(&name, &ver)?))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct UploadQuery {
-    /// File name to store under; defaults to the multipart part's file name.
-    name: Option<String>,
-}
-
-/// Streams the first file part of a multipart body into the hub. A `.onnx`
-/// file must parse as ONNX, a `.gguf` file must load as an LLM (tokenizer,
-/// template, weights), or it is refused (422) and not listed. The writer
-/// must own the repository or collaborate on it, the file must fit its
-/// quota, and a signed upload's bytes must hash to what was signed; when
-/// any check fails, nothing is listed and no quota is used.
-pub(crate) async fn upload(
-    State(s): State<AppState>,
-    Path((name, ver)): Path<(String, String)>,
-    Query(q): Query<UploadQuery>,
-    Extension(by): Extension<Signed>,
-    headers: HeaderMap,
-    mut mp: Multipart,
-) -> Result<impl IntoResponse, ApiError> {
-    if by.file_hash.is_some() && q.name.is_none() {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "a signed upload names its file with ?name= (the multipart file name is not signed)",
-        ));
-    }
-    // refused before a byte is read: not the writer's repository, no such
-    // version, a full version, a file over the size limit or the quota
-    if let Some(f) = &q.name {
-        s.hub.check_upload(&name, &ver, f, &by.writer)?;
-    } else {
-        s.hub.authorize(&name, &by.writer)?;
-        s.hub.list_files(&name, &ver)?;
-    }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let max_blob = s.hub.config().max_blob_size;
-    if declared.is_some_and(|n| n > max_blob + 64 * 1024) {
-        return Err(gradnet_hub::HubError::TooLarge { limit: max_blob }.into());
-    }
-    let quota_left = s
-        .hub
-        .quota_left(&by.writer, declared.unwrap_or(0).saturating_sub(64 * 1024))?;
-    let cut = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(
-            "upload_failed",
-            format!("upload was cut off or malformed: {e}"),
-        )
-    };
-    let mut field = loop {
-        match mp.next_field().await.map_err(cut)? {
-            Some(f) if f.file_name().is_some() || f.name() == Some("file") => break f,
-            Some(_) => continue,
-            None => {
-                return Err(ApiError::bad_request(
-                    "upload_failed",
-                    "multipart body has no file part",
-                ))
-            }
-        }
-    };
-    let file = q
-        .name
-        .clone()
-        .or_else(|| field.file_name().map(str::to_owned))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "upload_failed",
-                "no file name: set the part's filename or ?name=",
-            )
-        })?;
-    gradnet_types::request::check_name(&file)
-        .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-    if q.name.is_none() {
-        s.hub.check_upload(&name, &ver, &file, &by.writer)?;
-    }
-    let mut w = s.hub.writer_with_limit(quota_left)?;
-    let mut hasher = by.file_hash.map(|_| alloy_primitives::Keccak256::new());
-    while let Some(chunk) = field.chunk().await.map_err(cut)? {
-        if let Some(h) = hasher.as_mut() {
-            h.update(&chunk);
-        }
-        w.write(&chunk).await.map_err(|e| match e {
-            // the writer's limit was the quota, not the blob size limit
-            gradnet_hub::HubError::TooLarge { limit } if limit < max_blob => {
-                match s.hub.quota_left(&by.writer, limit + 1) {
-                    Err(q) => ApiError::from(q),
-                    Ok(_) => ApiError::from(gradnet_hub::HubError::TooLarge { limit }),
-                }
-            }
-            e => e.into(),
-        })?;
-    }
-    if let (Some(h), Some(signed)) = (hasher, by.file_hash) {
-        let actual = h.finalize();
-        if actual != signed {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "body_hash_mismatch",
-                gradnet_client::auth::AuthError::BodyHash { signed, actual }.to_string(),
-            ));
-        }
-    }
-    let blob = w.finish().await?;
-    // what this node can do with an ONNX model goes back with the entry; a
-    // file that is not valid ONNX is refused
-    let mut report = None;
-    if file.ends_with(".onnx") {
-        let bytes = s.hub.read_all(&blob.cid).await?;
-        let rt = s.runtime.clone();
-        let (_, r) = tokio::task::spawn_blocking(move || rt.inspect(blob.cid, &bytes)).await??;
-        report = Some(r);
-    } else if file.ends_with(".gguf") {
-        let bytes = s.hub.read_all(&blob.cid).await?;
-        let llm = s.llm.clone();
-        // loaded now, it is also warm for the first request
-        tokio::task::spawn_blocking(move || llm.load(blob.cid, &bytes)).await??;
-    }
-    let entry = s.hub.add_file(&name, &ver, &file, blob, &by.writer)?;
-    let mut body = serde_json::to_value(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let (Some(r), Some(obj)) = (report, body.as_object_mut()) {
-        obj.insert(
-            "runtime".into(),
-            serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?,
-        );
-    }
-    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `GET /api/v0/blobs/{cid}`, with single-range `Range: bytes=...` support.

@@ -2,3 +2,4 @@ pub(crate) mod hub;
 pub(crate) mod infer;
 pub(crate) mod node;
 pub(crate) mod openai;
+pub(crate) mod upload;

@@ -2,22 +2,86 @@
 
 use std::path::PathBuf;
 
+use alloy_primitives::B256;
+use alloy_sol_types::SolCall;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use gradnet_client::NodeClient as Client;
+use gradnet_client::{ClientError, Rpc, Sender};
+use gradnet_inference::model_registry::{IModelRegistry, ModelFile, ADDRESS};
+
+use crate::commands::chain::RpcArg;
 use gradnet_types::{ContentId, ModelRef};
 use serde_json::{json, Value};
 
 pub(crate) async fn run(c: Client, args: ModelArgs) -> Result<()> {
-    let c = &match &args.key {
-        Some(k) => c.with_key(
+    let key: Option<B256> = args
+        .key
+        .as_deref()
+        .map(|k| {
             k.trim()
                 .parse()
-                .context("--key / GRADNET_KEY is not a private key (0x and 64 hex digits)")?,
-        ),
+                .context("--key / GRADNET_KEY is not a private key (0x and 64 hex digits)")
+        })
+        .transpose()?;
+    let c = &match key {
+        Some(k) => c.with_key(k),
         None => c,
     };
     match args.cmd {
+        ModelCmd::Publish {
+            name,
+            files,
+            major,
+            notes,
+            description,
+            rpc,
+        } => {
+            let key = key.context("publishing on chain needs --key (or GRADNET_KEY)")?;
+            let v = publish(c, key, &rpc.rpc, &name, &files, major, &notes, &description).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ModelCmd::Collaborator {
+            name,
+            account,
+            remove,
+            rpc: Some(rpc),
+        } => {
+            let key = key.context("a transaction needs --key (or GRADNET_KEY)")?;
+            let account = account
+                .parse()
+                .context("not an account (0x and 40 hex digits)")?;
+            let data = if remove {
+                IModelRegistry::removeCollaboratorCall { name, account }.abi_encode()
+            } else {
+                IModelRegistry::addCollaboratorCall { name, account }.abi_encode()
+            };
+            let r = sender(key, &rpc)
+                .await?
+                .send(ADDRESS, data, 500_000)
+                .await?;
+            println!("included in block {}", r.block_number.unwrap_or_default());
+        }
+        ModelCmd::Transfer {
+            name,
+            account,
+            rpc: Some(rpc),
+        } => {
+            let key = key.context("a transaction needs --key (or GRADNET_KEY)")?;
+            let new_owner = account
+                .parse()
+                .context("not an account (0x and 40 hex digits)")?;
+            let data = IModelRegistry::transferOwnershipCall {
+                name,
+                newOwner: new_owner,
+            }
+            .abi_encode();
+            let r = sender(key, &rpc)
+                .await?
+                .send(ADDRESS, data, 500_000)
+                .await?;
+            println!("included in block {}", r.block_number.unwrap_or_default());
+        }
         ModelCmd::Create {
             name,
             description,
@@ -66,6 +130,7 @@ pub(crate) async fn run(c: Client, args: ModelArgs) -> Result<()> {
             name,
             account,
             remove,
+            rpc: None,
         } => {
             let r: Value = if remove {
                 c.delete(&format!("/api/v0/models/{name}/collaborators/{account}"))
@@ -79,7 +144,11 @@ pub(crate) async fn run(c: Client, args: ModelArgs) -> Result<()> {
             };
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
-        ModelCmd::Transfer { name, account } => {
+        ModelCmd::Transfer {
+            name,
+            account,
+            rpc: None,
+        } => {
             let r: Value = c
                 .post(
                     &format!("/api/v0/models/{name}/owner"),
@@ -200,6 +269,27 @@ pub(crate) enum ModelCmd {
         #[arg(long = "as")]
         store_as: Option<String>,
     },
+    /// Publish a version on chain: stores the files' bytes on the node, then
+    /// registers the repository (the first time: the first account to
+    /// register a name owns it) and the version with transactions to the
+    /// model registry. Every node then resolves `NAME@VERSION/FILE` to the
+    /// same bytes.
+    Publish {
+        name: String,
+        /// The version's files (stored under their file names).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A major release (2.00 after 1.xx) rather than a minor one.
+        #[arg(long)]
+        major: bool,
+        #[arg(long, default_value = "")]
+        notes: String,
+        /// The repository's description, when this publish creates it.
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        rpc: RpcArg,
+    },
     /// Let an account publish to a repository (or stop it, with
     /// --remove); owner only.
     Collaborator {
@@ -208,12 +298,18 @@ pub(crate) enum ModelCmd {
         account: String,
         #[arg(long)]
         remove: bool,
+        /// For a repository on chain: the JSON-RPC to send the transaction to.
+        #[arg(long)]
+        rpc: Option<String>,
     },
     /// Give a repository to another account; owner only.
     Transfer {
         name: String,
         /// The new owner (0x and 40 hex digits).
         account: String,
+        /// For a repository on chain: the JSON-RPC to send the transaction to.
+        #[arg(long)]
+        rpc: Option<String>,
     },
     /// List repositories.
     Ls,
@@ -226,4 +322,71 @@ pub(crate) enum ModelCmd {
         #[arg(short, long)]
         out: Option<PathBuf>,
     },
+}
+
+async fn sender(key: B256, rpc: &str) -> Result<Sender> {
+    Ok(Sender::new(Rpc::new(rpc)?, key).await?)
+}
+
+/// Uploads `files` to the node, registers `name` if the chain has no such
+/// repository, and publishes the next version listing them.
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    c: &Client,
+    key: B256,
+    rpc: &str,
+    name: &str,
+    files: &[PathBuf],
+    major: bool,
+    notes: &str,
+    description: &str,
+) -> Result<Value> {
+    let mut listed = vec![];
+    for f in files {
+        let file = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no usable file name", f.display()))?;
+        let up = c.upload_blob(f, file, false).await?;
+        listed.push(ModelFile {
+            name: file.to_string(),
+            cid: up["cid"].as_str().unwrap_or_default().to_string(),
+            size: up["size"].as_u64().unwrap_or_default(),
+        });
+    }
+    let mut tx = sender(key, rpc).await?;
+    let get = IModelRegistry::getRepositoryCall {
+        name: name.to_string(),
+    };
+    match tx.rpc().call(ADDRESS, get.abi_encode()).await {
+        Ok(_) => {}
+        // no such repository yet: this account registers it
+        Err(ClientError::Rpc { .. }) => {
+            let create = IModelRegistry::createRepositoryCall {
+                name: name.to_string(),
+                description: description.to_string(),
+            };
+            tx.send(ADDRESS, create.abi_encode(), 1_000_000).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let gas = 1_000_000 + 200_000 * listed.len() as u64;
+    let call = IModelRegistry::publishVersionCall {
+        name: name.to_string(),
+        major,
+        notes: notes.to_string(),
+        files: listed.clone(),
+    };
+    let receipt = tx.send(ADDRESS, call.abi_encode(), gas).await?;
+    let repo = IModelRegistry::getRepositoryCall::abi_decode_returns(
+        &tx.rpc().call(ADDRESS, get.abi_encode()).await?,
+    )?;
+    let version = repo.versions.last().cloned().unwrap_or_default();
+    Ok(json!({
+        "name": name,
+        "version": version,
+        "owner": repo.owner,
+        "block": receipt.block_number,
+        "files": listed.iter().map(|f| json!({"name": f.name, "cid": f.cid, "size": f.size})).collect::<Vec<_>>(),
+    }))
 }

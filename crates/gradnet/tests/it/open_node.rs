@@ -229,3 +229,125 @@ async fn abusers_are_refused_and_a_normal_client_is_served() {
     let waited = normal_wait(&node.url).await;
     eprintln!("memory bomb: normal client waited {waited:?}");
 }
+
+/// GET `url` as JSON with its status.
+async fn get(url: &str) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits until every validator lists `name@version` with `cid`.
+async fn listed_everywhere(apis: &[String], name: &str, version: &str, cid: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for api in apis {
+        loop {
+            let (st, files) = get(&format!(
+                "{api}/api/v0/models/{name}/versions/{version}/files"
+            ))
+            .await;
+            if st == 200 && files[0]["cid"] == cid {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{api} does not list {name}@{version}: {st} {files}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_published_on_chain_resolve_the_same_on_every_validator() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = crate::common::devnet::Devnet::start(&dir.path().join("net"), 4);
+    let (alice, bob) = (net.keys[0].clone(), net.keys[1].clone());
+    let model = dir.path().join("model.onnx");
+    std::fs::write(&model, gradnet_runtime::generated::mlp(4, 8, 3, 3)).unwrap();
+    let cli = |node: &str, key: &str, args: &[&str]| {
+        let mut a = vec!["--node", node, "model", "--key", key];
+        a.extend(args);
+        let out = std::process::Command::new(common::BIN)
+            .args(&a)
+            .env("GRADNET_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr(&out),
+        )
+    };
+    let m = model.to_str().unwrap();
+    // Alice publishes through validator 0
+    let (ok, out, err) = cli(
+        &net.apis[0],
+        &alice,
+        &["publish", "alice-model", m, "--rpc", &net.rpcs[0]],
+    );
+    assert!(ok, "{err}");
+    let published: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(published["version"], "1.00", "{published}");
+    let cid = published["files"][0]["cid"].as_str().unwrap().to_string();
+    listed_everywhere(&net.apis, "alice-model", "1.00", &cid).await;
+    for api in &net.apis {
+        let (_, r) = get(&format!("{api}/api/v0/models/alice-model")).await;
+        assert_eq!(r["repo"]["owner"], address(&alice), "{api}: {r}");
+    }
+    // validator 3 runs it by name (fetching the bytes from a peer by id)
+    let (st, r) = common::post(
+        &format!("{}/v1/infer", net.apis[3]),
+        json!({"model": "alice-model@1.00/model.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}),
+    )
+    .await;
+    assert_eq!((st, r["model"].as_str()), (200, Some(cid.as_str())), "{r}");
+    // Bob's publish is refused by the chain, so by every node
+    let (ok, _, err) = cli(
+        &net.apis[1],
+        &bob,
+        &["publish", "alice-model", m, "--rpc", &net.rpcs[1]],
+    );
+    assert!(!ok && err.contains("may not publish"), "{err}");
+    // a local write to the chain's name is refused too
+    let (st, e) = common::post(
+        &format!("{}/api/v0/models/alice-model/versions", net.apis[2]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (409, Some("names_on_chain")),
+        "{e}"
+    );
+    // Alice adds Bob on chain; his publish then succeeds, as 1.01
+    let (ok, _, err) = cli(
+        &net.apis[0],
+        &alice,
+        &[
+            "collaborator",
+            "alice-model",
+            &address(&bob),
+            "--rpc",
+            &net.rpcs[0],
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        &net.apis[2],
+        &bob,
+        &[
+            "publish",
+            "alice-model",
+            m,
+            "--rpc",
+            &net.rpcs[2],
+            "--notes",
+            "by bob",
+        ],
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], "1.01", "{v}");
+    listed_everywhere(&net.apis, "alice-model", "1.01", &cid).await;
+    net.stop();
+}

@@ -13,6 +13,8 @@ pub(crate) struct Devnet {
     child: Child,
     /// The first validator's inference API.
     pub api: String,
+    /// Every validator's inference API.
+    pub apis: Vec<String>,
     pub rpcs: Vec<String>,
     pub rpc: String,
     pub keys: Vec<String>,
@@ -87,6 +89,9 @@ impl Devnet {
                 .map(|i| format!("http://127.0.0.1:{}", inference_port + i))
                 .collect(),
             api: format!("http://127.0.0.1:{api_port}"),
+            apis: (0..validators)
+                .map(|i| format!("http://127.0.0.1:{}", api_port + i))
+                .collect(),
             rpcs: (0..validators)
                 .map(|i| format!("http://127.0.0.1:{}", rpc_port + i))
                 .collect(),
