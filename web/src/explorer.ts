@@ -5,6 +5,7 @@ import { rpc, hexToNum } from "./rpc";
 import { esc, short, ago, table, errorBox, renderChecks } from "./dom";
 import { decode, describe, quorumOf } from "./inference";
 import { checkInference } from "./sidecar";
+import { registrySection } from "./names";
 
 const PRECOMPILES: Record<string, string> = {
   "0x00000000000000000000000000000000000000f4": "inference precompile",
@@ -12,6 +13,7 @@ const PRECOMPILES: Record<string, string> = {
   "0x00000000000000000000000000000000000000f6": "workflow scheduler",
   "0x00000000000000000000000000000000000000f7": "ZK verifier",
   "0x00000000000000000000000000000000000000f8": "TEE registry",
+  "0x00000000000000000000000000000000000000f9": "model registry",
   "0x0000000000000000000000000000000000000de0": "demo contract",
 };
 
@@ -92,7 +94,7 @@ export async function tx(el: HTMLElement, hash: string): Promise<void> {
     ["value (wei)", BigInt(t.value).toString()],
     ["gas used", r ? hexToNum(r.gasUsed).toLocaleString() : ""],
     ["input", `<code class="wrap">${esc(t.input.length > 400 ? t.input.slice(0, 400) + "…" : t.input)}</code>`],
-  ], "kv")}${inference}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
+  ], "kv")}${inference}${registrySection(t)}<h2>Logs</h2>${r && r.logs.length ? table(["address", "topics", "data"], r.logs.map((l: any) => [addrLink(l.address), l.topics.map((x: string) => `<div class="mono">${esc(short(x))}</div>`).join(""), `<code class="wrap">${esc(l.data.length > 200 ? l.data.slice(0, 200) + "…" : l.data)}</code>`])) : `<p class="muted">none</p>`}`;
   verifyButton(el, t, r);
 }
 

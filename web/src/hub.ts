@@ -5,6 +5,7 @@
 import { api } from "./rpc";
 import { esc, table, bytes, errorBox, short } from "./dom";
 import { signedPost, uploadHeaders } from "./sign";
+import { createData, publishData, registryTx } from "./names";
 import { savedKey, hasBrowserWallet, keepKey } from "./wallet";
 
 /** Who signs this page's writes: a pasted key, the browser wallet, or nobody. */
@@ -29,7 +30,9 @@ export async function repos(el: HTMLElement): Promise<void> {
     const f = new FormData(ev.target as HTMLFormElement);
     try {
       takeKey(el);
-      await signedPost("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
+      const health = await api<any>("/health");
+      if (health.names === "chain" && !health.dev_mode) await registryTx(savedKey(), createData(String(f.get("name")), String(f.get("description") ?? "")));
+      else await signedPost("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
       location.hash = `#/hub/${encodeURIComponent(String(f.get("name")))}`;
     } catch (e) {
       el.querySelector("#create-error")!.innerHTML = errorBox(e);
@@ -38,18 +41,43 @@ export async function repos(el: HTMLElement): Promise<void> {
 }
 
 export async function repo(el: HTMLElement, name: string): Promise<void> {
-  const { repo: info, versions }: { repo: any; versions: any[] } = await api(`/api/v0/models/${encodeURIComponent(name)}`);
+  const { repo: info, versions, on_chain: onChain }: { repo: any; versions: any[]; on_chain: boolean } = await api(`/api/v0/models/${encodeURIComponent(name)}`);
   const files = await Promise.all(
     versions.map((v) => api<any[]>(`/api/v0/models/${encodeURIComponent(name)}/versions/${v.versionString}/files`)),
   );
   const latest = versions.at(-1)?.versionString;
   const owner = info.owner ? `owned by <span class="mono" id="owner">${esc(info.owner)}</span>${info.collaborators?.length ? `, collaborators ${info.collaborators.map((c: string) => `<span class="mono">${esc(short(c))}</span>`).join(", ")}` : ""}; only they publish here` : "created unsigned on a development node: anyone may publish";
-  el.innerHTML = `<h1>${esc(name)}</h1><p class="muted">${owner}</p>${signer()}
-  <form id="version" class="row"><input name="notes" placeholder="release notes" /><button>New version</button></form>
-  ${latest ? `<form id="upload" class="row"><label>Upload into ${esc(latest)}: <input type="file" name="file" required /></label><button>Upload</button><progress id="progress" max="100" value="0" hidden></progress></form>` : ""}
+  el.innerHTML = `<h1>${esc(name)}</h1><p class="muted">${owner}${onChain ? " (registered on chain: every node serves this name)" : ""}</p>${signer()}
+  ${onChain
+    ? `<form id="publish" class="row"><label>Publish a version on chain: <input type="file" name="files" multiple required /></label><input name="notes" placeholder="release notes" /><label><input type="checkbox" name="major" /> major</label><button>Publish</button></form>`
+    : `<form id="version" class="row"><input name="notes" placeholder="release notes" /><button>New version</button></form>
+  ${latest ? `<form id="upload" class="row"><label>Upload into ${esc(latest)}: <input type="file" name="file" required /></label><button>Upload</button><progress id="progress" max="100" value="0" hidden></progress></form>` : ""}`}
   <div id="hub-error"></div>
   ${versions.map((v, i) => `<h2>Version ${esc(v.versionString)}</h2>${files[i].length ? table(["file", "size", "content id", ""], files[i].map((f: any) => [esc(f.name), bytes(f.size), `<span class="mono" title="${esc(f.cid)}">${esc(short(f.cid, 14))}</span>`, f.name.endsWith(".onnx") ? `<a href="#/model/${f.cid}">inputs &amp; outputs</a>` : ""]), "files") : `<p class="muted">no files</p>`}`).join("") || `<p class="muted">no versions yet</p>`}`;
-  el.querySelector<HTMLFormElement>("#version")!.onsubmit = async (ev) => {
+  const pub = el.querySelector<HTMLFormElement>("#publish");
+  if (pub) pub.onsubmit = async (ev) => {
+    ev.preventDefault();
+    takeKey(el);
+    const f = new FormData(pub);
+    try {
+      const listed: { name: string; cid: string; size: bigint }[] = [];
+      for (const file of Array.from((pub.elements.namedItem("files") as HTMLInputElement).files ?? [])) {
+        const path = `/api/v0/blobs?name=${encodeURIComponent(file.name)}`;
+        const body = new FormData();
+        body.append("file", file, file.name);
+        const r = await fetch(path, { method: "POST", headers: await uploadHeaders(path, file), body });
+        const up = await r.json();
+        if (!r.ok) throw new Error(`${up.error?.code ?? r.status}: ${up.error?.message ?? ""}`);
+        listed.push({ name: file.name, cid: up.cid, size: BigInt(up.size) });
+      }
+      await registryTx(savedKey(), publishData(name, f.get("major") === "on", String(f.get("notes") ?? ""), listed));
+      await repo(el, name);
+    } catch (e) {
+      el.querySelector("#hub-error")!.innerHTML = errorBox(e);
+    }
+  };
+  const version = el.querySelector<HTMLFormElement>("#version");
+  if (version) version.onsubmit = async (ev) => {
     ev.preventDefault();
     try {
       takeKey(el);

@@ -49,6 +49,7 @@ pub(crate) struct FileConfig {
     pub body_idle_timeout_secs: Option<u64>,
     pub trusted_ips: Option<Vec<std::net::IpAddr>>,
     pub inference_memory_bytes: Option<u64>,
+    pub names_rpc: Option<String>,
     pub inference_time_secs: Option<f64>,
     pub max_response_bytes: Option<usize>,
 }
@@ -61,6 +62,8 @@ pub(crate) struct NodeConfig {
     pub runtime: RuntimeConfig,
     pub api: ApiConfig,
     pub limits: gradnet_api::ServerLimits,
+    /// A validator's JSON-RPC to read model names from (no ledger here).
+    pub names_rpc: Option<String>,
     pub chain: Option<gradnet_node::ledger::LedgerConfig>,
     /// Test only: alter every PIPE result (a faulty inference node).
     pub byzantine: bool,
@@ -152,6 +155,7 @@ impl NodeConfig {
             None => api.chain_id,
         };
         Ok(NodeConfig {
+            names_rpc: args.names_rpc.clone().or(file.names_rpc.clone()),
             chain,
             byzantine: args.byzantine,
             dev_enclave: match (&args.tee_dev_enclave, &args.tee_operator_key, &args.tee_rpc) {

@@ -121,7 +121,10 @@ pub(crate) async fn get_repo(
 ) -> Result<Json<Value>, ApiError> {
     let repo = s.hub.repo(&name)?;
     let versions = s.hub.list_versions(&name)?;
-    Ok(Json(json!({"repo": repo, "versions": versions})))
+    let on_chain = s.hub.on_chain(&name)?.is_some();
+    Ok(Json(
+        json!({"repo": repo, "versions": versions, "on_chain": on_chain}),
+    ))
 }
 
 #[derive(Deserialize)]

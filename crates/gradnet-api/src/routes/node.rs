@@ -15,6 +15,8 @@ pub(crate) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         "isa": s.runtime.isa(),
         "chain_id": s.config.chain_id,
         "dev_mode": s.config.dev_mode,
+        // where the hub's names come from: the chain's model registry or this node
+        "names": if s.hub.chain_names().is_some() { "chain" } else { "local" },
     }))
 }
 

@@ -395,6 +395,9 @@ async fn spawn_inference_node(
     if faulty {
         cmd.arg("--byzantine");
     }
+    // the network's model names, read from a validator
+    cmd.arg("--names-rpc")
+        .arg(format!("http://127.0.0.1:{}", args.rpc_port));
     // models uploaded to any validator's hub run here too
     for j in 0..args.validators {
         cmd.arg("--hub-peer")

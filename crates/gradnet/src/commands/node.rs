@@ -34,6 +34,12 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         ),
         None => None,
     };
+    if let (None, Some(rpc)) = (&cfg.chain, &cfg.names_rpc) {
+        let every = std::time::Duration::from_secs(1);
+        state
+            .hub
+            .use_names(gradnet_node::names::RpcNames::spawn(rpc, every)?);
+    }
     // a line for scripts and tests to wait on
     println!("gradnet node listening on http://{addr}");
     // the chain's inference calls (PIPE), answered with this node's key
@@ -169,6 +175,11 @@ pub(crate) struct NodeArgs {
     /// [default: $ORT_DYLIB_PATH, else models/libonnxruntime.so.1.32.0 from scripts/fetch-models].
     #[arg(long, env = "GRADNET_ONNXRUNTIME_LIB")]
     pub onnxruntime_lib: Option<PathBuf>,
+    /// A validator's JSON-RPC to read the network's model names from (for a
+    /// node without a genesis: an inference node); without it such a node
+    /// keeps its own names.
+    #[arg(long, env = "GRADNET_NAMES_RPC")]
+    pub names_rpc: Option<String>,
     /// Development only: accept unsigned hub writes (made as `anonymous`);
     /// `gradnet devnet` and `gradnet demo` turn it on.
     #[arg(long, env = "GRADNET_DEV_MODE")]

@@ -236,7 +236,7 @@ async fn get(url: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-/// Waits until every validator lists `name@version` with `cid`.
+/// Waits until every node in `apis` lists `name@version` with `cid`.
 async fn listed_everywhere(apis: &[String], name: &str, version: &str, cid: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     for api in apis {
@@ -258,7 +258,7 @@ async fn listed_everywhere(apis: &[String], name: &str, version: &str, cid: &str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn names_published_on_chain_resolve_the_same_on_every_validator() {
+async fn names_published_on_chain_resolve_the_same_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let net = crate::common::devnet::Devnet::start(&dir.path().join("net"), 4);
     let (alice, bob) = (net.keys[0].clone(), net.keys[1].clone());
@@ -289,18 +289,27 @@ async fn names_published_on_chain_resolve_the_same_on_every_validator() {
     let published: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(published["version"], "1.00", "{published}");
     let cid = published["files"][0]["cid"].as_str().unwrap().to_string();
-    listed_everywhere(&net.apis, "alice-model", "1.00", &cid).await;
-    for api in &net.apis {
+    // every validator, and the inference nodes (through a validator's JSON-RPC)
+    let everyone: Vec<String> = net.apis.iter().chain(&net.inference).cloned().collect();
+    listed_everywhere(&everyone, "alice-model", "1.00", &cid).await;
+    for api in &everyone {
         let (_, r) = get(&format!("{api}/api/v0/models/alice-model")).await;
         assert_eq!(r["repo"]["owner"], address(&alice), "{api}: {r}");
     }
-    // validator 3 runs it by name (fetching the bytes from a peer by id)
-    let (st, r) = common::post(
-        &format!("{}/v1/infer", net.apis[3]),
-        json!({"model": "alice-model@1.00/model.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}),
-    )
-    .await;
-    assert_eq!((st, r["model"].as_str()), (200, Some(cid.as_str())), "{r}");
+    // validator 3 and an inference node run it by name (fetching the bytes
+    // from a peer by id)
+    for api in [&net.apis[3], &net.inference[1]] {
+        let (st, r) = common::post(
+            &format!("{api}/v1/infer"),
+            json!({"model": "alice-model@1.00/model.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}),
+        )
+        .await;
+        assert_eq!(
+            (st, r["model"].as_str()),
+            (200, Some(cid.as_str())),
+            "{api}: {r}"
+        );
+    }
     // Bob's publish is refused by the chain, so by every node
     let (ok, _, err) = cli(
         &net.apis[1],
@@ -348,6 +357,6 @@ async fn names_published_on_chain_resolve_the_same_on_every_validator() {
     assert!(ok, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["version"], "1.01", "{v}");
-    listed_everywhere(&net.apis, "alice-model", "1.01", &cid).await;
+    listed_everywhere(&everyone, "alice-model", "1.01", &cid).await;
     net.stop();
 }
