@@ -80,12 +80,6 @@ async fn check(s: &AppState, mut req: Request) -> Result<Request, Response> {
         });
         return Ok(req);
     };
-    if let Err(r) = s.account_rate.check(h.account) {
-        return Err(crate::server::rate_limited(
-            r,
-            &format!("account {}", h.account),
-        ));
-    }
     let method = req.method().to_string();
     let path_q = req
         .uri()
@@ -131,6 +125,14 @@ async fn check(s: &AppState, mut req: Request) -> Result<Request, Response> {
         auth::now(),
     )
     .map_err(|e| unauthorized(e).into_response())?;
+    // counted once the signature holds: a forger claiming someone's address
+    // cannot spend that account's rate (its own address's rate bounds it)
+    if let Err(r) = s.account_rate.check(h.account) {
+        return Err(crate::server::rate_limited(
+            r,
+            &format!("account {}", h.account),
+        ));
+    }
     let hub = s.hub.clone();
     let expired = auth::now().saturating_sub(2 * auth::MAX_SKEW_SECS);
     let account = h.account.to_checksum(None);

@@ -354,6 +354,14 @@ async fn an_account_over_its_rate_gets_429_with_retry_after() {
         ..ApiConfig::default()
     };
     let (s, _d) = strict_node(config, Default::default());
+    // forgeries claiming Alice's address do not spend her rate
+    for _ in 0..10 {
+        let mut req = signed(&BOB, s.config.chain_id, "POST", "/api/v0/models", b"{}");
+        req.headers_mut()
+            .insert(auth::ACCOUNT_HEADER, account(&ALICE).parse().unwrap());
+        let (st, e, _) = send(&s, req).await;
+        assert_eq!(e["error"]["code"], "bad_signature", "{st} {e}");
+    }
     let mut refused = None;
     for i in 0..6 {
         let body = serde_json::to_vec(&json!({"name": format!("r{i}")})).unwrap();

@@ -27,7 +27,7 @@ fn strict_config(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("strict.toml");
     std::fs::write(
         &path,
-        "header_timeout_secs = 2\nbody_idle_timeout_secs = 2\nrequests_per_ip = 20\nmax_connections_per_ip = 64\ninference_memory_bytes = 67108864\n",
+        "header_timeout_secs = 2\nbody_idle_timeout_secs = 2\nrequests_per_ip = 20\nmax_connections_per_ip = 64\ninference_memory_bytes = 67108864\nquota_bytes = 100000\n",
     )
     .unwrap();
     path
@@ -358,5 +358,135 @@ async fn names_published_on_chain_resolve_the_same_on_every_node() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["version"], "1.01", "{v}");
     listed_everywhere(&everyone, "alice-model", "1.01", &cid).await;
+    // a version naming bytes no node holds: published (the chain cannot
+    // know), then refused by every node with the reason
+    let ghost = gradnet_types::ContentId::of(b"on no node").to_string();
+    let mut tx = gradnet_client::Sender::new(
+        gradnet_client::Rpc::new(&net.rpcs[0]).unwrap(),
+        alice.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let publish = gradnet_inference::model_registry::IModelRegistry::publishVersionCall {
+        name: "alice-model".into(),
+        major: false,
+        notes: String::new(),
+        files: vec![gradnet_inference::model_registry::ModelFile {
+            name: "ghost.onnx".into(),
+            cid: ghost.clone(),
+            size: 10,
+        }],
+    };
+    use alloy_sol_types::SolCall;
+    tx.send(
+        gradnet_inference::model_registry::ADDRESS,
+        publish.abi_encode(),
+        2_000_000,
+    )
+    .await
+    .unwrap();
+    listed_everywhere(&net.apis, "alice-model", "1.02", &ghost).await;
+    let (st, e) = common::post(
+        &format!("{}/v1/infer", net.apis[2]),
+        json!({"model": "alice-model@1.02/ghost.onnx", "inputs": {"x": [[1, 2, 3, 4]]}}),
+    )
+    .await;
+    assert_eq!(st, 404, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&ghost) && msg.contains("hub peers"), "{msg}");
     net.stop();
+}
+
+/// A signed upload of `declared` bytes of which only `sent` go out before
+/// the connection closes.
+async fn cut_upload(
+    addr: std::net::SocketAddr,
+    key: &str,
+    path: &str,
+    declared: usize,
+    sent: usize,
+) {
+    let file = vec![5u8; declared];
+    let hash = gradnet_client::auth::body_hash(&file);
+    let h = gradnet_client::auth::sign(
+        &key.parse().unwrap(),
+        gradnet_api::DEFAULT_CHAIN_ID,
+        "POST",
+        path,
+        hash,
+    )
+    .unwrap();
+    let head = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n";
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n{}: {hash}\r\n",
+        head.len() + declared + 9,
+        gradnet_client::auth::BODY_HASH_HEADER
+    );
+    for (n, v) in h.pairs() {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(req.as_bytes()).await.unwrap();
+    c.write_all(head).await.unwrap();
+    c.write_all(&file[..sent]).await.unwrap();
+    c.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(c); // cut off mid-body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hold_and_a_cut_upload_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = strict_config(dir.path());
+    let node = Node::start_strict(
+        &dir.path().join("node"),
+        &["--config", cfg.to_str().unwrap()],
+    );
+    let addr: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+    let c = gradnet_client::NodeClient::new(&node.url).with_key(ALICE.parse().unwrap());
+    let _: Value = c
+        .post("/api/v0/models", &json!({"name": "q"}))
+        .await
+        .unwrap();
+    let _: Value = c
+        .post("/api/v0/models/q/versions", &json!({}))
+        .await
+        .unwrap();
+    let usage = || async {
+        let (_, v) = get(&format!("{}/api/v0/accounts/{}", node.url, address(ALICE))).await;
+        v["bytes_stored"].as_u64().unwrap()
+    };
+    let files = || async {
+        let (_, v) = get(&format!("{}/api/v0/models/q/versions/1.00/files", node.url)).await;
+        v.as_array().unwrap().len()
+    };
+    // an upload cut off mid-body: nothing listed, no quota used
+    cut_upload(
+        addr,
+        ALICE,
+        "/api/v0/models/q/versions/1.00/files?name=cut.bin",
+        50_000,
+        20_000,
+    )
+    .await;
+    assert_eq!((files().await, usage().await), (0, 0));
+    // 60 kB of a 100 kB quota, then 60 kB more: refused, naming the quota
+    let f = dir.path().join("a.bin");
+    std::fs::write(&f, vec![1u8; 60_000]).unwrap();
+    c.upload("q", "1.00", &f, "a.bin", true).await.unwrap();
+    assert_eq!(usage().await, 60_000);
+    std::fs::write(&f, vec![2u8; 60_000]).unwrap();
+    let e = c
+        .upload("q", "1.00", &f, "b.bin", true)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("quota_exceeded") && e.contains("60000 of 100000"),
+        "{e}"
+    );
+    assert_eq!((files().await, usage().await), (1, 60_000));
+    let waited = normal_wait(&node.url).await;
+    eprintln!("quota refusal: normal client waited {waited:?}");
 }
