@@ -40,7 +40,7 @@ fn cut(e: axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// Streams the first file part of `mp` into the hub; `allowed` checks the
-/// file's name before a byte of it is stored.
+/// file's name (and where it goes) before a byte of it is stored.
 async fn receive(
     s: &AppState,
     by: &Signed,
@@ -58,16 +58,6 @@ async fn receive(
     if let Some(f) = &name {
         allowed(f)?;
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let max_blob = s.hub.config().max_blob_size;
-    if declared.is_some_and(|n| n > max_blob + 64 * 1024) {
-        return Err(HubError::TooLarge { limit: max_blob }.into());
-    }
-    let quota_left = s
-        .hub
-        .quota_left(&by.writer, declared.unwrap_or(0).saturating_sub(64 * 1024))?;
     let mut field = loop {
         match mp.next_field().await.map_err(cut)? {
             Some(f) if f.file_name().is_some() || f.name() == Some("file") => break f,
@@ -95,6 +85,18 @@ async fn receive(
     };
     gradnet_types::request::check_name(&file)
         .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+    // the file is allowed where it goes; now its size (as declared) and the
+    // writer's quota, still before a byte of it is stored
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let max_blob = s.hub.config().max_blob_size;
+    if declared.is_some_and(|n| n > max_blob + 64 * 1024) {
+        return Err(HubError::TooLarge { limit: max_blob }.into());
+    }
+    let quota_left = s
+        .hub
+        .quota_left(&by.writer, declared.unwrap_or(0).saturating_sub(64 * 1024))?;
     let mut w = s.hub.writer_with_limit(quota_left)?;
     let mut hasher = by.file_hash.map(|_| alloy_primitives::Keccak256::new());
     while let Some(chunk) = field.chunk().await.map_err(cut)? {
@@ -164,11 +166,9 @@ pub(crate) async fn upload(
     headers: HeaderMap,
     mp: Multipart,
 ) -> Result<impl IntoResponse, ApiError> {
-    // refused before a byte is read: names kept on chain, not the writer's
-    // repository, no such version, a full version
+    // names kept on chain are refused at once; the writer's repository, the
+    // version and its room are checked (`allowed`) before the file's bytes
     super::hub::local_names(&s)?;
-    s.hub.authorize(&name, &by.writer)?;
-    s.hub.list_files(&name, &ver)?;
     let allowed = |f: &str| Ok(s.hub.check_upload(&name, &ver, f, &by.writer)?);
     let r = receive(&s, &by, q.name, &headers, mp, allowed).await?;
     let entry = s.hub.add_file(&name, &ver, &r.file, r.blob, &by.writer)?;
