@@ -233,8 +233,11 @@ impl Hub {
 
     /// Versions of a repository, oldest first.
     pub fn list_versions(&self, repo: &str) -> Result<Vec<VersionInfo>> {
-        if let (Some(chain), Some(_)) = (self.chain_names(), self.on_chain(repo)?) {
-            return chain.versions(repo);
+        if let Some(versions) = match self.chain_names() {
+            Some(chain) => chain.versions(repo)?,
+            None => None,
+        } {
+            return Ok(versions);
         }
         self.local_repo(repo)?;
         let tx = self.db().begin_read()?;
@@ -329,10 +332,16 @@ impl Hub {
 
     /// The files of `repo` at `version`.
     pub fn list_files(&self, repo: &str, version: &str) -> Result<Vec<FileEntry>> {
-        if let (Some(chain), Some(_)) = (self.chain_names(), self.on_chain(repo)?) {
-            return chain.files(repo, version)?.ok_or_else(|| {
-                HubError::NotFound(format!("version `{version}` of model repository `{repo}`"))
-            });
+        if let Some(chain) = self.chain_names() {
+            if let Some(files) = chain.files(repo, version)? {
+                return Ok(files);
+            }
+            // (the repository is read only when the version is not there)
+            if self.on_chain(repo)?.is_some() {
+                return Err(HubError::NotFound(format!(
+                    "version `{version}` of model repository `{repo}`"
+                )));
+            }
         }
         self.check_version(repo, version)?;
         let tx = self.db().begin_read()?;

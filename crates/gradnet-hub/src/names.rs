@@ -16,8 +16,8 @@ pub trait NameSource: Send + Sync {
     fn repos(&self) -> Result<Vec<Repo>>;
     /// The repository `name`, if there is one.
     fn repo(&self, name: &str) -> Result<Option<Repo>>;
-    /// Its versions, oldest first.
-    fn versions(&self, name: &str) -> Result<Vec<VersionInfo>>;
+    /// Its versions, oldest first; `None` when there is no such repository.
+    fn versions(&self, name: &str) -> Result<Option<Vec<VersionInfo>>>;
     /// The files of `name@version`, if that version exists.
     fn files(&self, name: &str, version: &str) -> Result<Option<Vec<FileEntry>>>;
 }

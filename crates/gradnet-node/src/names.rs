@@ -78,10 +78,10 @@ impl NameSource for ChainNames {
         self.read(|reg| Ok(reg.repo(name)?.map(repo)))
     }
 
-    fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, HubError> {
+    fn versions(&self, name: &str) -> Result<Option<Vec<VersionInfo>>, HubError> {
         self.read(|reg| {
             let Some(r) = reg.repo(name)? else {
-                return Ok(vec![]);
+                return Ok(None);
             };
             let mut out = vec![];
             for v in r.versions {
@@ -89,7 +89,7 @@ impl NameSource for ChainNames {
                     out.push(version_info(&m));
                 }
             }
-            Ok(out)
+            Ok(Some(out))
         })
     }
 
@@ -235,12 +235,11 @@ impl NameSource for RpcNames {
         Ok(self.read(|s| s.repos.iter().find(|r| r.name == name).cloned()))
     }
 
-    fn versions(&self, name: &str) -> Result<Vec<VersionInfo>, HubError> {
+    fn versions(&self, name: &str) -> Result<Option<Vec<VersionInfo>>, HubError> {
         Ok(self.read(|s| {
             s.versions
                 .get(name)
                 .map(|v| v.iter().map(|(i, _)| i.clone()).collect())
-                .unwrap_or_default()
         }))
     }
 
