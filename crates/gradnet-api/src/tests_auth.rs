@@ -229,11 +229,9 @@ async fn forged_replayed_stale_and_wrong_chain_signatures_are_refused() {
         old,
         nonce,
     );
-    let sk = k256::ecdsa::SigningKey::from_slice(ALICE.as_slice()).unwrap();
-    let (sig, rec) = sk.sign_prehash_recoverable(hash.as_slice()).unwrap();
     let h = auth::SignedHeaders {
         account: gradnet_client::wallet::address(&ALICE).unwrap(),
-        signature: alloy_primitives::Signature::from_signature_and_parity(sig, rec.is_y_odd()),
+        signature: gradnet_client::wallet::sign_hash(&ALICE, &hash).unwrap(),
         timestamp: old,
         nonce,
     };

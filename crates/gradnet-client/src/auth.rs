@@ -168,17 +168,12 @@ pub fn sign(
     path: &str,
     body_hash: B256,
 ) -> Result<SignedHeaders, crate::ClientError> {
-    let sk = k256::ecdsa::SigningKey::from_slice(key.as_slice())
-        .map_err(|e| crate::ClientError::Signing(format!("bad private key: {e}")))?;
     let timestamp = now_secs();
     let nonce = B256::from(rand_bytes());
     let hash = signing_hash(chain_id, method, path, body_hash, timestamp, nonce);
-    let (sig, recid) = sk
-        .sign_prehash_recoverable(hash.as_slice())
-        .map_err(|e| crate::ClientError::Signing(e.to_string()))?;
     Ok(SignedHeaders {
-        account: Address::from_private_key(&sk),
-        signature: Signature::from_signature_and_parity(sig, recid.is_y_odd()),
+        account: crate::wallet::address(key)?,
+        signature: crate::wallet::sign_hash(key, &hash)?,
         timestamp,
         nonce,
     })

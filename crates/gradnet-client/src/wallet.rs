@@ -48,20 +48,23 @@ impl Default for Fees {
     }
 }
 
+/// A recoverable signature of the 32-byte `hash` by `key` (a transaction's
+/// signing hash, an EIP-712 digest).
+pub fn sign_hash(key: &B256, hash: &B256) -> Result<Signature, ClientError> {
+    let sk = k256::ecdsa::SigningKey::from_slice(key.as_slice())
+        .map_err(|e| ClientError::Signing(format!("bad private key: {e}")))?;
+    let (sig, recid) = sk
+        .sign_prehash_recoverable(hash.as_slice())
+        .map_err(|e| ClientError::Signing(e.to_string()))?;
+    Ok(Signature::from_signature_and_parity(sig, recid.is_y_odd()))
+}
+
 fn signed<T: SignableTransaction<Signature>>(
     tx: T,
     key: &B256,
 ) -> Result<(T, Signature), ClientError> {
-    let sk = k256::ecdsa::SigningKey::from_slice(key.as_slice())
-        .map_err(|e| ClientError::Signing(format!("bad private key: {e}")))?;
-    let hash = tx.signature_hash();
-    let (sig, recid) = sk
-        .sign_prehash_recoverable(hash.as_slice())
-        .map_err(|e| ClientError::Signing(e.to_string()))?;
-    Ok((
-        tx,
-        Signature::from_signature_and_parity(sig, recid.is_y_odd()),
-    ))
+    let sig = sign_hash(key, &tx.signature_hash())?;
+    Ok((tx, sig))
 }
 
 /// The account of a secp256k1 private key.
