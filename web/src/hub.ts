@@ -4,7 +4,7 @@
 
 import { api } from "./rpc";
 import { esc, table, bytes, errorBox, short } from "./dom";
-import { signedPost, uploadHeaders } from "./sign";
+import { signedPost, uploadHeaders, refused } from "./sign";
 import { createData, publishData, registryTx } from "./names";
 import { savedKey, hasBrowserWallet, keepKey } from "./wallet";
 
@@ -31,7 +31,9 @@ export async function repos(el: HTMLElement): Promise<void> {
     try {
       takeKey(el);
       const health = await api<any>("/health");
-      if (health.names === "chain" && !health.dev_mode) await registryTx(savedKey(), createData(String(f.get("name")), String(f.get("description") ?? "")));
+      // a chain node's names are the chain's; only a development node also keeps unsigned local ones
+      const account = Boolean(savedKey() || hasBrowserWallet());
+      if (health.names === "chain" && (account || !health.dev_mode)) await registryTx(savedKey(), createData(String(f.get("name")), String(f.get("description") ?? "")));
       else await signedPost("/api/v0/models", { name: f.get("name"), description: f.get("description") ?? "" });
       location.hash = `#/hub/${encodeURIComponent(String(f.get("name")))}`;
     } catch (e) {
@@ -67,6 +69,7 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
         body.append("file", file, file.name);
         const r = await fetch(path, { method: "POST", headers: await uploadHeaders(path, file), body });
         const up = await r.json();
+        if (!r.ok) refused(up.error?.code);
         if (!r.ok) throw new Error(`${up.error?.code ?? r.status}: ${up.error?.message ?? ""}`);
         listed.push({ name: file.name, cid: up.cid, size: BigInt(up.size) });
       }
@@ -112,6 +115,7 @@ export async function repo(el: HTMLElement, name: string): Promise<void> {
       let msg = xhr.responseText;
       try {
         const e = JSON.parse(msg).error;
+        refused(e.code);
         msg = `${e.code}: ${e.message}`;
       } catch {}
       el.querySelector("#hub-error")!.innerHTML = errorBox(msg);

@@ -146,6 +146,8 @@ await step("search", async () => {
 let cid;
 await step("hub-upload", async () => {
   await page.goto(`${base}/#/hub`);
+  // no account: a development node keeps an unsigned local repository
+  await page.fill("#signer input", "");
   await page.fill("input[name=name]", "console-mlp");
   await page.click("#create button");
   await page.getByRole("heading", { name: "console-mlp" }).waitFor();
@@ -179,6 +181,85 @@ await step("hub-errors", async () => {
   await page.fill("input[name=name]", "console-mlp");
   await page.click("#create button");
   await page.locator("#create-error [role=alert]").filter({ hasText: "already exists" }).waitFor();
+});
+
+const addressOf = (key) => privateKeyToAccount(key).address;
+
+await step("hub-publish-on-chain", async () => {
+  // with an account, the name goes on chain: owned by it, served by every node
+  await page.goto(`${base}/#/hub`);
+  await page.fill("#signer input", env("CONSOLE_KEY"));
+  await page.fill("input[name=name]", "console-chain");
+  await page.click("#create button");
+  await page.getByRole("heading", { name: "console-chain" }).waitFor({ timeout: 60000 });
+  await page.locator("#owner").filter({ hasText: addressOf(env("CONSOLE_KEY")) }).waitFor();
+  await page.getByText("registered on chain").waitFor();
+  await page.setInputFiles("#publish input[type=file]", modelFile);
+  await page.fill("#publish input[name=notes]", "from the browser");
+  await page.click("#publish button");
+  await page.getByRole("heading", { name: "Version 1.00" }).waitFor({ timeout: 60000 });
+  await page.locator("table.files").getByText("model.onnx").waitFor();
+  // the same name, the same bytes, through another path: the node's REST
+  const files = await (await fetch(`${base}/api/v0/models/console-chain/versions/1.00/files`)).json();
+  if (files[0]?.cid !== cid) throw new Error(`on chain: ${JSON.stringify(files)}, uploaded locally as ${cid}`);
+  // another account may not publish into it: the registry's reason, nothing sent
+  await page.fill("#signer input", env("TRANSFER_KEY"));
+  await page.setInputFiles("#publish input[type=file]", modelFile);
+  await page.click("#publish button");
+  await page.locator("#hub-error [role=alert]").filter({ hasText: "may not publish" }).waitFor({ timeout: 30000 });
+  await page.fill("#signer input", "");
+});
+
+await step("wallet-session", async () => {
+  // a browser wallet (EIP-1193, backed here by a dev key): one typed-data
+  // signature signs the tab in; its uploads then ride the session token
+  const key = env("TRANSFER_KEY");
+  const wallet = privateKeyToAccount(key);
+  const signatures = [];
+  const context = await browser.newContext();
+  await context.exposeFunction("__wallet", async (method, params) => {
+    if (method === "eth_requestAccounts" || method === "eth_accounts") return [wallet.address];
+    if (method === "eth_signTypedData_v4") {
+      const typed = JSON.parse(params[1]);
+      signatures.push(typed.message.path);
+      delete typed.types.EIP712Domain;
+      return wallet.signTypedData({ ...typed, message: { ...typed.message, timestamp: BigInt(typed.message.timestamp) } });
+    }
+    if (method === "eth_sendTransaction") {
+      const [tx] = params;
+      const [chainId, nonce, gasPrice] = await Promise.all([rpc("eth_chainId"), rpc("eth_getTransactionCount", [wallet.address, "pending"]), rpc("eth_gasPrice")]);
+      const raw = await wallet.signTransaction({ type: "eip1559", chainId: Number(chainId), nonce: Number(nonce), to: tx.to, data: tx.data, gas: BigInt(tx.gas), maxFeePerGas: BigInt(gasPrice) * 2n, maxPriorityFeePerGas: 1n });
+      return rpc("eth_sendRawTransaction", [raw]);
+    }
+    throw new Error(`the test wallet does not do ${method}`);
+  });
+  await context.addInitScript(() => {
+    window.ethereum = { request: ({ method, params }) => window.__wallet(method, params ?? []) };
+  });
+  const tab = await context.newPage();
+  tab.on("pageerror", (e) => errors.push(String(e)));
+  try {
+    await tab.goto(`${base}/#/hub`);
+    await tab.getByText("empty: your browser wallet").waitFor();
+    await tab.fill("input[name=name]", "wallet-model");
+    await tab.click("#create button");
+    await tab.getByRole("heading", { name: "wallet-model" }).waitFor({ timeout: 60000 });
+    await tab.locator("#owner").filter({ hasText: wallet.address }).waitFor();
+    // two files: two uploads, one sign-in
+    const second = `${shots}/notes.txt`;
+    writeFileSync(second, "weights of a second file");
+    await tab.setInputFiles("#publish input[type=file]", [modelFile, second]);
+    await tab.click("#publish button");
+    await tab.getByRole("heading", { name: "Version 1.00" }).waitFor({ timeout: 60000 });
+    await tab.locator("table.files").getByText("notes.txt").waitFor();
+    if (JSON.stringify(signatures) !== JSON.stringify(["/api/v0/sessions"])) throw new Error(`the wallet signed ${JSON.stringify(signatures)}, not one sign-in`);
+    // the node counted the stored bytes against the wallet's account
+    const usage = await (await fetch(`${base}/api/v0/accounts/${wallet.address}`)).json();
+    if (!(usage.bytes_stored > 0)) throw new Error(`usage: ${JSON.stringify(usage)}`);
+    await tab.screenshot({ path: `${shots}/wallet-session-tab.png`, fullPage: true });
+  } finally {
+    await context.close();
+  }
 });
 
 await step("playground", async () => {

@@ -1,8 +1,12 @@
-//! What a signed write costs the node: checking a request's EIP-712
-//! signature (parsing the headers, hashing the typed data, recovering the
-//! account) next to one `/v1/infer` call over loopback HTTP on a small MLP,
-//! interleaved round by round in one run. Prints each round's ratio and
-//! the median.
+//! What authorizing a write costs the node, next to one `/v1/infer` call
+//! over loopback HTTP on a small MLP, interleaved round by round in one run:
+//! - a signed request: parsing the headers, hashing the EIP-712 typed data,
+//!   recovering the account (secp256k1);
+//! - the same plus recording its nonce in the hub (what every signed write
+//!   pays);
+//! - a session token: parsing it, its keyed hash, the sign-out lookup.
+//!
+//! Prints each round's ratios and the medians.
 
 use std::time::Instant;
 
@@ -24,7 +28,7 @@ async fn main() {
         NodeKey::generate(),
         ApiConfig::default(),
     );
-    let base = gradnet_bench::serve_in_process(state).await;
+    let base = gradnet_bench::serve_in_process(state.clone()).await;
     let client = reqwest::Client::new();
     let bytes = gradnet_runtime::generated::mlp(784, 128, 10, 7);
     let cid = hub.put_bytes(&bytes).await.unwrap().cid;
@@ -65,12 +69,47 @@ async fn main() {
         .unwrap();
     };
 
+    // ... and with its nonce recorded, as the node does (a fresh one each time)
+    let account = gradnet_client::wallet::address(&key)
+        .unwrap()
+        .to_checksum(None);
+    let mut n = 0u64;
+    let mut verify_and_record = || {
+        verify();
+        n += 1;
+        let nonce = alloy_primitives::keccak256(n.to_be_bytes());
+        let now = auth::now();
+        hub.use_nonce(&account, nonce.as_slice(), now, now - 600)
+            .unwrap();
+    };
+
+    // a session token, as the node checks it
+    let (token, _) = state.sessions.issue(signed.account, auth::now() + 3600);
+    let authorization = format!("Bearer {token}");
+    let check_token = || {
+        let t = gradnet_api::session::bearer(Some(&authorization)).unwrap();
+        let s = state.sessions.check(t, auth::now()).unwrap();
+        let a = s.account.to_checksum(None);
+        assert!(!hub.nonce_used(&a, &s.id, s.expires_at).unwrap());
+    };
+
     for _ in 0..50 {
         infer().await;
         verify();
+        verify_and_record();
+        check_token();
     }
-    println!("round  infer call (us)  signature check (us)  check / call");
-    let mut ratios = vec![];
+    println!("round  infer call (us)  signature (us)  + nonce (us)  session token (us)  ratios: sig / +nonce / token");
+    let (mut sig, mut rec, mut tok) = (vec![], vec![], vec![]);
+    let time = |f: &mut dyn FnMut()| {
+        let mut xs = vec![];
+        for _ in 0..300 {
+            let t = Instant::now();
+            f();
+            xs.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        gradnet_bench::median(xs)
+    };
     for round in 0..5 {
         let mut calls = vec![];
         for _ in 0..300 {
@@ -78,21 +117,25 @@ async fn main() {
             infer().await;
             calls.push(t.elapsed().as_secs_f64() * 1e6);
         }
-        let mut checks = vec![];
-        for _ in 0..300 {
-            let t = Instant::now();
-            verify();
-            checks.push(t.elapsed().as_secs_f64() * 1e6);
-        }
-        let (call, check) = (gradnet_bench::median(calls), gradnet_bench::median(checks));
-        ratios.push(check / call);
+        let call = gradnet_bench::median(calls);
+        let a = time(&mut || verify());
+        let b = time(&mut verify_and_record);
+        let c = time(&mut || check_token());
+        sig.push(a / call);
+        rec.push(b / call);
+        tok.push(c / call);
         println!(
-            "{round:>5}  {call:>15.1}  {check:>20.1}  {:>11.1}%",
-            100.0 * check / call
+            "{round:>5}  {call:>15.1}  {a:>14.1}  {b:>12.1}  {c:>18.2}  {:>6.1}% / {:.1}% / {:.2}%",
+            100.0 * a / call,
+            100.0 * b / call,
+            100.0 * c / call
         );
     }
+    let pct = |xs: Vec<f64>| 100.0 * gradnet_bench::median(xs);
     println!(
-        "median: a signature check costs {:.1}% of a /v1/infer call (goal <= 5%)",
-        100.0 * gradnet_bench::median(ratios)
+        "median, as a share of a /v1/infer call (goal <= 5%): signature check {:.1}%, signed write with its nonce {:.1}%, session token {:.2}%",
+        pct(sig),
+        pct(rec),
+        pct(tok)
     );
 }

@@ -3,7 +3,8 @@
 //! path with query, body hash, the node's chain id, a fresh timestamp and a
 //! nonce never used before (kept across restarts). Unsigned writes are
 //! refused unless the node runs in development mode, where they are made
-//! as `anonymous`. Reads stay public.
+//! as `anonymous`. Reads stay public. Instead of a signature, a write may
+//! carry a session token this node issued at sign-in (see [`crate::session`]).
 
 use alloy_primitives::B256;
 use axum::body::Body;
@@ -15,6 +16,7 @@ use gradnet_client::auth::{self, AuthError};
 use gradnet_hub::Writer;
 
 use crate::error::ApiError;
+use crate::session::{self, Session, SessionError};
 use crate::AppState;
 
 /// Who a write is from, put in the request's extensions for its handler.
@@ -25,6 +27,8 @@ pub struct Signed {
     /// For an upload: the signed keccak256 of the file, which the handler
     /// checks against the bytes it receives.
     pub file_hash: Option<B256>,
+    /// The session token the write came with, when it was not signed itself.
+    pub session: Option<Session>,
 }
 
 fn unauthorized(e: AuthError) -> ApiError {
@@ -60,6 +64,25 @@ async fn check(s: &AppState, mut req: Request) -> Result<Request, Response> {
     }
     let headers = req.headers().clone();
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(token) = session::bearer(header("authorization")) {
+        let file_hash = match header(auth::BODY_HASH_HEADER) {
+            None => None,
+            Some(v) => Some(v.trim().parse::<B256>().map_err(|_| {
+                unauthorized(AuthError::Header {
+                    header: auth::BODY_HASH_HEADER,
+                    problem: "not a keccak256 (0x and 64 hex digits)".into(),
+                })
+                .into_response()
+            })?),
+        };
+        let session = in_session(s, token).map_err(|r| *r)?;
+        req.extensions_mut().insert(Signed {
+            writer: Writer::Account(session.account.to_checksum(None)),
+            file_hash,
+            session: Some(session),
+        });
+        return Ok(req);
+    }
     let signed = auth::parse_headers(header).map_err(|e| unauthorized(e).into_response())?;
     let Some(h) = signed else {
         if !s.config.dev_mode {
@@ -77,6 +100,7 @@ async fn check(s: &AppState, mut req: Request) -> Result<Request, Response> {
         req.extensions_mut().insert(Signed {
             writer: Writer::Anonymous,
             file_hash: None,
+            session: None,
         });
         return Ok(req);
     };
@@ -147,6 +171,40 @@ async fn check(s: &AppState, mut req: Request) -> Result<Request, Response> {
     req.extensions_mut().insert(Signed {
         writer: Writer::Account(account),
         file_hash,
+        session: None,
     });
     Ok(req)
+}
+
+/// The session a bearer token stands for: issued by this node, unexpired,
+/// not signed out, its account within its rate.
+pub(crate) fn in_session(s: &AppState, token: &str) -> Result<Session, Box<Response>> {
+    let refuse = |code, m: String| {
+        Err(Box::new(
+            ApiError::new(StatusCode::UNAUTHORIZED, code, m).into_response(),
+        ))
+    };
+    let session = match s.sessions.check(token, auth::now()) {
+        Ok(session) => session,
+        Err(e @ SessionError::Expired { .. }) => return refuse("session_expired", e.to_string()),
+        Err(e) => return refuse("bad_session_token", e.to_string()),
+    };
+    let account = session.account.to_checksum(None);
+    match s.hub.nonce_used(&account, &session.id, session.expires_at) {
+        Ok(false) => {}
+        Ok(true) => {
+            return refuse(
+                "session_revoked",
+                format!("{account} signed this session out: sign in again"),
+            )
+        }
+        Err(e) => return Err(Box::new(ApiError::from(e).into_response())),
+    }
+    if let Err(r) = s.account_rate.check(session.account) {
+        return Err(Box::new(crate::server::rate_limited(
+            r,
+            &format!("account {account}"),
+        )));
+    }
+    Ok(session)
 }

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod rate;
 mod routes;
 pub mod server;
+pub mod session;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -108,6 +109,8 @@ pub struct Inner {
     llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
     llm_slots: Arc<Semaphore>,
+    /// This node's session tokens.
+    pub sessions: session::Sessions,
     /// Signed requests per account.
     pub(crate) account_rate: rate::RateLimiter<alloy_primitives::Address>,
 }
@@ -123,6 +126,7 @@ impl AppState {
     /// A node's state from its parts.
     pub fn new(hub: Hub, runtime: OnnxRunner, key: NodeKey, config: ApiConfig) -> Self {
         let workers = config.workers.max(1);
+        let sessions = session::Sessions::new(&key.seed(), config.chain_id);
         AppState(Arc::new(Inner {
             hub,
             runtime: Arc::new(runtime),
@@ -140,6 +144,7 @@ impl AppState {
                 config.requests_per_account,
                 config.burst_per_account,
             ),
+            sessions,
             config,
         }))
     }
@@ -194,6 +199,12 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(routes::hub::remove_collaborator),
         )
         .route("/api/v0/models/{name}/owner", post(routes::hub::transfer))
+        .route(
+            "/api/v0/sessions",
+            post(routes::session::sign_in)
+                .delete(routes::session::sign_out)
+                .get(routes::session::whoami),
+        )
         .route(
             "/api/v0/accounts/{account}",
             get(routes::hub::account_usage),

@@ -381,3 +381,172 @@ async fn an_account_over_its_rate_gets_429_with_retry_after() {
     let (st, _) = post(&s, &BOB, "/api/v0/models", json!({"name": "bob"})).await;
     assert_eq!(st, StatusCode::CREATED);
 }
+
+/// A request carrying `token` as its bearer session.
+fn with_token(method: &str, uri: &str, token: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_session_token_stands_for_a_signature_until_it_expires_or_signs_out() {
+    let (s, dir) = strict_node(ApiConfig::default(), Default::default());
+    // signing in takes a signature
+    let unsigned = Request::post("/api/v0/sessions")
+        .body(Body::empty())
+        .unwrap();
+    let (st, e, _) = send(&s, unsigned).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "signature_required")
+    );
+    for ttl in [0, 86_401] {
+        let (st, e) = post(&s, &ALICE, "/api/v0/sessions", json!({ "ttl_secs": ttl })).await;
+        assert_eq!(
+            (st, code(&e)),
+            (StatusCode::BAD_REQUEST, "invalid_ttl"),
+            "{e}"
+        );
+    }
+    let (st, r) = post(&s, &ALICE, "/api/v0/sessions", json!({ "ttl_secs": 600 })).await;
+    assert_eq!(st, StatusCode::CREATED, "{r}");
+    assert_eq!(r["account"], account(&ALICE));
+    assert_eq!(r["expires_in"], 600);
+    let alice = r["token"].as_str().unwrap().to_string();
+    let (_, r) = post(&s, &BOB, "/api/v0/sessions", json!({})).await;
+    let bob = r["token"].as_str().unwrap().to_string();
+
+    // the token writes as Alice, uploads included; Bob's token is Bob
+    let (st, r, _) = send(
+        &s,
+        with_token("POST", "/api/v0/models", &alice, r#"{"name":"tok"}"#),
+    )
+    .await;
+    assert_eq!(
+        (st, r["owner"].as_str()),
+        (StatusCode::CREATED, Some(account(&ALICE).as_str())),
+        "{r}"
+    );
+    let versions = "/api/v0/models/tok/versions";
+    let (st, e, _) = send(&s, with_token("POST", versions, &bob, "{}")).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    let (st, _, _) = send(&s, with_token("POST", versions, &alice, "{}")).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let mut up = upload(
+        &ALICE,
+        s.config.chain_id,
+        "/api/v0/models/tok/versions/1.00/files?name=w.bin",
+        b"w",
+        b"w",
+    );
+    for h in [
+        auth::ACCOUNT_HEADER,
+        auth::SIGNATURE_HEADER,
+        auth::TIMESTAMP_HEADER,
+        auth::NONCE_HEADER,
+    ] {
+        up.headers_mut().remove(h);
+    }
+    up.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {alice}").parse().unwrap(),
+    );
+    let (st, f, _) = send(&s, up).await;
+    assert_eq!(st, StatusCode::CREATED, "{f}");
+
+    // a token cannot open another session; an altered one is refused
+    let (st, e, _) = send(&s, with_token("POST", "/api/v0/sessions", &alice, "{}")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "signature_required"),
+        "{e}"
+    );
+    let forged = alice.replace(
+        &alloy_primitives::hex::encode(gradnet_client::wallet::address(&ALICE).unwrap()),
+        &alloy_primitives::hex::encode(gradnet_client::wallet::address(&BOB).unwrap()),
+    );
+    let (st, e, _) = send(&s, with_token("POST", versions, &forged, "{}")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "bad_session_token"),
+        "{e}"
+    );
+    // an expired one
+    let (old, _) = s.sessions.issue(
+        gradnet_client::wallet::address(&ALICE).unwrap(),
+        auth::now() - 1,
+    );
+    let (st, e, _) = send(&s, with_token("POST", versions, &old, "{}")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "session_expired"),
+        "{e}"
+    );
+
+    // whose it is; signing out ends it (and only it)
+    let (st, r, _) = send(&s, with_token("GET", "/api/v0/sessions", &alice, "")).await;
+    assert_eq!(
+        (st, r["account"].as_str()),
+        (StatusCode::OK, Some(account(&ALICE).as_str())),
+        "{r}"
+    );
+    let (st, r, _) = send(&s, with_token("DELETE", "/api/v0/sessions", &alice, "")).await;
+    assert_eq!(
+        (st, r["signed_out"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{r}"
+    );
+    for req in [
+        with_token("POST", versions, &alice, "{}"),
+        with_token("GET", "/api/v0/sessions", &alice, ""),
+    ] {
+        let (st, e, _) = send(&s, req).await;
+        assert_eq!(
+            (st, code(&e)),
+            (StatusCode::UNAUTHORIZED, "session_revoked"),
+            "{e}"
+        );
+    }
+    let (_, r) = post(&s, &ALICE, "/api/v0/sessions", json!({})).await;
+    let alice2 = r["token"].as_str().unwrap().to_string();
+
+    // a restart keeps both: the new session holds, the ended one stays ended
+    drop(s);
+    let s = AppState::open(
+        dir.path(),
+        Default::default(),
+        Default::default(),
+        ApiConfig::default(),
+    )
+    .unwrap();
+    let (st, _, _) = send(&s, with_token("POST", versions, &alice2, "{}")).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, e, _) = send(&s, with_token("POST", versions, &alice, "{}")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "session_revoked"),
+        "{e}"
+    );
+    // a node of another chain does not take it
+    drop(s);
+    let other = ApiConfig {
+        chain_id: 7,
+        ..ApiConfig::default()
+    };
+    let s = AppState::open(dir.path(), Default::default(), Default::default(), other).unwrap();
+    let (st, e, _) = send(&s, with_token("POST", versions, &alice2, "{}")).await;
+    assert_eq!(
+        (st, code(&e)),
+        (StatusCode::UNAUTHORIZED, "bad_session_token"),
+        "{e}"
+    );
+}

@@ -14,12 +14,16 @@ use crate::ClientError;
 type Result<T> = std::result::Result<T, ClientError>;
 
 /// A node's API at one base URL; with a key ([`NodeClient::with_key`]) it
-/// signs its writes ([`crate::auth`]).
+/// signs its writes ([`crate::auth`]), with a session token
+/// ([`NodeClient::with_session`], [`NodeClient::sign_in`]) it sends that
+/// instead.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
     base: String,
     http: reqwest::Client,
     key: Option<alloy_primitives::B256>,
+    /// A session token the node issued, sent instead of signing.
+    session: Option<String>,
     /// The node's chain id, asked once from `/health`.
     chain_id: std::sync::Arc<tokio::sync::OnceCell<u64>>,
 }
@@ -44,6 +48,7 @@ impl NodeClient {
             base: base.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             key: None,
+            session: None,
             chain_id: Default::default(),
         }
     }
@@ -52,6 +57,41 @@ impl NodeClient {
     pub fn with_key(mut self, key: alloy_primitives::B256) -> Self {
         self.key = Some(key);
         self
+    }
+
+    /// The same client, authorizing its writes with a session token the
+    /// node issued (`gns1…`), not with a signature per request.
+    pub fn with_session(mut self, token: impl Into<String>) -> Self {
+        self.session = Some(token.into());
+        self
+    }
+
+    /// Signs in with this client's key: the node answers with a session
+    /// token (`token`, `account`, `expires_at`) valid for `ttl_secs` (the
+    /// node's default when `None`).
+    pub async fn sign_in(&self, ttl_secs: Option<u64>) -> Result<Value> {
+        if self.key.is_none() {
+            return Err(ClientError::Invalid("signing in needs a key".into()));
+        }
+        let signer = NodeClient {
+            session: None,
+            ..self.clone()
+        };
+        let body = match ttl_secs {
+            Some(t) => serde_json::json!({ "ttl_secs": t }),
+            None => serde_json::json!({}),
+        };
+        signer.post("/api/v0/sessions", &body).await
+    }
+
+    /// This client with a fresh session from [`NodeClient::sign_in`].
+    pub async fn signed_in(self, ttl_secs: Option<u64>) -> Result<Self> {
+        let r = self.sign_in(ttl_secs).await?;
+        let token = r["token"]
+            .as_str()
+            .ok_or_else(|| ClientError::Invalid("the sign-in answer has no token".into()))?
+            .to_string();
+        Ok(self.with_session(token))
     }
 
     /// The account this client signs for, if it has a key.
@@ -82,7 +122,13 @@ impl NodeClient {
         body_hash: alloy_primitives::B256,
     ) -> Result<reqwest::RequestBuilder> {
         // reads and inference need no signature; hub writes do
-        let Some(key) = self.key.filter(|_| path_q.starts_with("/api/v0/")) else {
+        if !path_q.starts_with("/api/v0/") {
+            return Ok(req);
+        }
+        if let Some(token) = &self.session {
+            return Ok(req.bearer_auth(token));
+        }
+        let Some(key) = self.key else {
             return Ok(req);
         };
         let chain_id = self.chain_id().await?;
@@ -260,7 +306,9 @@ impl NodeClient {
                 .map_err(|e| self.unreachable(e))?;
         let form = reqwest::multipart::Form::new().part("file", part);
         let mut req = self.http.post(self.url(path)).multipart(form);
-        if self.key.is_some() {
+        if self.session.is_some() {
+            req = self.signed(req, "POST", path, Default::default()).await?;
+        } else if self.key.is_some() {
             let hash = file_hash(file).await?;
             req = self
                 .signed(req, "POST", path, hash)

@@ -220,7 +220,7 @@ impl Hub {
         timestamp: u64,
         expired_before: u64,
     ) -> Result<()> {
-        let key = [account.to_ascii_lowercase().as_bytes(), nonce].concat();
+        let key = nonce_key(account, nonce);
         let tx = self.db().begin_write()?;
         {
             let mut t = tx.open_table(NONCES)?;
@@ -237,4 +237,17 @@ impl Hub {
         tx.commit()?;
         Ok(())
     }
+
+    /// Whether `nonce` was recorded for `account` at `timestamp` (a session
+    /// token's id is recorded at its expiry when its holder signs out).
+    pub fn nonce_used(&self, account: &str, nonce: &[u8], timestamp: u64) -> Result<bool> {
+        let tx = self.db().begin_read()?;
+        let t = tx.open_table(NONCES)?;
+        Ok(t.get((timestamp, nonce_key(account, nonce).as_slice()))?
+            .is_some())
+    }
+}
+
+fn nonce_key(account: &str, nonce: &[u8]) -> Vec<u8> {
+    [account.to_ascii_lowercase().as_bytes(), nonce].concat()
 }

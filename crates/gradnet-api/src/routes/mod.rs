@@ -2,4 +2,5 @@ pub(crate) mod hub;
 pub(crate) mod infer;
 pub(crate) mod node;
 pub(crate) mod openai;
+pub(crate) mod session;
 pub(crate) mod upload;

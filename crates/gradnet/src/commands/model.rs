@@ -24,11 +24,29 @@ pub(crate) async fn run(c: Client, args: ModelArgs) -> Result<()> {
                 .context("--key / GRADNET_KEY is not a private key (0x and 64 hex digits)")
         })
         .transpose()?;
-    let c = &match key {
+    let c = match key {
         Some(k) => c.with_key(k),
         None => c,
     };
+    let c = &match args.session.as_deref() {
+        Some(token) => c.with_session(token.trim()),
+        None => c,
+    };
     match args.cmd {
+        ModelCmd::SignIn { ttl } => {
+            key.context("signing in needs --key (or GRADNET_KEY)")?;
+            let r = c.sign_in(ttl).await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        ModelCmd::SignOut => {
+            if args.session.is_none() {
+                anyhow::bail!(
+                    "signing out needs the session's token: --session (or GRADNET_SESSION)"
+                );
+            }
+            let r: Value = c.delete("/api/v0/sessions").await?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
         ModelCmd::Publish {
             name,
             files,
@@ -229,12 +247,25 @@ pub(crate) struct ModelArgs {
     /// mode accepts.
     #[arg(long, global = true, env = "GRADNET_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// A session token from `gradnet model sign-in`: authorizes hub writes
+    /// to the node that issued it, in place of a signature per request.
+    #[arg(long, global = true, env = "GRADNET_SESSION", hide_env_values = true)]
+    pub session: Option<String>,
     #[command(subcommand)]
     pub cmd: ModelCmd,
 }
 
 #[derive(Subcommand)]
 pub(crate) enum ModelCmd {
+    /// Sign in to the node with --key: prints a session token to pass as
+    /// --session / GRADNET_SESSION, so later writes are not signed one by one.
+    SignIn {
+        /// The session's lifetime in seconds [node's default: 3600; at most 86400].
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// End the session named by --session / GRADNET_SESSION.
+    SignOut,
     /// Create a model repository.
     Create {
         name: String,

@@ -3,7 +3,9 @@
 //! inference nodes), served by its first validator: a new block after a
 //! transaction, the network, inference through the chain in every mode with
 //! its result checked in the browser, a model uploaded and run (on the node
-//! and, fetched by the inference nodes, through the chain), chat, health
+//! and, fetched by the inference nodes, through the chain), a name published
+//! on chain from the browser (and refused to another account), a browser
+//! wallet that signs in once for a session, chat, health
 //! charts, and errors shown as the API words them. Screenshots are kept in
 //! `target/console-screenshots`.
 

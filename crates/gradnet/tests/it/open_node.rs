@@ -72,9 +72,35 @@ fn owners_publish_through_the_cli_and_keep_their_names_across_restarts() {
         &["upload", "alice-model", "1.00", m, "--as", "b.onnx"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // Alice signs in once; her session token writes for her without the key
+    let o = as_(Some(ALICE), &["sign-in", "--ttl", "600"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let session: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(session["account"], address(ALICE), "{session}");
+    let token = session["token"].as_str().unwrap().to_string();
+    let with_session = |args: &[&str]| {
+        let mut a = vec!["model", "--session", token.as_str()];
+        a.extend(args);
+        node.cli(&a)
+    };
+    let o = with_session(&["version", "alice-model", "--notes", "by session"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.01");
     node.stop();
     // after a restart: the same owner and collaborator, still enforced
     let node = Node::start_strict(&data, &[]);
+    let with_session = |args: &[&str]| {
+        let mut a = vec!["model", "--session", token.as_str()];
+        a.extend(args);
+        node.cli(&a)
+    };
+    // the session too, until Alice signs it out
+    let o = with_session(&["version", "alice-model"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with_session(&["sign-out"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = with_session(&["version", "alice-model"]);
+    assert!(stderr(&o).contains("session_revoked"), "{}", stderr(&o));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r: Value = rt.block_on(common::get_json(&format!(
         "{}/api/v0/models/alice-model",
