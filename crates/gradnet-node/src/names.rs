@@ -116,22 +116,27 @@ impl NameSource for ChainNames {
 }
 
 /// The chain's names for a node without a ledger (an inference node), read
-/// through a validator's JSON-RPC and refreshed in the background when the
-/// chain moves. The node trusts that validator for names, as it trusts it
-/// for the chain; the bytes are still checked against their content ids.
+/// through a validator's JSON-RPC: all of them once, then, as the chain
+/// moves, only the repositories the registry's events name. The node trusts
+/// that validator for names, as it trusts it for the chain; the bytes are
+/// still checked against their content ids.
 pub struct RpcNames {
     snapshot: std::sync::RwLock<Snapshot>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Snapshot {
     repos: Vec<Repo>,
     versions: std::collections::HashMap<String, Vec<(VersionInfo, Vec<FileEntry>)>>,
 }
 
+/// Past this many blocks behind, the registry is read whole again rather
+/// than its events (a JSON-RPC serves at most 10,000 blocks of logs).
+const MAX_EVENT_SPAN: u64 = 5_000;
+
 impl RpcNames {
-    /// Reads the names from `rpc` now and whenever its head moves (checked
-    /// every `every`).
+    /// Reads the names from `rpc` now and follows the registry's events
+    /// whenever its head moves (checked every `every`).
     pub fn spawn(rpc: &str, every: std::time::Duration) -> anyhow::Result<Arc<RpcNames>> {
         let rpc = gradnet_client::Rpc::new(rpc)?;
         let names = Arc::new(RpcNames {
@@ -139,17 +144,28 @@ impl RpcNames {
         });
         let weak = Arc::downgrade(&names);
         tokio::spawn(async move {
-            let mut seen = None;
+            // the head the snapshot is complete up to
+            let mut seen: Option<u64> = None;
             loop {
                 let Some(names) = weak.upgrade() else { return };
                 match rpc.block_number().await {
-                    Ok(head) if seen != Some(head) => match read_all(&rpc).await {
-                        Ok(s) => {
-                            *names.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s;
-                            seen = Some(head);
+                    Ok(head) if seen != Some(head) => {
+                        let read = match seen {
+                            Some(from) if head > from && head - from <= MAX_EVENT_SPAN => {
+                                follow(&rpc, &names, from + 1, head).await
+                            }
+                            _ => read_all(&rpc).await.map(Some),
+                        };
+                        match read {
+                            Ok(changed) => {
+                                if let Some(s) = changed {
+                                    *names.snapshot.write().unwrap_or_else(|p| p.into_inner()) = s;
+                                }
+                                seen = Some(head);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "reading the model registry"),
                         }
-                        Err(e) => tracing::warn!(error = %e, "reading the model registry"),
-                    },
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "names JSON-RPC unreachable"),
                 }
@@ -163,6 +179,70 @@ impl RpcNames {
     fn read<T>(&self, f: impl FnOnce(&Snapshot) -> T) -> T {
         f(&self.snapshot.read().unwrap_or_else(|p| p.into_inner()))
     }
+}
+
+/// The repository an event of the registry names.
+fn named(topics: &[alloy_primitives::B256], data: &[u8]) -> Option<String> {
+    use alloy_sol_types::SolEvent;
+    use model_registry::IModelRegistry as I;
+    let t0 = *topics.first()?;
+    let data = alloy_primitives::Bytes::copy_from_slice(data);
+    let log = alloy_primitives::LogData::new(topics.to_vec(), data)?;
+    Some(match t0 {
+        I::RepositoryCreated::SIGNATURE_HASH => {
+            I::RepositoryCreated::decode_log_data(&log).ok()?.name
+        }
+        I::CollaboratorAdded::SIGNATURE_HASH => {
+            I::CollaboratorAdded::decode_log_data(&log).ok()?.name
+        }
+        I::CollaboratorRemoved::SIGNATURE_HASH => {
+            I::CollaboratorRemoved::decode_log_data(&log).ok()?.name
+        }
+        I::OwnershipTransferred::SIGNATURE_HASH => {
+            I::OwnershipTransferred::decode_log_data(&log).ok()?.name
+        }
+        I::VersionPublished::SIGNATURE_HASH => {
+            I::VersionPublished::decode_log_data(&log).ok()?.name
+        }
+        _ => return None,
+    })
+}
+
+/// The names brought up to block `to`: the repositories the registry's
+/// events in blocks `from..=to` name are read again (their new versions
+/// only: published versions never change); `None` when there were none.
+async fn follow(
+    rpc: &gradnet_client::Rpc,
+    names: &RpcNames,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<Option<Snapshot>> {
+    let filter = serde_json::json!([{
+        "address": model_registry::ADDRESS,
+        "fromBlock": format!("0x{from:x}"),
+        "toBlock": format!("0x{to:x}"),
+    }]);
+    let logs: Vec<serde_json::Value> = rpc.request("eth_getLogs", filter).await?;
+    let mut touched: Vec<String> = vec![];
+    for log in &logs {
+        let topics: Vec<alloy_primitives::B256> =
+            serde_json::from_value(log["topics"].clone()).unwrap_or_default();
+        let data =
+            alloy_primitives::hex::decode(log["data"].as_str().unwrap_or("0x")).unwrap_or_default();
+        if let Some(name) = named(&topics, &data) {
+            if !touched.contains(&name) {
+                touched.push(name);
+            }
+        }
+    }
+    if touched.is_empty() {
+        return Ok(None);
+    }
+    let mut snap = names.read(Snapshot::clone);
+    for name in touched {
+        read_repo(rpc, &mut snap, &name).await?;
+    }
+    Ok(Some(snap))
 }
 
 /// Every repository, version and file in the model registry, by eth_call.
@@ -184,46 +264,66 @@ async fn read_all(rpc: &gradnet_client::Rpc) -> anyhow::Result<Snapshot> {
             )
             .await?,
         )?;
-        let r = I::getRepositoryCall::abi_decode_returns(
-            &call(I::getRepositoryCall { name: name.clone() }.abi_encode()).await?,
-        )?;
-        let mut versions = vec![];
-        for v in &r.versions {
-            let m = I::getVersionCall::abi_decode_returns(
-                &call(
-                    I::getVersionCall {
-                        name: name.clone(),
-                        version: v.clone(),
-                    }
-                    .abi_encode(),
-                )
-                .await?,
-            )?;
-            let files = m
-                .files
-                .iter()
-                .filter_map(|f| {
-                    Some(FileEntry {
-                        name: f.name.clone(),
-                        cid: f.cid.parse().ok()?,
-                        size: f.size,
-                        uploaded_at_ms: m.publishedAt * 1000,
-                    })
-                })
-                .collect();
-            versions.push((version_info(&m), files));
-        }
-        snap.repos.push(repo(model_registry::Repo {
-            name: r.name,
-            description: r.description,
-            owner: r.owner,
-            collaborators: r.collaborators,
-            created_at: r.createdAt,
-            versions: r.versions,
-        }));
-        snap.versions.insert(name, versions);
+        read_repo(rpc, &mut snap, &name).await?;
     }
     Ok(snap)
+}
+
+/// Reads repository `name` into `snap`: its owner, collaborators and the
+/// versions `snap` does not hold yet.
+async fn read_repo(
+    rpc: &gradnet_client::Rpc,
+    snap: &mut Snapshot,
+    name: &str,
+) -> anyhow::Result<()> {
+    use alloy_sol_types::SolCall;
+    use model_registry::IModelRegistry as I;
+    let call = |data: Vec<u8>| rpc.call(model_registry::ADDRESS, data);
+    let r = I::getRepositoryCall::abi_decode_returns(
+        &call(I::getRepositoryCall { name: name.into() }.abi_encode()).await?,
+    )?;
+    let versions = snap.versions.entry(name.to_string()).or_default();
+    for v in &r.versions {
+        if versions.iter().any(|(known, _)| known.version == *v) {
+            continue;
+        }
+        let m = I::getVersionCall::abi_decode_returns(
+            &call(
+                I::getVersionCall {
+                    name: name.into(),
+                    version: v.clone(),
+                }
+                .abi_encode(),
+            )
+            .await?,
+        )?;
+        let files = m
+            .files
+            .iter()
+            .filter_map(|f| {
+                Some(FileEntry {
+                    name: f.name.clone(),
+                    cid: f.cid.parse().ok()?,
+                    size: f.size,
+                    uploaded_at_ms: m.publishedAt * 1000,
+                })
+            })
+            .collect();
+        versions.push((version_info(&m), files));
+    }
+    let repo = repo(model_registry::Repo {
+        name: r.name,
+        description: r.description,
+        owner: r.owner,
+        collaborators: r.collaborators,
+        created_at: r.createdAt,
+        versions: r.versions,
+    });
+    match snap.repos.iter_mut().find(|known| known.name == name) {
+        Some(known) => *known = repo,
+        None => snap.repos.push(repo),
+    }
+    Ok(())
 }
 
 impl NameSource for RpcNames {

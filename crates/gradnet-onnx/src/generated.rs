@@ -460,3 +460,20 @@ pub fn expand_bomb(dims: &[i64]) -> Vec<u8> {
         ],
     )
 }
+
+/// A memory bomb the loader meets: a constant `Expand`ed to `dims` (folded
+/// when the model loads), added to `x: f32[1]` → `y`.
+pub fn folded_bomb(dims: &[i64]) -> Vec<u8> {
+    model(
+        vec![
+            node("Expand", &["c", "shape"], &["e"], vec![]),
+            node("Add", &["e", "x"], &["y"], vec![]),
+        ],
+        vec![
+            floats("c", &[1], vec![1.0]),
+            ints("shape", &[dims.len() as i64], dims.to_vec()),
+        ],
+        vec![value_info("x", DataType::Float, &[D::N(1)])],
+        vec![value_info("y", DataType::Float, &[])],
+    )
+}

@@ -528,6 +528,32 @@ fn models_past_the_memory_budget_are_refused_before_allocating() {
 }
 
 #[test]
+fn constants_past_the_memory_budget_are_refused_when_the_model_loads() {
+    let engine = Engine::new(Options {
+        threads: 1,
+        max_tensor_bytes: 40 << 20,
+        max_run_bytes: 60 << 20,
+        max_run_time: None,
+    });
+    // folded at load: the model is refused before any request runs it
+    match engine.load(&generated::folded_bomb(&[200_000, 200_000])) {
+        Ok(_) => panic!("a 160 GB constant loaded"),
+        Err(e) => assert!(
+            e.to_string().contains("limit of 41943040 per tensor"),
+            "{e}"
+        ),
+    }
+    let m = engine.load(&generated::folded_bomb(&[1024])).unwrap();
+    let out = engine
+        .run(
+            &m,
+            vec![Tensor::new(vec![1], Data::F32(vec![1.0])).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(out[0].1.len(), 1024);
+}
+
+#[test]
 fn a_run_past_its_time_budget_is_stopped_between_operators() {
     let engine = Engine::new(Options {
         max_run_time: Some(std::time::Duration::ZERO),

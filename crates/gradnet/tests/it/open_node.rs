@@ -254,6 +254,31 @@ async fn abusers_are_refused_and_a_normal_client_is_served() {
     );
     let waited = normal_wait(&node.url).await;
     eprintln!("memory bomb: normal client waited {waited:?}");
+
+    // a bomb in the model's constants is met when it loads: the upload says
+    // this node will not run it and why; a run names the budget
+    let folded = dir.path().join("folded.onnx");
+    std::fs::write(
+        &folded,
+        gradnet_runtime::generated::folded_bomb(&[200_000, 200_000]),
+    )
+    .unwrap();
+    let up = c
+        .upload("bomb", "1.00", &folded, "folded.onnx", true)
+        .await
+        .unwrap();
+    assert_eq!(up["runtime"]["runs_here"], false, "{up}");
+    assert!(up["runtime"].to_string().contains("limit"), "{up}");
+    let (st, e) = common::post(
+        &format!("{}/v1/infer", node.url),
+        json!({"model": "bomb@1.00/folded.onnx", "inputs": {"x": [1.0]}}),
+    )
+    .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (422, Some("budget_exceeded")),
+        "{e}"
+    );
 }
 
 /// GET `url` as JSON with its status.
@@ -384,6 +409,15 @@ async fn names_published_on_chain_resolve_the_same_on_every_node() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["version"], "1.01", "{v}");
     listed_everywhere(&everyone, "alice-model", "1.01", &cid).await;
+    // (the inference nodes follow the registry's events: the collaborator too)
+    for api in &everyone {
+        let (_, r) = get(&format!("{api}/api/v0/models/alice-model")).await;
+        assert_eq!(
+            r["repo"]["collaborators"],
+            json!([address(&bob)]),
+            "{api}: {r}"
+        );
+    }
     // a version naming bytes no node holds: published (the chain cannot
     // know), then refused by every node with the reason
     let ghost = gradnet_types::ContentId::of(b"on no node").to_string();
@@ -420,6 +454,29 @@ async fn names_published_on_chain_resolve_the_same_on_every_node() {
     assert_eq!(st, 404, "{e}");
     let msg = e["error"]["message"].as_str().unwrap();
     assert!(msg.contains(&ghost) && msg.contains("hub peers"), "{msg}");
+    net.stop();
+
+    // the whole network restarted: the names, owner and collaborator come
+    // back from the chain on every node, and still bind
+    let net = crate::common::devnet::Devnet::start(&dir.path().join("net"), 4);
+    let everyone: Vec<String> = net.apis.iter().chain(&net.inference).cloned().collect();
+    listed_everywhere(&everyone, "alice-model", "1.01", &cid).await;
+    for api in &everyone {
+        let (_, r) = get(&format!("{api}/api/v0/models/alice-model")).await;
+        assert_eq!(r["repo"]["owner"], address(&alice), "{api}: {r}");
+        assert_eq!(
+            r["repo"]["collaborators"],
+            json!([address(&bob)]),
+            "{api}: {r}"
+        );
+    }
+    let stranger = net.keys[2].clone();
+    let (ok, _, err) = cli(
+        &net.apis[3],
+        &stranger,
+        &["publish", "alice-model", m, "--rpc", &net.rpcs[3]],
+    );
+    assert!(!ok && err.contains("may not publish"), "{err}");
     net.stop();
 }
 
