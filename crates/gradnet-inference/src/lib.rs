@@ -8,10 +8,12 @@
 pub mod abi;
 pub mod demo_contract;
 pub mod error;
+pub mod escrow;
 pub mod mode;
 pub mod model_registry;
 pub mod pipe;
 pub mod precompile;
+pub mod prices;
 pub mod receipts;
 pub mod registry;
 pub mod scheduler;

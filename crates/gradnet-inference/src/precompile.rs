@@ -264,6 +264,8 @@ impl Precompiles {
         warm.insert(scheduler::ADDRESS);
         warm.insert(zk::VERIFIER_ADDRESS);
         warm.insert(tee_registry::ADDRESS);
+        warm.insert(model_registry::ADDRESS);
+        warm.insert(gradnet_types::payments::ESCROW);
         Precompiles { eth, warm, results }
     }
 
@@ -595,6 +597,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             self.warm.insert(zk::VERIFIER_ADDRESS);
             self.warm.insert(tee_registry::ADDRESS);
             self.warm.insert(model_registry::ADDRESS);
+            self.warm.insert(gradnet_types::payments::ESCROW);
         }
         changed
     }
@@ -606,7 +609,11 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
     ) -> Result<Option<InterpreterResult>, String> {
         if inputs.bytecode_address == registry::ADDRESS {
             let len = inputs.input.len();
-            let r = registry::call(ctx, inputs);
+            let r = if crate::prices::is_prices_call(&inputs.input.as_bytes(ctx)) {
+                crate::prices::call(ctx, inputs)
+            } else {
+                registry::call(ctx, inputs)
+            };
             return fatal(result(r, len, inputs.gas_limit, |_, _| {
                 registry::REGISTRY_READ_GAS
             }));
@@ -628,6 +635,13 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
         if inputs.bytecode_address == model_registry::ADDRESS {
             let len = inputs.input.len();
             let r = model_registry::call(ctx, inputs);
+            return fatal(result(r, len, inputs.gas_limit, |_, _| {
+                registry::REGISTRY_READ_GAS
+            }));
+        }
+        if inputs.bytecode_address == gradnet_types::payments::ESCROW {
+            let len = inputs.input.len();
+            let r = crate::escrow::call(ctx, inputs);
             return fatal(result(r, len, inputs.gas_limit, |_, _| {
                 registry::REGISTRY_READ_GAS
             }));
@@ -681,6 +695,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             || *address == zk::VERIFIER_ADDRESS
             || *address == tee_registry::ADDRESS
             || *address == model_registry::ADDRESS
+            || *address == gradnet_types::payments::ESCROW
             || self.eth.contains(address)
     }
 }

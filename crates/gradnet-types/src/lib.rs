@@ -13,6 +13,7 @@ pub mod keys;
 pub mod le;
 pub mod mode;
 pub mod openai;
+pub mod payments;
 pub mod receipt;
 pub mod request;
 pub mod tensor;
