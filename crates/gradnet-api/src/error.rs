@@ -21,6 +21,17 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, when there is one (OpenAI's `param`).
     pub param: Option<&'static str>,
+    /// A header and body fields some errors carry (a 402's payment terms).
+    pub extra: Option<Box<Extra>>,
+}
+
+/// What an error adds to the usual shape.
+#[derive(Debug, Default)]
+pub struct Extra {
+    /// Headers to send with it.
+    pub headers: Vec<(&'static str, String)>,
+    /// Fields beside `error` in the body.
+    pub body: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Attached to error responses so the metrics layer can count them by code.
@@ -35,6 +46,7 @@ impl ApiError {
             code,
             message: message.into(),
             param: None,
+            extra: None,
         }
     }
     /// Names the request field at fault.
@@ -78,8 +90,15 @@ impl IntoResponse for ApiError {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }
         // `type` and `param` as OpenAI clients expect them
-        let body = json!({"error": {"code": self.code, "message": self.message, "type": self.kind(), "param": self.param}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message, "type": self.kind(), "param": self.param}});
+        let extra = self.extra.map(|e| *e).unwrap_or_default();
+        body.as_object_mut().expect("an object").extend(extra.body);
         let mut r = (self.status, axum::Json(body)).into_response();
+        for (name, value) in extra.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                r.headers_mut().insert(name, v);
+            }
+        }
         if self.status == StatusCode::TOO_MANY_REQUESTS
             || self.status == StatusCode::SERVICE_UNAVAILABLE
         {

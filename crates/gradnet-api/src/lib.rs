@@ -8,6 +8,7 @@ pub mod error;
 pub mod history;
 pub mod inference;
 pub mod metrics;
+pub mod payments;
 pub mod rate;
 mod routes;
 pub mod server;
@@ -16,6 +17,8 @@ pub mod session;
 mod tests;
 #[cfg(test)]
 mod tests_auth;
+#[cfg(test)]
+mod tests_pay;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -111,6 +114,8 @@ pub struct Inner {
     llm_slots: Arc<Semaphore>,
     /// This node's session tokens.
     pub sessions: session::Sessions,
+    /// What this node charges, when it charges (see [`payments`]).
+    payments: std::sync::OnceLock<Arc<payments::Payments>>,
     /// Signed requests per account.
     pub(crate) account_rate: rate::RateLimiter<alloy_primitives::Address>,
 }
@@ -145,8 +150,19 @@ impl AppState {
                 config.burst_per_account,
             ),
             sessions,
+            payments: Default::default(),
             config,
         }))
+    }
+
+    /// Makes this node charge for inference (once, at start).
+    pub fn use_payments(&self, p: Arc<payments::Payments>) {
+        let _ = self.payments.set(p);
+    }
+
+    /// This node's payments, if it charges.
+    pub fn payments(&self) -> Option<&Arc<payments::Payments>> {
+        self.payments.get()
     }
 
     /// Opens a node's state under `data_dir`: `hub/` and `node.key` (created
@@ -224,6 +240,9 @@ pub fn router(state: AppState) -> Router {
             post(routes::upload::upload_blob).layer(upload_limit),
         )
         .route("/api/v0/blobs/{cid}", get(routes::hub::download))
+        .route("/api/v0/payments", get(routes::pay::terms))
+        .route("/api/v0/payments/redeem", post(routes::pay::redeem))
+        .route("/api/v0/payments/{payer}", get(routes::pay::standing))
         .route("/api/v0/signature/{*model}", get(routes::infer::signature))
         .route("/v1/infer", post(routes::infer::infer))
         .route("/v1/models", get(routes::openai::list_models))

@@ -15,11 +15,13 @@
 pub mod auth;
 mod error;
 mod node;
+pub mod pay;
 mod revert;
 mod rpc;
 mod sender;
 pub mod verify;
 pub mod wallet;
+pub mod x402;
 
 pub use error::ClientError;
 pub use node::NodeClient;

@@ -24,6 +24,8 @@ pub struct NodeClient {
     key: Option<alloy_primitives::B256>,
     /// A session token the node issued, sent instead of signing.
     session: Option<String>,
+    /// Pays a charging node's inference (`402 Payment Required`).
+    payer: Option<std::sync::Arc<crate::pay::Payer>>,
     /// The node's chain id, asked once from `/health`.
     chain_id: std::sync::Arc<tokio::sync::OnceCell<u64>>,
 }
@@ -49,6 +51,7 @@ impl NodeClient {
             http: reqwest::Client::new(),
             key: None,
             session: None,
+            payer: None,
             chain_id: Default::default(),
         }
     }
@@ -64,6 +67,58 @@ impl NodeClient {
     pub fn with_session(mut self, token: impl Into<String>) -> Self {
         self.session = Some(token.into());
         self
+    }
+
+    /// The same client, paying a charging node's inference with `payer`'s
+    /// vouchers.
+    pub fn with_payer(mut self, payer: std::sync::Arc<crate::pay::Payer>) -> Self {
+        self.payer = Some(payer);
+        self
+    }
+
+    /// Sends what `build` makes, with the payer's voucher; a 402 is
+    /// answered with a new voucher and the request sent once more.
+    async fn paid(&self, build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let with = |v: Option<String>| match v {
+            Some(v) => build().header(crate::x402::PAYMENT_SIGNATURE, v),
+            None => build(),
+        };
+        let payer = self.payer.as_ref();
+        let r = with(payer.and_then(|p| p.current()))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let (Some(payer), reqwest::StatusCode::PAYMENT_REQUIRED) = (payer, r.status()) else {
+            return Ok(r);
+        };
+        let Some(required) = r
+            .headers()
+            .get(crate::x402::PAYMENT_REQUIRED)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+        else {
+            return Ok(r);
+        };
+        // a refusal that a new voucher cannot fix is the node's answer
+        let body = r.text().await.unwrap_or_default();
+        let code: Value = serde_json::from_str(&body).unwrap_or_default();
+        let fixable = matches!(
+            code["error"]["code"].as_str(),
+            Some(
+                "payment_required"
+                    | "insufficient_authorization"
+                    | "stale_voucher"
+                    | "voucher_expired"
+            )
+        );
+        if !fixable {
+            return Err(api_error(402, &body));
+        }
+        let header = payer.answer(&required)?;
+        with(Some(header))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))
     }
 
     /// Signs in with this client's key: the node answers with a session
@@ -158,21 +213,7 @@ impl NodeClient {
         }
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
-        match serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").cloned())
-        {
-            Some(e) => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: e["code"].as_str().unwrap_or("error").to_string(),
-                message: e["message"].as_str().unwrap_or("").to_string(),
-            }),
-            None => Err(ClientError::Api {
-                status: status.as_u16(),
-                code: "http".into(),
-                message: text,
-            }),
-        }
+        Err(api_error(status.as_u16(), &text))
     }
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
@@ -190,9 +231,26 @@ impl NodeClient {
     }
 
     /// POST a JSON body to `path` (signed when this client has a key), its
-    /// JSON answer deserialized.
+    /// JSON answer deserialized; inference is paid when the node charges
+    /// and this client has a payer.
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
         let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+        if path.starts_with("/v1/") {
+            let r = self
+                .paid(|| {
+                    self.http
+                        .post(self.url(path))
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(bytes.clone())
+                })
+                .await?;
+            return self
+                .check(r)
+                .await?
+                .json()
+                .await
+                .map_err(|e| self.unreachable(e));
+        }
         let hash = crate::auth::body_hash(&bytes);
         let req = self
             .http
@@ -220,12 +278,8 @@ impl NodeClient {
     ) -> std::result::Result<(), E> {
         use futures::StreamExt;
         let r = self
-            .http
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .paid(|| self.http.post(self.url(path)).json(body))
+            .await?;
         let mut bytes = self.check(r).await?.bytes_stream();
         let mut buf = Vec::new();
         while let Some(chunk) = bytes.next().await {
@@ -385,5 +439,24 @@ async fn file_hash(file: &Path) -> Result<alloy_primitives::B256> {
             return Ok(h.finalize());
         }
         h.update(&buf[..n]);
+    }
+}
+
+/// The error a node answered with (its code and message, or the text).
+fn api_error(status: u16, text: &str) -> ClientError {
+    match serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| v.get("error").cloned())
+    {
+        Some(e) => ClientError::Api {
+            status,
+            code: e["code"].as_str().unwrap_or("error").to_string(),
+            message: e["message"].as_str().unwrap_or("").to_string(),
+        },
+        None => ClientError::Api {
+            status,
+            code: "http".into(),
+            message: text.to_string(),
+        },
     }
 }

@@ -125,6 +125,7 @@ mod tests {
             },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000,
+            charge: None,
         };
         serde_json::to_value(body.sign(key)).unwrap()
     }

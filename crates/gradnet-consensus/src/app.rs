@@ -522,6 +522,7 @@ mod tests {
             inference_nodes: vec![],
             zk_models: vec![],
             tee: None,
+            escrow: None,
         };
         let chain = Chain::open(dir, genesis.clone(), PoolConfig::default()).unwrap();
         let vs = ValidatorSet::from_genesis(&genesis).unwrap();

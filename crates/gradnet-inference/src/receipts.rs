@@ -19,6 +19,7 @@ use gradnet_types::receipt::{Receipt, ReceiptBody, RuntimeId};
 /// A receipt without what the batch says once (the node's key), content
 /// ids as their 32 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+#[rlp(trailing)]
 pub struct CompactReceipt {
     /// The receipt format version.
     pub version: u32,
@@ -42,6 +43,8 @@ pub struct CompactReceipt {
     pub timestamp_ms: u64,
     /// The node's ed25519 signature.
     pub signature: alloy_primitives::Bytes,
+    /// A paid answer's charge, as the JSON its receipt signed.
+    pub charge: Option<String>,
 }
 
 impl CompactReceipt {
@@ -62,6 +65,10 @@ impl CompactReceipt {
             signature: hex::decode(&r.signature)
                 .map_err(|e| format!("receipt signature: {e}"))?
                 .into(),
+            charge: b
+                .charge
+                .as_ref()
+                .map(|c| serde_json::to_string(c).expect("a charge serializes")),
         })
     }
 
@@ -83,6 +90,12 @@ impl CompactReceipt {
                 },
                 node: node.to_string(),
                 timestamp_ms: self.timestamp_ms,
+                charge: self
+                    .charge
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| format!("receipt charge: {e}"))?,
             },
             signature: hex::encode(&self.signature),
         })
@@ -204,6 +217,7 @@ mod tests {
             },
             node: key.public_hex(),
             timestamp_ms: 42,
+            charge: None,
         }
         .sign(&key);
         let c = CompactReceipt::of(&r).unwrap();

@@ -39,6 +39,9 @@ pub struct Genesis {
     /// measurements (without it: AWS's Nitro root only, and no admin).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tee: Option<GenesisTee>,
+    /// The escrow that pays nodes off chain (without it: its defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escrow: Option<GenesisEscrow>,
 }
 
 /// The TEE registry's setup.
@@ -94,6 +97,29 @@ pub struct GenesisInferenceNode {
     /// Its execution profile (`det-1`: sampled for QUORUM).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub profile: String,
+    /// What it charges off chain, in wei (none: free until it publishes prices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<GenesisPrices>,
+}
+
+/// A node's default prices (overrides per model are set by transaction).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisPrices {
+    /// Per ONNX call.
+    pub per_call: U256,
+    /// Per million prompt tokens.
+    pub per_million_input_tokens: U256,
+    /// Per million generated tokens.
+    pub per_million_output_tokens: U256,
+}
+
+/// The escrow's setup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisEscrow {
+    /// Seconds between announcing a withdrawal and making it [default: 3600].
+    pub withdrawal_delay: u64,
 }
 
 /// A validator.
@@ -216,6 +242,16 @@ impl Genesis {
                 rec.profile = n.profile.clone();
                 reg.put(&rec).map_err(invalid)?;
             }
+            if let Some(p) = &n.prices {
+                let prices = gradnet_types::payments::Prices {
+                    perCall: p.per_call,
+                    perMillionInputTokens: p.per_million_input_tokens,
+                    perMillionOutputTokens: p.per_million_output_tokens,
+                    models: vec![],
+                };
+                gradnet_inference::prices::set_prices(&mut slots, n.operator, &prices)
+                    .map_err(invalid)?;
+            }
             total += n.stake;
         }
         if let Some(t) = &self.tee {
@@ -229,6 +265,16 @@ impl Genesis {
                         .unwrap_or(gradnet_inference::tee_registry::DEFAULT_MAX_HEARTBEAT_AGE),
                 )
                 .map_err(|e| ChainError::Invalid(format!("genesis: tee: {e}")))?;
+        }
+        if let Some(e) = &self.escrow {
+            if e.withdrawal_delay == 0 {
+                return Err(ChainError::Invalid(
+                    "genesis: escrow.withdrawalDelay must be at least 1 s".into(),
+                ));
+            }
+            gradnet_inference::escrow::Escrow(&mut slots)
+                .set_delay(e.withdrawal_delay)
+                .map_err(|e| ChainError::Invalid(format!("genesis: escrow: {e}")))?;
         }
         for z in &self.zk_models {
             gradnet_inference::zk::key(&z.verifying_key)
@@ -278,6 +324,7 @@ mod tests {
             inference_nodes: vec![],
             zk_models: vec![],
             tee: None,
+            escrow: None,
         };
         assert!(g(vec![valid.clone()]).check().is_ok());
         let e = g(vec![hex::encode(not_a_point)])

@@ -54,6 +54,23 @@ pub struct ReceiptBody {
     /// Hex ed25519 public key of the signing node.
     pub node: String,
     pub timestamp_ms: u64,
+    /// What the answer was charged, on a node that charges (absent on
+    /// free answers, so older receipts sign the same bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charge: Option<ReceiptCharge>,
+}
+
+/// A paid answer's charge, as its receipt signs it (wei as decimal strings).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptCharge {
+    /// Who paid.
+    pub payer: String,
+    /// Who is paid: the node's operator.
+    pub payee: String,
+    /// This answer's price.
+    pub amount: String,
+    /// Everything the node has charged the payer so far, this included.
+    pub total: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,6 +164,7 @@ mod tests {
             },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000,
+            charge: None,
         }
     }
 

@@ -56,6 +56,9 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Complete a prompt with an LLM on a node.
     Completion(CompletionArgs),
+    /// Paying inference nodes: deposits, vouchers, withdrawals, prices, redemption.
+    #[command(subcommand)]
+    Pay(crate::commands::pay::PayCmd),
     /// Receipts.
     #[command(subcommand)]
     Receipt(ReceiptCmd),

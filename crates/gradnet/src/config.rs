@@ -52,6 +52,8 @@ pub(crate) struct FileConfig {
     pub names_rpc: Option<String>,
     pub inference_time_secs: Option<f64>,
     pub max_response_bytes: Option<usize>,
+    pub chain_rpc: Option<String>,
+    pub redeem_every_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +71,20 @@ pub(crate) struct NodeConfig {
     pub byzantine: bool,
     /// Development only: act as a dev enclave.
     pub dev_enclave: Option<gradnet_node::dev_enclave::DevEnclaveConfig>,
+    /// Paid inference: the operator's key and the chain's JSON-RPC.
+    pub payments: Option<PaymentsConfig>,
+}
+
+/// How a node is paid.
+#[derive(Debug, Clone)]
+pub(crate) struct PaymentsConfig {
+    /// The operator account's key: payments go to its address, and it signs
+    /// the redemptions.
+    pub operator_key: alloy_primitives::B256,
+    /// The chain's JSON-RPC (prices, deposits, redemption).
+    pub rpc: String,
+    /// Seconds between scheduled redemptions.
+    pub redeem_every: u64,
 }
 
 /// A repeatable flag's values, or the config file's list when none is given.
@@ -154,7 +170,27 @@ impl NodeConfig {
             Some(c) => genesis_chain_id(&c.genesis)?,
             None => api.chain_id,
         };
+        let chain_rpc = args.chain_rpc.clone().or(file.chain_rpc.clone());
+        let payments = match (&args.operator_key, chain_rpc) {
+            (Some(key), Some(rpc)) => Some(PaymentsConfig {
+                operator_key: key
+                    .trim()
+                    .parse()
+                    .context("--operator-key / GRADNET_OPERATOR_KEY is not a 32-byte hex key")?,
+                rpc,
+                redeem_every: args
+                    .redeem_every
+                    .or(file.redeem_every_secs)
+                    .unwrap_or(300)
+                    .max(1),
+            }),
+            (Some(_), None) => anyhow::bail!(
+                "--operator-key needs --chain-rpc: the chain whose escrow pays this node"
+            ),
+            _ => None,
+        };
         Ok(NodeConfig {
+            payments,
             names_rpc: args.names_rpc.clone().or(file.names_rpc.clone()),
             chain,
             byzantine: args.byzantine,

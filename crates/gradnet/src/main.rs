@@ -41,9 +41,12 @@ async fn run(cli: Cli) -> Result<()> {
             commands::node::start(config::NodeConfig::resolve(&args)?).await
         }
         Command::Model(args) => commands::model::run(client, args).await,
-        Command::Infer(args) => commands::infer::run(&client, args).await,
-        Command::Chat(args) => commands::chat::chat(&client, args).await,
-        Command::Completion(args) => commands::chat::completion(&client, args).await,
+        Command::Infer(args) => commands::infer::run(&args.pay.client(&client)?, args).await,
+        Command::Chat(args) => commands::chat::chat(&args.gen.pay.client(&client)?, args).await,
+        Command::Completion(args) => {
+            commands::chat::completion(&args.gen.pay.client(&client)?, args).await
+        }
+        Command::Pay(cmd) => commands::pay::run(&client, cmd).await,
         Command::Receipt(ReceiptCmd::Verify { file, signer }) => {
             println!(
                 "{}",

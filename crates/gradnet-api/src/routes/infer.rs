@@ -52,7 +52,20 @@ fn response_json(
     Ok(out)
 }
 
-pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+/// The repository a model reference names, if it names one (a price may
+/// be set per repository).
+pub(crate) fn repo_of(model: &str) -> Option<&str> {
+    if model.parse::<ContentId>().is_ok() {
+        return None;
+    }
+    model.split(['@', '/']).next().filter(|r| !r.is_empty())
+}
+
+pub(crate) async fn infer(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let req: InferRequestRef<'_> = body.parse()?;
     if req.mode != InferenceMode::Vanilla {
         return Err(ApiError::bad_request(
@@ -62,6 +75,20 @@ pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<R
     }
     let inputs = req.inputs.parse_with(body.binary())?;
     let cid = s.resolve(&req.model).await?;
+    // a paid node holds the call's price first, and charges it once answered
+    let hold = match s.payments() {
+        Some(p) => {
+            let price = p.rate(&cid.to_string(), repo_of(&req.model))?.per_call;
+            match price.is_zero() {
+                true => None,
+                false => Some(
+                    p.hold(&headers, "/v1/infer", crate::payments::Need::Exact(price))
+                        .await?,
+                ),
+            }
+        }
+        None => None,
+    };
     let admitted = s.admit(Caller::Infer)?;
     let model = s.onnx_model(cid).await?;
     let typed = Arc::new(model.signature.check_owned(inputs)?);
@@ -70,6 +97,10 @@ pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<R
     // started): the request hash needs only the inputs
     let (outputs, request_hash) = tokio::join!(run, async { request_hash(&cid, req.mode, &typed) });
     let outputs = outputs?;
+    let charge = hold.map(|h| {
+        let amount = h.amount();
+        h.settle(amount)
+    });
     let receipt = ReceiptBody {
         version: RECEIPT_VERSION,
         kind: "onnx".into(),
@@ -80,6 +111,10 @@ pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<R
         runtime: s.runtime.runtime_id(),
         node: s.key.public_hex(),
         timestamp_ms: now_ms(),
+        charge: charge
+            .as_ref()
+            .zip(s.payments())
+            .map(|(c, p)| c.receipt(p.payee)),
     }
     .sign(&s.key);
     let output_types: BTreeMap<&str, TypeInfo<'_>> = outputs
@@ -103,22 +138,27 @@ pub(crate) async fn infer(State(s): State<AppState>, body: JsonBody) -> Result<R
         &mut data,
     )
     .map_err(|e| ApiError::internal(e.to_string()))?;
-    if req.output_format != OutputFormat::Binary {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response());
+    let mut r = if req.output_format != OutputFormat::Binary {
+        ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    } else {
+        let json_len = bytes.len();
+        bytes.extend_from_slice(&data);
+        (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (
+                    header::HeaderName::from_static(HEADER_LENGTH),
+                    json_len.to_string(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response()
+    };
+    if let (Some(c), Some(p)) = (&charge, s.payments()) {
+        crate::payments::put_headers(r.headers_mut(), c, p.chain_id());
     }
-    let json_len = bytes.len();
-    bytes.extend_from_slice(&data);
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (
-                header::HeaderName::from_static(HEADER_LENGTH),
-                json_len.to_string(),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(r)
 }
 
 /// `GET /api/v0/signature/{model}`: a model's declared inputs and outputs,

@@ -17,6 +17,8 @@ pub(crate) async fn health(State(s): State<AppState>) -> impl IntoResponse {
         "dev_mode": s.config.dev_mode,
         // where the hub's names come from: the chain's model registry or this node
         "names": if s.hub.chain_names().is_some() { "chain" } else { "local" },
+        // whom this node's answers are paid to, and its prices (null: free)
+        "payments": s.payments().map(|p| p.describe()),
     }))
 }
 

@@ -42,6 +42,7 @@ pub(crate) fn genesis(keys: &[B256]) -> Genesis {
         inference_nodes: vec![],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     }
 }
 

@@ -81,6 +81,7 @@ fn registered(n: &InferenceNode) -> GenesisInferenceNode {
         stake: MIN_STAKE * U256::from(10),
         engine: "gradnet-onnx/0.1.0".into(),
         profile: gradnet_types::DETERMINISTIC_PROFILE.into(),
+        prices: None,
     }
 }
 
@@ -544,6 +545,7 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
             stake: MIN_STAKE,
             engine: String::new(),
             profile: String::new(),
+            prices: None,
         }]
     })
     .await;
@@ -562,6 +564,7 @@ async fn a_batch_of_a_thousand_receipts_settles_and_one_forged_signature_rejects
             },
             node: key.public_hex(),
             timestamp_ms: 1_700_000_000_000 + i,
+            charge: None,
         }
         .sign(&key)
     };

@@ -156,6 +156,8 @@ pub(crate) async fn completion(c: &Client, a: CompletionArgs) -> Result<()> {
 /// Sampling settings shared by `chat` and `completion`.
 #[derive(Args, Clone, Debug)]
 pub(crate) struct GenArgs {
+    #[command(flatten)]
+    pub pay: crate::commands::pay::PayArgs,
     /// Model: hub repository (`smollm2`), `repo@version`, or content id.
     #[arg(long, short)]
     pub model: String,

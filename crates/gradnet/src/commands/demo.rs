@@ -203,6 +203,13 @@ async fn start_devnet(
         inference_port: free_ports(3)?,
         byzantine: 0,
         inference_cpu: vec![],
+        prices: vec![
+            super::devnet::DEV_PRICE_PER_CALL,
+            super::devnet::DEV_PRICE_PER_M_IN,
+            super::devnet::DEV_PRICE_PER_M_OUT,
+        ],
+        withdrawal_delay: 30,
+        redeem_every: 5,
     };
     let net =
         super::devnet::Network::start(&args, root, Some("warn,informalsystems_malachitebft=error"))

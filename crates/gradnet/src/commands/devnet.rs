@@ -10,8 +10,8 @@ use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gradnet_ledger::genesis::{
-    address_of, dev_key, dev_keys, Genesis, GenesisInferenceNode, GenesisValidator, GenesisZkModel,
-    DEV_OPERATOR_BASE,
+    address_of, dev_key, dev_keys, Genesis, GenesisEscrow, GenesisInferenceNode, GenesisPrices,
+    GenesisValidator, GenesisZkModel, DEV_OPERATOR_BASE,
 };
 use gradnet_types::NodeKey;
 
@@ -36,6 +36,8 @@ pub(crate) fn dev_genesis(
     validators: &[String],
     inference: &[(String, String)],
     zk_models: Vec<GenesisZkModel>,
+    prices: Option<GenesisPrices>,
+    withdrawal_delay: u64,
 ) -> Result<Genesis> {
     let eth = U256::from(10u64).pow(U256::from(18));
     let det = gradnet_runtime::deterministic_id();
@@ -86,6 +88,7 @@ pub(crate) fn dev_genesis(
                     // the devnet's nodes run the default, deterministic engine
                     engine: engine.clone(),
                     profile: det.profile.clone(),
+                    prices: prices.clone(),
                 })
             })
             .collect::<Result<_>>()?,
@@ -96,6 +99,7 @@ pub(crate) fn dev_genesis(
             address_of(&dev_key(0))?,
             60,
         )?),
+        escrow: Some(GenesisEscrow { withdrawal_delay }),
     })
 }
 
@@ -184,7 +188,26 @@ impl Network {
                 .with_context(|| format!("reading {}", genesis_path.display()))?
         } else {
             let zk = demo_zk_keys(&inference_dirs)?;
-            let g = dev_genesis(args.chain_id, args.accounts, &keys, &inference, zk)?;
+            let prices = match args.prices[..] {
+                [0, 0, 0] => None,
+                [call, m_in, m_out] => Some(GenesisPrices {
+                    per_call: U256::from(call),
+                    per_million_input_tokens: U256::from(m_in),
+                    per_million_output_tokens: U256::from(m_out),
+                }),
+                _ => anyhow::bail!(
+                    "--prices takes three amounts: per call, per million input and output tokens"
+                ),
+            };
+            let g = dev_genesis(
+                args.chain_id,
+                args.accounts,
+                &keys,
+                &inference,
+                zk,
+                prices,
+                args.withdrawal_delay,
+            )?;
             std::fs::write(&genesis_path, serde_json::to_vec_pretty(&g)?)?;
             g
         };
@@ -410,6 +433,13 @@ async fn spawn_inference_node(
         &dev_key(DEV_OPERATOR_BASE + i as u64).to_string(),
         "--tee-rpc",
         &format!("http://127.0.0.1:{}", args.rpc_port),
+        // paid by the escrow: its operator redeems what it charged
+        "--operator-key",
+        &dev_key(DEV_OPERATOR_BASE + i as u64).to_string(),
+        "--chain-rpc",
+        &format!("http://127.0.0.1:{}", args.rpc_port),
+        "--redeem-every",
+        &args.redeem_every.to_string(),
     ]);
     let mut child = cmd
         .args([
@@ -514,4 +544,22 @@ pub(crate) struct DevnetArgs {
     /// `Nehalem`): nodes on different CPU generations on one machine.
     #[arg(long, value_delimiter = ',', hide = true)]
     pub inference_cpu: Vec<String>,
+    /// What the inference nodes charge off chain, in wei: per ONNX call,
+    /// per million prompt tokens, per million generated tokens (`0,0,0`:
+    /// free). Paid with vouchers on the escrow (`gradnet pay`).
+    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [DEV_PRICE_PER_CALL, DEV_PRICE_PER_M_IN, DEV_PRICE_PER_M_OUT])]
+    pub prices: Vec<u128>,
+    /// Seconds a payer waits between announcing a withdrawal from the
+    /// escrow and making it (the nodes redeem meanwhile).
+    #[arg(long, default_value_t = 30)]
+    pub withdrawal_delay: u64,
+    /// Seconds between an inference node's scheduled redemptions.
+    #[arg(long, default_value_t = 10)]
+    pub redeem_every: u64,
 }
+
+/// The devnet's default prices, in wei: a microtoken per ONNX call, a
+/// millitoken per million prompt tokens, two per million generated ones.
+pub(crate) const DEV_PRICE_PER_CALL: u128 = 1_000_000_000_000;
+pub(crate) const DEV_PRICE_PER_M_IN: u128 = 1_000_000_000_000_000;
+pub(crate) const DEV_PRICE_PER_M_OUT: u128 = 2_000_000_000_000_000;

@@ -40,6 +40,8 @@ pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
 
 #[derive(Args)]
 pub(crate) struct InferArgs {
+    #[command(flatten)]
+    pub pay: crate::commands::pay::PayArgs,
     /// Content id or `repo@version/file`.
     #[arg(long)]
     pub model: String,

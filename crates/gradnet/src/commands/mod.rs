@@ -7,6 +7,7 @@ pub(crate) mod init;
 pub(crate) mod keys;
 pub(crate) mod model;
 pub(crate) mod node;
+pub(crate) mod pay;
 pub(crate) mod receipt;
 pub(crate) mod receipt_batch;
 pub(crate) mod zk;

@@ -34,6 +34,9 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         ),
         None => None,
     };
+    if let Some(p) = &cfg.payments {
+        start_payments(&state, p, &cfg.data_dir)?;
+    }
     if let (None, Some(rpc)) = (&cfg.chain, &cfg.names_rpc) {
         let every = std::time::Duration::from_secs(1);
         state
@@ -74,6 +77,35 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         l.stop().await;
     }
     tracing::info!("node stopped");
+    Ok(())
+}
+
+/// Makes the node charge: its ledger of vouchers, prices and channels read
+/// from the chain (until the first read, paid routes answer 503), and
+/// redemption on a schedule.
+fn start_payments(
+    state: &AppState,
+    p: &crate::config::PaymentsConfig,
+    data_dir: &std::path::Path,
+) -> Result<()> {
+    use gradnet_api::payments::{chain, ledger::Ledger, Payments};
+    let payee = gradnet_client::wallet::address(&p.operator_key)?;
+    let ledger = Ledger::open(&data_dir.join("payments.log"))
+        .with_context(|| format!("opening {}", data_dir.join("payments.log").display()))?;
+    let link = chain::ChainLink::new(&p.rpc, Some(p.operator_key))?;
+    let payments = Payments::new(
+        payee,
+        state.config.chain_id,
+        Default::default(),
+        ledger,
+        Some(link),
+    );
+    payments.spawn(chain::RedeemPolicy {
+        every: std::time::Duration::from_secs(p.redeem_every),
+        ..Default::default()
+    });
+    tracing::info!(%payee, rpc = %p.rpc, "paid by the escrow");
+    state.use_payments(payments);
     Ok(())
 }
 
@@ -216,6 +248,18 @@ pub(crate) struct NodeArgs {
     /// JSON-RPC of the chain the dev enclave registers on.
     #[arg(long, hide = true)]
     pub tee_rpc: Option<String>,
+    /// The node operator's account (secp256k1 key, hex): with --chain-rpc,
+    /// the node charges the prices that account published on chain, is paid
+    /// to it through the escrow, and signs its redemptions with it.
+    #[arg(long, env = "GRADNET_OPERATOR_KEY", hide_env_values = true)]
+    pub operator_key: Option<String>,
+    /// The chain's JSON-RPC (a validator's): prices, deposits, redemption.
+    #[arg(long, env = "GRADNET_CHAIN_RPC")]
+    pub chain_rpc: Option<String>,
+    /// Seconds between scheduled redemptions of what the node charged
+    /// (sooner for a voucher near its expiry or a withdrawing payer) [default: 300].
+    #[arg(long, env = "GRADNET_REDEEM_EVERY")]
+    pub redeem_every: Option<u64>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]

@@ -224,6 +224,7 @@ fn a_killed_validator_loses_no_committed_block() {
         inference_nodes: vec![],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -369,6 +370,7 @@ fn init_makes_a_home_that_node_start_runs() {
         inference_nodes: vec![],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -402,6 +404,7 @@ fn init_makes_a_home_that_node_start_runs() {
         inference_nodes: vec![],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     };
     std::fs::write(
         home.join("genesis.json"),
@@ -444,6 +447,7 @@ fn eth_call_runs_hub_models_through_the_inference_precompile() {
         inference_nodes: vec![],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -619,9 +623,11 @@ fn chain_model_runs_share_the_nodes_queue_and_metrics() {
             stake: U256::from(100u64) * eth,
             engine: format!("{}/{}", det.name, det.version),
             profile: det.profile.clone(),
+            prices: None,
         }],
         zk_models: vec![],
         tee: None,
+        escrow: None,
     };
     let gpath = dir.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
@@ -819,7 +825,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
     use gradnet_inference::abi::*;
     use gradnet_inference::registry::INFERENCE_FEE;
     let dir = tempfile::tempdir().unwrap();
-    let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
+    let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1", "--prices", "0,0,0"]);
     let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     use common::inference::{mlp_request, node_record as node, operator};
@@ -978,7 +984,7 @@ fn a_byzantine_inference_node_is_outvoted_and_slashed_and_a_killed_one_is_replac
 #[test]
 fn receipt_batches_settle_and_prove_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Devnet::start_with(dir.path(), 1, &[]);
+    let net = Devnet::start_with(dir.path(), 1, &["--prices", "0,0,0"]);
     let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::cid::ContentId::of(&onnx).to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -53,6 +53,7 @@ impl Net {
             inference_nodes: vec![],
             zk_models: vec![],
             tee: None,
+            escrow: None,
         };
         let gpath = root.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();

@@ -311,7 +311,8 @@ async fn listed_everywhere(apis: &[String], name: &str, version: &str, cid: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_published_on_chain_resolve_the_same_on_every_node() {
     let dir = tempfile::tempdir().unwrap();
-    let net = crate::common::devnet::Devnet::start(&dir.path().join("net"), 4);
+    let free = ["--prices", "0,0,0"];
+    let net = crate::common::devnet::Devnet::start_with(&dir.path().join("net"), 4, &free);
     let (alice, bob) = (net.keys[0].clone(), net.keys[1].clone());
     let model = dir.path().join("model.onnx");
     std::fs::write(&model, gradnet_runtime::generated::mlp(4, 8, 3, 3)).unwrap();
@@ -458,7 +459,7 @@ async fn names_published_on_chain_resolve_the_same_on_every_node() {
 
     // the whole network restarted: the names, owner and collaborator come
     // back from the chain on every node, and still bind
-    let net = crate::common::devnet::Devnet::start(&dir.path().join("net"), 4);
+    let net = crate::common::devnet::Devnet::start_with(&dir.path().join("net"), 4, &free);
     let everyone: Vec<String> = net.apis.iter().chain(&net.inference).cloned().collect();
     listed_everywhere(&everyone, "alice-model", "1.01", &cid).await;
     for api in &everyone {

@@ -14,7 +14,9 @@ use gradnet_types::{now_ms, ContentId, InferenceMode, Receipt, ReceiptBody};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{stream::stream_events, system_fingerprint, CancelOnDrop, Gen, RECEIPT_HEADER};
+use super::{
+    stream::stream_events, system_fingerprint, CancelOnDrop, Charged, Gen, RECEIPT_HEADER,
+};
 use crate::error::ApiError;
 use crate::inference::finish_reason;
 use crate::AppState;
@@ -82,8 +84,14 @@ impl Completion {
         }
     }
 
-    /// Signs the raw generated text and the finish reason the client sees.
-    pub(super) fn receipt(&self, g: &Generated, finish: &str) -> Receipt {
+    /// Signs the raw generated text and the finish reason the client sees
+    /// (and on a paid node, the charge).
+    pub(super) fn receipt(
+        &self,
+        g: &Generated,
+        finish: &str,
+        charged: Option<&Charged>,
+    ) -> Receipt {
         ReceiptBody {
             version: RECEIPT_VERSION,
             kind: "llm".into(),
@@ -94,6 +102,7 @@ impl Completion {
             runtime: self.runtime.clone(),
             node: self.s.key.public_hex(),
             timestamp_ms: now_ms(),
+            charge: charged.map(|c| c.charge.receipt(c.payee)),
         }
         .sign(&self.s.key)
     }
@@ -118,15 +127,15 @@ impl Completion {
         self,
         mut rx: mpsc::UnboundedReceiver<Gen>,
     ) -> Result<Response, ApiError> {
-        let g = loop {
+        let (g, charged) = loop {
             match rx.recv().await {
                 Some(Gen::Text(_)) => {}
-                Some(Gen::Done(r)) => break r?,
+                Some(Gen::Done(r, c)) => break (r?, c),
                 None => return Err(ApiError::internal("generation ended without a result")),
             }
         };
         let settled = self.settle(&g);
-        let receipt = self.receipt(&g, settled.finish);
+        let receipt = self.receipt(&g, settled.finish, charged.as_ref());
         let choice = if self.kind == "chat" {
             let message = settled
                 .tool_message
@@ -150,7 +159,13 @@ impl Completion {
             // what the receipt's output hash covers
             body["gradnet_output"] = json!(g.text);
         }
+        if let Some(c) = &charged {
+            body["gradnet_charge"] = c.json(g.completion_tokens);
+        }
         let mut r = (StatusCode::OK, Json(body)).into_response();
+        if let Some(c) = &charged {
+            crate::payments::put_headers(r.headers_mut(), &c.charge, c.chain_id);
+        }
         if let Ok(v) = HeaderValue::from_str(&serde_json::to_string(&receipt).unwrap_or_default()) {
             r.headers_mut()
                 .insert(HeaderName::from_static(RECEIPT_HEADER), v);

@@ -52,7 +52,11 @@ pub(crate) async fn list_models(State(s): State<AppState>) -> Result<Json<Value>
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
-pub(crate) async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Response, ApiError> {
+pub(crate) async fn chat(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
     let req: ChatRequest = body.parse()?;
     check_unknown(&req.unknown)?;
     check_messages(&req.messages)?;
@@ -122,12 +126,14 @@ pub(crate) async fn chat(State(s): State<AppState>, body: JsonBody) -> Result<Re
         norm,
         &req.sampling,
         tools.is_some(),
+        Paid(&headers, "/v1/chat/completions"),
     )
     .await
 }
 
 pub(crate) async fn completions(
     State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let req: CompletionRequest = body.parse()?;
@@ -146,13 +152,54 @@ pub(crate) async fn completions(
     let cid = s.resolve_llm(&req.model).await?;
     let model = s.llm_model(cid).await?;
     let norm = req.sampling.normalize("completion", prompt, false)?;
-    serve(s, model, cid, req.model, norm, &req.sampling, false).await
+    serve(
+        s,
+        model,
+        cid,
+        req.model,
+        norm,
+        &req.sampling,
+        false,
+        Paid(&headers, "/v1/completions"),
+    )
+    .await
 }
+
+/// A request's payment headers and the route it pays for.
+struct Paid<'a>(&'a axum::http::HeaderMap, &'static str);
 
 /// What the generator thread sends the handler.
 pub(super) enum Gen {
     Text(String),
-    Done(Result<Generated, gradnet_runtime::RuntimeError>),
+    /// The answer, and its charge on a paid node.
+    Done(
+        Result<Generated, gradnet_runtime::RuntimeError>,
+        Option<Charged>,
+    ),
+}
+
+/// A paid answer's charge, and whether the payment cut it short.
+#[derive(Clone)]
+pub(super) struct Charged {
+    pub(super) charge: crate::payments::Charge,
+    pub(super) payee: alloy_primitives::Address,
+    pub(super) chain_id: u64,
+    /// The most tokens the authorization paid for, when it capped the answer.
+    pub(super) cap: Option<usize>,
+}
+
+impl Charged {
+    /// What answers say of it.
+    pub(super) fn json(&self, completion_tokens: usize) -> Value {
+        let mut v = self.charge.json();
+        if self.cap.is_some_and(|c| completion_tokens >= c) {
+            v["stopped"] = json!(format!(
+                "the payment authorization covered {} generated tokens; sign a voucher for more to continue",
+                self.cap.unwrap_or_default()
+            ));
+        }
+        v
+    }
 }
 
 /// Set when the handler (or its stream) is dropped: the client went away,
@@ -165,6 +212,7 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     s: AppState,
     model: Arc<LlmModel>,
@@ -173,6 +221,7 @@ async fn serve(
     norm: Normalized,
     sampling: &Sampling,
     tools: bool,
+    paid: Paid<'_>,
 ) -> Result<Response, ApiError> {
     let ids = model.encode(&norm.prompt)?;
     if ids.is_empty() {
@@ -181,11 +230,38 @@ async fn serve(
         );
     }
     let ctx = model.info.context_length;
-    let max_tokens = match norm.max_tokens {
+    let mut max_tokens = match norm.max_tokens {
         Some(m) => m as usize,
         None => ctx.saturating_sub(ids.len()).max(1),
     };
     model.check_fits(ids.len(), max_tokens)?;
+    // a paid node holds what the payer's voucher allows (at least the prompt
+    // and one token), generates no more tokens than it pays for, and charges
+    // the tokens it generated
+    let mut pay = None;
+    if let Some(p) = s.payments() {
+        let rate = p.rate(&cid.to_string(), Some(&name))?;
+        if !rate.is_free() {
+            let n_in = ids.len() as u64;
+            let least = rate.tokens(n_in, 1);
+            let hold = p
+                .hold(paid.0, paid.1, crate::payments::Need::UpTo(least))
+                .await?;
+            let mut cap = None;
+            if !rate.per_million_output.is_zero() {
+                let budget = hold.amount() * alloy_primitives::U256::from(1_000_000u64);
+                let left = budget
+                    .saturating_sub(rate.per_million_input * alloy_primitives::U256::from(n_in));
+                let affordable =
+                    usize::try_from(left / rate.per_million_output).unwrap_or(usize::MAX);
+                if affordable < max_tokens {
+                    max_tokens = affordable.max(1);
+                    cap = Some(max_tokens);
+                }
+            }
+            pay = Some((hold, rate, cap, p.payee, p.chain_id()));
+        }
+    }
     let runtime = model.runtime_id();
     let request_hash = llm_request_hash(
         &cid,
@@ -212,7 +288,20 @@ async fn serve(
             let out = slot.generate(&model, &ids, &params, |piece| {
                 !cancelled.load(Ordering::Relaxed) && tx.send(Gen::Text(piece.to_string())).is_ok()
             });
-            let _ = tx.send(Gen::Done(out));
+            // charged here, so a client that went away pays what was generated for it
+            let charged = pay.map(|(hold, rate, cap, payee, chain_id)| {
+                let cost = match &out {
+                    Ok(g) => rate.tokens(g.prompt_tokens as u64, g.completion_tokens as u64),
+                    Err(_) => alloy_primitives::U256::ZERO,
+                };
+                Charged {
+                    charge: hold.settle(cost),
+                    payee,
+                    chain_id,
+                    cap,
+                }
+            });
+            let _ = tx.send(Gen::Done(out, charged));
         });
     }
     let ctx = Completion {

@@ -75,9 +75,9 @@ pub(super) fn stream_events(
                     let v = st.a.chunk(delta(&t), None);
                     st.pending.push_back(data(&v).unwrap());
                 }
-                Some(Gen::Done(Ok(g))) => {
+                Some(Gen::Done(Ok(g), charged)) => {
                     let settled = st.a.settle(&g);
-                    let receipt = st.a.receipt(&g, settled.finish);
+                    let receipt = st.a.receipt(&g, settled.finish, charged.as_ref());
                     if st.a.tools {
                         // held back to find tool calls: sent now in one piece
                         let held = match &settled.tool_message {
@@ -93,6 +93,9 @@ pub(super) fn stream_events(
                     if settled.tool_message.is_some() {
                         last["gradnet_output"] = json!(g.text);
                     }
+                    if let Some(c) = &charged {
+                        last["gradnet_charge"] = c.json(g.completion_tokens);
+                    }
                     st.pending.push_back(data(&last).unwrap());
                     if st.include_usage {
                         let mut u = st.a.chunk(Value::Null, None);
@@ -103,7 +106,7 @@ pub(super) fn stream_events(
                     st.pending.push_back(Event::default().data("[DONE]"));
                     st.done = true;
                 }
-                Some(Gen::Done(Err(e))) => {
+                Some(Gen::Done(Err(e), _)) => {
                     let e = ApiError::from(e);
                     let v =
                         json!({"error": {"code": e.code, "message": e.message, "type": e.kind()}});
