@@ -328,3 +328,106 @@ async fn charges_and_vouchers_survive_a_restart() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h["x-gradnet-remaining"], (6 * PRICE).to_string());
 }
+
+async fn chat(
+    s: &AppState,
+    payment: &str,
+    max_tokens: u64,
+    stream: bool,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let body = json!({
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": stream,
+    });
+    let req = Request::post("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(x402::PAYMENT_SIGNATURE, payment)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = router(s.clone()).oneshot(req).await.unwrap();
+    let (parts, body) = r.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        to_bytes(body, 1 << 20).await.unwrap().to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn an_llm_answer_is_charged_its_tokens_and_stops_where_the_voucher_does() {
+    let n = paid_node().await;
+    let s = &n.state;
+    let hub = &s.hub;
+    let w = gradnet_hub::Writer::Anonymous;
+    hub.create_repo(
+        gradnet_hub::RepoSpec {
+            name: "tiny".into(),
+            ..Default::default()
+        },
+        &w,
+    )
+    .unwrap();
+    let v = hub
+        .create_version("tiny", String::new(), false, &w)
+        .unwrap();
+    let blob = hub
+        .put_bytes(&gradnet_runtime::llm::sample::tiny_llama(1))
+        .await
+        .unwrap();
+    hub.add_file("tiny", &v.version, "model.gguf", blob, &w)
+        .unwrap();
+    let alice = account(&ALICE);
+    deposit(s, alice, u64::MAX);
+    // 1 wei per prompt token and 2 per generated one (prices per million)
+    let rate = s.payments().unwrap().rate("x", Some("tiny")).unwrap();
+    let plenty = voucher(&ALICE, CHAIN, operator(), 1_000_000, later());
+    let (st, h, body) = chat(s, &plenty, 8, false).await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let r: Value = serde_json::from_slice(&body).unwrap();
+    let (p, c) = (
+        r["usage"]["prompt_tokens"].as_u64().unwrap(),
+        r["usage"]["completion_tokens"].as_u64().unwrap(),
+    );
+    let cost = rate.tokens(p, c);
+    assert_eq!(cost, U256::from(p + 2 * c));
+    assert_eq!(h["x-gradnet-charged"], cost.to_string());
+    assert_eq!(r["gradnet_charge"]["amount"], cost.to_string());
+    let receipt: gradnet_types::Receipt =
+        serde_json::from_value(r["gradnet_receipt"].clone()).unwrap();
+    receipt.verify().unwrap();
+    assert_eq!(receipt.body.charge.unwrap().amount, cost.to_string());
+
+    // another payer's voucher pays for the prompt and 3 tokens: a streamed
+    // answer stops there, says why, and is charged exactly that
+    deposit(s, account(&MALLORY), u64::MAX);
+    let tight = voucher(&MALLORY, CHAIN, operator(), p + 2 * 3, later());
+    let (st, _, body) = chat(s, &tight, 50, true).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = String::from_utf8_lossy(&body);
+    let last: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v.get("gradnet_charge").is_some())
+        .unwrap_or_else(|| panic!("no charge in the stream: {text}"));
+    assert_eq!(last["choices"][0]["finish_reason"], "length", "{last}");
+    assert_eq!(
+        last["gradnet_charge"]["amount"],
+        (p + 6).to_string(),
+        "{last}"
+    );
+    assert_eq!(last["gradnet_charge"]["remaining"], "0", "{last}");
+    assert!(
+        last["gradnet_charge"]["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("3 generated tokens"),
+        "{last}"
+    );
+    // nothing is left: the next call is refused before it runs
+    let (st, _, _) = chat(s, &tight, 5, false).await;
+    assert_eq!(st, StatusCode::PAYMENT_REQUIRED);
+}

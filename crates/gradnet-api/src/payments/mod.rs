@@ -151,9 +151,15 @@ impl Drop for Hold {
 pub enum Need {
     /// Exactly this.
     Exact(U256),
-    /// At least this (the prompt and one generated token); the hold takes
-    /// all that is available, and the answer is charged its tokens.
-    UpTo(U256),
+    /// At least `least` (the prompt and one generated token), at most
+    /// `most` (every token asked for): the hold takes what is available
+    /// between them, and the answer is charged its tokens.
+    UpTo {
+        /// What the request cannot start without.
+        least: U256,
+        /// What it could cost in full.
+        most: U256,
+    },
 }
 
 fn now() -> u64 {
@@ -326,7 +332,7 @@ impl Payments {
         need: Need,
     ) -> Result<Hold, ApiError> {
         let least = match need {
-            Need::Exact(a) | Need::UpTo(a) => a,
+            Need::Exact(a) | Need::UpTo { least: a, .. } => a,
         };
         let Some(header) = headers
             .get(x402::PAYMENT_SIGNATURE)
@@ -391,7 +397,7 @@ impl Payments {
         }
         let amount = match need {
             Need::Exact(a) => a,
-            Need::UpTo(_) => available,
+            Need::UpTo { most, .. } => available.min(most.max(least)),
         };
         a.held += amount;
         drop(l);

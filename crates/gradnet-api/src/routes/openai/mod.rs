@@ -243,10 +243,11 @@ async fn serve(
         let rate = p.rate(&cid.to_string(), Some(&name))?;
         if !rate.is_free() {
             let n_in = ids.len() as u64;
-            let least = rate.tokens(n_in, 1);
-            let hold = p
-                .hold(paid.0, paid.1, crate::payments::Need::UpTo(least))
-                .await?;
+            let need = crate::payments::Need::UpTo {
+                least: rate.tokens(n_in, 1),
+                most: rate.tokens(n_in, max_tokens as u64),
+            };
+            let hold = p.hold(paid.0, paid.1, need).await?;
             let mut cap = None;
             if !rate.per_million_output.is_zero() {
                 let budget = hold.amount() * alloy_primitives::U256::from(1_000_000u64);
