@@ -172,6 +172,9 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding");
+        if let Some(p) = state.payments() {
+            out.extend(p.metrics().into_bytes());
+        }
         String::from_utf8(out).expect("utf-8")
     }
 }

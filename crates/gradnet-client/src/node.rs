@@ -84,41 +84,46 @@ impl NodeClient {
             None => build(),
         };
         let payer = self.payer.as_ref();
-        let r = with(payer.and_then(|p| p.current()))
+        let mut r = with(payer.and_then(|p| p.current()))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        let (Some(payer), reqwest::StatusCode::PAYMENT_REQUIRED) = (payer, r.status()) else {
-            return Ok(r);
-        };
-        let Some(required) = r
-            .headers()
-            .get(crate::x402::PAYMENT_REQUIRED)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-        else {
-            return Ok(r);
-        };
-        // a refusal that a new voucher cannot fix is the node's answer
-        let body = r.text().await.unwrap_or_default();
-        let code: Value = serde_json::from_str(&body).unwrap_or_default();
-        let fixable = matches!(
-            code["error"]["code"].as_str(),
-            Some(
-                "payment_required"
-                    | "insufficient_authorization"
-                    | "stale_voucher"
-                    | "voucher_expired"
-            )
-        );
-        if !fixable {
-            return Err(api_error(402, &body));
+        // a first 402 does not know the payer; a second one (a voucher
+        // below what the node holds) names what it has: twice at most
+        for _ in 0..2 {
+            let (Some(payer), reqwest::StatusCode::PAYMENT_REQUIRED) = (payer, r.status()) else {
+                return Ok(r);
+            };
+            let Some(required) = r
+                .headers()
+                .get(crate::x402::PAYMENT_REQUIRED)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+            else {
+                return Ok(r);
+            };
+            // a refusal that a new voucher cannot fix is the node's answer
+            let body = r.text().await.unwrap_or_default();
+            let code: Value = serde_json::from_str(&body).unwrap_or_default();
+            let fixable = matches!(
+                code["error"]["code"].as_str(),
+                Some(
+                    "payment_required"
+                        | "insufficient_authorization"
+                        | "stale_voucher"
+                        | "voucher_expired"
+                )
+            );
+            if !fixable {
+                return Err(api_error(402, &body));
+            }
+            let header = payer.answer(&required)?;
+            r = with(Some(header))
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e))?;
         }
-        let header = payer.answer(&required)?;
-        with(Some(header))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))
+        Ok(r)
     }
 
     /// Signs in with this client's key: the node answers with a session

@@ -269,6 +269,38 @@ impl Payments {
         })
     }
 
+    /// The node's earnings in Prometheus' text format (wei as floats).
+    pub fn metrics(&self) -> String {
+        let t = self
+            .totals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let unredeemed: U256 = {
+            let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            l.accounts.values().map(|a| a.unredeemed()).sum()
+        };
+        let f = |v: U256| f64::from(v);
+        format!(
+            "# HELP gradnet_payments_charged_wei_total Wei charged to payers since the node started.\n\
+             # TYPE gradnet_payments_charged_wei_total counter\n\
+             gradnet_payments_charged_wei_total {}\n\
+             # HELP gradnet_payments_redeemed_wei_total Wei the escrow paid this node's operator since the node started.\n\
+             # TYPE gradnet_payments_redeemed_wei_total counter\n\
+             gradnet_payments_redeemed_wei_total {}\n\
+             # HELP gradnet_payments_redemptions_total Redemption transactions sent.\n\
+             # TYPE gradnet_payments_redemptions_total counter\n\
+             gradnet_payments_redemptions_total {}\n\
+             # HELP gradnet_payments_unredeemed_wei Wei charged and not yet collected.\n\
+             # TYPE gradnet_payments_unredeemed_wei gauge\n\
+             gradnet_payments_unredeemed_wei {}\n",
+            f(t.charged),
+            f(t.redeemed),
+            t.redemptions,
+            f(unredeemed)
+        )
+    }
+
     fn charge(&self, payer: Address, held: U256, amount: U256) -> Charge {
         let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         let total = match l.charge(payer, held, amount) {
@@ -302,11 +334,24 @@ impl Payments {
         amount: U256,
         charged: U256,
     ) -> ApiError {
+        self.required_above(code, why, resource, amount, charged, charged + amount)
+    }
+
+    /// [`Payments::required`] asking for a voucher of at least `min_cumulative`.
+    fn required_above(
+        &self,
+        code: &'static str,
+        why: String,
+        resource: &str,
+        amount: U256,
+        charged: U256,
+        min_cumulative: U256,
+    ) -> ApiError {
         let terms = x402::Terms {
             chain_id: self.chain_id(),
             pay_to: self.payee,
             amount,
-            min_cumulative: charged + amount,
+            min_cumulative,
             charged,
             resource,
             description: format!("inference at this node, paid to {}", self.payee),
@@ -452,9 +497,17 @@ impl Payments {
                 if v.cumulative < h.cumulative
                     || (v.cumulative == h.cumulative && v.expiry <= h.expiry)
                 {
-                    let why = format!("the voucher's cumulative {} is below the {} this node already holds (vouchers count up): sign one for at least {}", v.cumulative, h.cumulative, charged + least);
+                    let min = (h.cumulative + U256::from(1)).max(charged + least);
+                    let why = format!("the voucher's cumulative {} is not above the {} this node already holds (vouchers count up): sign one for at least {min}", v.cumulative, h.cumulative);
                     drop(l);
-                    return Err(refuse("stale_voucher", why));
+                    return Err(self.required_above(
+                        "stale_voucher",
+                        why,
+                        resource,
+                        least,
+                        charged,
+                        min,
+                    ));
                 }
             }
             l.keep_voucher(

@@ -15,5 +15,6 @@ mod cpu_generations;
 mod llm_api;
 mod open_node;
 mod openai_client;
+mod payments;
 mod real_models;
 mod zk;
