@@ -114,6 +114,10 @@ impl Ledger {
                 }
             }
         }
+        // what the escrow paid was charged, whatever the log kept
+        for a in accounts.values_mut() {
+            a.charged = a.charged.max(a.redeemed);
+        }
         let tmp = path.with_extension("log.tmp");
         {
             let mut f = File::create(&tmp)?;
