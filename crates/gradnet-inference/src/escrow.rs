@@ -258,6 +258,51 @@ fn pay<J: JournalTr>(journal: &mut J, to: Address, amount: U256) -> Result<(), S
     Ok(())
 }
 
+/// Redeems `vouchers` for `payee`, pays it, logs each outcome.
+fn redeem<J: JournalTr>(
+    escrow: &mut Escrow<JournalSlots<'_, J>>,
+    payee: Address,
+    vouchers: &[SignedVoucher],
+    chain_id: u64,
+    now: u64,
+) -> Result<(Vec<u8>, u64), SystemError> {
+    let outcomes = escrow.redeem(payee, vouchers, chain_id, now)?;
+    let mut total = U256::ZERO;
+    for o in outcomes {
+        match o {
+            Redemption::Paid {
+                payer,
+                amount,
+                paid,
+            } => {
+                total += paid;
+                log(
+                    escrow.0.journal,
+                    IEscrow::Redeemed {
+                        payer,
+                        payee,
+                        amount,
+                        paid,
+                    },
+                );
+            }
+            Redemption::Refused { payer, reason } => log(
+                escrow.0.journal,
+                IEscrow::VoucherRefused {
+                    payer,
+                    payee,
+                    reason,
+                },
+            ),
+        }
+    }
+    pay(escrow.0.journal, payee, total)?;
+    Ok((
+        IEscrow::redeemCall::abi_encode_returns(&total),
+        REGISTRY_READ_GAS + VOUCHER_GAS * vouchers.len() as u64,
+    ))
+}
+
 /// Runs a call to `0x…FA`: its return data and gas.
 pub fn call<CTX: ContextTr>(
     ctx: &mut CTX,
@@ -318,42 +363,11 @@ pub fn call<CTX: ContextTr>(
                 REGISTRY_WRITE_GAS,
             ))
         }
-        Call::redeem(c) => {
-            let outcomes = escrow.redeem(caller, &c.vouchers, chain_id, now)?;
-            let mut total = U256::ZERO;
-            for o in outcomes {
-                match o {
-                    Redemption::Paid {
-                        payer,
-                        amount,
-                        paid,
-                    } => {
-                        total += paid;
-                        log(
-                            escrow.0.journal,
-                            IEscrow::Redeemed {
-                                payer,
-                                payee: caller,
-                                amount,
-                                paid,
-                            },
-                        );
-                    }
-                    Redemption::Refused { payer, reason } => log(
-                        escrow.0.journal,
-                        IEscrow::VoucherRefused {
-                            payer,
-                            payee: caller,
-                            reason,
-                        },
-                    ),
-                }
-            }
-            pay(escrow.0.journal, caller, total)?;
-            Ok((
-                IEscrow::redeemCall::abi_encode_returns(&total),
-                REGISTRY_READ_GAS + VOUCHER_GAS * c.vouchers.len() as u64,
-            ))
+        Call::redeem(c) => redeem(&mut escrow, caller, &c.vouchers, chain_id, now),
+        Call::redeemPacked(c) => {
+            let vouchers = gradnet_types::payments::unpack(&c.vouchers)
+                .map_err(|e| revert!("escrow: redeemPacked: {e}"))?;
+            redeem(&mut escrow, caller, &vouchers, chain_id, now)
         }
         Call::channel(c) => Ok((
             IEscrow::channelCall::abi_encode_returns(&escrow.channel(&c.payer, &c.payee)?),
