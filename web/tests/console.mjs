@@ -75,6 +75,8 @@ await step("network", async () => {
   for (let i = 0; i < 3; i++) await nodes.nth(i).getByText("active (dev enclave)").waitFor({ timeout: 30000 });
   // each node declares its engine and the deterministic profile QUORUM samples
   for (let i = 0; i < 3; i++) await nodes.nth(i).locator("td:nth-child(4)").getByText("det-1").waitFor();
+  // and what it charges off chain (the devnet's prices)
+  for (let i = 0; i < 3; i++) await nodes.nth(i).locator("td:nth-child(11)").filter({ hasText: "0.000001 a call" }).waitFor();
 });
 
 const quorumTx = {};

@@ -68,7 +68,12 @@ async fn main() {
     let payer = Payer::new(key, U256::ZERO, 0).unwrap();
     deposit(paid.payments().unwrap(), payer.account());
     let header = payer
-        .sign(31337, payee, U256::MAX, gradnet_client::auth::now() + 86_400)
+        .sign(
+            31337,
+            payee,
+            U256::MAX,
+            gradnet_client::auth::now() + 86_400,
+        )
         .unwrap();
     let (free_url, paid_url) = (
         gradnet_bench::serve_in_process(free).await,
@@ -78,7 +83,8 @@ async fn main() {
     let bytes = gradnet_runtime::generated::mlp(784, 128, 10, 7);
     let cid = hub.put_bytes(&bytes).await.unwrap().cid;
     let input = gradnet_bench::nest(&gradnet_runtime::generated::weights(784, 1, 1.0), &[1, 784]);
-    let body = serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": {"x": input}})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"model": cid.to_string(), "inputs": {"x": input}})).unwrap();
     let call = |url: String, pay: Option<String>| {
         let (client, body) = (client.clone(), body.clone());
         async move {
@@ -115,7 +121,11 @@ async fn main() {
         let (f, p) = (gradnet_bench::median(t_free), gradnet_bench::median(t_paid));
         ratios.push(p / f);
         added.push(p - f);
-        println!("{round:>5}  {f:>9.1}  {p:>9.1}  {:>10.3}x  {:>9.1}", p / f, p - f);
+        println!(
+            "{round:>5}  {f:>9.1}  {p:>9.1}  {:>10.3}x  {:>9.1}",
+            p / f,
+            p - f
+        );
     }
     println!(
         "median: paid / free {:.3}x, {:.1} us added (goal <= 1.05x or <= 100 us)",
@@ -143,8 +153,13 @@ async fn main() {
                     .iter()
                     .map(|(_, py)| {
                         deposit(&p, py.account());
-                        py.sign(31337, payee, U256::from(u64::MAX), gradnet_client::auth::now() + 86_400)
-                            .unwrap()
+                        py.sign(
+                            31337,
+                            payee,
+                            U256::from(u64::MAX),
+                            gradnet_client::auth::now() + 86_400,
+                        )
+                        .unwrap()
                     })
                     .collect()
             } else {
@@ -190,7 +205,9 @@ async fn redeem_gas(n: usize) -> (u64, u64) {
         base_fee: 1_000_000_000,
         validators: vec![GenesisValidator {
             public_key: alloy_primitives::hex::encode(
-                gradnet_consensus::context::PrivateKey::from(seed).public_key().as_bytes(),
+                gradnet_consensus::context::PrivateKey::from(seed)
+                    .public_key()
+                    .as_bytes(),
             ),
             power: 1,
             fee_recipient: Address::repeat_byte(0xfe),
@@ -264,7 +281,9 @@ async fn redeem_gas(n: usize) -> (u64, u64) {
             }
         })
         .collect();
-    let mut s = gradnet_client::Sender::new(rpc.clone(), operator).await.unwrap();
+    let mut s = gradnet_client::Sender::new(rpc.clone(), operator)
+        .await
+        .unwrap();
     let r = s
         .send(
             ESCROW,
@@ -276,7 +295,7 @@ async fn redeem_gas(n: usize) -> (u64, u64) {
         )
         .await
         .unwrap();
-    let escrow_gas =
-        gradnet_inference::registry::REGISTRY_READ_GAS + gradnet_inference::escrow::VOUCHER_GAS * n as u64;
+    let escrow_gas = gradnet_inference::registry::REGISTRY_READ_GAS
+        + gradnet_inference::escrow::VOUCHER_GAS * n as u64;
     (escrow_gas, r.gas_used)
 }

@@ -65,6 +65,10 @@ fn inference_nodes(chain: &Chain) -> Result<Value, RpcError> {
             "faults": faults,
             "lastFault": n.last_fault,
             "tee": enclave,
+            // what it charges off chain (wei), paid through the escrow
+            "prices": gradnet_types::payments::prices_json(
+                &gradnet_inference::prices::prices(&mut slots(), &n.operator).map_err(storage)?,
+            ),
         }));
     }
     Ok(json!(out))

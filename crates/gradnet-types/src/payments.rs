@@ -252,6 +252,22 @@ impl Prices {
     }
 }
 
+/// Prices as JSON (wei as decimal strings), as nodes and the chain's
+/// JSON-RPC show them.
+pub fn prices_json(p: &Prices) -> serde_json::Value {
+    serde_json::json!({
+        "perCall": p.perCall.to_string(),
+        "perMillionInputTokens": p.perMillionInputTokens.to_string(),
+        "perMillionOutputTokens": p.perMillionOutputTokens.to_string(),
+        "models": p.models.iter().map(|m| serde_json::json!({
+            "model": m.model,
+            "perCall": m.perCall.to_string(),
+            "perMillionInputTokens": m.perMillionInputTokens.to_string(),
+            "perMillionOutputTokens": m.perMillionOutputTokens.to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolCall;
 use gradnet_client::{Rpc, Sender};
-use gradnet_types::payments::{
-    Channel, IEscrow, IPrices, Prices, SignedVoucher, ESCROW,
-};
+use gradnet_types::payments::{Channel, IEscrow, IPrices, Prices, SignedVoucher, ESCROW};
 
 use super::Payments;
 

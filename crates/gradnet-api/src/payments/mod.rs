@@ -549,17 +549,4 @@ pub fn put_headers(h: &mut HeaderMap, c: &Charge, chain_id: u64) {
     }
 }
 
-/// Prices as JSON (wei as decimal strings).
-pub fn prices_json(p: &Prices) -> Value {
-    json!({
-        "perCall": p.perCall.to_string(),
-        "perMillionInputTokens": p.perMillionInputTokens.to_string(),
-        "perMillionOutputTokens": p.perMillionOutputTokens.to_string(),
-        "models": p.models.iter().map(|m| json!({
-            "model": m.model,
-            "perCall": m.perCall.to_string(),
-            "perMillionInputTokens": m.perMillionInputTokens.to_string(),
-            "perMillionOutputTokens": m.perMillionOutputTokens.to_string(),
-        })).collect::<Vec<_>>(),
-    })
-}
+pub use gradnet_types::payments::prices_json;

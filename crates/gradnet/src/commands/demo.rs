@@ -146,6 +146,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let llm = chat_demo(&c, &tmp).await?;
     chain_demo(&rpcs).await?;
     inference_demo(&rpcs, &net.model).await?;
+    paid_demo(&rpcs, &net).await?;
 
     let req_file = tmp.path().join("request.json");
     std::fs::write(&req_file, serde_json::to_vec(&request)?)?;
@@ -267,6 +268,78 @@ async fn chain_demo(rpcs: &[String]) -> Result<()> {
     println!(
         "  the same block (hash {}) on all {same} validators",
         block.header.hash
+    );
+    Ok(())
+}
+
+/// Paid inference off chain: the dev account deposits to inference node 0
+/// in the escrow, makes three calls that its voucher pays for (each
+/// receipt signs its charge), and the node's operator redeems the voucher.
+async fn paid_demo(rpcs: &[String], net: &super::devnet::Network) -> Result<()> {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    use gradnet_client::pay::{format_amount, Payer};
+    use gradnet_types::payments::{IEscrow, ESCROW};
+    let node = &net.genesis.inference_nodes[0];
+    let key = gradnet_ledger::genesis::dev_keys(1)[0];
+    let mut sender = Sender::new(Rpc::new(&rpcs[0])?, key).await?;
+    let deposit = U256::from(10u64).pow(U256::from(15u64));
+    let hash = sender
+        .submit(
+            Some(ESCROW),
+            deposit,
+            IEscrow::depositCall {
+                payee: node.operator,
+            }
+            .abi_encode(),
+            200_000,
+        )
+        .await?;
+    sender.succeeded(hash).await.context("the deposit")?;
+    let payer = std::sync::Arc::new(Payer::new(key, deposit / U256::from(10u64), 3600)?);
+    let c = Client::new(&node.endpoint).with_payer(payer);
+    let mut charged = U256::ZERO;
+    for i in 0..3 {
+        let body =
+            serde_json::json!({"model": net.model, "inputs": {"x": [[i as f32, 0.5, -1.0, 2.0]]}});
+        // a node answers 503 until it has read its prices from the chain
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let r: serde_json::Value = loop {
+            match c.post("/v1/infer", &body).await {
+                Err(gradnet_client::ClientError::Api { status: 503, .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await
+                }
+                r => break r.context("a paid call")?,
+            }
+        };
+        let (receipt, _) = gradnet_client::verify::verify_response(&r, None)?;
+        let charge = receipt
+            .body
+            .charge
+            .context("a paid answer's receipt names its charge")?;
+        charged += charge.amount.parse::<U256>()?;
+    }
+    let operator = gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_OPERATOR_BASE);
+    let r: serde_json::Value = Client::new(&node.endpoint)
+        .with_key(operator)
+        .post("/api/v0/payments/redeem", &serde_json::json!({}))
+        .await
+        .context("the node's redemption")?;
+    let paid: U256 = r["paid"].as_str().unwrap_or("0").parse()?;
+    anyhow::ensure!(
+        paid == charged,
+        "the escrow paid {paid} wei for {charged} wei charged"
+    );
+    println!(
+        "● paid off chain: the dev account deposited {} ETH to inference node 0's operator {} in the escrow;\n  3 /v1/infer calls at {} answered a 402 with one voucher and were charged {} ETH (each receipt signs its charge);\n  the operator redeemed the voucher: the escrow paid it {} ETH (transaction {})",
+        format_amount(deposit),
+        node.operator,
+        node.endpoint,
+        format_amount(charged),
+        format_amount(paid),
+        r["transaction"].as_str().unwrap_or("-")
     );
     Ok(())
 }

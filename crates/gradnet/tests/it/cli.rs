@@ -169,6 +169,9 @@ fn demo_runs_once() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse::<u64>().ok());
     assert!(block.is_some_and(|n| n >= 1), "{text}");
+    // and a paid call off chain, redeemed at the escrow for what it charged
+    assert!(text.contains("● paid off chain"), "{text}");
+    assert!(text.contains("the escrow paid it 0.000003 ETH"), "{text}");
 }
 
 #[test]
