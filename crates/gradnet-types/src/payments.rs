@@ -115,7 +115,7 @@ pub fn pack(vouchers: &[SignedVoucher]) -> Option<Vec<u8>> {
 
 /// The vouchers `pack` packed; the error names what is wrong.
 pub fn unpack(b: &[u8]) -> Result<Vec<SignedVoucher>, String> {
-    if b.len() % PACKED_VOUCHER != 0 {
+    if !b.len().is_multiple_of(PACKED_VOUCHER) {
         return Err(format!(
             "{} bytes is not a whole number of {PACKED_VOUCHER}-byte vouchers",
             b.len()
