@@ -167,8 +167,8 @@ async fn main() {
             };
             let t = Instant::now();
             for i in 0..n {
-                if fresh {
-                    headers.insert(x402::PAYMENT_SIGNATURE, signed[i].parse().unwrap());
+                if let Some(v) = signed.get(i) {
+                    headers.insert(x402::PAYMENT_SIGNATURE, v.parse().unwrap());
                 }
                 let h = p.hold(&headers, "/v1/infer", need).await.unwrap();
                 h.settle(U256::from(PRICE));
