@@ -10,6 +10,7 @@ import { llmOutputHash } from "./hashes";
 import { hashCheck, showVerdict } from "./receipt";
 import { MODES, chatCall, decodeChat } from "./onchain";
 import { accountField, toggleAccount } from "./wallet";
+import { paidFetch } from "./pay";
 import { callOnChain } from "./chaincall";
 
 export function chat(el: HTMLElement, model = ""): void {
@@ -77,7 +78,7 @@ async function contentId(model: string): Promise<string> {
 
 /** Streams the answer into `answer`; the whole text, why it ended and the receipt. */
 async function stream(f: FormData, answer: HTMLElement, finish: Element): Promise<{ text: string; reason: string; receipt: any }> {
-  const r = await fetch("/v1/chat/completions", {
+  const r = await paidFetch("/v1/chat/completions", {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({

@@ -10,7 +10,8 @@ import { esc, errorBox, renderChecks } from "./dom";
 import { hashCheck, showVerdict } from "./receipt";
 import { outputHash, requestHash } from "./hashes";
 import { MODES, decodeOutput, inferenceCall } from "./onchain";
-import { accountField, toggleAccount } from "./wallet";
+import { accountField, keepKey, toggleAccount } from "./wallet";
+import { chargeNote } from "./pay";
 import { callOnChain } from "./chaincall";
 
 export function playground(el: HTMLElement, model = ""): void {
@@ -70,8 +71,10 @@ export function playground(el: HTMLElement, model = ""): void {
       return callOnChain(out, String(f.get("key") ?? ""), data, (logged) => outputsHtml(decodeOutput(logged)));
     }
     try {
+      // on a node that charges, the account pays with a voucher
+      if (String(f.get("key") ?? "").trim()) keepKey(String(f.get("key")));
       const r = await api<any>("/v1/infer", { model: f.get("model"), inputs });
-      out.innerHTML = `${outputsHtml(r.outputs)}<h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
+      out.innerHTML = `${outputsHtml(r.outputs)}${chargeNote(r.receipt)}<h2>Receipt</h2><pre id="receipt">${esc(JSON.stringify(r.receipt, null, 1))}</pre>`;
       el.querySelector<HTMLTextAreaElement>("#receipt-input")!.value = JSON.stringify(r.receipt, null, 1);
       // the hashes the receipt signs, recomputed here from what was sent and received
       const sig = (await api<any>(`/api/v0/signature/${r.model}`)).signature ?? {};

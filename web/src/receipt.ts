@@ -19,6 +19,8 @@ export function signingBytes(r: Record<string, any>): Uint8Array<ArrayBuffer> {
   // the runtime's profile is signed when present (receipts before profiles lack it)
   const rt = (x: any) => (x.profile ? { name: x.name, version: x.version, profile: x.profile } : { name: x.name, version: x.version });
   for (const f of FIELDS) body[f] = f === "runtime" ? rt(r.runtime) : r[f];
+  // a paid answer's charge is signed after the rest, when there is one
+  if (r.charge) body.charge = { payer: r.charge.payer, payee: r.charge.payee, amount: r.charge.amount, total: r.charge.total };
   return new TextEncoder().encode(DOMAIN + JSON.stringify(body));
 }
 

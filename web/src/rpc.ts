@@ -23,11 +23,13 @@ export async function rpc<T = any>(method: string, params: unknown[] = []): Prom
 
 /** GET or POST on the node's API; errors carry the API's own message. */
 export async function api<T = any>(path: string, body?: unknown): Promise<T> {
-  const r = await fetch(path, {
+  const init: RequestInit = {
     method: body === undefined ? "GET" : "POST",
     headers: body === undefined ? {} : { "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  };
+  // inference on a node that charges is paid with a voucher
+  const r = body !== undefined && path.startsWith("/v1/") ? await (await import("./pay")).paidFetch(path, init) : await fetch(path, init);
   const text = await r.text();
   let json: any;
   try {

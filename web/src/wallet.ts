@@ -23,9 +23,19 @@ export const hasBrowserWallet = (): boolean => Boolean((window as any).ethereum)
 export const accountField = (): string =>
   `<label id="account" hidden>Account: private key, kept in this tab only${hasBrowserWallet() ? " (empty: your browser wallet)" : ""} <input name="key" type="password" autocomplete="off" value="${savedKey().replace(/"/g, "")}" placeholder="0x… (gradnet devnet prints funded keys)" /></label>`;
 
-/** Shows the account field while `select` names an on-chain mode (any but "node"). */
+/** Shows the account field while `select` names an on-chain mode (any but
+ * "node"), and always on a node that charges for inference. */
 export function toggleAccount(form: HTMLElement, select: HTMLSelectElement): void {
-  select.onchange = () => (form.querySelector<HTMLElement>("#account")!.hidden = select.value === "node");
+  let charges = false;
+  const show = () => (form.querySelector<HTMLElement>("#account")!.hidden = select.value === "node" && !charges);
+  select.onchange = show;
+  fetch("/health")
+    .then((r) => r.json())
+    .then((h) => {
+      charges = Boolean(h.payments);
+      show();
+    })
+    .catch(() => {});
 }
 
 /** The account of a pasted private key (0x optional); none if it is not one. */

@@ -10,6 +10,7 @@
 // (an ONNX file to upload), LLM (a chat model in the hub), SHOTS, CHROMIUM.
 import { chromium } from "playwright-core";
 import { privateKeyToAccount } from "viem/accounts";
+import { encodeFunctionData } from "viem";
 import { mkdirSync, writeFileSync } from "node:fs";
 
 const env = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set`); })();
@@ -30,6 +31,24 @@ async function transfer(key) {
   const [chainId, nonce, gasPrice] = await Promise.all([rpc("eth_chainId"), rpc("eth_getTransactionCount", [account.address, "pending"]), rpc("eth_gasPrice")]);
   const raw = await account.signTransaction({ type: "eip1559", chainId: Number(chainId), nonce: Number(nonce), to: "0x0707070707070707070707070707070707070707", value: 12345n, gas: 21000n, maxFeePerGas: BigInt(gasPrice) * 2n, maxPriorityFeePerGas: 1n });
   return rpc("eth_sendRawTransaction", [raw]);
+}
+
+/** A deposit to `payee` in the escrow, signed here. */
+async function deposit(key, payee) {
+  const account = privateKeyToAccount(key);
+  const [chainId, nonce, gasPrice] = await Promise.all([rpc("eth_chainId"), rpc("eth_getTransactionCount", [account.address, "pending"]), rpc("eth_gasPrice")]);
+  const data = encodeFunctionData({ abi: [{ type: "function", name: "deposit", inputs: [{ name: "payee", type: "address" }], outputs: [], stateMutability: "payable" }], functionName: "deposit", args: [payee] });
+  const raw = await account.signTransaction({ type: "eip1559", chainId: Number(chainId), nonce: Number(nonce), to: "0x00000000000000000000000000000000000000fa", value: 10n ** 16n, data, gas: 200000n, maxFeePerGas: BigInt(gasPrice) * 2n, maxPriorityFeePerGas: 1n });
+  const hash = await rpc("eth_sendRawTransaction", [raw]);
+  for (let i = 0; i < 200; i++) {
+    const r = await rpc("eth_getTransactionReceipt", [hash]);
+    if (r) {
+      if (r.status !== "0x1") throw new Error(`deposit failed: ${hash}`);
+      return;
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  throw new Error("the deposit is not in a block after 20 s");
 }
 
 const browser = await chromium.launch({
@@ -347,6 +366,26 @@ await step("chat-TEE", async () => {
   await page.locator("#chain-checks li").first().waitFor();
   if (await page.locator("#chain-checks li.bad").count()) throw new Error(await page.locator("#chain-checks").textContent());
   for (const text of ["ed25519 signature", "the result the contract received is the signed outcome", "a dev enclave"]) await page.locator("#chain-checks li.ok").filter({ hasText: text }).first().waitFor();
+});
+
+await step("paid-playground", async () => {
+  // an inference node serves the console too, and charges: the page pays with the tab's key
+  const node = env("PAID_NODE");
+  const terms = await (await fetch(`${node}/api/v0/payments`)).json();
+  await deposit(env("CONSOLE_KEY"), terms.payee);
+  await page.goto(`${node}/#/playground/${demo}`);
+  await page.locator("#account").waitFor();
+  await page.fill("input[name=key]", env("CONSOLE_KEY"));
+  await page.fill("textarea[name=inputs]", '{"x": [[0.5, -1.0, 0.25, 3.0]]}');
+  await page.click("#run button");
+  await page.locator("#charge").filter({ hasText: "paid: 0.000001 ETH" }).waitFor({ timeout: 30000 });
+  // the next call rides the same voucher
+  await page.click("#run button");
+  await page.locator("#charge").filter({ hasText: "0.000002 ETH charged" }).waitFor({ timeout: 30000 });
+  const receipt = JSON.parse(await page.locator("#receipt").textContent());
+  if (receipt.charge?.payee?.toLowerCase() !== terms.payee.toLowerCase()) throw new Error(`receipt charge: ${JSON.stringify(receipt.charge)}`);
+  await page.click("#verify");
+  await page.locator("#verdict.ok").filter({ hasText: "signature valid" }).waitFor();
 });
 
 await step("health", async () => {

@@ -5,7 +5,8 @@
 //! its result checked in the browser, a model uploaded and run (on the node
 //! and, fetched by the inference nodes, through the chain), a name published
 //! on chain from the browser (and refused to another account), a browser
-//! wallet that signs in once for a session, chat, health
+//! wallet that signs in once for a session, a paid call on an inference
+//! node (deposit, voucher, charge in the receipt), chat, health
 //! charts, and errors shown as the API words them. Screenshots are kept in
 //! `target/console-screenshots`.
 
@@ -50,6 +51,7 @@ fn the_console_explores_uploads_and_runs_models_on_a_devnet_in_a_browser() {
         .env("DEMO_MODEL", demo.to_string())
         .env("MODEL_FILE", &model)
         .env("LLM", "tiny-llm")
+        .env("PAID_NODE", &net.inference[0])
         .env("SHOTS", &shots)
         .env("CHROMIUM", &chromium)
         .current_dir(&web)
