@@ -431,3 +431,86 @@ async fn an_llm_answer_is_charged_its_tokens_and_stops_where_the_voucher_does() 
     let (st, _, _) = chat(s, &tight, 5, false).await;
     assert_eq!(st, StatusCode::PAYMENT_REQUIRED);
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_mid_stream_is_charged_what_was_generated_and_its_hold_released() {
+    let n = paid_node().await;
+    let s = &n.state;
+    let w = gradnet_hub::Writer::Anonymous;
+    s.hub
+        .create_repo(
+            gradnet_hub::RepoSpec {
+                name: "tiny".into(),
+                ..Default::default()
+            },
+            &w,
+        )
+        .unwrap();
+    let v = s
+        .hub
+        .create_version("tiny", String::new(), false, &w)
+        .unwrap();
+    let blob = s
+        .hub
+        .put_bytes(&gradnet_runtime::llm::sample::tiny_llama(1))
+        .await
+        .unwrap();
+    s.hub
+        .add_file("tiny", &v.version, "model.gguf", blob, &w)
+        .unwrap();
+    let alice = account(&ALICE);
+    deposit(s, alice, u64::MAX);
+    let pay = voucher(&ALICE, CHAIN, operator(), 10_000_000, later());
+    let body = json!({
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hello"}],
+        "max_tokens": 200,
+        "temperature": 0,
+        "stream": true,
+    });
+    let req = Request::post("/v1/chat/completions")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(x402::PAYMENT_SIGNATURE, &pay)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let r = router(s.clone()).oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // read the first event, then go away
+    let mut stream = r.into_body().into_data_stream();
+    let first = futures::StreamExt::next(&mut stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!first.is_empty());
+    drop(stream);
+    // the generator stops at its next token and charges what it generated
+    let p = s.payments().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let charged = loop {
+        let st = p.standing(alice);
+        if st["held"] == "0" && st["charged"] != "0" {
+            break st["charged"].as_str().unwrap().parse::<U256>().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no charge after the client left: {st}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    // never more than the whole answer could cost (the prompt is under 64 tokens)
+    let rate = p.rate("x", Some("tiny")).unwrap();
+    let full = rate.tokens(64, 200);
+    assert!(
+        charged <= full,
+        "charged {charged}, more than a whole answer ({full})"
+    );
+    // and what remains is the payer's again
+    assert_eq!(
+        p.standing(alice)["available"]
+            .as_str()
+            .unwrap()
+            .parse::<U256>()
+            .unwrap(),
+        U256::from(10_000_000u64) - charged
+    );
+}

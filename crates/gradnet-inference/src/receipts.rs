@@ -224,5 +224,24 @@ mod tests {
         let back = c.receipt(&key.public_hex()).unwrap();
         assert_eq!(back, r);
         back.verify().unwrap();
+        // a paid answer's receipt keeps its signed charge through the compact form
+        let mut body = r.body.clone();
+        body.charge = Some(gradnet_types::receipt::ReceiptCharge {
+            payer: "0x00000000000000000000000000000000000000a1".into(),
+            payee: "0x00000000000000000000000000000000000000ee".into(),
+            amount: "1000".into(),
+            total: "5000".into(),
+        });
+        let paid = body.sign(&key);
+        let c = CompactReceipt::of(&paid).unwrap();
+        let rlp = alloy_rlp::encode(&c);
+        let decoded: CompactReceipt = alloy_rlp::Decodable::decode(&mut rlp.as_slice()).unwrap();
+        let back = decoded.receipt(&key.public_hex()).unwrap();
+        assert_eq!(back, paid);
+        back.verify().unwrap();
+        // and a free one's compact form is as before (no trailing field)
+        let free = alloy_rlp::encode(CompactReceipt::of(&r).unwrap());
+        let decoded: CompactReceipt = alloy_rlp::Decodable::decode(&mut free.as_slice()).unwrap();
+        assert_eq!(decoded.charge, None);
     }
 }
