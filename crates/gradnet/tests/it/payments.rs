@@ -278,6 +278,63 @@ async fn a_client_pays_two_nodes_and_the_books_agree_to_the_wei() {
         "the rest went back: {deposited} deposited"
     );
 
+    // an operator changes its price on chain; its node charges the new one
+    let op0 = dev_key(DEV_OPERATOR_BASE).to_string();
+    let (ok, _, err) = cli(
+        &nodes[0],
+        &[
+            "pay",
+            "prices",
+            "--per-call",
+            "0.000002",
+            "--per-million-input",
+            "0.001",
+            "--per-million-output",
+            "0.002",
+            "--key",
+            &op0,
+            "--rpc",
+            &net.rpc,
+        ],
+    );
+    assert!(ok, "{err}");
+    until(30, "the node's new price", || async {
+        let t: Value = common::get_json(&format!("{}/api/v0/payments", nodes[0])).await;
+        t["prices"]["perCall"] == "2000000000000"
+    })
+    .await;
+    let c = NodeClient::new(&nodes[0]).with_payer(std::sync::Arc::new(
+        Payer::new(alice_key.parse().unwrap(), price * U256::from(10u64), 3600).unwrap(),
+    ));
+    let r: Value = c
+        .post(
+            "/v1/infer",
+            &json!({"model": cid, "inputs": {"x": [[1, 2, 3, 4]]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["receipt"]["charge"]["amount"], "2000000000000", "{r}");
+    charged[0] += price * U256::from(2u64);
+    // the payer's view through the CLI, and the operator's redemption on demand
+    let (ok, out, err) = cli(
+        &nodes[0],
+        &["pay", "status", "--key", &alice_key, "--rpc", &net.rpc],
+    );
+    assert!(ok, "{err}");
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(wei(&status["node"]["charged"]), charged[0], "{status}");
+    let (ok, out, err) = cli(&nodes[0], &["pay", "redeem", "--key", &op0]);
+    assert!(ok && out.contains("redeemed"), "{out}{err}");
+    let (rpc, want, op0_addr) = (net.rpc.clone(), charged[0], operators[0]);
+    until(30, "the new charge redeemed", || {
+        let rpc = rpc.clone();
+        async move { channel(&rpc, alice, op0_addr).await.redeemed == want }
+    })
+    .await;
+    // only the operator redeems its node's vouchers
+    let (ok, _, err) = cli(&nodes[0], &["pay", "redeem", "--key", &alice_key]);
+    assert!(!ok && err.contains("only this node's operator"), "{err}");
+
     // the unchanged openai client pays with a default header from `gradnet pay session`
     let (ok, header, err) = cli(&nodes[0], &["pay", "session", "0.001", "--key", &alice_key]);
     assert!(ok, "{err}");
