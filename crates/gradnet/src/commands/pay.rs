@@ -59,8 +59,10 @@ pub(crate) enum PayCmd {
         #[command(flatten)]
         acct: Account,
     },
+    /// A node's terms: whom it is paid to, through which escrow, its prices.
+    Terms,
     /// Your channel to a node: deposited, redeemed, a pending withdrawal;
-    /// and what the node says it charged.
+    /// and what the node says it charged, and its prices.
     Status {
         #[command(flatten)]
         to: Payee,
@@ -192,11 +194,19 @@ pub(crate) async fn run(c: &Client, cmd: PayCmd) -> Result<()> {
                 format_amount(ch.redeemed)
             );
         }
+        PayCmd::Terms => {
+            let t: Value = c
+                .get("/api/v0/payments")
+                .await
+                .with_context(|| format!("{} does not charge (or is unreachable)", c.url("")))?;
+            println!("{}", serde_json::to_string_pretty(&t)?);
+        }
         PayCmd::Status { to, acct } => {
             let payee = payee(c, &to).await?;
             let payer = gradnet_client::wallet::address(&key_of(&acct.key)?)?;
             let ch = channel(&Rpc::new(&acct.rpc.rpc)?, payer, payee).await?;
             let node: Option<Value> = c.get(&format!("/api/v0/payments/{payer}")).await.ok();
+            let terms: Option<Value> = c.get("/api/v0/payments").await.ok();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({
@@ -206,6 +216,7 @@ pub(crate) async fn run(c: &Client, cmd: PayCmd) -> Result<()> {
                     "redeemed": format_amount(ch.redeemed),
                     "withdrawable_at": (ch.withdrawableAt != 0).then_some(ch.withdrawableAt),
                     "node": node,
+                    "prices": terms.map(|t| t["prices"].clone()),
                 }))?
             );
         }

@@ -323,6 +323,12 @@ async fn a_client_pays_two_nodes_and_the_books_agree_to_the_wei() {
     assert!(ok, "{err}");
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(wei(&status["node"]["charged"]), charged[0], "{status}");
+    assert_eq!(status["prices"]["perCall"], "2000000000000", "{status}");
+    let (ok, out, err) = cli(&nodes[0], &["pay", "terms"]);
+    assert!(
+        ok && out.contains("\"perMillionOutputTokens\": \"2000000000000000\""),
+        "{out}{err}"
+    );
     let (ok, out, err) = cli(&nodes[0], &["pay", "redeem", "--key", &op0]);
     assert!(ok && out.contains("redeemed"), "{out}{err}");
     let (rpc, want, op0_addr) = (net.rpc.clone(), charged[0], operators[0]);
