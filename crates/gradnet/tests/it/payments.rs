@@ -2,8 +2,10 @@
 //! inference nodes, makes 200 paid `/v1/infer` calls and 5 streamed chats
 //! across them, both nodes redeem in batches, and the books agree to the
 //! wei — the receipts' charges, what the escrow paid each node, and what
-//! the client's channels say it spent. A withdrawal races a redemption; the
-//! unchanged openai Python client pays with a default header.
+//! the client's channels say it spent. A withdrawal races a redemption; an
+//! operator's new price is charged; a node killed with unredeemed vouchers
+//! redeems them after its restart; the unchanged openai Python client pays
+//! with a default header.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,11 @@ async fn until<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// The operator account of the devnet's inference node `i`.
+fn operators_of(i: u64) -> Address {
+    gradnet_client::wallet::address(&dev_key(DEV_OPERATOR_BASE + i)).unwrap()
+}
+
 fn wei(v: &Value) -> U256 {
     v.as_str()
         .unwrap_or_else(|| panic!("not an amount: {v}"))
@@ -72,9 +79,7 @@ async fn a_client_pays_two_nodes_and_the_books_agree_to_the_wei() {
     let alice_key = net.keys[0].clone();
     let alice = gradnet_client::wallet::address(&alice_key.parse().unwrap()).unwrap();
     let nodes = [net.inference[0].clone(), net.inference[1].clone()];
-    let operators: Vec<Address> = (0..2u64)
-        .map(|i| gradnet_client::wallet::address(&dev_key(DEV_OPERATOR_BASE + i)).unwrap())
-        .collect();
+    let operators: Vec<Address> = (0..2u64).map(operators_of).collect();
     let onnx = gradnet_runtime::generated::mlp(4, 8, 3, 7);
     let cid = gradnet_types::ContentId::of(&onnx).to_string();
     for node in &nodes {
@@ -340,6 +345,68 @@ async fn a_client_pays_two_nodes_and_the_books_agree_to_the_wei() {
     // only the operator redeems its node's vouchers
     let (ok, _, err) = cli(&nodes[0], &["pay", "redeem", "--key", &alice_key]);
     assert!(!ok && err.contains("only this node's operator"), "{err}");
+
+    // a node killed (SIGKILL) with unredeemed vouchers: restarted, it
+    // redeems them: nothing it earned is lost
+    let op2 = dev_key(DEV_OPERATOR_BASE + 2).to_string();
+    let payee2 = operators_of(2);
+    let data = dir.path().join("crashing-node");
+    let flags = [
+        "--operator-key",
+        op2.as_str(),
+        "--chain-rpc",
+        net.rpc.as_str(),
+        "--redeem-every",
+        "3600",
+        "--hub-peer",
+        net.api.as_str(),
+    ];
+    let node = common::Node::start(&data, &flags);
+    let url = node.url.clone();
+    until(60, "the node's 402", || async {
+        common::post(
+            &format!("{url}/v1/infer"),
+            json!({"model": cid, "inputs": {"x": [[1, 2, 3, 4]]}}),
+        )
+        .await
+        .0 == 402
+    })
+    .await;
+    let (ok, _, err) = cli(
+        &node.url,
+        &[
+            "pay", "deposit", "0.001", "--key", &alice_key, "--rpc", &net.rpc,
+        ],
+    );
+    assert!(ok, "{err}");
+    let c = NodeClient::new(&node.url).with_payer(std::sync::Arc::new(
+        Payer::new(alice_key.parse().unwrap(), price * U256::from(10u64), 3600).unwrap(),
+    ));
+    for _ in 0..5 {
+        let _: Value = c
+            .post(
+                "/v1/infer",
+                &json!({"model": cid, "inputs": {"x": [[1, 2, 3, 4]]}}),
+            )
+            .await
+            .unwrap();
+    }
+    drop(node);
+    assert!(channel(&net.rpc, alice, payee2).await.redeemed.is_zero());
+    let node = common::Node::start(&data, &flags);
+    let standing: Value = common::get_json(&format!("{}/api/v0/payments/{alice}", node.url)).await;
+    assert_eq!(
+        wei(&standing["charged"]),
+        price * U256::from(5u64),
+        "{standing}"
+    );
+    let (ok, out, err) = cli(&node.url, &["pay", "redeem", "--key", &op2]);
+    assert!(ok && out.contains("redeemed 0.000005"), "{out}{err}");
+    assert_eq!(
+        channel(&net.rpc, alice, payee2).await.redeemed,
+        price * U256::from(5u64)
+    );
+    drop(node);
 
     // the unchanged openai client pays with a default header from `gradnet pay session`
     let (ok, header, err) = cli(&nodes[0], &["pay", "session", "0.001", "--key", &alice_key]);
