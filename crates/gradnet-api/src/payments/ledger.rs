@@ -41,6 +41,8 @@ pub struct Account {
     pub deposited: Option<U256>,
     /// A withdrawal the payer announced, due then (0: none).
     pub withdrawable_at: u64,
+    /// When the channel was last read from the chain.
+    pub read_at: Option<std::time::Instant>,
 }
 
 impl Account {

@@ -233,6 +233,7 @@ impl Payments {
         let a = l.account(payer);
         a.deposited = Some(c.deposited);
         a.withdrawable_at = c.withdrawableAt;
+        a.read_at = Some(std::time::Instant::now());
         let redeemed = c.redeemed;
         if let Err(e) = l.redeemed(payer, redeemed) {
             tracing::error!(error = %e, "payments log");
@@ -406,6 +407,22 @@ impl Payments {
         })?;
         let payer = p.voucher.payer;
         self.take_voucher(&p, resource, least).await?;
+        // a deposit that no longer covers the call may have grown since it
+        // was read (or a withdrawal may be gone): ask the chain, once a second
+        if let Some(link) = &self.chain {
+            let stale = {
+                let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+                let a = l.account(payer);
+                (a.available() < least || a.withdrawable_at != 0)
+                    && a.read_at
+                        .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1))
+            };
+            if stale {
+                if let Ok(c) = link.channel(payer, self.payee).await {
+                    self.know_channel(payer, &c);
+                }
+            }
+        }
         let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         let a = l.account(payer);
         if a.withdrawable_at != 0 {

@@ -372,24 +372,38 @@ async fn a_client_pays_two_nodes_and_the_books_agree_to_the_wei() {
         .0 == 402
     })
     .await;
+    // a deposit for three calls: the fourth is refused until the payer deposits more
     let (ok, _, err) = cli(
         &node.url,
         &[
-            "pay", "deposit", "0.001", "--key", &alice_key, "--rpc", &net.rpc,
+            "pay", "deposit", "0.000003", "--key", &alice_key, "--rpc", &net.rpc,
         ],
     );
     assert!(ok, "{err}");
     let c = NodeClient::new(&node.url).with_payer(std::sync::Arc::new(
         Payer::new(alice_key.parse().unwrap(), price * U256::from(10u64), 3600).unwrap(),
     ));
-    for _ in 0..5 {
-        let _: Value = c
-            .post(
-                "/v1/infer",
-                &json!({"model": cid, "inputs": {"x": [[1, 2, 3, 4]]}}),
-            )
-            .await
-            .unwrap();
+    let body = json!({"model": cid, "inputs": {"x": [[1, 2, 3, 4]]}});
+    let call = || c.post::<Value>("/v1/infer", &body);
+    for _ in 0..3 {
+        call().await.unwrap();
+    }
+    match call().await {
+        Err(gradnet_client::ClientError::Api {
+            status: 402, code, ..
+        }) => assert_eq!(code, "insufficient_deposit"),
+        other => panic!("a fourth call on a deposit for three: {other:?}"),
+    }
+    let (ok, _, err) = cli(
+        &node.url,
+        &[
+            "pay", "deposit", "0.000002", "--key", &alice_key, "--rpc", &net.rpc,
+        ],
+    );
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..2 {
+        call().await.unwrap();
     }
     drop(node);
     assert!(channel(&net.rpc, alice, payee2).await.redeemed.is_zero());
