@@ -266,6 +266,8 @@ impl Payments {
             "escrow": gradnet_types::payments::ESCROW,
             "network": x402::network(self.chain_id()),
             "scheme": x402::SCHEME,
+            // whether the prices were read from the chain yet (paid routes answer 503 until then)
+            "ready": self.ready(),
             "prices": prices_json(&self.prices()),
         })
     }

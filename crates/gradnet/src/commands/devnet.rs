@@ -232,6 +232,11 @@ impl Network {
             )
             .await?;
         }
+        // the inference nodes serve once they know their prices (until then
+        // their paid routes answer 503)
+        for (_, endpoint) in &inference {
+            wait_priced(endpoint, std::time::Duration::from_secs(60)).await?;
+        }
         Ok(Network {
             genesis,
             children,
@@ -377,6 +382,23 @@ async fn publish_demo_model(root: &Path, apis: &[String]) -> Result<String> {
 }
 
 /// Waits for a started node's "listening" line; then drains its output.
+/// Waits until the node at `endpoint` has read its prices from the chain.
+async fn wait_priced(endpoint: &str, within: std::time::Duration) -> Result<()> {
+    let c = gradnet_client::NodeClient::new(endpoint);
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok(t) = c.get::<serde_json::Value>("/api/v0/payments").await {
+            if t["ready"] == true {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the inference node at {endpoint} did not read its prices from the chain within {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_listening(child: &mut tokio::process::Child, what: &str) -> Result<()> {
     use tokio::io::AsyncBufReadExt;
     let out = child.stdout.take().expect("piped");
@@ -547,7 +569,7 @@ pub(crate) struct DevnetArgs {
     /// What the inference nodes charge off chain, in wei: per ONNX call,
     /// per million prompt tokens, per million generated tokens (`0,0,0`:
     /// free). Paid with vouchers on the escrow (`gradnet pay`).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [DEV_PRICE_PER_CALL, DEV_PRICE_PER_M_IN, DEV_PRICE_PER_M_OUT])]
+    #[arg(long, value_delimiter = ',', default_values_t = [DEV_PRICE_PER_CALL, DEV_PRICE_PER_M_IN, DEV_PRICE_PER_M_OUT])]
     pub prices: Vec<u128>,
     /// Seconds a payer waits between announcing a withdrawal from the
     /// escrow and making it (the nodes redeem meanwhile).
