@@ -84,10 +84,9 @@ impl Payer {
                 x402::SCHEME
             )));
         }
-        let chain_id: u64 = a["network"]
+        let chain_id = a["network"]
             .as_str()
-            .and_then(|n| n.strip_prefix("eip155:"))
-            .and_then(|n| n.parse().ok())
+            .and_then(x402::chain_of)
             .ok_or_else(|| bad("no eip155 network"))?;
         let payee: Address = a["payTo"]
             .as_str()

@@ -35,6 +35,11 @@ pub fn decode(header: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("not base64: {e}"))
 }
 
+/// The chain id of a CAIP-2 `eip155:<chain id>` network.
+pub fn chain_of(network: &str) -> Option<u64> {
+    network.strip_prefix("eip155:")?.parse().ok()
+}
+
 /// `eip155:<chain id>`, the network as CAIP-2 names it.
 pub fn network(chain_id: u64) -> String {
     format!("eip155:{chain_id}")

@@ -252,10 +252,9 @@ pub(crate) async fn run(c: &Client, cmd: PayCmd) -> Result<()> {
         PayCmd::Session { cap, ttl, key } => {
             let t: Value = c.get("/api/v0/payments").await?;
             let payee: Address = t["payee"].as_str().unwrap_or_default().parse()?;
-            let chain_id: u64 = t["network"]
+            let chain_id = t["network"]
                 .as_str()
-                .and_then(|n| n.strip_prefix("eip155:"))
-                .and_then(|n| n.parse().ok())
+                .and_then(gradnet_client::x402::chain_of)
                 .context("the node names no eip155 network")?;
             let payer = Payer::new(key_of(&key)?, amount(&cap)?, ttl)?;
             let standing: Value = c
