@@ -9,6 +9,7 @@ pub mod abi;
 pub mod demo_contract;
 pub mod error;
 pub mod escrow;
+pub mod fault_report;
 pub mod mode;
 pub mod model_registry;
 pub mod pipe;

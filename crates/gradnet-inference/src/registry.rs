@@ -16,7 +16,7 @@
 
 use alloy_primitives::{address, Address, B256, U256};
 use alloy_sol_types::{sol, SolCall, SolEvent, SolValue};
-use revm::context_interface::{Block, ContextTr, JournalTr};
+use revm::context_interface::{Block, Cfg, ContextTr, JournalTr};
 use revm::interpreter::CallInputs;
 
 use crate::error::SystemError;
@@ -93,6 +93,7 @@ sol! {
         function zkModel(string modelCID) external view returns (bytes32 keyId, address owner, uint8 fracBits, uint32 inputs, uint32 outputs);
         function minStake() external view returns (uint256);
         function inferenceFee() external view returns (uint256);
+        function reportFault(bytes certificate) external;
     }
 }
 
@@ -586,6 +587,16 @@ pub fn call<CTX: ContextTr>(
     })?;
     let now = to_u64(ctx.block().timestamp());
     let caller = inputs.caller;
+    let block = to_u64(ctx.block().number());
+    let chain_id = ctx.cfg().chain_id();
+    // a report's seed block hash, read before the registry takes the journal
+    let seed = match &call {
+        Call::reportFault(c) => seed_block(&c.certificate).map(|b| {
+            use revm::Database;
+            (b, ctx.db_mut().block_hash(b).unwrap_or_default())
+        }),
+        _ => None,
+    };
     let journal = ctx.journal_mut();
     let mut reg = Registry(JournalSlots {
         journal: &mut *journal,
@@ -608,7 +619,68 @@ pub fn call<CTX: ContextTr>(
         Call::zkModel(c) => zk_model(&mut reg, c),
         Call::minStake(_) => min_stake(),
         Call::inferenceFee(_) => inference_fee(),
+        Call::reportFault(c) => report_fault(&mut reg, chain_id, block, seed, c),
     }
+}
+
+/// The seed block a reported certificate names, if it parses that far.
+fn seed_block(certificate: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seeded {
+        seed: gradnet_types::certificate::Seed,
+    }
+    serde_json::from_slice::<Seeded>(certificate)
+        .ok()
+        .map(|s| s.seed.block)
+}
+
+/// `reportFault`: slashes the nodes a QUORUM certificate shows dissenting
+/// (see `fault_report`), each once per request.
+fn report_fault<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    chain_id: u64,
+    block: u64,
+    seed: Option<(u64, B256)>,
+    c: IInferenceRegistry::reportFaultCall,
+) -> Result<(Vec<u8>, u64), SystemError> {
+    use crate::fault_report;
+    let nodes = reg.all()?;
+    let hash_of = |b: u64| seed.filter(|(n, _)| *n == b).map_or(B256::ZERO, |s| s.1);
+    let (cert, convicted) = fault_report::check(&c.certificate, chain_id, block, hash_of, nodes)
+        .map_err(SystemError::from)?;
+    let words = c.certificate.len().div_ceil(32) as u64;
+    let mut gas = REGISTRY_WRITE_GAS + RECEIPT_GAS * cert.answers.len() as u64;
+    for op in &convicted.nodes {
+        let mark = slot(
+            "gradnet.registry.reported",
+            &[op.as_slice(), convicted.request_hash.as_slice()].concat(),
+        );
+        if !reg.0.get(mark)?.is_zero() {
+            return Err(revert!(
+                "fault report: {op}'s answer to request {} was reported already",
+                convicted.request_hash
+            ));
+        }
+        reg.0.set(mark, U256::from(1))?;
+        let fault = Fault {
+            request_hash: convicted.request_hash,
+            reason: fault_report::REASON.into(),
+            evidence: c.certificate.clone(),
+        };
+        let amount = reg.slash(op, crate::sidecar::SLASH_WRONG_BPS, block, &fault)?;
+        log(
+            reg.0.journal,
+            IInferenceRegistry::Slashed {
+                operator: *op,
+                amount,
+                requestHash: convicted.request_hash,
+                reason: fault.reason,
+                evidence: fault.evidence,
+            },
+        );
+        gas += REGISTRY_WRITE_GAS + ZK_KEY_GAS_PER_WORD * words;
+    }
+    Ok((vec![], gas))
 }
 
 /// `register`: a new node with its stake (the call's value).
