@@ -244,6 +244,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/payments/redeem", post(routes::pay::redeem))
         .route("/api/v0/payments/{payer}", get(routes::pay::standing))
         .route("/api/v0/signature/{*model}", get(routes::infer::signature))
+        .route("/api/v0/resolve/{*model}", get(routes::infer::resolve))
         .route("/v1/infer", post(routes::infer::infer))
         .route("/v1/models", get(routes::openai::list_models))
         .route("/v1/chat/completions", post(routes::openai::chat))

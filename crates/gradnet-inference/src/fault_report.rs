@@ -7,9 +7,12 @@
 //! - the certificate itself (signatures, one request, a majority);
 //! - its seed: a block among the last 256 whose hash is the one stated;
 //! - the sampling: the nodes asked are the head of the order PIPE's
-//!   `RegistryView::ranked` gives for that seed and the receipts' request
-//!   hash, under the registry as it stands (a registry changed since the
-//!   seed block refuses the report: the sampling cannot be shown);
+//!   `RegistryView::ranked` gives for that seed and the receipts' model
+//!   (its content id is the sampling key: a gateway knows it before any
+//!   node answers, and whoever assembles a certificate can pick only among
+//!   the last 256 seeds, not grind inputs), under the registry as it
+//!   stands (a registry changed since the seed block refuses the report:
+//!   the sampling cannot be shown);
 //! - each answer's receipt is signed with its operator's registered key.
 //!
 //! Each dissenter loses `SLASH_WRONG_BPS` of its stake once per request;
@@ -28,6 +31,12 @@ pub const MAX_SEED_AGE: u64 = 256;
 pub const MAX_REPORT_BYTES: usize = 64 << 10;
 /// Why the stored fault says a node was slashed.
 pub const REASON: &str = "off-chain QUORUM: its signed output differs from the majority's";
+
+/// The key QUORUM off chain samples nodes by, with the seed block's hash:
+/// the model's content id.
+pub fn sampling_key(model: &gradnet_types::ContentId) -> B256 {
+    B256::from(model.0)
+}
 
 /// A checked report: the request and the operators it convicts.
 #[derive(Debug, Clone, PartialEq, Eq)]

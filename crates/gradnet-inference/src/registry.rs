@@ -171,6 +171,26 @@ impl NodeRecord {
             && (self.last_fault == 0 || block > self.last_fault + FAULT_COOLDOWN_BLOCKS)
     }
 
+    /// A node as `getNode` / `activeNodes` return it.
+    pub fn from_abi(n: &InferenceNode) -> Self {
+        NodeRecord {
+            operator: n.operator,
+            signing_key: n.signingKey,
+            endpoint: n.endpoint.clone(),
+            modes: modes_mask(&n.modes).unwrap_or(0),
+            models: n.models.clone(),
+            stake: n.stake,
+            unbonding: n.unbonding,
+            unbonding_until: n.unbondingUntil,
+            earnings: n.earnings,
+            slashed: n.slashed,
+            faults: n.faults,
+            last_fault: n.lastFault,
+            engine: n.engine.clone(),
+            profile: n.profile.clone(),
+        }
+    }
+
     fn abi(&self) -> InferenceNode {
         InferenceNode {
             operator: self.operator,

@@ -8,6 +8,7 @@
 
 pub mod consensus;
 pub mod dev_enclave;
+pub mod gateway;
 pub mod inferencer;
 pub mod ledger;
 pub mod names;

@@ -177,3 +177,17 @@ pub(crate) async fn signature(
             .into_response(),
     )
 }
+
+/// `GET /api/v0/resolve/{model}[?kind=llm]`: the content id a model
+/// reference names on this node (a gateway samples QUORUM nodes by it).
+pub(crate) async fn resolve(
+    State(s): State<AppState>,
+    Path(model): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let cid = match q.get("kind").map(String::as_str) {
+        Some("llm") => s.resolve_llm(&model).await?,
+        _ => s.resolve(&model).await?,
+    };
+    Ok(Json(serde_json::json!({"reference": model, "model": cid})).into_response())
+}
