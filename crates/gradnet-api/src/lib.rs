@@ -61,6 +61,9 @@ pub struct ApiConfig {
     pub requests_per_account: u32,
     /// Signed requests one account may make at once above its rate.
     pub burst_per_account: u32,
+    /// Test only: every `/v1/infer` answer's first output value is altered
+    /// before it is signed (a faulty node, for QUORUM to outvote).
+    pub byzantine: bool,
 }
 
 /// The chain id of a node without a ledger (and of `gradnet devnet`'s default).
@@ -80,6 +83,7 @@ impl Default for ApiConfig {
             dev_mode: false,
             requests_per_account: 20,
             burst_per_account: 60,
+            byzantine: false,
         }
     }
 }

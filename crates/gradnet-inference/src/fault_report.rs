@@ -104,7 +104,7 @@ pub fn check(
         nodes,
         tee_keys: vec![],
     };
-    let ranked = view.ranked(&request_hash, InferenceMode::Quorum, &model);
+    let ranked = view.ranked(&sampling_key(&first.model), InferenceMode::Quorum, &model);
     if cert.asked.len() > ranked.len()
         || cert
             .asked
@@ -113,7 +113,7 @@ pub fn check(
             .any(|(a, n)| *a != n.operator)
     {
         return Err(format!(
-            "fault report: the nodes asked are not the registry's sampling for request {request_hash} at block {}",
+            "fault report: the nodes asked are not the registry's sampling for model {model} at block {}",
             seed.block
         ));
     }
@@ -185,7 +185,7 @@ mod tests {
             tee_keys: vec![],
         };
         let ranked = view.ranked(
-            &B256::from(request.0),
+            &sampling_key(&model),
             InferenceMode::Quorum,
             &model.to_string(),
         );

@@ -76,6 +76,10 @@ pub(crate) enum Command {
     /// Start a local network: validators with a generated genesis and
     /// funded development accounts, each with JSON-RPC and the inference API.
     Devnet(DevnetArgs),
+    /// One endpoint for the whole network: routes inference to the
+    /// registry's nodes, with failover, and serves QUORUM and TEE off chain
+    /// with certificates.
+    Gateway(crate::commands::gateway::GatewayArgs),
     /// The ledger, through a node's Ethereum JSON-RPC.
     #[command(subcommand)]
     Chain(ChainCmd),

@@ -73,6 +73,8 @@ pub(crate) struct NodeConfig {
     pub dev_enclave: Option<gradnet_node::dev_enclave::DevEnclaveConfig>,
     /// Paid inference: the operator's key and the chain's JSON-RPC.
     pub payments: Option<PaymentsConfig>,
+    /// A validator's gateway account: pays nodes, reports faults.
+    pub gateway_key: Option<alloy_primitives::B256>,
 }
 
 /// How a node is paid.
@@ -191,6 +193,12 @@ impl NodeConfig {
         };
         Ok(NodeConfig {
             payments,
+            gateway_key: args
+                .gateway_key
+                .as_deref()
+                .map(|k| k.trim().parse())
+                .transpose()
+                .context("--gateway-key / GRADNET_GATEWAY_KEY is not a 32-byte hex key")?,
             names_rpc: args.names_rpc.clone().or(file.names_rpc.clone()),
             chain,
             byzantine: args.byzantine,
@@ -316,6 +324,7 @@ impl NodeConfig {
                 burst_per_account: 3 * file
                     .requests_per_account
                     .unwrap_or(api.requests_per_account),
+                byzantine: args.byzantine,
             },
         })
     }

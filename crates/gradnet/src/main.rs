@@ -70,5 +70,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Devnet(args) => commands::devnet::run(args).await,
         Command::Init(args) => commands::init::run(args),
         Command::Chain(cmd) => commands::chain::run(cmd).await,
+        Command::Gateway(args) => commands::gateway::run(args).await,
     }
 }

@@ -96,7 +96,10 @@ pub(crate) async fn infer(
     // hashed while the model runs (the run is polled first, so it has
     // started): the request hash needs only the inputs
     let (outputs, request_hash) = tokio::join!(run, async { request_hash(&cid, req.mode, &typed) });
-    let outputs = outputs?;
+    let mut outputs = outputs?;
+    if s.config.byzantine {
+        perturb(&mut outputs);
+    }
     let charge = hold.map(|h| {
         let amount = h.amount();
         h.settle(amount)
@@ -190,4 +193,25 @@ pub(crate) async fn resolve(
         _ => s.resolve(&model).await?,
     };
     Ok(Json(serde_json::json!({"reference": model, "model": cid})).into_response())
+}
+
+/// A faulty node's answer (`--byzantine`): the first output's first value moved.
+fn perturb(outputs: &mut gradnet_types::NamedTensors) {
+    use gradnet_types::{Tensor, TensorData};
+    let Some((name, t)) = outputs.pop_first() else {
+        return;
+    };
+    let shape = t.shape().to_vec();
+    let mut data = t.into_data();
+    match &mut data {
+        TensorData::F32(v) if !v.is_empty() => v[0] += 1.0,
+        TensorData::F64(v) if !v.is_empty() => v[0] += 1.0,
+        TensorData::I32(v) if !v.is_empty() => v[0] = v[0].wrapping_add(1),
+        TensorData::I64(v) if !v.is_empty() => v[0] = v[0].wrapping_add(1),
+        TensorData::Bool(v) if !v.is_empty() => v[0] = !v[0],
+        _ => {}
+    }
+    if let Ok(t) = Tensor::new(shape, data) {
+        outputs.insert(name, t);
+    }
 }

@@ -2,6 +2,7 @@ pub(crate) mod chain;
 pub(crate) mod chat;
 pub(crate) mod demo;
 pub(crate) mod devnet;
+pub(crate) mod gateway;
 pub(crate) mod infer;
 pub(crate) mod init;
 pub(crate) mod keys;

@@ -71,6 +71,18 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         .merge(gradnet_web::router());
     if let Some(l) = &ledger {
         app = app.nest("/rpc", gradnet_rpc::router(l.chain.clone()));
+        // the network as one endpoint, reading the registry through this validator
+        let rpc = cfg
+            .chain
+            .as_ref()
+            .map(|c| loopback(&c.rpc_listen))
+            .unwrap_or_default();
+        let gw = gradnet_node::gateway::Gateway::start(gradnet_node::gateway::GatewayConfig {
+            rpc,
+            key: cfg.gateway_key,
+            budget: alloy_primitives::U256::from(10u64.pow(16)),
+        })?;
+        app = app.nest("/gateway", gradnet_node::gateway::router(gw));
     }
     gradnet_api::serve_app(listener, app, cfg.limits.clone(), shutdown_signal()).await?;
     if let Some(l) = ledger {
@@ -78,6 +90,14 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     }
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// An HTTP URL for a listen address, on loopback when it listens on all.
+fn loopback(listen: &str) -> String {
+    let addr = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    format!("http://{addr}")
 }
 
 /// Makes the node charge: its ledger of vouchers, prices and channels read
@@ -260,6 +280,10 @@ pub(crate) struct NodeArgs {
     /// (sooner for a voucher near its expiry or a withdrawing payer) [default: 300].
     #[arg(long, env = "GRADNET_REDEEM_EVERY")]
     pub redeem_every: Option<u64>,
+    /// A validator's gateway account (secp256k1 key, hex): pays the nodes
+    /// its gateway (`/gateway`) routes to and reports the faults it sees.
+    #[arg(long, env = "GRADNET_GATEWAY_KEY", hide_env_values = true)]
+    pub gateway_key: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
