@@ -2,6 +2,7 @@
 //! outputs (or the LLM's text) in the response are the ones the receipt
 //! signs, recomputed here as the node computed them.
 
+use gradnet_types::certificate::{Certificate, Verdict};
 use gradnet_types::json::parse_inputs;
 use gradnet_types::request::{llm_output_hash, output_hash};
 use gradnet_types::{ContentId, DType, NamedTensors, Receipt, Tensor};
@@ -67,6 +68,58 @@ pub fn answer_hash(resp: &Value) -> Result<ContentId, ClientError> {
         .as_str()
         .ok_or_else(|| bad("the answer has no finish_reason"))?;
     Ok(llm_output_hash(text, reason))
+}
+
+/// A certificate checked offline (see `gradnet_types::certificate`), and
+/// whether the response it came with holds the certified outputs.
+#[derive(Debug, Clone)]
+pub struct CheckedCertificate {
+    /// The certificate.
+    pub certificate: Certificate,
+    /// What it shows.
+    pub verdict: Verdict,
+    /// The response's outputs (or text) hash to the agreed output hash;
+    /// `false` for a bare certificate.
+    pub answer_checked: bool,
+}
+
+/// The certificate in a gateway's response (`certificate` or
+/// `gradnet_certificate`), or a bare certificate; `None` if there is none.
+/// Checked offline: every signature, one request, the majority (QUORUM) or
+/// the enclave (TEE), and that the response's answer is the certified one.
+pub fn verify_certificate(v: &Value) -> Result<Option<CheckedCertificate>, ClientError> {
+    let (cert, response) = match v.get("certificate").or(v.get("gradnet_certificate")) {
+        Some(c) => (c, Some(v)),
+        None if v.get("answers").is_some() && v.get("seed").is_some() => (v, None),
+        None => return Ok(None),
+    };
+    let certificate: Certificate = serde_json::from_value(cert.clone())
+        .map_err(|e| bad(format!("not a gradnet certificate: {e}")))?;
+    let verdict = certificate
+        .check()
+        .map_err(|e| bad(format!("certificate: {e}")))?;
+    let answer_checked = match response {
+        None => false,
+        Some(r) => {
+            let got = if r.get("choices").is_some() {
+                answer_hash(r)?
+            } else {
+                output_hash_of(r)?
+            };
+            if got != verdict.output_hash {
+                return Err(bad(format!(
+                    "the response's answer hashes to {got}, the certificate's majority signed {}",
+                    verdict.output_hash
+                )));
+            }
+            true
+        }
+    };
+    Ok(Some(CheckedCertificate {
+        certificate,
+        verdict,
+        answer_checked,
+    }))
 }
 
 /// Verifies a response as a node sent it (an inference response with

@@ -120,6 +120,22 @@ pub struct GenesisPrices {
 pub struct GenesisEscrow {
     /// Seconds between announcing a withdrawal and making it [default: 3600].
     pub withdrawal_delay: u64,
+    /// Channels funded from the start (the escrow's balance holds them;
+    /// list it in `alloc` at the escrow's address).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deposits: Vec<GenesisDeposit>,
+}
+
+/// A channel funded at genesis.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenesisDeposit {
+    /// Who pays.
+    pub payer: Address,
+    /// The node operator it pays.
+    pub payee: Address,
+    /// Wei.
+    pub amount: U256,
 }
 
 /// A validator.
@@ -148,6 +164,8 @@ pub fn dev_key(i: u64) -> B256 {
 
 /// Index of the first inference operator among the dev keys ([`dev_key`]).
 pub const DEV_OPERATOR_BASE: u64 = 1000;
+/// Index of the first validator's gateway account among the dev keys.
+pub const DEV_GATEWAY_BASE: u64 = 2000;
 
 /// The Ethereum address of a secp256k1 private key.
 pub fn address_of(key: &B256) -> Result<Address, ChainError> {
@@ -275,6 +293,22 @@ impl Genesis {
             gradnet_inference::escrow::Escrow(&mut slots)
                 .set_delay(e.withdrawal_delay)
                 .map_err(|e| ChainError::Invalid(format!("genesis: escrow: {e}")))?;
+            let held = self
+                .alloc
+                .get(&gradnet_types::payments::ESCROW)
+                .copied()
+                .unwrap_or_default();
+            let owed: U256 = e.deposits.iter().map(|d| d.amount).sum();
+            if owed > held {
+                return Err(ChainError::Invalid(format!(
+                    "genesis: escrow deposits total {owed} wei but alloc gives the escrow {held}"
+                )));
+            }
+            for d in &e.deposits {
+                gradnet_inference::escrow::Escrow(&mut slots)
+                    .deposit(d.payer, d.payee, d.amount)
+                    .map_err(|e| ChainError::Invalid(format!("genesis: escrow deposit: {e}")))?;
+            }
         }
         for z in &self.zk_models {
             gradnet_inference::zk::key(&z.verifying_key)

@@ -10,8 +10,8 @@ use alloy_primitives::U256;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use gradnet_ledger::genesis::{
-    address_of, dev_key, dev_keys, Genesis, GenesisEscrow, GenesisInferenceNode, GenesisPrices,
-    GenesisValidator, GenesisZkModel, DEV_OPERATOR_BASE,
+    address_of, dev_key, dev_keys, Genesis, GenesisDeposit, GenesisEscrow, GenesisInferenceNode,
+    GenesisPrices, GenesisValidator, GenesisZkModel, DEV_GATEWAY_BASE, DEV_OPERATOR_BASE,
 };
 use gradnet_types::NodeKey;
 
@@ -19,6 +19,8 @@ use gradnet_types::NodeKey;
 const DEV_BALANCE_ETH: u64 = 10_000;
 /// Each inference node's stake at genesis, in ETH.
 const NODE_STAKE_ETH: u64 = 100;
+/// What each validator's gateway holds in escrow for each inference node.
+const GATEWAY_DEPOSIT_ETH: u64 = 10;
 /// The model every devnet node holds: an MLP 4-8-3 generated in code.
 pub(crate) const DEMO_MODEL_REPO: &str = "demo-mlp";
 
@@ -52,6 +54,24 @@ pub(crate) fn dev_genesis(
         .collect::<Result<Vec<_>, _>>()?;
     for a in &operators {
         alloc.insert(*a, U256::from(DEV_BALANCE_ETH) * eth);
+    }
+    // each validator's gateway: a funded account with a channel to every
+    // inference node, so it pays them and reports faults from the start
+    let mut deposits = vec![];
+    for v in 0..validators.len() as u64 {
+        let gw = address_of(&dev_key(DEV_GATEWAY_BASE + v))?;
+        alloc.insert(gw, U256::from(DEV_BALANCE_ETH) * eth);
+        for op in &operators {
+            deposits.push(GenesisDeposit {
+                payer: gw,
+                payee: *op,
+                amount: U256::from(GATEWAY_DEPOSIT_ETH) * eth,
+            });
+        }
+    }
+    let held: U256 = deposits.iter().map(|d| d.amount).sum();
+    if !held.is_zero() {
+        alloc.insert(gradnet_types::payments::ESCROW, held);
     }
     Ok(Genesis {
         chain_id,
@@ -99,7 +119,10 @@ pub(crate) fn dev_genesis(
             address_of(&dev_key(0))?,
             60,
         )?),
-        escrow: Some(GenesisEscrow { withdrawal_delay }),
+        escrow: Some(GenesisEscrow {
+            withdrawal_delay,
+            deposits,
+        }),
     })
 }
 
@@ -282,6 +305,10 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
     }
     println!(
         "web console: http://127.0.0.1:{}/ (on any validator's API port)",
+        args.api_port
+    );
+    println!(
+        "gateway: http://127.0.0.1:{}/gateway (on every validator: /v1/infer, /v1/chat/completions, /v1/completions in VANILLA, QUORUM and TEE, routed to the inference nodes; its account pays them from the escrow)",
         args.api_port
     );
     for i in 0..args.inference_nodes {
@@ -505,6 +532,9 @@ async fn spawn_validator(
             &args.block_time_ms.to_string(),
             "--p2p-listen",
             &format!("127.0.0.1:{}", args.p2p_port + i as u16),
+            // its gateway's account (pays nodes, reports faults)
+            "--gateway-key",
+            &dev_key(DEV_GATEWAY_BASE + i as u64).to_string(),
         ])
         .args((0..args.validators).filter(|&j| j != i).flat_map(|j| {
             [

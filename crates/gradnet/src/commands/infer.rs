@@ -18,18 +18,22 @@ pub(crate) fn read_input(s: &str) -> Result<Value> {
 
 pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
     let inputs = read_input(&a.input)?;
-    let r: Value = c
-        .post(
-            "/v1/infer",
-            &json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format}),
-        )
-        .await?;
+    let mut body =
+        json!({"model": a.model, "inputs": inputs, "mode": a.mode, "output_format": a.format});
+    if let Some(k) = a.quorum {
+        body["quorum"] = json!(k);
+    }
+    let r: Value = c.post("/v1/infer", &body).await?;
     // the node's signature and the outputs it signs, checked on arrival
     let (receipt, _) = gradnet_client::verify::verify_response(&r, None)?;
     eprintln!(
         "receipt verified: the outputs are the ones node {}… signed",
         &receipt.body.node[..12]
     );
+    // a gateway's verified modes: the certificate, checked offline
+    if let Some(c) = gradnet_client::verify::verify_certificate(&r)? {
+        eprintln!("{}", crate::commands::receipt::certificate_report(&c));
+    }
     if let Some(path) = &a.save {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
         eprintln!("response saved to {}", path.display());
@@ -48,9 +52,13 @@ pub(crate) struct InferArgs {
     /// Inputs as JSON, or `@file` to read them from a file.
     #[arg(long)]
     pub input: String,
-    /// VANILLA, QUORUM, ZKML or TEE.
+    /// VANILLA, QUORUM, ZKML or TEE (QUORUM and TEE off chain through a
+    /// gateway: `--node http://VALIDATOR/gateway`, answered with a certificate).
     #[arg(long, default_value = "VANILLA")]
     pub mode: String,
+    /// Nodes that must agree in QUORUM mode (through a gateway) [default: 3].
+    #[arg(long)]
+    pub quorum: Option<u32>,
     /// Output encoding: plain, fixed_point or base64.
     #[arg(long, default_value = "plain")]
     pub format: String,

@@ -6,16 +6,61 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use gradnet_client::verify::{verify_response, Checked};
+use gradnet_client::verify::{verify_certificate, verify_response, Checked, CheckedCertificate};
 use serde_json::Value;
 
 use crate::commands::chain::RpcArg;
 
-/// Verifies a receipt file or a saved inference response; returns a report.
+/// What a checked certificate shows, for people.
+pub(crate) fn certificate_report(c: &CheckedCertificate) -> String {
+    let cert = &c.certificate;
+    let v = &c.verdict;
+    let mut out = match cert.mode {
+        gradnet_types::InferenceMode::Tee => format!(
+            "TEE certificate verified: enclave registration {} (TEE registry 0x…F8), node {}",
+            cert.enclave.unwrap_or_default(),
+            cert.answers[0].operator
+        ),
+        _ => format!(
+            "QUORUM certificate verified: {} of {} answers agree on output {} (quorum {}, {} nodes asked, sampled at block {} {})",
+            v.agreeing.len(),
+            cert.answers.len(),
+            v.output_hash,
+            cert.quorum,
+            cert.asked.len(),
+            cert.seed.block,
+            cert.seed.hash
+        ),
+    };
+    for &i in &v.agreeing {
+        out.push_str(&format!(
+            "\n  agrees:   {} (key {}…)",
+            cert.answers[i].operator,
+            &cert.answers[i].receipt.body.node[..16]
+        ));
+    }
+    for &i in &v.dissenting {
+        out.push_str(&format!(
+            "\n  DISSENTS: {} (output {}): its signed receipt is fault evidence (reportFault)",
+            cert.answers[i].operator, cert.answers[i].receipt.body.output_hash
+        ));
+    }
+    if c.answer_checked {
+        out.push_str("\n  the answer in hand is the certified one");
+    }
+    out
+}
+
+/// Verifies a receipt file, a saved inference response or a certificate;
+/// returns a report.
 pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let v: Value = serde_json::from_str(&text).context("not JSON")?;
+    if v.get("answers").is_some() && v.get("seed").is_some() {
+        let c = verify_certificate(&v)?.expect("a certificate");
+        return Ok(certificate_report(&c));
+    }
     let (receipt, checked) = verify_response(&v, signer)?;
     let mut report =
         format!(
@@ -34,13 +79,18 @@ pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
         Checked::Outputs => report.push_str("\noutputs: match the signed output hash"),
         Checked::Receipt => {}
     }
+    if let Some(c) = verify_certificate(&v)? {
+        report.push('\n');
+        report.push_str(&certificate_report(&c));
+    }
     Ok(report)
 }
 
 #[derive(Subcommand)]
 pub(crate) enum ReceiptCmd {
     /// Check a receipt offline: signature, and the output hash when the file is
-    /// a whole inference response.
+    /// a whole inference response; a gateway's certificate (QUORUM, TEE): every
+    /// signature, one request, the majority, and the answer it came with.
     Verify {
         file: PathBuf,
         /// Require this signer (hex public key).
