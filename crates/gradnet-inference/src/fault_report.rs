@@ -55,6 +55,7 @@ pub fn check(
     block: u64,
     seed_hash: impl FnOnce(u64) -> B256,
     nodes: Vec<NodeRecord>,
+    mut reported: impl FnMut(&Address, &B256) -> Result<bool, String>,
 ) -> Result<(Certificate, Convicted), String> {
     if bytes.len() > MAX_REPORT_BYTES {
         return Err(format!(
@@ -80,6 +81,15 @@ pub fn check(
             cert.chain_id
         ));
     }
+    let request_hash = B256::from(cert.answers[0].receipt.body.request_hash.0);
+    for &i in &verdict.dissenting {
+        let op = cert.answers[i].operator;
+        if reported(&op, &request_hash)? {
+            return Err(format!(
+                "fault report: {op}'s answer to request {request_hash} was reported already"
+            ));
+        }
+    }
     let seed = cert.seed;
     if seed.block >= block || block - seed.block > MAX_SEED_AGE {
         return Err(format!(
@@ -95,7 +105,6 @@ pub fn check(
         ));
     }
     let first = &cert.answers[0].receipt.body;
-    let request_hash = B256::from(first.request_hash.0);
     let model = first.model.to_string();
     let view = RegistryView {
         chain_id,
@@ -240,6 +249,7 @@ mod tests {
             block,
             |b| if b == 10 { SEED } else { B256::ZERO },
             net.nodes.clone(),
+            |_, _| Ok(false),
         )
         .map(|(_, c)| c)
     }
@@ -288,7 +298,18 @@ mod tests {
         let mut c = certificate(&net, 1);
         c.chain_id = 8;
         no(&c, 12, "for chain 8");
-        assert!(check(b"{", CHAIN, 12, |_| SEED, vec![])
+        let c = certificate(&net, 1);
+        let e = check(
+            &serde_json::to_vec(&c).unwrap(),
+            CHAIN,
+            12,
+            |_| SEED,
+            net.nodes.clone(),
+            |op, _| Ok(*op == c.asked[1]),
+        )
+        .unwrap_err();
+        assert!(e.contains("reported already"), "{e}");
+        assert!(check(b"{", CHAIN, 12, |_| SEED, vec![], |_, _| Ok(false))
             .unwrap_err()
             .contains("malformed certificate"));
     }

@@ -666,21 +666,30 @@ fn report_fault<J: JournalTr>(
     use crate::fault_report;
     let nodes = reg.all()?;
     let hash_of = |b: u64| seed.filter(|(n, _)| *n == b).map_or(B256::ZERO, |s| s.1);
-    let (cert, convicted) = fault_report::check(&c.certificate, chain_id, block, hash_of, nodes)
-        .map_err(SystemError::from)?;
+    let marks = |op: &Address, request: &B256| {
+        slot(
+            "gradnet.registry.reported",
+            &[op.as_slice(), request.as_slice()].concat(),
+        )
+    };
+    let (cert, convicted) = fault_report::check(
+        &c.certificate,
+        chain_id,
+        block,
+        hash_of,
+        nodes,
+        |op, request| {
+            reg.0
+                .get(marks(op, request))
+                .map(|v| !v.is_zero())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .map_err(SystemError::from)?;
     let words = c.certificate.len().div_ceil(32) as u64;
     let mut gas = REGISTRY_WRITE_GAS + RECEIPT_GAS * cert.answers.len() as u64;
     for op in &convicted.nodes {
-        let mark = slot(
-            "gradnet.registry.reported",
-            &[op.as_slice(), convicted.request_hash.as_slice()].concat(),
-        );
-        if !reg.0.get(mark)?.is_zero() {
-            return Err(revert!(
-                "fault report: {op}'s answer to request {} was reported already",
-                convicted.request_hash
-            ));
-        }
+        let mark = marks(op, &convicted.request_hash);
         reg.0.set(mark, U256::from(1))?;
         let fault = Fault {
             request_hash: convicted.request_hash,

@@ -31,9 +31,10 @@ use super::Gateway;
 const GRACE: Duration = Duration::from_millis(250);
 
 /// Serves a QUORUM request (see the module).
-pub async fn serve(gw: &Arc<Gateway>, s: Shaped) -> Result<Response, ApiError> {
+pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiError> {
     let snap = gw.ready()?;
     let cid = gw.resolve(&snap, &s).await?;
+    s.pin_model(&cid);
     let view = snap.view();
     let model = cid.to_string();
     let ranked: Vec<Node> = view

@@ -61,6 +61,37 @@ pub struct Shaped {
     pub body: Bytes,
     /// Headers for the nodes.
     pub headers: HeaderMap,
+    fields: BTreeMap<String, Box<RawValue>>,
+    binary: Option<Bytes>,
+}
+
+impl Shaped {
+    /// Names the model by `cid` in what nodes are sent (so that every node
+    /// asked runs the same bytes, whatever its names say).
+    pub fn pin_model(&mut self, cid: &gradnet_types::ContentId) {
+        let v = serde_json::to_string(&cid.to_string()).expect("a string");
+        self.fields.insert("model".into(), raw(&v));
+        let (body, headers) = encode(&self.fields, self.binary.as_ref(), &self.headers);
+        self.body = body;
+        self.headers = headers;
+    }
+}
+
+fn encode(
+    fields: &BTreeMap<String, Box<RawValue>>,
+    binary: Option<&Bytes>,
+    headers: &HeaderMap,
+) -> (Bytes, HeaderMap) {
+    let json = serde_json::to_vec(fields).expect("raw JSON values serialize");
+    let mut out = headers.clone();
+    let body = match binary {
+        None => Bytes::from(json),
+        Some(data) => {
+            out.insert(HEADER_LENGTH, HeaderValue::from(json.len()));
+            Bytes::from([&json[..], data].concat())
+        }
+    };
+    (body, out)
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -110,15 +141,12 @@ pub fn shape(route: Route, headers: &HeaderMap, body: &JsonBody) -> Result<Shape
         fields.insert("stream".into(), raw("false"));
         fields.remove("stream_options");
     }
-    let json = serde_json::to_vec(&fields).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut out = crate::gateway::upstream::forwarded(headers);
-    let body = match body.binary() {
-        None => Bytes::from(json),
-        Some(data) => {
-            out.insert(HEADER_LENGTH, HeaderValue::from(json.len()));
-            Bytes::from([&json[..], data].concat())
-        }
-    };
+    let binary = body.binary().map(Bytes::copy_from_slice);
+    let (body, headers) = encode(
+        &fields,
+        binary.as_ref(),
+        &crate::gateway::upstream::forwarded(headers),
+    );
     Ok(Shaped {
         route,
         model,
@@ -126,7 +154,9 @@ pub fn shape(route: Route, headers: &HeaderMap, body: &JsonBody) -> Result<Shape
         quorum,
         stream,
         body,
-        headers: out,
+        headers,
+        fields,
+        binary,
     })
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod consensus;
 mod console;
 mod cpu_generations;
+mod gateway;
 mod llm_api;
 mod open_node;
 mod openai_client;

@@ -1,0 +1,290 @@
+//! The gateway on a devnet (real processes) with a byzantine inference node
+//! and paid nodes: QUORUM off chain outvotes the faulty node, its certificate
+//! verifies offline and a forged one does not, the gateway's report lands on
+//! chain and the node is slashed on every validator (once); TEE answers name
+//! the enclave; LLM chat in QUORUM, whole and streamed; routing spreads load;
+//! bad requests get the node's own error; a node SIGKILLed under load loses
+//! no request; a model nobody can serve is a 503 naming it.
+
+use std::time::Duration;
+
+use alloy_primitives::U256;
+use alloy_sol_types::SolCall;
+use gradnet_inference::registry::IInferenceRegistry;
+use gradnet_runtime::llm::sample;
+use serde_json::{json, Value};
+
+use crate::common::devnet::Devnet;
+use crate::common::inference::{node_record, operator};
+use crate::common::ledger::{rpc, wait_until};
+use crate::common::{self, post, publish};
+
+const MODEL: &str = "demo-mlp/model.onnx";
+
+fn row(last: f64) -> Value {
+    json!({"x": [[0.5, -1.0, 0.25, last]]})
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(common::BIN)
+        .args(args)
+        .env("GRADNET_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn eth(n: u64) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(18))
+}
+
+#[test]
+fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    // paid nodes (the devnet's default prices): the gateways pay them
+    let net = Devnet::start_with(dir.path(), 4, &["--byzantine", "1"]);
+    let gw = format!("{}/gateway", net.apis[1]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let infer = |base: &str, body: Value| rt.block_on(post(&format!("{base}/v1/infer"), body));
+    let faulty = operator(2);
+
+    // QUORUM: the two honest nodes outvote the faulty one
+    let (s, q) = infer(
+        &gw,
+        json!({"model": MODEL, "inputs": row(3.0), "mode": "QUORUM"}),
+    );
+    assert_eq!(s, 200, "{q}");
+    let checked = gradnet_client::verify::verify_certificate(&q)
+        .unwrap()
+        .expect("a certificate");
+    assert!(checked.answer_checked, "the outputs are the majority's");
+    let dissent: Vec<_> = checked
+        .verdict
+        .dissenting
+        .iter()
+        .map(|&i| checked.certificate.answers[i].operator)
+        .collect();
+    assert_eq!(dissent, vec![faulty]);
+    let cert = &q["certificate"];
+    assert_eq!(cert["mode"], "QUORUM");
+    assert_eq!(cert["answers"].as_array().unwrap().len(), 3, "{cert}");
+    let path = dir.path().join("quorum.json");
+    std::fs::write(&path, serde_json::to_vec(&q).unwrap()).unwrap();
+    let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains("QUORUM certificate verified: 2 of 3"), "{out}");
+    assert!(
+        out.contains(&format!("DISSENTS: {faulty}")),
+        "the faulty node is named: {out}"
+    );
+    // forged: the answer changed, or a receipt's output hash changed
+    let mut forged = q.clone();
+    forged["outputs"]["y"][0][0] = json!(0.125);
+    std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+    assert!(!ok && out.contains("hash"), "{out}");
+    let mut forged = cert.clone();
+    let other = forged["answers"][0]["receipt"]["output_hash"].clone();
+    for a in forged["answers"].as_array_mut().unwrap() {
+        a["receipt"]["output_hash"] = other.clone();
+    }
+    std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+    assert!(!ok && out.contains("signature"), "{out}");
+
+    // the gateway's report slashes the faulty node on every validator
+    for url in &net.rpcs {
+        wait_until(60, "the fault report's slashing", || {
+            node_record(url, faulty).faults == 1
+        });
+        let n = node_record(url, faulty);
+        assert_eq!(n.stake, eth(90), "10% of 100 taken on {url}");
+        assert_eq!(
+            node_record(url, operator(0)).faults,
+            0,
+            "honest nodes untouched"
+        );
+    }
+    let data = IInferenceRegistry::faultEvidenceCall {
+        operator: faulty,
+        index: 0,
+    }
+    .abi_encode();
+    let out = rpc(
+        &net.rpc,
+        "eth_call",
+        json!([{"to": gradnet_inference::registry::ADDRESS, "data": alloy_primitives::Bytes::from(data)}, "latest"]),
+    );
+    let out: alloy_primitives::Bytes = serde_json::from_value(out).unwrap();
+    let fault = IInferenceRegistry::faultEvidenceCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(fault.reason, gradnet_inference::fault_report::REASON);
+    let evidence: Value = serde_json::from_slice(&fault.evidence).unwrap();
+    assert_eq!(&evidence, cert, "the certificate is the evidence");
+    // the same certificate again: refused
+    let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
+    let replay = rt.block_on(async {
+        let rpc = gradnet_client::Rpc::new(&net.rpc).unwrap();
+        let mut s = gradnet_client::Sender::new(rpc, key).await.unwrap();
+        let call = IInferenceRegistry::reportFaultCall {
+            certificate: serde_json::to_vec(cert).unwrap().into(),
+        };
+        s.send(
+            gradnet_inference::registry::ADDRESS,
+            call.abi_encode(),
+            5_000_000,
+        )
+        .await
+    });
+    let e = replay.unwrap_err().to_string();
+    assert!(e.contains("reported already"), "{e}");
+    let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
+    assert!(
+        status["faults"][0]["report"]["transaction"].is_string(),
+        "{}",
+        status["faults"]
+    );
+
+    // TEE: an enclave's answer, its registration named
+    let (s, t) = infer(
+        &gw,
+        json!({"model": MODEL, "inputs": row(1.0), "mode": "TEE"}),
+    );
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(t["certificate"]["mode"], "TEE");
+    assert!(t["certificate"]["enclave"].is_string(), "{t}");
+    std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+    let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+    assert!(ok && out.contains("TEE certificate verified"), "{out}");
+
+    // bad requests: the node's own error, or the gateway's, named
+    let (s, e) = infer(&gw, json!({"model": MODEL, "inputs": {"x": [[1, 2]]}}));
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("shape"),
+        "{e}"
+    );
+    let (s, e) = infer(
+        &gw,
+        json!({"model": MODEL, "inputs": row(1.0), "mode": "QUORUM", "quorum": 0}),
+    );
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = infer(
+        &gw,
+        json!({"model": "nothing-here/model.onnx", "inputs": row(1.0), "mode": "QUORUM"}),
+    );
+    assert_eq!(s, 404, "{e}");
+    let (s, e) = infer(
+        &gw,
+        json!({"model": MODEL, "inputs": row(1.0), "mode": "WHATEVER"}),
+    );
+    assert_eq!(s, 400, "{e}");
+
+    // an LLM in QUORUM: whole, and streamed once agreed
+    for n in &net.inference {
+        rt.block_on(publish(n, "tiny", "tiny.gguf", sample::tiny_llama(3)));
+    }
+    let chat = json!({"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 12, "mode": "QUORUM"});
+    let (s, c) = rt.block_on(post(&format!("{gw}/v1/chat/completions"), chat.clone()));
+    assert_eq!(s, 200, "{c}");
+    let checked = gradnet_client::verify::verify_certificate(&c)
+        .unwrap()
+        .expect("a certificate");
+    assert!(
+        checked.answer_checked && checked.verdict.agreeing.len() >= 2,
+        "{c}"
+    );
+    let mut streamed = chat.clone();
+    streamed["stream"] = json!(true);
+    let text = rt.block_on(async {
+        common::http()
+            .post(format!("{gw}/v1/chat/completions"))
+            .json(&streamed)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        text.contains("gradnet_certificate") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
+
+    // routing spreads load over the healthy nodes
+    rt.block_on(async {
+        let calls = (0..48).map(|i| {
+            let gw = gw.clone();
+            async move {
+                post(
+                    &format!("{gw}/v1/infer"),
+                    json!({"model": MODEL, "inputs": row(i as f64)}),
+                )
+                .await
+            }
+        });
+        for (s, v) in futures::future::join_all(calls).await {
+            assert_eq!(s, 200, "{v}");
+        }
+    });
+    let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
+    let served: Vec<u64> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["health"]["served"].as_u64().unwrap())
+        .collect();
+    assert!(
+        served.iter().all(|&n| n >= 3),
+        "every node takes a share: {served:?}"
+    );
+
+    // inference node 0 SIGKILLed under load: every request is answered
+    let port = net.inference[0].rsplit(':').next().unwrap().to_string();
+    let results = rt.block_on(async {
+        let calls = (0..80).map(|i| {
+            let gw = gw.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(10 * i)).await;
+                post(
+                    &format!("{gw}/v1/infer"),
+                    json!({"model": MODEL, "inputs": row(i as f64)}),
+                )
+                .await
+            }
+        });
+        let kill = async {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let ok = std::process::Command::new("pkill")
+                .args(["-KILL", "-f", &format!("listen 127.0.0.1:{port}")])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "inference node 0 found and killed");
+        };
+        let (r, _) = tokio::join!(futures::future::join_all(calls), kill);
+        r
+    });
+    for (s, v) in &results {
+        assert_eq!(*s, 200, "a request lost to the killed node: {v}");
+    }
+    // with node 0 dead and node 2 cooling down, no quorum of 3 can agree
+    let (s, e) = infer(
+        &gw,
+        json!({"model": MODEL, "inputs": row(5.0), "mode": "QUORUM"}),
+    );
+    assert!(s == 502 || s == 503, "{s} {e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains(MODEL)
+            || e["error"]["message"].as_str().unwrap().contains("QUORUM"),
+        "{e}"
+    );
+    net.stop();
+}
