@@ -4,12 +4,14 @@
 //! once; a node that fails (or is known to be down) is replaced by the
 //! next in the order, up to `2k` asked. Each answer's receipt is checked
 //! against the node's registered key and its outputs. Once a majority of
-//! `k` agrees, the answers still coming get a short grace, and the
-//! majority's answer goes back with a certificate of every answer; a
-//! dissent in it is reported to the registry (`reportFault`) as evidence.
+//! `k` agrees, its answer goes back with a certificate of the answers in
+//! hand; the answers still coming are awaited after that, and a dissent
+//! among all of them is reported to the registry (`reportFault`) as evidence.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use alloy_primitives::Address;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,14 +23,15 @@ use gradnet_types::InferenceMode;
 use serde_json::json;
 
 use super::answer::{self, Checked};
-use super::directory::Node;
+use super::directory::{Node, Snapshot};
 use super::request::Shaped;
 use super::route::{respond, tried, unavailable};
 use super::upstream::Failure;
 use super::Gateway;
 
-/// Longest wait for answers still coming once a majority agrees.
-const GRACE: Duration = Duration::from_millis(250);
+/// Longest wait for answers still coming once a majority agrees (they are
+/// awaited after the client has its answer, for the dissent they may hold).
+const STRAGGLERS: Duration = Duration::from_secs(60);
 
 /// Serves a QUORUM request (see the module).
 pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiError> {
@@ -78,21 +81,10 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
         asked.push(n.clone());
         flying.push(ask(n.clone()));
     }
-    let started = Instant::now();
-    let mut agreed_at: Option<Instant> = None;
-    loop {
-        let next = match agreed_at {
-            None => flying.next().await,
-            Some(t) => {
-                let grace = GRACE
-                    .min(t.duration_since(started))
-                    .max(Duration::from_millis(5));
-                tokio::time::timeout_at((t + grace).into(), flying.next())
-                    .await
-                    .unwrap_or_default()
-            }
+    while best_count(&answers) < needed(k as u32) {
+        let Some((node, r)) = flying.next().await else {
+            break;
         };
-        let Some((node, r)) = next else { break };
         match r {
             Ok(c) => answers.push((node, c)),
             // the request itself is at fault: every node will say so
@@ -108,42 +100,16 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
                 fails.push((node, f));
             }
         }
-        let best = best_count(&answers);
-        if agreed_at.is_none() && best >= needed(k as u32) {
-            agreed_at = Some(Instant::now());
-        }
-        if agreed_at.is_none() {
-            // replace what failed or disagreed while there is anyone left to ask
-            let want = needed(k as u32).saturating_sub(best);
-            while flying.len() < want && asked.len() < max_asked {
-                let n = ranked[asked.len()].clone();
-                asked.push(n.clone());
-                flying.push(ask(n));
-            }
-            if flying.is_empty() {
-                break;
-            }
+        // replace what failed or disagreed while there is anyone left to ask
+        let want = needed(k as u32).saturating_sub(best_count(&answers));
+        while flying.len() < want && asked.len() < max_asked {
+            let n = ranked[asked.len()].clone();
+            asked.push(n.clone());
+            flying.push(ask(n));
         }
     }
-    let cert = Certificate {
-        version: CERTIFICATE_VERSION,
-        mode: InferenceMode::Quorum,
-        chain_id: snap.chain_id,
-        seed: Seed {
-            block: snap.head,
-            hash: snap.head_hash,
-        },
-        quorum: k as u32,
-        asked: asked.iter().map(|n| n.record.operator).collect(),
-        answers: answers
-            .iter()
-            .map(|(n, c)| Answer {
-                operator: n.record.operator,
-                receipt: c.receipt.clone(),
-            })
-            .collect(),
-        enclave: None,
-    };
+    let asked: Vec<_> = asked.iter().map(|n| n.record.operator).collect();
+    let cert = certificate(&snap, k, &asked, &answers);
     let verdict = match cert.check() {
         Ok(v) => v,
         Err(e) => {
@@ -164,10 +130,34 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
             ));
         }
     };
-    if !verdict.dissenting.is_empty() {
-        gw.convicted(&cert);
-    }
-    let (node, mut chosen) = answers.swap_remove(verdict.agreeing[0]);
+    // the answers still coming are awaited after the client has its
+    // answer: a dissent among them is reported with all the answers
+    let (node, mut chosen) = (
+        answers[verdict.agreeing[0]].0.clone(),
+        answers.swap_remove(verdict.agreeing[0]).1,
+    );
+    let mut receipts: Vec<Answer> = cert.answers.clone();
+    let (gw2, snap2) = (gw.clone(), snap.clone());
+    tokio::spawn(async move {
+        let drain = async {
+            while let Some((n, r)) = flying.next().await {
+                if let Ok(c) = r {
+                    receipts.push(Answer {
+                        operator: n.record.operator,
+                        receipt: c.receipt,
+                    });
+                }
+            }
+        };
+        let _ = tokio::time::timeout(STRAGGLERS, drain).await;
+        let all = Certificate {
+            answers: receipts,
+            ..certificate(&snap2, k, &asked, &[])
+        };
+        if all.check().is_ok_and(|v| !v.dissenting.is_empty()) {
+            gw2.convicted(&all);
+        }
+    });
     let field = if s.route.llm() {
         "gradnet_certificate"
     } else {
@@ -178,6 +168,34 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
         return Ok(super::sse::from_whole(&chosen.body).into_response());
     }
     Ok(respond(&node, chosen))
+}
+
+/// A QUORUM certificate of `answers`, seeded by the snapshot's head.
+fn certificate(
+    snap: &Snapshot,
+    k: usize,
+    asked: &[Address],
+    answers: &[(Node, Checked)],
+) -> Certificate {
+    Certificate {
+        version: CERTIFICATE_VERSION,
+        mode: InferenceMode::Quorum,
+        chain_id: snap.chain_id,
+        seed: Seed {
+            block: snap.head,
+            hash: snap.head_hash,
+        },
+        quorum: k as u32,
+        asked: asked.to_vec(),
+        answers: answers
+            .iter()
+            .map(|(n, c)| Answer {
+                operator: n.record.operator,
+                receipt: c.receipt.clone(),
+            })
+            .collect(),
+        enclave: None,
+    }
 }
 
 /// The size of the largest group of answers with one output hash.

@@ -65,21 +65,29 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
         .unwrap()
         .expect("a certificate");
     assert!(checked.answer_checked, "the outputs are the majority's");
-    let dissent: Vec<_> = checked
-        .verdict
-        .dissenting
-        .iter()
-        .map(|&i| checked.certificate.answers[i].operator)
-        .collect();
-    assert_eq!(dissent, vec![faulty]);
-    let cert = &q["certificate"];
-    assert_eq!(cert["mode"], "QUORUM");
-    assert_eq!(cert["answers"].as_array().unwrap().len(), 3, "{cert}");
+    // the client's certificate holds the agreeing answers (the gateway
+    // answers once a majority agrees); the dissent that came with or after
+    // them is in the certificate the gateway reports
+    assert!(checked.verdict.agreeing.len() >= 2, "{q}");
     let path = dir.path().join("quorum.json");
     std::fs::write(&path, serde_json::to_vec(&q).unwrap()).unwrap();
     let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
-    assert!(ok, "{out}");
-    assert!(out.contains("QUORUM certificate verified: 2 of 3"), "{out}");
+    assert!(
+        ok && out.contains("QUORUM certificate verified: 2 of"),
+        "{out}"
+    );
+    let mut reported = Value::Null;
+    wait_until(30, "the gateway's record of the dissent", || {
+        let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
+        reported = status["faults"][0].clone();
+        reported["report"]["transaction"].is_string()
+    });
+    let cert = &reported["certificate"];
+    assert_eq!(cert["mode"], "QUORUM");
+    assert_eq!(cert["answers"].as_array().unwrap().len(), 3, "{cert}");
+    std::fs::write(&path, serde_json::to_vec(cert).unwrap()).unwrap();
+    let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+    assert!(ok && out.contains("2 of 3 answers agree"), "{out}");
     assert!(
         out.contains(&format!("DISSENTS: {faulty}")),
         "the faulty node is named: {out}"
@@ -90,7 +98,7 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
     let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
     assert!(!ok && out.contains("hash"), "{out}");
-    let mut forged = cert.clone();
+    let mut forged = q["certificate"].clone();
     let other = forged["answers"][0]["receipt"]["output_hash"].clone();
     for a in forged["answers"].as_array_mut().unwrap() {
         a["receipt"]["output_hash"] = other.clone();
@@ -144,12 +152,6 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     });
     let e = replay.unwrap_err().to_string();
     assert!(e.contains("reported already"), "{e}");
-    let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
-    assert!(
-        status["faults"][0]["report"]["transaction"].is_string(),
-        "{}",
-        status["faults"]
-    );
 
     // TEE: an enclave's answer, its registration named
     let (s, t) = infer(
