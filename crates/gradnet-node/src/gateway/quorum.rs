@@ -70,7 +70,7 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
             let r = match n.health.up() {
                 false => Err(Failure::Unreachable("down at its last probe".into())),
                 true => match gw.upstream.post(&n, path, &headers, body).await {
-                    Ok(r) => answer::read(&n, r).await,
+                    Ok(r) => answer::read(&n, r, answer::Check::Signer).await,
                     Err(f) => Err(f),
                 },
             };
@@ -132,10 +132,25 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
     };
     // the answers still coming are awaited after the client has its
     // answer: a dissent among them is reported with all the answers
-    let (node, mut chosen) = (
-        answers[verdict.agreeing[0]].0.clone(),
-        answers.swap_remove(verdict.agreeing[0]).1,
-    );
+    // the receipts are the majority's; the outputs sent must be theirs too
+    // (an agreeing node that sent other bytes is passed over)
+    let pick = verdict.agreeing.iter().copied().find(|&i| {
+        let (n, c) = &answers[i];
+        answer::outputs(c)
+            .map_err(|f| n.health.fail(f.describe()))
+            .is_ok()
+    });
+    let Some(pick) = pick else {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_answer",
+            format!(
+                "QUORUM of {k} for model `{}`: the agreeing nodes sent outputs their receipts do not sign",
+                s.model
+            ),
+        ));
+    };
+    let (node, mut chosen) = answers.swap_remove(pick);
     let mut receipts: Vec<Answer> = cert.answers.clone();
     let (gw2, snap2) = (gw.clone(), snap.clone());
     tokio::spawn(async move {
@@ -150,6 +165,14 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
             }
         };
         let _ = tokio::time::timeout(STRAGGLERS, drain).await;
+        // all agree: nothing to check again
+        let first = receipts.first().map(|a| a.receipt.body.output_hash);
+        if receipts
+            .iter()
+            .all(|a| Some(a.receipt.body.output_hash) == first)
+        {
+            return;
+        }
         let all = Certificate {
             answers: receipts,
             ..certificate(&snap2, k, &asked, &[])

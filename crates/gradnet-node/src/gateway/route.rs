@@ -103,7 +103,7 @@ pub async fn one(gw: &Arc<Gateway>, s: Shaped) -> Result<Response, ApiError> {
         if s.stream {
             return Ok(stream(&node, r));
         }
-        match answer::read(&node, r).await {
+        match answer::read(&node, r, answer::Check::Full).await {
             Ok(mut c) => {
                 if mode == InferenceMode::Tee {
                     let cert = gw.tee_certificate(&snap, &node, &c);
