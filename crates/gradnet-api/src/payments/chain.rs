@@ -196,9 +196,12 @@ impl Payments {
                         }
                     }
                 }
-                match link.prices(p.payee).await {
-                    Ok(prices) => p.set_prices(prices),
-                    Err(e) => tracing::warn!(error = %e, "reading the node's prices"),
+                match p.prices_fixed() {
+                    true => p.set_prices(p.prices()),
+                    false => match link.prices(p.payee).await {
+                        Ok(prices) => p.set_prices(prices),
+                        Err(e) => tracing::warn!(error = %e, "reading the node's prices"),
+                    },
                 }
                 let payers: Vec<Address> = {
                     let l = p.ledger.lock().unwrap_or_else(|e| e.into_inner());

@@ -35,6 +35,8 @@ pub struct Payments {
     /// Whether the prices have been read from the chain: until then, paid
     /// routes answer 503 rather than serve for free.
     ready: std::sync::atomic::AtomicBool,
+    /// Prices set here rather than read from the chain (a gateway's).
+    fixed: std::sync::atomic::AtomicBool,
     prices: RwLock<Prices>,
     pub(crate) ledger: Mutex<Ledger>,
     /// The chain, for deposits and redemption (none: channels are as told).
@@ -179,6 +181,7 @@ impl Payments {
             payee,
             chain_id: chain_id.into(),
             ready: (chain.is_none()).into(),
+            fixed: false.into(),
             prices: RwLock::new(prices),
             ledger: Mutex::new(ledger),
             chain,
@@ -192,6 +195,17 @@ impl Payments {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Keeps the prices given to [`Payments::new`] instead of reading the
+    /// payee's from the chain (a gateway charges its own).
+    pub fn fix_prices(&self) {
+        self.fixed.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the prices are fixed here.
+    pub fn prices_fixed(&self) -> bool {
+        self.fixed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Replaces the node's prices (read again from the chain).

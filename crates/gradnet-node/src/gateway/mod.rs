@@ -13,6 +13,7 @@
 //! The same account sends fault reports.
 
 pub mod answer;
+pub mod billing;
 pub mod directory;
 pub mod quorum;
 pub mod request;
@@ -58,6 +59,11 @@ pub struct GatewayConfig {
     pub key: Option<B256>,
     /// Wei a voucher authorizes beyond what a node has charged.
     pub budget: U256,
+    /// What the gateway charges its clients (none: nothing); needs `key`,
+    /// whose account they pay.
+    pub prices: Option<gradnet_types::payments::Prices>,
+    /// Where the vouchers its clients send are kept (`payments.log`).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// The gateway's state.
@@ -70,6 +76,8 @@ pub struct Gateway {
     names: Mutex<HashMap<(bool, String), (ContentId, Instant)>>,
     faults: Mutex<Vec<Value>>,
     reports: tokio::sync::Mutex<Option<gradnet_client::Sender>>,
+    /// Its clients' payments, when it charges.
+    pub payments: Option<Arc<gradnet_api::payments::Payments>>,
 }
 
 impl Gateway {
@@ -77,6 +85,30 @@ impl Gateway {
     /// has read it.
     pub fn start(cfg: GatewayConfig) -> anyhow::Result<Arc<Self>> {
         let rpc = gradnet_client::Rpc::new(&cfg.rpc)?;
+        let payments = match (&cfg.prices, cfg.key) {
+            (None, _) => None,
+            (Some(_), None) => {
+                anyhow::bail!("a gateway that charges needs an account (--key) to be paid to")
+            }
+            (Some(prices), Some(key)) => {
+                use gradnet_api::payments::{chain, ledger::Ledger, Payments};
+                let dir = cfg.data_dir.clone().ok_or_else(|| {
+                    anyhow::anyhow!("a gateway that charges needs a data dir for its payments log")
+                })?;
+                std::fs::create_dir_all(&dir)?;
+                let ledger = Ledger::open(&dir.join("payments.log"))?;
+                let p = Payments::new(
+                    gradnet_client::wallet::address(&key)?,
+                    0,
+                    prices.clone(),
+                    ledger,
+                    Some(chain::ChainLink::new(&cfg.rpc, Some(key))?),
+                );
+                p.fix_prices();
+                p.spawn(chain::RedeemPolicy::default());
+                Some(p)
+            }
+        };
         let gw = Arc::new(Gateway {
             directory: Directory::new(rpc),
             upstream: upstream::Upstream::new(cfg.key, cfg.budget),
@@ -84,6 +116,7 @@ impl Gateway {
             names: Default::default(),
             faults: Default::default(),
             reports: Default::default(),
+            payments,
         });
         gw.directory.spawn(gw.upstream.client.clone());
         Ok(gw)
@@ -272,6 +305,7 @@ impl Gateway {
         v["account"] = json!(self.upstream.account());
         v["error"] = json!(*self.directory.error.read());
         v["faults"] = json!(*self.faults.lock());
+        v["payments"] = json!(self.payments.as_ref().map(|p| p.describe()));
         v
     }
 }
@@ -295,10 +329,20 @@ async fn serve(
     headers: &HeaderMap,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
-    let s = request::shape(route, headers, body)?;
+    let mut s = request::shape(route, headers, body)?;
+    if s.mode == InferenceMode::Zkml {
+        return Err(ApiError::bad_request(
+            "unsupported_mode",
+            "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",
+        ));
+    }
+    let held = billing::hold(gw.payments.as_ref(), headers, &s).await?;
+    if held.is_some() && s.stream && s.mode != InferenceMode::Quorum {
+        s.include_usage();
+    }
     match s.mode {
-        InferenceMode::Quorum => quorum::serve(gw, s).await,
-        InferenceMode::Vanilla | InferenceMode::Tee => route::one(gw, s).await,
+        InferenceMode::Quorum => quorum::serve(gw, s, held).await,
+        InferenceMode::Vanilla | InferenceMode::Tee => route::one(gw, s, held).await,
         InferenceMode::Zkml => Err(ApiError::bad_request(
             "unsupported_mode",
             "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",

@@ -34,7 +34,11 @@ use super::Gateway;
 const STRAGGLERS: Duration = Duration::from_secs(60);
 
 /// Serves a QUORUM request (see the module).
-pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiError> {
+pub async fn serve(
+    gw: &Arc<Gateway>,
+    mut s: Shaped,
+    held: Option<super::billing::Held>,
+) -> Result<Response, ApiError> {
     let snap = gw.ready()?;
     let cid = gw.resolve(&snap, &s).await?;
     s.pin_model(&cid);
@@ -151,6 +155,7 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
         ));
     };
     let (node, mut chosen) = answers.swap_remove(pick);
+    let charged = held.map(|h| h.answer(s.route.llm(), &chosen.body));
     let mut receipts: Vec<Answer> = cert.answers.clone();
     let (gw2, snap2) = (gw.clone(), snap.clone());
     tokio::spawn(async move {
@@ -187,10 +192,12 @@ pub async fn serve(gw: &Arc<Gateway>, mut s: Shaped) -> Result<Response, ApiErro
         "certificate"
     };
     answer::with_field(&mut chosen, field, &json!(cert));
-    if s.stream {
-        return Ok(super::sse::from_whole(&chosen.body).into_response());
-    }
-    Ok(respond(&node, chosen))
+    let mut r = match s.stream {
+        true => super::sse::from_whole(&chosen.body).into_response(),
+        false => respond(&node, chosen),
+    };
+    super::billing::headers(r.headers_mut(), charged);
+    Ok(r)
 }
 
 /// A QUORUM certificate of `answers`, seeded by the snapshot's head.

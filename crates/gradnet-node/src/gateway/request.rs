@@ -57,6 +57,8 @@ pub struct Shaped {
     pub quorum: usize,
     /// The client asked for a stream.
     pub stream: bool,
+    /// Tokens an LLM answer may take, as asked.
+    pub max_tokens: Option<u64>,
     /// What each node is sent.
     pub body: Bytes,
     /// Headers for the nodes.
@@ -66,6 +68,16 @@ pub struct Shaped {
 }
 
 impl Shaped {
+    /// Asks nodes for a stream's token usage in its last chunk (a gateway
+    /// that charges by it).
+    pub fn include_usage(&mut self) {
+        self.fields
+            .insert("stream_options".into(), raw(r#"{"include_usage":true}"#));
+        let (body, headers) = encode(&self.fields, self.binary.as_ref(), &self.headers);
+        self.body = body;
+        self.headers = headers;
+    }
+
     /// Names the model by `cid` in what nodes are sent (so that every node
     /// asked runs the same bytes, whatever its names say).
     pub fn pin_model(&mut self, cid: &gradnet_types::ContentId) {
@@ -132,6 +144,10 @@ pub fn shape(route: Route, headers: &HeaderMap, body: &JsonBody) -> Result<Shape
             gradnet_types::certificate::MAX_QUORUM
         ))
     })? as usize;
+    let max_tokens = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|k| fields.get(*k))
+        .and_then(|v| v.get().trim().parse::<u64>().ok());
     let stream = fields
         .get("stream")
         .is_some_and(|v| v.get().trim() == "true");
@@ -153,6 +169,7 @@ pub fn shape(route: Route, headers: &HeaderMap, body: &JsonBody) -> Result<Shape
         mode,
         quorum,
         stream,
+        max_tokens,
         body,
         headers,
         fields,

@@ -68,7 +68,11 @@ pub fn tried(fails: &[(Node, Failure)]) -> String {
 
 /// Serves a request on one node: VANILLA on any that serves the model,
 /// TEE only on active enclaves (with a certificate naming the enclave).
-pub async fn one(gw: &Arc<Gateway>, s: Shaped) -> Result<Response, ApiError> {
+pub async fn one(
+    gw: &Arc<Gateway>,
+    s: Shaped,
+    held: Option<super::billing::Held>,
+) -> Result<Response, ApiError> {
     let snap = gw.ready()?;
     let mode = s.mode;
     let nodes = candidates(&snap.nodes, |n| {
@@ -101,10 +105,11 @@ pub async fn one(gw: &Arc<Gateway>, s: Shaped) -> Result<Response, ApiError> {
             Err(f) => return Err(ApiError::internal(f.describe())),
         };
         if s.stream {
-            return Ok(stream(&node, r));
+            return Ok(stream(&node, r, super::billing::StreamCharge::new(held)));
         }
         match answer::read(&node, r, answer::Check::Full).await {
             Ok(mut c) => {
+                let charged = held.map(|h| h.answer(s.route.llm(), &c.body));
                 if mode == InferenceMode::Tee {
                     let cert = gw.tee_certificate(&snap, &node, &c);
                     let field = if s.route.llm() {
@@ -114,7 +119,9 @@ pub async fn one(gw: &Arc<Gateway>, s: Shaped) -> Result<Response, ApiError> {
                     };
                     answer::with_field(&mut c, field, &json!(cert));
                 }
-                return Ok(respond(&node, c));
+                let mut r = respond(&node, c);
+                super::billing::headers(r.headers_mut(), charged);
+                return Ok(r);
             }
             Err(f) => {
                 node.health.fail(f.describe());
@@ -148,13 +155,16 @@ pub fn respond(node: &Node, c: Checked) -> Response {
 }
 
 /// A stream passed through; a break ends it with an error event.
-fn stream(node: &Node, r: reqwest::Response) -> Response {
+fn stream(node: &Node, r: reqwest::Response, charge: super::billing::StreamCharge) -> Response {
     let mut headers = axum::http::HeaderMap::new();
     returned(r.headers(), &mut headers);
     let operator = node.record.operator;
     let health = node.health.clone();
     let body = r.bytes_stream().map(move |chunk| match chunk {
-        Ok(b) => Ok::<_, std::io::Error>(b),
+        Ok(b) => {
+            charge.scan(&b);
+            Ok::<_, std::io::Error>(b)
+        }
         Err(e) => {
             health.fail(format!("stream broke: {e}"));
             let ev = json!({"error": {

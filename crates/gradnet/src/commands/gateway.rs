@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use alloy_primitives::U256;
 use anyhow::{Context, Result};
 use clap::Args;
 use gradnet_client::pay::parse_amount;
@@ -25,6 +26,16 @@ pub(crate) struct GatewayArgs {
     /// tokens (`0.01`) or `Nwei`.
     #[arg(long, default_value = "0.01")]
     pub max_spend: String,
+    /// What the gateway charges its clients, in wei: per ONNX call, per
+    /// million prompt tokens, per million generated tokens (each answer
+    /// times the nodes it takes: `k` for QUORUM). They pay the gateway's
+    /// account (--key) through the escrow, as they pay a node. Unset: the
+    /// gateway answers for free (its account pays the nodes).
+    #[arg(long, value_delimiter = ',')]
+    pub prices: Vec<u128>,
+    /// Where a charging gateway keeps its clients' vouchers.
+    #[arg(long, env = "GRADNET_GATEWAY_DATA_DIR", default_value = "gateway-data")]
+    pub data_dir: std::path::PathBuf,
 }
 
 impl GatewayArgs {
@@ -38,6 +49,19 @@ impl GatewayArgs {
                 .transpose()
                 .context("--key is not a private key (0x and 64 hex digits)")?,
             budget: parse_amount(&self.max_spend).map_err(anyhow::Error::msg)?,
+            prices: match self.prices[..] {
+                [] => None,
+                [call, m_in, m_out] => Some(gradnet_types::payments::Prices {
+                    perCall: U256::from(call),
+                    perMillionInputTokens: U256::from(m_in),
+                    perMillionOutputTokens: U256::from(m_out),
+                    ..Default::default()
+                }),
+                _ => anyhow::bail!(
+                    "--prices takes three amounts: per call, per million input and output tokens"
+                ),
+            },
+            data_dir: Some(self.data_dir.clone()),
         })
     }
 }

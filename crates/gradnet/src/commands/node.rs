@@ -81,6 +81,8 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
             rpc,
             key: cfg.gateway_key,
             budget: alloy_primitives::U256::from(10u64.pow(16)),
+            prices: None,
+            data_dir: None,
         })?;
         app = app.nest("/gateway", gradnet_node::gateway::router(gw));
     }

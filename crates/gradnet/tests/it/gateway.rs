@@ -99,7 +99,7 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
     assert!(!ok && out.contains("hash"), "{out}");
     let mut forged = q["certificate"].clone();
-    let other = forged["answers"][0]["receipt"]["output_hash"].clone();
+    let other = json!(gradnet_types::ContentId::of(b"forged").to_string());
     for a in forged["answers"].as_array_mut().unwrap() {
         a["receipt"]["output_hash"] = other.clone();
     }
@@ -164,6 +164,102 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
     let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
     assert!(ok && out.contains("TEE certificate verified"), "{out}");
+
+    // a gateway that charges its clients (a reseller): they pay its account
+    // through the escrow, as they pay a node; it pays the nodes
+    let gw_key = gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_GATEWAY_BASE);
+    let gw_account = gradnet_client::wallet::address(&gw_key).unwrap();
+    let mut reseller = std::process::Command::new(common::BIN)
+        .args([
+            "gateway",
+            "--rpc",
+            &net.rpcs[2],
+            "--listen",
+            "127.0.0.1:0",
+            "--prices",
+            "1000,0,0",
+        ])
+        .args(["--key", &gw_key.to_string(), "--data-dir"])
+        .arg(dir.path().join("reseller"))
+        .env("GRADNET_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = reseller.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("gradnet gateway listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+        }
+    });
+    let paid_gw = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the gateway serves");
+    let quorum_call = json!({"model": MODEL, "inputs": row(4.0), "mode": "QUORUM"});
+    let (s, e) = infer(&paid_gw, quorum_call.clone());
+    assert_eq!(s, 402, "{e}");
+    assert_eq!(e["payment"]["payTo"], json!(gw_account), "{e}");
+    assert_eq!(e["payment"]["amount"], "3000", "three nodes' answers: {e}");
+    let (ok, out) = cli(&[
+        "pay",
+        "deposit",
+        "0.001",
+        "--to",
+        &gw_account.to_string(),
+        "--key",
+        &net.keys[0],
+        "--rpc",
+        &net.rpc,
+    ]);
+    assert!(ok, "{out}");
+    let payer = gradnet_client::pay::Payer::new(
+        net.keys[0].parse().unwrap(),
+        U256::from(1_000_000u64),
+        3600,
+    )
+    .unwrap();
+    let (charged, body) = rt.block_on(async {
+        let send = |h: Option<String>| {
+            let mut r = common::http()
+                .post(format!("{paid_gw}/v1/infer"))
+                .json(&quorum_call);
+            if let Some(h) = h {
+                r = r.header(gradnet_client::x402::PAYMENT_SIGNATURE, h);
+            }
+            r.send()
+        };
+        let first = send(None).await.unwrap();
+        assert_eq!(first.status(), 402);
+        let required = first.headers()[gradnet_client::x402::PAYMENT_REQUIRED]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let header = payer.answer(&required).unwrap();
+        // the deposit is read from the chain once it is final
+        let mut r = send(Some(header.clone())).await.unwrap();
+        for _ in 0..100 {
+            if r.status() == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            r = send(Some(header.clone())).await.unwrap();
+        }
+        assert_eq!(r.status(), 200);
+        let charged = r.headers()["x-gradnet-charged"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (charged, r.json::<Value>().await.unwrap())
+    });
+    assert_eq!(charged, "3000", "QUORUM-3 at 1000 a node");
+    assert!(
+        body["certificate"]["answers"].as_array().unwrap().len() >= 2,
+        "{body}"
+    );
+    let _ = reseller.kill();
 
     // bad requests: the node's own error, or the gateway's, named
     let (s, e) = infer(&gw, json!({"model": MODEL, "inputs": {"x": [[1, 2]]}}));
