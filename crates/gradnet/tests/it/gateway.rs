@@ -260,6 +260,7 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
         "{body}"
     );
     let _ = reseller.kill();
+    let _ = reseller.wait();
 
     // bad requests: the node's own error, or the gateway's, named
     let (s, e) = infer(&gw, json!({"model": MODEL, "inputs": {"x": [[1, 2]]}}));
