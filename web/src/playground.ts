@@ -1,5 +1,6 @@
 // Playground: run an ONNX model on a JSON input, either on this node
-// (VANILLA, its signed receipt) or through the chain in any mode (a
+// (VANILLA, its signed receipt), off chain through the network's gateway
+// (QUORUM, TEE: a certificate checked here), or through the chain in any mode (a
 // transaction to the demo contract; the block's sidecar holds the nodes'
 // signed results), and check the result in the browser. Errors show the
 // API's own message.
@@ -13,6 +14,7 @@ import { MODES, decodeOutput, inferenceCall } from "./onchain";
 import { accountField, keepKey, toggleAccount } from "./wallet";
 import { chargeNote } from "./pay";
 import { callOnChain } from "./chaincall";
+import { certificateChecks } from "./certificate";
 
 export function playground(el: HTMLElement, model = ""): void {
   el.innerHTML = `<h1>Playground</h1>
@@ -21,6 +23,8 @@ export function playground(el: HTMLElement, model = ""): void {
     <label>Inputs (JSON) <textarea name="inputs" rows="6">{"x": [[0.5, -1.0, 2.5, 3.0]]}</textarea></label>
     <label>Mode <select name="mode">
       <option value="node">VANILLA on this node: its signed receipt</option>
+      <option value="gw-QUORUM">QUORUM off chain (gateway): three sampled nodes agree, a certificate in milliseconds</option>
+      <option value="gw-TEE">TEE off chain (gateway): an attested enclave, a certificate naming it</option>
       <option value="VANILLA">VANILLA on chain: one staked node, result in a block</option>
       <option value="QUORUM">QUORUM on chain: three nodes must agree</option>
       <option value="ZKML">ZKML on chain: a zero-knowledge proof, checked by every validator</option>
@@ -60,6 +64,18 @@ export function playground(el: HTMLElement, model = ""): void {
     }
     out.innerHTML = "running…";
     const mode = String(f.get("mode"));
+    if (mode.startsWith("gw-")) {
+      try {
+        if (String(f.get("key") ?? "").trim()) keepKey(String(f.get("key")));
+        const r = await api<any>("/gateway/v1/infer", { model: f.get("model"), inputs, mode: mode.slice(3) });
+        out.innerHTML = `${outputsHtml(r.outputs)}<h2>Certificate</h2><pre id="certificate">${esc(JSON.stringify(r.certificate, null, 1))}</pre>`;
+        const checks = await certificateChecks(r.certificate, outputHash(r.outputs, r.output_types));
+        out.insertAdjacentHTML("beforeend", renderChecks(checks, "certificate-checks"));
+      } catch (e) {
+        out.innerHTML = errorBox(e);
+      }
+      return;
+    }
     if (mode !== "node") {
       let data: Hex;
       try {

@@ -137,6 +137,20 @@ for (const [mode, proof] of [["QUORUM", "3 of 3 required signed the same outcome
   });
 }
 
+// the same modes off chain, through the validator's gateway: a certificate in milliseconds, checked here
+for (const [mode, proof] of [["QUORUM", "answers agree"], ["TEE", "enclave registration"]]) {
+  await step(`playground-gateway-${mode}`, async () => {
+    await page.goto(`${base}/#/playground/${demo}`);
+    await page.selectOption("select[name=mode]", `gw-${mode}`);
+    await page.fill("textarea[name=inputs]", '{"x": [[0.5, -1.0, 0.25, 3.0]]}');
+    await page.click("#run button");
+    const checks = page.locator("#certificate-checks li");
+    await checks.first().waitFor({ timeout: 30000 });
+    if (await page.locator("#certificate-checks li.bad").count()) throw new Error(await page.locator("#certificate-checks").textContent());
+    for (const text of ["signature valid", proof, "the outputs in hand are the certified ones"]) await page.locator("#certificate-checks li.ok").filter({ hasText: text }).first().waitFor();
+  });
+}
+
 await step("inference-tx", async () => {
   await page.goto(`${base}/${quorumTx.QUORUM}`);
   const call = page.locator("table.inference");
