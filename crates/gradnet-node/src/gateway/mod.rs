@@ -15,6 +15,7 @@
 pub mod answer;
 pub mod billing;
 pub mod directory;
+pub mod metrics;
 pub mod quorum;
 pub mod request;
 pub mod route;
@@ -78,6 +79,8 @@ pub struct Gateway {
     reports: tokio::sync::Mutex<Option<gradnet_client::Sender>>,
     /// Its clients' payments, when it charges.
     pub payments: Option<Arc<gradnet_api::payments::Payments>>,
+    /// What it counts.
+    pub metrics: metrics::GatewayMetrics,
 }
 
 impl Gateway {
@@ -117,6 +120,7 @@ impl Gateway {
             faults: Default::default(),
             reports: Default::default(),
             payments,
+            metrics: Default::default(),
         });
         gw.directory.spawn(gw.upstream.client.clone());
         Ok(gw)
@@ -237,6 +241,14 @@ impl Gateway {
         }
     }
 
+    /// Counts a node's failure.
+    pub fn failed(&self, node: &Node, f: &upstream::Failure) {
+        self.metrics
+            .node_failures
+            .with_label_values(&[&node.record.operator.to_string(), f.kind()])
+            .inc();
+    }
+
     /// A certificate with dissent: kept, and reported to the registry by
     /// the gateway's account (if it has one).
     pub fn convicted(self: &Arc<Self>, cert: &Certificate) {
@@ -255,10 +267,15 @@ impl Gateway {
             f.push(entry);
             f.len() - 1
         };
-        let Some(key) = self.key else { return };
+        let Some(key) = self.key else {
+            self.metrics.faults.with_label_values(&["unsent"]).inc();
+            return;
+        };
         let gw = self.clone();
         tokio::spawn(async move {
             let outcome = gw.report(key, bytes).await;
+            let label = if outcome.is_ok() { "sent" } else { "failed" };
+            gw.metrics.faults.with_label_values(&[label]).inc();
             match &outcome {
                 Ok(tx) => tracing::warn!(%tx, "reported a QUORUM dissent to the registry"),
                 Err(e) => tracing::warn!(error = %e, "reporting a QUORUM dissent failed"),
@@ -319,6 +336,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/api/v0/gateway", get(status))
         .route("/health", get(health))
+        .route("/metrics", get(prometheus_text))
         .layer(axum::extract::DefaultBodyLimit::max(64 << 20))
         .with_state(gw)
 }
@@ -329,24 +347,60 @@ async fn serve(
     headers: &HeaderMap,
     body: &JsonBody,
 ) -> Result<Response, ApiError> {
+    let t = Instant::now();
+    let mut mode = InferenceMode::Vanilla;
+    let r = serve_counted(gw, route, headers, body, &mut mode).await;
+    let status = match &r {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status.as_u16(),
+    };
+    gw.metrics
+        .requests
+        .with_label_values(&[route.path(), mode.name(), &status.to_string()])
+        .inc();
+    gw.metrics
+        .latency
+        .with_label_values(&[mode.name()])
+        .observe(t.elapsed().as_secs_f64());
+    r
+}
+
+async fn prometheus_text(State(gw): State<Arc<Gateway>>) -> String {
+    let up = gw
+        .directory
+        .snapshot()
+        .nodes
+        .iter()
+        .filter(|n| n.health.up())
+        .count();
+    gw.metrics.nodes_up.set(up as i64);
+    gw.metrics.render()
+}
+
+async fn serve_counted(
+    gw: &Arc<Gateway>,
+    route: Route,
+    headers: &HeaderMap,
+    body: &JsonBody,
+    mode: &mut InferenceMode,
+) -> Result<Response, ApiError> {
     let mut s = request::shape(route, headers, body)?;
-    if s.mode == InferenceMode::Zkml {
-        return Err(ApiError::bad_request(
-            "unsupported_mode",
-            "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",
-        ));
-    }
-    let held = billing::hold(gw.payments.as_ref(), headers, &s).await?;
+    *mode = s.mode;
+    let held = match s.mode {
+        InferenceMode::Zkml => {
+            return Err(ApiError::bad_request(
+                "unsupported_mode",
+                "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",
+            ))
+        }
+        _ => billing::hold(gw.payments.as_ref(), headers, &s).await?,
+    };
     if held.is_some() && s.stream && s.mode != InferenceMode::Quorum {
         s.include_usage();
     }
     match s.mode {
         InferenceMode::Quorum => quorum::serve(gw, s, held).await,
-        InferenceMode::Vanilla | InferenceMode::Tee => route::one(gw, s, held).await,
-        InferenceMode::Zkml => Err(ApiError::bad_request(
-            "unsupported_mode",
-            "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",
-        )),
+        _ => route::one(gw, s, held).await,
     }
 }
 

@@ -101,6 +101,7 @@ pub async fn serve(
                 if f.is_down() {
                     node.health.fail(f.describe());
                 }
+                gw.failed(&node, &f);
                 fails.push((node, f));
             }
         }

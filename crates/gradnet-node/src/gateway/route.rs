@@ -97,6 +97,7 @@ pub async fn one(
         let r = match sent {
             Ok(r) => r,
             Err(f) if f.retryable() => {
+                gw.failed(&node, &f);
                 fails.push((node, f));
                 continue;
             }
@@ -125,6 +126,7 @@ pub async fn one(
             }
             Err(f) => {
                 node.health.fail(f.describe());
+                gw.failed(&node, &f);
                 fails.push((node, f));
             }
         }

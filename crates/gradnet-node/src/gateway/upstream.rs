@@ -52,6 +52,16 @@ impl Failure {
         )
     }
 
+    /// Its kind, for the metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Unreachable(_) => "unreachable",
+            Failure::Timeout => "timeout",
+            Failure::Status(..) => "status",
+            Failure::Garbage(_) => "garbage",
+        }
+    }
+
     /// What went wrong, for the client and the logs.
     pub fn describe(&self) -> String {
         match self {

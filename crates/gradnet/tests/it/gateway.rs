@@ -374,7 +374,26 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     for (s, v) in &results {
         assert_eq!(*s, 200, "a request lost to the killed node: {v}");
     }
-    // with node 0 dead and node 2 cooling down, no quorum of 3 can agree
+    // the metrics saw it all: requests by mode, the killed node's failures, the report
+    let metrics = rt.block_on(async {
+        common::http()
+            .get(format!("{gw}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for want in [
+        "gradnet_gateway_requests_total{mode=\"QUORUM\",route=\"/v1/infer\",status=\"200\"}",
+        "gradnet_gateway_faults_total{report=\"sent\"}",
+        "gradnet_gateway_node_failures_total{",
+        "gradnet_gateway_nodes_up 2",
+    ] {
+        assert!(metrics.contains(want), "{want} in {metrics}");
+    }
+    // with node 0 dead and node 2 back from its cooldown, no quorum of 3 agrees
     let (s, e) = infer(
         &gw,
         json!({"model": MODEL, "inputs": row(5.0), "mode": "QUORUM"}),
