@@ -239,6 +239,7 @@ mod tests {
             asked,
             answers,
             enclave: None,
+            zk: None,
         }
     }
 

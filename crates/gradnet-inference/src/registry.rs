@@ -94,6 +94,7 @@ sol! {
         function minStake() external view returns (uint256);
         function inferenceFee() external view returns (uint256);
         function reportFault(bytes certificate) external;
+        function zkVerifyingKey(string modelCID) external view returns (bytes);
     }
 }
 
@@ -603,6 +604,7 @@ pub fn call<CTX: ContextTr>(
                 | Call::minStake(_)
                 | Call::inferenceFee(_)
                 | Call::zkModel(_)
+                | Call::zkVerifyingKey(_)
         ),
     })?;
     let now = to_u64(ctx.block().timestamp());
@@ -637,6 +639,7 @@ pub fn call<CTX: ContextTr>(
         Call::receiptBatch(c) => receipt_batch(&mut reg, c),
         Call::registerZkModel(c) => register_zk_model(&mut reg, caller, c),
         Call::zkModel(c) => zk_model(&mut reg, c),
+        Call::zkVerifyingKey(c) => zk_verifying_key(&mut reg, c),
         Call::minStake(_) => min_stake(),
         Call::inferenceFee(_) => inference_fee(),
         Call::reportFault(c) => report_fault(&mut reg, chain_id, block, seed, c),
@@ -1000,6 +1003,22 @@ fn register_zk_model<J: JournalTr>(
 }
 
 /// `zkModel`: a model's registered verifying key.
+/// `zkVerifyingKey`: a model's registered verifying key, its bytes.
+fn zk_verifying_key<J: JournalTr>(
+    reg: &mut Registry<JournalSlots<'_, J>>,
+    c: IInferenceRegistry::zkVerifyingKeyCall,
+) -> Result<(Vec<u8>, u64), SystemError> {
+    let (bytes, _) = reg.zk_model(&c.modelCID)?.ok_or_else(|| {
+        format!(
+            "registry: no verifying key registered for model {}",
+            c.modelCID
+        )
+    })?;
+    let words = bytes.len().div_ceil(32) as u64;
+    let out = IInferenceRegistry::zkVerifyingKeyCall::abi_encode_returns(&bytes.into());
+    Ok((out, REGISTRY_READ_GAS + 200 * words))
+}
+
 fn zk_model<J: JournalTr>(
     reg: &mut Registry<JournalSlots<'_, J>>,
     c: IInferenceRegistry::zkModelCall,

@@ -76,6 +76,65 @@ pub fn quantize_input(input: &ModelInput, frac_bits: u32) -> Result<Vec<i64>, St
         .collect()
 }
 
+/// JSON inputs (as `/v1/infer` takes them) as the precompile's
+/// `ModelInput`, exactly: integers and fixed-point numbers as they are,
+/// floats by their shortest decimal form (the one that reads back as the
+/// same float). The circuit takes one number tensor.
+pub fn model_input(inputs: &gradnet_types::json::JsonInputs) -> Result<ModelInput, String> {
+    use gradnet_types::json::{Num, Values};
+    let [(name, t)] = &inputs.iter().collect::<Vec<_>>()[..] else {
+        return Err(format!(
+            "ZKML: the model takes one number tensor, the request has {}",
+            inputs.len()
+        ));
+    };
+    let Values::Numbers(nums) = &t.values else {
+        return Err(format!("ZKML: input `{name}` must be numbers"));
+    };
+    let values =
+        nums.iter()
+            .map(|n| match *n {
+                Num::Int(v) => Ok(Number {
+                    value: v,
+                    decimals: 0,
+                }),
+                Num::Fixed { value, decimals } if decimals >= 0 => Ok(Number {
+                    value,
+                    decimals: decimals as i128,
+                }),
+                Num::Fixed { value, decimals } => value
+                    .checked_mul(10i128.pow(decimals.unsigned_abs().min(38)))
+                    .map(|value| Number { value, decimals: 0 })
+                    .ok_or_else(|| format!("ZKML: input {value}e{} is too large", -decimals)),
+                Num::Float(f) => decimal(f)
+                    .ok_or_else(|| format!("ZKML: input {f} is not a finite number in range")),
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+    Ok(ModelInput {
+        numbers: vec![MultiDimensionalNumberTensor {
+            name: name.to_string(),
+            values,
+            shape: t.shape.iter().map(|&d| d as u32).collect(),
+        }],
+        strings: vec![],
+    })
+}
+
+/// A float's shortest decimal form as value · 10^-decimals.
+fn decimal(f: f64) -> Option<Number> {
+    if !f.is_finite() {
+        return None;
+    }
+    // Rust prints the shortest form that reads back as `f`, never with an exponent
+    let s = format!("{f}");
+    let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
+    let value: i128 = format!("{int}{frac}").parse().ok()?;
+    Some(Number {
+        value,
+        decimals: frac.len() as i128,
+    })
+}
+
 /// A ZKML outcome: the proof and the output.
 pub fn outcome(proof: &[u8], output: &[i64]) -> Bytes {
     let mut o = vec![OUTCOME_TAG];
@@ -234,6 +293,24 @@ mod tests {
         assert!(quantize_input(&two, 4)
             .unwrap_err()
             .contains("one number tensor"));
+    }
+
+    #[test]
+    fn json_inputs_become_the_precompiles_numbers_exactly() {
+        let v = serde_json::json!({"x": [[0.5, -1.0, 0.25, 3, 1e-7]]});
+        let mi = model_input(&gradnet_types::json::parse_inputs(&v).unwrap()).unwrap();
+        let t = &mi.numbers[0];
+        assert_eq!((t.name.as_str(), t.shape.clone()), ("x", vec![1, 5]));
+        let got: Vec<(i128, i128)> = t.values.iter().map(|n| (n.value, n.decimals)).collect();
+        assert_eq!(got, [(5, 1), (-1, 0), (25, 2), (3, 0), (1, 7)]);
+        // the same quantization as the calldata's
+        assert_eq!(quantize_input(&mi, 4).unwrap(), [8, -16, 4, 48, 0]);
+        let two = serde_json::json!({"x": [1], "y": [2]});
+        assert!(
+            model_input(&gradnet_types::json::parse_inputs(&two).unwrap())
+                .unwrap_err()
+                .contains("one number tensor")
+        );
     }
 
     #[test]

@@ -15,3 +15,4 @@ pub mod names;
 pub mod pipe;
 pub mod ports;
 pub mod relay;
+pub mod zk_infer;

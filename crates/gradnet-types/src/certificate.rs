@@ -52,6 +52,25 @@ pub struct Certificate {
     /// TEE: the id of the enclave's registration in the TEE registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enclave: Option<B256>,
+    /// ZKML: the proof, what it proves, and the key it is checked with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zk: Option<ZkProof>,
+}
+
+/// A ZKML answer's proof. The receipt's output hash signs the outcome
+/// `0x02 ‖ proof ‖ output` (each output an i64, big-endian), as the chain's
+/// ZKML calls do; the proof is checked with `verifying_key` against the
+/// request's input quantized at the key's scale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZkProof {
+    /// The model's verifying key, as registered (`zkVerifyingKey`), hex.
+    pub verifying_key: String,
+    /// The quantized input the proof is for.
+    pub input: Vec<i64>,
+    /// The circuit's output, integers at the key's 2^frac_bits scale.
+    pub output: Vec<i64>,
+    /// The Groth16 proof (128 bytes), hex.
+    pub proof: String,
 }
 
 /// What a certificate shows.
@@ -72,7 +91,7 @@ pub enum CertificateError {
         "unsupported certificate version {0} (this build knows version {CERTIFICATE_VERSION})"
     )]
     Version(u32),
-    #[error("a certificate is for QUORUM or TEE answers, not {0}")]
+    #[error("a certificate is for QUORUM, TEE or ZKML answers, not {0}")]
     Mode(InferenceMode),
     #[error("quorum {0} is outside 1..={MAX_QUORUM}")]
     Quorum(u32),
@@ -100,6 +119,8 @@ pub enum CertificateError {
     },
     #[error("a TEE certificate holds one answer and its enclave's registration")]
     Tee,
+    #[error("a ZKML certificate holds one answer and its proof")]
+    Zkml,
 }
 
 /// Identical answers a quorum of `k` needs: a majority.
@@ -169,6 +190,14 @@ impl Certificate {
                     dissenting: vec![],
                 }),
                 _ => Err(CertificateError::Tee),
+            },
+            InferenceMode::Zkml => match (self.answers.len(), &self.zk, self.quorum) {
+                (1, Some(_), 1) => Ok(Verdict {
+                    output_hash: first.body.output_hash,
+                    agreeing: vec![0],
+                    dissenting: vec![],
+                }),
+                _ => Err(CertificateError::Zkml),
             },
             m => Err(CertificateError::Mode(m)),
         }
@@ -266,6 +295,7 @@ mod tests {
             asked: answers.iter().map(|a| a.operator).collect(),
             answers,
             enclave: None,
+            zk: None,
         }
     }
 
@@ -316,5 +346,17 @@ mod tests {
         no(&c, "TEE certificate");
         c.enclave = Some(B256::repeat_byte(1));
         assert!(c.check().is_ok());
+        c.mode = InferenceMode::Zkml;
+        no(&c, "ZKML certificate holds one answer and its proof");
+        c.zk = Some(ZkProof {
+            verifying_key: "00".into(),
+            input: vec![1],
+            output: vec![2],
+            proof: "00".into(),
+        });
+        assert!(
+            c.check().is_ok(),
+            "its structure; the proof is checked with gradnet-zk"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! (`directory`), routes `/v1/infer`, `/v1/chat/completions` and
 //! `/v1/completions` to inference nodes (`route`: VANILLA and TEE on one
 //! node, health- and load-aware, with failover; `quorum`: QUORUM on the
-//! sampled nodes, answered once a majority agrees, with a certificate),
+//! sampled nodes, answered once a majority agrees, with a certificate;
+//! `zkml`: a node's proof, checked against the registry's key),
 //! and reports dissent it sees to the registry as fault evidence.
 //!
 //! Payment: the gateway is a client of the nodes like any other. With an
@@ -21,6 +22,7 @@ pub mod request;
 pub mod route;
 pub mod sse;
 pub mod upstream;
+pub mod zkml;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,7 +46,7 @@ use serde_json::{json, Value};
 use directory::{Directory, Node, Snapshot};
 use request::{Route, Shaped};
 
-/// How long a resolved model name is trusted.
+/// How long a resolved model name (or a read verifying key) is trusted.
 const NAME_TTL: Duration = Duration::from_secs(10);
 /// Fault reports kept for `GET /api/v0/gateway`.
 const KEEP_FAULTS: usize = 64;
@@ -81,6 +83,9 @@ pub struct Gateway {
     pub payments: Option<Arc<gradnet_api::payments::Payments>>,
     /// What it counts.
     pub metrics: metrics::GatewayMetrics,
+    /// Verifying keys read from the registry, by model (read again after
+    /// `NAME_TTL`: an owner may replace its key).
+    zk_keys: Mutex<HashMap<ContentId, (Vec<u8>, Instant)>>,
 }
 
 impl Gateway {
@@ -121,6 +126,7 @@ impl Gateway {
             reports: Default::default(),
             payments,
             metrics: Default::default(),
+            zk_keys: Default::default(),
         });
         gw.directory.spawn(gw.upstream.client.clone());
         Ok(gw)
@@ -216,6 +222,38 @@ impl Gateway {
         ))
     }
 
+    /// A model's verifying key as the registry holds it (kept once read).
+    pub async fn zk_key(&self, cid: &ContentId) -> Result<Vec<u8>, ApiError> {
+        if let Some((k, at)) = self.zk_keys.lock().get(cid) {
+            if at.elapsed() < NAME_TTL {
+                return Ok(k.clone());
+            }
+        }
+        let call = IInferenceRegistry::zkVerifyingKeyCall {
+            modelCID: cid.to_string(),
+        };
+        let out = self
+            .directory
+            .rpc()
+            .call(registry::ADDRESS, call.abi_encode())
+            .await
+            .map_err(|e| match e {
+                gradnet_client::ClientError::Reverted { reason, .. } => ApiError::not_found(reason),
+                e => ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "chain_unreachable",
+                    format!("reading the model's verifying key: {e}"),
+                ),
+            })?;
+        let bytes = IInferenceRegistry::zkVerifyingKeyCall::abi_decode_returns(&out)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .to_vec();
+        self.zk_keys
+            .lock()
+            .insert(*cid, (bytes.clone(), Instant::now()));
+        Ok(bytes)
+    }
+
     /// A TEE answer's certificate: its receipt and the enclave's registration.
     pub fn tee_certificate(
         &self,
@@ -238,6 +276,7 @@ impl Gateway {
                 receipt: c.receipt.clone(),
             }],
             enclave: node.enclave,
+            zk: None,
         }
     }
 
@@ -386,20 +425,13 @@ async fn serve_counted(
 ) -> Result<Response, ApiError> {
     let mut s = request::shape(route, headers, body)?;
     *mode = s.mode;
-    let held = match s.mode {
-        InferenceMode::Zkml => {
-            return Err(ApiError::bad_request(
-                "unsupported_mode",
-                "ZKML is served through the chain's inference precompile (mode 1); this gateway serves VANILLA, QUORUM and TEE",
-            ))
-        }
-        _ => billing::hold(gw.payments.as_ref(), headers, &s).await?,
-    };
+    let held = billing::hold(gw.payments.as_ref(), headers, &s).await?;
     if held.is_some() && s.stream && s.mode != InferenceMode::Quorum {
         s.include_usage();
     }
     match s.mode {
         InferenceMode::Quorum => quorum::serve(gw, s, held).await,
+        InferenceMode::Zkml => zkml::serve(gw, s, held).await,
         _ => route::one(gw, s, held).await,
     }
 }

@@ -226,6 +226,7 @@ fn certificate(
             })
             .collect(),
         enclave: None,
+        zk: None,
     }
 }
 

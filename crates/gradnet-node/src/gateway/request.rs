@@ -68,6 +68,11 @@ pub struct Shaped {
 }
 
 impl Shaped {
+    /// A field of the request as sent.
+    pub fn field(&self, k: &str) -> Option<&RawValue> {
+        self.fields.get(k).map(|v| &**v)
+    }
+
     /// Asks nodes for a stream's token usage in its last chunk (a gateway
     /// that charges by it).
     pub fn include_usage(&mut self) {

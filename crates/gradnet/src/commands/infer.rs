@@ -24,15 +24,28 @@ pub(crate) async fn run(c: &Client, a: InferArgs) -> Result<()> {
         body["quorum"] = json!(k);
     }
     let r: Value = c.post("/v1/infer", &body).await?;
-    // the node's signature and the outputs it signs, checked on arrival
-    let (receipt, _) = gradnet_client::verify::verify_response(&r, None)?;
-    eprintln!(
-        "receipt verified: the outputs are the ones node {}… signed",
-        &receipt.body.node[..12]
-    );
-    // a gateway's verified modes: the certificate, checked offline
-    if let Some(c) = gradnet_client::verify::verify_certificate(&r)? {
-        eprintln!("{}", crate::commands::receipt::certificate_report(&c));
+    let cert = gradnet_client::verify::verify_certificate(&r)?;
+    match &cert {
+        // ZKML through a gateway: the proof, checked here with its key
+        Some(c) if c.certificate.mode == gradnet_types::InferenceMode::Zkml => {
+            let key = crate::commands::receipt::check_zk(c, Some(&r))?;
+            eprintln!(
+                "{}\n  {key}",
+                crate::commands::receipt::certificate_report(c)
+            );
+        }
+        _ => {
+            // the node's signature and the outputs it signs, checked on arrival
+            let (receipt, _) = gradnet_client::verify::verify_response(&r, None)?;
+            eprintln!(
+                "receipt verified: the outputs are the ones node {}… signed",
+                &receipt.body.node[..12]
+            );
+            // a gateway's verified modes: the certificate, checked offline
+            if let Some(c) = &cert {
+                eprintln!("{}", crate::commands::receipt::certificate_report(c));
+            }
+        }
     }
     if let Some(path) = &a.save {
         std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;

@@ -57,6 +57,15 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
             perturb: cfg.byzantine,
         },
     ));
+    // ZKML off chain: proofs with the same keys, paid like any answer
+    let zk_infer = gradnet_node::zk_infer::router(
+        state.clone(),
+        std::sync::Arc::new(gradnet_node::inferencer::NodeInferencer::new(
+            state.clone(),
+            gradnet_api::Caller::Infer,
+            Some(cfg.data_dir.join("zk")),
+        )),
+    );
     if cfg.byzantine {
         tracing::warn!("--byzantine: this node alters its results for the chain");
     }
@@ -68,6 +77,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     // the web console at /, and on a validator its JSON-RPC at /rpc too
     let mut app = gradnet_api::router(state)
         .merge(pipe)
+        .merge(zk_infer)
         .merge(gradnet_web::router());
     if let Some(l) = &ledger {
         app = app.nest("/rpc", gradnet_rpc::router(l.chain.clone()));

@@ -11,11 +11,63 @@ use serde_json::Value;
 
 use crate::commands::chain::RpcArg;
 
+/// Checks a ZKML certificate's proof with the key it carries: the receipt
+/// signs this proof and output, the proof verifies, and a response's
+/// outputs are the circuit's. Returns what the key is.
+pub(crate) fn check_zk(c: &CheckedCertificate, response: Option<&Value>) -> Result<String> {
+    use gradnet_inference::zk;
+    let z = c
+        .certificate
+        .zk
+        .as_ref()
+        .context("a ZKML certificate without its proof")?;
+    let key =
+        hex::decode(&z.verifying_key).context("the certificate's verifying key is not hex")?;
+    let vk = zk::key(&key).map_err(anyhow::Error::msg)?;
+    let proof = hex::decode(&z.proof).context("the certificate's proof is not hex")?;
+    let signed = gradnet_types::ContentId::of(&zk::outcome(&proof, &z.output));
+    let receipt = &c.certificate.answers[0].receipt;
+    anyhow::ensure!(
+        signed == receipt.body.output_hash,
+        "not verified: the receipt signs output {}, the certificate's proof and output hash to {signed}",
+        receipt.body.output_hash
+    );
+    zk::check(&vk, &z.input, &z.output, &proof)
+        .map_err(|e| anyhow::anyhow!("not verified: {e}"))?;
+    if let Some(r) = response {
+        let scale = (1u64 << vk.frac_bits) as f64;
+        let want: Vec<f64> = z.output.iter().map(|&v| v as f64 / scale).collect();
+        let mut got = vec![];
+        crate::commands::receipt::flatten(&r["outputs"][&vk.output_name], &mut got);
+        anyhow::ensure!(
+            got == want,
+            "not verified: the response's outputs are not the proved ones ({got:?} vs {want:?})"
+        );
+    }
+    Ok(format!(
+        "verifying key {} (the registry's key for model {}: `zkModel`)",
+        gradnet_types::ContentId::of(&key),
+        receipt.body.model
+    ))
+}
+
+fn flatten(v: &Value, out: &mut Vec<f64>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| flatten(x, out)),
+        Value::Number(n) => out.push(n.as_f64().unwrap_or(f64::NAN)),
+        _ => {}
+    }
+}
+
 /// What a checked certificate shows, for people.
 pub(crate) fn certificate_report(c: &CheckedCertificate) -> String {
     let cert = &c.certificate;
     let v = &c.verdict;
     let mut out = match cert.mode {
+        gradnet_types::InferenceMode::Zkml => format!(
+            "ZKML certificate verified: node {} proved the answer (Groth16 over BN254), the proof checked here",
+            cert.answers[0].operator
+        ),
         gradnet_types::InferenceMode::Tee => format!(
             "TEE certificate verified: enclave registration {} (TEE registry 0x…F8), node {}",
             cert.enclave.unwrap_or_default(),
@@ -59,7 +111,21 @@ pub(crate) fn verify_file(path: &Path, signer: Option<&str>) -> Result<String> {
     let v: Value = serde_json::from_str(&text).context("not JSON")?;
     if v.get("answers").is_some() && v.get("seed").is_some() {
         let c = verify_certificate(&v)?.expect("a certificate");
-        return Ok(certificate_report(&c));
+        let mut report = certificate_report(&c);
+        if c.certificate.mode == gradnet_types::InferenceMode::Zkml {
+            report.push_str(&format!("\n  {}", check_zk(&c, None)?));
+        }
+        return Ok(report);
+    }
+    // a ZKML answer through a gateway: its receipt signs the proof, not the outputs
+    if let Some(c) =
+        verify_certificate(&v)?.filter(|c| c.certificate.mode == gradnet_types::InferenceMode::Zkml)
+    {
+        let key = check_zk(&c, Some(&v))?;
+        return Ok(format!(
+            "{}\n  {key}\n  the outputs in hand are the proved ones",
+            certificate_report(&c)
+        ));
     }
     let (receipt, checked) = verify_response(&v, signer)?;
     let mut report =

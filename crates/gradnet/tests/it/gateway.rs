@@ -262,6 +262,37 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
     let _ = reseller.kill();
     let _ = reseller.wait();
 
+    // ZKML off chain: a node proves, the gateway checks the proof against the
+    // registry's key before answering; the faulty node's output does not
+    // match its proof, so it is passed over
+    for i in 0..4 {
+        let (s, z) = infer(
+            &gw,
+            json!({"model": MODEL, "inputs": row(i as f64), "mode": "ZKML"}),
+        );
+        assert_eq!(s, 200, "{z}");
+        assert_eq!(z["certificate"]["mode"], "ZKML");
+        assert_ne!(z["certificate"]["asked"][0], json!(faulty), "{z}");
+        std::fs::write(&path, serde_json::to_vec(&z).unwrap()).unwrap();
+        let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+        assert!(
+            ok && out.contains("ZKML certificate verified")
+                && out.contains("the outputs in hand are the proved ones"),
+            "{out}"
+        );
+        // an output changed after the proof: refused offline
+        let mut forged = z.clone();
+        forged["outputs"]["y"][0][0] = json!(0.5);
+        std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+        assert!(!ok && out.contains("not the proved ones"), "{out}");
+        let mut forged = z.clone();
+        forged["certificate"]["zk"]["output"][0] = json!(7);
+        std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        let (ok, out) = cli(&["receipt", "verify", path.to_str().unwrap()]);
+        assert!(!ok && out.contains("not verified"), "{out}");
+    }
+
     // bad requests: the node's own error, or the gateway's, named
     let (s, e) = infer(&gw, json!({"model": MODEL, "inputs": {"x": [[1, 2]]}}));
     assert_eq!(s, 400, "{e}");
