@@ -347,8 +347,50 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
         text.contains("gradnet_certificate") && text.trim_end().ends_with("data: [DONE]"),
         "{text}"
     );
+    // an LLM in TEE: an enclave's answer, its registration named
+    let mut tee = chat.clone();
+    tee["mode"] = json!("TEE");
+    let (s, c) = rt.block_on(post(&format!("{gw}/v1/chat/completions"), tee));
+    assert_eq!(s, 200, "{c}");
+    let checked = gradnet_client::verify::verify_certificate(&c)
+        .unwrap()
+        .expect("a certificate");
+    assert!(
+        checked.answer_checked && checked.certificate.enclave.is_some(),
+        "{c}"
+    );
+    // VANILLA streams pass through as the node sends them, its receipt last
+    let mut plain = chat.clone();
+    plain["mode"] = json!("VANILLA");
+    plain["stream"] = json!(true);
+    let text = rt.block_on(async {
+        common::http()
+            .post(format!("{gw}/v1/chat/completions"))
+            .json(&plain)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        text.contains("gradnet_receipt") && text.trim_end().ends_with("data: [DONE]"),
+        "{text}"
+    );
 
-    // routing spreads load over the healthy nodes
+    // routing spreads load over the healthy nodes (a node that just sent
+    // a proof that did not hold may sit out until its next probe)
+    let served = || -> Vec<u64> {
+        let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["health"]["served"].as_u64().unwrap())
+            .collect()
+    };
+    let before = served();
     rt.block_on(async {
         let calls = (0..48).map(|i| {
             let gw = gw.clone();
@@ -364,16 +406,10 @@ fn the_gateway_serves_verified_modes_off_chain_and_survives_faults() {
             assert_eq!(s, 200, "{v}");
         }
     });
-    let status: Value = rt.block_on(common::get_json(&format!("{gw}/api/v0/gateway")));
-    let served: Vec<u64> = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["health"]["served"].as_u64().unwrap())
-        .collect();
+    let took: Vec<u64> = served().iter().zip(&before).map(|(a, b)| a - b).collect();
     assert!(
-        served.iter().all(|&n| n >= 3),
-        "every node takes a share: {served:?}"
+        took.iter().filter(|&&n| n >= 8).count() >= 2,
+        "the load is spread: {took:?}"
     );
 
     // inference node 0 SIGKILLed under load: every request is answered
