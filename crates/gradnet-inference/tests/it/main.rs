@@ -1,0 +1,3 @@
+//! gradnet-inference's integration tests, in one binary.
+
+mod decoders;

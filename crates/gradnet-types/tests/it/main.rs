@@ -1,0 +1,3 @@
+//! gradnet-types' integration tests, in one binary.
+
+mod decoders;
