@@ -610,4 +610,22 @@ mod tests {
         assert!(a.verify_signed_vote(&v.message, &v.signature, &a.public_key()));
         assert!(!b.verify_signed_vote(&v.message, &v.signature, &a.public_key()));
     }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, every decoder answers a value or an
+        /// error, never a panic.
+        #[test]
+        fn arbitrary_peer_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let b = Bytes::from(bytes.clone());
+            let _ = Codec::<ProposalPart>::decode(&WireCodec, b.clone());
+            let _ = Codec::<SignedConsensusMsg<Ctx>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<LivenessMsg<Ctx>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<StreamMessage<ProposalPart>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<Status<Ctx>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<Request<Ctx>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<Response<Ctx>>::decode(&WireCodec, b.clone());
+            let _ = Codec::<ProposedValue<Ctx>>::decode(&WireCodec, b);
+            let _ = decode_certificate(&bytes);
+        }
+    }
 }
