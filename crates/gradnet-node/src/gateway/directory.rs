@@ -128,6 +128,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The head block as a certificate's seed.
+    pub fn seed(&self) -> gradnet_types::certificate::Seed {
+        gradnet_types::certificate::Seed {
+            block: self.head,
+            hash: self.head_hash,
+        }
+    }
+
     /// The registry view QUORUM's sampling uses, seeded by the head.
     pub fn view(&self) -> RegistryView {
         RegistryView {

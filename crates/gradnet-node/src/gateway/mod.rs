@@ -38,7 +38,7 @@ use axum::{Json, Router};
 use gradnet_api::error::JsonBody;
 use gradnet_api::ApiError;
 use gradnet_inference::registry::{self, IInferenceRegistry};
-use gradnet_types::certificate::{Answer, Certificate, Seed, CERTIFICATE_VERSION};
+use gradnet_types::certificate::{Answer, Certificate, CERTIFICATE_VERSION};
 use gradnet_types::{ContentId, InferenceMode};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -262,21 +262,8 @@ impl Gateway {
         c: &answer::Checked,
     ) -> Certificate {
         Certificate {
-            version: CERTIFICATE_VERSION,
-            mode: InferenceMode::Tee,
-            chain_id: snap.chain_id,
-            seed: Seed {
-                block: snap.head,
-                hash: snap.head_hash,
-            },
-            quorum: 1,
-            asked: vec![node.record.operator],
-            answers: vec![Answer {
-                operator: node.record.operator,
-                receipt: c.receipt.clone(),
-            }],
             enclave: node.enclave,
-            zk: None,
+            ..one_node(snap, InferenceMode::Tee, node, c.receipt.clone())
         }
     }
 
@@ -363,6 +350,29 @@ impl Gateway {
         v["faults"] = json!(*self.faults.lock());
         v["payments"] = json!(self.payments.as_ref().map(|p| p.describe()));
         v
+    }
+}
+
+/// A certificate of one node's answer (TEE, ZKML), seeded by the snapshot's head.
+pub fn one_node(
+    snap: &Snapshot,
+    mode: InferenceMode,
+    node: &Node,
+    receipt: gradnet_types::Receipt,
+) -> Certificate {
+    Certificate {
+        version: CERTIFICATE_VERSION,
+        mode,
+        chain_id: snap.chain_id,
+        seed: snap.seed(),
+        quorum: 1,
+        asked: vec![node.record.operator],
+        answers: vec![Answer {
+            operator: node.record.operator,
+            receipt,
+        }],
+        enclave: None,
+        zk: None,
     }
 }
 

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{FuturesUnordered, StreamExt};
 use gradnet_api::ApiError;
 use gradnet_inference::fault_report::sampling_key;
-use gradnet_types::certificate::{needed, Answer, Certificate, Seed, CERTIFICATE_VERSION};
+use gradnet_types::certificate::{needed, Answer, Certificate, CERTIFICATE_VERSION};
 use gradnet_types::InferenceMode;
 use serde_json::json;
 
@@ -97,10 +97,8 @@ pub async fn serve(
             {
                 return Ok(super::route::passthrough(status, body));
             }
+            // (the node's health learnt it in `Upstream::post`)
             Err(f) => {
-                if f.is_down() {
-                    node.health.fail(f.describe());
-                }
                 gw.failed(&node, &f);
                 fails.push((node, f));
             }
@@ -212,10 +210,7 @@ fn certificate(
         version: CERTIFICATE_VERSION,
         mode: InferenceMode::Quorum,
         chain_id: snap.chain_id,
-        seed: Seed {
-            block: snap.head,
-            hash: snap.head_hash,
-        },
+        seed: snap.seed(),
         quorum: k as u32,
         asked: asked.to_vec(),
         answers: answers

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gradnet_api::ApiError;
 use gradnet_inference::zk;
-use gradnet_types::certificate::{Answer, Certificate, Seed, ZkProof, CERTIFICATE_VERSION};
+use gradnet_types::certificate::{Certificate, ZkProof};
 use gradnet_types::{ContentId, InferenceMode, Receipt};
 use serde_json::{json, Value};
 
@@ -104,26 +104,13 @@ pub async fn serve(
             Ok((receipt, y, proof)) => {
                 let charged = held.map(|h| h.call());
                 let cert = Certificate {
-                    version: CERTIFICATE_VERSION,
-                    mode: InferenceMode::Zkml,
-                    chain_id: snap.chain_id,
-                    seed: Seed {
-                        block: snap.head,
-                        hash: snap.head_hash,
-                    },
-                    quorum: 1,
-                    asked: vec![node.record.operator],
-                    answers: vec![Answer {
-                        operator: node.record.operator,
-                        receipt,
-                    }],
-                    enclave: None,
                     zk: Some(ZkProof {
                         verifying_key: hex::encode(&key_bytes),
                         input: x.clone(),
                         output: y.clone(),
                         proof,
                     }),
+                    ..super::one_node(&snap, InferenceMode::Zkml, &node, receipt)
                 };
                 let scale = (1u64 << vk.frac_bits) as f64;
                 let values: Vec<f64> = y.iter().map(|&v| v as f64 / scale).collect();
