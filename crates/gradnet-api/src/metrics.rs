@@ -161,6 +161,11 @@ impl Metrics {
         }
     }
 
+    /// The registry, for a node's other parts (consensus) to add theirs to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format, with the gauges read from `state` now.
     pub fn render(&self, state: &AppState) -> String {
         let s = state.runtime.cache_stats();

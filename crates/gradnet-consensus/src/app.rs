@@ -20,11 +20,13 @@ use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
 use malachitebft_app_channel::{AppMsg, Channels, NetworkMsg};
 
+use super::byzantine::{Byzantine, Strategy};
 use super::codec::{decode_certificate, encode_certificate};
 use super::context::{
-    select_proposer, BlockId, Ctx, Height, ProposalPart, Signer, ValidatorId, ValidatorSet,
-    TAG_STREAM,
+    round_code, select_proposer, BlockId, Ctx, Height, ProposalPart, Signature, Signer,
+    ValidatorId, ValidatorSet, TAG_STREAM,
 };
+use super::faults::{Equivocation, Faults};
 use super::parts::{split, Streams};
 use gradnet_ledger::block::Block;
 use gradnet_ledger::chain::{Chain, MissServer};
@@ -33,6 +35,11 @@ use gradnet_ledger::store::Executed;
 
 /// Transactions in one block at most (the gas limit usually binds first).
 pub const MAX_BLOCK_TXS: usize = 10_000;
+/// Proposals kept for later heights or rounds at most: what a peer sends
+/// beyond is dropped, so a proposer cannot fill this node's memory.
+const MAX_CANDIDATES: usize = 64;
+/// Rounds ahead of the current one whose proposals are kept.
+const MAX_ROUNDS_AHEAD: u32 = 8;
 /// How far ahead of a validator's clock a block's timestamp may be.
 const MAX_CLOCK_DRIFT_SECS: u64 = 15;
 
@@ -53,6 +60,15 @@ struct Candidate {
     executed: Option<Executed>,
     /// None until checked (a block for a later height waits until then).
     validity: Option<Validity>,
+}
+
+/// What a byzantine proposer does to one of its blocks when it streams it.
+#[derive(Clone)]
+enum Attack {
+    Withhold,
+    Garble,
+    /// A second, different block streamed for the same round.
+    Twin(Box<Block>),
 }
 
 /// gradnet's side of consensus: proposes blocks, checks and keeps the
@@ -78,6 +94,17 @@ pub struct App {
     /// Sends this proposer's unanswered inference calls to the sampled
     /// nodes (PIPE): the network leg of block building, from the node.
     pipe: Arc<dyn MissServer>,
+    /// Refusals and equivocations seen.
+    pub faults: Faults,
+    /// Tests only: this validator attacks (see `byzantine`).
+    pub byzantine: Option<Arc<Byzantine>>,
+    /// The signed stream first seen per (height, round): a second one for
+    /// another block is the proposer's equivocation.
+    signed: HashMap<(u64, u64), (B256, u64, Signature)>,
+    /// Byzantine only: how its own proposals are streamed.
+    attacks: HashMap<B256, Attack>,
+    /// The round consensus is in.
+    round: Round,
 }
 
 impl App {
@@ -101,6 +128,11 @@ impl App {
             proposal_seen: None,
             last_proposal: Instant::now(),
             pipe,
+            faults: Faults::default(),
+            byzantine: None,
+            signed: HashMap::new(),
+            attacks: HashMap::new(),
+            round: Round::new(0),
         }
     }
 
@@ -155,10 +187,21 @@ impl App {
             Some(w) => Err(w),
             None => {
                 let chain = self.chain.clone();
-                tokio::task::spawn_blocking(move || chain.verify(&block))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
+                let pipe = self.pipe.clone();
+                tokio::task::spawn_blocking(move || {
+                    let e = chain.verify(&block).map_err(|e| e.to_string())?;
+                    if !e.missed.is_empty() {
+                        // the proposer's word that nodes did not answer
+                        // slashes them: ask them before voting for it
+                        let view = chain.registry_view().map_err(|e| e.to_string())?;
+                        let deadline = Instant::now() + gradnet_inference::pipe::CONFIRM_BUDGET;
+                        pipe.confirm_missed(&view, &e.missed, deadline)?;
+                    }
+                    Ok(e)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
             }
         };
         let c = self.candidates.get_mut(&hash).expect("present");
@@ -168,7 +211,7 @@ impl App {
                 c.validity = Some(Validity::Valid);
             }
             Err(why) => {
-                tracing::warn!(height = c.block.header.number, block = %hash, "refusing a proposed block: {why}");
+                self.faults.refused(c.block.header.number, &hash, &why);
                 c.validity = Some(Validity::Invalid);
             }
         }
@@ -200,10 +243,15 @@ impl App {
             chain.propose(&params, MAX_BLOCK_TXS, pipe.as_ref())
         })
         .await??;
-        let block = built.executed.block.clone();
+        let mut block = built.executed.block.clone();
+        if let Some(b) = self.byzantine.clone() {
+            self.attack(&b, &mut block);
+        }
         let hash = block.hash();
         self.proposal_seen.get_or_insert_with(Instant::now);
         tracing::debug!(height = height.0, round = %round, txs = block.transactions.len(), block = %hash, "proposing");
+        let mut executed = built.executed;
+        executed.block = block.clone();
         self.candidates.insert(
             hash,
             Candidate {
@@ -211,11 +259,73 @@ impl App {
                 round,
                 valid_round: Round::Nil,
                 proposer: me,
-                executed: Some(built.executed),
+                executed: Some(executed),
                 validity: Some(Validity::Valid),
             },
         );
         Ok(hash)
+    }
+
+    /// Byzantine only: alters a block it built (or how it will stream it)
+    /// by the plan's current strategy, where that applies to this block.
+    fn attack(&mut self, b: &Byzantine, block: &mut Block) {
+        let s = b.current();
+        let h = &mut block.header;
+        let stashed = b.take_stashed();
+        let applied = match s {
+            // a sidecar call swapped for the tampered one, committed to
+            _ if s.in_sidecar() => {
+                let mut swapped = false;
+                for t in stashed {
+                    if let Some(c) = block
+                        .sidecar
+                        .calls
+                        .iter_mut()
+                        .find(|c| c.request_hash == t.request_hash)
+                    {
+                        *c = t;
+                        swapped = true;
+                    }
+                }
+                block.header.sidecar_root = block.sidecar.root();
+                swapped
+            }
+            Strategy::ReplaySidecar => {
+                let parent = self.chain.store.block(h.number - 1).ok().flatten();
+                match parent.filter(|p| !p.sidecar.calls.is_empty()) {
+                    Some(p) => {
+                        block.sidecar.calls.extend(p.sidecar.calls);
+                        block.header.sidecar_root = block.sidecar.root();
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Strategy::BadResults => {
+                h.state_root = alloy_primitives::keccak256(h.state_root);
+                h.receipts_root = alloy_primitives::keccak256(h.receipts_root);
+                true
+            }
+            Strategy::Equivocate => {
+                let mut twin = block.clone();
+                twin.header.timestamp += 1;
+                self.attacks
+                    .insert(block.hash(), Attack::Twin(Box::new(twin)));
+                true
+            }
+            Strategy::Withhold => {
+                self.attacks.insert(block.hash(), Attack::Withhold);
+                true
+            }
+            Strategy::Garble => {
+                self.attacks.insert(block.hash(), Attack::Garble);
+                true
+            }
+            _ => false,
+        };
+        if applied {
+            b.applied(s, block.header.number);
+        }
     }
 
     async fn publish(
@@ -229,14 +339,46 @@ impl App {
         let Some(c) = self.candidates.get(hash) else {
             return Ok(());
         };
-        for m in split(
+        let mut parts = split(
             &self.signer,
             height,
             round,
             pol_round,
             self.me,
             &c.block.encode(),
-        ) {
+        );
+        match self.attacks.get(hash) {
+            None => {}
+            Some(Attack::Withhold) => parts.clear(),
+            Some(Attack::Garble) => {
+                use malachitebft_app_channel::app::engine::util::streaming::StreamContent;
+                if let StreamContent::Data(ProposalPart::Data(d)) = &mut parts[1].content {
+                    let mut v = d.to_vec();
+                    let mid = v.len() / 2;
+                    v[mid] ^= 0x5a;
+                    *d = Bytes::from(v);
+                }
+            }
+            Some(Attack::Twin(twin)) => {
+                // under its own stream id, so that both arrive whole
+                let mut more = split(
+                    &self.signer,
+                    height,
+                    round,
+                    pol_round,
+                    self.me,
+                    &twin.encode(),
+                );
+                let id = malachitebft_app_channel::app::engine::util::streaming::StreamId::new(
+                    [&more[0].stream_id.to_bytes()[..], b"twin"].concat().into(),
+                );
+                for m in &mut more {
+                    m.stream_id = id.clone();
+                }
+                parts.extend(more);
+            }
+        }
+        for m in parts {
             channels
                 .network
                 .send(NetworkMsg::PublishProposalPart(m))
@@ -254,7 +396,8 @@ impl App {
             Ok(Some(a)) => a,
             Ok(None) => return None,
             Err(why) => {
-                tracing::warn!(%from, "dropping a proposal stream: {why}");
+                tracing::warn!(%from, check = "stream-format", "dropping a proposal stream: {why}");
+                self.faults.dropped("stream-format");
                 return None;
             }
         };
@@ -262,9 +405,18 @@ impl App {
         if a.height < next {
             return None;
         }
+        let far = a.height.0 > next.0 + 1
+            || (a.height == next
+                && a.round.as_u32().unwrap_or(0)
+                    > self.round.as_u32().unwrap_or(0) + MAX_ROUNDS_AHEAD);
+        if far || (a.height > next && self.candidates.len() >= MAX_CANDIDATES) {
+            tracing::debug!(%from, height = a.height.0, round = %a.round, "dropping a proposal too far ahead");
+            return None;
+        }
         let expected = select_proposer(&self.validators, a.height, a.round);
         if expected.address != a.proposer {
-            tracing::warn!(%from, height = a.height.0, "proposal stream from {} who is not the round's proposer", a.proposer);
+            tracing::warn!(%from, height = a.height.0, check = "stream-proposer", "proposal stream from {} who is not the round's proposer", a.proposer);
+            self.faults.dropped("stream-proposer");
             return None;
         }
         if !self.signer.verify(
@@ -273,7 +425,35 @@ impl App {
             &a.signature,
             &expected.public_key,
         ) {
-            tracing::warn!(%from, height = a.height.0, "proposal stream with a bad signature");
+            tracing::warn!(%from, height = a.height.0, check = "stream-signature", "proposal stream with a bad signature");
+            self.faults.dropped("stream-signature");
+            return None;
+        }
+        let digest = alloy_primitives::keccak256(&a.block);
+        let key = (a.height.0, round_code(a.round));
+        let first = if a.height == next {
+            *self
+                .signed
+                .entry(key)
+                .or_insert((digest, round_code(a.pol_round), a.signature))
+        } else {
+            (digest, 0, a.signature)
+        };
+        if first.0 != digest {
+            let e = Equivocation::new(
+                a.height,
+                a.round,
+                a.proposer,
+                (first.0, first.1, &first.2),
+                (digest, round_code(a.pol_round), &a.signature),
+            );
+            self.faults.equivocation(&e);
+            // neither of the proposer's blocks gets this validator's vote
+            for c in self.candidates.values_mut() {
+                if c.block.header.number == a.height.0 && c.round == a.round {
+                    c.validity = Some(Validity::Invalid);
+                }
+            }
             return None;
         }
         let block = match Block::decode(&a.block) {
@@ -298,7 +478,14 @@ impl App {
         });
         if a.height == next {
             self.proposal_seen.get_or_insert_with(Instant::now);
-            self.check(hash).await;
+            if self.byzantine.is_some() {
+                // votes for whatever it is sent, unchecked
+                if let Some(c) = self.candidates.get_mut(&hash) {
+                    c.validity.get_or_insert(Validity::Valid);
+                }
+            } else {
+                self.check(hash).await;
+            }
         }
         let c = self.candidates.get(&hash)?;
         // the stream's own round, even if the block was seen in another
@@ -342,6 +529,8 @@ impl App {
             c.validity = None;
         }
         self.streams.prune(next);
+        self.signed.retain(|(h, _), _| *h >= next.0);
+        self.attacks.clear();
         self.last_proposal = self.proposal_seen.take().unwrap_or_else(Instant::now);
         tracing::debug!(height = cert.height.0, round = %cert.round, block = %hash, "committed");
         Ok(())
@@ -372,6 +561,7 @@ impl App {
                     reply_value,
                     ..
                 } => {
+                    self.round = round;
                     let hashes: Vec<B256> = self
                         .candidates
                         .iter()

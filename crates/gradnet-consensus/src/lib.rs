@@ -5,6 +5,8 @@
 //! its p2p (`gradnet_node::consensus`).
 
 pub mod app;
+pub mod byzantine;
 pub mod codec;
 pub mod context;
+pub mod faults;
 pub mod parts;

@@ -23,6 +23,10 @@ pub const CHUNK: usize = 128 * 1024;
 /// A stream with more parts than this is refused (a 30M-gas block of
 /// calldata is ~7.5 MB: 60 chunks).
 const MAX_PARTS: u64 = 256;
+/// Streams one peer may have open at once (the current height's rounds and
+/// the next height's): a peer that opens more loses its oldest, so what it
+/// sends is bounded by this × `MAX_PARTS` × `CHUNK`.
+const MAX_OPEN_PER_PEER: usize = 8;
 
 /// What the proposer signs for a stream: its header fields and the hash of
 /// the block bytes.
@@ -144,7 +148,31 @@ impl Streams {
             self.open.remove(&(from, msg.stream_id));
             return Err(format!("proposal stream longer than {MAX_PARTS} parts"));
         }
+        if let StreamContent::Data(ProposalPart::Data(d)) = &msg.content {
+            if d.len() > CHUNK {
+                self.open.remove(&(from, msg.stream_id));
+                return Err(format!(
+                    "proposal part of {} bytes; at most {CHUNK}",
+                    d.len()
+                ));
+            }
+        }
         let key = (from, msg.stream_id.clone());
+        if !self.open.contains_key(&key) {
+            let mine: Vec<_> = self
+                .open
+                .keys()
+                .filter(|(p, _)| *p == from)
+                .cloned()
+                .collect();
+            if mine.len() >= MAX_OPEN_PER_PEER {
+                let oldest = mine
+                    .into_iter()
+                    .min_by_key(|k| self.open[k].height)
+                    .expect("non-empty");
+                self.open.remove(&oldest);
+            }
+        }
         let s = self.open.entry(key.clone()).or_default();
         match msg.content {
             StreamContent::Fin => s.end = Some(msg.sequence),
@@ -239,6 +267,25 @@ mod tests {
             &a.signature,
             &signer.public_key()
         ));
+
+        // a peer opening stream after stream keeps only the last few
+        let mut streams = Streams::default();
+        for h in 0..100u64 {
+            let m = split(
+                &signer,
+                Height(h),
+                Round::new(0),
+                Round::Nil,
+                me,
+                &[1, 2, 3],
+            );
+            streams.insert(peer, m[0].clone()).unwrap();
+        }
+        assert_eq!(streams.open.len(), MAX_OPEN_PER_PEER);
+        // an oversized part is refused
+        let mut big = split(&signer, Height(1), Round::new(0), Round::Nil, me, &[0; 4]);
+        big[1].content = StreamContent::Data(ProposalPart::Data(vec![0; CHUNK + 1].into()));
+        assert!(streams.insert(peer, big[1].clone()).is_err());
 
         // a stream missing a chunk never completes
         let mut streams = Streams::default();

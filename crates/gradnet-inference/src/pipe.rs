@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub const ANSWER_PATH: &str = "/v1/pipe/answer";
 /// Time a proposer gives the nodes for one block's calls.
 pub const BUDGET: Duration = Duration::from_secs(2);
+/// Time a validator gives the nodes a proposal says missed their calls
+/// to answer it instead, before it votes.
+pub const CONFIRM_BUDGET: Duration = Duration::from_secs(1);
 /// Blocks a call is tried in before it is given up (and reverts).
 pub const MAX_TRIES: u32 = 3;
 

@@ -146,6 +146,9 @@ pub struct Progress {
     pub used: Vec<(B256, usize)>,
     /// ZKML results whose proof did not verify: their nodes are slashed.
     pub bad_proofs: Vec<(B256, sidecar::NodeResult)>,
+    /// The calls behind served results used, by request hash: a validator
+    /// asks the nodes a sidecar says missed them again before it votes.
+    pub calls: HashMap<B256, Miss>,
 }
 
 /// ResultSource inside a block: from its sidecar.
@@ -413,7 +416,16 @@ fn from_sidecar<CTX: ContextTr>(
         return Ok(Served::Revert("inference: pending".into()));
     };
     sidecar::check(served, &b.view, req.mode, &req.model)?;
-    b.progress.lock().used.push((rh, req.mode.quorum));
+    {
+        let mut p = b.progress.lock();
+        p.used.push((rh, req.mode.quorum));
+        p.calls.entry(rh).or_insert_with(|| Miss {
+            request_hash: rh,
+            calldata: Bytes::copy_from_slice(input),
+            mode: req.mode,
+            model: req.model.clone(),
+        });
+    }
     Ok(match sidecar::decide(served, req.mode.quorum) {
         Decision::Agreed {
             outcome,

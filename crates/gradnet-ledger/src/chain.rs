@@ -13,7 +13,7 @@ use crate::error::ChainError;
 use crate::exec::{self, BlockParams, Built};
 use crate::genesis::Genesis;
 use crate::mempool::{Account, Mempool, PoolConfig};
-use crate::store::{Executed, Store};
+use crate::store::{Executed, Missed, Store};
 use crate::tx;
 use gradnet_inference::pipe;
 use gradnet_inference::precompile::{BlockResults, Inferencer, Miss, ResultSource};
@@ -44,6 +44,19 @@ pub struct Chain {
 pub trait MissServer: Send + Sync {
     /// Serves what it can of `misses` before `deadline`.
     fn serve(&self, view: &RegistryView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall>;
+
+    /// Before a validator votes for a block that says sampled nodes did
+    /// not answer (and slashes them): asks them itself, until `deadline`.
+    /// An error names a node that answers with a validly signed outcome:
+    /// the proposer left its answer out.
+    fn confirm_missed(
+        &self,
+        _view: &RegistryView,
+        _missed: &[Missed],
+        _deadline: Instant,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl<F> MissServer for F
@@ -191,6 +204,12 @@ impl Chain {
             self.pool.remove(h);
         }
         Ok(built)
+    }
+
+    /// The registry as the next block sees it (who serves its calls).
+    pub fn registry_view(&self) -> Result<RegistryView, ChainError> {
+        let state = self.store.state()?;
+        exec::registry_view(&state, self.chain_id, &self.head())
     }
 
     /// Re-executes a block proposed on top of the head (see `exec::verify`).

@@ -16,7 +16,7 @@ use crate::block::{receipts_root, transactions_root, Block, Header, StoredReceip
 use crate::error::ChainError;
 use crate::slots::{OverlaySlots, ReaderSlots};
 use crate::state::{Overlay, StateReader};
-use crate::store::Executed;
+use crate::store::{Executed, Missed};
 use crate::tx::{tx_env, PooledTx};
 use gradnet_inference::precompile::{BlockResults, Precompiles, ResultSource};
 use gradnet_inference::registry::{Fault, Registry};
@@ -98,7 +98,8 @@ fn settle_faults(
     quorum_of: &std::collections::HashMap<B256, usize>,
     bad_proofs: &[(B256, sidecar::NodeResult)],
     block: u64,
-) -> Result<(), ChainError> {
+) -> Result<Vec<Missed>, ChainError> {
+    let mut all_missed = vec![];
     let mut reg = Registry(OverlaySlots {
         overlay,
         account: gradnet_inference::registry::ADDRESS,
@@ -148,16 +149,23 @@ fn settle_faults(
                 .copied()
                 .collect(),
         };
-        for m in missed {
+        for m in &missed {
             let fault = Fault {
                 request_hash: *rh,
                 reason: "did not answer in time".into(),
                 evidence: Bytes::new(),
             };
-            slash(&mut reg, m, sidecar::SLASH_MISSED_BPS, fault)?;
+            slash(&mut reg, *m, sidecar::SLASH_MISSED_BPS, fault)?;
+        }
+        let call = answers.progress.lock().calls.get(rh).cloned();
+        if let (false, Some(call)) = (missed.is_empty(), call) {
+            all_missed.push(Missed {
+                call,
+                nodes: missed,
+            });
         }
     }
-    Ok(())
+    Ok(all_missed)
 }
 
 fn block_env(h: &Header) -> BlockEnv {
@@ -268,7 +276,7 @@ fn block_sidecar(
     answers: &BlockResults,
     strict: bool,
     number: u64,
-) -> Result<Sidecar, ChainError> {
+) -> Result<(Sidecar, Vec<Missed>), ChainError> {
     let used_calls = std::mem::take(&mut answers.progress.lock().used);
     let mut used: Vec<B256> = vec![];
     let mut quorum_of = std::collections::HashMap::new();
@@ -287,7 +295,7 @@ fn block_sidecar(
     let mut bad_proofs = std::mem::take(&mut answers.progress.lock().bad_proofs);
     bad_proofs.retain(|(rh, _)| quorum_of.contains_key(rh));
     bad_proofs.dedup_by(|a, b| a.0 == b.0);
-    settle_faults(
+    let missed = settle_faults(
         &mut evm.ctx.journaled_state.database,
         answers,
         &used,
@@ -295,9 +303,10 @@ fn block_sidecar(
         &bad_proofs,
         number,
     )?;
-    Ok(Sidecar {
+    let sidecar = Sidecar {
         calls: used.iter().map(|rh| answers.served[rh].clone()).collect(),
-    })
+    };
+    Ok((sidecar, missed))
 }
 
 /// Runs `txs` in order on the state after `parent`. With `strict`, any
@@ -416,7 +425,7 @@ fn run(
         envelopes.push(tx.envelope.clone());
         included.push(tx.raw.clone());
     }
-    let sidecar = block_sidecar(&mut evm, &answers, strict, header.number)?;
+    let (sidecar, missed) = block_sidecar(&mut evm, &answers, strict, header.number)?;
     header.sidecar_root = sidecar.root();
     let diff = evm.ctx.journaled_state.database.diff;
     header.state_root = diff.commitment(parent.state_root);
@@ -433,6 +442,7 @@ fn run(
             },
             receipts,
             diff,
+            missed,
         },
         dropped,
         waiting,

@@ -38,6 +38,18 @@ pub struct Executed {
     pub receipts: Vec<StoredReceipt>,
     /// What it changes in the state.
     pub diff: Diff,
+    /// Calls whose sidecar says sampled nodes did not answer (they are
+    /// slashed): validators ask those nodes again before voting.
+    pub missed: Vec<Missed>,
+}
+
+/// One call's nodes that a block says did not answer.
+#[derive(Debug, Clone)]
+pub struct Missed {
+    /// The call.
+    pub call: gradnet_inference::precompile::Miss,
+    /// The nodes.
+    pub nodes: Vec<alloy_primitives::Address>,
 }
 
 /// Blocks, receipts, certificates and state in redb.
@@ -150,6 +162,7 @@ impl Store {
             },
             receipts: vec![],
             diff,
+            missed: vec![],
         };
         let w = db.begin_write().map_err(bad)?;
         Self::write(&w, &executed)?;

@@ -118,6 +118,10 @@ pub struct Validator {
     pub key: KeySeed,
     /// The chain's genesis (the validator set).
     pub genesis: Genesis,
+    /// Counts the proposals it refuses; keeps equivocation evidence.
+    pub faults: gradnet_consensus::faults::Faults,
+    /// Tests only: this validator attacks.
+    pub byzantine: Option<Arc<gradnet_consensus::byzantine::Byzantine>>,
     /// How it joins the network.
     pub options: ConsensusOptions,
 }
@@ -182,13 +186,15 @@ impl Node for Validator {
         .await?;
         let events = channels.events.clone();
         let signer = Arc::new(self.get_signing_provider(key));
-        let app = App::new(
+        let mut app = App::new(
             self.chain.clone(),
             signer,
             validators,
             self.options.block_time,
             self.pipe.clone(),
         );
+        app.faults = self.faults.clone();
+        app.byzantine = self.byzantine.clone();
         let app = tokio::spawn(async move {
             if let Err(e) = app.run(channels).await {
                 tracing::error!("consensus app stopped: {e}");

@@ -26,6 +26,9 @@ pub struct LedgerConfig {
     pub peers: Vec<String>,
     /// The other validators' JSON-RPC URLs, to relay transactions to.
     pub peer_rpc: Vec<String>,
+    /// Tests only: attack the network by these strategies
+    /// (`gradnet_consensus::byzantine`; `all`: every one).
+    pub byzantine: Vec<String>,
 }
 
 /// A running ledger: the chain, its JSON-RPC listener, the relay and
@@ -76,6 +79,31 @@ pub fn p2p_addr(s: &str) -> Result<Multiaddr> {
     Ok(format!("{ip}/tcp/{}", sa.port()).parse()?)
 }
 
+/// The plan of a byzantine validator (tests only), if any.
+fn byzantine_plan(
+    names: &[String],
+) -> Result<Option<std::sync::Arc<gradnet_consensus::byzantine::Byzantine>>> {
+    use gradnet_consensus::byzantine::{Byzantine, Strategy};
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let plan = names
+        .iter()
+        .filter(|n| n.as_str() != "all")
+        .map(|n| Strategy::parse(n).map_err(|e| anyhow::anyhow!("--byzantine-validator: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let names: Vec<_> = plan.iter().map(|s| s.name()).collect();
+    tracing::warn!(
+        "--byzantine-validator: this validator attacks the network ({})",
+        if names.is_empty() {
+            "every strategy".into()
+        } else {
+            names.join(", ")
+        }
+    );
+    Ok(Some(std::sync::Arc::new(Byzantine::new(plan))))
+}
+
 /// `state`: the node whose hub and runtimes answer the inference
 /// precompile in `eth_call` (none: such calls revert).
 pub async fn start(
@@ -100,7 +128,7 @@ pub async fn start(
         PoolConfig::default(),
     )
     .with_context(|| format!("opening the chain in {}", data_dir.join("chain").display()))?;
-    if let Some(state) = state {
+    if let Some(state) = state.clone() {
         // the hub serves the network's names from the model registry
         state
             .hub
@@ -130,9 +158,28 @@ pub async fn start(
         cfg.peer_rpc.clone(),
     )));
     let head = chain.head();
+    let byzantine = byzantine_plan(&cfg.byzantine)?;
+    let mut faults = gradnet_consensus::faults::Faults::default();
+    faults.evidence_dir = Some(data_dir.join("consensus").join("evidence"));
+    if let Some(s) = &state {
+        let r = s.metrics.registry();
+        faults.register(r)?;
+        if let Some(b) = &byzantine {
+            b.register(r)?;
+        }
+    }
+    let dispatcher = crate::pipe::Dispatcher::default();
+    let pipe: std::sync::Arc<dyn gradnet_ledger::chain::MissServer> = match &byzantine {
+        Some(b) => {
+            std::sync::Arc::new(crate::pipe::byzantine::Attacker::new(dispatcher, b.clone()))
+        }
+        None => std::sync::Arc::new(dispatcher),
+    };
     let validator = Validator {
         chain: chain.clone(),
-        pipe: std::sync::Arc::new(crate::pipe::Dispatcher::default()),
+        pipe,
+        faults,
+        byzantine,
         key: KeySeed(node_key.seed()),
         genesis: genesis.clone(),
         options: ConsensusOptions {

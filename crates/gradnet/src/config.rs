@@ -166,6 +166,7 @@ impl NodeConfig {
                     .unwrap_or_else(|| "0.0.0.0:26656".into()),
                 peers: list(&args.peer, &file.peers),
                 peer_rpc: list(&args.peer_rpc, &file.peer_rpc),
+                byzantine: args.byzantine_validator.clone(),
             }
         });
         let chain_id = match &chain {

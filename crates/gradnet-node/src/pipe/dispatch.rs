@@ -16,6 +16,7 @@ use gradnet_inference::pipe::{AnswerRequest, AnswerResponse, ANSWER_PATH, MAX_TR
 use gradnet_inference::precompile::Miss;
 use gradnet_inference::sidecar::{self, Decision, NodeResult, RegistryView, ServedCall};
 use gradnet_ledger::chain::MissServer;
+use gradnet_ledger::store::Missed;
 
 /// Sends a proposer's unanswered calls to the sampled nodes over HTTP.
 pub struct Dispatcher {
@@ -74,6 +75,92 @@ impl Pending {
 }
 
 impl Dispatcher {
+    /// Asks `node` for its signed outcomes of `calls` before `deadline`:
+    /// one per call, None where its signature does not hold.
+    pub async fn ask(
+        &self,
+        view: &RegistryView,
+        node: Address,
+        calls: Vec<alloy_primitives::Bytes>,
+        deadline: Instant,
+    ) -> Result<Vec<Option<NodeResult>>, String> {
+        let n = calls.len();
+        let hashes: Vec<B256> = calls.iter().map(|c| sidecar::request_hash(c)).collect();
+        let body = AnswerRequest {
+            chain_id: view.chain_id,
+            calls,
+        };
+        let endpoint = view
+            .node(&node)
+            .map(|n| n.endpoint.clone())
+            .unwrap_or_default();
+        let req = self
+            .client
+            .post(format!("{}{ANSWER_PATH}", endpoint.trim_end_matches('/')))
+            .json(&body);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = tokio::time::timeout(left, async {
+            let r = req.send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {}", r.status()));
+            }
+            r.json::<AnswerResponse>().await.map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|_| Err("no answer before the deadline".into()))?;
+        if answer.results.len() != n {
+            return Err(format!("answered {} calls of {n}", answer.results.len()));
+        }
+        let key = view.node(&node).map(|n| n.signing_key).unwrap_or_default();
+        Ok(hashes
+            .iter()
+            .zip(answer.results)
+            .map(|(rh, r)| {
+                let msg = sidecar::signing_bytes(view.chain_id, rh, &r.outcome);
+                if !sidecar::verify_signature(&key, &msg, &r.signature) {
+                    tracing::warn!(%node, "inference node sent a result with a bad signature");
+                    return None;
+                }
+                Some(NodeResult {
+                    node,
+                    outcome: r.outcome,
+                    signature: r.signature,
+                })
+            })
+            .collect())
+    }
+
+    /// Asks the nodes a proposal says missed calls whether they answer
+    /// now; the first that does (with a valid signature) is named.
+    pub async fn confirm(
+        &self,
+        view: &RegistryView,
+        missed: &[Missed],
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let mut per_node: HashMap<Address, Vec<&Missed>> = HashMap::new();
+        for m in missed {
+            for n in &m.nodes {
+                per_node.entry(*n).or_default().push(m);
+            }
+        }
+        let asks = per_node.into_iter().map(|(node, ms)| async move {
+            let calls = ms.iter().map(|m| m.call.calldata.clone()).collect();
+            (node, ms, self.ask(view, node, calls, deadline).await)
+        });
+        for (node, ms, answer) in futures::future::join_all(asks).await {
+            if let Ok(results) = answer {
+                if let Some((m, _)) = ms.iter().zip(results).find(|(_, r)| r.is_some()) {
+                    return Err(format!(
+                        "sidecar: call {} says node {node} did not answer, but it answers this validator",
+                        m.call.request_hash
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Serves what it can of `misses` for the block `view` describes.
     pub async fn serve_calls(
         &self,
@@ -113,61 +200,24 @@ impl Dispatcher {
                 break;
             }
             let asks = per_node.into_iter().map(|(node, idx)| {
-                let body = AnswerRequest {
-                    chain_id: view.chain_id,
-                    calls: idx
-                        .iter()
-                        .map(|&i| calls[i].miss.calldata.clone())
-                        .collect(),
-                };
-                let endpoint = view
-                    .node(&node)
-                    .map(|n| n.endpoint.clone())
-                    .unwrap_or_default();
-                let req = self
-                    .client
-                    .post(format!("{}{ANSWER_PATH}", endpoint.trim_end_matches('/')))
-                    .json(&body);
-                async move {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let answer = tokio::time::timeout(left, async {
-                        let r = req.send().await.map_err(|e| e.to_string())?;
-                        if !r.status().is_success() {
-                            return Err(format!("HTTP {}", r.status()));
-                        }
-                        r.json::<AnswerResponse>().await.map_err(|e| e.to_string())
-                    })
-                    .await
-                    .unwrap_or_else(|_| Err("no answer before the deadline".into()));
-                    (node, idx, answer)
-                }
+                let calls: Vec<_> = idx
+                    .iter()
+                    .map(|&i| calls[i].miss.calldata.clone())
+                    .collect();
+                async move { (node, idx, self.ask(view, node, calls, deadline).await) }
             });
             for (node, idx, answer) in futures::future::join_all(asks).await {
                 let results = match answer {
-                    Ok(a) if a.results.len() == idx.len() => a.results,
-                    Ok(_) => {
-                        tracing::warn!(%node, "inference node answered the wrong number of calls");
-                        continue;
-                    }
+                    Ok(r) => r,
                     Err(e) => {
                         tracing::warn!(%node, "inference node failed: {e}");
                         continue;
                     }
                 };
-                let key = view.node(&node).map(|n| n.signing_key).unwrap_or_default();
                 for (i, r) in idx.into_iter().zip(results) {
-                    let p = &mut calls[i];
-                    let msg =
-                        sidecar::signing_bytes(view.chain_id, &p.call.request_hash, &r.outcome);
-                    if !sidecar::verify_signature(&key, &msg, &r.signature) {
-                        tracing::warn!(%node, "inference node sent a result with a bad signature");
-                        continue;
+                    if let Some(r) = r {
+                        calls[i].call.push(r);
                     }
-                    p.call.push(NodeResult {
-                        node,
-                        outcome: r.outcome,
-                        signature: r.signature,
-                    });
                 }
             }
         }
@@ -213,5 +263,14 @@ impl MissServer for Dispatcher {
     fn serve(&self, view: &RegistryView, misses: Vec<Miss>, deadline: Instant) -> Vec<ServedCall> {
         // block building runs on a blocking thread of the node's runtime
         tokio::runtime::Handle::current().block_on(self.serve_calls(view, misses, deadline))
+    }
+
+    fn confirm_missed(
+        &self,
+        view: &RegistryView,
+        missed: &[Missed],
+        deadline: Instant,
+    ) -> Result<(), String> {
+        tokio::runtime::Handle::current().block_on(self.confirm(view, missed, deadline))
     }
 }

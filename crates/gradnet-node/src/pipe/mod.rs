@@ -3,6 +3,7 @@
 //! each with a signed outcome ([`answer`]).
 
 pub mod answer;
+pub mod byzantine;
 pub mod dispatch;
 
 pub use dispatch::Dispatcher;

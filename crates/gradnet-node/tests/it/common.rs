@@ -93,6 +93,8 @@ pub(crate) async fn dev_with(edit: impl FnOnce(&mut Genesis)) -> Dev {
         pipe: std::sync::Arc::new(gradnet_node::pipe::Dispatcher::default()),
         key: gradnet_node::consensus::KeySeed(VALIDATOR_SEED),
         genesis: chain.store.genesis().clone(),
+        faults: Default::default(),
+        byzantine: None,
         options: gradnet_node::consensus::ConsensusOptions {
             home: dir.path().join("consensus"),
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),

@@ -203,6 +203,7 @@ async fn start_devnet(
         inference_nodes: 3,
         inference_port: free_ports(3)?,
         byzantine: 0,
+        byzantine_validator: vec![],
         inference_cpu: vec![],
         prices: vec![
             super::devnet::DEV_PRICE_PER_CALL,

@@ -536,6 +536,14 @@ async fn spawn_validator(
             "--gateway-key",
             &dev_key(DEV_GATEWAY_BASE + i as u64).to_string(),
         ])
+        .args(
+            (i + 1 == args.validators && !args.byzantine_validator.is_empty()).then(|| {
+                format!(
+                    "--byzantine-validator={}",
+                    args.byzantine_validator.join(",")
+                )
+            }),
+        )
         .args((0..args.validators).filter(|&j| j != i).flat_map(|j| {
             [
                 "--peer".to_string(),
@@ -591,6 +599,11 @@ pub(crate) struct DevnetArgs {
     /// their results.
     #[arg(long, default_value_t = 0, hide = true)]
     pub byzantine: usize,
+    /// Test only: the last validator attacks the network when it proposes,
+    /// by these strategies in turn (`all`, or names; see `gradnet node
+    /// --byzantine-validator`).
+    #[arg(long, value_delimiter = ',', hide = true)]
+    pub byzantine_validator: Vec<String>,
     /// Test only: the CPU model each inference node runs on, in order
     /// (`native`, or a model of `qemu-x86_64 -cpu`, e.g. `Haswell`,
     /// `Nehalem`): nodes on different CPU generations on one machine.

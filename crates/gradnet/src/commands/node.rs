@@ -269,6 +269,13 @@ pub(crate) struct NodeArgs {
     /// (a faulty node, to be outvoted and slashed).
     #[arg(long, hide = true)]
     pub byzantine: bool,
+    /// Test only: a validator that attacks its network when it proposes,
+    /// by these strategies in turn (`all`, or names: drop-answer,
+    /// unsampled, forge-signature, replay-signature, wrong-decision,
+    /// replay-sidecar, bad-results, equivocate, withhold, garble), and
+    /// votes for every proposal unchecked.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub byzantine_validator: Vec<String>,
     /// Development only: stand in for an enclave, attesting with the
     /// dev-enclave root of this seed (accepted only by a genesis that pins
     /// it), registering in the TEE registry and sending heartbeats.

@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod bad_input;
 mod binary_body;
+mod byzantine;
 mod chain;
 mod cli;
 mod consensus;
