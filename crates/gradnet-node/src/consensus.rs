@@ -273,3 +273,69 @@ impl Running {
         }
     }
 }
+
+/// Consensus that reconnects. Malachite (0.5, with discovery off) dials its
+/// persistent peers when it starts, retrying a few times, but never dials
+/// a peer again once their connection closed: after a partition longer
+/// than those retries a validator would stay cut off for good. So a
+/// validator that commits nothing for a while restarts its engine (from
+/// its write-ahead log), which dials every peer again.
+pub struct Supervised {
+    current: Arc<tokio::sync::Mutex<Option<Running>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Supervised {
+    /// Starts `v`'s consensus and watches its chain.
+    pub async fn start(v: Validator) -> Result<Self, String> {
+        let current = Arc::new(tokio::sync::Mutex::new(Some(v.launch().await?)));
+        // well above a round's timeouts, so that a slow round is not a stall
+        let stall = Duration::from_secs(15) + 4 * v.options.block_time;
+        let task = tokio::spawn({
+            let current = current.clone();
+            async move {
+                let mut head = v.chain.head().number;
+                let mut since = std::time::Instant::now();
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let mut c = current.lock().await;
+                    if c.is_none() {
+                        // the last engine's write-ahead log may still be
+                        // locked for a moment after it stopped
+                        match v.launch().await {
+                            Ok(r) => *c = Some(r),
+                            Err(e) => tracing::debug!("restarting consensus: {e}"),
+                        }
+                        since = std::time::Instant::now();
+                        continue;
+                    }
+                    let now = v.chain.head().number;
+                    if now != head {
+                        (head, since) = (now, std::time::Instant::now());
+                        continue;
+                    }
+                    if since.elapsed() < stall {
+                        continue;
+                    }
+                    tracing::warn!(
+                        height = head + 1,
+                        "no block for {:?}: restarting consensus to dial the other validators again",
+                        since.elapsed()
+                    );
+                    if let Some(r) = c.take() {
+                        r.stop().await;
+                    }
+                }
+            }
+        });
+        Ok(Supervised { current, task })
+    }
+
+    /// Stops watching, then the engine.
+    pub async fn stop(&self) {
+        self.task.abort();
+        if let Some(r) = self.current.lock().await.take() {
+            r.stop().await;
+        }
+    }
+}

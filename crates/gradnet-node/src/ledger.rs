@@ -2,7 +2,7 @@
 //! JSON-RPC listener, BFT consensus with the other validators, and the
 //! relay that passes client transactions on to them.
 
-use crate::consensus::{ConsensusOptions, KeySeed, Multiaddr, Running, Validator};
+use crate::consensus::{ConsensusOptions, KeySeed, Multiaddr, Supervised, Validator};
 use alloy_primitives::Address;
 use anyhow::{bail, Context, Result};
 use gradnet_ledger::chain::Chain;
@@ -37,7 +37,7 @@ pub struct Ledger {
     /// The chain, for the API's `/rpc` (the console's JSON-RPC).
     pub chain: std::sync::Arc<Chain>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    consensus: Option<Running>,
+    consensus: Option<Supervised>,
 }
 
 impl Ledger {
@@ -194,8 +194,7 @@ pub async fn start(
             moniker: format!("validator-{}", &me[..8]),
         },
     };
-    let consensus = validator
-        .launch()
+    let consensus = Supervised::start(validator)
         .await
         .map_err(|e| anyhow::anyhow!("starting consensus: {e}"))?;
     tracing::info!(

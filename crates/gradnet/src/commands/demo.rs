@@ -204,6 +204,7 @@ async fn start_devnet(
         inference_port: free_ports(3)?,
         byzantine: 0,
         byzantine_validator: vec![],
+        links_via: None,
         inference_cpu: vec![],
         prices: vec![
             super::devnet::DEV_PRICE_PER_CALL,

@@ -545,11 +545,19 @@ async fn spawn_validator(
             }),
         )
         .args((0..args.validators).filter(|&j| j != i).flat_map(|j| {
+            let (p2p, rpc) = match args.links_via {
+                // through the test's proxy for the link i → j
+                Some(base) => {
+                    let link = base + 2 * (i * args.validators + j) as u16;
+                    (link, link + 1)
+                }
+                None => (args.p2p_port + j as u16, args.rpc_port + j as u16),
+            };
             [
                 "--peer".to_string(),
-                format!("127.0.0.1:{}", args.p2p_port + j as u16),
+                format!("127.0.0.1:{p2p}"),
                 "--peer-rpc".to_string(),
-                format!("http://127.0.0.1:{}", args.rpc_port + j as u16),
+                format!("http://127.0.0.1:{rpc}"),
                 "--hub-peer".to_string(),
                 format!("http://127.0.0.1:{}", args.api_port + j as u16),
             ]
@@ -604,6 +612,11 @@ pub(crate) struct DevnetArgs {
     /// --byzantine-validator`).
     #[arg(long, value_delimiter = ',', hide = true)]
     pub byzantine_validator: Vec<String>,
+    /// Test only: validator i reaches validator j's consensus p2p and
+    /// JSON-RPC at ports BASE + 2 (i·validators + j) and the one after (a
+    /// proxy a network-fault test runs on each link).
+    #[arg(long, hide = true)]
+    pub links_via: Option<u16>,
     /// Test only: the CPU model each inference node runs on, in order
     /// (`native`, or a model of `qemu-x86_64 -cpu`, e.g. `Haswell`,
     /// `Nehalem`): nodes on different CPU generations on one machine.

@@ -15,6 +15,7 @@ mod console;
 mod cpu_generations;
 mod gateway;
 mod llm_api;
+mod network_faults;
 mod open_node;
 mod openai_client;
 mod payments;

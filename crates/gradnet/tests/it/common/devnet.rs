@@ -9,6 +9,28 @@ use std::time::Duration;
 use super::ledger::free_ports;
 use super::BIN;
 
+/// The first port of each kind (the next ones count up).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DevnetPorts {
+    pub validators: u16,
+    pub rpc: u16,
+    pub api: u16,
+    pub p2p: u16,
+    pub inference: u16,
+}
+
+impl DevnetPorts {
+    pub(crate) fn free(validators: u16) -> Self {
+        DevnetPorts {
+            validators,
+            rpc: free_ports(validators),
+            api: free_ports(validators),
+            p2p: free_ports(validators),
+            inference: free_ports(3),
+        }
+    }
+}
+
 pub(crate) struct Devnet {
     child: Child,
     /// The first validator's inference API.
@@ -30,12 +52,18 @@ impl Devnet {
 
     /// With more `gradnet devnet` arguments.
     pub(crate) fn start_with(data_dir: &Path, validators: u16, more: &[&str]) -> Devnet {
-        let (rpc_port, api_port, p2p_port, inference_port) = (
-            free_ports(validators),
-            free_ports(validators),
-            free_ports(validators),
-            free_ports(3),
-        );
+        Self::start_on(data_dir, &DevnetPorts::free(validators), more)
+    }
+
+    /// On the given ports.
+    pub(crate) fn start_on(data_dir: &Path, ports: &DevnetPorts, more: &[&str]) -> Devnet {
+        let DevnetPorts {
+            validators,
+            rpc: rpc_port,
+            api: api_port,
+            p2p: p2p_port,
+            inference: inference_port,
+        } = *ports;
         let mut child = Command::new(BIN)
             .args([
                 "devnet",

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_gradnet");
 
+pub(crate) mod chaos;
 pub(crate) mod devnet;
 pub(crate) mod inference;
 pub(crate) mod ledger;
