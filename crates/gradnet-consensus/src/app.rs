@@ -501,7 +501,8 @@ impl App {
         let Some(c) = self.candidates.get(&hash) else {
             return Err(format!("no block {hash} for height {}", cert.height.0));
         };
-        if c.executed.is_none() {
+        let synced = c.executed.is_none();
+        if synced {
             // a synced block, not executed yet
             if let Some(c) = self.candidates.get_mut(&hash) {
                 c.validity = None;
@@ -514,6 +515,11 @@ impl App {
                 "decided block {hash} does not execute on this node's state"
             ));
         };
+        gradnet_types::crash::point(if synced {
+            "sync-commit"
+        } else {
+            "consensus-commit"
+        });
         let chain = self.chain.clone();
         let bytes = encode_certificate(&cert);
         tokio::task::spawn_blocking(move || chain.commit(&executed, &bytes))
@@ -633,6 +639,8 @@ impl App {
                                 height = height.0,
                                 "cannot commit the decided block: {why}; restarting the height"
                             );
+                            // a full disk or a failing one: do not spin on it
+                            tokio::time::sleep(Duration::from_millis(250)).await;
                             let _ = reply
                                 .send(Next::Restart(self.next_height(), self.validators.clone()));
                         }

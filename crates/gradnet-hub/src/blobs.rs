@@ -143,6 +143,7 @@ impl BlobWriter {
                 let store = s.spawn(move || -> std::io::Result<[u8; 32]> {
                     let hash = *blake3::hash(chunk).as_bytes();
                     write_synced(&staging.join(hex::encode(hash)), chunk)?;
+                    gradnet_types::crash::point("hub-chunk");
                     Ok(hash)
                 });
                 hasher.update(chunk);
@@ -193,6 +194,7 @@ impl BlobWriter {
                 }
                 std::fs::create_dir_all(to.parent().unwrap())?;
                 std::fs::rename(from, &to)?;
+                gradnet_types::crash::point("hub-finish");
             }
             hub.put_manifest(&manifest)
         })

@@ -54,7 +54,9 @@ pub struct Missed {
 
 /// Blocks, receipts, certificates and state in redb.
 pub struct Store {
-    db: redb::Database,
+    /// None only between a failed write and the reopening after it.
+    db: RwLock<Option<redb::Database>>,
+    path: std::path::PathBuf,
     genesis: Genesis,
     head: RwLock<Header>,
 }
@@ -95,10 +97,32 @@ impl Store {
             None => Self::write_genesis(&db, &genesis)?,
         };
         Ok(Store {
-            db,
+            db: RwLock::new(Some(db)),
+            path: dir.join("chain.redb"),
             genesis,
             head: RwLock::new(head),
         })
+    }
+
+    /// A read transaction on the committed state.
+    fn read(&self) -> Result<redb::ReadTransaction, ChainError> {
+        let db = self.db.read();
+        let db = db
+            .as_ref()
+            .ok_or_else(|| bad("the chain's database is being reopened after a write error"))?;
+        db.begin_read().map_err(bad)
+    }
+
+    /// After a failed write (a full disk, an I/O error) redb takes nothing
+    /// more until reopened: reopened here, so the next commit can succeed
+    /// once the cause is gone. What failed was not committed.
+    fn reopen(&self) {
+        let mut db = self.db.write();
+        drop(db.take());
+        match redb::Database::create(&self.path) {
+            Ok(d) => *db = Some(d),
+            Err(e) => tracing::error!("reopening {}: {e}", self.path.display()),
+        }
     }
 
     fn write_genesis(db: &redb::Database, g: &Genesis) -> Result<Header, ChainError> {
@@ -244,13 +268,31 @@ impl Store {
                 e.block.header.number, head.number
             )));
         }
-        let w = self.db.begin_write().map_err(bad)?;
-        Self::write(&w, e)?;
-        w.open_table(CERTIFICATES)
-            .map_err(bad)?
-            .insert(e.block.header.number, certificate)
-            .map_err(bad)?;
-        w.commit().map_err(bad)?;
+        if self.db.read().is_none() {
+            self.reopen();
+        }
+        let written = (|| {
+            let db = self.db.read();
+            let db = db
+                .as_ref()
+                .ok_or_else(|| bad("the chain's database is not open"))?;
+            let w = db.begin_write().map_err(bad)?;
+            Self::write(&w, e)?;
+            w.open_table(CERTIFICATES)
+                .map_err(bad)?
+                .insert(e.block.header.number, certificate)
+                .map_err(bad)?;
+            gradnet_types::crash::point("store-commit");
+            w.commit().map_err(bad)
+        })();
+        if let Err(err) = written {
+            tracing::error!(
+                block = e.block.header.number,
+                "committing: {err}; reopening the database"
+            );
+            self.reopen();
+            return Err(err);
+        }
         *head = e.block.header.clone();
         Ok(())
     }
@@ -267,12 +309,16 @@ impl Store {
 
     /// A snapshot of the committed state.
     pub fn state(&self) -> Result<StateReader, ChainError> {
-        StateReader::new(&self.db).map_err(|e| ChainError::State(e.0))
+        let db = self.db.read();
+        let db = db
+            .as_ref()
+            .ok_or_else(|| bad("the chain's database is being reopened after a write error"))?;
+        StateReader::new(db).map_err(|e| ChainError::State(e.0))
     }
 
     /// Block `number`, if committed.
     pub fn block(&self, number: u64) -> Result<Option<Block>, ChainError> {
-        let r = self.db.begin_read().map_err(bad)?;
+        let r = self.read()?;
         let t = r.open_table(BLOCKS_BY_NUMBER).map_err(bad)?;
         let v = t.get(&number).map_err(bad)?;
         v.map(|v| Block::decode(&v.value()[32..])).transpose()
@@ -280,14 +326,14 @@ impl Store {
 
     /// The number of the block with `hash`.
     pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, ChainError> {
-        let r = self.db.begin_read().map_err(bad)?;
+        let r = self.read()?;
         let t = r.open_table(BLOCK_NUMBERS).map_err(bad)?;
         Ok(t.get(&hash.0).map_err(bad)?.map(|v| v.value()))
     }
 
     /// The receipts of block `number`.
     pub fn receipts(&self, number: u64) -> Result<Vec<StoredReceipt>, ChainError> {
-        let r = self.db.begin_read().map_err(bad)?;
+        let r = self.read()?;
         let t = r.open_table(RECEIPTS).map_err(bad)?;
         match t.get(&number).map_err(bad)? {
             Some(v) => serde_json::from_slice(v.value()).map_err(bad),
@@ -297,7 +343,7 @@ impl Store {
 
     /// The commit certificate that decided block `number`.
     pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
-        let r = self.db.begin_read().map_err(bad)?;
+        let r = self.read()?;
         let t = match r.open_table(CERTIFICATES) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -308,7 +354,7 @@ impl Store {
 
     /// Where a transaction landed: block number and index.
     pub fn tx_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, ChainError> {
-        let r = self.db.begin_read().map_err(bad)?;
+        let r = self.read()?;
         let t = r.open_table(TX_INDEX).map_err(bad)?;
         Ok(t.get(&hash.0).map_err(bad)?.map(|v| v.value()))
     }

@@ -7,6 +7,7 @@
 
 pub mod certificate;
 pub mod cid;
+pub mod crash;
 pub mod error;
 pub mod json;
 pub mod json_body;

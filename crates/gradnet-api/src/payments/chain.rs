@@ -156,6 +156,7 @@ impl Payments {
             .send(ESCROW, data, gas)
             .await
             .map_err(|e| e.to_string())?;
+        gradnet_types::crash::point("redeem-sent");
         // what the escrow now says it paid
         let mut after = U256::ZERO;
         for payer in payers {

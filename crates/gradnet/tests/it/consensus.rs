@@ -7,115 +7,16 @@
 use crate::common;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use common::ledger::*;
+use common::net::{Net, BLOCK_MS, CHAIN_ID};
 use gradnet_client::wallet::{sign, TxRequest};
-use gradnet_ledger::genesis::{address_of, dev_keys, Genesis, GenesisValidator};
+use gradnet_ledger::genesis::{address_of, dev_keys};
 use serde_json::json;
-
-const CHAIN_ID: u64 = 4747;
-const BLOCK_MS: u64 = 200;
-
-struct Net {
-    dirs: Vec<PathBuf>,
-    ports: Vec<Ports>,
-    genesis: PathBuf,
-    nodes: Vec<Option<Killed>>,
-    _root: tempfile::TempDir,
-}
-
-impl Net {
-    fn new(n: usize, funded: &Address) -> Net {
-        let root = tempfile::tempdir().unwrap();
-        let dirs: Vec<PathBuf> = (0..n).map(|i| root.path().join(format!("v{i}"))).collect();
-        let validators = dirs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| GenesisValidator {
-                public_key: node_key(d),
-                power: 1,
-                fee_recipient: Address::repeat_byte(0x10 + i as u8),
-            })
-            .collect();
-        let genesis = Genesis {
-            chain_id: CHAIN_ID,
-            timestamp: 1_700_000_000,
-            gas_limit: 30_000_000,
-            base_fee: 1_000_000_000,
-            validators,
-            alloc: [(*funded, U256::from(10u128.pow(24)))].into(),
-            code: Default::default(),
-            inference_nodes: vec![],
-            zk_models: vec![],
-            tee: None,
-            escrow: None,
-        };
-        let gpath = root.path().join("genesis.json");
-        std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
-        Net {
-            ports: (0..n).map(|_| Ports::free()).collect(),
-            nodes: (0..n).map(|_| None).collect(),
-            dirs,
-            genesis: gpath,
-            _root: root,
-        }
-    }
-
-    fn start(&mut self, i: usize) {
-        let peers: Vec<Ports> = (0..self.ports.len())
-            .filter(|&j| j != i)
-            .map(|j| self.ports[j].clone())
-            .collect();
-        self.nodes[i] = Some(start_validator(
-            &self.dirs[i],
-            &self.genesis,
-            &self.ports[i],
-            &peers,
-            BLOCK_MS,
-        ));
-    }
-
-    /// SIGKILL: no shutdown of any kind.
-    fn kill(&mut self, i: usize) {
-        self.nodes[i] = None;
-    }
-
-    fn url(&self, i: usize) -> String {
-        self.ports[i].url()
-    }
-
-    fn block_hash(&self, i: usize, n: u64) -> serde_json::Value {
-        let b = rpc(
-            &self.url(i),
-            "eth_getBlockByNumber",
-            json!([format!("{n:#x}"), false]),
-        );
-        json!([b["hash"], b["stateRoot"]])
-    }
-
-    /// Every listed node has the same blocks (hash and state commitment) up
-    /// to the lowest head among them.
-    fn assert_agree(&self, nodes: &[usize]) -> u64 {
-        let low = nodes.iter().map(|&i| head(&self.url(i))).min().unwrap();
-        for n in 1..=low {
-            let first = self.block_hash(nodes[0], n);
-            for &i in &nodes[1..] {
-                assert_eq!(
-                    self.block_hash(i, n),
-                    first,
-                    "validators {} and {i} differ at block {n}",
-                    nodes[0]
-                );
-            }
-        }
-        low
-    }
-}
 
 #[test]
 fn four_validators_commit_tolerate_one_fault_and_never_fork() {

@@ -13,6 +13,7 @@ mod cli;
 mod consensus;
 mod console;
 mod cpu_generations;
+mod crash_points;
 mod gateway;
 mod llm_api;
 mod network_faults;

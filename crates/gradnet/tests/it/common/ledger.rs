@@ -135,6 +135,18 @@ pub(crate) fn start_validator(
     peers: &[Ports],
     block_time_ms: u64,
 ) -> Killed {
+    start_validator_env(dir, genesis, me, peers, block_time_ms, &[]).0
+}
+
+/// `start_validator` with more environment; with its inference API's URL.
+pub(crate) fn start_validator_env(
+    dir: &Path,
+    genesis: &Path,
+    me: &Ports,
+    peers: &[Ports],
+    block_time_ms: u64,
+    env: &[(&str, &str)],
+) -> (Killed, String) {
     let mut cmd = Command::new(BIN);
     cmd.args([
         "node",
@@ -164,7 +176,8 @@ pub(crate) fn start_validator(
         ]);
     }
     cmd.env("GRADNET_LOG", "warn,informalsystems_malachitebft=error");
-    spawn_node(cmd)
+    cmd.envs(env.iter().copied());
+    spawn_node_api(cmd)
 }
 
 /// Runs a `gradnet node start` command; returns once it serves.
