@@ -232,6 +232,8 @@ async fn redeem_gas(n: usize) -> (u64, u64) {
         pipe: Arc::new(gradnet_node::pipe::Dispatcher::default()),
         key: gradnet_node::consensus::KeySeed(seed),
         genesis: chain.store.genesis().clone(),
+        faults: Default::default(),
+        byzantine: None,
         options: gradnet_node::consensus::ConsensusOptions {
             home: dir.path().join("consensus"),
             listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),

@@ -21,4 +21,5 @@ mod open_node;
 mod openai_client;
 mod payments;
 mod real_models;
+mod soak;
 mod zk;

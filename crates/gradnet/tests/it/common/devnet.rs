@@ -128,6 +128,11 @@ impl Devnet {
         }
     }
 
+    /// The `gradnet devnet` process (its validators and nodes are its children).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Ctrl-C: every validator stops cleanly.
     pub(crate) fn stop(mut self) {
         Command::new("kill")
