@@ -21,3 +21,21 @@ pub fn real_model(name: &str) -> PathBuf {
     );
     p
 }
+
+/// `base` with `edits` applied in order, each (position, byte, op): op 0
+/// sets the byte there, 1 inserts it there, 2 cuts the bytes from there on
+/// (positions past the end are clamped). Property tests of decoders feed
+/// valid input mutated this way.
+pub fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    let mut b = base.to_vec();
+    for &(at, byte, op) in edits {
+        let at = at.min(b.len());
+        match op % 3 {
+            0 if at < b.len() => b[at] = byte,
+            0 => {}
+            1 => b.insert(at, byte),
+            _ => b.truncate(at),
+        }
+    }
+    b
+}

@@ -211,8 +211,13 @@ impl VerifyingKey {
         let name_len = r.u32()?;
         let output_name = String::from_utf8(r.take(name_len)?.to_vec())
             .map_err(|_| bad_key("output name is not UTF-8".into()))?;
-        let vk = ark_groth16::VerifyingKey::<Bn254>::deserialize_compressed(r.0)
+        let mut rest = r.0;
+        let vk = ark_groth16::VerifyingKey::<Bn254>::deserialize_compressed(&mut rest)
             .map_err(|e| bad_key(e.to_string()))?;
+        // one encoding per key: its id is the hash of these bytes
+        if !rest.is_empty() {
+            return Err(bad_key(format!("{} bytes after the key", rest.len())));
+        }
         Self::new(
             &vk,
             Header {
@@ -257,10 +262,14 @@ pub fn proof_to_bytes(p: &Proof<Bn254>) -> Vec<u8> {
     out
 }
 
-/// A proof from its 128 compressed bytes.
+/// A proof from its 128 compressed bytes, exactly (one encoding per proof:
+/// bytes after it would give the same proof other bytes).
 pub fn proof_from_bytes(b: &[u8]) -> Result<Proof<Bn254>, ZkError> {
-    Proof::deserialize_compressed(b).map_err(|e| ZkError::Encoding {
-        what: "proof",
-        why: e.to_string(),
-    })
+    let bad = |why: String| ZkError::Encoding { what: "proof", why };
+    let mut rest = b;
+    let p = Proof::deserialize_compressed(&mut rest).map_err(|e| bad(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(bad(format!("{} bytes after the proof's 128", rest.len())));
+    }
+    Ok(p)
 }

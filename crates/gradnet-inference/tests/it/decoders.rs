@@ -37,18 +37,8 @@ fn calldata(mode: u8) -> Vec<u8> {
 
 fn mutated(base: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let n = base.len();
-    prop::collection::vec((0..n.max(1), any::<u8>(), 0u8..3), 0..8).prop_map(move |edits| {
-        let mut b = base.clone();
-        for (at, byte, op) in edits {
-            let at = at.min(b.len());
-            match op {
-                0 if at < b.len() => b[at] = byte,
-                1 => b.insert(at, byte),
-                _ => b.truncate(at),
-            }
-        }
-        b
-    })
+    prop::collection::vec((0..n.max(1), any::<u8>(), 0u8..3), 0..8)
+        .prop_map(move |edits| gradnet_types::test_utils::mutate(&base, &edits))
 }
 
 proptest! {

@@ -1,5 +1,6 @@
 //! gradnet-runtime's integration tests, in one binary: ONNX models on each
 //! engine, and LLMs from GGUF.
 
+mod decoders;
 mod llm;
 mod runtime;
