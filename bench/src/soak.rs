@@ -186,34 +186,37 @@ where
     })
 }
 
-/// Signs and sends one transaction; its hash.
+/// Signs `tx` with `key` and sends it to `url`; its hash.
 async fn send_tx(
     c: &reqwest::Client,
     url: &str,
-    chain_id: u64,
     key: &B256,
-    nonce: u64,
-    to: Address,
-    value: U256,
-    data: Vec<u8>,
+    tx: gradnet_client::wallet::TxRequest,
 ) -> Result<String, String> {
-    let raw = gradnet_client::wallet::sign(
-        &gradnet_client::wallet::TxRequest {
-            chain_id,
-            nonce,
-            to: Some(to),
-            value,
-            gas_limit: 1_000_000,
-            data: data.into(),
-            ..Default::default()
-        },
-        key,
-    )
-    .map_err(|e| e.to_string())?;
+    let raw = gradnet_client::wallet::sign(&tx, key).map_err(|e| e.to_string())?;
     let h = rpc(c, url, "eth_sendRawTransaction", json!([raw.to_string()])).await?;
     h.as_str()
         .map(str::to_string)
         .ok_or_else(|| format!("no hash: {h}"))
+}
+
+/// A transaction of the soak's: 1M gas, at `nonce`.
+fn tx(
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    data: Vec<u8>,
+) -> gradnet_client::wallet::TxRequest {
+    gradnet_client::wallet::TxRequest {
+        chain_id,
+        nonce,
+        to: Some(to),
+        value,
+        gas_limit: 1_000_000,
+        data: data.into(),
+        ..Default::default()
+    }
 }
 
 async fn nonce_of(c: &reqwest::Client, url: &str, key: &B256) -> Result<u64, String> {
@@ -262,17 +265,14 @@ pub async fn run(
                 async move {
                     let n = nonce.load(std::sync::atomic::Ordering::SeqCst);
                     let url = &t.rpcs[i as usize % t.rpcs.len()];
-                    let h = send_tx(
-                        &c,
-                        url,
+                    let transfer = tx(
                         t.chain_id,
-                        &t.keys[0],
                         n,
                         Address::repeat_byte(0x5a),
                         U256::from(1),
                         vec![],
-                    )
-                    .await?;
+                    );
+                    let h = send_tx(&c, url, &t.keys[0], transfer).await?;
                     nonce.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     accepted.lock().unwrap().push(h);
                     Ok(())
@@ -296,17 +296,9 @@ pub async fn run(
                     (c.clone(), t.clone(), accepted.clone(), nonce.clone());
                 async move {
                     let n = nonce.load(std::sync::atomic::Ordering::SeqCst);
-                    let h = send_tx(
-                        &c,
-                        &t.rpcs[1 % t.rpcs.len()],
-                        t.chain_id,
-                        &t.keys[1],
-                        n,
-                        gradnet_inference::demo_contract::ADDRESS,
-                        U256::ZERO,
-                        mlp_call(&t.model),
-                    )
-                    .await?;
+                    let to = gradnet_inference::demo_contract::ADDRESS;
+                    let call = tx(t.chain_id, n, to, U256::ZERO, mlp_call(&t.model));
+                    let h = send_tx(&c, &t.rpcs[1 % t.rpcs.len()], &t.keys[1], call).await?;
                     nonce.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     accepted.lock().unwrap().push(h.clone());
                     let deadline = Instant::now() + Duration::from_secs(60);

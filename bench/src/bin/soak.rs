@@ -151,6 +151,9 @@ fn csv(w: &[Window]) -> String {
     s
 }
 
+/// A panel: its title and its named lines.
+type Panel<'a> = (&'a str, Vec<(&'a str, Vec<f64>)>);
+
 /// Three panels over time: memory (MiB), open files, p99 latency per kind (ms).
 fn svg(w: &[Window]) -> String {
     let (width, panel, pad) = (900.0, 200.0, 50.0);
@@ -161,7 +164,7 @@ fn svg(w: &[Window]) -> String {
         3.0 * (panel + pad) + pad
     );
     let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-    let series: Vec<(&str, Vec<(&str, Vec<f64>)>)> = vec![
+    let series: Vec<Panel> = vec![
         (
             "resident memory, all processes (MiB)",
             vec![("rss", w.iter().map(|x| x.rss_mib).collect())],
