@@ -121,8 +121,29 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
             &format!("gradnet_byzantine_applied_total{{strategy=\"{s}\"}}"),
         )
     };
+    // per strategy: the longest time from an attack to the attacked
+    // height's commit (by an honest proposer, a round later)
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut pending: Vec<(&str, u64, Instant)> = vec![];
+    let mut recovery: HashMap<&str, Duration> = HashMap::new();
     // every strategy at least twice
     while STRATEGIES.iter().any(|(s, _)| applied(s) < 2) {
+        let now = head(&net.rpc);
+        for (s, _) in STRATEGIES {
+            let n = applied(s);
+            if n > *seen.get(s).unwrap_or(&0) {
+                seen.insert(s, n);
+                pending.push((s, now, Instant::now()));
+            }
+        }
+        pending.retain(|(s, at, t)| {
+            let done = head(&net.rpc) > *at;
+            if done {
+                let r = recovery.entry(s).or_default();
+                *r = (*r).max(t.elapsed());
+            }
+            !done
+        });
         assert!(
             Instant::now() < deadline,
             "the byzantine validator did not try every strategy twice within 300 s: {:?}",
@@ -161,8 +182,13 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
         );
     }
     for (s, c, n, counts) in &table {
-        eprintln!("{s:>17}: applied {n}, refused ({c}) by validators 0..2: {counts:?}");
+        eprintln!("{s:>17}: applied {n}, refused ({c}) by validators 0..2: {counts:?}, attacked height committed within {:?}", recovery.get(s));
     }
+    eprintln!(
+        "         withhold: applied {}, attacked height committed within {:?}",
+        applied("withhold"),
+        recovery.get("withhold")
+    );
     eprintln!("longest gap between commits under attack: {longest:?}");
     // nothing else refused: honest proposals pass every check
     for i in honest {
