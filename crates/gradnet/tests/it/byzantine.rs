@@ -10,19 +10,16 @@
 //! four agree on every block.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, U256};
-use alloy_sol_types::SolCall;
-use gradnet_inference::abi::InferencePrecompile;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::common;
 use common::devnet::Devnet;
-use common::inference::{mlp_request, node_record, operator};
-use common::ledger::{head, quantity, rpc, try_rpc, wait_until};
+use common::inference::{node_record, operator};
+use common::ledger::head;
+use common::load::{assert_same_blocks, Traffic};
 
 /// A metric's value in a node's `/metrics` (0 when absent).
 fn metric(api: &str, name: &str) -> u64 {
@@ -66,50 +63,16 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
 
     // a steady stream of inference transactions (QUORUM and VANILLA) and
     // transfers, each recorded once a validator accepts it
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (accepted, stop, url) = (accepted.clone(), stop.clone(), net.rpc.clone());
-        std::thread::spawn(move || {
-            let mut nonce = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let (to, data, value) = match nonce % 3 {
-                    2 => (
-                        Address::repeat_byte(0x77),
-                        Default::default(),
-                        U256::from(1),
-                    ),
-                    m => {
-                        let request = mlp_request(if m == 0 { 3 } else { 0 }, &cid);
-                        let data = InferencePrecompile::runModelInferenceCall { request }
-                            .abi_encode()
-                            .into();
-                        (gradnet_inference::demo_contract::ADDRESS, data, U256::ZERO)
-                    }
-                };
-                let raw = gradnet_client::wallet::sign(
-                    &gradnet_client::wallet::TxRequest {
-                        chain_id: 31337,
-                        nonce,
-                        to: Some(to),
-                        value,
-                        gas_limit: 1_000_000,
-                        data,
-                        ..Default::default()
-                    },
-                    &key,
-                )
-                .unwrap();
-                if let Ok(r) = try_rpc(&url, "eth_sendRawTransaction", json!([raw.to_string()])) {
-                    if let Some(h) = r["result"].as_str() {
-                        accepted.lock().unwrap().push(h.to_string());
-                        nonce += 1;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(60));
-            }
-        })
-    };
+    let sink = Address::repeat_byte(0x77);
+    let traffic = Traffic {
+        key,
+        chain_id: 31337,
+        urls: vec![net.rpc.clone()],
+        sink,
+        model: Some(cid),
+        every: Duration::from_millis(60),
+    }
+    .start();
 
     // the longest time between two commits while it attacks
     let mut longest = Duration::ZERO;
@@ -159,8 +122,7 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
+    let sent = traffic.stop();
 
     // each attack refused by every honest validator, by the check that catches it
     let mut table = vec![];
@@ -235,33 +197,12 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
     check_equivocation(&e, &attacker_key, &genesis);
 
     // every accepted transaction lands, once, successfully
-    let accepted = accepted.lock().unwrap().clone();
     assert!(
-        accepted.len() > 20,
+        sent.accepted.len() > 20,
         "only {} transactions sent",
-        accepted.len()
+        sent.accepted.len()
     );
-    let mut at = HashMap::new();
-    for h in &accepted {
-        let mut r = Value::Null;
-        wait_until(60, &format!("the receipt of {h}"), || {
-            r = rpc(&net.rpc, "eth_getTransactionReceipt", json!([h]));
-            !r.is_null()
-        });
-        assert_eq!(r["status"], "0x1", "{r}");
-        assert!(at.insert(h.clone(), r["blockNumber"].clone()).is_none());
-    }
-    let balance = rpc(
-        &net.rpcs[1],
-        "eth_getBalance",
-        json!([format!("{:#x}", Address::repeat_byte(0x77)), "latest"]),
-    );
-    let transfers = accepted.len() as u64 / 3;
-    assert_eq!(
-        quantity(&balance),
-        U256::from(transfers),
-        "transfers applied once each"
-    );
+    sent.assert_applied_once(&net.rpcs[1], sink);
 
     // no honest inference node slashed, on any validator
     let stake = U256::from(100u64) * U256::from(10u64).pow(U256::from(18));
@@ -273,19 +214,7 @@ fn honest_validators_refuse_every_attack_of_a_byzantine_one_and_the_chain_goes_o
     }
 
     // all four (the attacker too) agree on every block
-    let last = head(&net.rpc);
-    wait_until(60, "all four at the same height", || {
-        net.rpcs.iter().all(|u| head(u) >= last)
-    });
-    for n in 1..=last {
-        let hash = |u: &str| {
-            rpc(u, "eth_getBlockByNumber", json!([format!("{n:#x}"), false]))["hash"].clone()
-        };
-        let first = hash(&net.rpcs[0]);
-        for u in &net.rpcs[1..] {
-            assert_eq!(hash(u), first, "block {n} differs on {u}");
-        }
-    }
+    assert_same_blocks(&net.rpcs);
     net.stop();
 }
 

@@ -6,17 +6,13 @@
 
 use crate::common;
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::Address;
 use common::ledger::*;
+use common::load::{assert_same_blocks, Traffic};
 use common::net::{Net, BLOCK_MS, CHAIN_ID};
-use gradnet_client::wallet::{sign, TxRequest};
 use gradnet_ledger::genesis::{address_of, dev_keys};
-use serde_json::json;
 
 #[test]
 fn four_validators_commit_tolerate_one_fault_and_never_fork() {
@@ -32,34 +28,16 @@ fn four_validators_commit_tolerate_one_fault_and_never_fork() {
     });
 
     // a steady stream of transfers into validator 0, recorded once accepted
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (accepted, stop, url) = (accepted.clone(), stop.clone(), url0.clone());
-        std::thread::spawn(move || {
-            let mut nonce = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let raw = sign(
-                    &TxRequest {
-                        chain_id: CHAIN_ID,
-                        nonce,
-                        to: Some(Address::repeat_byte(0x77)),
-                        value: U256::from(1),
-                        gas_limit: 21_000,
-                        ..Default::default()
-                    },
-                    &key,
-                )
-                .unwrap();
-                let r = try_rpc(&url, "eth_sendRawTransaction", json!([raw.to_string()])).unwrap();
-                if let Some(h) = r["result"].as_str() {
-                    accepted.lock().unwrap().push(h.to_string());
-                    nonce += 1;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
+    let sink = Address::repeat_byte(0x77);
+    let traffic = Traffic {
+        key,
+        chain_id: CHAIN_ID,
+        urls: vec![url0.clone()],
+        sink,
+        model: None,
+        every: Duration::from_millis(20),
+    }
+    .start();
 
     // one of four killed: the rest keep committing
     net.kill(3);
@@ -93,7 +71,7 @@ fn four_validators_commit_tolerate_one_fault_and_never_fork() {
         "fork at {}",
         stalled.0
     );
-    let sent_while_stalled = accepted.lock().unwrap().len();
+    let sent_while_stalled = traffic.accepted();
 
     // one back: progress resumes, and the late ones catch up
     net.start(3);
@@ -101,37 +79,16 @@ fn four_validators_commit_tolerate_one_fault_and_never_fork() {
         head(&url0) >= stalled.0 + 3
     });
     net.start(2);
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
-    let accepted = accepted.lock().unwrap().clone();
+    let sent = traffic.stop();
     assert!(
-        accepted.len() > sent_while_stalled,
+        sent.accepted.len() > sent_while_stalled,
         "no transfer accepted after the stall"
     );
 
     // no accepted transaction is lost, and everyone agrees on where it is
-    let mut blocks = HashSet::new();
-    for h in &accepted {
-        let mut r = serde_json::Value::Null;
-        wait_until(60, &format!("receipt of {h}"), || {
-            r = rpc(&url0, "eth_getTransactionReceipt", json!([h]));
-            !r.is_null()
-        });
-        assert_eq!(r["status"], "0x1");
-        blocks.insert(r["blockHash"].as_str().unwrap().to_string());
-    }
-    let last = head(&url0);
-    wait_until(60, "all four at the same height", || {
-        (0..4).all(|i| head(&net.url(i)) >= last)
-    });
-    let agreed = net.assert_agree(&[0, 1, 2, 3]);
-    assert!(agreed >= last);
-    let balance = rpc(
-        &net.url(2),
-        "eth_getBalance",
-        json!([format!("{:#x}", Address::repeat_byte(0x77)), "latest"]),
-    );
-    assert_eq!(balance, json!(format!("{:#x}", accepted.len())));
+    let blocks = sent.assert_applied_once(&net.url(2), sink);
+    let urls: Vec<String> = (0..4).map(|i| net.url(i)).collect();
+    assert_same_blocks(&urls);
     assert!(
         blocks.len() > 3,
         "transfers landed in {} blocks only",

@@ -9,17 +9,15 @@
 //! lands once.
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, U256};
-use gradnet_client::wallet::{sign, TxRequest};
+use alloy_primitives::Address;
 use gradnet_ledger::genesis::{address_of, dev_keys};
 use serde_json::json;
 
 use crate::common;
 use common::ledger::*;
+use common::load::{assert_same_blocks, Traffic};
 use common::net::{Net, CHAIN_ID};
 
 /// A tmpfs of `mb` MiB mounted on `dir` (its files kept), unmounted when dropped.
@@ -104,35 +102,16 @@ fn validators_crashed_at_every_point_restart_to_the_same_chain() {
     });
 
     // transfers into validator 0 all along
-    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let sender = {
-        let (accepted, stop, url) = (accepted.clone(), stop.clone(), url0.clone());
-        std::thread::spawn(move || {
-            let mut nonce = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let raw = sign(
-                    &TxRequest {
-                        chain_id: CHAIN_ID,
-                        nonce,
-                        to: Some(Address::repeat_byte(0x77)),
-                        value: U256::from(1),
-                        gas_limit: 21_000,
-                        ..Default::default()
-                    },
-                    &key,
-                )
-                .unwrap();
-                if let Ok(r) = try_rpc(&url, "eth_sendRawTransaction", json!([raw.to_string()])) {
-                    if let Some(h) = r["result"].as_str() {
-                        accepted.lock().unwrap().push(h.to_string());
-                        nonce += 1;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(30));
-            }
-        })
-    };
+    let sink = Address::repeat_byte(0x77);
+    let traffic = Traffic {
+        key,
+        chain_id: CHAIN_ID,
+        urls: vec![url0.clone()],
+        sink,
+        model: None,
+        every: Duration::from_millis(30),
+    }
+    .start();
     let mut table: Vec<(String, String)> = vec![];
     let recover = |net: &mut Net, i: usize, what: &str, table: &mut Vec<(String, String)>| {
         let t = Instant::now();
@@ -243,32 +222,11 @@ fn validators_crashed_at_every_point_restart_to_the_same_chain() {
     net.kill(3);
     recover(&mut net, 3, "disk full, then restarted", &mut table);
 
-    stop.store(true, Ordering::Relaxed);
-    sender.join().unwrap();
-    let accepted = accepted.lock().unwrap().clone();
-    for h in &accepted {
-        let mut r = serde_json::Value::Null;
-        wait_until(60, &format!("receipt of {h}"), || {
-            r = rpc(&url0, "eth_getTransactionReceipt", json!([h]));
-            !r.is_null()
-        });
-        assert_eq!(r["status"], "0x1");
-    }
-    let last = head(&url0);
-    wait_until(60, "all four at the same height", || {
-        (0..4).all(|i| head(&net.url(i)) >= last)
-    });
-    net.assert_agree(&[0, 1, 2, 3]);
-    let balance = rpc(
-        &net.url(3),
-        "eth_getBalance",
-        json!([format!("{:#x}", Address::repeat_byte(0x77)), "latest"]),
-    );
-    assert_eq!(
-        balance,
-        json!(format!("{:#x}", accepted.len())),
-        "every transfer applied once"
-    );
+    let sent = traffic.stop();
+    sent.assert_applied_once(&net.url(3), sink);
+    let urls: Vec<String> = (0..4).map(|i| net.url(i)).collect();
+    assert_same_blocks(&urls);
+    let accepted = sent.accepted;
     table.push((
         "transactions accepted / applied / lost".into(),
         format!("{0} / {0} / 0", accepted.len()),

@@ -11,68 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, B256, U256};
-use alloy_sol_types::SolCall;
-use gradnet_inference::abi::InferencePrecompile;
-use serde_json::{json, Value};
+use alloy_primitives::Address;
+use serde_json::json;
 
 use crate::common;
 use common::chaos::{Chaos, Faults};
 use common::devnet::{Devnet, DevnetPorts};
-use common::inference::mlp_request;
-use common::ledger::{free_ports, head, quantity, rpc, try_rpc, wait_until};
-
-/// Sends transactions from `key` to the validators `to` in turn until
-/// stopped: a transfer of 1 wei to `sink`, then an inference call, and so
-/// on; returns what was accepted, with the number of transfers.
-fn sender(
-    key: B256,
-    to: Vec<String>,
-    sink: Address,
-    cid: String,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(Vec<String>, u64)> {
-    std::thread::spawn(move || {
-        let (mut accepted, mut transfers, mut nonce) = (vec![], 0u64, 0u64);
-        let mut k = 0usize;
-        while !stop.load(Ordering::Relaxed) {
-            let transfer = nonce % 2 == 0;
-            let (target, data, value) = if transfer {
-                (sink, Default::default(), U256::from(1))
-            } else {
-                let request = mlp_request(if nonce % 4 == 1 { 3 } else { 0 }, &cid);
-                let data = InferencePrecompile::runModelInferenceCall { request }
-                    .abi_encode()
-                    .into();
-                (gradnet_inference::demo_contract::ADDRESS, data, U256::ZERO)
-            };
-            let raw = gradnet_client::wallet::sign(
-                &gradnet_client::wallet::TxRequest {
-                    chain_id: 31337,
-                    nonce,
-                    to: Some(target),
-                    value,
-                    gas_limit: 1_000_000,
-                    data,
-                    ..Default::default()
-                },
-                &key,
-            )
-            .unwrap();
-            k += 1;
-            let url = &to[k % to.len()];
-            if let Ok(r) = try_rpc(url, "eth_sendRawTransaction", json!([raw.to_string()])) {
-                if let Some(h) = r["result"].as_str() {
-                    accepted.push(h.to_string());
-                    transfers += u64::from(transfer);
-                    nonce += 1;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(80));
-        }
-        (accepted, transfers)
-    })
-}
+use common::ledger::{free_ports, head, try_rpc, wait_until};
+use common::load::{assert_same_blocks, Sent, Traffic};
 
 /// Watches every validator's head block; any two hashes seen for one
 /// height are a fork.
@@ -121,21 +67,20 @@ fn a_faulty_network_never_forks_recovers_and_loses_no_transaction() {
     let watch = monitor(net.rpcs.clone(), stop.clone());
     // one sender on the validators that stay connected, one on all four
     let sinks = [Address::repeat_byte(0x61), Address::repeat_byte(0x62)];
+    let traffic = |key: &str, urls: &[String], sink| {
+        Traffic {
+            key: key.parse().unwrap(),
+            chain_id: 31337,
+            urls: urls.to_vec(),
+            sink,
+            model: Some(cid.clone()),
+            every: Duration::from_millis(80),
+        }
+        .start()
+    };
     let senders = [
-        sender(
-            net.keys[0].parse().unwrap(),
-            net.rpcs[..2].to_vec(),
-            sinks[0],
-            cid.clone(),
-            stop.clone(),
-        ),
-        sender(
-            net.keys[1].parse().unwrap(),
-            net.rpcs.clone(),
-            sinks[1],
-            cid.clone(),
-            stop.clone(),
-        ),
+        traffic(&net.keys[0], &net.rpcs[..2], sinks[0]),
+        traffic(&net.keys[1], &net.rpcs, sinks[1]),
     ];
     let mut table: Vec<(String, String)> = vec![];
     let timed = |what: &str, secs: u64, f: &mut dyn FnMut() -> bool| {
@@ -205,47 +150,17 @@ fn a_faulty_network_never_forks_recovers_and_loses_no_transaction() {
 
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::Relaxed);
-    let sent: Vec<(Vec<String>, u64)> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    let sent: Vec<Sent> = senders.into_iter().map(|s| s.stop()).collect();
     let forks = watch.join().unwrap();
     assert!(forks.is_empty(), "forks seen: {forks:?}");
 
-    // every accepted transaction applied, once
-    for ((accepted, transfers), sink) in sent.iter().zip(sinks) {
-        assert!(accepted.len() > 20, "only {} accepted", accepted.len());
-        for h in accepted {
-            let mut r = Value::Null;
-            wait_until(120, &format!("the receipt of {h}"), || {
-                r = rpc(&net.rpc, "eth_getTransactionReceipt", json!([h]));
-                !r.is_null()
-            });
-            assert_eq!(r["status"], "0x1", "{r}");
-        }
-        let b = rpc(
-            &net.rpcs[3],
-            "eth_getBalance",
-            json!([format!("{sink:#x}"), "latest"]),
-        );
-        assert_eq!(
-            quantity(&b),
-            U256::from(*transfers),
-            "transfers to {sink} applied once each"
-        );
+    // every accepted transaction applied, once; every validator the same blocks
+    for (s, sink) in sent.iter().zip(sinks) {
+        assert!(s.accepted.len() > 20, "only {} accepted", s.accepted.len());
+        s.assert_applied_once(&net.rpcs[3], sink);
     }
-    // and every validator holds the same blocks
-    let last = head(&net.rpc);
-    wait_until(60, "all four at the last height", || {
-        net.rpcs.iter().all(|u| head(u) >= last)
-    });
-    for n in 1..=last {
-        let hash = |u: &str| {
-            rpc(u, "eth_getBlockByNumber", json!([format!("{n:#x}"), false]))["hash"].clone()
-        };
-        let first = hash(&net.rpcs[0]);
-        for u in &net.rpcs[1..] {
-            assert_eq!(hash(u), first, "block {n} differs on {u}");
-        }
-    }
-    let txs: usize = sent.iter().map(|s| s.0.len()).sum();
+    let last = assert_same_blocks(&net.rpcs);
+    let txs: usize = sent.iter().map(|s| s.accepted.len()).sum();
     table.push((
         "transactions accepted / applied / lost".into(),
         format!("{txs} / {txs} / 0"),

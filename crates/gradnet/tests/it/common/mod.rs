@@ -14,6 +14,7 @@ pub(crate) mod chaos;
 pub(crate) mod devnet;
 pub(crate) mod inference;
 pub(crate) mod ledger;
+pub(crate) mod load;
 pub(crate) mod net;
 
 /// The inference API URL a node prints once it serves (read from its piped
