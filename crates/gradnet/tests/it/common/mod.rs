@@ -44,12 +44,21 @@ impl Node {
         Self::start_with(data_dir, &[&["--dev-mode"], extra].concat())
     }
 
+    /// `start` with more environment (a crash point).
+    pub(crate) fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Node {
+        Self::start_with_env(data_dir, &[&["--dev-mode"], extra].concat(), env)
+    }
+
     /// A node as strangers meet it: hub writes must be signed.
     pub(crate) fn start_strict(data_dir: &Path, extra: &[&str]) -> Node {
         Self::start_with(data_dir, extra)
     }
 
     fn start_with(data_dir: &Path, extra: &[&str]) -> Node {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(BIN)
             .args(["node", "start", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -58,6 +67,7 @@ impl Node {
             // tests run side by side on few cores: candle's spinning pool
             // would fight itself across nodes
             .env("GRADNET_LLM_THREADS", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
