@@ -1,10 +1,10 @@
 //! A devnet of four validators whose links run through a faulty network
-//! (`common::chaos`): latency with jitter and lost segments, then one
-//! validator cut off, then two, then healed; with transfers and inference
-//! transactions in flight all along. Safety always (no two blocks final at
-//! one height, checked continuously), liveness while three of four can
-//! talk, catch-up after healing, and every accepted transaction applied
-//! exactly once.
+//! (`common::chaos`): latency with jitter and lost segments, one validator
+//! silently partitioned and healed, then one cut off, then two, then
+//! healed; with transfers and inference transactions in flight all along.
+//! Safety always (no two blocks final at one height, checked continuously),
+//! liveness while three of four can talk, catch-up after healing, and every
+//! accepted transaction applied exactly once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -103,6 +103,32 @@ fn a_faulty_network_never_forks_recovers_and_loses_no_transaction() {
         "40±30 ms, 2% loss: 10 blocks on all four".into(),
         format!("{t:.1?}"),
     ));
+
+    // one validator behind a silent partition (connections hang, nothing
+    // crosses): the other three go on; healed, it catches up
+    chaos.silence(3);
+    let (h, cut) = (head(&net.rpc), head(&net.rpcs[3]));
+    let t = timed(
+        "three of four commit 10 blocks past a silent partition",
+        90,
+        &mut || head(&net.rpc) >= h + 10,
+    );
+    table.push((
+        "validator 3 silently partitioned: 10 blocks on the other three".into(),
+        format!("{t:.1?}"),
+    ));
+    assert!(
+        head(&net.rpcs[3]) <= cut + 1,
+        "a partitioned validator committed blocks"
+    );
+    chaos.heal();
+    let target = head(&net.rpc);
+    let t = timed(
+        "the silently partitioned validator catches up",
+        90,
+        &mut || head(&net.rpcs[3]) >= target,
+    );
+    table.push(("healed: validator 3 caught up".into(), format!("{t:.1?}")));
 
     // one validator cut off: the other three go on
     chaos.isolate(3);

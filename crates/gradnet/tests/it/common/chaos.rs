@@ -2,8 +2,11 @@
 //! every directed link (validator i's consensus p2p and JSON-RPC traffic to
 //! validator j) that delays each chunk by a latency with jitter (in order,
 //! as TCP delivers), stalls some chunks as a retransmission after a lost
-//! packet would, and cuts a link (open connections closed, new ones
-//! refused) to partition validators. This machine's kernel has no netem
+//! packet would, and partitions validators two ways: a cut link (open
+//! connections closed, new ones refused, as when a host goes away) or a
+//! silent one (nothing crosses, connections stay open and hang, as when a
+//! route drops every packet; what was sent arrives once it heals, as TCP
+//! retransmits it). This machine's kernel has no netem
 //! qdisc, so faults are injected here rather than with `tc`.
 
 use std::collections::HashMap;
@@ -18,6 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Default)]
 pub(crate) struct LinkState {
     down: AtomicBool,
+    /// Nothing crosses, but connections stay open.
+    silent: AtomicBool,
     /// Bumped when the link is cut: connections of an older epoch close.
     epoch: AtomicU64,
     delay_ms: AtomicU64,
@@ -86,10 +91,20 @@ impl Chaos {
         }
     }
 
+    /// Every link to and from validator `v` drops everything silently.
+    pub(crate) fn silence(&self, v: usize) {
+        for ((i, j), l) in &self.links {
+            if *i == v || *j == v {
+                l.silent.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Every link back up.
     pub(crate) fn heal(&self) {
         for l in self.links.values() {
             l.down.store(false, Ordering::Relaxed);
+            l.silent.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -110,16 +125,23 @@ async fn accept(listener: TcpListener, target: u16, state: Arc<LinkState>) {
         if state.down.load(Ordering::Relaxed) {
             continue; // dropped: the connection is refused in effect
         }
-        let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
-            continue;
-        };
-        let _ = (client.set_nodelay(true), server.set_nodelay(true));
-        let epoch = state.epoch.load(Ordering::Relaxed);
-        let (cr, cw) = client.into_split();
-        let (sr, sw) = server.into_split();
         seed = seed.wrapping_add(1);
-        tokio::spawn(pump(cr, sw, state.clone(), epoch, seed));
-        tokio::spawn(pump(sr, cw, state.clone(), epoch, seed ^ 0xdead_beef));
+        let state = state.clone();
+        tokio::spawn(async move {
+            // a silent link: the handshake gets through only once it heals
+            while state.silent.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)).await else {
+                return;
+            };
+            let _ = (client.set_nodelay(true), server.set_nodelay(true));
+            let epoch = state.epoch.load(Ordering::Relaxed);
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pump(cr, sw, state.clone(), epoch, seed));
+            tokio::spawn(pump(sr, cw, state, epoch, seed ^ 0xdead_beef));
+        });
     }
 }
 
@@ -159,6 +181,10 @@ async fn pump(
     let mut last = tokio::time::Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
+        if state.silent.load(Ordering::Relaxed) && !cut() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let n = tokio::select! {
             r = from.read(&mut buf) => match r { Ok(0) | Err(_) => break, Ok(n) => n },
             _ = tokio::time::sleep(Duration::from_millis(50)) => {
