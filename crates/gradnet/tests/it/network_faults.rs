@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::common;
 use common::chaos::{Chaos, Faults};
 use common::devnet::{Devnet, DevnetPorts};
-use common::ledger::{free_ports, head, try_rpc, wait_until};
+use common::ledger::{head, try_rpc, wait_until};
 use common::load::{assert_same_blocks, Sent, Traffic};
 
 /// Watches every validator's head block; any two hashes seen for one
@@ -54,8 +54,7 @@ fn monitor(rpcs: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
 fn a_faulty_network_never_forks_recovers_and_loses_no_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let ports = DevnetPorts::free(4);
-    let base = free_ports(2 * 16);
-    let chaos = Chaos::new(4, base, ports.p2p, ports.rpc);
+    let (chaos, base) = Chaos::new(4, ports.p2p, ports.rpc);
     let net = Devnet::start_on(
         dir.path(),
         &ports,

@@ -48,28 +48,38 @@ pub(crate) struct Chaos {
 impl Chaos {
     /// Listens for the links i → j at `base + 2 (i n + j)` (p2p) and the
     /// port after (JSON-RPC), forwarding to j's ports `p2p + j`, `rpc + j`
-    /// (the devnet's `--links-via` layout).
-    pub(crate) fn new(n: usize, base: u16, p2p: u16, rpc: u16) -> Chaos {
+    /// (the devnet's `--links-via` layout); `base` is picked here among
+    /// free ports (again if another test takes one meanwhile).
+    pub(crate) fn new(n: usize, p2p: u16, rpc: u16) -> (Chaos, u16) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let mut links = HashMap::new();
-        for i in 0..n {
-            for j in (0..n).filter(|&j| j != i) {
-                let state = Arc::new(LinkState::default());
-                let port = base + 2 * (i * n + j) as u16;
-                for (listen, target) in [(port, p2p + j as u16), (port + 1, rpc + j as u16)] {
-                    let listener = rt
-                        .block_on(TcpListener::bind(("127.0.0.1", listen)))
-                        .unwrap_or_else(|e| panic!("proxy port {listen}: {e}"));
-                    rt.spawn(accept(listener, target, state.clone()));
+        for _ in 0..10 {
+            let base = super::ledger::free_ports((2 * n * n) as u16);
+            let mut listeners = vec![];
+            for i in 0..n {
+                for j in (0..n).filter(|&j| j != i) {
+                    let port = base + 2 * (i * n + j) as u16;
+                    for (listen, target) in [(port, p2p + j as u16), (port + 1, rpc + j as u16)] {
+                        if let Ok(l) = rt.block_on(TcpListener::bind(("127.0.0.1", listen))) {
+                            listeners.push(((i, j), l, target));
+                        }
+                    }
                 }
-                links.insert((i, j), state);
             }
+            if listeners.len() < 2 * n * (n - 1) {
+                continue; // a port was taken meanwhile: another base
+            }
+            let mut links = HashMap::new();
+            for ((i, j), l, target) in listeners {
+                let state: &Arc<LinkState> = links.entry((i, j)).or_default();
+                rt.spawn(accept(l, target, state.clone()));
+            }
+            return (Chaos { rt, links }, base);
         }
-        Chaos { rt, links }
+        panic!("no {} free consecutive ports for the proxies", 2 * n * n);
     }
 
     /// The same faults on every link.
