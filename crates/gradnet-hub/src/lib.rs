@@ -67,7 +67,11 @@ impl Hub {
         std::fs::create_dir_all(dir.join("chunks"))?;
         // uploads that were cut off leave staging folders behind
         let _ = std::fs::remove_dir_all(dir.join("staging"));
-        let db = redb::Database::create(dir.join("meta.redb"))?;
+        // names and versions: small; redb's default cache (1 GiB) would
+        // only let it grow with them
+        let db = redb::Builder::new()
+            .set_cache_size(16 << 20)
+            .create(dir.join("meta.redb"))?;
         let hub = Hub(Arc::new(Inner {
             dir: dir.to_path_buf(),
             db,

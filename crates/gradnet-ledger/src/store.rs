@@ -52,6 +52,25 @@ pub struct Missed {
     pub nodes: Vec<alloy_primitives::Address>,
 }
 
+/// The chain database's page cache. redb's default (1 GiB) grows with the
+/// chain: a validator's memory would climb for days; state reads are hot on
+/// a small set, so a bounded cache costs little. `GRADNET_CHAIN_CACHE_MB`
+/// sets another size.
+fn cache_bytes() -> usize {
+    std::env::var("GRADNET_CHAIN_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(64)
+        << 20
+}
+
+/// Opens (or creates) the chain database at `path` with the bounded cache.
+fn open_db(path: &Path) -> Result<redb::Database, redb::DatabaseError> {
+    redb::Builder::new()
+        .set_cache_size(cache_bytes())
+        .create(path)
+}
+
 /// Blocks, receipts, certificates and state in redb.
 pub struct Store {
     /// None only between a failed write and the reopening after it.
@@ -70,7 +89,7 @@ impl Store {
     pub fn open(dir: &Path, genesis: Genesis) -> Result<Self, ChainError> {
         genesis.check()?;
         std::fs::create_dir_all(dir).map_err(bad)?;
-        let db = redb::Database::create(dir.join("chain.redb")).map_err(bad)?;
+        let db = open_db(&dir.join("chain.redb")).map_err(bad)?;
         let existing = {
             let r = db.begin_read().map_err(bad)?;
             match r.open_table(META) {
@@ -119,7 +138,7 @@ impl Store {
     fn reopen(&self) {
         let mut db = self.db.write();
         drop(db.take());
-        match redb::Database::create(&self.path) {
+        match open_db(&self.path) {
             Ok(d) => *db = Some(d),
             Err(e) => tracing::error!("reopening {}: {e}", self.path.display()),
         }
