@@ -138,6 +138,28 @@ async fn rpc(c: &reqwest::Client, url: &str, method: &str, params: Value) -> Res
     }
 }
 
+/// POSTs `body` to `url`; an error names the URL, status and answer.
+async fn post_ok(
+    c: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    timeout: Duration,
+) -> Result<(), String> {
+    let r = c
+        .post(url)
+        .json(body)
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let s = r.status();
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    if !s.is_success() {
+        return Err(format!("{url} {s}: {text}"));
+    }
+    Ok(())
+}
+
 /// The demo MLP's row as the precompile takes it.
 fn mlp_call(cid: &str) -> Vec<u8> {
     let n = |v: i128, d: i128| Number {
@@ -333,19 +355,8 @@ pub async fn run(
                 let (c, t) = (c.clone(), t.clone());
                 async move {
                     let url = format!("{}/v1/infer", t.inference[i as usize % t.inference.len()]);
-                    let r = c
-                        .post(url)
-                        .json(&json!({"model": t.model, "inputs": {"x": [[0.5, -1.0, 0.25, 3.0]]}}))
-                        .timeout(Duration::from_secs(30))
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let s = r.status();
-                    let body = r.text().await.map_err(|e| e.to_string())?;
-                    if !s.is_success() {
-                        return Err(format!("/v1/infer {s}: {body}"));
-                    }
-                    Ok(())
+                    let body = json!({"model": t.model, "inputs": {"x": [[0.5, -1.0, 0.25, 3.0]]}});
+                    post_ok(&c, &url, &body, Duration::from_secs(30)).await
                 }
             },
         ));
@@ -357,19 +368,8 @@ pub async fn run(
             let (c, t) = (c.clone(), t.clone());
             async move {
                 let url = format!("{}/v1/chat/completions", t.inference[i as usize % t.inference.len()]);
-                let r = c
-                    .post(url)
-                    .json(&json!({"model": t.llm, "messages": [{"role": "user", "content": format!("hello {i}")}], "max_tokens": 8}))
-                    .timeout(Duration::from_secs(60))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let s = r.status();
-                let body = r.text().await.map_err(|e| e.to_string())?;
-                if !s.is_success() {
-                    return Err(format!("chat {s}: {body}"));
-                }
-                Ok(())
+                let body = json!({"model": t.llm, "messages": [{"role": "user", "content": format!("hello {i}")}], "max_tokens": 8});
+                post_ok(&c, &url, &body, Duration::from_secs(60)).await
             }
         }));
     }
