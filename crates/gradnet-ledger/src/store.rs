@@ -125,11 +125,19 @@ impl Store {
 
     /// A read transaction on the committed state.
     fn read(&self) -> Result<redb::ReadTransaction, ChainError> {
+        self.with_db(|db| db.begin_read().map_err(bad))
+    }
+
+    /// `f` on the open database (an error while it is being reopened).
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&redb::Database) -> Result<T, ChainError>,
+    ) -> Result<T, ChainError> {
         let db = self.db.read();
         let db = db
             .as_ref()
             .ok_or_else(|| bad("the chain's database is being reopened after a write error"))?;
-        db.begin_read().map_err(bad)
+        f(db)
     }
 
     /// After a failed write (a full disk, an I/O error) redb takes nothing
@@ -291,11 +299,7 @@ impl Store {
             self.reopen();
         }
         let written = (|| {
-            let db = self.db.read();
-            let db = db
-                .as_ref()
-                .ok_or_else(|| bad("the chain's database is not open"))?;
-            let w = db.begin_write().map_err(bad)?;
+            let w = self.with_db(|db| db.begin_write().map_err(bad))?;
             Self::write(&w, e)?;
             w.open_table(CERTIFICATES)
                 .map_err(bad)?
@@ -328,11 +332,7 @@ impl Store {
 
     /// A snapshot of the committed state.
     pub fn state(&self) -> Result<StateReader, ChainError> {
-        let db = self.db.read();
-        let db = db
-            .as_ref()
-            .ok_or_else(|| bad("the chain's database is being reopened after a write error"))?;
-        StateReader::new(db).map_err(|e| ChainError::State(e.0))
+        self.with_db(|db| StateReader::new(db).map_err(|e| ChainError::State(e.0)))
     }
 
     /// Block `number`, if committed.
