@@ -322,6 +322,24 @@ mod tests {
         }
     }
 
+    /// The Python SDK pins the same hash (python/tests/test_offline.py):
+    /// both sign the same typed data.
+    #[test]
+    fn the_signing_hash_is_pinned() {
+        let h = signing_hash(
+            31337,
+            "post",
+            "/api/v0/models",
+            body_hash(b"{}"),
+            1_700_000_000,
+            B256::repeat_byte(1),
+        );
+        assert_eq!(
+            h.to_string(),
+            "0x1cf3751369cea92a593ad8214c06c3d2453e2541a0b9523f017bfd90ede7cb2b"
+        );
+    }
+
     #[test]
     fn headers_round_trip_and_name_what_is_wrong() {
         let h = signed(5);

@@ -498,6 +498,14 @@ impl App {
 
     async fn decided(&mut self, cert: CommitCertificate<Ctx>) -> Result<(), String> {
         let hash = cert.value_id.0;
+        let peers = cert
+            .commit_signatures
+            .iter()
+            .filter(|s| s.address != self.me)
+            .count();
+        self.chain
+            .peers
+            .store(peers as u64, std::sync::atomic::Ordering::Relaxed);
         let Some(c) = self.candidates.get(&hash) else {
             return Err(format!("no block {hash} for height {}", cert.height.0));
         };

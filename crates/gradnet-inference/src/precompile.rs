@@ -272,6 +272,12 @@ impl Precompiles {
         Precompiles { eth, warm, results }
     }
 
+    /// Every address answered natively: Ethereum's precompiles and
+    /// gradnet's system contracts (left out of access lists, as geth does).
+    pub fn addresses(&self) -> impl Iterator<Item = Address> + '_ {
+        self.warm.iter().copied()
+    }
+
     /// A ZKML outcome checked against the model's key and the call's
     /// quantized input: the result's ABI encoding, or why the node's
     /// answer is refused (its fault).

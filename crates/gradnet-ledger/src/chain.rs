@@ -34,6 +34,9 @@ pub struct Chain {
     /// Runs models for `eth_call` / `eth_estimateGas` through the inference
     /// precompile (the node's runtime; none: such calls revert).
     inferencer: parking_lot::RwLock<Option<Arc<dyn Inferencer>>>,
+    /// The other validators whose signatures decided the last block this
+    /// node committed (`net_peerCount`); 0 on a node that does not vote.
+    pub peers: std::sync::atomic::AtomicU64,
 }
 
 /// How a proposer gets results for the inference calls its block building
@@ -81,6 +84,7 @@ impl Chain {
             heads,
             outbox: Default::default(),
             inferencer: Default::default(),
+            peers: Default::default(),
         }))
     }
 

@@ -168,7 +168,7 @@ fn settle_faults(
     Ok(all_missed)
 }
 
-fn block_env(h: &Header) -> BlockEnv {
+pub(crate) fn block_env(h: &Header) -> BlockEnv {
     BlockEnv {
         number: U256::from(h.number),
         beneficiary: h.coinbase,
@@ -531,33 +531,47 @@ pub fn verify_known(
     Ok(built.executed)
 }
 
-/// A transaction's outcome on the state after `parent` without committing
-/// it (`eth_call`, `eth_estimateGas`); calls to the inference precompile
-/// are answered as `answers` says.
-pub fn simulate(
+/// The state changes a mined block made before its transaction `upto`:
+/// its scheduled runs and its first `upto` transactions, replayed on
+/// `state` (the state after `parent`) with the block's own sidecar
+/// answering inference calls; with those answers, for running `upto` next.
+pub fn replay_prefix(
     state: &StateReader,
     chain_id: u64,
     parent: &Header,
-    env: revm::context::TxEnv,
-    answers: ResultSource,
-) -> Result<ExecutionResult, ChainError> {
-    use revm::ExecuteEvm;
-    let mut header = parent.clone();
-    header.number += 1;
-    header.base_fee = next_base_fee(parent);
+    block: &Block,
+    upto: usize,
+) -> Result<(crate::state::Diff, Arc<BlockResults>), ChainError> {
+    use revm::{ExecuteCommitEvm, ExecuteEvm};
+    let view = registry_view(state, chain_id, parent)?;
+    let served = block
+        .sidecar
+        .calls
+        .iter()
+        .map(|c| (c.request_hash, c.clone()))
+        .collect();
+    let answers = BlockResults::new(view, served, false);
     let mut evm = Context::mainnet()
         .with_db(Overlay::new(state))
         .modify_cfg_chained(|c| {
             c.chain_id = chain_id;
             c.spec = SPEC;
-            c.disable_nonce_check = true;
         })
-        .with_block(block_env(&header))
+        .with_block(block_env(&block.header))
         .build_mainnet()
-        .with_precompiles(Precompiles::new(SPEC, answers));
-    match evm.transact(env) {
-        Ok(r) => Ok(r.result),
-        Err(EVMError::Transaction(e)) => Err(ChainError::Rejected(e.to_string())),
-        Err(e) => Err(ChainError::Execution(e.to_string())),
+        .with_precompiles(Precompiles::new(SPEC, ResultSource::Block(answers.clone())));
+    run_scheduled(&mut evm, &answers, block.header.timestamp)?;
+    for raw in block.transactions.iter().take(upto) {
+        let tx = crate::tx::decode(raw, chain_id)?;
+        match evm.transact(tx_env(&tx.envelope, tx.sender)) {
+            Ok(r) => evm.commit(r.state),
+            Err(e) => {
+                return Err(ChainError::Execution(format!(
+                    "replaying transaction {}: {e}",
+                    tx.hash
+                )))
+            }
+        }
     }
+    Ok((evm.ctx.journaled_state.database.diff, answers))
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use redb::{ReadTransaction, ReadableDatabase};
 use revm::bytecode::Bytecode;
-use revm::database_interface::{DBErrorMarker, Database, DatabaseCommit};
+use revm::database_interface::{DBErrorMarker, Database, DatabaseCommit, DatabaseRef};
 use revm::primitives::{AddressMap, KECCAK_EMPTY};
 use revm::state::{Account, AccountInfo};
 
@@ -57,9 +57,12 @@ pub fn storage_key(a: &Address, slot: &U256) -> [u8; 52] {
     k
 }
 
-/// The committed state at one moment (a redb read snapshot).
+/// The committed state at one moment (a redb read snapshot): the head's,
+/// or an earlier block's (see [`crate::history`]).
 pub struct StateReader {
     pub(crate) txn: ReadTransaction,
+    /// The block whose state this reads (None: the snapshot's head).
+    pub(crate) at: Option<u64>,
 }
 
 impl StateReader {
@@ -67,11 +70,22 @@ impl StateReader {
     pub fn new(db: &redb::Database) -> Result<Self, StateError> {
         Ok(StateReader {
             txn: db.begin_read().map_err(|e| StateError(e.to_string()))?,
+            at: None,
         })
+    }
+
+    /// The block whose state this reads (None: the head's).
+    pub fn block(&self) -> Option<u64> {
+        self.at
     }
 
     /// An account (none: it does not exist).
     pub fn account(&self, a: &Address) -> Result<Option<AccountInfo>, StateError> {
+        if let Some(n) = self.at {
+            if let Some(then) = crate::history::account_at(&self.txn, a, n)? {
+                return Ok(then);
+            }
+        }
         let t = self.txn.open_table(ACCOUNTS).map_err(redb::Error::from)?;
         let v = t.get(&a.into_array()).map_err(redb::Error::from)?;
         Ok(v.map(|v| decode_account(v.value())))
@@ -79,6 +93,11 @@ impl StateReader {
 
     /// A storage slot (zero when unset).
     pub fn storage(&self, a: &Address, slot: &U256) -> Result<U256, StateError> {
+        if let Some(n) = self.at {
+            if let Some(then) = crate::history::storage_at(&self.txn, a, slot, n)? {
+                return Ok(then);
+            }
+        }
         let t = self.txn.open_table(STORAGE).map_err(redb::Error::from)?;
         let v = t.get(&storage_key(a, slot)).map_err(redb::Error::from)?;
         Ok(v.map_or(U256::ZERO, |v| U256::from_be_bytes(v.value())))
@@ -152,6 +171,7 @@ impl Diff {
 }
 
 /// The snapshot with a block's changes on top; revm's database.
+#[derive(Clone)]
 pub struct Overlay<'a> {
     /// The committed state below.
     pub base: &'a StateReader,
@@ -169,17 +189,17 @@ impl<'a> Overlay<'a> {
     }
 }
 
-impl Database for Overlay<'_> {
+impl DatabaseRef for Overlay<'_> {
     type Error = StateError;
 
-    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
         if let Some(a) = self.diff.accounts.get(&address) {
             return Ok(a.clone());
         }
         self.base.account(&address)
     }
 
-    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
         if let Some(c) = self.diff.codes.get(&code_hash) {
             return Ok(Bytecode::new_raw(c.clone()));
         }
@@ -189,7 +209,7 @@ impl Database for Overlay<'_> {
         }
     }
 
-    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
         if let Some(v) = self.diff.storage.get(&address).and_then(|s| s.get(&index)) {
             return Ok(*v);
         }
@@ -199,8 +219,28 @@ impl Database for Overlay<'_> {
         self.base.storage(&address, &index)
     }
 
-    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
         self.base.block_hash(number)
+    }
+}
+
+impl Database for Overlay<'_> {
+    type Error = StateError;
+
+    fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        self.basic_ref(address)
+    }
+
+    fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.code_by_hash_ref(code_hash)
+    }
+
+    fn storage(&mut self, address: Address, index: U256) -> Result<U256, StateError> {
+        self.storage_ref(address, index)
+    }
+
+    fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
+        self.block_hash_ref(number)
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Store {
     path: std::path::PathBuf,
     genesis: Genesis,
     head: RwLock<Header>,
+    /// Blocks of state kept behind the head (`u64::MAX`: all).
+    history: std::sync::atomic::AtomicU64,
 }
 
 fn bad<E: std::fmt::Display>(e: E) -> ChainError {
@@ -120,6 +122,9 @@ impl Store {
             path: dir.join("chain.redb"),
             genesis,
             head: RwLock::new(head),
+            history: std::sync::atomic::AtomicU64::new(
+                crate::history::retained().unwrap_or(u64::MAX),
+            ),
         })
     }
 
@@ -216,7 +221,7 @@ impl Store {
             missed: vec![],
         };
         let w = db.begin_write().map_err(bad)?;
-        Self::write(&w, &executed)?;
+        Self::write(&w, &executed, None)?;
         w.open_table(META)
             .map_err(bad)?
             .insert("genesis", g.hash().as_slice())
@@ -225,7 +230,25 @@ impl Store {
         Ok(header)
     }
 
-    fn write(w: &redb::WriteTransaction, e: &Executed) -> Result<(), ChainError> {
+    /// How many blocks of state to keep behind the head (None: all); the
+    /// default is `GRADNET_STATE_HISTORY`, or 128.
+    pub fn set_state_history(&self, keep: Option<u64>) {
+        self.history.store(
+            keep.unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    fn state_history(&self) -> Option<u64> {
+        let k = self.history.load(std::sync::atomic::Ordering::Relaxed);
+        (k != u64::MAX).then_some(k)
+    }
+
+    fn write(
+        w: &redb::WriteTransaction,
+        e: &Executed,
+        keep: Option<u64>,
+    ) -> Result<(), ChainError> {
         let hash = e.block.hash();
         let n = e.block.header.number;
         let mut bytes = hash.to_vec();
@@ -250,6 +273,10 @@ impl Store {
             .insert(n, receipts.as_slice())
             .map_err(bad)?;
         let d = &e.diff;
+        if n > 0 {
+            crate::history::record(w, n, d).map_err(|e| ChainError::State(e.0))?;
+            crate::history::prune(w, n, keep).map_err(|e| ChainError::State(e.0))?;
+        }
         let mut storage = w.open_table(STORAGE).map_err(bad)?;
         for a in &d.wiped {
             let from = storage_key(a, &U256::ZERO);
@@ -300,7 +327,7 @@ impl Store {
         }
         let written = (|| {
             let w = self.with_db(|db| db.begin_write().map_err(bad))?;
-            Self::write(&w, e)?;
+            Self::write(&w, e, self.state_history())?;
             w.open_table(CERTIFICATES)
                 .map_err(bad)?
                 .insert(e.block.header.number, certificate)
@@ -333,6 +360,36 @@ impl Store {
     /// A snapshot of the committed state.
     pub fn state(&self) -> Result<StateReader, ChainError> {
         self.with_db(|db| StateReader::new(db).map_err(|e| ChainError::State(e.0)))
+    }
+
+    /// A snapshot of the state at block `number`: the head's, or one of
+    /// the last blocks' (128 by default, see [`crate::history`]).
+    pub fn state_at(&self, number: u64) -> Result<StateReader, ChainError> {
+        let mut state = self.state()?;
+        let head = {
+            let t = state.txn.open_table(BLOCKS_BY_NUMBER).map_err(bad)?;
+            let last = t.last().map_err(bad)?.map(|(k, _)| k.value());
+            last.unwrap_or(0)
+        };
+        if number > head {
+            return Err(ChainError::NotFound(format!(
+                "header for block {number} not found"
+            )));
+        }
+        if number == head {
+            return Ok(state);
+        }
+        let keep = self.state_history();
+        let oldest =
+            crate::history::oldest(&state.txn, head, keep).map_err(|e| ChainError::State(e.0))?;
+        if number < oldest {
+            return Err(ChainError::NotFound(format!(
+                "historical state is not available for block {number}: this node keeps the state of blocks {oldest} to {head} ({}; GRADNET_STATE_HISTORY=archive keeps all)",
+                keep.map_or("archive".to_string(), |k| format!("the last {k}"))
+            )));
+        }
+        state.at = Some(number);
+        Ok(state)
     }
 
     /// Block `number`, if committed.

@@ -1,17 +1,16 @@
 //! The `eth_`, `net_` and `web3_` methods.
 
 use alloy_consensus::TxEnvelope;
-use alloy_primitives::{Address, Bytes, TxKind, B256, U128, U256, U64};
-use revm::context::result::ExecutionResult;
-use revm::context::TxEnv;
+use alloy_primitives::{Address, Bytes, B256, U256, U64};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::format::{self, q, q128};
-use super::RpcError;
+use super::{call, RpcError};
 use gradnet_ledger::chain::Chain;
 use gradnet_ledger::exec;
+use gradnet_ledger::state::StateReader;
 
 /// Tip suggested to wallets, in wei (1 gwei, as anvil and geth's dev mode).
 const SUGGESTED_TIP: u128 = 1_000_000_000;
@@ -19,9 +18,6 @@ const SUGGESTED_TIP: u128 = 1_000_000_000;
 const MAX_LOG_RANGE: u64 = 10_000;
 /// Logs one `eth_getLogs` may return.
 const MAX_LOGS: usize = 10_000;
-/// Gas one `eth_call` / `eth_estimateGas` may use, whatever it asks (as
-/// geth's `--rpc.gascap`): it bounds the time a call can take.
-const RPC_GAS_CAP: u64 = 50_000_000;
 
 pub(super) fn param<T: DeserializeOwned>(params: &[Value], i: usize) -> Result<T, RpcError> {
     let v = params.get(i).cloned().unwrap_or(Value::Null);
@@ -74,146 +70,15 @@ pub(super) fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, Rp
     }
 }
 
-/// State is kept for the head only: older blocks' state is refused plainly.
-fn at_head(chain: &Chain, tag: Option<&Value>) -> Result<(), RpcError> {
+/// The state at a block named by tag, number or hash: the head's, or one
+/// of the recent blocks' the store keeps (an error names the range).
+pub(super) fn state_at(chain: &Chain, tag: Option<&Value>) -> Result<StateReader, RpcError> {
     let n = block_number(chain, tag)?;
-    let head = chain.head().number;
-    if n > head {
-        return Err(RpcError::server(format!("header for block {n} not found")));
-    }
-    if n != head {
-        return Err(RpcError::server(format!(
-            "historical state is not available (block {n}; this node keeps the state at its head, {head})"
-        )));
-    }
-    Ok(())
+    Ok(chain.store.state_at(n)?)
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CallRequest {
-    from: Option<Address>,
-    to: Option<Address>,
-    gas: Option<U64>,
-    gas_price: Option<U128>,
-    max_fee_per_gas: Option<U128>,
-    max_priority_fee_per_gas: Option<U128>,
-    value: Option<U256>,
-    data: Option<Bytes>,
-    input: Option<Bytes>,
-    nonce: Option<U64>,
-}
-
-impl CallRequest {
-    fn env(&self, gas_limit: u64) -> TxEnv {
-        let price = self
-            .max_fee_per_gas
-            .or(self.gas_price)
-            .map_or(0, |p| p.to::<u128>());
-        TxEnv {
-            tx_type: if self.max_fee_per_gas.is_some() { 2 } else { 0 },
-            caller: self.from.unwrap_or_default(),
-            gas_limit: self
-                .gas
-                .map_or(gas_limit, |g| g.saturating_to::<u64>())
-                .min(RPC_GAS_CAP),
-            gas_price: price,
-            gas_priority_fee: self.max_priority_fee_per_gas.map(|p| p.to::<u128>()),
-            kind: self.to.map_or(TxKind::Create, TxKind::Call),
-            value: self.value.unwrap_or_default(),
-            data: self
-                .input
-                .clone()
-                .or_else(|| self.data.clone())
-                .unwrap_or_default(),
-            nonce: self.nonce.map_or(0, |n| n.to::<u64>()),
-            ..Default::default()
-        }
-    }
-}
-
-/// An `Error(string)` revert reason, when the data is one.
-fn revert_reason(out: &[u8]) -> Option<String> {
-    if out.len() < 68 || out[..4] != [0x08, 0xc3, 0x79, 0xa0] {
-        return None;
-    }
-    let len = U256::from_be_slice(&out[36..68]).to::<usize>();
-    let s = out.get(68..68 + len)?;
-    String::from_utf8(s.to_vec()).ok()
-}
-
-fn reverted(out: &Bytes) -> RpcError {
-    let message = match revert_reason(out) {
-        Some(r) => format!("execution reverted: {r}"),
-        None => "execution reverted".into(),
-    };
-    RpcError {
-        code: 3,
-        message,
-        data: Some(json!(out)),
-    }
-}
-
-fn simulate(chain: &Chain, req: &CallRequest) -> Result<ExecutionResult, RpcError> {
-    let head = chain.head();
-    let mut env = req.env(head.gas_limit);
-    env.chain_id = Some(chain.chain_id());
-    let mut parent = head.clone();
-    if env.gas_price == 0 {
-        // a call that names no price pays none: run it at a zero base fee
-        parent.base_fee = 0;
-        parent.gas_used = parent.gas_limit / 2;
-    }
-    let state = chain.store.state()?;
-    Ok(exec::simulate(
-        &state,
-        chain.chain_id(),
-        &parent,
-        env,
-        chain.simulation_answers(),
-    )?)
-}
-
-fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
-    let req: CallRequest = param(params, 0)?;
-    at_head(chain, params.get(1))?;
-    match simulate(chain, &req)? {
-        ExecutionResult::Success { output, .. } => Ok(json!(output.into_data())),
-        ExecutionResult::Revert { output, .. } => Err(reverted(&output)),
-        ExecutionResult::Halt { reason, .. } => {
-            Err(RpcError::server(format!("execution halted: {reason:?}")))
-        }
-    }
-}
-
-fn estimate_gas(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
-    let mut req: CallRequest = param(params, 0)?;
-    let cap = req
-        .gas
-        .map_or(chain.head().gas_limit, |g| g.saturating_to::<u64>())
-        .min(RPC_GAS_CAP);
-    req.gas = Some(U64::from(cap));
-    let used = match simulate(chain, &req)? {
-        ExecutionResult::Success { gas, .. } => gas.tx_gas_used(),
-        ExecutionResult::Revert { output, .. } => return Err(reverted(&output)),
-        ExecutionResult::Halt { reason, .. } => {
-            return Err(RpcError::server(format!(
-                "gas required exceeds allowance ({cap}): {reason:?}"
-            )))
-        }
-    };
-    // the least gas limit that still succeeds (refunds and the 63/64 rule
-    // make it more than the gas used)
-    let (mut lo, mut hi) = (used.saturating_sub(1), cap);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        req.gas = Some(U64::from(mid));
-        match simulate(chain, &req) {
-            Ok(ExecutionResult::Success { .. }) => hi = mid,
-            _ => lo = mid,
-        }
-    }
-    Ok(json!(q(hi)))
+fn state_err(e: gradnet_ledger::state::StateError) -> RpcError {
+    RpcError::server(e.0)
 }
 
 fn fee_history(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
@@ -345,7 +210,53 @@ fn topic_set(v: &Value) -> Result<Option<Vec<B256>>, RpcError> {
     }
 }
 
-fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
+/// The block a by-hash (`by_hash`) or by-number request names; None for
+/// an unknown hash.
+fn block_of(chain: &Chain, by_hash: bool, p: &[Value]) -> Result<Option<u64>, RpcError> {
+    if by_hash {
+        let h: B256 = param(p, 0)?;
+        return Ok(chain.store.block_number(&h)?);
+    }
+    let n = block_number(chain, p.first())?;
+    Ok((n <= chain.head().number).then_some(n))
+}
+
+fn tx_in_block(chain: &Chain, n: u64, i: u64) -> Result<Value, RpcError> {
+    let Some(b) = chain.store.block(n)? else {
+        return Ok(Value::Null);
+    };
+    let envs = b.envelopes()?;
+    Ok(envs.get(i as usize).map_or(Value::Null, |t| {
+        format::transaction(t, Some((b.hash(), n, i)), Some(b.header.base_fee))
+    }))
+}
+
+/// `eth_getBlockReceipts`: every receipt of a block, by tag, number or hash.
+fn block_receipts(chain: &Chain, p: &[Value]) -> Result<Value, RpcError> {
+    let n = match p.first() {
+        Some(Value::String(s)) if s.len() == 66 => {
+            let h: B256 = param(p, 0)?;
+            match chain.store.block_number(&h)? {
+                Some(n) => n,
+                None => return Ok(Value::Null),
+            }
+        }
+        tag => block_number(chain, tag)?,
+    };
+    let Some(b) = chain.store.block(n)? else {
+        return Ok(Value::Null);
+    };
+    let hash = b.hash();
+    let mut first_log = 0u64;
+    let mut out = vec![];
+    for (i, r) in chain.store.receipts(n)?.iter().enumerate() {
+        out.push(format::receipt(r, hash, n, i as u64, first_log));
+        first_log += r.logs.len() as u64;
+    }
+    Ok(json!(out))
+}
+
+pub(super) fn get_logs(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     let f: LogFilter = param(params, 0)?;
     let (from, to) = match f.block_hash {
         Some(h) => {
@@ -442,16 +353,19 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
         "eth_feeHistory" => fee_history(chain, p),
         "eth_getBalance" => {
             let a: Address = param(p, 0)?;
-            at_head(chain, p.get(1))?;
-            Ok(json!(chain.account(&a)?.balance))
+            let state = state_at(chain, p.get(1))?;
+            let info = state.account(&a).map_err(state_err)?;
+            Ok(json!(info.map(|i| i.balance).unwrap_or_default()))
         }
         "eth_getTransactionCount" => {
             let a: Address = param(p, 0)?;
             let pending = p.get(1).and_then(Value::as_str) == Some("pending");
-            if !pending {
-                at_head(chain, p.get(1))?;
-            }
-            let mut n = chain.account(&a)?.nonce;
+            let state = if pending {
+                chain.store.state()?
+            } else {
+                state_at(chain, p.get(1))?
+            };
+            let mut n = state.account(&a).map_err(state_err)?.map_or(0, |i| i.nonce);
             if pending {
                 for queued in chain.pool.queued_nonces(&a) {
                     if queued == n {
@@ -463,13 +377,12 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
         }
         "eth_getCode" => {
             let a: Address = param(p, 0)?;
-            at_head(chain, p.get(1))?;
-            let state = chain.store.state()?;
-            let info = state.account(&a).map_err(|e| RpcError::server(e.0))?;
+            let state = state_at(chain, p.get(1))?;
+            let info = state.account(&a).map_err(state_err)?;
             let code = match info {
                 Some(i) => state
                     .code(&i.code_hash)
-                    .map_err(|e| RpcError::server(e.0))?
+                    .map_err(state_err)?
                     .unwrap_or_default(),
                 None => Bytes::new(),
             };
@@ -478,16 +391,14 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
         "eth_getStorageAt" => {
             let a: Address = param(p, 0)?;
             let slot: U256 = param(p, 1)?;
-            at_head(chain, p.get(2))?;
-            let v = chain
-                .store
-                .state()?
+            let v = state_at(chain, p.get(2))?
                 .storage(&a, &slot)
-                .map_err(|e| RpcError::server(e.0))?;
+                .map_err(state_err)?;
             Ok(json!(B256::from(v.to_be_bytes::<32>())))
         }
-        "eth_call" => eth_call(chain, p),
-        "eth_estimateGas" => estimate_gas(chain, p),
+        "eth_call" => call::eth_call(chain, p),
+        "eth_estimateGas" => call::estimate_gas(chain, p),
+        "eth_createAccessList" => call::create_access_list(chain, p),
         "eth_sendRawTransaction" => {
             let raw: Bytes = param(p, 0)?;
             Ok(json!(chain.submit_and_relay(&raw)?))
@@ -523,6 +434,40 @@ pub(super) fn call(chain: &Chain, method: &str, p: &[Value]) -> Result<Value, Rp
                 .map_or(Value::Null, |b| format::block(&b, full)))
         }
         "eth_getLogs" => get_logs(chain, p),
+        "eth_getBlockReceipts" => block_receipts(chain, p),
+        "eth_getTransactionByBlockNumberAndIndex" | "eth_getTransactionByBlockHashAndIndex" => {
+            let Some(n) = block_of(chain, method.ends_with("HashAndIndex"), p)? else {
+                return Ok(Value::Null);
+            };
+            let i: U64 = param(p, 1)?;
+            tx_in_block(chain, n, i.to::<u64>())
+        }
+        "eth_getBlockTransactionCountByNumber" | "eth_getBlockTransactionCountByHash" => {
+            let Some(n) = block_of(chain, method.ends_with("ByHash"), p)? else {
+                return Ok(Value::Null);
+            };
+            Ok(chain
+                .store
+                .block(n)?
+                .map_or(Value::Null, |b| json!(q(b.transactions.len() as u64))))
+        }
+        "eth_getUncleCountByBlockNumber" | "eth_getUncleCountByBlockHash" => {
+            let Some(n) = block_of(chain, method.ends_with("ByBlockHash"), p)? else {
+                return Ok(Value::Null);
+            };
+            Ok(chain.store.block(n)?.map_or(Value::Null, |_| json!(q(0))))
+        }
+        "eth_getUncleByBlockNumberAndIndex" | "eth_getUncleByBlockHashAndIndex" => Ok(Value::Null),
+        // the minimum blob base fee under Cancun: this chain carries no blobs
+        "eth_blobBaseFee" => Ok(json!(q(1))),
+        "net_peerCount" => Ok(json!(q(chain
+            .peers
+            .load(std::sync::atomic::Ordering::Relaxed)))),
+        "debug_traceTransaction" => super::trace::trace_transaction(chain, p),
+        "debug_traceCall" => super::trace::trace_call(chain, p),
+        "debug_traceBlockByNumber" | "debug_traceBlockByHash" => {
+            super::trace::trace_block(chain, method, p)
+        }
         m => Err(RpcError::new(
             -32601,
             format!("the method {m} does not exist/is not available"),

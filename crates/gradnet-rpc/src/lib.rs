@@ -2,9 +2,12 @@
 //! error codes (-32700 parse, -32600 invalid request, -32601 unknown
 //! method, -32602 invalid params, -32000 server errors, 3 for reverts).
 
+mod call;
 mod eth;
+mod filters;
 pub mod format;
 mod gradnet;
+mod trace;
 
 use std::sync::Arc;
 
@@ -67,12 +70,23 @@ impl From<ChainError> for RpcError {
     }
 }
 
+/// What the JSON-RPC server answers from: the chain, and the filters its
+/// clients installed.
+struct Rpc {
+    chain: Arc<Chain>,
+    filters: filters::Filters,
+}
+
 /// The JSON-RPC endpoint over `chain`, at `/` of the router.
 pub fn router(chain: Arc<Chain>) -> Router {
+    let rpc = Arc::new(Rpc {
+        chain,
+        filters: Default::default(),
+    });
     Router::new()
         .route("/", post(handle))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(chain)
+        .with_state(rpc)
 }
 
 fn response(id: Value, result: Result<Value, RpcError>) -> Value {
@@ -88,7 +102,8 @@ fn response(id: Value, result: Result<Value, RpcError>) -> Value {
     }
 }
 
-fn one(chain: &Chain, req: Value) -> Value {
+fn one(rpc: &Rpc, req: Value) -> Value {
+    let chain = &*rpc.chain;
     let Some(obj) = req.as_object() else {
         return response(Value::Null, Err(RpcError::new(-32600, "invalid request")));
     };
@@ -115,12 +130,13 @@ fn one(chain: &Chain, req: Value) -> Value {
             return response(id, Err(RpcError::invalid_params("params must be an array")));
         }
     };
-    let result =
-        gradnet::call(chain, method, &params).unwrap_or_else(|| eth::call(chain, method, &params));
+    let result = gradnet::call(chain, method, &params)
+        .or_else(|| filters::call(&rpc.filters, chain, method, &params))
+        .unwrap_or_else(|| eth::call(chain, method, &params));
     response(id, result)
 }
 
-async fn handle(State(chain): State<Arc<Chain>>, body: Bytes) -> impl IntoResponse {
+async fn handle(State(rpc): State<Arc<Rpc>>, body: Bytes) -> impl IntoResponse {
     let json = [(header::CONTENT_TYPE, "application/json")];
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -148,10 +164,10 @@ async fn handle(State(chain): State<Arc<Chain>>, body: Bytes) -> impl IntoRespon
                     )),
                 )
             } else {
-                Value::Array(reqs.into_iter().map(|r| one(&chain, r)).collect())
+                Value::Array(reqs.into_iter().map(|r| one(&rpc, r)).collect())
             }
         }
-        r => one(&chain, r),
+        r => one(&rpc, r),
     })
     .await
     .unwrap_or_else(|e| response(Value::Null, Err(RpcError::new(-32603, e.to_string()))));

@@ -165,3 +165,65 @@ fn the_pool_orders_by_nonce_and_tip_replaces_and_evicts() {
     assert_eq!(c.pool.len(), 4);
     assert_eq!(c.pool.queued_nonces(&s0), [0]);
 }
+
+/// The state at each recent block reads as it was then (balances, nonces,
+/// accounts that did not exist yet); blocks beyond what is kept are refused
+/// by name, and archive mode keeps them all.
+#[test]
+fn recent_blocks_state_reads_as_it_was() {
+    let keys = dev_keys(2);
+    let dir = tempfile::tempdir().unwrap();
+    let a = Chain::open(dir.path(), genesis(&keys), PoolConfig::default()).unwrap();
+    a.store.set_state_history(Some(4));
+    let to = Address::repeat_byte(7);
+    let sender = address_of(&keys[0]).unwrap();
+    let mut seen = vec![(0u64, U256::ZERO, 0u64)];
+    for round in 0..8u64 {
+        a.submit(&transfer(&keys[0], round, to, 10 + round as u128))
+            .unwrap();
+        let built = a.propose(&params(round + 1), 1000, &no_inference).unwrap();
+        a.commit(&built.executed, &[]).unwrap();
+        let head = a.head().number;
+        seen.push((head, a.account(&to).unwrap().balance, round + 1));
+        for &(n, balance, nonce) in &seen {
+            let r = a.store.state_at(n);
+            if n + 4 < head {
+                let e = r.err().expect("pruned state is refused").to_string();
+                assert!(e.contains("historical state is not available"), "{e}");
+                assert!(e.contains(&format!("blocks {} to {head}", head - 4)), "{e}");
+                continue;
+            }
+            let s = r.unwrap();
+            let got = s.account(&to).unwrap().map(|i| i.balance);
+            assert_eq!(
+                got,
+                (n > 0).then_some(balance),
+                "balance at {n} (head {head})"
+            );
+            let got_nonce = s.account(&sender).unwrap().map_or(0, |i| i.nonce);
+            assert_eq!(got_nonce, if n == 0 { 0 } else { nonce }, "nonce at {n}");
+        }
+    }
+    let e = a
+        .store
+        .state_at(a.head().number + 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not found"), "{e}");
+    // archive mode keeps every block from here on
+    a.store.set_state_history(None);
+    for round in 8..14u64 {
+        a.submit(&transfer(&keys[0], round, to, 1)).unwrap();
+        let built = a.propose(&params(round + 1), 1000, &no_inference).unwrap();
+        a.commit(&built.executed, &[]).unwrap();
+    }
+    let head = a.head().number;
+    let old = a.store.state_at(head - 6).unwrap();
+    assert_eq!(
+        old.account(&sender).unwrap().unwrap().nonce,
+        8,
+        "archive keeps the state at block {}",
+        head - 6
+    );
+}

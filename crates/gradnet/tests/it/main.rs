@@ -20,6 +20,7 @@ mod network_faults;
 mod open_node;
 mod openai_client;
 mod payments;
+mod python_sdk;
 mod real_models;
 mod soak;
 mod zk;
