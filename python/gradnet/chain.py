@@ -14,6 +14,7 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from .errors import GradnetError
 from .tensors import MODE_CODES, TensorLike
@@ -151,7 +152,12 @@ class Chain:
         }
         if to is None:
             del tx["to"]
-        tx["gas"] = gas or int(self.w3.eth.estimate_gas(tx) * 1.3) + 50_000
+        if gas is None:
+            try:
+                gas = int(self.w3.eth.estimate_gas(tx) * 1.3) + 50_000
+            except (ContractLogicError, Web3RPCError) as e:
+                raise GradnetError(f"the transaction would revert: {e}") from None
+        tx["gas"] = gas
         base = self.w3.eth.get_block("latest")["baseFeePerGas"]
         tip = self.w3.eth.max_priority_fee
         tx.update(maxFeePerGas=2 * base + tip, maxPriorityFeePerGas=tip)
@@ -236,7 +242,8 @@ def _llm_mode(mode: str) -> int:
 
 @dataclass
 class Task:
-    """A workflow task: the contract whose ``run()`` the scheduler calls."""
+    """A workflow task: the contract whose ``run()`` the scheduler calls
+    (a cancelled task reads with ``end_time`` 0, its deposit refunded)."""
 
     contract: str
     owner: str
@@ -269,7 +276,12 @@ class Workflows:
 
     def get(self, contract: str) -> Optional[Task]:
         data = _selector("getTask(address)") + abi_encode(["address"], [contract])
-        raw = bytes(self.chain.w3.eth.call({"to": SCHEDULER, "data": data}))
+        try:
+            raw = bytes(self.chain.w3.eth.call({"to": SCHEDULER, "data": data}))
+        except ContractLogicError as e:
+            if "no task" in str(e):
+                return None
+            raise
         (t,) = abi_decode([_TASK], raw)
         if int(t[1], 16) == 0:
             return None

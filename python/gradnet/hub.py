@@ -136,8 +136,8 @@ class Hub:
         try:
             body = _Multipart(path, file_name, bar)
             headers["Content-Type"] = body.content_type
-            headers["Content-Length"] = str(len(body))
-            out = self.node._send("POST", route, data=iter(body), headers=headers).json()
+            # a sized iterable: sent with its Content-Length, not chunked
+            out = self.node._send("POST", route, data=body, headers=headers).json()
         finally:
             bar.close()
         if out.get("cid") != want:

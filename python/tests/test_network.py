@@ -245,7 +245,8 @@ def test_verification_agrees_with_the_cli_on_the_same_files(devnet, paid_node, t
 
 def test_llm_chat_stream_and_completion_with_receipts(devnet):
     llm = gradnet.Node(devnet["gateway"]).llm()
-    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    msgs = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
     a = llm.chat("smollm2", msgs, max_tokens=30, temperature=0)
     assert "Paris" in a.text and a.receipt.kind == "llm" and a.finish_reason == "stop"
     streamed = "".join(llm.stream_chat("smollm2", msgs, max_tokens=30, temperature=0))
@@ -270,7 +271,8 @@ def test_on_chain_inference_and_simulation(devnet):
             np.testing.assert_allclose(r.output.numbers["y"], sim.numbers["y"], rtol=1e-6, err_msg=mode)
         assert r.block > 0
     llm_cid = gradnet.Node(devnet["nodes"][0]).resolve("smollm2", llm=True)
-    c = chain.chat(llm_cid, [{"role": "user", "content": "What is the capital of France?"}], max_tokens=20)
+    c = chain.chat(llm_cid, [{"role": "system", "content": "You are a helpful assistant."},
+                             {"role": "user", "content": "What is the capital of France?"}], max_tokens=30)
     assert "Paris" in c.output["content"], c.output
     with pytest.raises(gradnet.GradnetError, match="revert|unknown|not"):
         chain.infer(cid.of(b"no such model"), X)
@@ -293,4 +295,9 @@ def test_workflows_run_on_schedule(devnet):
     wait("two scheduled runs", lambda: chain.workflows.get(contract).runs >= 2, secs=60)
     assert int.from_bytes(chain.w3.eth.get_storage_at(contract, 0), "big") >= 2
     chain.workflows.cancel(contract)
-    assert chain.workflows.get(contract) is None
+    stopped = chain.workflows.get(contract)
+    assert (stopped.end_time, stopped.deposit) == (0, 0), stopped
+    # no run after the cancellation
+    later = chain.w3.eth.block_number + 20
+    wait("20 more blocks", lambda: chain.w3.eth.block_number >= later)
+    assert chain.workflows.get(contract).runs == stopped.runs

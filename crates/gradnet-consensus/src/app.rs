@@ -42,6 +42,9 @@ const MAX_CANDIDATES: usize = 64;
 const MAX_ROUNDS_AHEAD: u32 = 8;
 /// How far ahead of a validator's clock a block's timestamp may be.
 const MAX_CLOCK_DRIFT_SECS: u64 = 15;
+/// A validator counts as a peer (`net_peerCount`) while it signed one of
+/// the last this many commits.
+const PEER_WINDOW: u64 = 20;
 
 /// Seconds since the Unix epoch: a proposed block's timestamp.
 pub fn now_secs() -> u64 {
@@ -91,6 +94,8 @@ pub struct App {
     /// The same for the last decided height: the next proposal comes one
     /// block time after it, so that consensus time does not add to it.
     last_proposal: Instant,
+    /// Other validators, by the last height whose commit they signed.
+    signers: HashMap<ValidatorId, u64>,
     /// Sends this proposer's unanswered inference calls to the sampled
     /// nodes (PIPE): the network leg of block building, from the node.
     pipe: Arc<dyn MissServer>,
@@ -127,6 +132,7 @@ impl App {
             candidates: HashMap::new(),
             proposal_seen: None,
             last_proposal: Instant::now(),
+            signers: HashMap::new(),
             pipe,
             faults: Faults::default(),
             byzantine: None,
@@ -498,14 +504,19 @@ impl App {
 
     async fn decided(&mut self, cert: CommitCertificate<Ctx>) -> Result<(), String> {
         let hash = cert.value_id.0;
-        let peers = cert
-            .commit_signatures
-            .iter()
-            .filter(|s| s.address != self.me)
-            .count();
-        self.chain
-            .peers
-            .store(peers as u64, std::sync::atomic::Ordering::Relaxed);
+        // peers: the other validators that signed a commit lately (a
+        // certificate holds just a quorum's signatures, not every voter's)
+        let h = cert.height.0;
+        for s in &cert.commit_signatures {
+            if s.address != self.me {
+                self.signers.insert(s.address, h);
+            }
+        }
+        self.signers.retain(|_, seen| *seen + PEER_WINDOW > h);
+        self.chain.peers.store(
+            self.signers.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let Some(c) = self.candidates.get(&hash) else {
             return Err(format!("no block {hash} for height {}", cert.height.0));
         };

@@ -69,9 +69,11 @@ impl CallRequest {
                     "blob transactions are not supported on this chain",
                 ))
             }
-            Some(t) => return Err(RpcError::invalid_params(format!(
+            Some(t) => {
+                return Err(RpcError::invalid_params(format!(
                 "transaction type {t} is not supported (this chain runs Cancun: types 0, 1 and 2)"
-            ))),
+            )))
+            }
         };
         let price = self
             .max_fee_per_gas

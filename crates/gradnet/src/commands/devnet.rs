@@ -470,10 +470,16 @@ async fn spawn_inference_node(
     // the network's model names, read from a validator
     cmd.arg("--names-rpc")
         .arg(format!("http://127.0.0.1:{}", args.rpc_port));
-    // models uploaded to any validator's hub run here too
+    // models uploaded to any validator's or other node's hub run here too
     for j in 0..args.validators {
         cmd.arg("--hub-peer")
             .arg(format!("http://127.0.0.1:{}", args.api_port + j as u16));
+    }
+    for j in (0..args.inference_nodes).filter(|&j| j != i) {
+        cmd.arg("--hub-peer").arg(format!(
+            "http://127.0.0.1:{}",
+            args.inference_port + j as u16
+        ));
     }
     cmd.args([
         "--tee-dev-enclave",
@@ -560,6 +566,13 @@ async fn spawn_validator(
                 format!("http://127.0.0.1:{rpc}"),
                 "--hub-peer".to_string(),
                 format!("http://127.0.0.1:{}", args.api_port + j as u16),
+            ]
+        }))
+        // models published on an inference node run in eth_call here too
+        .args((0..args.inference_nodes).flat_map(|j| {
+            [
+                "--hub-peer".to_string(),
+                format!("http://127.0.0.1:{}", args.inference_port + j as u16),
             ]
         }))
         .stdout(Stdio::piped())

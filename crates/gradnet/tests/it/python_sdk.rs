@@ -37,7 +37,7 @@ fn the_python_sdk_suite_passes_against_a_devnet() {
         "bin": common::BIN,
     });
     let out = std::process::Command::new(&python)
-        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
+        .args(["-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider"])
         .arg(format!("{root}/python/tests"))
         .env("PYTHONPATH", format!("{root}/python"))
         .env("GRADNET_SDK_DEVNET", devnet.to_string())
