@@ -21,6 +21,8 @@ from .tensors import MODE_CODES, TensorLike
 
 #: OpenGradient's inference precompile.
 PRECOMPILE = to_checksum_address("0x00000000000000000000000000000000000000f4")
+#: The inference node registry (stakes, prices, receipts).
+REGISTRY = to_checksum_address("0x00000000000000000000000000000000000000f5")
 #: The workflow scheduler.
 SCHEDULER = to_checksum_address("0x00000000000000000000000000000000000000f6")
 #: The escrow that pays nodes for off-chain answers.

@@ -89,7 +89,7 @@ def test_state_at_past_blocks_is_the_state_then(w3, acct, contract):
 
 
 def test_filters_report_what_arrived_since_the_last_poll(w3, acct, contract):
-    logs = w3.eth.filter({"address": contract, "topics": [_TOPIC]})
+    logs = w3.eth.filter({"fromBlock": w3.eth.block_number, "address": contract, "topics": [_TOPIC]})
     blocks = w3.eth.filter("latest")
     r = send(w3, acct, contract, word(11))
     changes = logs.get_new_entries()

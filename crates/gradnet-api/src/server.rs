@@ -36,6 +36,9 @@ pub struct ServerLimits {
     /// Addresses the rate and per-address connection limits do not apply to
     /// (a reverse proxy in front of the node, its own tools).
     pub trusted: Vec<IpAddr>,
+    /// TLS on the same port: a connection that opens with a TLS handshake
+    /// is served over TLS with this configuration, any other as plain HTTP.
+    pub tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerLimits {
@@ -51,6 +54,7 @@ impl Default for ServerLimits {
                 IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
                 IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             ],
+            tls: None,
         }
     }
 }
@@ -159,11 +163,35 @@ pub async fn serve_limited(
                 app.call(req).await
             }
         });
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let watcher = graceful.watcher();
+        let (http, tls, handshake) = (http.clone(), limits.tls.clone(), limits.header_timeout);
         tokio::spawn(async move {
             let _place = place;
-            let _ = conn.await;
+            // a TLS client speaks first, with a handshake record (0x16)
+            let mut first = [0u8; 1];
+            let tls = match tls {
+                Some(cfg) => match tokio::time::timeout(handshake, stream.peek(&mut first)).await {
+                    Ok(Ok(1)) if first[0] == 0x16 => Some(cfg),
+                    Ok(Ok(_)) => None,
+                    _ => return,
+                },
+                None => None,
+            };
+            match tls {
+                Some(cfg) => {
+                    let accept = tokio_rustls::TlsAcceptor::from(cfg).accept(stream);
+                    let Ok(Ok(stream)) = tokio::time::timeout(handshake, accept).await else {
+                        tracing::debug!(%peer, "TLS handshake failed or timed out");
+                        return;
+                    };
+                    let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                None => {
+                    let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
         });
     }
     drop(listener);

@@ -12,6 +12,7 @@ pub mod escrow;
 pub mod fault_report;
 pub mod mode;
 pub mod model_registry;
+pub mod og_hub;
 pub mod pipe;
 pub mod precompile;
 pub mod prices;

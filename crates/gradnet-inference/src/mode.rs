@@ -31,6 +31,19 @@ impl Mode {
         Some(Mode { kind, quorum })
     }
 
+    /// An LLM call's mode: OpenGradient's LLM numbers (0 VANILLA, 1 TEE),
+    /// gradnet's 2 for TEE as for models, and QUORUM as for models; there
+    /// is no ZKML for LLMs.
+    pub fn parse_llm(raw: u8) -> Option<Mode> {
+        match raw {
+            1 => Some(Mode {
+                kind: InferenceMode::Tee,
+                quorum: 1,
+            }),
+            _ => Self::parse(raw).filter(|m| m.kind != InferenceMode::Zkml),
+        }
+    }
+
     /// The kind's code in the ABI and the registry (0 VANILLA, 1 ZKML,
     /// 2 TEE, 3 QUORUM).
     pub fn code(self) -> u8 {
@@ -64,5 +77,16 @@ mod tests {
             assert_eq!(m(bad), None, "{bad}");
         }
         assert_eq!(Mode::parse(3 | 5 << 4).unwrap().to_string(), "QUORUM of 5");
+    }
+
+    /// OpenGradient's LLM enum numbers TEE 1; gradnet's TEE code 2 works too.
+    #[test]
+    fn llm_modes_follow_opengradients_llm_numbers() {
+        let m = |raw| Mode::parse_llm(raw).map(|m| (m.kind, m.quorum));
+        assert_eq!(m(0), Some((InferenceMode::Vanilla, 1)));
+        assert_eq!(m(1), Some((InferenceMode::Tee, 1)));
+        assert_eq!(m(2), Some((InferenceMode::Tee, 1)));
+        assert_eq!(m(3 | 4 << 4), Some((InferenceMode::Quorum, 4)));
+        assert_eq!(m(4), None);
     }
 }

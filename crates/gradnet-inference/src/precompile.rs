@@ -101,12 +101,17 @@ pub fn parse(calldata: &[u8]) -> Result<Request, String> {
         Call::runLLMCompletion(c) => (c.request.mode, c.request.modelCID.clone()),
         Call::runLLMChat(c) => (c.request.mode, c.request.modelCID.clone()),
     };
-    let mode = Mode::parse(raw).ok_or_else(|| format!("inference: unknown mode {raw}"))?;
-    if mode.kind == InferenceMode::Zkml && !matches!(call, Call::runModelInference(_)) {
-        return Err(
-            "inference: ZKML proves ONNX models only; LLM calls use VANILLA or QUORUM".into(),
-        );
+    let mode = match call {
+        Call::runModelInference(_) => Mode::parse(raw),
+        // LLM calls number their modes as OpenGradient's LLM enum does
+        _ => Mode::parse_llm(raw),
     }
+    .ok_or_else(|| match call {
+        Call::runModelInference(_) => {
+            format!("inference: unknown mode {raw} (models: 0 VANILLA, 1 ZKML, 2 TEE, 3 QUORUM)")
+        }
+        _ => format!("inference: unknown LLM mode {raw} (LLMs: 0 VANILLA, 1 TEE, 3 QUORUM)"),
+    })?;
     Ok(Request { call, mode, model })
 }
 
@@ -537,12 +542,24 @@ fn mark_dev_enclave<CTX: ContextTr>(
     else {
         return Ok(out);
     };
+    // every `jsons` value is JSON (OpenGradient's SDK parses each one)
     o.jsons.push(crate::abi::JsonScalar {
         name: "tee".into(),
-        value: "dev-enclave".into(),
+        value: DEV_ENCLAVE_JSON.into(),
     });
     Ok(crate::abi::InferencePrecompile::runModelInferenceCall::abi_encode_returns(&o))
 }
+
+/// OpenGradient's price-feed call at `0x…F5`,
+/// `runInferenceOnPriceFeed(string,string,(string,string,uint32,uint32,uint8,uint8[]))`,
+/// which its workflow contracts make: gradnet has no market data source.
+pub const PRICE_FEED_SELECTOR: [u8; 4] = [0xa1, 0x92, 0xa0, 0xf9];
+/// Why it is refused.
+pub const PRICE_FEED_REFUSAL: &str = "price feeds are not served on gradnet: 0x…F5 is the inference node registry and no market data source exists on chain; a workflow reads its inputs from its own state (see the scheduler at 0x…f6)";
+
+/// What a TEE answer from a dev enclave (not a real one) carries in `jsons`.
+pub const DEV_ENCLAVE_JSON: &str =
+    r#"{"enclave":"dev","attested_by":"a dev root this genesis pins (not a real enclave)"}"#;
 
 /// The verifying key the registry holds for `model`.
 fn zk_key<CTX: ContextTr>(
@@ -627,6 +644,14 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
     ) -> Result<Option<InterpreterResult>, String> {
         if inputs.bytecode_address == registry::ADDRESS {
             let len = inputs.input.len();
+            if inputs.input.as_bytes(ctx).starts_with(&PRICE_FEED_SELECTOR) {
+                return fatal(result(
+                    Err(revert!("{PRICE_FEED_REFUSAL}")),
+                    len,
+                    inputs.gas_limit,
+                    |_, _| registry::REGISTRY_READ_GAS,
+                ));
+            }
             let r = if crate::prices::is_prices_call(&inputs.input.as_bytes(ctx)) {
                 crate::prices::call(ctx, inputs)
             } else {
@@ -681,8 +706,7 @@ impl<CTX: ContextTr> PrecompileProvider<CTX> for Precompiles {
             return self.eth.run(ctx, inputs);
         }
         let input = inputs.input.as_bytes(ctx).to_vec();
-        // every call's first argument is a struct starting with `uint8 mode`
-        let mode = Mode::parse(input.get(67).copied().unwrap_or(0));
+        let mode = parse(&input).ok().map(|r| r.mode);
         let quorum = mode.map_or(1, |m| m.quorum);
         let answer = self.answer(ctx, &input).map_err(|f| f.0)?;
         // a ZKML result costs its proof's check

@@ -40,6 +40,18 @@ const HEARTBEAT_DOMAIN: &[u8] = b"gradnet-tee-heartbeat-v1";
 sol! {
     #[derive(Debug, PartialEq)]
     interface ITEERegistry {
+        /// OpenGradient's `TEERegistry.OhttpConfig` (gradnet's enclaves
+        /// serve no Oblivious HTTP: all zero).
+        struct OhttpConfig {
+            uint8 keyId;
+            uint16 kemId;
+            uint16 kdfId;
+            uint16 aeadId;
+            bytes publicKey;
+            bytes keyConfig;
+            uint256 registeredAt;
+        }
+        /// OpenGradient's `TEERegistry.TEEInfo`, field for field.
         struct TEEInfo {
             address owner;
             address paymentAddress;
@@ -48,9 +60,10 @@ sol! {
             bytes tlsCertificate;
             bytes32 pcrHash;
             uint8 teeType;
-            bool active;
+            bool enabled;
             uint256 registeredAt;
-            uint256 lastUpdatedAt;
+            uint256 lastHeartbeatAt;
+            OhttpConfig ohttpConfig;
         }
         event PCRApproved(bytes32 indexed pcrHash, string description);
         event PCRRevoked(bytes32 indexed pcrHash);
@@ -64,7 +77,12 @@ sol! {
         function heartbeat(bytes32 teeId, uint256 timestamp, bytes signature) external;
         function deactivateTEE(bytes32 teeId) external;
         function getActiveTEEs() external view returns (bytes32[] memory);
+        /// OpenGradient's: the active enclaves of one type, whole records.
+        function getActiveTEEs(uint8 teeType) external view returns (TEEInfo[] memory);
         function getTEEsByType(uint8 teeType) external view returns (bytes32[] memory);
+        function getEnabledTEEs(uint8 teeType) external view returns (bytes32[] memory);
+        function isTEEActive(bytes32 teeId) external view returns (bool);
+        function isTEEEnabled(bytes32 teeId) external view returns (bool);
         function getTEE(bytes32 teeId) external view returns (TEEInfo memory);
         function isActive(bytes32 teeId) external view returns (bool);
         function isDevEnclave(bytes32 teeId) external view returns (bool);
@@ -335,8 +353,8 @@ impl<S: Slots> TeeRegistry<S> {
         Ok((id, t))
     }
 
-    fn info(&mut self, t: &Tee, now: u64) -> Result<ITEERegistry::TEEInfo, SystemError> {
-        Ok(ITEERegistry::TEEInfo {
+    fn info(&self, t: &Tee) -> ITEERegistry::TEEInfo {
+        ITEERegistry::TEEInfo {
             owner: t.owner,
             paymentAddress: t.payment,
             endpoint: t.endpoint.clone(),
@@ -344,10 +362,19 @@ impl<S: Slots> TeeRegistry<S> {
             tlsCertificate: t.tls_certificate.clone().into(),
             pcrHash: t.pcr_hash,
             teeType: t.tee_type,
-            active: self.is_active(t, now)?,
+            enabled: !t.deactivated,
             registeredAt: U256::from(t.registered_at),
-            lastUpdatedAt: U256::from(t.last_heartbeat),
-        })
+            lastHeartbeatAt: U256::from(t.last_heartbeat),
+            ohttpConfig: ITEERegistry::OhttpConfig {
+                keyId: 0,
+                kemId: 0,
+                kdfId: 0,
+                aeadId: 0,
+                publicKey: Default::default(),
+                keyConfig: Default::default(),
+                registeredAt: U256::ZERO,
+            },
+        }
     }
 }
 
@@ -482,31 +509,60 @@ pub fn call<CTX: ContextTr>(
                 ITEERegistry::TEEDeactivated { teeId: c.teeId },
             );
         }
-        Call::getActiveTEEs(_) | Call::getTEEsByType(_) => {
-            let want = match &call {
-                Call::getTEEsByType(c) => Some(c.teeType),
-                _ => None,
+        Call::getActiveTEEs_0(_) | Call::getTEEsByType(_) | Call::getEnabledTEEs(_) => {
+            let (want, enabled_only) = match &call {
+                Call::getTEEsByType(c) => (Some(c.teeType), false),
+                Call::getEnabledTEEs(c) => (Some(c.teeType), true),
+                _ => (None, false),
             };
             let mut ids = vec![];
             for id in reg.ids()? {
                 let t = reg.get(&id)?.expect("listed");
-                if reg.is_active(&t, now)? && want.is_none_or(|w| w == t.tee_type) {
+                let listed = if enabled_only {
+                    !t.deactivated
+                } else {
+                    reg.is_active(&t, now)?
+                };
+                if listed && want.is_none_or(|w| w == t.tee_type) {
                     ids.push(id);
                 }
             }
             let gas = REGISTRY_READ_GAS * (1 + ids.len() as u64);
             return Ok((
-                ITEERegistry::getActiveTEEsCall::abi_encode_returns(&ids),
+                ITEERegistry::getActiveTEEs_0Call::abi_encode_returns(&ids),
                 gas,
             ));
+        }
+        Call::getActiveTEEs_1(c) => {
+            let mut infos = vec![];
+            for id in reg.ids()? {
+                let t = reg.get(&id)?.expect("listed");
+                if reg.is_active(&t, now)? && t.tee_type == c.teeType {
+                    infos.push(reg.info(&t));
+                }
+            }
+            let gas = REGISTRY_READ_GAS * (1 + 4 * infos.len() as u64);
+            return Ok((
+                ITEERegistry::getActiveTEEs_1Call::abi_encode_returns(&infos),
+                gas,
+            ));
+        }
+        Call::isTEEActive(c) => {
+            let active = match reg.get(&c.teeId)? {
+                Some(t) => reg.is_active(&t, now)?,
+                None => false,
+            };
+            return read(ITEERegistry::isTEEActiveCall::abi_encode_returns(&active));
+        }
+        Call::isTEEEnabled(c) => {
+            let enabled = reg.get(&c.teeId)?.is_some_and(|t| !t.deactivated);
+            return read(ITEERegistry::isTEEEnabledCall::abi_encode_returns(&enabled));
         }
         Call::getTEE(c) => {
             let t = reg
                 .get(&c.teeId)?
                 .ok_or_else(|| format!("TEE registry: no enclave {}", c.teeId))?;
-            return read(ITEERegistry::getTEECall::abi_encode_returns(
-                &reg.info(&t, now)?,
-            ));
+            return read(ITEERegistry::getTEECall::abi_encode_returns(&reg.info(&t)));
         }
         Call::isActive(c) => {
             let active = match reg.get(&c.teeId)? {

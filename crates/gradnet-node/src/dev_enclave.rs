@@ -28,6 +28,9 @@ pub struct DevEnclaveConfig {
     pub rpc: String,
     /// The node's API, as the registry lists it.
     pub endpoint: String,
+    /// The TLS certificate the API serves (DER), bound in the attestation
+    /// and registered; empty for a node that serves plain HTTP only.
+    pub tls_certificate: Vec<u8>,
 }
 
 impl std::fmt::Debug for DevEnclaveConfig {
@@ -66,11 +69,11 @@ pub async fn wait_active(rpc_url: &str, n: usize, within: Duration) -> Result<()
         let active = rpc
             .call(
                 tee_registry::ADDRESS,
-                ITEERegistry::getActiveTEEsCall {}.abi_encode(),
+                ITEERegistry::getActiveTEEs_0Call {}.abi_encode(),
             )
             .await
             .ok()
-            .and_then(|b| ITEERegistry::getActiveTEEsCall::abi_decode_returns(&b).ok())
+            .and_then(|b| ITEERegistry::getActiveTEEs_0Call::abi_decode_returns(&b).ok())
             .map_or(0, |ids| ids.len());
         if active >= n {
             return Ok(());
@@ -110,17 +113,17 @@ async fn register_and_beat(key: &NodeKey, c: &DevEnclaveConfig) -> Result<()> {
     let public: [u8; 32] = hex::decode(key.public_hex())?
         .try_into()
         .map_err(|_| anyhow::anyhow!("node key is not 32 bytes"))?;
-    // these nodes serve plain HTTP: no TLS certificate to bind
+    // the TLS certificate's hash is bound with the signing key
     let doc = root.attest(
         &dev_pcrs(),
-        &gradnet_tee::binding(&public, &[]),
+        &gradnet_tee::binding(&public, &c.tls_certificate),
         None,
         unix_now(),
     )?;
     let register = ITEERegistry::registerTEEWithAttestationCall {
         attestation: doc.into(),
         publicKey: public.to_vec().into(),
-        tlsCertificate: Default::default(),
+        tlsCertificate: c.tls_certificate.clone().into(),
         paymentAddress: gradnet_ledger::genesis::address_of(&c.operator_key)?,
         endpoint: c.endpoint.clone(),
         teeType: 0,

@@ -15,4 +15,5 @@ pub mod names;
 pub mod pipe;
 pub mod ports;
 pub mod relay;
+pub mod tls;
 pub mod zk_infer;

@@ -146,11 +146,16 @@ pub(super) fn call(
                     Ok(json!(hashes))
                 }
                 Some(criteria) => {
-                    // the new blocks, within the filter's own range
-                    let lo = block_number(chain, criteria.get("fromBlock"))?;
+                    // the new blocks, within the filter's own range when it
+                    // names block numbers (a tag follows the head)
+                    let lo = match criteria.get("fromBlock") {
+                        Some(Value::String(t)) if t.starts_with("0x") => block_number(chain, Some(&json!(t)))?,
+                        _ => 0,
+                    };
                     let hi = match criteria.get("toBlock") {
-                        None | Some(Value::Null) => u64::MAX,
-                        t => block_number(chain, t)?,
+                        Some(Value::String(t)) if t.starts_with("0x") => block_number(chain, Some(&json!(t)))?,
+                        Some(Value::String(t)) if t == "earliest" => 0,
+                        _ => u64::MAX,
                     };
                     let (a, b) = (from.max(lo), to.min(hi));
                     if a > b {

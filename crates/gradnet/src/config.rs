@@ -75,6 +75,16 @@ pub(crate) struct NodeConfig {
     pub payments: Option<PaymentsConfig>,
     /// A validator's gateway account: pays nodes, reports faults.
     pub gateway_key: Option<alloy_primitives::B256>,
+    /// TLS on the API port.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on the API port: the operator's certificate and key (PEM), or a
+/// self-signed pair in the data dir.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsConfig {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// How a node is paid.
@@ -194,6 +204,10 @@ impl NodeConfig {
         };
         Ok(NodeConfig {
             payments,
+            tls: (args.tls || args.tls_cert.is_some()).then(|| TlsConfig {
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+            }),
             gateway_key: args
                 .gateway_key
                 .as_deref()
@@ -212,6 +226,7 @@ impl NodeConfig {
                             .context("--tee-operator-key is not a 32-byte hex key")?,
                         rpc: rpc.clone(),
                         endpoint: String::new(),
+                        tls_certificate: vec![],
                     })
                 }
                 _ => None,
@@ -265,6 +280,8 @@ impl NodeConfig {
                     .body_idle_timeout_secs
                     .map_or(lim.body_idle_timeout, std::time::Duration::from_secs),
                 trusted: file.trusted_ips.clone().unwrap_or(lim.trusted),
+                // set at start, once the certificate is loaded
+                tls: None,
             },
             runtime: RuntimeConfig {
                 budget: gradnet_runtime::Budget {

@@ -228,11 +228,11 @@ impl Directory {
             .rpc
             .call(
                 tee_registry::ADDRESS,
-                ITEERegistry::getActiveTEEsCall {}.abi_encode(),
+                ITEERegistry::getActiveTEEs_0Call {}.abi_encode(),
             )
             .await
         {
-            Ok(out) => ITEERegistry::getActiveTEEsCall::abi_decode_returns(&out)?,
+            Ok(out) => ITEERegistry::getActiveTEEs_0Call::abi_decode_returns(&out)?,
             Err(_) => vec![],
         };
         let mut health = self.health.write();

@@ -1323,7 +1323,7 @@ async fn tee_calls_go_only_to_active_approved_enclaves() {
     };
     let info = view(ITEERegistry::getTEECall { teeId: id }.abi_encode()).await;
     let info = ITEERegistry::getTEECall::abi_decode_returns(&info).unwrap();
-    assert!(info.active);
+    assert!(info.enabled);
     assert_eq!(
         (info.pcrHash, info.publicKey.to_vec()),
         (measurement, key.to_vec())
@@ -1348,7 +1348,7 @@ async fn tee_calls_go_only_to_active_approved_enclaves() {
             got.jsons,
             vec![gradnet_inference::abi::JsonScalar {
                 name: "tee".into(),
-                value: "dev-enclave".into()
+                value: gradnet_inference::precompile::DEV_ENCLAVE_JSON.into()
             }]
         );
     }

@@ -419,7 +419,11 @@ async fn run_in_mode(rpcs: &[String], model: &str, mode: u8, name: &str) -> Resu
         1 => "one node proved it (Groth16); every validator checked the proof".to_string(),
         2 => format!(
             "a registered enclave ran it{}",
-            if out.jsons.iter().any(|j| j.value == "dev-enclave") {
+            if out
+                .jsons
+                .iter()
+                .any(|j| j.value == gradnet_inference::precompile::DEV_ENCLAVE_JSON)
+            {
                 " (a dev enclave: a test root attests it, and the result says so)"
             } else {
                 ""

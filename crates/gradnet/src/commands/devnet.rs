@@ -89,10 +89,17 @@ pub(crate) fn dev_genesis(
             })
             .collect::<Result<_>>()?,
         alloc,
-        code: [(
-            gradnet_inference::demo_contract::ADDRESS,
-            gradnet_inference::demo_contract::runtime_code(),
-        )]
+        code: [
+            (
+                gradnet_inference::demo_contract::ADDRESS,
+                gradnet_inference::demo_contract::runtime_code(),
+            ),
+            // where OpenGradient's SDK looks for its inference hub
+            (
+                gradnet_inference::og_hub::ADDRESS,
+                gradnet_inference::og_hub::runtime_code(),
+            ),
+        ]
         .into(),
         inference_nodes: inference
             .iter()
@@ -325,9 +332,10 @@ pub(crate) async fn run(args: DevnetArgs) -> Result<()> {
         );
     }
     println!(
-        "\nmodel {DEMO_MODEL_REPO} (in every node's hub): {}\ndemo contract (forwards a call to the inference precompile 0x…F4, logs the result): {}",
+        "\nmodel {DEMO_MODEL_REPO} (in every node's hub): {}\ndemo contract (forwards a call to the inference precompile 0x…F4, logs the result): {}\nOpenGradient inference hub (run / runLLMChat / runLLMCompletion, for OpenGradient's SDK): {}",
         net.model,
-        gradnet_inference::demo_contract::ADDRESS
+        gradnet_inference::demo_contract::ADDRESS,
+        gradnet_inference::og_hub::ADDRESS
     );
     if args.inference_nodes > 0 {
         println!(
@@ -481,6 +489,8 @@ async fn spawn_inference_node(
             args.inference_port + j as u16
         ));
     }
+    // TLS too, with the certificate the dev enclave attests and registers
+    cmd.arg("--tls");
     cmd.args([
         "--tee-dev-enclave",
         gradnet_node::dev_enclave::DEVNET_SEED,

@@ -69,8 +69,27 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
     if cfg.byzantine {
         tracing::warn!("--byzantine: this node alters its results for the chain");
     }
+    let mut limits = cfg.limits.clone();
+    let tls = match &cfg.tls {
+        Some(t) => {
+            let hosts = vec![addr.ip().to_string(), "localhost".to_string()];
+            let files = t.cert.as_deref().zip(t.key.as_deref());
+            let tls = gradnet_node::tls::load(&cfg.data_dir.join("tls"), files, &hosts)?;
+            limits.tls = Some(tls.config.clone());
+            println!("gradnet node serves TLS too on https://{addr}");
+            Some(tls)
+        }
+        None => None,
+    };
     if let Some(mut d) = cfg.dev_enclave {
-        d.endpoint = format!("http://{addr}");
+        // the registry lists the attested TLS endpoint when there is one
+        match &tls {
+            Some(t) => {
+                d.endpoint = format!("https://{addr}");
+                d.tls_certificate = t.certificate.clone();
+            }
+            None => d.endpoint = format!("http://{addr}"),
+        }
         tokio::spawn(gradnet_node::dev_enclave::run(state.key.clone(), d));
     }
     gradnet_api::history::spawn_sampler(state.clone());
@@ -96,7 +115,7 @@ pub(crate) async fn start(cfg: NodeConfig) -> Result<()> {
         })?;
         app = app.nest("/gateway", gradnet_node::gateway::router(gw));
     }
-    gradnet_api::serve_app(listener, app, cfg.limits.clone(), shutdown_signal()).await?;
+    gradnet_api::serve_app(listener, app, limits, shutdown_signal()).await?;
     if let Some(l) = ledger {
         l.stop().await;
     }
@@ -265,6 +284,18 @@ pub(crate) struct NodeArgs {
     /// [default: 200, burst twice that]; loopback is not limited.
     #[arg(long, env = "GRADNET_REQUESTS_PER_IP")]
     pub requests_per_ip: Option<u32>,
+    /// Serve TLS on the API port too (a connection that opens with a TLS
+    /// handshake; plain HTTP still works): with --tls-cert/--tls-key, or a
+    /// self-signed certificate made on first start in <data-dir>/tls/. An
+    /// enclave attests and registers this certificate.
+    #[arg(long, env = "GRADNET_TLS")]
+    pub tls: bool,
+    /// The TLS certificate chain (PEM), with --tls-key.
+    #[arg(long, env = "GRADNET_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM), with --tls-cert.
+    #[arg(long, env = "GRADNET_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Test only: answer the chain's inference calls with altered outputs
     /// (a faulty node, to be outvoted and slashed).
     #[arg(long, hide = true)]

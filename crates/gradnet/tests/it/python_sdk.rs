@@ -34,6 +34,10 @@ fn the_python_sdk_suite_passes_against_a_devnet() {
         "rpc": net.rpc,
         "rpcs": net.rpcs,
         "keys": net.keys,
+        // the inference nodes' operator keys (prices, redemption)
+        "operators": (0..3)
+            .map(|i| gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_OPERATOR_BASE + i).to_string())
+            .collect::<Vec<_>>(),
         "bin": common::BIN,
     });
     let out = std::process::Command::new(&python)

@@ -159,6 +159,10 @@ impl Completion {
             // what the receipt's output hash covers
             body["gradnet_output"] = json!(g.text);
         }
+        if self.kind != "chat" {
+            // OpenGradient's SDK reads a completion's text at the top level
+            body["completion"] = json!(g.text);
+        }
         if let Some(c) = &charged {
             body["gradnet_charge"] = c.json(g.completion_tokens);
         }
