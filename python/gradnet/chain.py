@@ -4,6 +4,7 @@ and workflows (the scheduler at ``0x…F6``)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Mapping, Optional, Sequence
@@ -27,6 +28,9 @@ REGISTRY = to_checksum_address("0x00000000000000000000000000000000000000f5")
 SCHEDULER = to_checksum_address("0x00000000000000000000000000000000000000f6")
 #: The escrow that pays nodes for off-chain answers.
 ESCROW = to_checksum_address("0x00000000000000000000000000000000000000fa")
+#: OpenGradient's inference hub (`run`, `runLLMChat`, `runLLMCompletion`),
+#: where its SDK expects it; the devnet predeploys it.
+OG_HUB = to_checksum_address("0x8383C9bD7462F12Eb996DD02F78234C0421A6FaE")
 #: The devnet's demo contract: forwards a precompile call in a transaction
 #: and logs its result.
 DEMO_CONTRACT = to_checksum_address("0x0000000000000000000000000000000000000de0")
@@ -164,8 +168,17 @@ class Chain:
         tip = self.w3.eth.max_priority_fee
         tx.update(maxFeePerGas=2 * base + tip, maxPriorityFeePerGas=tip)
         del tx["from"]
-        signed = self.account.sign_transaction(tx)
-        h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        for attempt in range(5):
+            signed = self.account.sign_transaction(tx)
+            try:
+                h = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                break
+            except Web3RPCError as e:
+                # another sender of this account took the nonce: take the next
+                if attempt == 4 or not any(m in str(e) for m in ("nonce too low", "underpriced", "already known")):
+                    raise GradnetError(f"sending the transaction: {e}") from None
+                time.sleep(0.2)
+                tx["nonce"] = self.w3.eth.get_transaction_count(self.account.address, "pending")
         r = self.w3.eth.wait_for_transaction_receipt(h, timeout=self.timeout)
         if r["status"] != 1:
             raise GradnetError(f"transaction {h.hex()} reverted: {self._reason(tx, r)}")
@@ -209,8 +222,10 @@ class Chain:
 
     @staticmethod
     def _logged(r: Any, via: str) -> bytes:
+        # the demo contract logs the result without a topic; OpenGradient's
+        # hub with its event's (InferenceResult, LLMChatResult, …)
         for log in r["logs"]:
-            if log["address"].lower() == via.lower() and not log["topics"]:
+            if log["address"].lower() == via.lower() and len(log["topics"]) <= 1:
                 return bytes(log["data"])
         raise GradnetError(f"transaction {r['transactionHash'].hex()} logged no result from {via}")
 
@@ -239,6 +254,11 @@ class Chain:
 
 
 def _llm_mode(mode: str) -> int:
+    """LLM calls number modes as OpenGradient's LLM enum: 0 VANILLA, 1 TEE; 3 QUORUM."""
+    if mode.upper() == "TEE":
+        return 1
+    if mode.upper() == "ZKML":
+        raise ValueError("ZKML proves ONNX models only; LLM calls use VANILLA, TEE or QUORUM")
     return mode_code(mode)
 
 

@@ -15,7 +15,11 @@ from . import auth, cid
 from .errors import VerificationError
 
 if TYPE_CHECKING:
+    from .chain import Chain
     from .node import Node
+
+#: The model registry: names, owners, versions and files, on chain.
+MODEL_REGISTRY = "0x00000000000000000000000000000000000000f9"
 
 _CHUNK = 1 << 20
 
@@ -143,6 +147,37 @@ class Hub:
         if out.get("cid") != want:
             raise VerificationError(f"the node stored {out.get('cid')} for {file_name}, whose bytes hash to {want}")
         return out
+
+    def publish(self, chain: "Chain", name: str, paths: Sequence[str], notes: str = "",
+                major: bool = False, description: str = "", progress: bool = True) -> dict:
+        """Publishes files under a name on chain, as a network shares names:
+        the bytes go to this node by content id (``POST /api/v0/blobs``,
+        other nodes fetch them from it), the name, owner and version to the
+        model registry at ``0x…f9`` (``createRepository`` the first time,
+        then ``publishVersion``), sent by ``chain``'s account. Returns
+        ``{name, version, files}``."""
+        from eth_abi import decode as abi_decode
+        from eth_abi import encode as abi_encode
+        from eth_utils import function_signature_to_4byte_selector as sel
+        from web3.exceptions import ContractLogicError
+
+        files = []
+        for path in paths:
+            up = self.upload_blob(path, progress=progress)
+            files.append((up["name"], up["cid"], up["size"]))
+        repo_t = "(string,string,address,address[],uint64,string[])"
+        get = sel("getRepository(string)") + abi_encode(["string"], [name])
+        try:
+            chain.w3.eth.call({"to": MODEL_REGISTRY, "data": get})
+        except ContractLogicError:
+            create = sel("createRepository(string,string)") + abi_encode(["string", "string"], [name, description])
+            chain.send(MODEL_REGISTRY, create)
+        publish = sel("publishVersion(string,bool,string,(string,string,uint64)[])") + abi_encode(
+            ["string", "bool", "string", "(string,string,uint64)[]"], [name, major, notes, files])
+        chain.send(MODEL_REGISTRY, publish, gas=1_000_000 + 200_000 * len(files))
+        (repo,) = abi_decode([repo_t], bytes(chain.w3.eth.call({"to": MODEL_REGISTRY, "data": get})))
+        return {"name": name, "version": repo[5][-1],
+                "files": [{"name": n, "cid": c, "size": z} for n, c, z in files]}
 
     def download(self, model: str, out: str, progress: bool = True) -> str:
         """Downloads a blob (content id, or ``repo@version/file``) to ``out``

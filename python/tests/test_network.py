@@ -274,6 +274,22 @@ def test_on_chain_inference_and_simulation(devnet):
     c = chain.chat(llm_cid, [{"role": "system", "content": "You are a helpful assistant."},
                              {"role": "user", "content": "What is the capital of France?"}], max_tokens=30)
     assert "Paris" in c.output["content"], c.output
+    # named by repository, as OpenGradient names it (`provider/model`), in
+    # TEE mode by OpenGradient's LLM number (1), through its hub contract
+    msgs = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
+    # the name on chain (validators serve names from the registry); the
+    # bytes on a node, fetched by the others by content id
+    pub = gradnet.Node(devnet["nodes"][0]).hub.publish(
+        chain, "chainlm", [os.path.join(devnet["models"], "smollm2-135m-instruct-q4_1.gguf")], progress=False)
+    assert pub["files"][0]["cid"] == llm_cid, pub
+    for name in ("chainlm", "openai/chainlm"):
+        by_name = chain.chat(name, msgs, max_tokens=30)
+        assert by_name.output == c.output, name
+    tee = chain.chat("chainlm", msgs, max_tokens=30, mode="TEE", via=gradnet.chain.OG_HUB)
+    assert tee.output["content"] == c.output["content"]
+    done = chain.complete("chainlm", "Once upon a time", max_tokens=8, via=gradnet.chain.OG_HUB)
+    assert done.output
     with pytest.raises(gradnet.GradnetError, match="revert|unknown|not"):
         chain.infer(cid.of(b"no such model"), X)
 

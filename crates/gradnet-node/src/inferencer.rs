@@ -160,7 +160,8 @@ impl NodeInferencer {
         stop: &[String],
         temperature: u32,
     ) -> Result<(String, &'static str), String> {
-        let cid = self.resolve(model)?;
+        // named as OpenAI clients name it: content id, repository, `repo@version`
+        let cid = self.wait(self.state().resolve_llm(model))?;
         let m = self.wait(self.state().llm_model(cid))?;
         let ids = m.encode(&prompt(&m)?).map_err(|e| e.to_string())?;
         let params = SamplingParams {

@@ -23,7 +23,19 @@ impl AppState {
                     .map_err(|e: gradnet_types::request::ModelRefError| {
                         ApiError::not_found(format!("The model `{name}` does not exist: {e}"))
                     })?;
-            return Ok(self.hub.resolve_model(&r).await?);
+            let found = self.hub.resolve_model(&r).await;
+            // OpenGradient names LLMs `provider/model`: a missing repository
+            // `provider` reads as the repository `model`
+            if let (Err(gradnet_hub::HubError::NotFound(_)), Some((_, model))) =
+                (&found, name.split_once('/'))
+            {
+                if !model.contains('/') && !ContentId::looks_like(model) {
+                    if let Ok(cid) = Box::pin(self.resolve_llm(model)).await {
+                        return Ok(cid);
+                    }
+                }
+            }
+            return Ok(found?);
         }
         let (repo, version) = match name.split_once('@') {
             Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),

@@ -39,6 +39,7 @@ fn the_python_sdk_suite_passes_against_a_devnet() {
             .map(|i| gradnet_ledger::genesis::dev_key(gradnet_ledger::genesis::DEV_OPERATOR_BASE + i).to_string())
             .collect::<Vec<_>>(),
         "bin": common::BIN,
+        "models": common::models_dir(),
     });
     let out = std::process::Command::new(&python)
         .args(["-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider"])
