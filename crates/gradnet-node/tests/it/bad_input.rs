@@ -206,10 +206,7 @@ async fn bad_transactions_and_requests_get_clear_errors() {
     // a block that does not exist yet
     let e = rpc_err(url, "eth_getBalance", json!([to, "0xffffff"])).await;
     assert_eq!(e["code"], -32000);
-    assert!(
-        e["message"].as_str().unwrap().contains("not found"),
-        "{e}"
-    );
+    assert!(e["message"].as_str().unwrap().contains("not found"), "{e}");
     let e = rpc_err(url, "eth_getBlockByNumber", json!(["soon", false])).await;
     assert_eq!(e["code"], -32602);
     let r = client
