@@ -3,8 +3,8 @@
 //! then the block), so the state at block `n` is, for every key, the value
 //! replaced by its first change after `n`, or today's if it has not changed
 //! since. One ordered lookup per read. The last 128 blocks are kept, as
-//! geth keeps them; `GRADNET_STATE_HISTORY` sets another number, or
-//! `archive` keeps every block.
+//! geth keeps them; `GRADNET_STATE_HISTORY` sets another number (0: none,
+//! nothing recorded), or `archive` keeps every block.
 
 use alloy_primitives::{Address, U256};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};

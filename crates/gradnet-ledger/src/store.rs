@@ -274,7 +274,10 @@ impl Store {
             .map_err(bad)?;
         let d = &e.diff;
         if n > 0 {
-            crate::history::record(w, n, d).map_err(|e| ChainError::State(e.0))?;
+            // 0 blocks kept: nothing to record
+            if keep != Some(0) {
+                crate::history::record(w, n, d).map_err(|e| ChainError::State(e.0))?;
+            }
             crate::history::prune(w, n, keep).map_err(|e| ChainError::State(e.0))?;
         }
         let mut storage = w.open_table(STORAGE).map_err(bad)?;
