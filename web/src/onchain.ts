@@ -105,11 +105,15 @@ export function decodeChat(data: Hex): { finish: string; content: string } {
   return { finish: r.finish_reason, content: r.message.content };
 }
 
+/** What every validator adds to a dev enclave's TEE result (a JSON value,
+ *  as every `jsons` value is): `gradnet_inference::precompile::DEV_ENCLAVE_JSON`. */
+export const DEV_ENCLAVE_JSON = '{"enclave":"dev","attested_by":"a dev root this genesis pins (not a real enclave)"}';
+
 /** A TEE result served by a dev enclave as the contract receives it: every
- *  validator adds `{"name": "tee", "value": "dev-enclave"}` to its jsons. */
+ *  validator adds `{"name": "tee", "value": DEV_ENCLAVE_JSON}` to its jsons. */
 export function markDevEnclave(data: Hex): Hex {
   const out = decodeFunctionResult({ abi, functionName: "runModelInference", data });
-  return encodeFunctionResult({ abi, functionName: "runModelInference", result: { ...out, jsons: [...out.jsons, { name: "tee", value: "dev-enclave" }] } });
+  return encodeFunctionResult({ abi, functionName: "runModelInference", result: { ...out, jsons: [...out.jsons, { name: "tee", value: DEV_ENCLAVE_JSON }] } });
 }
 
 /** The demo contract's log of the return data (LOG0), if the receipt has one. */

@@ -57,7 +57,7 @@ export async function checkInference(tx: any, receipt: any): Promise<Check[]> {
     checks.push({
       ok: same,
       text: same
-        ? `the result the contract received is the signed outcome${tee?.devEnclave && call.fn === "runModelInference" ? " (marked tee: dev-enclave by the validators)" : ""}`
+        ? `the result the contract received is the signed outcome${tee?.devEnclave && call.fn === "runModelInference" ? " (marked a dev enclave's by the validators)" : ""}`
         : "the result the contract received differs from the signed outcome",
     });
   }
