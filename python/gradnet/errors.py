@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class GradnetError(Exception):
     """Base class of every error this package raises."""
@@ -11,12 +13,15 @@ class ApiError(GradnetError):
     """A node answered with an error: its HTTP status, code and message
     (``{"error": {"code", "message"}}``)."""
 
-    def __init__(self, status: int, code: str, message: str, url: str = ""):
+    def __init__(self, status: int, code: str, message: str, url: str = "",
+                 payment_required: Optional[str] = None):
         super().__init__(f"{status} {code}: {message}" + (f" ({url})" if url else ""))
         self.status = status
         self.code = code
         self.message = message
         self.url = url
+        #: a 402's ``PAYMENT-REQUIRED`` header: the terms to pay by
+        self.payment_required = payment_required
 
 
 class Unreachable(GradnetError):

@@ -109,7 +109,7 @@ class Node:
         try:
             return self._send("POST", path, headers=headers, **kw)
         except ApiError as e:
-            required = getattr(e, "payment_required", None)
+            required = e.payment_required
             if e.status != 402 or self.payer is None or not required:
                 raise
         headers[PAYMENT_SIGNATURE] = self.payer.answer(required)
@@ -234,13 +234,12 @@ class Node:
 
 def api_error(r: requests.Response, url: str) -> ApiError:
     """The error a node answered with: its code and message, or the text."""
+    required = r.headers.get(PAYMENT_REQUIRED)
     try:
         e = r.json()["error"]
-        err = ApiError(r.status_code, str(e.get("code", "error")), str(e.get("message", "")), url)
+        return ApiError(r.status_code, str(e.get("code", "error")), str(e.get("message", "")), url, required)
     except (ValueError, KeyError, TypeError, AttributeError):
-        err = ApiError(r.status_code, "http", r.text[:500], url)
-    err.payment_required = r.headers.get(PAYMENT_REQUIRED)  # type: ignore[attr-defined]
-    return err
+        return ApiError(r.status_code, "http", r.text[:500], url, required)
 
 
 def default_key() -> Optional[str]:

@@ -138,18 +138,8 @@ class Receipt:
             raise _bad(f"receipt was signed by {self.node}, expected {node}")
         if self.version != RECEIPT_VERSION:
             raise _bad(f"unsupported receipt version {self.version} (this build knows version {RECEIPT_VERSION})")
-        try:
-            pk = bytes.fromhex(self.node)
-        except ValueError:
-            pk = b""
-        if len(pk) != 32:
-            raise _bad("receipt signature: invalid public key")
-        try:
-            sig = bytes.fromhex(self.signature)
-        except ValueError:
-            sig = b""
-        if len(sig) != 64:
-            raise _bad("receipt signature: malformed signature")
+        pk = _fixed_hex(self.node, 32, "receipt signature: invalid public key")
+        sig = _fixed_hex(self.signature, 64, "receipt signature: malformed signature")
         if not verify_strict(pk, self.signing_bytes(), sig):
             raise _bad("receipt signature: signature does not verify")
         return self
@@ -157,6 +147,17 @@ class Receipt:
     def check_output(self, actual: str) -> None:
         if actual != self.output_hash:
             raise _bad(f"output hash mismatch: receipt says {self.output_hash}, outputs hash to {actual}")
+
+
+def _fixed_hex(s: str, n: int, why: str) -> bytes:
+    """``n`` bytes spelled in hex, or ``why`` as the error."""
+    try:
+        b = bytes.fromhex(s)
+    except ValueError:
+        b = b""
+    if len(b) != n:
+        raise _bad(why)
+    return b
 
 
 def answer_hash(resp: dict) -> str:

@@ -547,12 +547,14 @@ pub fn call<CTX: ContextTr>(
                 gas,
             ));
         }
-        Call::isTEEActive(c) => {
-            let active = match reg.get(&c.teeId)? {
+        // OpenGradient's name for `isActive`
+        Call::isTEEActive(ITEERegistry::isTEEActiveCall { teeId })
+        | Call::isActive(ITEERegistry::isActiveCall { teeId }) => {
+            let active = match reg.get(&teeId)? {
                 Some(t) => reg.is_active(&t, now)?,
                 None => false,
             };
-            return read(ITEERegistry::isTEEActiveCall::abi_encode_returns(&active));
+            return read(ITEERegistry::isActiveCall::abi_encode_returns(&active));
         }
         Call::isTEEEnabled(c) => {
             let enabled = reg.get(&c.teeId)?.is_some_and(|t| !t.deactivated);
@@ -563,13 +565,6 @@ pub fn call<CTX: ContextTr>(
                 .get(&c.teeId)?
                 .ok_or_else(|| format!("TEE registry: no enclave {}", c.teeId))?;
             return read(ITEERegistry::getTEECall::abi_encode_returns(&reg.info(&t)));
-        }
-        Call::isActive(c) => {
-            let active = match reg.get(&c.teeId)? {
-                Some(t) => reg.is_active(&t, now)?,
-                None => false,
-            };
-            return read(ITEERegistry::isActiveCall::abi_encode_returns(&active));
         }
         Call::isDevEnclave(c) => {
             let dev = reg.get(&c.teeId)?.is_some_and(|t| t.dev);

@@ -201,6 +201,25 @@ type BlockContext<'a> = Context<
     revm::Journal<Overlay<'a>>,
 >;
 
+/// The EVM block `header` runs in, on `state`, inference calls answered
+/// from `answers`.
+fn block_evm<'a>(
+    state: &'a StateReader,
+    chain_id: u64,
+    header: &Header,
+    answers: &Arc<BlockResults>,
+) -> BlockEvm<'a> {
+    Context::mainnet()
+        .with_db(Overlay::new(state))
+        .modify_cfg_chained(|c| {
+            c.chain_id = chain_id;
+            c.spec = SPEC;
+        })
+        .with_block(block_env(header))
+        .build_mainnet()
+        .with_precompiles(Precompiles::new(SPEC, ResultSource::Block(answers.clone())))
+}
+
 /// Runs the scheduled tasks that are due at `now` (system calls from the
 /// scheduler to each task's `run()`), charging their deposits; a run whose
 /// inference call has no result in this block is left for a later one.
@@ -337,15 +356,7 @@ fn run(
         base_fee: next_base_fee(parent),
         sidecar_root: B256::ZERO,
     };
-    let mut evm = Context::mainnet()
-        .with_db(Overlay::new(state))
-        .modify_cfg_chained(|c| {
-            c.chain_id = chain_id;
-            c.spec = SPEC;
-        })
-        .with_block(block_env(&header))
-        .build_mainnet()
-        .with_precompiles(Precompiles::new(SPEC, ResultSource::Block(answers.clone())));
+    let mut evm = block_evm(state, chain_id, &header, &answers);
     let (mut included, mut receipts, mut dropped, mut waiting) = (vec![], vec![], vec![], vec![]);
     let mut envelopes: Vec<TxEnvelope> = vec![];
     let mut gas = 0u64;
@@ -551,15 +562,7 @@ pub fn replay_prefix(
         .map(|c| (c.request_hash, c.clone()))
         .collect();
     let answers = BlockResults::new(view, served, false);
-    let mut evm = Context::mainnet()
-        .with_db(Overlay::new(state))
-        .modify_cfg_chained(|c| {
-            c.chain_id = chain_id;
-            c.spec = SPEC;
-        })
-        .with_block(block_env(&block.header))
-        .build_mainnet()
-        .with_precompiles(Precompiles::new(SPEC, ResultSource::Block(answers.clone())));
+    let mut evm = block_evm(state, chain_id, &block.header, &answers);
     run_scheduled(&mut evm, &answers, block.header.timestamp)?;
     for raw in block.transactions.iter().take(upto) {
         let tx = crate::tx::decode(raw, chain_id)?;

@@ -84,13 +84,13 @@ pub struct Run<'a> {
 type Ctx<'a> = Context<BlockEnv, TxEnv, CfgEnv, Overlay<'a>, revm::Journal<Overlay<'a>>>;
 
 /// Runs `tx` with `inspector` watching, without committing; `finish` gets
-/// the inspector, the outcome, the block and the state the run started
-/// from (a prestate tracer reads it).
+/// the inspector, the outcome, the transaction, the block and the state the
+/// run started from (a prestate tracer reads it).
 pub fn inspect<'a, I, T>(
     run: Run<'a>,
     tx: TxEnv,
     inspector: I,
-    finish: impl FnOnce(&mut I, &ResultAndState, &BlockEnv, &Overlay<'a>) -> T,
+    finish: impl FnOnce(&mut I, &ResultAndState, &TxEnv, &BlockEnv, &Overlay<'a>) -> T,
 ) -> Result<T, ChainError>
 where
     I: Inspector<Ctx<'a>>,
@@ -109,14 +109,14 @@ where
         .with_block(run.block.clone())
         .build_mainnet_with_inspector(inspector)
         .with_precompiles(Precompiles::new(SPEC, run.answers));
-    let out = match evm.inspect_tx(tx) {
+    let out = match evm.inspect_tx(tx.clone()) {
         Ok(r) => r,
         Err(EVMError::Transaction(e)) => return Err(ChainError::Rejected(e.to_string())),
         Err(e) => return Err(ChainError::Execution(e.to_string())),
     };
     let block = run.block;
     let db = &evm.ctx.journaled_state.database;
-    Ok(finish(&mut evm.inspector, &out, &block, db))
+    Ok(finish(&mut evm.inspector, &out, &tx, &block, db))
 }
 
 /// What a mined transaction ran on: the changes of its block's scheduled

@@ -238,7 +238,7 @@ pub(super) fn prepare(
     tag: Option<&Value>,
     state_ov: Option<&Value>,
     block_ov: Option<&Value>,
-    zero_price: bool,
+    req: &CallRequest,
 ) -> Result<Prepared, RpcError> {
     let n = block_number(chain, tag)?;
     let state = chain.store.state_at(n)?;
@@ -249,12 +249,20 @@ pub(super) fn prepare(
         .header;
     let pre = state_overrides(&state, state_ov)?;
     let mut overrides = block_overrides(block_ov)?;
-    if zero_price && overrides.base_fee.is_none() {
+    if zero_price(req) && overrides.base_fee.is_none() {
         // a call that names no price pays none: run it at a zero base fee
         overrides.base_fee = Some(0);
     }
     let block = replay::call_block(&header, &overrides);
     Ok(Prepared { state, pre, block })
+}
+
+/// `[request, block, state overrides, block overrides]`, as `eth_call`,
+/// `eth_estimateGas` and `eth_createAccessList` take them.
+fn call_params(chain: &Chain, params: &[Value]) -> Result<(CallRequest, Prepared), RpcError> {
+    let req: CallRequest = param(params, 0)?;
+    let p = prepare(chain, params.get(1), params.get(2), params.get(3), &req)?;
+    Ok((req, p))
 }
 
 /// Runs a call with `inspector` watching; `finish` reads the outcome.
@@ -266,6 +274,7 @@ pub(super) fn run_call<I, T>(
     finish: impl FnOnce(
         &mut I,
         &ResultAndState,
+        &TxEnv,
         &revm::context::BlockEnv,
         &gradnet_ledger::state::Overlay<'_>,
     ) -> T,
@@ -294,7 +303,9 @@ where
 }
 
 fn outcome(chain: &Chain, p: &Prepared, req: &CallRequest) -> Result<ExecutionResult, RpcError> {
-    run_call(chain, p, req, NoOpInspector, |_, r, _, _| r.result.clone())
+    run_call(chain, p, req, NoOpInspector, |_, r, _, _, _| {
+        r.result.clone()
+    })
 }
 
 /// An `Error(string)` revert reason, when the data is one.
@@ -319,19 +330,12 @@ pub(super) fn reverted(out: &Bytes) -> RpcError {
     }
 }
 
-pub(super) fn zero_price(req: &CallRequest) -> bool {
+fn zero_price(req: &CallRequest) -> bool {
     req.gas_price.is_none() && req.max_fee_per_gas.is_none()
 }
 
 pub(super) fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
-    let req: CallRequest = param(params, 0)?;
-    let p = prepare(
-        chain,
-        params.get(1),
-        params.get(2),
-        params.get(3),
-        zero_price(&req),
-    )?;
+    let (req, p) = call_params(chain, params)?;
     match outcome(chain, &p, &req)? {
         ExecutionResult::Success { output, .. } => Ok(json!(output.into_data())),
         ExecutionResult::Revert { output, .. } => Err(reverted(&output)),
@@ -342,14 +346,7 @@ pub(super) fn eth_call(chain: &Chain, params: &[Value]) -> Result<Value, RpcErro
 }
 
 pub(super) fn estimate_gas(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
-    let mut req: CallRequest = param(params, 0)?;
-    let p = prepare(
-        chain,
-        params.get(1),
-        params.get(2),
-        params.get(3),
-        zero_price(&req),
-    )?;
+    let (mut req, p) = call_params(chain, params)?;
     let cap = req
         .gas
         .map_or(p.block.gas_limit, |g| g.saturating_to::<u64>())
@@ -383,14 +380,7 @@ pub(super) fn estimate_gas(chain: &Chain, params: &[Value]) -> Result<Value, Rpc
 /// gas the call uses with that list; run again until the list is stable.
 pub(super) fn create_access_list(chain: &Chain, params: &[Value]) -> Result<Value, RpcError> {
     use revm_inspectors::access_list::AccessListInspector;
-    let mut req: CallRequest = param(params, 0)?;
-    let p = prepare(
-        chain,
-        params.get(1),
-        params.get(2),
-        params.get(3),
-        zero_price(&req),
-    )?;
+    let (mut req, p) = call_params(chain, params)?;
     let from = req.from.unwrap_or_default();
     let to = req.to.unwrap_or_else(|| {
         let nonce = p.state.account(&from).ok().flatten().map_or(0, |a| a.nonce);
@@ -408,7 +398,7 @@ pub(super) fn create_access_list(chain: &Chain, params: &[Value]) -> Result<Valu
     for _ in 0..3 {
         req.access_list = Some(list.clone());
         let inspector = AccessListInspector::new(list.clone());
-        let (next, result) = run_call(chain, &p, &req, inspector, |i, r, _, _| {
+        let (next, result) = run_call(chain, &p, &req, inspector, |i, r, _, _, _| {
             (std::mem::take(i).into_access_list(), r.result.clone())
         })?;
         let next = alloy_eip2930::AccessList(

@@ -41,7 +41,7 @@ struct Filter {
 #[derive(Default)]
 pub(crate) struct Filters {
     all: Mutex<HashMap<U256, Filter>>,
-    next: Mutex<u64>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Filters {
@@ -53,8 +53,7 @@ impl Filters {
                 "too many filters installed ({MAX_FILTERS}): uninstall some, or let them expire (5 minutes without a poll)"
             )));
         }
-        let mut next = self.next.lock();
-        *next += 1;
+        let next = 1 + self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // ids are not guessable from one another
         let id = U256::from_be_bytes(
             alloy_primitives::keccak256([next.to_be_bytes().as_slice(), &rand_salt()].concat()).0,

@@ -101,9 +101,8 @@ fn trace_mined(
         answers: gradnet_inference::precompile::ResultSource::Block(answers),
         call: false,
     };
-    let te = tx_env.clone();
-    replay::inspect(run, tx_env, inspector(opts)?, |i, out, b, db| {
-        result(i, Some(ctx), &te, b, out, db)
+    replay::inspect(run, tx_env, inspector(opts)?, |i, out, tx, b, db| {
+        result(i, Some(ctx), tx, b, out, db)
     })?
 }
 
@@ -155,14 +154,13 @@ pub(super) fn trace_call(chain: &Chain, p: &[Value]) -> Result<Value, RpcError> 
         p.get(1),
         raw.get("stateOverrides"),
         raw.get("blockOverrides"),
-        call::zero_price(&req),
+        &req,
     )?;
-    let env = req.env(prepared.block.gas_limit, chain.chain_id())?;
     call::run_call(
         chain,
         &prepared,
         &req,
         inspector(&opts)?,
-        |i, out, b, db| result(i, None, &env, b, out, db),
+        |i, out, tx, b, db| result(i, None, tx, b, out, db),
     )?
 }
