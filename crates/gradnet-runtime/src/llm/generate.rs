@@ -2,10 +2,13 @@
 //! sampling, stop tokens, stop strings (text that might begin one is held
 //! back until it cannot), and text streamed out as it becomes valid UTF-8.
 
+use std::sync::Arc;
+
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
 use serde::{Deserialize, Serialize};
 
+use super::grammar::{Grammar, GrammarState};
 use super::{json, llama, LlmModel, Session, Weights};
 use crate::error::{Result, RuntimeError};
 
@@ -24,6 +27,49 @@ pub struct SamplingParams {
     pub stop: Vec<String>,
     /// Constrain the answer to one JSON object (OpenAI's `json_object`).
     pub json: bool,
+    /// Constrain the answer to a grammar (a JSON Schema, a tool call).
+    pub grammar: Option<Arc<Grammar>>,
+    /// Added to a token's logit before sampling (OpenAI's `logit_bias`).
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Record each token's log-probability and this many likeliest
+    /// alternatives (OpenAI's `logprobs` / `top_logprobs`).
+    pub logprobs: Option<usize>,
+}
+
+impl PartialEq for Grammar {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+/// A token's log-probability under the model (before `logit_bias`,
+/// temperature and constraints) and the likeliest tokens at its step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's id.
+    pub token: u32,
+    /// The token's text alone.
+    pub text: String,
+    /// Natural log of its probability.
+    pub logprob: f32,
+    /// The likeliest tokens, most likely first (ties: lower id first).
+    pub top: Vec<(u32, String, f32)>,
+}
+
+/// A piece of settled text, and the log-probabilities of the tokens
+/// generated since the last piece (when asked for).
+pub struct Piece<'a> {
+    /// The text.
+    pub text: &'a str,
+    /// Log-probabilities of the tokens since the last piece.
+    pub logprobs: &'a [TokenLogprob],
+}
+
+impl std::ops::Deref for Piece<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.text
+    }
 }
 
 impl Default for SamplingParams {
@@ -35,6 +81,9 @@ impl Default for SamplingParams {
             seed: 0,
             stop: vec![],
             json: false,
+            grammar: None,
+            logit_bias: vec![],
+            logprobs: None,
         }
     }
 }
@@ -62,6 +111,8 @@ pub struct Generated {
     pub prompt_tokens: usize,
     /// Tokens generated.
     pub completion_tokens: usize,
+    /// Each generated token's log-probability, when asked for.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 impl LlmModel {
@@ -71,7 +122,7 @@ impl LlmModel {
         &self,
         prompt: &[u32],
         params: &SamplingParams,
-        mut on_text: impl FnMut(&str) -> bool,
+        mut on_text: impl FnMut(&Piece<'_>) -> bool,
     ) -> Result<Generated> {
         let exec = |e: candle_core::Error| RuntimeError::Execution(e.to_string());
         if prompt.is_empty() {
@@ -84,37 +135,96 @@ impl LlmModel {
         let temperature = (params.temperature > 0.0).then_some(params.temperature);
         let mut sampler = LogitsProcessor::new(params.seed, temperature, params.top_p);
         let mut text = TextStream::new(self, &params.stop);
+        let mut checker = match (&params.grammar, params.json) {
+            (Some(g), _) => Some(Checker::Schema(g, g.start())),
+            (None, true) => Some(Checker::Json(json::JsonState::default())),
+            (None, false) => None,
+        };
+        // how much of the decoded text the checker has read
+        let mut checked = 0;
+        let mut logprobs: Vec<TokenLogprob> = vec![];
+        let mut sent_logprobs = 0;
         let mut tokens: Vec<u32> = Vec::new();
         let mut finish = FinishReason::Length;
         while tokens.len() < params.max_tokens {
             let logits1 = logits.squeeze(0).map_err(exec)?;
-            let next = if params.json {
-                match self.json_choice(&logits1, &text.decoded, &mut sampler)? {
-                    Some(t) => t,
-                    None => {
-                        // the object is complete: the answer ends here
+            let plain = checker.is_none() && params.logit_bias.is_empty();
+            let mut v: Vec<f32> = if plain && params.logprobs.is_none() {
+                vec![]
+            } else {
+                logits1.to_vec1().map_err(exec)?
+            };
+            let step_logprobs = params.logprobs.map(|k| log_probs(&v, k));
+            for &(t, b) in &params.logit_bias {
+                if let Some(x) = v.get_mut(t as usize) {
+                    *x += b;
+                }
+            }
+            let next = if let Some(c) = checker.as_mut() {
+                c.feed(&text.decoded[checked..]);
+                checked = text.decoded.len();
+                match c.status() {
+                    json::Prefix::Complete => {
+                        // the value is complete: the answer ends here
                         finish = FinishReason::Stop;
                         break;
                     }
+                    json::Prefix::Invalid => {
+                        return Err(RuntimeError::Execution(
+                            "constrained decoding: the text left the grammar".into(),
+                        ))
+                    }
+                    json::Prefix::Partial => {}
                 }
-            } else {
+                self.constrained_choice(&mut v, c, &mut sampler, temperature.is_none())?
+            } else if plain {
                 sampler.sample(&logits1).map_err(exec)?
+            } else {
+                let n = v.len();
+                sampler
+                    .sample(&Tensor::from_vec(v, n, &Device::Cpu).map_err(exec)?)
+                    .map_err(exec)?
             };
             if self.stop_ids.contains(&next) {
                 finish = FinishReason::Stop;
                 break;
             }
+            if let Some((lse, top)) = step_logprobs {
+                let x = logits1
+                    .get(next as usize)
+                    .and_then(|x| x.to_scalar::<f32>())
+                    .map_err(exec)?;
+                logprobs.push(TokenLogprob {
+                    token: next,
+                    text: self.piece(next).to_string(),
+                    logprob: (x as f64 - lse) as f32,
+                    top: top
+                        .into_iter()
+                        .map(|(t, lp)| (t, self.piece(t).to_string(), lp))
+                        .collect(),
+                });
+            }
             tokens.push(next);
             match text.push(&tokens) {
                 Step::Emit(piece) => {
-                    if !piece.is_empty() && !on_text(&piece) {
-                        finish = FinishReason::Cancelled;
-                        break;
+                    if !piece.is_empty() {
+                        let p = Piece {
+                            text: &piece,
+                            logprobs: &logprobs[sent_logprobs..],
+                        };
+                        sent_logprobs = logprobs.len();
+                        if !on_text(&p) {
+                            finish = FinishReason::Cancelled;
+                            break;
+                        }
                     }
                 }
                 Step::Stop(piece) => {
                     if !piece.is_empty() {
-                        on_text(&piece);
+                        on_text(&Piece {
+                            text: &piece,
+                            logprobs: &logprobs[sent_logprobs..],
+                        });
                     }
                     finish = FinishReason::Stop;
                     break;
@@ -130,7 +240,10 @@ impl LlmModel {
             // what was held back as a possible stop string start is text after all
             let rest = text.flush(&tokens);
             if !rest.is_empty() && finish == FinishReason::Length {
-                on_text(&rest);
+                on_text(&Piece {
+                    text: &rest,
+                    logprobs: &logprobs[sent_logprobs..],
+                });
             }
         }
         Ok(Generated {
@@ -138,8 +251,70 @@ impl LlmModel {
             finish_reason: finish,
             prompt_tokens: prompt.len(),
             completion_tokens: tokens.len(),
+            logprobs,
         })
     }
+}
+
+/// A reader of the answer so far, for constrained decoding.
+#[derive(Clone)]
+enum Checker<'g> {
+    Json(json::JsonState),
+    Schema(&'g Grammar, GrammarState),
+}
+
+impl Checker<'_> {
+    fn feed(&mut self, s: &str) -> json::Prefix {
+        match self {
+            Checker::Json(j) => j.feed(s),
+            Checker::Schema(g, st) => st.feed(g, s),
+        }
+    }
+
+    fn status(&self) -> json::Prefix {
+        match self {
+            Checker::Json(j) => j.status(),
+            Checker::Schema(_, st) => st.status(),
+        }
+    }
+
+    fn accepts(&self, s: &str) -> bool {
+        self.clone().feed(s) != json::Prefix::Invalid
+    }
+}
+
+/// The log-sum-exp of `v` and its `k` likeliest entries with their
+/// log-probabilities. Summed in f64 in index order with a portable `exp`,
+/// so every CPU gets the same bits.
+fn log_probs(v: &[f32], k: usize) -> (f64, Vec<(u32, f32)>) {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = v.iter().map(|&x| libm::exp(x as f64 - m)).sum();
+    let lse = m + libm::log(sum);
+    let top = likeliest(v, k)
+        .into_iter()
+        .map(|t| (t, (v[t as usize] as f64 - lse) as f32))
+        .collect();
+    (lse, top)
+}
+
+/// The `k` highest entries of `v`, highest first, ties to the lower index.
+fn likeliest(v: &[f32], k: usize) -> Vec<u32> {
+    let k = k.min(v.len());
+    if k == 0 {
+        return vec![];
+    }
+    let better = |a: &u32, b: &u32| {
+        v[*b as usize]
+            .total_cmp(&v[*a as usize])
+            .then(a.cmp(b))
+    };
+    let mut idx: Vec<u32> = (0..v.len() as u32).collect();
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, better);
+        idx.truncate(k);
+    }
+    idx.sort_by(better);
+    idx
 }
 
 /// Prompts are prefilled in chunks of this many tokens, always aligned to
@@ -188,34 +363,36 @@ impl LlmModel {
         Ok((session, logits.expect("the prompt is not empty")))
     }
 
-    /// The next token in JSON mode: sampled among the likeliest candidates
-    /// that keep `so_far` a prefix of one JSON object; `None` once the
-    /// object is complete.
-    fn json_choice(
+    /// The next token under a constraint: sampled among the likeliest
+    /// candidates that keep the text a valid prefix. Greedy decoding takes
+    /// the top token when it is valid, which is the same choice at a
+    /// fraction of the cost.
+    fn constrained_choice(
         &self,
-        logits: &Tensor,
-        so_far: &str,
+        v: &mut [f32],
+        checker: &Checker<'_>,
         sampler: &mut LogitsProcessor,
-    ) -> Result<Option<u32>> {
+        greedy: bool,
+    ) -> Result<u32> {
         let exec = |e: candle_core::Error| RuntimeError::Execution(e.to_string());
-        let mut state = json::JsonState::default();
-        if state.feed(so_far) == json::Prefix::Complete {
-            return Ok(None);
-        }
-        let mut v: Vec<f32> = logits.to_vec1().map_err(exec)?;
-        let mut order: Vec<u32> = (0..v.len() as u32).collect();
-        order.sort_by(|&a, &b| v[b as usize].total_cmp(&v[a as usize]));
-        // a valid continuation is nearly always among the first few hundred
-        let mut allowed = vec![];
-        for &t in order.iter().take(512) {
+        let valid = |t: u32| {
             if self.stop_ids.contains(&t) {
-                continue;
+                return false;
             }
             let piece = self.piece(t);
-            if piece.is_empty() || piece.contains('\u{FFFD}') {
-                continue;
+            !piece.is_empty() && !piece.contains('\u{FFFD}') && checker.accepts(piece)
+        };
+        if greedy {
+            if let Some(&t) = likeliest(v, 1).first() {
+                if valid(t) {
+                    return Ok(t);
+                }
             }
-            if state.clone().feed(piece) != json::Prefix::Invalid {
+        }
+        // a valid continuation is nearly always among the first few hundred
+        let mut allowed = vec![];
+        for t in likeliest(v, 512) {
+            if valid(t) {
                 allowed.push(t);
                 if allowed.len() == 64 {
                     break;
@@ -224,8 +401,11 @@ impl LlmModel {
         }
         if allowed.is_empty() {
             return Err(RuntimeError::Execution(
-                "JSON mode: no token continues the object".into(),
+                "constrained decoding: no likely token continues the answer".into(),
             ));
+        }
+        if greedy {
+            return Ok(allowed[0]);
         }
         let keep: std::collections::HashSet<u32> = allowed.into_iter().collect();
         for (i, x) in v.iter_mut().enumerate() {
@@ -233,8 +413,8 @@ impl LlmModel {
                 *x = f32::NEG_INFINITY;
             }
         }
-        let masked = Tensor::new(v, &Device::Cpu).map_err(exec)?;
-        sampler.sample(&masked).map(Some).map_err(exec)
+        let masked = Tensor::new(&*v, &Device::Cpu).map_err(exec)?;
+        sampler.sample(&masked).map_err(exec)
     }
 }
 

@@ -205,7 +205,7 @@ fn classify(s: &str) -> Prefix {
     JsonState::default().feed(s)
 }
 
-fn valid_number(t: &str) -> bool {
+pub(super) fn valid_number(t: &str) -> bool {
     let b = t.as_bytes();
     let mut i = usize::from(b.first() == Some(&b'-'));
     let digits = |i: &mut usize| {
@@ -238,7 +238,7 @@ fn valid_number(t: &str) -> bool {
     i == b.len()
 }
 
-fn number_prefix(t: &str) -> bool {
+pub(super) fn number_prefix(t: &str) -> bool {
     // a prefix is valid if appending some digits makes it a number
     valid_number(t) || valid_number(&format!("{t}0"))
 }

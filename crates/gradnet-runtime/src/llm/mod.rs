@@ -9,6 +9,7 @@
 
 mod batch;
 mod generate;
+pub mod grammar;
 mod json;
 mod llama;
 mod quant;
@@ -27,7 +28,9 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use serde::Serialize;
 
-pub use generate::{FinishReason, Generated, SamplingParams, PREFILL_CHUNK};
+pub use generate::{
+    FinishReason, Generated, Piece, SamplingParams, TokenLogprob, PREFILL_CHUNK,
+};
 pub use template::ChatMessage;
 
 use crate::error::{Result, RuntimeError};
