@@ -251,6 +251,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v0/resolve/{*model}", get(routes::infer::resolve))
         .route("/v1/infer", post(routes::infer::infer))
         .route("/v1/models", get(routes::openai::list_models))
+        .route("/v1/models/{*id}", get(routes::openai::get_model))
         .route("/v1/chat/completions", post(routes::openai::chat))
         .route("/v1/completions", post(routes::openai::completions))
         .layer(json_limit)

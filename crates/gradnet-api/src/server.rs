@@ -109,6 +109,10 @@ pub async fn serve_limited(
     limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // every unknown path and method answers with a JSON body naming it
+    let app = app
+        .fallback(unknown_url)
+        .method_not_allowed_fallback(method_not_allowed);
     let limits = Arc::new(limits);
     let conns = Arc::new(Mutex::new(Conns::default()));
     let rate = Arc::new(RateLimiter::new(
@@ -214,4 +218,23 @@ pub(crate) fn rate_limited(r: Refusal, who: &str) -> axum::response::Response {
     resp.headers_mut()
         .insert(axum::http::header::RETRY_AFTER, secs.into());
     resp
+}
+
+async fn unknown_url(method: axum::http::Method, uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "unknown_url",
+        format!("Unknown request URL: {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}", uri.path()),
+    )
 }

@@ -3,7 +3,7 @@
 //! covers.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// `stop`: one string or a list.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,6 +23,113 @@ pub struct StreamOptions {
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
+    /// With `json_schema`: `{name, schema, strict, description}`.
+    pub json_schema: Option<JsonSchemaFormat>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JsonSchemaFormat {
+    pub name: Option<String>,
+    pub schema: Option<Ordered>,
+    #[serde(default)]
+    pub strict: Option<bool>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// JSON as the client wrote it, with the key order of every `properties`
+/// object recorded beside it as `propertyOrdering` (as Gemini's schemas
+/// spell it): parsed JSON objects are sorted, and a schema's properties are
+/// generated in the order the client gave.
+#[derive(Debug, Clone, Default)]
+pub struct Ordered(pub Value);
+
+impl<'de> Deserialize<'de> for Ordered {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OrderedVisitor).map(|(v, _)| Ordered(v))
+    }
+}
+
+struct OrderedVisitor;
+/// A value, and for an object its keys in the order written.
+struct Keyed(Value, Vec<String>);
+
+impl<'de> Deserialize<'de> for Keyed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OrderedVisitor).map(|(v, k)| Keyed(v, k))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for OrderedVisitor {
+    type Value = (Value, Vec<String>);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok((Value::Bool(v), vec![]))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), vec![]))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), vec![]))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok((Value::from(v), vec![]))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((Value::String(v.into()), vec![]))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok((Value::String(v), vec![]))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok((Value::Null, vec![]))
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok((Value::Null, vec![]))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut v = vec![];
+        while let Some(Keyed(x, _)) = a.next_element()? {
+            v.push(x);
+        }
+        Ok((Value::Array(v), vec![]))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut m = serde_json::Map::new();
+        let mut keys = vec![];
+        let mut order = None;
+        while let Some((k, Keyed(v, inner))) = a.next_entry::<String, Keyed>()? {
+            if k == "properties" && v.is_object() {
+                order = Some(inner);
+            }
+            keys.push(k.clone());
+            m.insert(k, v);
+        }
+        if let Some(order) = order {
+            m.entry("propertyOrdering").or_insert(json!(order));
+        }
+        Ok((Value::Object(m), keys))
+    }
+}
+
+/// `v` without the `propertyOrdering` entries `Ordered` added (what a chat
+/// template shows the model).
+pub fn without_ordering(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "propertyOrdering")
+                .map(|(k, v)| (k.clone(), without_ordering(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_ordering).collect()),
+        x => x.clone(),
+    }
 }
 
 /// A message's `content`: a string, or a list of parts of which text parts
@@ -74,7 +181,12 @@ pub struct Sampling {
     pub stream_options: Option<StreamOptions>,
     pub presence_penalty: Option<f64>,
     pub frequency_penalty: Option<f64>,
-    pub logprobs: Option<bool>,
+    /// Chat: a boolean; completions: how many alternatives (0-5).
+    pub logprobs: Option<Value>,
+    /// Chat: how many alternatives (0-20), with `logprobs: true`.
+    pub top_logprobs: Option<i64>,
+    /// Token id (as a string) to a bias in [-100, 100].
+    pub logit_bias: Option<serde_json::Map<String, Value>>,
     pub user: Option<String>,
 }
 
@@ -86,8 +198,9 @@ pub struct ChatRequest {
     #[serde(flatten)]
     pub sampling: Sampling,
     pub response_format: Option<ResponseFormat>,
-    pub tools: Option<Value>,
+    pub tools: Option<Ordered>,
     pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<bool>,
     /// Anything else: refused by name, as OpenAI does.
     #[serde(flatten)]
     pub unknown: serde_json::Map<String, Value>,
@@ -118,6 +231,17 @@ pub struct Normalized {
     pub seed: u64,
     pub stop: Vec<String>,
     pub json_mode: bool,
+    /// What the answer is constrained to: `{"schema": …}` (a JSON Schema),
+    /// with `prefix`/`suffix` text around it for a tool call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<Value>,
+    /// Biases by token id, in id order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub logit_bias: Vec<(u32, f32)>,
+    /// How many alternatives each token's log-probability comes with
+    /// (`None`: no log-probabilities).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<u8>,
 }
 
 /// A request the node cannot take, with the field it is about.
@@ -218,10 +342,10 @@ impl Sampling {
             }
         }
         if let Some(n) = self.n {
-            if n != 1 {
+            if !(1..=MAX_CHOICES as i64).contains(&n) {
                 return Err(invalid(
                     "n",
-                    format!("n must be 1 (one choice per request), got {n}"),
+                    format!("n must be between 1 and {MAX_CHOICES}, got {n}"),
                 ));
             }
         }
@@ -233,9 +357,27 @@ impl Sampling {
                 return Err(invalid(param, format!("{param} is not supported (only 0)")));
             }
         }
-        if self.logprobs == Some(true) {
-            return Err(invalid("logprobs", "logprobs are not supported"));
+        let logprobs = self.logprobs(kind)?;
+        let mut logit_bias = vec![];
+        for (k, v) in self.logit_bias.iter().flatten() {
+            let id: u32 = k.parse().map_err(|_| {
+                invalid(
+                    "logit_bias",
+                    format!("logit_bias keys are token ids, got `{k}`"),
+                )
+            })?;
+            let b = v
+                .as_f64()
+                .filter(|b| (-100.0..=100.0).contains(b))
+                .ok_or_else(|| {
+                    invalid(
+                        "logit_bias",
+                        format!("logit_bias[{k}] must be a number in [-100, 100], got {v}"),
+                    )
+                })?;
+            logit_bias.push((id, b as f32));
         }
+        logit_bias.sort_by_key(|x| x.0);
         let stop = match &self.stop {
             None => vec![],
             Some(Stop::One(s)) => vec![s.clone()],
@@ -257,17 +399,101 @@ impl Sampling {
             seed,
             stop,
             json_mode,
+            constraint: None,
+            logit_bias,
+            logprobs,
         })
+    }
+
+    /// How many choices (`n`).
+    pub fn choices(&self) -> usize {
+        self.n.unwrap_or(1).max(1) as usize
+    }
+
+    fn logprobs(&self, kind: &str) -> Result<Option<u8>, Invalid> {
+        if kind == "chat" {
+            let on = match &self.logprobs {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+                Some(Value::Bool(true)) => true,
+                Some(v) => {
+                    return Err(invalid(
+                        "logprobs",
+                        format!("logprobs must be a boolean, got {v}"),
+                    ))
+                }
+            };
+            return match self.top_logprobs {
+                None if on => Ok(Some(0)),
+                None => Ok(None),
+                Some(k) if !(0..=20).contains(&k) => Err(invalid(
+                    "top_logprobs",
+                    format!("top_logprobs must be between 0 and 20, got {k}"),
+                )),
+                Some(_) if !on => Err(invalid(
+                    "top_logprobs",
+                    "top_logprobs needs logprobs: true",
+                )),
+                Some(k) => Ok(Some(k as u8)),
+            };
+        }
+        match &self.logprobs {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(k) if (0..=5).contains(&k) => Ok(Some(k as u8)),
+                _ => Err(invalid(
+                    "logprobs",
+                    format!("logprobs must be an integer between 0 and 5, got {v}"),
+                )),
+            },
+        }
     }
 }
 
-/// Refuses fields the node does not know, naming them.
+/// The most choices (`n`) one request may ask for.
+pub const MAX_CHOICES: usize = 8;
+
+/// Documented OpenAI fields that change nothing here: accepted and
+/// ignored, as OpenAI's own API does for models they do not apply to.
+const IGNORED: [&str; 9] = [
+    "store",
+    "metadata",
+    "service_tier",
+    "safety_identifier",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "reasoning_effort",
+    "verbosity",
+    "prediction",
+];
+
+/// Refuses fields the node does not know or cannot honour, naming them;
+/// documented fields that change nothing are accepted.
 pub fn check_unknown(unknown: &serde_json::Map<String, Value>) -> Result<(), Invalid> {
-    match unknown.keys().next() {
-        None => Ok(()),
-        Some(k) => Err(invalid(
-            "request",
-            format!("Unrecognized request argument supplied: {k}"),
-        )),
+    for (k, v) in unknown {
+        let refuse = |why: &str| Err(invalid("request", format!("`{k}`: {why}")));
+        match k.as_str() {
+            k if IGNORED.contains(&k) => {}
+            "modalities" if *v == json!(["text"]) || v.is_null() => {}
+            "modalities" => return refuse("only [\"text\"] is served"),
+            "audio" | "web_search_options" if v.is_null() => {}
+            "audio" => return refuse("audio output is not served"),
+            "web_search_options" => return refuse("web search is not served"),
+            "functions" | "function_call" => {
+                return refuse("deprecated by OpenAI; send `tools` and `tool_choice`")
+            }
+            "echo" if *v == json!(false) => {}
+            "echo" => return refuse("echoing the prompt is not supported"),
+            "suffix" if v.is_null() => {}
+            "suffix" => return refuse("insertion (suffix) is not supported"),
+            "best_of" if v.is_null() || *v == json!(1) => {}
+            "best_of" => return refuse("only 1 is supported; ask for `n` choices instead"),
+            _ => {
+                return Err(invalid(
+                    "request",
+                    format!("Unrecognized request argument supplied: {k}"),
+                ))
+            }
+        }
     }
+    Ok(())
 }

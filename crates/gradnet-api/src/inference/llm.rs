@@ -105,14 +105,14 @@ impl Admitted {
 
 impl LlmSlot {
     /// Generates on this thread (one that may block), holding the slot
-    /// until the end; `on_text` gets each piece and stops generation by
+    /// until it is dropped; `on_text` gets each piece and stops generation by
     /// returning false. Counted with its tokens in the node's metrics.
     pub fn generate(
-        self,
+        &self,
         model: &LlmModel,
         prompt: &[u32],
         params: &SamplingParams,
-        on_text: impl FnMut(&str) -> bool,
+        on_text: impl FnMut(&gradnet_runtime::llm::Piece<'_>) -> bool,
     ) -> Result<Generated, RuntimeError> {
         let m = &self.state.metrics;
         m.llm_running.inc();

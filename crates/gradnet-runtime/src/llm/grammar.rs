@@ -4,9 +4,9 @@
 //! several threads at once (a schema's `anyOf`, optional properties and
 //! enums are choices), fed text piece by piece.
 //!
-//! What is enforced: `type` (one or a list), `properties` in key order
-//! (requests reach the node as parsed JSON, whose objects are sorted) with
-//! `required` (others may be left out; no other keys are
+//! What is enforced: `type` (one or a list), `properties` in the order of
+//! `propertyOrdering` (as Gemini's schemas spell it; the API records the
+//! order a request wrote them in), else in key order, with `required` (others may be left out; no other keys are
 //! written), `items`, `minItems`/`maxItems`, `minLength`/`maxLength`,
 //! `enum`, `const`, `anyOf`/`oneOf`, a single `allOf`, `$ref` into
 //! `$defs`/`definitions` (recursion allowed). Annotations (`title`,
@@ -84,13 +84,24 @@ impl Grammar {
 
     /// `prefix`, then a value of `schema`, then `suffix`: a tool call in a
     /// template's own markers.
-    pub fn wrapped(prefix: &str, schema: &Value, suffix: &str) -> Result<Grammar, String> {
+    fn wrapped(prefix: &str, schema: &Value, suffix: &str) -> Result<Grammar, String> {
         let mut g = Grammar::from_schema(schema)?;
         let p = g.push(Node::Lit(prefix.into()));
         let s = g.push(Node::Lit(suffix.into()));
         let root = g.push(Node::Seq(vec![p, g.root, s]));
         g.root = root;
         Ok(g)
+    }
+
+    /// From a request's constraint: `{"schema", "prefix"?, "suffix"?}`.
+    pub fn from_constraint(c: &Value) -> Result<Grammar, String> {
+        let schema = c.get("schema").ok_or("a constraint needs a schema")?;
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("");
+        if text("prefix").is_empty() && text("suffix").is_empty() {
+            Grammar::from_schema(schema)
+        } else {
+            Grammar::wrapped(text("prefix"), schema, text("suffix"))
+        }
     }
 
     fn push(&mut self, n: Node) -> NodeId {
@@ -267,8 +278,26 @@ impl<'a> Compiler<'a> {
                         "`required` names `{missing}`, which is not among the properties"
                     ));
                 }
+                // the order the schema gave (Gemini's `propertyOrdering`,
+                // which the API layer records from the request), else key order
+                let mut keys: Vec<&String> = vec![];
+                if let Some(order) = o.get("propertyOrdering").and_then(Value::as_array) {
+                    for k in order.iter().filter_map(Value::as_str) {
+                        if let Some((k, _)) = props.get_key_value(k) {
+                            if !keys.contains(&k) {
+                                keys.push(k);
+                            }
+                        }
+                    }
+                }
+                for k in props.keys() {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
                 let mut list = vec![];
-                for (k, v) in props {
+                for k in keys {
+                    let v = &props[k];
                     let id = self.compile(v, depth + 1)?;
                     let key: Rc<str> = Value::String(k.clone()).to_string().into();
                     list.push((key, id, required.contains(&k.as_str())));
@@ -672,7 +701,7 @@ mod tests {
             },
             "required": ["name", "age"],
         });
-        // properties come in key order (requests reach the node as parsed JSON)
+        // without `propertyOrdering`, properties come in key order
         check(
             &person,
             &[
@@ -695,6 +724,13 @@ mod tests {
                 ("{\"age\": 1, \"name\": \"A\", \"pet\": nu", Partial),
             ],
         );
+    }
+
+    #[test]
+    fn property_ordering_is_followed() {
+        let s = json!({"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}},
+            "required": ["a", "b"], "propertyOrdering": ["b", "a"]});
+        check(&s, &[("{\"b\": 1, \"a\": 2}", Prefix::Complete), ("{\"a\"", Prefix::Invalid)]);
     }
 
     #[test]
@@ -747,11 +783,11 @@ mod tests {
 
     #[test]
     fn a_wrapped_call_needs_its_markers() {
-        let g = Grammar::wrapped(
-            "<tool_call>\n",
-            &json!({"type": "object", "properties": {"name": {"const": "f"}}, "required": ["name"]}),
-            "\n</tool_call>",
-        )
+        let g = Grammar::from_constraint(&json!({
+            "prefix": "<tool_call>\n",
+            "schema": {"type": "object", "properties": {"name": {"const": "f"}}, "required": ["name"]},
+            "suffix": "\n</tool_call>",
+        }))
         .unwrap();
         assert_eq!(
             g.start().feed(&g, "<tool_call>\n{\"name\": \"f\"}\n</tool_call>"),

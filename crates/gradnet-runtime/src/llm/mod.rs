@@ -52,6 +52,8 @@ pub struct LlmInfo {
     pub vocab_size: usize,
     /// Whether the chat template renders `tools`.
     pub supports_tools: bool,
+    /// How the model writes tool calls.
+    pub tool_style: tools::ToolStyle,
     /// Weight formats widened to Q8_0 at load (see [`widen`]).
     pub widened: Vec<String>,
 }
@@ -209,6 +211,7 @@ impl LlmModel {
             context_length,
             vocab_size,
             supports_tools: template_src.as_deref().is_some_and(|t| t.contains("tools")),
+            tool_style: tools::ToolStyle::of_template(template_src.as_deref()),
             widened,
         };
         Ok(LlmModel {

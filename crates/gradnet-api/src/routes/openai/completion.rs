@@ -7,7 +7,8 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gradnet_runtime::llm::Generated;
+use gradnet_runtime::llm::tools::{self, ToolStyle};
+use gradnet_runtime::llm::{Generated, TokenLogprob};
 use gradnet_types::receipt::RECEIPT_VERSION;
 use gradnet_types::request::llm_output_hash;
 use gradnet_types::{now_ms, ContentId, InferenceMode, Receipt, ReceiptBody};
@@ -27,13 +28,16 @@ pub(super) struct Completion {
     pub(super) cid: ContentId,
     pub(super) name: String,
     pub(super) kind: &'static str,
-    pub(super) request_hash: ContentId,
+    /// Each choice's request hash (its seed differs).
+    pub(super) request_hashes: Vec<ContentId>,
     pub(super) id: String,
     pub(super) created: u64,
     pub(super) started: Instant,
-    /// Tools were offered: tool calls in the answer are parsed out, and
-    /// streamed text is held to the end to do so.
-    pub(super) tools: bool,
+    /// Tools were offered, in this convention: tool calls in the answer are
+    /// parsed out, and streamed text is held to the end to do so.
+    pub(super) tools: Option<ToolStyle>,
+    /// Log-probabilities were asked for.
+    pub(super) logprobs: bool,
     /// What computed the answer (the receipt names it).
     pub(super) runtime: gradnet_types::RuntimeId,
 }
@@ -46,15 +50,21 @@ pub(super) struct Settled {
 }
 
 impl Completion {
-    pub(super) fn settle(&self, g: &Generated) -> Settled {
-        let calls = self
-            .tools
-            .then(|| gradnet_runtime::llm::tools::parse_tool_calls(&g.text))
-            .flatten();
+    pub(super) fn settle(&self, g: &Generated, choice: usize) -> Settled {
+        let calls = match self.tools {
+            None => None,
+            Some(ToolStyle::Generic) => tools::parse_generic(&g.text),
+            Some(_) => tools::parse_tool_calls(&g.text),
+        };
         match calls {
             None => Settled {
                 finish: finish_reason(g.finish_reason),
                 tool_message: None,
+            },
+            // a generic-style plain answer
+            Some((text, calls)) if calls.is_empty() => Settled {
+                finish: finish_reason(g.finish_reason),
+                tool_message: Some(json!({"role": "assistant", "content": text})),
             },
             Some((before, calls)) => {
                 let calls: Vec<Value> = calls
@@ -63,7 +73,7 @@ impl Completion {
                     .map(|(i, c)| {
                         json!({
                             "index": i,
-                            "id": format!("call_{}_{i}", &self.request_hash.to_string()[2..14]),
+                            "id": format!("call_{}_{i}", &self.request_hashes[choice].to_string()[2..14]),
                             "type": "function",
                             "function": {"name": c.name, "arguments": c.arguments.to_string()},
                         })
@@ -89,13 +99,14 @@ impl Completion {
     pub(super) fn receipt(
         &self,
         g: &Generated,
+        choice: usize,
         finish: &str,
         charged: Option<&Charged>,
     ) -> Receipt {
         ReceiptBody {
             version: RECEIPT_VERSION,
             kind: "llm".into(),
-            request_hash: self.request_hash,
+            request_hash: self.request_hashes[choice],
             model: self.cid,
             output_hash: llm_output_hash(&g.text, finish),
             mode: InferenceMode::Vanilla,
@@ -107,12 +118,72 @@ impl Completion {
         .sign(&self.s.key)
     }
 
-    pub(super) fn usage(g: &Generated) -> Value {
+    /// Usage of all choices: the prompt once, every generated token.
+    pub(super) fn usage(gs: &[Generated]) -> Value {
+        let prompt = gs.first().map_or(0, |g| g.prompt_tokens);
+        let completion: usize = gs.iter().map(|g| g.completion_tokens).sum();
         json!({
-            "prompt_tokens": g.prompt_tokens,
-            "completion_tokens": g.completion_tokens,
-            "total_tokens": g.prompt_tokens + g.completion_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         })
+    }
+
+    /// Log-probabilities in OpenAI's shape for this endpoint (`null` when
+    /// not asked for). `offset`: characters of the choice's text before them.
+    pub(super) fn logprobs_json(&self, lps: &[TokenLogprob], offset: usize) -> Value {
+        if !self.logprobs {
+            return Value::Null;
+        }
+        let entry = |text: &str, lp: f32| json!({"token": text, "logprob": lp, "bytes": text.as_bytes()});
+        if self.kind == "chat" {
+            let content: Vec<Value> = lps
+                .iter()
+                .map(|t| {
+                    let mut e = entry(&t.text, t.logprob);
+                    e["top_logprobs"] = t.top.iter().map(|(_, s, lp)| entry(s, *lp)).collect();
+                    e
+                })
+                .collect();
+            return json!({"content": content, "refusal": null});
+        }
+        let mut at = offset;
+        let mut offsets = vec![];
+        for t in lps {
+            offsets.push(at);
+            at += t.text.chars().count();
+        }
+        json!({
+            "tokens": lps.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+            "token_logprobs": lps.iter().map(|t| t.logprob).collect::<Vec<_>>(),
+            "top_logprobs": lps.iter().map(|t| {
+                t.top.iter().map(|(_, s, lp)| (s.clone(), json!(lp))).collect::<serde_json::Map<_, _>>()
+            }).collect::<Vec<_>>(),
+            "text_offset": offsets,
+        })
+    }
+
+    /// One finished choice as the whole response lists it, with its receipt.
+    fn choice(&self, i: usize, g: &Generated, charged: Option<&Charged>) -> (Value, Receipt) {
+        let settled = self.settle(g, i);
+        // the charge is the whole request's; the first choice's receipt signs it
+        let receipt = self.receipt(g, i, settled.finish, charged.filter(|_| i == 0));
+        let lp = self.logprobs_json(&g.logprobs, 0);
+        let mut choice = if self.kind == "chat" {
+            let message = settled
+                .tool_message
+                .clone()
+                .unwrap_or_else(|| json!({"role": "assistant", "content": g.text}));
+            json!({"index": i, "message": message, "logprobs": lp, "finish_reason": settled.finish})
+        } else {
+            json!({"index": i, "text": g.text, "logprobs": lp, "finish_reason": settled.finish})
+        };
+        choice["gradnet_receipt"] = json!(receipt);
+        if settled.tool_message.is_some() {
+            // what the receipt's output hash covers
+            choice["gradnet_output"] = json!(g.text);
+        }
+        (choice, receipt)
     }
 
     pub(super) fn object(&self, chunk: bool) -> &'static str {
@@ -127,44 +198,43 @@ impl Completion {
         self,
         mut rx: mpsc::UnboundedReceiver<Gen>,
     ) -> Result<Response, ApiError> {
-        let (g, charged) = loop {
+        let mut done = vec![];
+        let charged = loop {
             match rx.recv().await {
-                Some(Gen::Text(_)) => {}
-                Some(Gen::Done(r, c)) => break (r?, c),
+                Some(Gen::Text(..)) => {}
+                Some(Gen::Done(_, r)) => done.push(r?),
+                Some(Gen::End(c)) => break c,
                 None => return Err(ApiError::internal("generation ended without a result")),
             }
         };
-        let settled = self.settle(&g);
-        let receipt = self.receipt(&g, settled.finish, charged.as_ref());
-        let choice = if self.kind == "chat" {
-            let message = settled
-                .tool_message
-                .clone()
-                .unwrap_or_else(|| json!({"role": "assistant", "content": g.text}));
-            json!({"index": 0, "message": message, "logprobs": null, "finish_reason": settled.finish})
-        } else {
-            json!({"index": 0, "text": g.text, "logprobs": null, "finish_reason": settled.finish})
-        };
+        let mut choices = vec![];
+        let mut first = None;
+        for (i, g) in done.iter().enumerate() {
+            let (c, r) = self.choice(i, g, charged.as_ref());
+            first.get_or_insert((r, c.clone()));
+            choices.push(c);
+        }
+        let (receipt, c0) = first.ok_or_else(|| ApiError::internal("no choice was generated"))?;
+        let g0 = &done[0];
         let mut body = json!({
             "id": self.id,
             "object": self.object(false),
             "created": self.created,
             "model": self.name,
             "system_fingerprint": system_fingerprint(),
-            "choices": [choice],
-            "usage": Self::usage(&g),
+            "choices": choices,
+            "usage": Self::usage(&done),
             "gradnet_receipt": receipt,
         });
-        if settled.tool_message.is_some() {
-            // what the receipt's output hash covers
-            body["gradnet_output"] = json!(g.text);
+        if let Some(o) = c0.get("gradnet_output") {
+            body["gradnet_output"] = o.clone();
         }
         if self.kind != "chat" {
             // OpenGradient's SDK reads a completion's text at the top level
-            body["completion"] = json!(g.text);
+            body["completion"] = json!(g0.text);
         }
         if let Some(c) = &charged {
-            body["gradnet_charge"] = c.json(g.completion_tokens);
+            body["gradnet_charge"] = c.json(done.iter().map(|g| g.completion_tokens).max().unwrap_or(0));
         }
         let mut r = (StatusCode::OK, Json(body)).into_response();
         if let Some(c) = &charged {
@@ -177,11 +247,17 @@ impl Completion {
         Ok(r)
     }
 
-    pub(super) fn chunk(&self, delta_or_text: Value, finish_reason: Option<&str>) -> Value {
+    pub(super) fn chunk(
+        &self,
+        index: usize,
+        delta_or_text: Value,
+        logprobs: Value,
+        finish_reason: Option<&str>,
+    ) -> Value {
         let choice = if self.kind == "chat" {
-            json!({"index": 0, "delta": delta_or_text, "logprobs": null, "finish_reason": finish_reason})
+            json!({"index": index, "delta": delta_or_text, "logprobs": logprobs, "finish_reason": finish_reason})
         } else {
-            json!({"index": 0, "text": delta_or_text, "logprobs": null, "finish_reason": finish_reason})
+            json!({"index": index, "text": delta_or_text, "logprobs": logprobs, "finish_reason": finish_reason})
         };
         json!({
             "id": self.id,
