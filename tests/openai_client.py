@@ -1,10 +1,13 @@
-"""The official `openai` Python package against a gradnet node, unchanged:
-whole and streamed chat, completions, stop sequences, max_tokens -> length,
-usage counts, errors. Usage: openai_client.py BASE_URL (models `smollm2` and
+"""The official `openai` Python package and LangChain against a gradnet node,
+unchanged: whole and streamed chat, completions, stop sequences, max_tokens ->
+length, usage counts, structured outputs, log-probabilities, several choices,
+tool calls, errors. Usage: openai_client.py BASE_URL (models `smollm2` and
 `tiny` published)."""
+import json
 import sys
 
 import openai
+from pydantic import BaseModel, Field
 
 base = sys.argv[1]
 client = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
@@ -75,4 +78,106 @@ try:
     raise AssertionError("expected BadRequestError")
 except openai.BadRequestError as e:
     assert "wizard" in str(e)
+
+# structured outputs: the client's own `parse` sends a strict json_schema
+class City(BaseModel):
+    name: str = Field(max_length=40)
+    country: str = Field(max_length=40)
+    population_millions: float
+
+
+ask = [{"role": "user", "content": "Describe the city of Paris."}]
+r = client.chat.completions.parse(model="smollm2", messages=ask, response_format=City,
+                                  temperature=0, max_tokens=100)
+city = r.choices[0].message.parsed
+assert isinstance(city, City), r
+# properties come in the order the schema lists them
+assert r.choices[0].message.content.startswith('{"name"'), r.choices[0].message.content
+
+# log-probabilities: whole, streamed (the same), and on completions
+r = client.chat.completions.create(model="smollm2", messages=messages, temperature=0, max_tokens=10,
+                                   logprobs=True, top_logprobs=3)
+lp = r.choices[0].logprobs.content
+assert len(lp) == r.usage.completion_tokens, (len(lp), r.usage)
+for t in lp:
+    assert len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token, t
+    assert t.logprob <= 0 and t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob
+streamed = []
+for chunk in client.chat.completions.create(model="smollm2", messages=messages, temperature=0,
+                                            max_tokens=10, logprobs=True, top_logprobs=3, stream=True):
+    for c in chunk.choices:
+        if c.logprobs and c.logprobs.content:
+            streamed.extend(c.logprobs.content)
+assert [(t.token, t.logprob) for t in streamed] == [(t.token, t.logprob) for t in lp]
+c = client.completions.create(model="smollm2", prompt="The capital of France is", temperature=0,
+                              max_tokens=5, logprobs=2)
+assert len(c.choices[0].logprobs.tokens) == 5 and len(c.choices[0].logprobs.top_logprobs[0]) == 2, c
+assert c.choices[0].logprobs.text_offset[0] == 0
+
+# several choices: seeded, each with its receipt, the same again
+def two():
+    r = client.chat.completions.create(model="smollm2", messages=ask, temperature=0.9, seed=7,
+                                       max_tokens=12, n=2)
+    assert [c.index for c in r.choices] == [0, 1]
+    receipts = [c.model_extra["gradnet_receipt"] for c in r.choices]
+    assert receipts[0]["request_hash"] != receipts[1]["request_hash"]
+    return [c.message.content for c in r.choices]
+assert two() == two()
+
+# tool calls with a model whose template has no tools (the node teaches the
+# convention and constrains the answer to a valid call)
+tools = [{"type": "function", "function": {
+    "name": "get_weather", "description": "The current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}},
+                   "required": ["city"]}}}]
+weather = [{"role": "user", "content": "What is the weather like in Paris today?"}]
+r = client.chat.completions.create(model="smollm2", messages=weather, tools=tools,
+                                   tool_choice="required", temperature=0, max_tokens=60)
+call = r.choices[0].message.tool_calls[0]
+assert r.choices[0].finish_reason == "tool_calls", r
+assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments)["city"], str)
+# the call answered, the conversation goes on
+r2 = client.chat.completions.create(model="smollm2", tools=tools, temperature=0, max_tokens=60, messages=weather + [
+    r.choices[0].message.model_dump(exclude_none=True),
+    {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 24 degrees."},
+])
+assert r2.choices[0].finish_reason in ("stop", "tool_calls", "length"), r2
+
+# unknown endpoints answer with an error body
+try:
+    client.get("/nowhere", cast_to=object)
+    raise AssertionError("expected NotFoundError")
+except openai.NotFoundError as e:
+    assert "Unknown request URL" in str(e), e
+assert client.models.retrieve("smollm2").id == "smollm2"
 print("openai client: ok")
+
+# LangChain's OpenAI integration, unchanged
+from langchain_core.messages import ToolMessage  # noqa: E402
+from langchain_core.tools import tool  # noqa: E402
+from langchain_openai import ChatOpenAI  # noqa: E402
+
+llm = ChatOpenAI(model="smollm2", base_url=f"{base}/v1", api_key="unused", temperature=0, max_tokens=100)
+# with_structured_output's default method is response_format json_schema
+city = llm.with_structured_output(City).invoke("Describe the city of Paris.")
+assert isinstance(city, City), city
+text = "".join(c.content for c in llm.stream("Name three colours."))
+assert text, text
+
+
+@tool
+def get_weather(city: str) -> str:
+    """The current weather in a city."""
+    return f"Sunny in {city}, 24 degrees."
+
+
+bound = llm.bind_tools([get_weather], tool_choice="get_weather")
+msg = bound.invoke("What is the weather like in Paris today?")
+assert msg.tool_calls and msg.tool_calls[0]["name"] == "get_weather", msg
+answer = get_weather.invoke(msg.tool_calls[0]["args"])
+follow = llm.bind_tools([get_weather]).invoke([
+    ("human", "What is the weather like in Paris today?"), msg,
+    ToolMessage(answer, tool_call_id=msg.tool_calls[0]["id"]),
+])
+assert follow.content or follow.tool_calls, follow
+print("langchain: ok")

@@ -260,12 +260,42 @@ async fn bad_requests_get_precise_errors() {
     )
     .await;
     expect(
-        json!({"model": "tiny", "messages": hi, "n": 2}),
+        json!({"model": "tiny", "messages": hi, "n": 9}),
         400,
         "invalid_request",
-        "n must be 1",
+        "n must be between 1 and 8",
     )
     .await;
+    for (extra, needle) in [
+        (json!({"logprobs": "yes"}), "logprobs must be a boolean"),
+        (json!({"logprobs": true, "top_logprobs": 30}), "top_logprobs must be between 0 and 20"),
+        (json!({"top_logprobs": 2}), "needs logprobs: true"),
+        (json!({"logit_bias": {"abc": 1}}), "token ids, got `abc`"),
+        (json!({"logit_bias": {"5": 300}}), "logit_bias[5] must be a number in [-100, 100]"),
+        (json!({"logit_bias": {"99999": 1}}), "the vocabulary has 261 tokens"),
+        (json!({"audio": {"voice": "alloy"}}), "`audio`: audio output is not served"),
+        (json!({"modalities": ["text", "audio"]}), "only [\"text\"]"),
+        (json!({"functions": []}), "send `tools`"),
+        (json!({"response_format": {"type": "json_schema"}}), "json_schema.schema"),
+        (
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x",
+                "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "^a"}}}}}}),
+            "`pattern` is not supported",
+        ),
+    ] {
+        let mut body = json!({"model": "tiny", "messages": hi});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        expect(body, 400, "invalid_request", needle).await;
+    }
+    // documented fields that change nothing are accepted
+    let (s, v) = chat(
+        &base,
+        json!({"model": "tiny", "messages": hi, "max_tokens": 2, "store": false,
+            "metadata": {"k": "v"}, "service_tier": "auto", "user": "u1", "parallel_tool_calls": true,
+            "modalities": ["text"], "prompt_cache_key": "p", "safety_identifier": "s"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
     expect(
         json!({"model": "tiny", "messages": hi, "temperature": 7}),
         400,
@@ -289,17 +319,32 @@ async fn bad_requests_get_precise_errors() {
     .await;
     let tools = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]);
     expect(
-        json!({"model": "tiny", "messages": hi, "tools": tools}),
+        json!({"model": "tiny", "messages": hi, "tools": tools,
+            "tool_choice": {"type": "function", "function": {"name": "time"}}}),
         400,
         "invalid_request",
-        "does not support tools",
+        "tool_choice names `time`, which is not among the tools",
     )
     .await;
     expect(
-        json!({"model": "tiny", "messages": hi, "tools": tools, "tool_choice": "required"}),
+        json!({"model": "tiny", "messages": hi, "tool_choice": "required"}),
         400,
         "invalid_request",
-        "tool_choice",
+        "`tools` is empty",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "tools": tools, "tool_choice": "sometimes"}),
+        400,
+        "invalid_request",
+        "tool_choice must be",
+    )
+    .await;
+    expect(
+        json!({"model": "tiny", "messages": hi, "tools": tools, "response_format": {"type": "json_object"}}),
+        400,
+        "invalid_request",
+        "cannot be combined with tools",
     )
     .await;
     expect(
@@ -334,6 +379,31 @@ async fn bad_requests_get_precise_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // unknown URLs and methods answer with a JSON body that names them
+    for (method, path, status, needle) in [
+        ("POST", "/v1/nowhere", 404, "Unknown request URL: POST /v1/nowhere"),
+        ("GET", "/v1/models/nope", 404, "`nope` does not exist"),
+        ("DELETE", "/v1/chat/completions", 405, "does not take DELETE"),
+    ] {
+        let r = http()
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let v: Value = r.json().await.unwrap();
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{method} {path}: {v}");
+    }
+    let v: Value = http()
+        .get(format!("{base}/v1/models/tiny"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((v["id"].as_str(), v["object"].as_str()), (Some("tiny"), Some("model")), "{v}");
     // still serving
     let (s, _) = chat(
         &base,
