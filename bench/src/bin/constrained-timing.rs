@@ -57,7 +57,8 @@ fn main() {
             })
             .unwrap();
         let first = first.unwrap_or(started);
-        let per_token = first.elapsed().as_secs_f64() / g.completion_tokens.saturating_sub(1).max(1) as f64;
+        let per_token =
+            first.elapsed().as_secs_f64() / g.completion_tokens.saturating_sub(1).max(1) as f64;
         (per_token, g.completion_tokens)
     };
     let cases = [(0.0, false), (0.0, true), (0.8, false), (0.8, true)];

@@ -429,10 +429,7 @@ impl Sampling {
                     "top_logprobs",
                     format!("top_logprobs must be between 0 and 20, got {k}"),
                 )),
-                Some(_) if !on => Err(invalid(
-                    "top_logprobs",
-                    "top_logprobs needs logprobs: true",
-                )),
+                Some(_) if !on => Err(invalid("top_logprobs", "top_logprobs needs logprobs: true")),
                 Some(k) => Ok(Some(k as u8)),
             };
         }

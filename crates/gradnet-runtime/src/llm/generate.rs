@@ -303,11 +303,7 @@ fn likeliest(v: &[f32], k: usize) -> Vec<u32> {
     if k == 0 {
         return vec![];
     }
-    let better = |a: &u32, b: &u32| {
-        v[*b as usize]
-            .total_cmp(&v[*a as usize])
-            .then(a.cmp(b))
-    };
+    let better = |a: &u32, b: &u32| v[*b as usize].total_cmp(&v[*a as usize]).then(a.cmp(b));
     let mut idx: Vec<u32> = (0..v.len() as u32).collect();
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, better);

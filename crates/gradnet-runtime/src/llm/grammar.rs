@@ -221,7 +221,9 @@ impl<'a> Compiler<'a> {
                 .strip_prefix("#/")
                 .ok_or_else(|| format!("`$ref` `{r}` must point into this schema (#/$defs/…)"))?;
             path.split('/')
-                .try_fold(self.root, |v, p| v.get(p.replace("~1", "/").replace("~0", "~")))
+                .try_fold(self.root, |v, p| {
+                    v.get(p.replace("~1", "/").replace("~0", "~"))
+                })
                 .ok_or_else(|| format!("`$ref` `{r}` points at nothing"))?
         };
         // a placeholder first, so a schema that refers to itself terminates
@@ -706,15 +708,24 @@ mod tests {
             &person,
             &[
                 ("{\"age\": 31, \"name\": \"Ann\"}", Complete),
-                ("{\"age\":-3,\"name\":\"Ann\",\"pet\":null,\"tags\":[\"a\", \"b\"]}", Complete),
-                ("{\"age\": 31, \"name\": \"Ann\", \"pet\": \"cat\"}", Complete),
+                (
+                    "{\"age\":-3,\"name\":\"Ann\",\"pet\":null,\"tags\":[\"a\", \"b\"]}",
+                    Complete,
+                ),
+                (
+                    "{\"age\": 31, \"name\": \"Ann\", \"pet\": \"cat\"}",
+                    Complete,
+                ),
                 ("{\"name\": \"Ann\"", Invalid),
                 ("{\"age\": 31}", Invalid),
                 ("{\"age\": 3.5", Invalid),
                 ("{\"age\": 1, \"name\": \"Annabel\"", Invalid),
                 ("{\"age\": 1, \"name\": \"A\\u00e9\"}", Complete),
                 ("{\"age\": 1, \"name\": \"A\", \"tags\": [\"c\"", Invalid),
-                ("{\"age\": 1, \"name\": \"A\", \"tags\": [\"a\", \"a\", \"a\"", Invalid),
+                (
+                    "{\"age\": 1, \"name\": \"A\", \"tags\": [\"a\", \"a\", \"a\"",
+                    Invalid,
+                ),
                 ("{\"age\": 1, \"name\": \"A\", \"x\": 1", Invalid),
                 ("{\"age\": 1, \"name\": \"A\", \"pet\": 1", Invalid),
                 ("{\"age\":  1", Invalid),
@@ -730,7 +741,13 @@ mod tests {
     fn property_ordering_is_followed() {
         let s = json!({"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "integer"}},
             "required": ["a", "b"], "propertyOrdering": ["b", "a"]});
-        check(&s, &[("{\"b\": 1, \"a\": 2}", Prefix::Complete), ("{\"a\"", Prefix::Invalid)]);
+        check(
+            &s,
+            &[
+                ("{\"b\": 1, \"a\": 2}", Prefix::Complete),
+                ("{\"a\"", Prefix::Invalid),
+            ],
+        );
     }
 
     #[test]
@@ -746,7 +763,10 @@ mod tests {
         check(
             &tree,
             &[
-                ("{\"kids\": [{\"kids\": [], \"v\": 2.5e3}], \"v\": 1}", Complete),
+                (
+                    "{\"kids\": [{\"kids\": [], \"v\": 2.5e3}], \"v\": 1}",
+                    Complete,
+                ),
                 ("{\"kids\": [{\"kids\": [1]", Invalid),
             ],
         );
@@ -758,7 +778,10 @@ mod tests {
         check(
             &any,
             &[
-                ("{\"data\": [1, {\"x\": null}], \"kind\": 1, \"meta\": {\"a\": [true]}}", Complete),
+                (
+                    "{\"data\": [1, {\"x\": null}], \"kind\": 1, \"meta\": {\"a\": [true]}}",
+                    Complete,
+                ),
                 ("{\"data\": 0, \"kind\": false, \"meta\": {}}", Complete),
                 ("{\"data\": 0, \"kind\": 1, \"meta\": []}", Invalid),
                 ("{\"data\": 0, \"kind\": 2}", Invalid),
@@ -773,7 +796,10 @@ mod tests {
             (json!({"type": "date"}), "date"),
             (json!({"$ref": "#/$defs/none"}), "points at nothing"),
             (json!({"$ref": "http://x/y"}), "into this schema"),
-            (json!({"type": "object", "properties": {}, "required": ["a"]}), "`a`"),
+            (
+                json!({"type": "object", "properties": {}, "required": ["a"]}),
+                "`a`",
+            ),
             (json!({"enum": []}), "empty"),
         ] {
             let e = Grammar::from_schema(&schema).unwrap_err();
@@ -790,7 +816,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(
-            g.start().feed(&g, "<tool_call>\n{\"name\": \"f\"}\n</tool_call>"),
+            g.start()
+                .feed(&g, "<tool_call>\n{\"name\": \"f\"}\n</tool_call>"),
             Prefix::Complete
         );
         assert_eq!(g.start().feed(&g, "{\"name\""), Prefix::Invalid);

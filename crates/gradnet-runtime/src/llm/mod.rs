@@ -28,9 +28,7 @@ use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use serde::Serialize;
 
-pub use generate::{
-    FinishReason, Generated, Piece, SamplingParams, TokenLogprob, PREFILL_CHUNK,
-};
+pub use generate::{FinishReason, Generated, Piece, SamplingParams, TokenLogprob, PREFILL_CHUNK};
 pub use template::ChatMessage;
 
 use crate::error::{Result, RuntimeError};

@@ -214,7 +214,8 @@ mod tests {
             }
         );
         assert_eq!(calls[1].arguments, json!({"tz": "CET"}));
-        let generic = "{\"tool_calls\": [{\"name\": \"weather\", \"arguments\": {\"city\": \"Paris\"}}]}";
+        let generic =
+            "{\"tool_calls\": [{\"name\": \"weather\", \"arguments\": {\"city\": \"Paris\"}}]}";
         assert_eq!(parse_generic(generic).unwrap().1[0].name, "weather");
         assert_eq!(
             parse_generic("{\"response\": \"Hi.\"}").unwrap(),

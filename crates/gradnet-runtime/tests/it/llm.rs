@@ -455,7 +455,11 @@ fn schema_constrained_answers_validate() {
         let v: serde_json::Value = serde_json::from_str(&out.text).expect(&out.text);
         assert!(v["ok"].is_boolean() && v["n"].is_i64(), "{v}");
         assert!(v["tag"] == "he" || v["tag"] == "ll", "{v}");
-        assert!(out.text.starts_with("{\"tag\":"), "in the order given: {}", out.text);
+        assert!(
+            out.text.starts_with("{\"tag\":"),
+            "in the order given: {}",
+            out.text
+        );
         // the same request, the same bits
         assert_eq!(out, m.generate(&ids, &p, |_| true).unwrap());
     }
@@ -497,6 +501,10 @@ fn logprobs_are_reported_and_reproducible() {
         ..p.clone()
     };
     let g2 = m.generate(&ids, &forced, |_| true).unwrap();
-    assert!(g2.logprobs.iter().all(|t| t.token == b'x' as u32), "{:?}", g2.text);
+    assert!(
+        g2.logprobs.iter().all(|t| t.token == b'x' as u32),
+        "{:?}",
+        g2.text
+    );
     assert!(g2.logprobs[0].logprob <= g2.logprobs[0].top[0].2);
 }

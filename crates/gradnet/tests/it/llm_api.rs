@@ -268,15 +268,30 @@ async fn bad_requests_get_precise_errors() {
     .await;
     for (extra, needle) in [
         (json!({"logprobs": "yes"}), "logprobs must be a boolean"),
-        (json!({"logprobs": true, "top_logprobs": 30}), "top_logprobs must be between 0 and 20"),
+        (
+            json!({"logprobs": true, "top_logprobs": 30}),
+            "top_logprobs must be between 0 and 20",
+        ),
         (json!({"top_logprobs": 2}), "needs logprobs: true"),
         (json!({"logit_bias": {"abc": 1}}), "token ids, got `abc`"),
-        (json!({"logit_bias": {"5": 300}}), "logit_bias[5] must be a number in [-100, 100]"),
-        (json!({"logit_bias": {"99999": 1}}), "the vocabulary has 261 tokens"),
-        (json!({"audio": {"voice": "alloy"}}), "`audio`: audio output is not served"),
+        (
+            json!({"logit_bias": {"5": 300}}),
+            "logit_bias[5] must be a number in [-100, 100]",
+        ),
+        (
+            json!({"logit_bias": {"99999": 1}}),
+            "the vocabulary has 261 tokens",
+        ),
+        (
+            json!({"audio": {"voice": "alloy"}}),
+            "`audio`: audio output is not served",
+        ),
         (json!({"modalities": ["text", "audio"]}), "only [\"text\"]"),
         (json!({"functions": []}), "send `tools`"),
-        (json!({"response_format": {"type": "json_schema"}}), "json_schema.schema"),
+        (
+            json!({"response_format": {"type": "json_schema"}}),
+            "json_schema.schema",
+        ),
         (
             json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x",
                 "schema": {"type": "object", "properties": {"a": {"type": "string", "pattern": "^a"}}}}}}),
@@ -284,7 +299,9 @@ async fn bad_requests_get_precise_errors() {
         ),
     ] {
         let mut body = json!({"model": "tiny", "messages": hi});
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         expect(body, 400, "invalid_request", needle).await;
     }
     // documented fields that change nothing are accepted
@@ -381,9 +398,19 @@ async fn bad_requests_get_precise_errors() {
     assert_eq!(r.status(), 400);
     // unknown URLs and methods answer with a JSON body that names them
     for (method, path, status, needle) in [
-        ("POST", "/v1/nowhere", 404, "Unknown request URL: POST /v1/nowhere"),
+        (
+            "POST",
+            "/v1/nowhere",
+            404,
+            "Unknown request URL: POST /v1/nowhere",
+        ),
         ("GET", "/v1/models/nope", 404, "`nope` does not exist"),
-        ("DELETE", "/v1/chat/completions", 405, "does not take DELETE"),
+        (
+            "DELETE",
+            "/v1/chat/completions",
+            405,
+            "does not take DELETE",
+        ),
     ] {
         let r = http()
             .request(method.parse().unwrap(), format!("{base}{path}"))
@@ -403,7 +430,11 @@ async fn bad_requests_get_precise_errors() {
         .json()
         .await
         .unwrap();
-    assert_eq!((v["id"].as_str(), v["object"].as_str()), (Some("tiny"), Some("model")), "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["object"].as_str()),
+        (Some("tiny"), Some("model")),
+        "{v}"
+    );
     // still serving
     let (s, _) = chat(
         &base,

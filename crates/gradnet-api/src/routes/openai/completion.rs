@@ -135,7 +135,8 @@ impl Completion {
         if !self.logprobs {
             return Value::Null;
         }
-        let entry = |text: &str, lp: f32| json!({"token": text, "logprob": lp, "bytes": text.as_bytes()});
+        let entry =
+            |text: &str, lp: f32| json!({"token": text, "logprob": lp, "bytes": text.as_bytes()});
         if self.kind == "chat" {
             let content: Vec<Value> = lps
                 .iter()
@@ -234,7 +235,8 @@ impl Completion {
             body["completion"] = json!(g0.text);
         }
         if let Some(c) = &charged {
-            body["gradnet_charge"] = c.json(done.iter().map(|g| g.completion_tokens).max().unwrap_or(0));
+            body["gradnet_charge"] =
+                c.json(done.iter().map(|g| g.completion_tokens).max().unwrap_or(0));
         }
         let mut r = (StatusCode::OK, Json(body)).into_response();
         if let Some(c) = &charged {

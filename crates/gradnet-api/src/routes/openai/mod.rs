@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use alloy_primitives::U256;
 use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
-use alloy_primitives::U256;
 use gradnet_runtime::llm::grammar::Grammar;
 use gradnet_runtime::llm::tools::{self, ToolStyle};
 use gradnet_runtime::llm::{ChatMessage, Generated, LlmModel, SamplingParams, TokenLogprob};
@@ -135,9 +135,8 @@ pub(crate) async fn chat(
         }
         if forced || style == ToolStyle::Generic {
             constraint = Some(
-                tools::call_constraint(style, t, only, parallel, !forced).map_err(|e| {
-                    ApiError::bad_request("invalid_request", e).with_param("tools")
-                })?,
+                tools::call_constraint(style, t, only, parallel, !forced)
+                    .map_err(|e| ApiError::bad_request("invalid_request", e).with_param("tools"))?,
             );
         }
         parse = Some(style);
@@ -177,8 +176,7 @@ fn response_format(
                 .as_ref()
                 .and_then(|j| j.schema.as_ref())
                 .ok_or_else(|| bad("json_schema needs `json_schema.schema`".into()))?;
-            Grammar::from_schema(&schema.0)
-                .map_err(|e| bad(format!("json_schema.schema: {e}")))?;
+            Grammar::from_schema(&schema.0).map_err(|e| bad(format!("json_schema.schema: {e}")))?;
             Ok((false, Some(json!({"schema": schema.0}))))
         }
         Some(f) => Err(bad(format!(
@@ -450,7 +448,11 @@ async fn serve(
                 let out = slot.generate(&model, &ids, &params, |piece| {
                     !cancelled.load(Ordering::Relaxed)
                         && tx
-                            .send(Gen::Text(i, piece.text.to_string(), piece.logprobs.to_vec()))
+                            .send(Gen::Text(
+                                i,
+                                piece.text.to_string(),
+                                piece.logprobs.to_vec(),
+                            ))
                             .is_ok()
                 });
                 if let Ok(g) = &out {

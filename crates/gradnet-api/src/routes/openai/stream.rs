@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::completion::Completion;
 use super::{CancelOnDrop, Gen};
-use gradnet_runtime::llm::Generated;
 use crate::error::ApiError;
+use gradnet_runtime::llm::Generated;
 
 fn data(v: &Value) -> Result<Event, Infallible> {
     Ok(Event::default().data(v.to_string()))
@@ -125,7 +125,8 @@ pub(super) fn stream_events(
                                 None => json!({"content": g.text}),
                             };
                             let lp = st.a.logprobs_json(&g.logprobs, 0);
-                            st.pending.push_back(data(&st.a.chunk(i, held, lp, None)).unwrap());
+                            st.pending
+                                .push_back(data(&st.a.chunk(i, held, lp, None)).unwrap());
                         } else {
                             // log-probabilities of tokens whose text was still held back
                             let sent = g.logprobs.len().min(st.sent_lps[i]);
@@ -136,7 +137,8 @@ pub(super) fn stream_events(
                                 st.pending.push_back(data(&v).unwrap());
                             }
                         }
-                        let mut last = st.a.chunk(i, delta(st.a.kind, ""), Value::Null, Some(settled.finish));
+                        let mut last =
+                            st.a.chunk(i, delta(st.a.kind, ""), Value::Null, Some(settled.finish));
                         last["gradnet_receipt"] =
                             serde_json::to_value(&receipt).unwrap_or_default();
                         if settled.tool_message.is_some() {
