@@ -87,8 +87,11 @@ class City(BaseModel):
 
 
 ask = [{"role": "user", "content": "Describe the city of Paris."}]
-r = client.chat.completions.parse(model="smollm2", messages=ask, response_format=City,
-                                  temperature=0, max_tokens=100)
+try:
+    r = client.chat.completions.parse(model="smollm2", messages=ask, response_format=City,
+                                      temperature=0, max_tokens=100)
+except openai.LengthFinishReasonError as e:
+    raise AssertionError(e.completion.choices[0].message.content)
 city = r.choices[0].message.parsed
 assert isinstance(city, City), r
 # properties come in the order the schema lists them

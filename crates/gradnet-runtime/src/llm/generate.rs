@@ -385,14 +385,21 @@ impl LlmModel {
                 }
             }
         }
-        // a valid continuation is nearly always among the first few hundred
+        // a valid continuation is nearly always among the first few hundred;
+        // when the model wants none of them (it was not asked for JSON), the
+        // whole vocabulary is searched in the same order
         let mut allowed = vec![];
-        for t in likeliest(v, 512) {
-            if valid(t) {
-                allowed.push(t);
-                if allowed.len() == 64 {
-                    break;
+        for n in [512, v.len()] {
+            for t in likeliest(v, n) {
+                if valid(t) {
+                    allowed.push(t);
+                    if allowed.len() == 64 {
+                        break;
+                    }
                 }
+            }
+            if !allowed.is_empty() {
+                break;
             }
         }
         if allowed.is_empty() {

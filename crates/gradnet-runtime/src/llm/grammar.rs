@@ -14,7 +14,8 @@
 //! are accepted and not enforced; `pattern`, `prefixItems`, `not`,
 //! `if`/`then` and `patternProperties` are refused by name. Whitespace: one
 //! optional space after `:` and `,`, none elsewhere (a model left free to
-//! pad tends to pad forever).
+//! pad tends to pad forever); numbers have at most 16 digits before the
+//! point and 8 after, for the same reason.
 
 use std::collections::HashMap;
 use std::sync::Arc as Rc;
@@ -397,6 +398,15 @@ impl GrammarState {
     }
 }
 
+/// Numbers are cut at 16 digits before the point and 8 after (and 3 of
+/// exponent): a model otherwise writes digits until it runs out of tokens.
+fn short_number(t: &str) -> bool {
+    let (mantissa, exp) = t.split_once(['e', 'E']).unwrap_or((t, ""));
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).count();
+    digits(int) <= 16 && digits(frac) <= 8 && digits(exp) <= 3
+}
+
 fn number_char(c: char, integer: bool) -> bool {
     c.is_ascii_digit() || c == '-' || (!integer && matches!(c, '.' | 'e' | 'E' | '+'))
 }
@@ -544,7 +554,7 @@ fn step(g: &Grammar, mut t: Vec<Frame>, c: char, out: &mut Vec<Vec<Frame>>, dept
         Frame::Num { mut text, integer } => {
             if number_char(c, integer) {
                 text.push(c);
-                if super::json::number_prefix(&text) {
+                if super::json::number_prefix(&text) && short_number(&text) {
                     go(t, &[Frame::Num { text, integer }]);
                 }
             } else if super::json::valid_number(&text) {
@@ -719,6 +729,7 @@ mod tests {
                 ("{\"name\": \"Ann\"", Invalid),
                 ("{\"age\": 31}", Invalid),
                 ("{\"age\": 3.5", Invalid),
+                ("{\"age\": 12345678901234567", Invalid),
                 ("{\"age\": 1, \"name\": \"Annabel\"", Invalid),
                 ("{\"age\": 1, \"name\": \"A\\u00e9\"}", Complete),
                 ("{\"age\": 1, \"name\": \"A\", \"tags\": [\"c\"", Invalid),
