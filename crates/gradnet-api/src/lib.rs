@@ -112,6 +112,8 @@ pub struct Inner {
     workers: Arc<Semaphore>,
     /// Loaded LLMs.
     pub llm: Arc<LlmRuntime>,
+    /// Loaded embedding models.
+    pub embed: Arc<gradnet_runtime::embed::EmbedRuntime>,
     /// Places for admitted LLM requests (running + queued).
     llm_admission: Arc<Semaphore>,
     /// Permits for running LLM generations (FIFO: fair to waiting clients).
@@ -145,6 +147,7 @@ impl AppState {
             admission: Arc::new(Semaphore::new(workers + config.queue_depth)),
             workers: Arc::new(Semaphore::new(workers)),
             llm: Arc::new(LlmRuntime::new(config.llm_cache_bytes)),
+            embed: Arc::default(),
             llm_admission: Arc::new(Semaphore::new(
                 config.llm_slots.max(1) + config.llm_queue_depth,
             )),
@@ -254,6 +257,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(routes::openai::get_model))
         .route("/v1/chat/completions", post(routes::openai::chat))
         .route("/v1/completions", post(routes::openai::completions))
+        .route(
+            "/v1/embeddings",
+            post(routes::openai::embeddings::embeddings),
+        )
         .layer(json_limit)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -5,6 +5,7 @@
 //! (gradnet's deterministic engine by default, onnxruntime optionally) is
 //! named in every receipt with its profile.
 
+pub mod embed;
 mod engines;
 mod error;
 pub mod generated;

@@ -138,6 +138,13 @@ async fn receive(
         let llm = s.llm.clone();
         // loaded now, it is also warm for the first request
         tokio::task::spawn_blocking(move || llm.load(blob.cid, &bytes)).await??;
+    } else if file.ends_with(".safetensors") {
+        // an embedding model must load; other safetensors files are data
+        let bytes = s.hub.read_all(&blob.cid).await?;
+        if gradnet_runtime::embed::is_embedding_file(&bytes) {
+            let embed = s.embed.clone();
+            tokio::task::spawn_blocking(move || embed.load(blob.cid, &bytes)).await??;
+        }
     }
     Ok(Received { file, blob, report })
 }

@@ -2,5 +2,6 @@
 //! engine, and LLMs from GGUF.
 
 mod decoders;
+mod embed;
 mod llm;
 mod runtime;

@@ -28,6 +28,7 @@ use crate::inference::Caller;
 use crate::AppState;
 
 mod completion;
+pub(crate) mod embeddings;
 mod stream;
 
 use completion::Completion;

@@ -1,0 +1,230 @@
+//! A BERT encoder (the family of MiniLM, BGE, E5, GTE) on the kernels of
+//! `kernels`. Sequences are never padded: the linear layers run over every
+//! token of a batch at once and attention runs per sequence, so a text's
+//! vector does not depend on what it was batched with.
+
+use safetensors::SafeTensors;
+
+use super::kernels::{dot, linear};
+use crate::error::{Result, RuntimeError};
+
+/// Shape settings from the model's `config.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub(crate) struct Config {
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub hidden_act: Option<String>,
+}
+
+fn default_eps() -> f64 {
+    1e-12
+}
+
+struct Linear {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    k: usize,
+}
+
+struct Norm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+}
+
+struct Layer {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    norm1: Norm,
+    up: Linear,
+    down: Linear,
+    norm2: Norm,
+}
+
+pub(crate) struct Bert {
+    pub cfg: Config,
+    words: Vec<f32>,
+    positions: Vec<f32>,
+    types: Vec<f32>,
+    norm: Norm,
+    layers: Vec<Layer>,
+    eps: f32,
+}
+
+fn tensor(st: &SafeTensors, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let t = st
+        .tensor(name)
+        .map_err(|e| RuntimeError::Unloadable(format!("`{name}`: {e}")))?;
+    if t.dtype() != safetensors::Dtype::F32 || t.shape() != shape {
+        return Err(RuntimeError::Unloadable(format!(
+            "`{name}` is {:?} {:?}; expected F32 {shape:?}",
+            t.dtype(),
+            t.shape()
+        )));
+    }
+    Ok(t.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+impl Bert {
+    pub(crate) fn load(st: &SafeTensors, cfg: Config, vocab: usize) -> Result<Bert> {
+        if cfg.hidden_act.as_deref().is_some_and(|a| a != "gelu") {
+            return Err(RuntimeError::Unloadable(format!(
+                "hidden_act `{}` is not supported (gelu is)",
+                cfg.hidden_act.as_deref().unwrap_or_default()
+            )));
+        }
+        let h = cfg.hidden_size;
+        if cfg.num_attention_heads == 0 || h % cfg.num_attention_heads != 0 {
+            return Err(RuntimeError::Unloadable(
+                "hidden_size is not a multiple of num_attention_heads".into(),
+            ));
+        }
+        // the weights may be stored with or without the `bert.` prefix
+        let prefix = if st.tensor("bert.embeddings.word_embeddings.weight").is_ok() {
+            "bert."
+        } else {
+            ""
+        };
+        let t = |n: &str, shape: &[usize]| tensor(st, &format!("{prefix}{n}"), shape);
+        let lin = |n: &str, out: usize, inp: usize| -> Result<Linear> {
+            Ok(Linear {
+                w: t(&format!("{n}.weight"), &[out, inp])?,
+                b: t(&format!("{n}.bias"), &[out])?,
+                k: inp,
+            })
+        };
+        let norm = |n: &str| -> Result<Norm> {
+            Ok(Norm {
+                g: t(&format!("{n}.weight"), &[h])?,
+                b: t(&format!("{n}.bias"), &[h])?,
+            })
+        };
+        let ff = cfg.intermediate_size;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| {
+                let p = format!("encoder.layer.{i}");
+                Ok(Layer {
+                    q: lin(&format!("{p}.attention.self.query"), h, h)?,
+                    k: lin(&format!("{p}.attention.self.key"), h, h)?,
+                    v: lin(&format!("{p}.attention.self.value"), h, h)?,
+                    o: lin(&format!("{p}.attention.output.dense"), h, h)?,
+                    norm1: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                    up: lin(&format!("{p}.intermediate.dense"), ff, h)?,
+                    down: lin(&format!("{p}.output.dense"), h, ff)?,
+                    norm2: norm(&format!("{p}.output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Bert {
+            words: t("embeddings.word_embeddings.weight", &[vocab, h])?,
+            positions: t(
+                "embeddings.position_embeddings.weight",
+                &[cfg.max_position_embeddings, h],
+            )?,
+            types: t("embeddings.token_type_embeddings.weight", &[2, h])
+                .or_else(|_| t("embeddings.token_type_embeddings.weight", &[1, h]))?,
+            norm: norm("embeddings.LayerNorm")?,
+            layers,
+            eps: cfg.layer_norm_eps as f32,
+            cfg,
+        })
+    }
+
+    /// The last hidden state of each sequence (`[len, hidden]` each).
+    pub(crate) fn forward(&self, seqs: &[Vec<u32>], threads: usize) -> Vec<Vec<f32>> {
+        let h = self.cfg.hidden_size;
+        let mut x: Vec<f32> = Vec::with_capacity(seqs.iter().map(Vec::len).sum::<usize>() * h);
+        for s in seqs {
+            for (pos, &id) in s.iter().enumerate() {
+                let w = &self.words[id as usize * h..][..h];
+                let p = &self.positions[pos * h..][..h];
+                x.extend((0..h).map(|d| w[d] + p[d] + self.types[d]));
+            }
+        }
+        self.layer_norm(&mut x, &self.norm);
+        for l in &self.layers {
+            let lin = |x: &[f32], l: &Linear| linear(x, &l.w, &l.b, l.k, threads);
+            let (q, k, v) = (lin(&x, &l.q), lin(&x, &l.k), lin(&x, &l.v));
+            let ctx = self.attention(seqs, &q, &k, &v);
+            let mut a = lin(&ctx, &l.o);
+            a.iter_mut().zip(&x).for_each(|(a, x)| *a += x);
+            self.layer_norm(&mut a, &l.norm1);
+            let mut up = lin(&a, &l.up);
+            up.iter_mut().for_each(|u| *u = gelu(*u));
+            let mut down = lin(&up, &l.down);
+            down.iter_mut().zip(&a).for_each(|(d, a)| *d += a);
+            self.layer_norm(&mut down, &l.norm2);
+            x = down;
+        }
+        let mut out = vec![];
+        let mut at = 0;
+        for s in seqs {
+            out.push(x[at * h..(at + s.len()) * h].to_vec());
+            at += s.len();
+        }
+        out
+    }
+
+    /// Multi-head self-attention of each sequence over itself.
+    fn attention(&self, seqs: &[Vec<u32>], q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
+        let h = self.cfg.hidden_size;
+        let heads = self.cfg.num_attention_heads;
+        let d = h / heads;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut out = vec![0f32; q.len()];
+        let mut at = 0;
+        let mut p = vec![];
+        for s in seqs {
+            let n = s.len();
+            for head in 0..heads {
+                let col = |t: usize| (at + t) * h + head * d;
+                for i in 0..n {
+                    let qi = &q[col(i)..col(i) + d];
+                    p.clear();
+                    p.extend((0..n).map(|j| dot(qi, &k[col(j)..col(j) + d]) * scale));
+                    let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0f32;
+                    for e in p.iter_mut() {
+                        *e = libm::expf(*e - m);
+                        sum += *e;
+                    }
+                    let o = &mut out[col(i)..col(i) + d];
+                    for (j, e) in p.iter().enumerate() {
+                        let w = e / sum;
+                        let vj = &v[col(j)..col(j) + d];
+                        o.iter_mut().zip(vj).for_each(|(o, v)| *o += w * v);
+                    }
+                }
+            }
+            at += n;
+        }
+        out
+    }
+
+    fn layer_norm(&self, x: &mut [f32], n: &Norm) {
+        let h = self.cfg.hidden_size;
+        for row in x.chunks_exact_mut(h) {
+            let mean = row.iter().sum::<f32>() / h as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / h as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) * inv * n.g[i] + n.b[i];
+            }
+        }
+    }
+}
+
+/// BERT's exact GELU, with a portable `erf`.
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
