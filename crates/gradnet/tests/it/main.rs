@@ -14,6 +14,7 @@ mod consensus;
 mod console;
 mod cpu_generations;
 mod crash_points;
+mod embeddings;
 mod gateway;
 mod llm_api;
 mod network_faults;
