@@ -2,7 +2,7 @@
 //! machine's, and the same binary under `qemu-x86_64 -cpu Haswell` (AVX2 +
 //! FMA) and `-cpu Nehalem` (SSE4.2 only). Their engines pick different
 //! kernels, yet a QUORUM call agrees 3 of 3 and nobody is slashed, and each
-//! node's `/v1/infer` signs the same output hash.
+//! node's `/v1/infer` and `/v1/embeddings` sign the same output hash.
 
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
@@ -62,6 +62,24 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
         })
         .collect();
     assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+
+    // sentence embeddings (AVX2 natively and under Haswell, portable under
+    // Nehalem): the same vectors, the same signed output hash
+    let minilm = std::fs::read(common::real_model("all-minilm-l6-v2.safetensors")).unwrap();
+    let embedded: Vec<serde_json::Value> = net
+        .inference
+        .iter()
+        .map(|u| {
+            rt.block_on(common::publish(u, "minilm", "minilm.safetensors", minilm.clone()));
+            let (s, r) = rt.block_on(common::post(
+                &format!("{u}/v1/embeddings"),
+                serde_json::json!({"model": "minilm", "input": ["A cat sits on the mat.", "Verifiable inference on any CPU: héllo, 12345!"]}),
+            ));
+            assert_eq!(s, 200, "{r}");
+            r["gradnet_receipt"]["output_hash"].clone()
+        })
+        .collect();
+    assert!(embedded.iter().all(|h| *h == embedded[0]), "{embedded:?}");
 
     // on chain: a QUORUM-3 call from the demo contract
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
