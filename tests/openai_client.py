@@ -153,6 +153,13 @@ try:
 except openai.NotFoundError as e:
     assert "Unknown request URL" in str(e), e
 assert client.models.retrieve("smollm2").id == "smollm2"
+
+# embeddings: floats, and base64 (the client's default) decoded to the same
+e = client.embeddings.create(model="minilm", input=["A cat sits on the mat.", "A kitten is on a rug."],
+                             encoding_format="float")
+assert len(e.data) == 2 and len(e.data[0].embedding) == 384 and e.usage.prompt_tokens > 0
+b = client.embeddings.create(model="minilm", input="A cat sits on the mat.")
+assert b.data[0].embedding == e.data[0].embedding
 print("openai client: ok")
 
 # LangChain's OpenAI integration, unchanged
@@ -183,4 +190,13 @@ follow = llm.bind_tools([get_weather]).invoke([
     ToolMessage(answer, tool_call_id=msg.tool_calls[0]["id"]),
 ])
 assert follow.content or follow.tool_calls, follow
+from langchain_openai import OpenAIEmbeddings  # noqa: E402
+
+# LangChain counts tokens with OpenAI's tokenizer unless told the model is not OpenAI's
+emb = OpenAIEmbeddings(model="minilm", base_url=f"{base}/v1", api_key="unused",
+                       check_embedding_ctx_length=False)
+docs = emb.embed_documents(["A cat sits on the mat.", "Stock markets fell sharply today."])
+q = emb.embed_query("A kitten is on a rug.")
+assert len(docs) == 2 and len(q) == 384
+assert sum(a * b for a, b in zip(q, docs[0])) > sum(a * b for a, b in zip(q, docs[1]))
 print("langchain: ok")

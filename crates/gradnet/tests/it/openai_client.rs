@@ -19,6 +19,8 @@ async fn the_official_openai_client_works_unchanged() {
     let bytes = std::fs::read(real_model("smollm2-135m-instruct-q4_1.gguf")).unwrap();
     publish(&node.url, "smollm2", "smollm2.gguf", bytes).await;
     publish(&node.url, "tiny", "tiny.gguf", sample::tiny_llama(3)).await;
+    let minilm = std::fs::read(real_model("all-minilm-l6-v2.safetensors")).unwrap();
+    publish(&node.url, "minilm", "minilm.safetensors", minilm).await;
     let script = format!(
         "{}/../../tests/openai_client.py",
         env!("CARGO_MANIFEST_DIR")

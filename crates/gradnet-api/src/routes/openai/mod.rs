@@ -41,7 +41,8 @@ impl From<Invalid> for ApiError {
     }
 }
 
-/// `GET /v1/models`: repositories whose latest version holds a GGUF file.
+/// `GET /v1/models`: repositories whose latest version holds a GGUF file
+/// (an LLM) or a safetensors file (an embedding model).
 pub(crate) async fn list_models(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"object": "list", "data": models(&s)?})))
 }
@@ -49,7 +50,10 @@ pub(crate) async fn list_models(State(s): State<AppState>) -> Result<Json<Value>
 fn models(s: &AppState) -> Result<Vec<Value>, ApiError> {
     let mut data = vec![];
     for r in s.hub.list_repos()? {
-        if s.hub.find_file(&r.name, None, ".gguf").is_ok() {
+        // LLMs and embedding models
+        if s.hub.find_file(&r.name, None, ".gguf").is_ok()
+            || s.hub.find_file(&r.name, None, ".safetensors").is_ok()
+        {
             data.push(json!({
                 "id": r.name,
                 "object": "model",
