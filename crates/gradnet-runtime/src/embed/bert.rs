@@ -84,7 +84,7 @@ impl Bert {
             )));
         }
         let h = cfg.hidden_size;
-        if cfg.num_attention_heads == 0 || h % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !h.is_multiple_of(cfg.num_attention_heads) {
             return Err(RuntimeError::Unloadable(
                 "hidden_size is not a multiple of num_attention_heads".into(),
             ));
