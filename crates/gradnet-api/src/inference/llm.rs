@@ -37,12 +37,18 @@ impl AppState {
             }
             return Ok(found?);
         }
+        self.find_named(name, ".gguf")
+    }
+
+    /// The file ending in `ext` in the repository `repo[@version]` that
+    /// `name` is (its latest version when none is given).
+    pub(crate) fn find_named(&self, name: &str, ext: &str) -> Result<ContentId, ApiError> {
         let (repo, version) = match name.split_once('@') {
             Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),
             None => (name, None),
         };
         self.hub
-            .find_file(repo, version, ".gguf")
+            .find_file(repo, version, ext)
             .map(|f| f.cid)
             .map_err(|e| match e {
                 gradnet_hub::HubError::NotFound(_) | gradnet_hub::HubError::Invalid(_) => {

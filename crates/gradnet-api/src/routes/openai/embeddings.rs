@@ -182,21 +182,7 @@ impl AppState {
                     })?;
             return Ok(self.hub.resolve_model(&r).await?);
         }
-        let (repo, version) = match name.split_once('@') {
-            Some((r, v)) => (r, Some(v).filter(|v| !v.is_empty() && *v != "latest")),
-            None => (name, None),
-        };
-        self.hub
-            .find_file(repo, version, ".safetensors")
-            .map(|f| f.cid)
-            .map_err(|e| match e {
-                gradnet_hub::HubError::NotFound(_) | gradnet_hub::HubError::Invalid(_) => {
-                    ApiError::not_found(format!(
-                        "The model `{name}` does not exist or is not an embedding model ({e})"
-                    ))
-                }
-                e => e.into(),
-            })
+        self.find_named(name, ".safetensors")
     }
 
     /// The loaded embedding model, from the cache or read (verified) from the hub.
