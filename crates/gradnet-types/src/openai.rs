@@ -118,16 +118,29 @@ impl<'de> serde::de::Visitor<'de> for OrderedVisitor {
 }
 
 /// `v` without the `propertyOrdering` entries `Ordered` added (what a chat
-/// template shows the model).
+/// template shows the model), keys sorted as in [`canonical`].
 pub fn without_ordering(v: &Value) -> Value {
+    canonical_where(v, &|k| k != "propertyOrdering")
+}
+
+/// `v` with every object's keys in sorted order, whichever way this build's
+/// JSON maps keep them: what is hashed or shown to a model must not depend
+/// on how the node was compiled.
+pub fn canonical(v: &Value) -> Value {
+    canonical_where(v, &|_| true)
+}
+
+fn canonical_where(v: &Value, keep: &dyn Fn(&str) -> bool) -> Value {
     match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| k.as_str() != "propertyOrdering")
-                .map(|(k, v)| (k.clone(), without_ordering(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(without_ordering).collect()),
+        Value::Object(m) => {
+            let sorted: std::collections::BTreeMap<&String, Value> = m
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k, canonical_where(v, keep)))
+                .collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(|x| canonical_where(x, keep)).collect()),
         x => x.clone(),
     }
 }

@@ -293,11 +293,10 @@ impl<'a> Compiler<'a> {
                         }
                     }
                 }
-                for k in props.keys() {
-                    if !keys.contains(&k) {
-                        keys.push(k);
-                    }
-                }
+                // sorted here: how a build's JSON maps order keys varies
+                let mut rest: Vec<&String> = props.keys().filter(|k| !keys.contains(k)).collect();
+                rest.sort();
+                keys.extend(rest);
                 let mut list = vec![];
                 for k in keys {
                     let v = &props[k];

@@ -15,8 +15,8 @@ use gradnet_runtime::llm::grammar::Grammar;
 use gradnet_runtime::llm::tools::{self, ToolStyle};
 use gradnet_runtime::llm::{ChatMessage, Generated, LlmModel, SamplingParams, TokenLogprob};
 use gradnet_types::openai::{
-    check_messages, check_unknown, without_ordering, ChatRequest, CompletionRequest, Invalid,
-    Normalized, Sampling,
+    canonical, check_messages, check_unknown, without_ordering, ChatRequest, CompletionRequest,
+    Invalid, Normalized, Sampling,
 };
 use gradnet_types::request::llm_request_hash;
 use gradnet_types::{now_ms, ContentId};
@@ -152,7 +152,7 @@ pub(crate) async fn chat(
         .map(without_ordering);
     let prompt = model.chat_prompt(&messages, template_tools.as_ref())?;
     let mut norm = req.sampling.normalize("chat", prompt, json_mode)?;
-    norm.constraint = constraint;
+    norm.constraint = constraint.as_ref().map(canonical);
     serve(
         s,
         model,
