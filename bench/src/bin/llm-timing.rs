@@ -1,7 +1,7 @@
 //! Times gradnet's LLM runtime in process for `bench/llm-vs-llamacpp`:
 //! prefill and decode rates for one prompt, greedy.
 //! Usage: llm-timing MODEL.gguf PROMPT MAX_TOKENS ROUNDS
-//! Prints `{"prompt_tokens", "prefill_tok_s", "decode_tok_s", "completion_tokens"}` (medians).
+//! Prints `{"prompt_tokens", "prefill_tok_s", "decode_tok_s", "completion_tokens", "text"}` (medians).
 
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ fn main() {
         temperature: 0.0,
         ..Default::default()
     };
-    let (mut prefill, mut decode, mut n) = (vec![], vec![], 0);
+    let (mut prefill, mut decode, mut n, mut text) = (vec![], vec![], 0, String::new());
     for r in 0..rounds + 1 {
         // a cold prompt each round: no prefix-cache hit
         model.forget_prefixes();
@@ -39,6 +39,7 @@ fn main() {
             continue; // warm-up
         }
         n = g.completion_tokens;
+        text = g.text;
         prefill.push(ids.len() as f64 / ttft);
         decode.push((g.completion_tokens.saturating_sub(1)) as f64 / (total - ttft));
     }
@@ -49,6 +50,7 @@ fn main() {
             "completion_tokens": n,
             "prefill_tok_s": gradnet_bench::median(prefill),
             "decode_tok_s": gradnet_bench::median(decode),
+            "text": text,
         })
     );
 }

@@ -1,6 +1,9 @@
-//! The llama-family transformer (llama, SmolLM, Mistral-style GQA) on plain
-//! f32 buffers. Q4_1 and Q8_0 matrices go to gradnet's kernels (`quant`),
-//! other formats to candle's quantized matmul; the rest (norms, RoPE,
+//! The llama-family transformer (llama, SmolLM, Mistral-style GQA) and
+//! Gemma 3 (the same skeleton plus embedding scale, QK norms, norms after
+//! attention and FFN, GELU, sliding-window layers with their own RoPE base)
+//! on plain f32 buffers. Q4_1, Q8_0, Q5_0, Q4_K and Q6_K matrices go to
+//! gradnet's kernels (`quant`, via `convert`), other formats to candle's
+//! quantized matmul; the rest (norms, RoPE,
 //! attention, SwiGLU) is a few loops per token that run on one thread in a
 //! fixed order. Several sessions can run in one pass (`forward_many`): the
 //! matrices multiply all their rows at once, so the weights are read once
@@ -10,23 +13,11 @@
 
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{Device, Module, Result, Tensor};
 
-use super::quant::{Format, Q8Rows, QMatrix};
-
-fn own_format(t: &QTensor) -> Option<Format> {
-    match t.dtype() {
-        GgmlDType::Q4_1 => Some(Format::Q4_1),
-        GgmlDType::Q8_0 => Some(Format::Q8_0),
-        _ => None,
-    }
-}
-
-fn own_matrix(t: &QTensor, format: Format) -> Result<QMatrix> {
-    let (n, k) = t.shape().dims2()?;
-    QMatrix::new(format, n, k, t.data()?.into_owned()).map_err(candle_core::Error::msg)
-}
+use super::convert::own_matrix;
+use super::quant::{Q8Rows, QMatrix};
 
 /// A weight matrix `out x in` applied to rows of activations.
 enum Linear {
@@ -41,8 +32,8 @@ impl Linear {
         name: &str,
     ) -> Result<Self> {
         let t = ct.tensor(r, name, &Device::Cpu)?;
-        if let Some(f) = own_format(&t) {
-            return Ok(Linear::Own(own_matrix(&t, f)?));
+        if let Some(m) = own_matrix(&t) {
+            return Ok(Linear::Own(m?));
         }
         let (n, _) = t.shape().dims2()?;
         Ok(Linear::Candle(QMatMul::from_qtensor(t)?, n))
@@ -145,11 +136,30 @@ struct Layer {
     attn_norm: Vec<f32>,
     /// q, k, v
     qkv: Projections,
+    /// Per-head RMS norms of queries and keys (Gemma 3).
+    qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     wo: Linear,
+    /// Norm of the attention's output before the residual add (Gemma 3).
+    post_attn_norm: Option<Vec<f32>>,
     ffn_norm: Vec<f32>,
     /// gate, up
     gate_up: Projections,
     down: Linear,
+    post_ffn_norm: Option<Vec<f32>>,
+    /// Keys a query sees, itself included, on sliding-window layers.
+    window: Option<usize>,
+    /// Which RoPE table the layer uses.
+    rope: usize,
+}
+
+/// What differs between the families the skeleton serves.
+struct Flavor {
+    /// RoPE rotates `(i, i + half)` (NeoX, Gemma) instead of `(2i, 2i+1)`.
+    neox: bool,
+    /// Embeddings are scaled by `sqrt(hidden)` (Gemma).
+    embed_scale: Option<f32>,
+    /// The FFN gate is GELU (tanh form) instead of SiLU (Gemma).
+    gelu: bool,
 }
 
 pub(super) struct LlamaWeights {
@@ -164,9 +174,10 @@ pub(super) struct LlamaWeights {
     head_dim: usize,
     rope_dim: usize,
     eps: f32,
-    /// cos and sin of position x frequency, `rope_dim / 2` per position.
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    flavor: Flavor,
+    /// Per RoPE base, cos and sin of position x frequency, `rope_dim / 2`
+    /// per position.
+    ropes: Vec<(Vec<f32>, Vec<f32>)>,
     pub context_length: usize,
 }
 
@@ -203,63 +214,76 @@ impl LlamaWeights {
         r: &mut R,
         max_context: usize,
     ) -> Result<Self> {
+        let arch = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .map_or("llama", String::as_str);
+        let gemma = arch == "gemma3";
         let md = |k: &str| {
+            let k = format!("{arch}.{k}");
             ct.metadata
-                .get(k)
+                .get(&k)
                 .ok_or_else(|| candle_core::Error::msg(format!("cannot find {k} in metadata")))
         };
-        let n_head = md("llama.attention.head_count")?.to_u32()? as usize;
-        let n_kv_head = md("llama.attention.head_count_kv")?.to_u32()? as usize;
-        let blocks = md("llama.block_count")?.to_u32()? as usize;
-        let hidden = md("llama.embedding_length")?.to_u32()? as usize;
-        let eps = md("llama.attention.layer_norm_rms_epsilon")?.to_f32()?;
-        let head_dim = hidden / n_head;
-        let rope_dim = md("llama.rope.dimension_count")
+        let n_head = md("attention.head_count")?.to_u32()? as usize;
+        let n_kv_head = md("attention.head_count_kv")?.to_u32()? as usize;
+        let blocks = md("block_count")?.to_u32()? as usize;
+        let hidden = md("embedding_length")?.to_u32()? as usize;
+        let eps = md("attention.layer_norm_rms_epsilon")?.to_f32()?;
+        let head_dim = md("attention.key_length")
+            .and_then(|v| v.to_u32())
+            .map_or(hidden / n_head.max(1), |v| v as usize);
+        let rope_dim = md("rope.dimension_count")
             .and_then(|v| v.to_u32())
             .map(|v| v as usize)
             .unwrap_or(head_dim);
-        let base = md("llama.rope.freq_base")
+        let base = md("rope.freq_base")
             .and_then(|v| v.to_f32())
-            .unwrap_or(10000.0);
-        if md("llama.expert_count")
-            .and_then(|v| v.to_u32())
-            .unwrap_or(0)
-            > 1
-        {
-            candle_core::bail!("mixture-of-experts llama models are not supported");
+            .unwrap_or(if gemma { 1_000_000.0 } else { 10000.0 });
+        if md("expert_count").and_then(|v| v.to_u32()).unwrap_or(0) > 1 {
+            candle_core::bail!("mixture-of-experts models are not supported");
         }
         if n_kv_head == 0
             || !n_head.is_multiple_of(n_kv_head)
             || rope_dim > head_dim
             || rope_dim % 2 != 0
+            || md("attention.value_length")
+                .and_then(|v| v.to_u32())
+                .is_ok_and(|v| v as usize != head_dim)
         {
-            candle_core::bail!("inconsistent llama attention shape ({n_head} heads, {n_kv_head} kv heads, rope {rope_dim})");
+            candle_core::bail!("inconsistent attention shape ({n_head} heads, {n_kv_head} kv heads, head {head_dim}, rope {rope_dim})");
         }
-        let context_length = md("llama.context_length")
+        if gemma && md("rope.scaling.type").is_ok() {
+            candle_core::bail!("Gemma 3 with RoPE scaling is not supported");
+        }
+        let context_length = md("context_length")
             .and_then(|v| v.to_u32())
             .map(|v| v as usize)
             .unwrap_or(2048)
             .min(max_context);
-
-        let half = rope_dim / 2;
-        let freqs: Vec<f32> = (0..half)
-            .map(|i| 1.0 / base.powf((2 * i) as f32 / rope_dim as f32))
+        // Gemma 3: five sliding-window layers (local RoPE base) per global one
+        let (window, period, local_base) = if gemma {
+            let w = md("attention.sliding_window")?.to_u32()? as usize;
+            let p = md("attention.sliding_window_type")
+                .and_then(|v| v.to_u32())
+                .map_or(6, |v| v as usize);
+            let b = md("rope.local_freq_base")
+                .and_then(|v| v.to_f32())
+                .unwrap_or(10000.0);
+            (Some(w), p.max(1), b)
+        } else {
+            (None, 1, base)
+        };
+        let sliding = |i: usize| window.is_some() && (i + 1) % period != 0;
+        let ropes = [base, local_base]
+            .iter()
+            .map(|b| rope_table(*b, rope_dim, context_length))
             .collect();
-        let (mut cos, mut sin) = (
-            Vec::with_capacity(context_length * half),
-            Vec::with_capacity(context_length * half),
-        );
-        for p in 0..context_length {
-            for f in &freqs {
-                let a = p as f32 * f;
-                cos.push(a.cos());
-                sin.push(a.sin());
-            }
-        }
 
         let embd = ct.tensor(r, "token_embd.weight", &Device::Cpu)?;
-        let embeddings = if let Some(f) = own_format(&embd) {
-            Embeddings::Own(own_matrix(&embd, f)?)
+        let embeddings = if let Some(m) = own_matrix(&embd) {
+            Embeddings::Own(m?)
         } else {
             Embeddings::F32(embd.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
         };
@@ -271,6 +295,19 @@ impl LlamaWeights {
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
             let name = |s: &str| format!("blk.{i}.{s}.weight");
+            let mut optional = |s: &str| -> Result<Option<Vec<f32>>> {
+                if gemma {
+                    vector(ct, r, &name(s)).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let qk_norm = match (optional("attn_q_norm")?, optional("attn_k_norm")?) {
+                (Some(q), Some(k)) => Some((q, k)),
+                _ => None,
+            };
+            let post_attn_norm = optional("post_attention_norm")?;
+            let post_ffn_norm = optional("post_ffw_norm")?;
             layers.push(Layer {
                 attn_norm: vector(ct, r, &name("attn_norm"))?,
                 qkv: Projections::new(vec![
@@ -278,13 +315,18 @@ impl LlamaWeights {
                     Linear::load(ct, r, &name("attn_k"))?,
                     Linear::load(ct, r, &name("attn_v"))?,
                 ]),
+                qk_norm,
                 wo: Linear::load(ct, r, &name("attn_output"))?,
+                post_attn_norm,
                 ffn_norm: vector(ct, r, &name("ffn_norm"))?,
                 gate_up: Projections::new(vec![
                     Linear::load(ct, r, &name("ffn_gate"))?,
                     Linear::load(ct, r, &name("ffn_up"))?,
                 ]),
                 down: Linear::load(ct, r, &name("ffn_down"))?,
+                post_ffn_norm,
+                window: window.filter(|_| sliding(i)),
+                rope: usize::from(sliding(i)),
             });
         }
         Ok(LlamaWeights {
@@ -299,8 +341,12 @@ impl LlamaWeights {
             head_dim,
             rope_dim,
             eps,
-            cos,
-            sin,
+            flavor: Flavor {
+                neox: gemma,
+                embed_scale: gemma.then(|| (hidden as f32).sqrt()),
+                gelu: gemma,
+            },
+            ropes,
             context_length,
         })
     }
@@ -339,17 +385,23 @@ impl LlamaWeights {
                 .forward(&h, &groups)?
                 .try_into()
                 .expect("three projections");
+            if let Some((qn, kn)) = &layer.qk_norm {
+                q = rms_norm(&q, qn, self.eps);
+                k = rms_norm(&k, kn, self.eps);
+            }
             let mut att = Vec::with_capacity(q.len());
             let mut row = 0;
             for s in steps.iter_mut() {
                 let t = s.tokens.len();
                 for i in 0..t {
                     self.rope(
+                        layer.rope,
                         &mut q[(row + i) * qw..(row + i + 1) * qw],
                         self.n_head,
                         s.pos + i,
                     );
                     self.rope(
+                        layer.rope,
                         &mut k[(row + i) * kvw..(row + i + 1) * kvw],
                         self.n_kv_head,
                         s.pos + i,
@@ -357,11 +409,18 @@ impl LlamaWeights {
                 }
                 s.session.keys[l].extend_from_slice(&k[row * kvw..(row + t) * kvw]);
                 s.session.values[l].extend_from_slice(&v[row * kvw..(row + t) * kvw]);
-                s.session
-                    .attention(l, &q[row * qw..(row + t) * qw], s.pos, t, &mut att);
+                s.session.attention(
+                    l,
+                    layer.window,
+                    &q[row * qw..(row + t) * qw],
+                    s.pos,
+                    t,
+                    &mut att,
+                );
                 row += t;
             }
-            add_in_place(&mut x, &layer.wo.forward(&att, &groups)?);
+            let o = layer.wo.forward(&att, &groups)?;
+            add_in_place(&mut x, &post_norm(o, &layer.post_attn_norm, self.eps));
 
             let h = rms_norm(&x, &layer.ffn_norm, self.eps);
             let [mut g, u]: [Vec<f32>; 2] = layer
@@ -369,10 +428,17 @@ impl LlamaWeights {
                 .forward(&h, &groups)?
                 .try_into()
                 .expect("two projections");
-            for (a, b) in g.iter_mut().zip(&u) {
-                *a = *a / (1.0 + (-*a).exp()) * b;
+            if self.flavor.gelu {
+                for (a, b) in g.iter_mut().zip(&u) {
+                    *a = gelu_tanh(*a) * b;
+                }
+            } else {
+                for (a, b) in g.iter_mut().zip(&u) {
+                    *a = *a / (1.0 + (-*a).exp()) * b;
+                }
             }
-            add_in_place(&mut x, &layer.down.forward(&g, &groups)?);
+            let d = layer.down.forward(&g, &groups)?;
+            add_in_place(&mut x, &post_norm(d, &layer.post_ffn_norm, self.eps));
         }
         // each step's last row
         let mut last = Vec::with_capacity(steps.len() * self.hidden);
@@ -406,25 +472,67 @@ impl LlamaWeights {
                 Embeddings::Own(m) => m.dequantize_row(t, out),
                 Embeddings::F32(v) => out.copy_from_slice(&v[t * h..(t + 1) * h]),
             }
+            if let Some(scale) = self.flavor.embed_scale {
+                out.iter_mut().for_each(|v| *v *= scale);
+            }
         }
         Ok(x)
     }
 
-    /// Rotates pairs `(2i, 2i+1)` of each head (llama's interleaved RoPE).
-    fn rope(&self, x: &mut [f32], heads: usize, pos: usize) {
+    /// Rotates pairs `(2i, 2i+1)` of each head (llama's interleaved RoPE)
+    /// or `(i, i + half)` (NeoX's), with table `table`'s angles.
+    fn rope(&self, table: usize, x: &mut [f32], heads: usize, pos: usize) {
         let half = self.rope_dim / 2;
+        let (cos, sin) = &self.ropes[table];
         let (cos, sin) = (
-            &self.cos[pos * half..(pos + 1) * half],
-            &self.sin[pos * half..(pos + 1) * half],
+            &cos[pos * half..(pos + 1) * half],
+            &sin[pos * half..(pos + 1) * half],
         );
+        let (stride, offset) = if self.flavor.neox { (1, half) } else { (2, 1) };
         for head in x.chunks_exact_mut(self.head_dim).take(heads) {
             for i in 0..half {
-                let (a, b) = (head[2 * i], head[2 * i + 1]);
-                head[2 * i] = a * cos[i] - b * sin[i];
-                head[2 * i + 1] = a * sin[i] + b * cos[i];
+                let (ia, ib) = (stride * i, stride * i + offset);
+                let (a, b) = (head[ia], head[ib]);
+                head[ia] = a * cos[i] - b * sin[i];
+                head[ib] = a * sin[i] + b * cos[i];
             }
         }
     }
+}
+
+/// cos and sin of `p * base^(-2i/dim)` for positions below `positions`.
+fn rope_table(base: f32, rope_dim: usize, positions: usize) -> (Vec<f32>, Vec<f32>) {
+    let half = rope_dim / 2;
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / rope_dim as f32))
+        .collect();
+    let (mut cos, mut sin) = (
+        Vec::with_capacity(positions * half),
+        Vec::with_capacity(positions * half),
+    );
+    for p in 0..positions {
+        for f in &freqs {
+            let a = p as f32 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
+        }
+    }
+    (cos, sin)
+}
+
+/// `x` normalized by `weight` when the layer has that norm.
+fn post_norm(x: Vec<f32>, weight: &Option<Vec<f32>>, eps: f32) -> Vec<f32> {
+    match weight {
+        Some(w) => rms_norm(&x, w, eps),
+        None => x,
+    }
+}
+
+/// GELU's tanh form, as Gemma's `gelu_pytorch_tanh`, with libm's `tanhf`
+/// (the same bits on every CPU).
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
 }
 
 fn rms_norm(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
@@ -502,9 +610,18 @@ impl LlamaSession {
         Tensor::from_vec(logits.remove(0), (1, vocab), &Device::Cpu)
     }
 
-    /// Causal attention of `t` queries at `pos..` over the cache, grouped
-    /// query heads sharing their kv head.
-    fn attention(&self, l: usize, q: &[f32], pos: usize, t: usize, out: &mut Vec<f32>) {
+    /// Causal attention of `t` queries at `pos..` over the cache (the last
+    /// `window` positions on sliding-window layers), grouped query heads
+    /// sharing their kv head.
+    fn attention(
+        &self,
+        l: usize,
+        window: Option<usize>,
+        q: &[f32],
+        pos: usize,
+        t: usize,
+        out: &mut Vec<f32>,
+    ) {
         let w = &self.weights;
         let (hd, group, kvw) = (w.head_dim, w.n_head / w.n_kv_head, w.n_kv_head * w.head_dim);
         let scale = 1.0 / (hd as f32).sqrt();
@@ -515,11 +632,12 @@ impl LlamaSession {
         let mut scores = Vec::with_capacity(pos + t);
         for i in 0..t {
             let span = pos + i + 1;
+            let first = window.map_or(0, |w| span.saturating_sub(w));
             for h in 0..w.n_head {
                 let qh = &q[(i * w.n_head + h) * hd..][..hd];
                 let kv = (h / group) * hd;
                 scores.clear();
-                scores.extend((0..span).map(|j| dot(qh, &keys[j * kvw + kv..][..hd]) * scale));
+                scores.extend((first..span).map(|j| dot(qh, &keys[j * kvw + kv..][..hd]) * scale));
                 let max = scores.iter().fold(f32::NEG_INFINITY, |a, s| a.max(*s));
                 let mut total = 0f32;
                 for s in scores.iter_mut() {
@@ -527,7 +645,7 @@ impl LlamaSession {
                     total += *s;
                 }
                 let o = &mut out[(i * w.n_head + h) * hd..][..hd];
-                for (j, s) in scores.iter().enumerate() {
+                for (j, s) in (first..).zip(&scores) {
                     let p = s / total;
                     for (a, b) in o.iter_mut().zip(&values[j * kvw + kv..][..hd]) {
                         *a += p * b;
@@ -548,6 +666,7 @@ impl LlamaSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::quantized::GgmlDType;
     use candle_transformers::models::quantized_llama;
 
     /// The tiny model with every matrix stored as f32, so that this

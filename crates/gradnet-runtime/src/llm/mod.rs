@@ -8,6 +8,7 @@
 //! between them.
 
 mod batch;
+mod convert;
 mod generate;
 pub mod grammar;
 mod json;
@@ -82,6 +83,9 @@ pub struct LlmModel {
     eos: String,
     /// Tokens that end an answer: end-of-sequence and end-of-turn markers.
     stop_ids: Vec<u32>,
+    /// The beginning-of-sequence token every prompt starts with, when the
+    /// file asks for one (`tokenizer.ggml.add_bos_token`).
+    bos_id: Option<u32>,
     bytes: u64,
     /// Each token's text on its own, built the first time JSON mode needs it.
     pieces: std::sync::OnceLock<Vec<String>>,
@@ -135,7 +139,7 @@ impl LlmModel {
             .metadata
             .get("general.architecture")
             .and_then(|v| v.to_string().ok())
-            .is_some_and(|a| a == "llama");
+            .is_some_and(|a| a == "llama" || a == "gemma3");
         let (widened_bytes, widened) = widen(&ct, &mut reader, own_q4_1).map_err(bad)?;
         let mut reader = std::io::Cursor::new(widened_bytes.as_deref().unwrap_or(bytes));
         let ct = gguf_file::Content::read(&mut reader).map_err(bad)?;
@@ -146,8 +150,14 @@ impl LlmModel {
         let meta_u32 = |k: &str| meta.get(k).and_then(|v| v.to_u32().ok());
         let tokenizer = tokenizer::from_gguf(&ct)?;
         let vocab_size = tokenizer.get_vocab_size(true);
-        let template_src = meta_str("tokenizer.chat_template");
+        let template_src = meta_str("tokenizer.chat_template")
+            .or_else(|| template::default_for(&arch).map(str::to_string));
         let template = ChatTemplate::new(template_src.as_deref())?;
+        let bos_id = meta
+            .get("tokenizer.ggml.add_bos_token")
+            .and_then(|v| v.to_bool().ok())
+            .filter(|add| *add)
+            .and_then(|_| meta_u32("tokenizer.ggml.bos_token_id"));
         let token = |k: &str| {
             meta_u32(k)
                 .and_then(|id| tokenizer.id_to_token(id))
@@ -173,7 +183,7 @@ impl LlmModel {
         }
         let arch_context = meta_u32(&format!("{arch}.context_length"));
         let (weights, context) = match arch.as_str() {
-            "llama" => {
+            "llama" | "gemma3" => {
                 let w = llama::LlamaWeights::from_gguf(&ct, &mut reader, MAX_LLAMA_CONTEXT)
                     .map_err(bad)?;
                 let context = w.context_length;
@@ -195,7 +205,7 @@ impl LlmModel {
             ),
             other => {
                 return Err(RuntimeError::Unloadable(format!(
-                "GGUF architecture `{other}` is not supported (llama family, qwen2 and phi3 are)"
+                "GGUF architecture `{other}` is not supported (llama family, gemma3, qwen2 and phi3 are)"
             )))
             }
         };
@@ -221,6 +231,7 @@ impl LlmModel {
             bos,
             eos,
             stop_ids,
+            bos_id,
             bytes: bytes.len() as u64,
             pieces: std::sync::OnceLock::new(),
             prefixes: Cache::with_weighter(256, PREFIX_CACHE_TOKENS, ByTokens),
@@ -292,12 +303,20 @@ impl LlmModel {
     }
 
     /// Token ids of `text`; special tokens written in it (`<|im_start|>`) are
-    /// parsed as such, which chat prompts rely on.
+    /// parsed as such, which chat prompts rely on. Models that want a
+    /// beginning-of-sequence token get one unless the text starts with it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.tokenizer
+        let mut ids = self
+            .tokenizer
             .encode(text, false)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| RuntimeError::BadInput(format!("tokenizer: {e}")))
+            .map_err(|e| RuntimeError::BadInput(format!("tokenizer: {e}")))?;
+        if let Some(bos) = self.bos_id {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
     }
 
     /// The text of token `id` alone.

@@ -1,7 +1,8 @@
-//! Quantized weights (Q4_1, Q8_0) times activations quantized to 8 bits per
-//! 32-value block, the scheme llama.cpp uses, with the weights kept as the
-//! file stores them: decoding streams every weight once per token, so
-//! reading 4-bit weights as 4 bits is what makes it fast. The AVX2 kernels
+//! Quantized weights (Q4_1, Q8_0, and the 32-value forms `convert` gives
+//! Q5_0, Q4_K and Q6_K) times activations quantized to 8 bits per 32-value
+//! block, the scheme llama.cpp uses, with the weights kept as 4 or 8 bits:
+//! decoding streams every weight once per token, so reading 4-bit weights as
+//! 4 bits is what makes it fast. The AVX2 kernels
 //! and the portable ones do the same arithmetic in the same order (exact
 //! integer dot products per 4 lanes, fused multiply-adds, a fixed reduction
 //! tree), so a result has the same bits on any x86-64 CPU, any thread count
@@ -21,6 +22,12 @@ pub(super) enum Format {
     Q4_1,
     /// Scale `d` (f16), 32 signed bytes: element `j` is `d * q_j`.
     Q8_0,
+    /// Q4_1 with f32 scale and minimum (24 bytes): a Q4_K sub-block, whose
+    /// `d * scale` and `dmin * min` are exact in f32 but not in f16.
+    Q4F,
+    /// Two f32 scales, for elements 0..16 and 16..32, then 32 signed bytes
+    /// (40 bytes): two Q6_K groups of 16.
+    Q8H,
 }
 
 impl Format {
@@ -28,6 +35,17 @@ impl Format {
         match self {
             Format::Q4_1 => 20,
             Format::Q8_0 => 34,
+            Format::Q4F => 24,
+            Format::Q8H => 40,
+        }
+    }
+
+    /// Where the nibbles or signed bytes start in a block.
+    fn quants_at(self) -> usize {
+        match self {
+            Format::Q4_1 => 4,
+            Format::Q8_0 => 2,
+            Format::Q4F | Format::Q8H => 8,
         }
     }
 }
@@ -86,23 +104,29 @@ impl QMatrix {
 
     /// Row `i` as f32 (embedding lookups).
     pub(super) fn dequantize_row(&self, i: usize, out: &mut [f32]) {
-        let bytes = self.format.block_bytes();
+        let (bytes, at) = (self.format.block_bytes(), self.format.quants_at());
         for (b, o) in self
             .row(i)
             .chunks_exact(bytes)
             .zip(out.chunks_exact_mut(QK))
         {
-            let (d, m) = scales(b);
+            let (d, m) = scales(self.format, b);
+            let q = &b[at..];
             match self.format {
-                Format::Q4_1 => {
+                Format::Q4_1 | Format::Q4F => {
                     for j in 0..16 {
-                        o[j] = d * (b[4 + j] & 0x0f) as f32 + m;
-                        o[j + 16] = d * (b[4 + j] >> 4) as f32 + m;
+                        o[j] = d * (q[j] & 0x0f) as f32 + m;
+                        o[j + 16] = d * (q[j] >> 4) as f32 + m;
                     }
                 }
                 Format::Q8_0 => {
                     for j in 0..QK {
-                        o[j] = d * b[2 + j] as i8 as f32;
+                        o[j] = d * q[j] as i8 as f32;
+                    }
+                }
+                Format::Q8H => {
+                    for j in 0..QK {
+                        o[j] = if j < 16 { d } else { m } * q[j] as i8 as f32;
                     }
                 }
             }
@@ -176,8 +200,6 @@ fn round_small(y: f32) -> f32 {
     (y + MAGIC) - MAGIC
 }
 
-/// `d` and, for Q4_1, `m` of a block (Q8_0 reads `m` from its first quants
-/// and never uses it).
 impl Q8Rows {
     /// Row `r`'s quants, scales and scaled sums.
     fn row(&self, r: usize) -> (&[i8], &[f32], &[f32]) {
@@ -190,11 +212,19 @@ impl Q8Rows {
     }
 }
 
-fn scales(b: &[u8]) -> (f32, f32) {
-    (
-        f16::from_le_bytes([b[0], b[1]]).to_f32(),
-        f16::from_le_bytes([b[2], b[3]]).to_f32(),
-    )
+/// A block's two scales: `d` and `m` (Q4_1, Q4F), `d` (Q8_0, second
+/// unused), the two halves' scales (Q8H).
+fn scales(format: Format, b: &[u8]) -> (f32, f32) {
+    match format {
+        Format::Q4_1 | Format::Q8_0 => (
+            f16::from_le_bytes([b[0], b[1]]).to_f32(),
+            f16::from_le_bytes([b[2], b[3]]).to_f32(),
+        ),
+        Format::Q4F | Format::Q8H => (
+            f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            f32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        ),
+    }
 }
 
 fn has_avx2() -> bool {
@@ -222,17 +252,23 @@ fn dot(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize) -> f32 {
 fn dots(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize, n: usize) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
     if simd {
+        macro_rules! by_rows {
+            ($f:ident :: <$($c:tt),*>) => {
+                match n {
+                    1 => pad($f::<1, $($c),*>(w, x, r)),
+                    2 => pad($f::<2, $($c),*>(w, x, r)),
+                    3 => pad($f::<3, $($c),*>(w, x, r)),
+                    _ => $f::<4, $($c),*>(w, x, r),
+                }
+            };
+        }
         // SAFETY: the CPU has AVX2, FMA and F16C (checked in `has_avx2`).
         unsafe {
-            return match (format, n) {
-                (Format::Q4_1, 1) => pad(dots_q4_1_avx2::<1>(w, x, r)),
-                (Format::Q4_1, 2) => pad(dots_q4_1_avx2::<2>(w, x, r)),
-                (Format::Q4_1, 3) => pad(dots_q4_1_avx2::<3>(w, x, r)),
-                (Format::Q4_1, _) => dots_q4_1_avx2::<4>(w, x, r),
-                (Format::Q8_0, 1) => pad(dots_q8_0_avx2::<1>(w, x, r)),
-                (Format::Q8_0, 2) => pad(dots_q8_0_avx2::<2>(w, x, r)),
-                (Format::Q8_0, 3) => pad(dots_q8_0_avx2::<3>(w, x, r)),
-                (Format::Q8_0, _) => dots_q8_0_avx2::<4>(w, x, r),
+            return match format {
+                Format::Q4_1 => by_rows!(dots_q4_avx2::<false>),
+                Format::Q4F => by_rows!(dots_q4_avx2::<true>),
+                Format::Q8_0 => by_rows!(dots_q8_avx2::<false>),
+                Format::Q8H => by_rows!(dots_q8_avx2::<true>),
             };
         }
     }
@@ -241,8 +277,8 @@ fn dots(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize, n: usize) ->
     for (j, o) in out.iter_mut().enumerate().take(n) {
         let (q, d, s) = x.row(r + j);
         *o = match format {
-            Format::Q4_1 => dot_q4_1_portable(w, q, d, s),
-            Format::Q8_0 => dot_q8_0_portable(w, q, d),
+            Format::Q4_1 | Format::Q4F => dot_q4_portable(format, w, q, d, s),
+            Format::Q8_0 | Format::Q8H => dot_q8_portable(format, w, q, d),
         };
     }
     out
@@ -263,37 +299,45 @@ fn reduce(acc: [f32; 8]) -> f32 {
 }
 
 /// The reference: eight lanes of four products each per block, as the AVX2
-/// kernel groups them, then the same reduction tree.
-fn dot_q8_0_portable(w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
+/// kernel groups them, then the same reduction tree. Q8H's lanes 0-3 hold
+/// the first half's elements, 4-7 the second's.
+fn dot_q8_portable(format: Format, w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
-    for (b, blk) in w.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
-        let (d, _) = scales(blk);
+    let at = format.quants_at();
+    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
+        let (d0, d1) = scales(format, blk);
         let qx = &q[b * QK..(b + 1) * QK];
-        let scale = d * xd[b];
+        let (s0, s1) = (d0 * xd[b], d1 * xd[b]);
         for (lane, a) in acc.iter_mut().enumerate() {
             let sum: i32 = (lane * 4..lane * 4 + 4)
-                .map(|j| blk[2 + j] as i8 as i32 * qx[j] as i32)
+                .map(|j| blk[at + j] as i8 as i32 * qx[j] as i32)
                 .sum();
+            let scale = if format == Format::Q8H && lane >= 4 {
+                s1
+            } else {
+                s0
+            };
             *a = scale.mul_add(sum as f32, *a);
         }
     }
     reduce(acc)
 }
 
-fn dot_q4_1_portable(w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
+fn dot_q4_portable(format: Format, w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let mut mins = 0f32;
-    for (b, blk) in w.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
-        let (d, m) = scales(blk);
+    let at = format.quants_at();
+    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
+        let (d, m) = scales(format, blk);
         let qx = &q[b * QK..(b + 1) * QK];
         let scale = d * xd[b];
         for (lane, a) in acc.iter_mut().enumerate() {
             let mut sum = 0i32;
             for j in lane * 4..lane * 4 + 4 {
                 let nib = if j < 16 {
-                    blk[4 + j] & 0x0f
+                    blk[at + j] & 0x0f
                 } else {
-                    blk[4 + j - 16] >> 4
+                    blk[at + j - 16] >> 4
                 };
                 sum += nib as i32 * qx[j] as i32;
             }
@@ -314,18 +358,32 @@ unsafe fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
     _mm_cvtss_f32(h)
 }
 
+/// Q8_0 (`HALVES` false) or Q8H.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_q8_0_avx2<const N: usize>(w: &[u8], x: &Q8Rows, r: usize) -> [f32; N] {
+unsafe fn dots_q8_avx2<const N: usize, const HALVES: bool>(
+    w: &[u8],
+    x: &Q8Rows,
+    r: usize,
+) -> [f32; N] {
     use std::arch::x86_64::*;
+    let format = if HALVES { Format::Q8H } else { Format::Q8_0 };
     let ones = _mm256_set1_epi16(1);
     let nb = x.blocks;
     let mut acc = [_mm256_setzero_ps(); N];
-    for (b, blk) in w.chunks_exact(Format::Q8_0.block_bytes()).enumerate() {
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
-            u16::from_le_bytes([blk[0], blk[1]]) as i32,
-        )));
-        let wq = _mm256_loadu_si256(blk.as_ptr().add(2) as *const __m256i);
+    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
+        let (d0, d1) = if HALVES {
+            (
+                f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]),
+                f32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
+            )
+        } else {
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                u16::from_le_bytes([blk[0], blk[1]]) as i32,
+            )));
+            (d, d)
+        };
+        let wq = _mm256_loadu_si256(blk.as_ptr().add(format.quants_at()) as *const __m256i);
         let wabs = _mm256_abs_epi8(wq);
         for (j, acc) in acc.iter_mut().enumerate() {
             let row = (r + j) * nb + b;
@@ -334,28 +392,46 @@ unsafe fn dots_q8_0_avx2<const N: usize>(w: &[u8], x: &Q8Rows, r: usize) -> [f32
             // each pair within i16
             let prod = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq, wq));
             let sums = _mm256_madd_epi16(prod, ones);
-            let scale = _mm256_set1_ps(d * *x.d.get_unchecked(row));
+            let xd = *x.d.get_unchecked(row);
+            let scale = if HALVES {
+                _mm256_set_m128(_mm_set1_ps(d1 * xd), _mm_set1_ps(d0 * xd))
+            } else {
+                _mm256_set1_ps(d0 * xd)
+            };
             *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
         }
     }
     std::array::from_fn(|j| hsum(acc[j]))
 }
 
+/// Q4_1 (`F32` false) or Q4F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_q4_1_avx2<const N: usize>(w: &[u8], x: &Q8Rows, r: usize) -> [f32; N] {
+unsafe fn dots_q4_avx2<const N: usize, const F32: bool>(
+    w: &[u8],
+    x: &Q8Rows,
+    r: usize,
+) -> [f32; N] {
     use std::arch::x86_64::*;
+    let format = if F32 { Format::Q4F } else { Format::Q4_1 };
     let low = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi16(1);
     let nb = x.blocks;
     let mut acc = [_mm256_setzero_ps(); N];
     let mut mins = [0f32; N];
-    for (b, blk) in w.chunks_exact(Format::Q4_1.block_bytes()).enumerate() {
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
-            blk[0], blk[1], blk[2], blk[3],
-        ])));
-        let (d, m) = (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)));
-        let packed = _mm_loadu_si128(blk.as_ptr().add(4) as *const __m128i);
+    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
+        let (d, m) = if F32 {
+            (
+                f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]),
+                f32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
+            )
+        } else {
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
+                blk[0], blk[1], blk[2], blk[3],
+            ])));
+            (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+        };
+        let packed = _mm_loadu_si128(blk.as_ptr().add(format.quants_at()) as *const __m128i);
         // low nibbles are elements 0..16, high nibbles 16..32
         let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
         for j in 0..N {
@@ -387,19 +463,30 @@ mod tests {
         };
         let mut data = Vec::new();
         for _ in 0..n * k / QK {
-            let d = f16::from_f32((next() % 1000) as f32 / 20000.0);
-            data.extend_from_slice(&d.to_le_bytes());
-            if format == Format::Q4_1 {
-                let m = f16::from_f32(-((next() % 1000) as f32) / 8000.0);
-                data.extend_from_slice(&m.to_le_bytes());
-                data.extend((0..16).map(|_| next() as u8));
-            } else {
+            let d = (next() % 1000) as f32 / 20000.0;
+            let m = -((next() % 1000) as f32) / 8000.0;
+            match format {
+                Format::Q4_1 | Format::Q8_0 => {
+                    data.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                    if format == Format::Q4_1 {
+                        data.extend_from_slice(&f16::from_f32(m).to_le_bytes());
+                    }
+                }
+                Format::Q4F | Format::Q8H => {
+                    data.extend_from_slice(&d.to_le_bytes());
+                    data.extend_from_slice(&m.to_le_bytes());
+                }
+            }
+            match format {
+                Format::Q4_1 | Format::Q4F => data.extend((0..16).map(|_| next() as u8)),
                 // every i8 value, -128 included
-                data.extend((0..32).map(|_| next() as u8));
+                Format::Q8_0 | Format::Q8H => data.extend((0..32).map(|_| next() as u8)),
             }
         }
         QMatrix::new(format, n, k, data).unwrap()
     }
+
+    const ALL: [Format; 4] = [Format::Q4_1, Format::Q8_0, Format::Q4F, Format::Q8H];
 
     fn activations(len: usize) -> Vec<f32> {
         (0..len)
@@ -410,7 +497,7 @@ mod tests {
     #[test]
     fn simd_and_portable_kernels_agree_bit_for_bit() {
         let (n, k, rows) = (37, 576, 3);
-        for format in [Format::Q4_1, Format::Q8_0] {
+        for format in ALL {
             let w = sample(format, n, k, 1);
             let x = Q8Rows::quantize(&activations(rows * k), k);
             for r in 0..rows {
@@ -427,7 +514,7 @@ mod tests {
     #[test]
     fn matmul_equals_serial_dot_products() {
         let (n, k) = (203, 576);
-        for (format, rows) in [Format::Q4_1, Format::Q8_0]
+        for (format, rows) in ALL
             .into_iter()
             .flat_map(|f| [1, 2, 3, 5, 7].map(|r| (f, r)))
         {
@@ -447,7 +534,7 @@ mod tests {
     #[test]
     fn matmul_matches_the_dequantized_product() {
         let (n, k, rows) = (50, 1536, 2);
-        for format in [Format::Q4_1, Format::Q8_0] {
+        for format in ALL {
             let w = sample(format, n, k, 2);
             let xs = activations(rows * k);
             let mut out = vec![0f32; rows * n];

@@ -24,6 +24,17 @@ pub struct ChatMessage {
     pub tool_call_id: Option<String>,
 }
 
+/// Gemma's own template (as google/gemma-3 ships it in
+/// tokenizer_config.json), for files converted without one: the system
+/// message opens the first user turn, the assistant's role is `model`, a
+/// tool's answer comes back as a user turn (Gemma knows no other roles).
+const GEMMA: &str = "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = \"\" -%}{%- set loop_messages = messages -%}{%- endif -%}{%- for message in loop_messages -%}{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- elif message['role'] == 'tool' -%}{%- set role = \"user\" -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}{{ message['content'] | trim }}{{ '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{'<start_of_turn>model\n'}}{%- endif -%}";
+
+/// The template for an architecture whose file carries none.
+pub(crate) fn default_for(architecture: &str) -> Option<&'static str> {
+    architecture.starts_with("gemma").then_some(GEMMA)
+}
+
 pub(crate) struct ChatTemplate {
     env: Environment<'static>,
 }

@@ -3,5 +3,6 @@
 
 mod decoders;
 mod embed;
+mod gemma;
 mod llm;
 mod runtime;
