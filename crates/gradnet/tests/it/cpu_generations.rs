@@ -2,7 +2,8 @@
 //! machine's, and the same binary under `qemu-x86_64 -cpu Haswell` (AVX2 +
 //! FMA) and `-cpu Nehalem` (SSE4.2 only). Their engines pick different
 //! kernels, yet a QUORUM call agrees 3 of 3 and nobody is slashed, and each
-//! node's `/v1/infer` and `/v1/embeddings` sign the same output hash.
+//! node's `/v1/infer`, `/v1/embeddings` and Gemma 3 chat answers sign the
+//! same output hash.
 
 use alloy_primitives::U256;
 use alloy_sol_types::{SolCall, SolValue};
@@ -80,6 +81,28 @@ fn nodes_on_three_cpu_generations_agree_in_quorum() {
         })
         .collect();
     assert!(embedded.iter().all(|h| *h == embedded[0]), "{embedded:?}");
+
+    // Gemma 3 (Q5_0, Q8_0, Q4_K and Q6_K matrices on AVX2 or portable
+    // kernels, sliding-window layers): the same greedy answer, same hash
+    let gemma = std::fs::read(common::real_model("gemma-3-270m-q4_k_m.gguf")).unwrap();
+    let answers: Vec<(serde_json::Value, serde_json::Value)> = net
+        .inference
+        .iter()
+        .map(|u| {
+            rt.block_on(common::publish(u, "gemma3", "gemma3.gguf", gemma.clone()));
+            let (s, r) = rt.block_on(common::post(
+                &format!("{u}/v1/chat/completions"),
+                serde_json::json!({"model": "gemma3", "temperature": 0, "max_tokens": 6,
+                    "messages": [{"role": "user", "content": "Name three colors of the rainbow."}]}),
+            ));
+            assert_eq!(s, 200, "{r}");
+            (
+                r["choices"][0]["message"]["content"].clone(),
+                r["gradnet_receipt"]["output_hash"].clone(),
+            )
+        })
+        .collect();
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 
     // on chain: a QUORUM-3 call from the demo contract
     let key: alloy_primitives::B256 = net.keys[2].parse().unwrap();
