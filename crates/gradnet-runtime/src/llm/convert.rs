@@ -1,6 +1,6 @@
 //! GGML block formats rewritten, value for value, into the 32-element block
-//! formats `quant` has kernels for: Q5_0 into Q8_0, Q4_K into Q4F, Q6_K into
-//! Q8H. Every weight keeps its exact value (the products of an f16 scale
+//! formats `quant` has kernels for: Q4_K into Q4F, Q6_K into Q8H (Q4_1,
+//! Q5_0 and Q8_0 have kernels as they are). Every weight keeps its exact value (the products of an f16 scale
 //! and a 6- or 8-bit integer are exact in f32), so a converted matrix
 //! dequantizes to the same bits as the file's and the kernels' integer dot
 //! products need one code path per layout, not per file format.
@@ -16,14 +16,14 @@ const QK_K: usize = 256;
 /// The tensor as a kernel matrix, if its format has one.
 pub(super) fn own_matrix(t: &QTensor) -> Option<candle_core::Result<QMatrix>> {
     let convert: fn(&[u8]) -> Vec<u8> = match t.dtype() {
-        GgmlDType::Q4_1 | GgmlDType::Q8_0 => |b| b.to_vec(),
-        GgmlDType::Q5_0 => q5_0_to_q8_0,
+        GgmlDType::Q4_1 | GgmlDType::Q8_0 | GgmlDType::Q5_0 => |b| b.to_vec(),
         GgmlDType::Q4K => q4_k_to_q4f,
         GgmlDType::Q6K => q6_k_to_q8h,
         _ => return None,
     };
     let format = match t.dtype() {
         GgmlDType::Q4_1 => Format::Q4_1,
+        GgmlDType::Q5_0 => Format::Q5_0,
         GgmlDType::Q4K => Format::Q4F,
         GgmlDType::Q6K => Format::Q8H,
         _ => Format::Q8_0,
@@ -37,22 +37,6 @@ pub(super) fn own_matrix(t: &QTensor) -> Option<candle_core::Result<QMatrix>> {
 
 fn f16_at(b: &[u8], at: usize) -> f32 {
     f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
-}
-
-/// Q5_0 (f16 `d`, 32 high bits, 16 bytes of low nibbles; `d * (q - 16)`)
-/// as Q8_0 with `q - 16` in a signed byte.
-fn q5_0_to_q8_0(src: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(src.len() / 22 * 34);
-    for b in src.chunks_exact(22) {
-        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
-        out.extend_from_slice(&b[..2]);
-        let q = |j: usize| {
-            let low = if j < 16 { b[6 + j] & 0x0f } else { b[6 + j - 16] >> 4 };
-            (low | (((qh >> j) & 1) << 4) as u8) as i8 - 16
-        };
-        out.extend((0..QK).map(|j| q(j) as u8));
-    }
-    out
 }
 
 /// A Q4_K sub-block's 6-bit scale and minimum (llama.cpp's packing).

@@ -17,7 +17,7 @@ use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{Device, Module, Result, Tensor};
 
 use super::convert::own_matrix;
-use super::quant::{Q8Rows, QMatrix};
+use super::quant::{matmul_side_by_side, Q8Rows, QMatrix};
 
 /// A weight matrix `out x in` applied to rows of activations.
 enum Linear {
@@ -74,49 +74,52 @@ fn own_forward(m: &QMatrix, x: &[f32], rows: usize) -> Vec<f32> {
     out
 }
 
-/// Several matrices applied to the same input (q, k, v; gate, up): stacked
-/// into one when they share a format, so one pass over the thread pool does
-/// them all.
+/// Several matrices applied to the same input (q, k, v; gate, up): one pass
+/// over the thread pool does them all when gradnet's kernels hold them.
 enum Projections {
-    Stacked(QMatrix, Vec<usize>),
+    Stacked(Vec<QMatrix>),
     Each(Vec<Linear>),
 }
 
 impl Projections {
     fn new(parts: Vec<Linear>) -> Self {
-        if !parts.iter().all(|p| matches!(p, Linear::Own(_))) {
+        let k = |p: &Linear| match p {
+            Linear::Own(m) => Some(m.cols()),
+            Linear::Candle(..) => None,
+        };
+        let first = k(&parts[0]);
+        if first.is_none() || parts.iter().any(|p| k(p) != first) {
             return Projections::Each(parts);
         }
-        let mats: Vec<QMatrix> = parts
-            .into_iter()
-            .map(|p| match p {
-                Linear::Own(m) => m,
-                Linear::Candle(..) => unreachable!(),
-            })
-            .collect();
-        let widths = mats.iter().map(QMatrix::rows).collect();
-        match QMatrix::stack(mats) {
-            Ok(m) => Projections::Stacked(m, widths),
-            Err(mats) => Projections::Each(mats.into_iter().map(Linear::Own).collect()),
-        }
+        Projections::Stacked(
+            parts
+                .into_iter()
+                .map(|p| match p {
+                    Linear::Own(m) => m,
+                    Linear::Candle(..) => unreachable!(),
+                })
+                .collect(),
+        )
     }
 
     /// Each matrix's output for the rows of `x`.
     fn forward(&self, x: &[f32], groups: &[usize]) -> Result<Vec<Vec<f32>>> {
         match self {
             Projections::Each(parts) => parts.iter().map(|p| p.forward(x, groups)).collect(),
-            Projections::Stacked(m, widths) => {
+            Projections::Stacked(mats) => {
                 let rows = groups.iter().sum();
-                let all = own_forward(m, x, rows);
-                let mut outs: Vec<Vec<f32>> = widths
+                let width: usize = mats.iter().map(QMatrix::rows).sum();
+                let mut all = vec![0f32; rows * width];
+                matmul_side_by_side(mats, &Q8Rows::quantize(x, mats[0].cols()), rows, &mut all);
+                let mut outs: Vec<Vec<f32>> = mats
                     .iter()
-                    .map(|w| Vec::with_capacity(rows * w))
+                    .map(|m| Vec::with_capacity(rows * m.rows()))
                     .collect();
-                for row in all.chunks_exact(m.rows()) {
+                for row in all.chunks_exact(width) {
                     let mut at = 0;
-                    for (out, w) in outs.iter_mut().zip(widths) {
-                        out.extend_from_slice(&row[at..at + w]);
-                        at += w;
+                    for (out, m) in outs.iter_mut().zip(mats) {
+                        out.extend_from_slice(&row[at..at + m.rows()]);
+                        at += m.rows();
                     }
                 }
                 Ok(outs)

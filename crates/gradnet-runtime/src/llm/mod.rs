@@ -12,6 +12,8 @@ mod convert;
 mod generate;
 pub mod grammar;
 mod json;
+#[cfg(target_arch = "x86_64")]
+mod kernels_x86;
 mod llama;
 mod quant;
 pub mod sample;

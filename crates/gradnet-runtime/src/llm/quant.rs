@@ -28,24 +28,30 @@ pub(super) enum Format {
     /// Two f32 scales, for elements 0..16 and 16..32, then 32 signed bytes
     /// (40 bytes): two Q6_K groups of 16.
     Q8H,
+    /// Scale `d` (f16), 32 high bits, 16 bytes of nibbles laid out as
+    /// Q4_1's: element `j` is `d * (q_j - 16)`, `q_j` its nibble plus bit
+    /// `j` of the high bits times 16.
+    Q5_0,
 }
 
 impl Format {
-    fn block_bytes(self) -> usize {
+    pub(super) fn block_bytes(self) -> usize {
         match self {
             Format::Q4_1 => 20,
             Format::Q8_0 => 34,
             Format::Q4F => 24,
             Format::Q8H => 40,
+            Format::Q5_0 => 22,
         }
     }
 
     /// Where the nibbles or signed bytes start in a block.
-    fn quants_at(self) -> usize {
+    pub(super) fn quants_at(self) -> usize {
         match self {
             Format::Q4_1 => 4,
             Format::Q8_0 => 2,
             Format::Q4F | Format::Q8H => 8,
+            Format::Q5_0 => 6,
         }
     }
 }
@@ -60,10 +66,10 @@ pub(super) struct QMatrix {
 
 /// Rows of activations quantized per block: `x_j ~ d * q_j`, `s = d * sum(q)`.
 pub(super) struct Q8Rows {
-    blocks: usize,
-    q: Vec<i8>,
-    d: Vec<f32>,
-    s: Vec<f32>,
+    pub(super) blocks: usize,
+    pub(super) q: Vec<i8>,
+    pub(super) d: Vec<f32>,
+    pub(super) s: Vec<f32>,
 }
 
 impl QMatrix {
@@ -74,18 +80,6 @@ impl QMatrix {
                 data.len()
             ));
         }
-        Ok(QMatrix { format, n, k, data })
-    }
-
-    /// Matrices with the same width stacked into one (their outputs side by
-    /// side), so that one pass over the thread pool computes all of them.
-    pub(super) fn stack(parts: Vec<QMatrix>) -> Result<Self, Vec<QMatrix>> {
-        let (format, k) = (parts[0].format, parts[0].k);
-        if parts.iter().any(|p| p.k != k || p.format != format) {
-            return Err(parts);
-        }
-        let n = parts.iter().map(|p| p.n).sum();
-        let data = parts.into_iter().flat_map(|p| p.data).collect();
         Ok(QMatrix { format, n, k, data })
     }
 
@@ -129,38 +123,61 @@ impl QMatrix {
                         o[j] = if j < 16 { d } else { m } * q[j] as i8 as f32;
                     }
                 }
+                Format::Q5_0 => {
+                    for (j, o) in o.iter_mut().enumerate() {
+                        *o = d * q5_value(b, j) as f32;
+                    }
+                }
             }
         }
     }
 
     /// `out[r * n + i] = dot(x row r, weight row i)` for `rows` activation
-    /// rows; weight rows are split across candle's thread pool, each output
-    /// computed whole by one thread.
+    /// rows.
     pub(super) fn matmul(&self, x: &Q8Rows, rows: usize, out: &mut [f32]) {
-        assert_eq!(x.blocks, self.k / QK);
-        assert_eq!(out.len(), rows * self.n);
-        let simd = has_avx2();
-        let out_ptr = out.as_mut_ptr() as usize;
-        const GROUP: usize = 16;
-        let groups = self.n.div_ceil(GROUP);
-        candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
-            for g in range {
-                for i in g * GROUP..((g + 1) * GROUP).min(self.n) {
-                    let w = self.row(i);
-                    let mut r = 0;
-                    while r < rows {
-                        let n = (rows - r).min(4);
-                        let v = dots(simd, self.format, w, x, r, n);
-                        for (j, v) in v[..n].iter().enumerate() {
-                            // SAFETY: each (r, i) is written by exactly one work item.
-                            unsafe { *(out_ptr as *mut f32).add((r + j) * self.n + i) = *v };
-                        }
-                        r += n;
+        matmul_side_by_side(std::slice::from_ref(self), x, rows, out);
+    }
+}
+
+/// Several matrices of the same width applied to the same rows in one pass
+/// over candle's thread pool, their outputs side by side in each row of
+/// `out` (q, k and v; gate and up). Weight rows are split across the pool,
+/// each output computed whole by one thread.
+pub(super) fn matmul_side_by_side(parts: &[QMatrix], x: &Q8Rows, rows: usize, out: &mut [f32]) {
+    const GROUP: usize = 16;
+    let width: usize = parts.iter().map(|p| p.n).sum();
+    assert_eq!(out.len(), rows * width);
+    // (part, its first output column, its first group)
+    let mut starts = Vec::with_capacity(parts.len());
+    let (mut col, mut groups) = (0, 0);
+    for p in parts {
+        assert_eq!(x.blocks, p.k / QK);
+        starts.push((col, groups));
+        col += p.n;
+        groups += p.n.div_ceil(GROUP);
+    }
+    let isa = isa();
+    let out_ptr = out.as_mut_ptr() as usize;
+    candle_core::utils::barrier_pool().execute_chunked(groups, |range| {
+        for g in range {
+            let at = starts.partition_point(|s| s.1 <= g) - 1;
+            let (m, (col, first)) = (&parts[at], starts[at]);
+            let g = g - first;
+            for i in g * GROUP..((g + 1) * GROUP).min(m.n) {
+                let w = m.row(i);
+                let mut r = 0;
+                while r < rows {
+                    let n = (rows - r).min(4);
+                    let v = dots(isa, m.format, w, x, r, n);
+                    for (j, v) in v[..n].iter().enumerate() {
+                        // SAFETY: each (r, column) is written by exactly one work item.
+                        unsafe { *(out_ptr as *mut f32).add((r + j) * width + col + i) = *v };
                     }
+                    r += n;
                 }
             }
-        });
-    }
+        }
+    });
 }
 
 impl Q8Rows {
@@ -216,7 +233,7 @@ impl Q8Rows {
 /// unused), the two halves' scales (Q8H).
 fn scales(format: Format, b: &[u8]) -> (f32, f32) {
     match format {
-        Format::Q4_1 | Format::Q8_0 => (
+        Format::Q4_1 | Format::Q8_0 | Format::Q5_0 => (
             f16::from_le_bytes([b[0], b[1]]).to_f32(),
             f16::from_le_bytes([b[2], b[3]]).to_f32(),
         ),
@@ -227,58 +244,92 @@ fn scales(format: Format, b: &[u8]) -> (f32, f32) {
     }
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *OK.get_or_init(|| {
-            is_x86_feature_detected!("avx2")
+/// Which build of the kernels this CPU runs; all give the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Isa {
+    Portable,
+    Avx2,
+    AvxVnni,
+}
+
+/// The fastest kernels this CPU has (`GRADNET_PORTABLE_KERNELS=1` forces
+/// the portable ones).
+pub(super) fn isa() -> Isa {
+    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let portable = std::env::var("GRADNET_PORTABLE_KERNELS").is_ok_and(|v| v == "1");
+            let avx2 = is_x86_feature_detected!("avx2")
                 && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+                && is_x86_feature_detected!("f16c");
+            if portable || !avx2 {
+                Isa::Portable
+            } else if is_x86_feature_detected!("avxvnni") {
+                Isa::AvxVnni
+            } else {
+                Isa::Avx2
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Portable
+    })
 }
 
 #[cfg(test)]
-fn dot(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize) -> f32 {
-    dots(simd, format, w, x, r, 1)[0]
+fn dot(isa: Isa, format: Format, w: &[u8], x: &Q8Rows, r: usize) -> f32 {
+    dots(isa, format, w, x, r, 1)[0]
 }
 
 /// One weight row against `n` (1 to 4) activation rows from `r`: the
 /// weights are unpacked once for all of them, and each row goes through
 /// the same operations in the same order as it would alone.
-fn dots(simd: bool, format: Format, w: &[u8], x: &Q8Rows, r: usize, n: usize) -> [f32; 4] {
+fn dots(isa: Isa, format: Format, w: &[u8], x: &Q8Rows, r: usize, n: usize) -> [f32; 4] {
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if isa != Isa::Portable {
+        use super::kernels_x86::{avx2, vnni};
         macro_rules! by_rows {
-            ($f:ident :: <$($c:tt),*>) => {
+            ($m:ident :: $f:ident) => {
                 match n {
-                    1 => pad($f::<1, $($c),*>(w, x, r)),
-                    2 => pad($f::<2, $($c),*>(w, x, r)),
-                    3 => pad($f::<3, $($c),*>(w, x, r)),
-                    _ => $f::<4, $($c),*>(w, x, r),
+                    1 => pad($m::$f::<1>(w, x, r)),
+                    2 => pad($m::$f::<2>(w, x, r)),
+                    3 => pad($m::$f::<3>(w, x, r)),
+                    _ => $m::$f::<4>(w, x, r),
+                }
+            };
+            ($m:ident :: $f:ident :: <$($c:tt),*>) => {
+                match n {
+                    1 => pad($m::$f::<1, $($c),*>(w, x, r)),
+                    2 => pad($m::$f::<2, $($c),*>(w, x, r)),
+                    3 => pad($m::$f::<3, $($c),*>(w, x, r)),
+                    _ => $m::$f::<4, $($c),*>(w, x, r),
+                }
+            };
+            (all $m:ident) => {
+                match format {
+                    Format::Q4_1 => by_rows!($m::dots_q4_avx2::<false>),
+                    Format::Q4F => by_rows!($m::dots_q4_avx2::<true>),
+                    Format::Q8_0 => by_rows!($m::dots_q8_avx2::<false>),
+                    Format::Q8H => by_rows!($m::dots_q8_avx2::<true>),
+                    Format::Q5_0 => by_rows!($m::dots_q5_0_avx2),
                 }
             };
         }
-        // SAFETY: the CPU has AVX2, FMA and F16C (checked in `has_avx2`).
+        // SAFETY: `isa` found the features each build needs.
         unsafe {
-            return match format {
-                Format::Q4_1 => by_rows!(dots_q4_avx2::<false>),
-                Format::Q4F => by_rows!(dots_q4_avx2::<true>),
-                Format::Q8_0 => by_rows!(dots_q8_avx2::<false>),
-                Format::Q8H => by_rows!(dots_q8_avx2::<true>),
+            return if isa == Isa::AvxVnni {
+                by_rows!(all vnni)
+            } else {
+                by_rows!(all avx2)
             };
         }
     }
-    let _ = simd;
     let mut out = [0f32; 4];
     for (j, o) in out.iter_mut().enumerate().take(n) {
         let (q, d, s) = x.row(r + j);
         *o = match format {
             Format::Q4_1 | Format::Q4F => dot_q4_portable(format, w, q, d, s),
-            Format::Q8_0 | Format::Q8H => dot_q8_portable(format, w, q, d),
+            Format::Q8_0 | Format::Q8H | Format::Q5_0 => dot_q8_portable(format, w, q, d),
         };
     }
     out
@@ -300,7 +351,8 @@ fn reduce(acc: [f32; 8]) -> f32 {
 
 /// The reference: eight lanes of four products each per block, as the AVX2
 /// kernel groups them, then the same reduction tree. Q8H's lanes 0-3 hold
-/// the first half's elements, 4-7 the second's.
+/// the first half's elements, 4-7 the second's; Q5_0's values are
+/// unpacked to the same signed bytes.
 fn dot_q8_portable(format: Format, w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let at = format.quants_at();
@@ -309,8 +361,12 @@ fn dot_q8_portable(format: Format, w: &[u8], q: &[i8], xd: &[f32]) -> f32 {
         let qx = &q[b * QK..(b + 1) * QK];
         let (s0, s1) = (d0 * xd[b], d1 * xd[b]);
         for (lane, a) in acc.iter_mut().enumerate() {
+            let w = |j: usize| match format {
+                Format::Q5_0 => q5_value(blk, j),
+                _ => blk[at + j] as i8,
+            };
             let sum: i32 = (lane * 4..lane * 4 + 4)
-                .map(|j| blk[at + j] as i8 as i32 * qx[j] as i32)
+                .map(|j| w(j) as i32 * qx[j] as i32)
                 .sum();
             let scale = if format == Format::Q8H && lane >= 4 {
                 s1
@@ -348,103 +404,15 @@ fn dot_q4_portable(format: Format, w: &[u8], q: &[i8], xd: &[f32], xs: &[f32]) -
     reduce(acc) + mins
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn hsum(acc: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
-    let h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    let h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
-    _mm_cvtss_f32(h)
-}
-
-/// Q8_0 (`HALVES` false) or Q8H.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_q8_avx2<const N: usize, const HALVES: bool>(
-    w: &[u8],
-    x: &Q8Rows,
-    r: usize,
-) -> [f32; N] {
-    use std::arch::x86_64::*;
-    let format = if HALVES { Format::Q8H } else { Format::Q8_0 };
-    let ones = _mm256_set1_epi16(1);
-    let nb = x.blocks;
-    let mut acc = [_mm256_setzero_ps(); N];
-    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
-        let (d0, d1) = if HALVES {
-            (
-                f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]),
-                f32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
-            )
-        } else {
-            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
-                u16::from_le_bytes([blk[0], blk[1]]) as i32,
-            )));
-            (d, d)
-        };
-        let wq = _mm256_loadu_si256(blk.as_ptr().add(format.quants_at()) as *const __m256i);
-        let wabs = _mm256_abs_epi8(wq);
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let row = (r + j) * nb + b;
-            let xq = _mm256_loadu_si256(x.q.as_ptr().add(row * QK) as *const __m256i);
-            // |w| * (x with w's sign) = w * x; |w| <= 128 and |x| <= 127 keep
-            // each pair within i16
-            let prod = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(xq, wq));
-            let sums = _mm256_madd_epi16(prod, ones);
-            let xd = *x.d.get_unchecked(row);
-            let scale = if HALVES {
-                _mm256_set_m128(_mm_set1_ps(d1 * xd), _mm_set1_ps(d0 * xd))
-            } else {
-                _mm256_set1_ps(d0 * xd)
-            };
-            *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
-        }
-    }
-    std::array::from_fn(|j| hsum(acc[j]))
-}
-
-/// Q4_1 (`F32` false) or Q4F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dots_q4_avx2<const N: usize, const F32: bool>(
-    w: &[u8],
-    x: &Q8Rows,
-    r: usize,
-) -> [f32; N] {
-    use std::arch::x86_64::*;
-    let format = if F32 { Format::Q4F } else { Format::Q4_1 };
-    let low = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi16(1);
-    let nb = x.blocks;
-    let mut acc = [_mm256_setzero_ps(); N];
-    let mut mins = [0f32; N];
-    for (b, blk) in w.chunks_exact(format.block_bytes()).enumerate() {
-        let (d, m) = if F32 {
-            (
-                f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]),
-                f32::from_le_bytes([blk[4], blk[5], blk[6], blk[7]]),
-            )
-        } else {
-            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([
-                blk[0], blk[1], blk[2], blk[3],
-            ])));
-            (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
-        };
-        let packed = _mm_loadu_si128(blk.as_ptr().add(format.quants_at()) as *const __m128i);
-        // low nibbles are elements 0..16, high nibbles 16..32
-        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low);
-        for j in 0..N {
-            let row = (r + j) * nb + b;
-            let xq = _mm256_loadu_si256(x.q.as_ptr().add(row * QK) as *const __m256i);
-            // u8 x i8 pairs fit i16 (15 * 127 * 2), so maddubs cannot saturate
-            let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, xq), ones);
-            let scale = _mm256_set1_ps(d * *x.d.get_unchecked(row));
-            acc[j] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[j]);
-            mins[j] = m.mul_add(*x.s.get_unchecked(row), mins[j]);
-        }
-    }
-    std::array::from_fn(|j| hsum(acc[j]) + mins[j])
+/// Element `j` of a Q5_0 block, `q_j - 16`.
+fn q5_value(b: &[u8], j: usize) -> i8 {
+    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+    let low = if j < 16 {
+        b[6 + j] & 0x0f
+    } else {
+        b[6 + j - 16] >> 4
+    };
+    (low | ((((qh >> j) & 1) as u8) << 4)) as i8 - 16
 }
 
 #[cfg(test)]
@@ -466,10 +434,13 @@ mod tests {
             let d = (next() % 1000) as f32 / 20000.0;
             let m = -((next() % 1000) as f32) / 8000.0;
             match format {
-                Format::Q4_1 | Format::Q8_0 => {
+                Format::Q4_1 | Format::Q8_0 | Format::Q5_0 => {
                     data.extend_from_slice(&f16::from_f32(d).to_le_bytes());
                     if format == Format::Q4_1 {
                         data.extend_from_slice(&f16::from_f32(m).to_le_bytes());
+                    }
+                    if format == Format::Q5_0 {
+                        data.extend((0..4).map(|_| next() as u8));
                     }
                 }
                 Format::Q4F | Format::Q8H => {
@@ -478,7 +449,9 @@ mod tests {
                 }
             }
             match format {
-                Format::Q4_1 | Format::Q4F => data.extend((0..16).map(|_| next() as u8)),
+                Format::Q4_1 | Format::Q4F | Format::Q5_0 => {
+                    data.extend((0..16).map(|_| next() as u8))
+                }
                 // every i8 value, -128 included
                 Format::Q8_0 | Format::Q8H => data.extend((0..32).map(|_| next() as u8)),
             }
@@ -486,7 +459,28 @@ mod tests {
         QMatrix::new(format, n, k, data).unwrap()
     }
 
-    const ALL: [Format; 4] = [Format::Q4_1, Format::Q8_0, Format::Q4F, Format::Q8H];
+    /// The kernel builds this CPU can run.
+    fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                v.push(Isa::Avx2);
+                if is_x86_feature_detected!("avxvnni") {
+                    v.push(Isa::AvxVnni);
+                }
+            }
+        }
+        v
+    }
+
+    const ALL: [Format; 5] = [
+        Format::Q4_1,
+        Format::Q8_0,
+        Format::Q4F,
+        Format::Q8H,
+        Format::Q5_0,
+    ];
 
     fn activations(len: usize) -> Vec<f32> {
         (0..len)
@@ -502,9 +496,15 @@ mod tests {
             let x = Q8Rows::quantize(&activations(rows * k), k);
             for r in 0..rows {
                 for i in 0..n {
-                    let a = dot(has_avx2(), format, w.row(i), &x, r);
-                    let b = dot(false, format, w.row(i), &x, r);
-                    assert_eq!(a.to_bits(), b.to_bits(), "{format:?} row {r} col {i}");
+                    let b = dot(Isa::Portable, format, w.row(i), &x, r);
+                    for isa in available() {
+                        let a = dot(isa, format, w.row(i), &x, r);
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "{isa:?} {format:?} row {r} col {i}"
+                        );
+                    }
                 }
             }
         }
@@ -524,10 +524,34 @@ mod tests {
             w.matmul(&x, rows, &mut out);
             for r in 0..rows {
                 for i in 0..n {
-                    let one = dot(has_avx2(), format, w.row(i), &x, r);
+                    let one = dot(isa(), format, w.row(i), &x, r);
                     assert_eq!(out[r * n + i].to_bits(), one.to_bits());
                 }
             }
+        }
+    }
+
+    /// Matrices of several formats side by side: each output as alone.
+    #[test]
+    fn side_by_side_equals_each_alone() {
+        let (k, rows) = (256, 3);
+        let parts: Vec<QMatrix> = ALL
+            .iter()
+            .enumerate()
+            .map(|(i, f)| sample(*f, 17 + 9 * i, k, i as u64))
+            .collect();
+        let x = Q8Rows::quantize(&activations(rows * k), k);
+        let width: usize = parts.iter().map(|p| p.n).sum();
+        let mut all = vec![0f32; rows * width];
+        matmul_side_by_side(&parts, &x, rows, &mut all);
+        let mut col = 0;
+        for p in &parts {
+            let mut one = vec![0f32; rows * p.n];
+            p.matmul(&x, rows, &mut one);
+            for r in 0..rows {
+                assert_eq!(&all[r * width + col..][..p.n], &one[r * p.n..][..p.n]);
+            }
+            col += p.n;
         }
     }
 

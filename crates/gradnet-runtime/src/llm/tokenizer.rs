@@ -85,7 +85,12 @@ fn sentencepiece(ct: &gguf_file::Content) -> Result<Tokenizer> {
         .and_then(|id| tokens.get(id as usize))
         .map(|t| (*t).clone());
     let mut bpe = BPE::builder()
-        .vocab_and_merges(vocab.into_iter().collect::<tokenizers::models::bpe::Vocab>(), merges)
+        .vocab_and_merges(
+            vocab
+                .into_iter()
+                .collect::<tokenizers::models::bpe::Vocab>(),
+            merges,
+        )
         .byte_fallback(true);
     if let Some(unk) = unk {
         bpe = bpe.unk_token(unk);

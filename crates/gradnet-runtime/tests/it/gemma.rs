@@ -65,7 +65,11 @@ fn gemma3_tokenizes_as_llama_cpp_and_writes_as_f32_does() {
     let prompt = m.encode(STORY).unwrap();
     assert_eq!(prompt, STORY_IDS);
     let g = m.generate(&prompt, &greedy(24), |_| true).unwrap();
-    assert_eq!(g.text, m.decode(F32_STORY), "gradnet and the f32 reference differ");
+    assert_eq!(
+        g.text,
+        m.decode(F32_STORY),
+        "gradnet and the f32 reference differ"
+    );
 }
 
 fn message(role: &str, content: &str) -> ChatMessage {
@@ -92,7 +96,9 @@ fn gemma3_long_prompts_use_the_sliding_window() {
 fn long_prompt() -> String {
     let mut s = String::new();
     for i in 1..=60 {
-        s.push_str(&format!("Line {i}: the {i}th lantern of the harbor is lit. "));
+        s.push_str(&format!(
+            "Line {i}: the {i}th lantern of the harbor is lit. "
+        ));
     }
     s.push_str("Line 61:");
     s
@@ -103,7 +109,12 @@ fn gemma3_batched_decoding_keeps_each_answer() {
     let m = gemma();
     crate::llm::batched_answers_equal_lone_ones(
         &m,
-        &[STORY, "The three primary colors are", "def fibonacci(n):", "1, 2, 3,"],
+        &[
+            STORY,
+            "The three primary colors are",
+            "def fibonacci(n):",
+            "1, 2, 3,",
+        ],
         16,
     );
 }
@@ -150,7 +161,11 @@ fn gemma3_answer_in_a_child() {
     };
     let g = m.generate(&m.encode(STORY).unwrap(), &p, |_| true).unwrap();
     // the logprobs carry the logits' bits
-    let bits: Vec<String> = g.logprobs.iter().map(|l| format!("{:x}", l.logprob.to_bits())).collect();
+    let bits: Vec<String> = g
+        .logprobs
+        .iter()
+        .map(|l| format!("{:x}", l.logprob.to_bits()))
+        .collect();
     println!("ANSWER {:?} {}", g.text, bits.join(","));
 }
 
@@ -158,7 +173,9 @@ fn gemma3_answer_in_a_child() {
 const LLAMA_CPP_IDS: &[(&str, &[u32])] = &[
     (
         "héllo wörld 2024",
-        &[2, 236754, 7869, 844, 515, 4010, 671, 236743, 236778, 236771, 236778, 236812],
+        &[
+            2, 236754, 7869, 844, 515, 4010, 671, 236743, 236778, 236771, 236778, 236812,
+        ],
     ),
     (
         "  two  spaces\n\nnewlines\ttab",
@@ -173,8 +190,7 @@ const LLAMA_CPP_IDS: &[(&str, &[u32])] = &[
 ];
 
 const STORY_IDS: &[u32] = &[
-    2, 14946, 3324, 496, 990, 236764, 528, 496, 1944, 9744, 657, 506, 3998, 529, 506, 13254,
-    236764,
+    2, 14946, 3324, 496, 990, 236764, 528, 496, 1944, 9744, 657, 506, 3998, 529, 506, 13254, 236764,
 ];
 
 /// The f32 reference's greedy 24 tokens after `STORY`.

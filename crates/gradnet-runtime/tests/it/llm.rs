@@ -377,7 +377,11 @@ fn shared_prompt_prefixes_are_reused_without_changing_answers() {
 #[test]
 fn concurrent_generations_are_batched_without_changing_answers() {
     let m = tiny();
-    batched_answers_equal_lone_ones(&m, &["hello", "the quick brown fox", "a", "seeded sampling"], 40);
+    batched_answers_equal_lone_ones(
+        &m,
+        &["hello", "the quick brown fox", "a", "seeded sampling"],
+        40,
+    );
 }
 
 /// Greedy and sampled generations run at the same time decode in shared
@@ -396,9 +400,12 @@ pub(crate) fn batched_answers_equal_lone_ones(m: &LlmModel, prompts: &[&str], ma
         .map(|(i, p)| m.generate(p, &params(i), |_| true).unwrap())
         .collect();
     // every answer has text, so each stream below reaches its first piece
-    assert!(alone
-        .iter()
-        .all(|g| !g.text.is_empty() && g.completion_tokens > max_tokens / 5), "{alone:?}");
+    assert!(
+        alone
+            .iter()
+            .all(|g| !g.text.is_empty() && g.completion_tokens > max_tokens / 5),
+        "{alone:?}"
+    );
     let (passes, rows) = m.batch_stats();
     // the streams meet at their first piece, so that they decode together
     let met = std::sync::Barrier::new(prompts.len());
