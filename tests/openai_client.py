@@ -160,6 +160,15 @@ e = client.embeddings.create(model="minilm", input=["A cat sits on the mat.", "A
 assert len(e.data) == 2 and len(e.data[0].embedding) == 384 and e.usage.prompt_tokens > 0
 b = client.embeddings.create(model="minilm", input="A cat sits on the mat.")
 assert b.data[0].embedding == e.data[0].embedding
+
+# the Responses API, text in and out
+resp = client.responses.create(model="smollm2", instructions="You are a helpful assistant.",
+                               input="What is the capital of France?", temperature=0, max_output_tokens=30)
+assert resp.status == "completed" and "Paris" in resp.output_text, resp
+assert resp.usage.input_tokens > 0 and resp.usage.output_tokens > 0
+parsed = client.responses.parse(model="smollm2", input="Describe the city of Paris.", temperature=0,
+                                max_output_tokens=200, text_format=City)
+assert isinstance(parsed.output_parsed, City), parsed
 print("openai client: ok")
 
 # LangChain's OpenAI integration, unchanged

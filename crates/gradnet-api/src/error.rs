@@ -279,6 +279,15 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonBody {
 }
 
 impl JsonBody {
+    /// A JSON body built in the node (one route served as another).
+    pub(crate) fn json(bytes: bytes::Bytes) -> Self {
+        JsonBody {
+            json_len: bytes.len(),
+            bytes,
+            binary: false,
+        }
+    }
+
     /// Deserializes the JSON part.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self) -> Result<T, ApiError> {
         let json = &self.bytes[..self.json_len];

@@ -257,6 +257,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{*id}", get(routes::openai::get_model))
         .route("/v1/chat/completions", post(routes::openai::chat))
         .route("/v1/completions", post(routes::openai::completions))
+        .route("/v1/responses", post(routes::openai::responses::responses))
         .route(
             "/v1/embeddings",
             post(routes::openai::embeddings::embeddings),

@@ -497,3 +497,149 @@ async fn a_client_that_leaves_frees_its_slot_and_overload_gets_429() {
     assert!(metrics.contains("gradnet_llm_running 0"), "{metrics}");
     assert!(metrics.contains("gradnet_llm_tokens_total{kind=\"completion\"}"));
 }
+
+/// `/v1/responses`: text in (a string, or messages of text parts, with
+/// instructions) and out, JSON Schema formats, the same answer and
+/// receipt as the chat completion it describes; what it does not serve is
+/// refused by name.
+#[tokio::test]
+async fn responses_api_serves_text_in_and_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let base = node.url.clone();
+    let bytes = std::fs::read(real_model("smollm2-135m-instruct-q4_1.gguf")).unwrap();
+    publish(&base, "smollm2", "smollm2.gguf", bytes).await;
+    let url = format!("{base}/v1/responses");
+
+    let (s, r) = post(
+        &url,
+        json!({"model": "smollm2", "instructions": "You are a helpful assistant.",
+               "input": "What is the capital of France?", "temperature": 0, "max_output_tokens": 30}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["object"], "response");
+    assert_eq!(r["status"], "completed");
+    assert!(r["id"].as_str().unwrap().starts_with("resp_"));
+    let out = &r["output"][0];
+    assert_eq!(
+        (&out["type"], &out["role"]),
+        (&json!("message"), &json!("assistant"))
+    );
+    let text = out["content"][0]["text"].as_str().unwrap();
+    assert_eq!(out["content"][0]["type"], "output_text");
+    assert!(text.contains("Paris"), "{text}");
+    let u = &r["usage"];
+    assert_eq!(
+        u["total_tokens"],
+        u["input_tokens"].as_u64().unwrap() + u["output_tokens"].as_u64().unwrap()
+    );
+    // the same request as a chat completion: the same text, the same receipt
+    let (_, c) = chat(
+        &base,
+        json!({"model": "smollm2", "messages": user("What is the capital of France?"),
+               "temperature": 0, "max_completion_tokens": 30}),
+    )
+    .await;
+    assert_eq!(c["choices"][0]["message"]["content"], text);
+    assert_eq!(
+        c["gradnet_receipt"]["request_hash"],
+        r["gradnet_receipt"]["request_hash"]
+    );
+    // messages with text parts; a cut answer is incomplete
+    let (s, r) = post(
+        &url,
+        json!({"model": "smollm2", "max_output_tokens": 3, "temperature": 0, "store": false,
+               "input": [{"role": "user", "content": [{"type": "input_text", "text": "Count to ten."}]},
+                         {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "1, 2"}]},
+                         {"role": "user", "content": "Go on."}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    assert_eq!(r["status"], "incomplete");
+    assert_eq!(r["incomplete_details"]["reason"], "max_output_tokens");
+    assert_eq!(r["usage"]["output_tokens"], 3);
+    // a JSON Schema format: the answer validates
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"], "additionalProperties": false});
+    let (s, r) = post(
+        &url,
+        json!({"model": "smollm2", "input": "Name the capital of France as JSON.", "temperature": 0, "max_output_tokens": 40,
+               "text": {"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": true}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let answer: Value =
+        serde_json::from_str(r["output"][0]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert!(answer["city"].is_string(), "{answer}");
+    assert_eq!(r["text"]["format"]["type"], "json_schema");
+
+    for (body, param, says) in [
+        (
+            json!({"model": "smollm2", "input": "hi", "stream": true}),
+            "stream",
+            "/v1/chat/completions",
+        ),
+        (
+            json!({"model": "smollm2", "input": "hi", "previous_response_id": "resp_1"}),
+            "previous_response_id",
+            "not stored",
+        ),
+        (
+            json!({"model": "smollm2", "input": "hi", "tools": [{"type": "function", "name": "f"}]}),
+            "tools",
+            "tools",
+        ),
+        (
+            json!({"model": "smollm2", "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]}),
+            "input",
+            "input_image",
+        ),
+        (
+            json!({"model": "smollm2", "input": [{"type": "function_call_output", "output": "1"}]}),
+            "input",
+            "function_call_output",
+        ),
+        (
+            json!({"model": "smollm2", "input": 7}),
+            "input",
+            "string or a non-empty list",
+        ),
+        (
+            json!({"model": "smollm2", "input": "hi", "text": {"format": {"type": "yaml"}}}),
+            "text",
+            "json_schema",
+        ),
+        (
+            json!({"model": "smollm2", "input": "hi", "max_output_tokens": 100000}),
+            "input",
+            "maximum context length",
+        ),
+        (
+            json!({"model": "smollm2", "input": "hi", "max_output_tokens": 0}),
+            "max_output_tokens",
+            "at least 1",
+        ),
+    ] {
+        let (s, e) = post(&url, body.clone()).await;
+        assert_eq!(s, 400, "{body}: {e}");
+        assert_eq!(e["error"]["param"], param, "{body}: {e}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(says),
+            "{body}: {e}"
+        );
+    }
+    let (s, e) = post(
+        &url,
+        json!({"model": "smollm2", "input": "hi", "frobnicate": 1}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("frobnicate"),
+        "{e}"
+    );
+    node.stop();
+}

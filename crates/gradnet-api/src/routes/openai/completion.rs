@@ -209,13 +209,15 @@ impl Completion {
             }
         };
         let mut choices = vec![];
-        let mut first = None;
+        let mut receipts = vec![];
         for (i, g) in done.iter().enumerate() {
             let (c, r) = self.choice(i, g, charged.as_ref());
-            first.get_or_insert((r, c.clone()));
             choices.push(c);
+            receipts.push(r);
         }
-        let (receipt, c0) = first.ok_or_else(|| ApiError::internal("no choice was generated"))?;
+        let (Some(receipt), Some(c0)) = (receipts.into_iter().next(), choices.first()) else {
+            return Err(ApiError::internal("no choice was generated"));
+        };
         let g0 = &done[0];
         let mut body = json!({
             "id": self.id,

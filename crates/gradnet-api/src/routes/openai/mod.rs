@@ -1,5 +1,6 @@
 //! OpenAI-compatible LLM serving: `GET /v1/models`, `POST /v1/chat/completions`,
-//! `POST /v1/completions`, streaming as server-sent events. Every answer
+//! `POST /v1/completions`, `POST /v1/responses` (text), streaming as
+//! server-sent events. Every answer
 //! carries a signed receipt: in the `gradnet_receipt` field, in the
 //! `X-Gradnet-Receipt` header, and in the last chunk of a stream.
 
@@ -29,6 +30,7 @@ use crate::AppState;
 
 mod completion;
 pub(crate) mod embeddings;
+pub(crate) mod responses;
 mod stream;
 
 use completion::Completion;
