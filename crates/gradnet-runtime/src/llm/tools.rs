@@ -109,9 +109,14 @@ pub fn generic_prompt(tools: &Value, required: bool) -> String {
     )
 }
 
+/// Calls one answer may make at once: small models tend to repeat a call
+/// until the token limit.
+pub const MAX_PARALLEL_CALLS: usize = 8;
+
 /// What an answer may be, as a constraint (`{"schema", "prefix"?,
 /// "suffix"?}`): a call to one of `tools` (only `only` if named), at most
-/// one unless `parallel`, or with `or_text` (generic style) a plain answer.
+/// one unless `parallel` (then at most `MAX_PARALLEL_CALLS`), or with
+/// `or_text` (generic style) a plain answer.
 pub fn call_constraint(
     style: ToolStyle,
     tools: &Value,
@@ -153,7 +158,7 @@ pub fn call_constraint(
     }
     let call = json!({"anyOf": calls});
     let list = json!({"type": "array", "items": call, "minItems": 1,
-        "maxItems": if parallel { Value::Null } else { json!(1) }});
+        "maxItems": if parallel { MAX_PARALLEL_CALLS } else { 1 }});
     let list = match list {
         Value::Object(mut m) => {
             m.retain(|_, v| !v.is_null());

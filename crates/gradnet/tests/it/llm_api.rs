@@ -643,3 +643,51 @@ async fn responses_api_serves_text_in_and_out() {
     );
     node.stop();
 }
+
+/// The second model family through the API: Gemma 3 (its own template, a
+/// SentencePiece vocabulary) calls an offered tool, reads the tool's answer
+/// and goes on; greedy answers repeat with the same receipt.
+#[tokio::test]
+async fn gemma3_calls_a_tool_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), &[]);
+    let base = node.url.clone();
+    let bytes = std::fs::read(real_model("gemma-3-270m-q4_k_m.gguf")).unwrap();
+    publish(&base, "gemma3", "gemma3.gguf", bytes).await;
+    let models: Value = get_json(&format!("{base}/v1/models/gemma3")).await;
+    assert_eq!(models["id"], "gemma3");
+
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}}, "required": ["city"]}}}]);
+    let ask = json!({"model": "gemma3", "temperature": 0, "max_tokens": 60, "tools": tools,
+        "tool_choice": "required", "parallel_tool_calls": false,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}]});
+    let (s, a) = chat(&base, ask.clone()).await;
+    assert_eq!(s, 200, "{a}");
+    let choice = &a["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{a}");
+    assert_eq!(choice["message"]["tool_calls"].as_array().unwrap().len(), 1, "{a}");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather", "{a}");
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(args["city"].is_string(), "{args}");
+    let (_, again) = chat(&base, ask).await;
+    assert_eq!(again["gradnet_receipt"]["output_hash"], a["gradnet_receipt"]["output_hash"]);
+
+    // the tool's answer goes back; the model answers in text
+    let (s, b) = chat(
+        &base,
+        json!({"model": "gemma3", "temperature": 0, "max_tokens": 30, "tools": tools,
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"},
+                         choice["message"].clone(),
+                         {"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 24 degrees."}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        ["stop", "length", "tool_calls"].contains(&b["choices"][0]["finish_reason"].as_str().unwrap()),
+        "{b}"
+    );
+    node.stop();
+}
