@@ -304,6 +304,17 @@ fn likeliest(v: &[f32], k: usize) -> Vec<u32> {
         return vec![];
     }
     let better = |a: &u32, b: &u32| v[*b as usize].total_cmp(&v[*a as usize]).then(a.cmp(b));
+    if k == 1 {
+        // one pass; the first of equal maxima wins, as the sort below would
+        let best = (1..v.len() as u32).fold(0u32, |best, i| {
+            if better(&i, &best).is_lt() {
+                i
+            } else {
+                best
+            }
+        });
+        return vec![best];
+    }
     let mut idx: Vec<u32> = (0..v.len() as u32).collect();
     if k < idx.len() {
         idx.select_nth_unstable_by(k - 1, better);
@@ -384,6 +395,20 @@ impl LlmModel {
                     return Ok(t);
                 }
             }
+        } else {
+            // rejection sampling: a draw from the model's distribution that
+            // the grammar accepts is a draw from that distribution limited to
+            // valid tokens, at the cost of one check; a refused token is
+            // masked and the draw repeated a few times before the search below
+            for _ in 0..REDRAWS {
+                let t = sampler
+                    .sample(&Tensor::new(&*v, &Device::Cpu).map_err(exec)?)
+                    .map_err(exec)?;
+                if valid(t) {
+                    return Ok(t);
+                }
+                v[t as usize] = f32::NEG_INFINITY;
+            }
         }
         // a valid continuation is nearly always among the first few hundred;
         // when the model wants none of them (it was not asked for JSON), the
@@ -420,6 +445,9 @@ impl LlmModel {
         sampler.sample(&masked).map_err(exec)
     }
 }
+
+/// Draws per sampled constrained step before valid tokens are searched.
+const REDRAWS: usize = 4;
 
 enum Step {
     Emit(String),
@@ -534,6 +562,14 @@ impl Session<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_likeliest_token_is_the_first_of_the_sorted_ones() {
+        let v = [0.5f32, 2.0, -1.0, 2.0, f32::NEG_INFINITY, 1.5];
+        assert_eq!(likeliest(&v, 1), [1]);
+        assert_eq!(likeliest(&v, 3), [1, 3, 5]);
+        assert_eq!(likeliest(&[f32::NEG_INFINITY; 3], 1), [0]);
+    }
 
     #[test]
     fn prefixes_of_stop_strings_are_found() {
