@@ -5,7 +5,36 @@
 
 use safetensors::SafeTensors;
 
-use super::kernels::{dot, linear};
+use gradnet_onnx::cx::Cx;
+use gradnet_onnx::kernels::epilogue::{Operand, Step};
+use gradnet_onnx::kernels::gemm::{gemm, AOp, BOp, Epilogue, PackedB};
+use gradnet_onnx::Isa;
+
+use super::kernels::dot;
+
+/// A thread pool of `threads` workers, made once per count (none for one).
+fn pool(threads: usize) -> Option<std::sync::Arc<rayon::ThreadPool>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    static POOLS: Mutex<Option<HashMap<usize, Arc<rayon::ThreadPool>>>> = Mutex::new(None);
+    if threads <= 1 {
+        return None;
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    let pools = pools.get_or_insert_with(HashMap::new);
+    if let Some(p) = pools.get(&threads) {
+        return Some(p.clone());
+    }
+    let p = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("gradnet-embed-{i}"))
+            .build()
+            .ok()?,
+    );
+    pools.insert(threads, p.clone());
+    Some(p)
+}
 use crate::error::{Result, RuntimeError};
 
 /// Shape settings from the model's `config.json`.
@@ -26,10 +55,45 @@ fn default_eps() -> f64 {
     1e-12
 }
 
+/// A linear layer: its weights packed once for the engine's matrix
+/// product, its bias added in the product's epilogue.
 struct Linear {
-    w: Vec<f32>,
-    b: Vec<f32>,
+    packed: PackedB,
+    bias: [Step; 1],
+    n: usize,
     k: usize,
+}
+
+impl Linear {
+    fn new(w: &[f32], b: Vec<f32>, k: usize) -> Linear {
+        let n = b.len();
+        Linear {
+            // B[kk][j] = W[j][kk]: the transposed weights
+            packed: PackedB::new(Isa::current(), w, k, n, 1, k),
+            bias: [Step::Add(Operand::Col(b))],
+            n,
+            k,
+        }
+    }
+
+    /// `x W^T + b` for the rows of `x`: each output one FMA chain in
+    /// ascending k, then the bias, whatever the rows, threads or CPU.
+    fn apply(&self, cx: &Cx, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / self.k;
+        let mut out = vec![0f32; m * self.n];
+        gemm(
+            cx,
+            m,
+            self.n,
+            self.k,
+            AOp::Rows { a: x, lda: self.k },
+            BOp::Packed(&self.packed),
+            &mut out,
+            self.n,
+            Epilogue { steps: &self.bias },
+        );
+        out
+    }
 }
 
 struct Norm {
@@ -97,11 +161,11 @@ impl Bert {
         };
         let t = |n: &str, shape: &[usize]| tensor(st, &format!("{prefix}{n}"), shape);
         let lin = |n: &str, out: usize, inp: usize| -> Result<Linear> {
-            Ok(Linear {
-                w: t(&format!("{n}.weight"), &[out, inp])?,
-                b: t(&format!("{n}.bias"), &[out])?,
-                k: inp,
-            })
+            Ok(Linear::new(
+                &t(&format!("{n}.weight"), &[out, inp])?,
+                t(&format!("{n}.bias"), &[out])?,
+                inp,
+            ))
         };
         let norm = |n: &str| -> Result<Norm> {
             Ok(Norm {
@@ -142,6 +206,8 @@ impl Bert {
 
     /// The last hidden state of each sequence (`[len, hidden]` each).
     pub(crate) fn forward(&self, seqs: &[Vec<u32>], threads: usize) -> Vec<Vec<f32>> {
+        let pool = pool(threads);
+        let cx = Cx::new(Isa::current(), pool.as_deref(), u64::MAX);
         let h = self.cfg.hidden_size;
         let mut x: Vec<f32> = Vec::with_capacity(seqs.iter().map(Vec::len).sum::<usize>() * h);
         for s in seqs {
@@ -153,7 +219,7 @@ impl Bert {
         }
         self.layer_norm(&mut x, &self.norm);
         for l in &self.layers {
-            let lin = |x: &[f32], l: &Linear| linear(x, &l.w, &l.b, l.k, threads);
+            let lin = |x: &[f32], l: &Linear| l.apply(&cx, x);
             let (q, k, v) = (lin(&x, &l.q), lin(&x, &l.k), lin(&x, &l.v));
             let ctx = self.attention(seqs, &q, &k, &v);
             let mut a = lin(&ctx, &l.o);

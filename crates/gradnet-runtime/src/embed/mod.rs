@@ -2,7 +2,8 @@
 //! file whose metadata carries the tokenizer and the sentence-transformers
 //! settings (`gradnet.kind = sentence-embedding`; `scripts/fetch-models`
 //! packs all-MiniLM-L6-v2 so), pooled and normalized as sentence-transformers
-//! does. Bit-identical on every CPU, thread count and batch (see `kernels`).
+//! does. Bit-identical on every CPU, thread count and batch (linear layers on
+//! the ONNX engine's deterministic matrix product, attention in `kernels`).
 
 mod bert;
 mod kernels;
