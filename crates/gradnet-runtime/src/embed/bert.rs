@@ -8,6 +8,7 @@ use safetensors::SafeTensors;
 use gradnet_onnx::cx::Cx;
 use gradnet_onnx::kernels::epilogue::{Operand, Step};
 use gradnet_onnx::kernels::gemm::{gemm, AOp, BOp, Epilogue, PackedB};
+use gradnet_onnx::kernels::{math, Fma, Hard, Soft};
 use gradnet_onnx::Isa;
 
 use super::kernels::dot;
@@ -226,7 +227,7 @@ impl Bert {
             a.iter_mut().zip(&x).for_each(|(a, x)| *a += x);
             self.layer_norm(&mut a, &l.norm1);
             let mut up = lin(&a, &l.up);
-            up.iter_mut().for_each(|u| *u = gelu(*u));
+            each(&mut up, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
             let mut down = lin(&up, &l.down);
             down.iter_mut().zip(&a).for_each(|(d, a)| *d += a);
             self.layer_norm(&mut down, &l.norm2);
@@ -259,11 +260,9 @@ impl Bert {
                     p.clear();
                     p.extend((0..n).map(|j| dot(qi, &k[col(j)..col(j) + d]) * scale));
                     let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for e in p.iter_mut() {
-                        *e = libm::expf(*e - m);
-                        sum += *e;
-                    }
+                    p.iter_mut().for_each(|e| *e -= m);
+                    each(&mut p, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
+                    let sum = p.iter().sum::<f32>();
                     let o = &mut out[col(i)..col(i) + d];
                     for (j, e) in p.iter().enumerate() {
                         let w = e / sum;
@@ -290,7 +289,46 @@ impl Bert {
     }
 }
 
-/// BERT's exact GELU, with a portable `erf`.
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+/// BERT's exact GELU, with the ONNX engine's `erf` (Cephes' polynomial).
+#[inline(always)]
+fn gelu<F: Fma>(x: f32) -> f32 {
+    0.5 * x * (1.0 + math::erf::<F>(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// `f` applied to each value: built with hardware FMA where the CPU has it,
+/// else with the exact emulation (`soft`), which gives the same bits.
+#[inline(always)]
+fn each(xs: &mut [f32], hard: impl Fn(f32) -> f32, soft: impl Fn(f32) -> f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("fma") {
+        // `hard` is inlined here, so its multiply-adds compile to FMA
+        #[target_feature(enable = "fma")]
+        unsafe fn with_fma(xs: &mut [f32], f: impl Fn(f32) -> f32) {
+            xs.iter_mut().for_each(|x| *x = f(*x));
+        }
+        // SAFETY: the CPU has FMA
+        unsafe { with_fma(xs, hard) };
+        return;
+    }
+    let _ = hard;
+    xs.iter_mut().for_each(|x| *x = soft(*x));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The FMA build and the emulation give the same bits.
+    #[test]
+    fn gelu_and_exp_are_the_same_with_and_without_fma() {
+        let xs: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.00173).collect();
+        let (mut a, mut b) = (xs.clone(), xs.clone());
+        each(&mut a, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
+        b.iter_mut().for_each(|x| *x = gelu::<Soft>(*x));
+        assert_eq!(a, b);
+        let (mut a, mut b) = (xs.clone(), xs);
+        each(&mut a, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
+        b.iter_mut().for_each(|x| *x = math::exp::<Soft>(*x));
+        assert_eq!(a, b);
+    }
 }
