@@ -222,12 +222,20 @@ impl Bert {
         for l in &self.layers {
             let lin = |x: &[f32], l: &Linear| l.apply(&cx, x);
             let (q, k, v) = (lin(&x, &l.q), lin(&x, &l.k), lin(&x, &l.v));
-            let ctx = self.attention(seqs, &q, &k, &v);
+            let ctx = self.attention(pool.as_deref(), seqs, &q, &k, &v);
             let mut a = lin(&ctx, &l.o);
             a.iter_mut().zip(&x).for_each(|(a, x)| *a += x);
             self.layer_norm(&mut a, &l.norm1);
             let mut up = lin(&a, &l.up);
-            each(&mut up, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
+            // element-wise, so split across the pool like the products
+            let gelu_all = |c: &mut [f32]| each(c, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
+            match &pool {
+                Some(p) => p.install(|| {
+                    use rayon::prelude::*;
+                    up.par_chunks_mut(4096).for_each(gelu_all)
+                }),
+                None => gelu_all(&mut up),
+            }
             let mut down = lin(&up, &l.down);
             down.iter_mut().zip(&a).for_each(|(d, a)| *d += a);
             self.layer_norm(&mut down, &l.norm2);
@@ -243,37 +251,67 @@ impl Bert {
     }
 
     /// Multi-head self-attention of each sequence over itself.
-    fn attention(&self, seqs: &[Vec<u32>], q: &[f32], k: &[f32], v: &[f32]) -> Vec<f32> {
+    /// Self-attention of each text over itself (texts are never padded):
+    /// texts run in parallel on `pool`, each output row written by one.
+    fn attention(
+        &self,
+        pool: Option<&rayon::ThreadPool>,
+        seqs: &[Vec<u32>],
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+    ) -> Vec<f32> {
+        let h = self.cfg.hidden_size;
+        let mut out = vec![0f32; q.len()];
+        // each text's rows of q, k, v and out
+        let mut parts = vec![];
+        let (mut rest, mut at) = (&mut out[..], 0);
+        for s in seqs {
+            let rows = s.len() * h;
+            let (mine, tail) = rest.split_at_mut(rows);
+            parts.push((&q[at..at + rows], &k[at..at + rows], &v[at..at + rows], mine));
+            rest = tail;
+            at += rows;
+        }
+        let one = |(q, k, v, out): (&[f32], &[f32], &[f32], &mut [f32])| {
+            self.attend(q, k, v, out)
+        };
+        match pool {
+            Some(p) => p.install(|| {
+                use rayon::prelude::*;
+                parts.into_par_iter().for_each(one)
+            }),
+            None => parts.into_iter().for_each(one),
+        }
+        out
+    }
+
+    /// One text's attention: `q`, `k`, `v` and `out` are its `[n, hidden]`.
+    fn attend(&self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) {
         let h = self.cfg.hidden_size;
         let heads = self.cfg.num_attention_heads;
         let d = h / heads;
         let scale = 1.0 / (d as f32).sqrt();
-        let mut out = vec![0f32; q.len()];
-        let mut at = 0;
+        let n = q.len() / h;
         let mut p = vec![];
-        for s in seqs {
-            let n = s.len();
-            for head in 0..heads {
-                let col = |t: usize| (at + t) * h + head * d;
-                for i in 0..n {
-                    let qi = &q[col(i)..col(i) + d];
-                    p.clear();
-                    p.extend((0..n).map(|j| dot(qi, &k[col(j)..col(j) + d]) * scale));
-                    let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    p.iter_mut().for_each(|e| *e -= m);
-                    each(&mut p, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
-                    let sum = p.iter().sum::<f32>();
-                    let o = &mut out[col(i)..col(i) + d];
-                    for (j, e) in p.iter().enumerate() {
-                        let w = e / sum;
-                        let vj = &v[col(j)..col(j) + d];
-                        o.iter_mut().zip(vj).for_each(|(o, v)| *o += w * v);
-                    }
+        for head in 0..heads {
+            let col = |t: usize| t * h + head * d;
+            for i in 0..n {
+                let qi = &q[col(i)..col(i) + d];
+                p.clear();
+                p.extend((0..n).map(|j| dot(qi, &k[col(j)..col(j) + d]) * scale));
+                let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                p.iter_mut().for_each(|e| *e -= m);
+                each(&mut p, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
+                let sum = p.iter().sum::<f32>();
+                let o = &mut out[col(i)..col(i) + d];
+                for (j, e) in p.iter().enumerate() {
+                    let w = e / sum;
+                    let vj = &v[col(j)..col(j) + d];
+                    o.iter_mut().zip(vj).for_each(|(o, v)| *o += w * v);
                 }
             }
-            at += n;
         }
-        out
     }
 
     fn layer_norm(&self, x: &mut [f32], n: &Norm) {
