@@ -228,7 +228,7 @@ impl Bert {
             self.layer_norm(&mut a, &l.norm1);
             let mut up = lin(&a, &l.up);
             // element-wise, so split across the pool like the products
-            let gelu_all = |c: &mut [f32]| each(c, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
+            let gelu_all = |c: &mut [f32]| each(c, gelu::<Hard>, gelu::<Soft>);
             match &pool {
                 Some(p) => p.install(|| {
                     use rayon::prelude::*;
@@ -269,13 +269,16 @@ impl Bert {
         for s in seqs {
             let rows = s.len() * h;
             let (mine, tail) = rest.split_at_mut(rows);
-            parts.push((&q[at..at + rows], &k[at..at + rows], &v[at..at + rows], mine));
+            parts.push((
+                &q[at..at + rows],
+                &k[at..at + rows],
+                &v[at..at + rows],
+                mine,
+            ));
             rest = tail;
             at += rows;
         }
-        let one = |(q, k, v, out): (&[f32], &[f32], &[f32], &mut [f32])| {
-            self.attend(q, k, v, out)
-        };
+        let one = |(q, k, v, out): (&[f32], &[f32], &[f32], &mut [f32])| self.attend(q, k, v, out);
         match pool {
             Some(p) => p.install(|| {
                 use rayon::prelude::*;
@@ -302,7 +305,7 @@ impl Bert {
                 p.extend((0..n).map(|j| dot(qi, &k[col(j)..col(j) + d]) * scale));
                 let m = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 p.iter_mut().for_each(|e| *e -= m);
-                each(&mut p, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
+                each(&mut p, math::exp::<Hard>, math::exp::<Soft>);
                 let sum = p.iter().sum::<f32>();
                 let o = &mut out[col(i)..col(i) + d];
                 for (j, e) in p.iter().enumerate() {
@@ -361,11 +364,11 @@ mod tests {
     fn gelu_and_exp_are_the_same_with_and_without_fma() {
         let xs: Vec<f32> = (-4000..4000).map(|i| i as f32 * 0.00173).collect();
         let (mut a, mut b) = (xs.clone(), xs.clone());
-        each(&mut a, |x| gelu::<Hard>(x), |x| gelu::<Soft>(x));
+        each(&mut a, gelu::<Hard>, gelu::<Soft>);
         b.iter_mut().for_each(|x| *x = gelu::<Soft>(*x));
         assert_eq!(a, b);
         let (mut a, mut b) = (xs.clone(), xs);
-        each(&mut a, |x| math::exp::<Hard>(x), |x| math::exp::<Soft>(x));
+        each(&mut a, math::exp::<Hard>, math::exp::<Soft>);
         b.iter_mut().for_each(|x| *x = math::exp::<Soft>(*x));
         assert_eq!(a, b);
     }

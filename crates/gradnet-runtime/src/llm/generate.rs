@@ -306,13 +306,16 @@ fn likeliest(v: &[f32], k: usize) -> Vec<u32> {
     let better = |a: &u32, b: &u32| v[*b as usize].total_cmp(&v[*a as usize]).then(a.cmp(b));
     if k == 1 {
         // one pass; the first of equal maxima wins, as the sort below would
-        let best = (1..v.len() as u32).fold(0u32, |best, i| {
-            if better(&i, &best).is_lt() {
-                i
-            } else {
-                best
-            }
-        });
+        let best = (1..v.len() as u32).fold(
+            0u32,
+            |best, i| {
+                if better(&i, &best).is_lt() {
+                    i
+                } else {
+                    best
+                }
+            },
+        );
         return vec![best];
     }
     let mut idx: Vec<u32> = (0..v.len() as u32).collect();

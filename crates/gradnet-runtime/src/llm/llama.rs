@@ -278,7 +278,7 @@ impl LlamaWeights {
         } else {
             (None, 1, base)
         };
-        let sliding = |i: usize| window.is_some() && (i + 1) % period != 0;
+        let sliding = |i: usize| window.is_some() && !(i + 1).is_multiple_of(period);
         let ropes = [base, local_base]
             .iter()
             .map(|b| rope_table(*b, rope_dim, context_length))

@@ -667,13 +667,21 @@ async fn gemma3_calls_a_tool_end_to_end() {
     assert_eq!(s, 200, "{a}");
     let choice = &a["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{a}");
-    assert_eq!(choice["message"]["tool_calls"].as_array().unwrap().len(), 1, "{a}");
+    assert_eq!(
+        choice["message"]["tool_calls"].as_array().unwrap().len(),
+        1,
+        "{a}"
+    );
     let call = &choice["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather", "{a}");
-    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert!(args["city"].is_string(), "{args}");
     let (_, again) = chat(&base, ask).await;
-    assert_eq!(again["gradnet_receipt"]["output_hash"], a["gradnet_receipt"]["output_hash"]);
+    assert_eq!(
+        again["gradnet_receipt"]["output_hash"],
+        a["gradnet_receipt"]["output_hash"]
+    );
 
     // the tool's answer goes back; the model answers in text
     let (s, b) = chat(
@@ -686,7 +694,8 @@ async fn gemma3_calls_a_tool_end_to_end() {
     .await;
     assert_eq!(s, 200, "{b}");
     assert!(
-        ["stop", "length", "tool_calls"].contains(&b["choices"][0]["finish_reason"].as_str().unwrap()),
+        ["stop", "length", "tool_calls"]
+            .contains(&b["choices"][0]["finish_reason"].as_str().unwrap()),
         "{b}"
     );
     node.stop();
