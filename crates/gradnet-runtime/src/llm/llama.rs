@@ -133,6 +133,8 @@ impl Projections {
 enum Embeddings {
     Own(QMatrix),
     F32(Vec<f32>),
+    /// The output layer's own matrix (tied weights): held once.
+    Output,
 }
 
 struct Layer {
@@ -284,16 +286,25 @@ impl LlamaWeights {
             .map(|b| rope_table(*b, rope_dim, context_length))
             .collect();
 
-        let embd = ct.tensor(r, "token_embd.weight", &Device::Cpu)?;
-        let embeddings = if let Some(m) = own_matrix(&embd) {
-            Embeddings::Own(m?)
+        let tied = !ct.tensor_infos.contains_key("output.weight");
+        let output = Linear::load(
+            ct,
+            r,
+            if tied {
+                "token_embd.weight"
+            } else {
+                "output.weight"
+            },
+        )?;
+        let embeddings = if tied && matches!(output, Linear::Own(_)) {
+            Embeddings::Output
         } else {
-            Embeddings::F32(embd.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
-        };
-        let output = if ct.tensor_infos.contains_key("output.weight") {
-            Linear::load(ct, r, "output.weight")?
-        } else {
-            Linear::load(ct, r, "token_embd.weight")?
+            let embd = ct.tensor(r, "token_embd.weight", &Device::Cpu)?;
+            if let Some(m) = own_matrix(&embd) {
+                Embeddings::Own(m?)
+            } else {
+                Embeddings::F32(embd.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
+            }
         };
         let mut layers = Vec::with_capacity(blocks);
         for i in 0..blocks {
@@ -474,6 +485,10 @@ impl LlamaWeights {
             match &self.embeddings {
                 Embeddings::Own(m) => m.dequantize_row(t, out),
                 Embeddings::F32(v) => out.copy_from_slice(&v[t * h..(t + 1) * h]),
+                Embeddings::Output => match &self.output {
+                    Linear::Own(m) => m.dequantize_row(t, out),
+                    Linear::Candle(..) => unreachable!("tied only to gradnet's own matrix"),
+                },
             }
             if let Some(scale) = self.flavor.embed_scale {
                 out.iter_mut().for_each(|v| *v *= scale);
