@@ -1,9 +1,10 @@
 //! GGML block formats rewritten, value for value, into the 32-element block
 //! formats `quant` has kernels for: Q4_K into Q4F, Q6_K into Q8H (Q4_1,
-//! Q5_0 and Q8_0 have kernels as they are). Every weight keeps its exact value (the products of an f16 scale
-//! and a 6- or 8-bit integer are exact in f32), so a converted matrix
-//! dequantizes to the same bits as the file's and the kernels' integer dot
-//! products need one code path per layout, not per file format.
+//! Q5_0 and Q8_0 have kernels as they are). Every weight keeps its exact
+//! value (the products of an f16 scale and a 6- or 8-bit integer are exact
+//! in f32), so a converted matrix dequantizes to the same bits as the
+//! file's and the kernels' integer dot products need one code path per
+//! layout, not per file format.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -13,20 +14,18 @@ use super::quant::{Format, QMatrix, QK};
 /// Values per k-quant super-block.
 const QK_K: usize = 256;
 
+/// GGML blocks to kernel blocks.
+type Rewrite = fn(&[u8]) -> Vec<u8>;
+
 /// The tensor as a kernel matrix, if its format has one.
 pub(super) fn own_matrix(t: &QTensor) -> Option<candle_core::Result<QMatrix>> {
-    let convert: fn(&[u8]) -> Vec<u8> = match t.dtype() {
-        GgmlDType::Q4_1 | GgmlDType::Q8_0 | GgmlDType::Q5_0 => |b| b.to_vec(),
-        GgmlDType::Q4K => q4_k_to_q4f,
-        GgmlDType::Q6K => q6_k_to_q8h,
+    let (format, convert): (Format, Rewrite) = match t.dtype() {
+        GgmlDType::Q4_1 => (Format::Q4_1, |b| b.to_vec()),
+        GgmlDType::Q5_0 => (Format::Q5_0, |b| b.to_vec()),
+        GgmlDType::Q8_0 => (Format::Q8_0, |b| b.to_vec()),
+        GgmlDType::Q4K => (Format::Q4F, q4_k_to_q4f),
+        GgmlDType::Q6K => (Format::Q8H, q6_k_to_q8h),
         _ => return None,
-    };
-    let format = match t.dtype() {
-        GgmlDType::Q4_1 => Format::Q4_1,
-        GgmlDType::Q5_0 => Format::Q5_0,
-        GgmlDType::Q4K => Format::Q4F,
-        GgmlDType::Q6K => Format::Q8H,
-        _ => Format::Q8_0,
     };
     Some((|| {
         let (n, k) = t.shape().dims2()?;
